@@ -1,0 +1,205 @@
+"""Flavors, instances and what happens to them, and the compute services with their nodes."""
+
+import uuid
+
+from django.db import models
+
+from cloud.identity.models import Project, User
+
+from . import states
+
+
+class Flavor(models.Model):
+    flavorid = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255, unique=True)
+    vcpus = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    root_gb = models.PositiveIntegerField(default=0)
+    ephemeral_gb = models.PositiveIntegerField(default=0)
+    swap = models.PositiveIntegerField(default=0)
+    rxtx_factor = models.FloatField(default=1.0)
+    is_public = models.BooleanField(default=True)
+    disabled = models.BooleanField(default=False)
+    description = models.TextField(null=True, blank=True)
+    extra_specs = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["flavorid"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.flavorid})"
+
+
+class Instance(models.Model):
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    display_name = models.CharField(max_length=255)
+    hostname = models.CharField(max_length=255, default="", blank=True)
+    description = models.TextField(null=True, blank=True)
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="instances")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="instances")
+
+    image_ref = models.CharField(max_length=36, blank=True, default="")
+    flavor = models.ForeignKey(Flavor, null=True, blank=True, on_delete=models.SET_NULL)
+    # The flavor as it was at boot: a deleted or edited flavor must not change a running server.
+    flavor_snapshot = models.JSONField(default=dict)
+    vcpus = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    root_gb = models.PositiveIntegerField()
+    ephemeral_gb = models.PositiveIntegerField(default=0)
+
+    vm_state = models.CharField(max_length=32, default=states.BUILDING, db_index=True)
+    task_state = models.CharField(max_length=32, null=True, blank=True)
+    power_state = models.CharField(max_length=16, default="nostate")
+    host = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    node = models.CharField(max_length=255, null=True, blank=True)
+    availability_zone = models.CharField(max_length=255, null=True, blank=True)
+    retries = models.PositiveIntegerField(default=0)
+    # Hosts a failed build already tried, so a reschedule goes elsewhere.
+    tried_hosts = models.JSONField(default=list, blank=True)
+
+    key_name = models.CharField(max_length=255, null=True, blank=True)
+    key_data = models.TextField(blank=True, default="")
+    user_data = models.TextField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    requested_networks = models.JSONField(default=list, blank=True)
+    scheduler_hints = models.JSONField(default=dict, blank=True)
+    access_ip_v4 = models.CharField(max_length=64, blank=True, default="")
+    access_ip_v6 = models.CharField(max_length=64, blank=True, default="")
+    config_drive = models.BooleanField(default=False)
+    locked = models.BooleanField(default=False)
+    locked_reason = models.TextField(null=True, blank=True)
+    launch_index = models.PositiveIntegerField(default=0)
+    reservation_id = models.CharField(max_length=32, blank=True, default="")
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False, db_index=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-uuid"]
+        indexes = [models.Index(fields=["project", "deleted", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.display_name} ({self.uuid})"
+
+    @property
+    def status(self) -> str:
+        return states.status(self.vm_state, self.task_state)
+
+
+class InstanceFault(models.Model):
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="faults")
+    code = models.PositiveIntegerField(default=500)
+    message = models.CharField(max_length=255)
+    details = models.TextField(blank=True, default="")
+    host = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+
+class InstanceAction(models.Model):
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="actions")
+    action = models.CharField(max_length=64)
+    request_id = models.CharField(max_length=64)
+    user_id = models.CharField(max_length=64)
+    project_id = models.CharField(max_length=64)
+    start_time = models.DateTimeField(auto_now_add=True)
+    finish_time = models.DateTimeField(null=True, blank=True)
+    message = models.CharField(max_length=255, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-start_time", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.request_id}"
+
+
+class InstanceActionEvent(models.Model):
+    action = models.ForeignKey(InstanceAction, on_delete=models.CASCADE, related_name="events")
+    event = models.CharField(max_length=64)
+    start_time = models.DateTimeField(auto_now_add=True)
+    finish_time = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=32, null=True, blank=True)
+    traceback = models.TextField(null=True, blank=True)
+    host = models.CharField(max_length=255, null=True, blank=True)
+    details = models.TextField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["start_time", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.result}"
+
+
+class Service(models.Model):
+    """A control-plane or compute process, known by the heartbeats it sends."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    host = models.CharField(max_length=255)
+    binary = models.CharField(max_length=64)
+    topic = models.CharField(max_length=255, blank=True, default="")
+    disabled = models.BooleanField(default=False)
+    disabled_reason = models.CharField(max_length=255, null=True, blank=True)
+    forced_down = models.BooleanField(default=False)
+    last_seen_up = models.DateTimeField(null=True, blank=True)
+    report_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["host", "binary"], name="uniq_service_host_binary")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.binary}@{self.host}"
+
+
+class ComputeNode(models.Model):
+    """What a compute host has (from its reports) and what is claimed on it (from the scheduler).
+
+    The *_used columns change only through claims (cloud.scheduler.claims), each in one conditional
+    UPDATE, so they never exceed capacity × allocation ratio.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    service = models.OneToOneField(Service, on_delete=models.CASCADE, related_name="compute_node")
+    host = models.CharField(max_length=255, unique=True)
+    hypervisor_hostname = models.CharField(max_length=255)
+    hypervisor_type = models.CharField(max_length=64, default="QEMU")
+    hypervisor_version = models.BigIntegerField(default=0)
+    host_ip = models.CharField(max_length=64, default="127.0.0.1")
+    cpu_info = models.JSONField(default=dict, blank=True)
+    vcpus = models.PositiveIntegerField(default=0)
+    memory_mb = models.PositiveIntegerField(default=0)
+    local_gb = models.PositiveIntegerField(default=0)
+    vcpus_used = models.PositiveIntegerField(default=0)
+    memory_mb_used = models.PositiveIntegerField(default=0)
+    local_gb_used = models.PositiveIntegerField(default=0)
+    cpu_allocation_ratio = models.FloatField(default=4.0)
+    ram_allocation_ratio = models.FloatField(default=1.0)
+    disk_allocation_ratio = models.FloatField(default=1.0)
+    # The domains the hypervisor last said exist, as [{"uuid", "power_state"}].
+    domains = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.hypervisor_hostname
+
+    @property
+    def running_vms(self) -> int:
+        return len(self.domains)

@@ -1,0 +1,19 @@
+"""Who is asking: the identity behind a validated token, passed from views into service functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    user_id: str
+    user_name: str
+    project_id: str | None
+    project_name: str | None
+    roles: tuple[str, ...] = field(default_factory=tuple)
+    request_id: str = "-"
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles

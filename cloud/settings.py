@@ -1,0 +1,178 @@
+"""Settings, read from the environment so that one code base runs as a laptop demo and in CI.
+
+DATABASE_URL   SQLite file under var/ by default; PostgreSQL (postgres://…) in CI and production.
+REDIS_URL      broker for Celery (and, later, the Channels layer).
+KUMO_*         Kumo's own knobs, documented in README.md.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("KUMO_VAR_DIR", BASE_DIR / "var"))
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or ""
+if not SECRET_KEY:
+    # A per-checkout key, generated once, so no fixed secret ships in the repository.
+    _key_file = VAR_DIR / "secret_key"
+    if _key_file.exists():
+        SECRET_KEY = _key_file.read_text().strip()
+    else:
+        import secrets
+
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        SECRET_KEY = secrets.token_urlsafe(50)
+        _key_file.write_text(SECRET_KEY)
+        _key_file.chmod(0o600)
+
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "cloud.identity",
+    "cloud.compute",
+    "cloud.scheduler",
+    "cloud.conductor",
+    "cloud.images",
+    "cloud.network",
+    "cloud.api",
+]
+
+MIDDLEWARE = [
+    "cloud.api.middleware.RequestIdMiddleware",
+    "cloud.api.middleware.ApiErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# The OpenStack APIs are addressed without trailing slashes; never redirect them.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "cloud.urls"
+WSGI_APPLICATION = "cloud.wsgi.application"
+AUTH_USER_MODEL = "identity.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kumo.sqlite3'}"),
+        conn_max_age=int(os.environ.get("KUMO_DB_CONN_MAX_AGE", "60")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes write to one SQLite file: take the write lock at BEGIN and wait for it,
+    # rather than failing with "database is locked" half-way through a transaction.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["cloud.api.auth.KeystoneTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["cloud.api.parsers.LenientJSONParser"],
+    "EXCEPTION_HANDLER": "cloud.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery (JSON only, published after commit, late acks so a dead worker's task is redelivered)
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_TASK_ROUTES = {"scheduler.*": {"queue": "scheduler"}, "conductor.*": {"queue": "conductor"}}
+
+# --- Kumo
+KUMO_PUBLIC_URL = os.environ.get("KUMO_PUBLIC_URL", "")  # e.g. http://cloud.example:8000
+KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
+KUMO_TOKEN_TTL = int(os.environ.get("KUMO_TOKEN_TTL", str(8 * 3600)))
+KUMO_IMAGE_DIR = Path(os.environ.get("KUMO_IMAGE_DIR", VAR_DIR / "images"))
+KUMO_SERVICE_DOWN_TIME = int(os.environ.get("KUMO_SERVICE_DOWN_TIME", "60"))
+KUMO_HEARTBEAT_INTERVAL = _env_float("KUMO_HEARTBEAT_INTERVAL", 10)
+KUMO_BUILD_TIMEOUT = int(os.environ.get("KUMO_BUILD_TIMEOUT", "600"))
+KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
+KUMO_CPU_ALLOCATION_RATIO = _env_float("KUMO_CPU_ALLOCATION_RATIO", 4.0)
+KUMO_RAM_ALLOCATION_RATIO = _env_float("KUMO_RAM_ALLOCATION_RATIO", 1.0)
+KUMO_DISK_ALLOCATION_RATIO = _env_float("KUMO_DISK_ALLOCATION_RATIO", 1.0)
+
+# Scheduler filters and weighers: one class, one rule; order matters only for the fault text.
+KUMO_SCHEDULER_FILTERS = [
+    "cloud.scheduler.filters.enabled.ComputeEnabledFilter",
+    "cloud.scheduler.filters.alive.ComputeAliveFilter",
+    "cloud.scheduler.filters.ram.RamFilter",
+    "cloud.scheduler.filters.vcpu.VcpuFilter",
+    "cloud.scheduler.filters.disk.DiskFilter",
+]
+KUMO_SCHEDULER_WEIGHERS = [
+    "cloud.scheduler.weighers.ram.FreeRamWeigher",
+]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "cloud.logcontext.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("KUMO_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
