@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self
 
 CONTRACT_VERSION = "1.0"
 
@@ -47,9 +47,6 @@ EVENT_SPAWNED = "spawned"
 EVENT_SPAWN_FAILED = "spawn_failed"
 EVENT_DESTROYED = "destroyed"
 
-T = TypeVar("T", bound="Message")
-
-
 @dataclass
 class Message:
     def to_dict(self) -> dict[str, Any]:
@@ -58,7 +55,7 @@ class Message:
         return data
 
     @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         version = str(data.get("contract_version", CONTRACT_VERSION))
         if version.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
             raise ValueError(f"{cls.__name__}: contract {version} is not {CONTRACT_VERSION}")

@@ -1,0 +1,89 @@
+"""The shared base views: one per API family, so concrete views are mostly declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from cloud.identity import policy
+from cloud.identity.context import RequestContext
+
+from . import errors
+from .microversion import APIVersion, requested_version, version_headers
+
+
+class OpenStackView(APIView):
+    family = errors.COMPUTE
+
+    @property
+    def ctx(self) -> RequestContext:
+        return self.request.auth
+
+    def body(self, key: str | None = None) -> Any:
+        """The JSON body (or its `key` member), which must be an object."""
+        data = self.request.data
+        if not isinstance(data, dict):
+            raise errors.BadRequest("The request body must be a JSON object.")
+        if key is None:
+            return data
+        if key not in data or not isinstance(data[key], dict):
+            raise errors.BadRequest(f"Missing or malformed '{key}' in the request body.")
+        return data[key]
+
+    def authorize(self, action: str) -> None:
+        if not policy.allowed(self.ctx, action):
+            raise errors.Forbidden(f"Policy doesn't allow {action} to be performed.")
+
+    def base_url(self) -> str:
+        from django.conf import settings
+
+        if settings.KUMO_PUBLIC_URL:
+            return settings.KUMO_PUBLIC_URL.rstrip("/")
+        return f"{self.request.scheme}://{self.request.get_host()}"
+
+
+class PublicView(OpenStackView):
+    """Discovery documents: clients fetch them without a token."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class ComputeView(OpenStackView):
+    family = errors.COMPUTE
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        request.api_version = requested_version(request)
+        super().initial(request, *args, **kwargs)
+
+    @property
+    def version(self) -> APIVersion:
+        return self.request.api_version
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        version = getattr(request, "api_version", None)
+        if version is not None:
+            for name, value in version_headers(version).items():
+                response[name] = value
+        return response
+
+    def compute_url(self, *parts: str, bookmark: bool = False) -> str:
+        prefix = "/compute" if bookmark else "/compute/v2.1"
+        return "/".join([self.base_url() + prefix, *parts])
+
+
+class IdentityView(OpenStackView):
+    family = errors.IDENTITY
+
+
+class ImageView(OpenStackView):
+    family = errors.IMAGE
+
+
+class NetworkView(OpenStackView):
+    family = errors.NETWORK

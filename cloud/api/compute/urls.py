@@ -1,0 +1,24 @@
+from django.urls import path
+
+from . import flavors, hosts, servers, versions
+
+V = "/v2.1"
+
+urlpatterns = [
+    path("", versions.ComputeRoot.as_view()),
+    path("/", versions.ComputeRoot.as_view()),
+    path(V, versions.ComputeV21.as_view()),
+    path(V + "/", versions.ComputeV21.as_view()),
+    path(V + "/servers", servers.ServerList.as_view()),
+    path(V + "/servers/detail", servers.ServerDetailList.as_view()),
+    path(V + "/servers/<str:server_id>", servers.ServerItem.as_view()),
+    path(V + "/flavors", flavors.FlavorList.as_view()),
+    path(V + "/flavors/detail", flavors.FlavorDetailList.as_view()),
+    path(V + "/flavors/<str:flavor_id>", flavors.FlavorItem.as_view()),
+    path(V + "/os-services", hosts.ServiceList.as_view()),
+    path(V + "/os-services/<str:service_id>", hosts.ServiceItem.as_view()),
+    path(V + "/os-hypervisors", hosts.HypervisorList.as_view()),
+    path(V + "/os-hypervisors/detail", hosts.HypervisorDetailList.as_view()),
+    path(V + "/os-hypervisors/statistics", hosts.HypervisorStatistics.as_view()),
+    path(V + "/os-hypervisors/<str:node_id>", hosts.HypervisorItem.as_view()),
+]

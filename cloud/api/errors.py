@@ -1,0 +1,179 @@
+"""Errors in the OpenStack body shapes.
+
+    ApiError                      any 4xx/5xx we answer on purpose
+    ├── BadRequest          400   badRequest
+    ├── Unauthorized        401   unauthorized
+    ├── Forbidden           403   forbidden
+    │   └── OverLimit       403   forbidden (quota)
+    ├── NotFound            404   itemNotFound
+    ├── MethodNotAllowed    405
+    ├── NotAcceptable       406   computeFault (microversion out of range)
+    ├── Conflict            409   conflictingRequest
+    ├── RequestTooLarge     413
+    └── UnsupportedMedia    415
+
+Each API family words the same error differently: Nova `{"itemNotFound": {"code", "message"}}`,
+Keystone and Glance `{"error": {"code", "title", "message"}}`, Neutron `{"NeutronError": {…}}`.
+The family is chosen by the URL prefix, so even a 404 for an unknown path or a crash deep in a
+view answers in the shape the client reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+log = logging.getLogger(__name__)
+
+COMPUTE, IDENTITY, IMAGE, NETWORK = "compute", "identity", "image", "network"
+API_PREFIXES = {
+    "/compute": COMPUTE,
+    "/identity": IDENTITY,
+    "/image": IMAGE,
+    "/network": NETWORK,
+}
+
+_COMPUTE_KEYS = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+}
+
+_NEUTRON_TYPES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+}
+
+
+class ApiError(Exception):
+    status = 500
+    compute_key: str | None = None
+    neutron_type: str | None = None
+
+    def __init__(self, message: str = "", *, neutron_type: str | None = None):
+        super().__init__(message)
+        self.message = message or HTTPStatus(self.status).phrase
+        if neutron_type:
+            self.neutron_type = neutron_type
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class OverLimit(Forbidden):
+    compute_key = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+
+
+class NotAcceptable(ApiError):
+    status = 406
+    compute_key = "computeFault"
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class RequestTooLarge(ApiError):
+    status = 413
+
+
+class UnsupportedMedia(ApiError):
+    status = 415
+
+
+def family_of(path: str) -> str | None:
+    for prefix, family in API_PREFIXES.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return family
+    return None
+
+
+def error_body(
+    family: str,
+    status: int,
+    message: str,
+    compute_key: str | None = None,
+    neutron_type: str | None = None,
+) -> dict:
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    if family == COMPUTE:
+        key = compute_key or _COMPUTE_KEYS.get(status, "computeFault")
+        return {key: {"code": status, "message": message}}
+    if family == NETWORK:
+        kind = neutron_type or _NEUTRON_TYPES.get(status, "NeutronError")
+        return {"NeutronError": {"type": kind, "message": message, "detail": ""}}
+    return {"error": {"code": status, "title": title, "message": message}}
+
+
+def error_response(family: str, status: int, message: str, **kw) -> JsonResponse:
+    return JsonResponse(error_body(family, status, message, **kw), status=status)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF's hook: every exception a view raises becomes an OpenStack-shaped body."""
+    view = context.get("view")
+    family = getattr(view, "family", COMPUTE)
+    headers = {}
+    if isinstance(exc, ApiError):
+        status, message = exc.status, exc.message
+        body = error_body(family, status, message, exc.compute_key, exc.neutron_type)
+    elif isinstance(exc, drf.APIException):
+        status = exc.status_code
+        if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
+            status = 401
+            message = (
+                "The request you have made requires authentication."
+                if isinstance(exc, drf.NotAuthenticated)
+                else str(exc.detail)
+            )
+            headers["WWW-Authenticate"] = 'Keystone uri="/identity/v3"'
+        elif isinstance(exc, drf.ParseError):
+            message = "Malformed request body"
+        elif isinstance(exc, drf.MethodNotAllowed):
+            message = str(exc.detail)
+        else:
+            message = _flatten_detail(exc.detail)
+        body = error_body(family, status, message)
+    elif isinstance(exc, Http404):
+        status = 404
+        body = error_body(family, status, str(exc) or "The resource could not be found.")
+    else:
+        return None  # a crash: ApiErrorMiddleware logs it and answers 500 in the right shape
+    return Response(body, status=status, headers=headers)
+
+
+def _flatten_detail(detail) -> str:
+    if isinstance(detail, list):
+        return "; ".join(_flatten_detail(d) for d in detail)
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_flatten_detail(v)}" for k, v in detail.items())
+    return str(detail)

@@ -1,0 +1,206 @@
+"""Keystone v3 subset: version discovery and password tokens."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cloud.identity import catalog, tokens
+
+from . import errors
+from .base import IdentityView, PublicView
+from .validation import validate
+
+V3_UPDATED = "2020-04-07T00:00:00Z"
+
+
+def _iso(dt) -> str:
+    return dt.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+
+
+class IdentityPublicView(PublicView):
+    family = errors.IDENTITY
+
+    def version_doc(self) -> dict:
+        return {
+            "id": "v3.14",
+            "status": "stable",
+            "updated": V3_UPDATED,
+            "links": [{"rel": "self", "href": f"{self.base_url()}/identity/v3/"}],
+            "media-types": [
+                {"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}
+            ],
+        }
+
+
+class IdentityRoot(IdentityPublicView):
+    def get(self, request: Request) -> Response:
+        return Response({"versions": {"values": [self.version_doc()]}}, status=300)
+
+
+class IdentityV3(IdentityPublicView):
+    def get(self, request: Request) -> Response:
+        return Response({"version": self.version_doc()})
+
+
+_REF = {
+    "type": "object",
+    "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+}
+_AUTH_SCHEMA = {
+    "type": "object",
+    "required": ["auth"],
+    "properties": {
+        "auth": {
+            "type": "object",
+            "required": ["identity"],
+            "properties": {
+                "identity": {
+                    "type": "object",
+                    "required": ["methods"],
+                    "properties": {
+                        "methods": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        "password": {
+                            "type": "object",
+                            "required": ["user"],
+                            "properties": {
+                                "user": {
+                                    "type": "object",
+                                    "required": ["password"],
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "password": {"type": "string"},
+                                        "domain": _REF,
+                                    },
+                                }
+                            },
+                        },
+                        "token": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {"id": {"type": "string"}},
+                        },
+                    },
+                },
+                "scope": {
+                    "type": ["object", "string"],
+                    "properties": {
+                        "project": {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "domain": _REF,
+                            },
+                        }
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+class AuthTokens(IdentityView):
+    """POST issues a token; GET/HEAD validate X-Subject-Token; DELETE revokes it."""
+
+    def get_authenticators(self):
+        if self.request is not None and self.request.method == "POST":
+            return []
+        return super().get_authenticators()
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return []
+        return super().get_permissions()
+
+    def post(self, request: Request) -> Response:
+        body = self.body()
+        validate(_AUTH_SCHEMA, body)
+        auth = body["auth"]
+        identity = auth["identity"]
+        methods = identity["methods"]
+        try:
+            if "password" in methods and "password" in identity:
+                user_ref = identity["password"]["user"]
+                if not user_ref.get("id") and not user_ref.get("name"):
+                    raise errors.BadRequest("Either user id or user name is required.")
+                user = tokens.authenticate_password(
+                    user_id=user_ref.get("id"),
+                    user_name=user_ref.get("name"),
+                    password=user_ref["password"],
+                )
+            elif "token" in methods and "token" in identity:
+                old = tokens.lookup(identity["token"]["id"])
+                if old is None:
+                    raise tokens.AuthenticationError("The token is not valid.")
+                user = old.user
+            else:
+                raise errors.Unauthorized("Unsupported authentication method.")
+            scope = auth.get("scope")
+            project = None
+            if isinstance(scope, dict) and "project" in scope:
+                ref = scope["project"]
+                project = tokens.find_project(project_id=ref.get("id"), project_name=ref.get("name"))
+                if project is None:
+                    raise errors.Unauthorized("The project could not be found or is not accessible.")
+            elif scope is None and user.default_project_id:
+                project = user.default_project
+            issued = tokens.issue(user, project, methods)
+        except tokens.AuthenticationError as exc:
+            raise errors.Unauthorized(str(exc)) from None
+        response = Response({"token": self.token_body(issued.record, issued.roles)}, status=201)
+        response["X-Subject-Token"] = issued.token
+        return response
+
+    def get(self, request: Request) -> Response:
+        record = self._subject()
+        roles = tokens.roles_of(record.user, record.project)
+        response = Response({"token": self.token_body(record, roles)})
+        response["X-Subject-Token"] = request.META["HTTP_X_SUBJECT_TOKEN"]
+        return response
+
+    def head(self, request: Request) -> Response:
+        self._subject()
+        return Response(status=200)
+
+    def delete(self, request: Request) -> Response:
+        self._subject()
+        tokens.revoke(request.META["HTTP_X_SUBJECT_TOKEN"])
+        return Response(status=204)
+
+    def _subject(self):
+        subject = self.request.META.get("HTTP_X_SUBJECT_TOKEN")
+        record = tokens.lookup(subject) if subject else None
+        if record is None:
+            raise errors.NotFound("Could not find token.")
+        if record.user_id != self.ctx.user_id and not self.ctx.is_admin:
+            raise errors.Forbidden("You are not authorized to validate this token.")
+        return record
+
+    def token_body(self, record, roles: list[tuple[str, str]]) -> dict:
+        user = record.user
+        body = {
+            "methods": record.methods,
+            "audit_ids": [record.audit_id],
+            "expires_at": _iso(record.expires_at),
+            "issued_at": _iso(record.issued_at),
+            "user": {
+                "id": user.id,
+                "name": user.name,
+                "domain": {"id": "default", "name": "Default"},
+                "password_expires_at": None,
+            },
+            "is_domain": False,
+        }
+        if record.project is not None:
+            body["project"] = {
+                "id": record.project.id,
+                "name": record.project.name,
+                "domain": {"id": "default", "name": "Default"},
+            }
+            body["roles"] = [{"id": rid, "name": name} for rid, name in roles]
+            body["catalog"] = catalog.catalog(self.base_url())
+        return body

@@ -1,0 +1,19 @@
+"""Every OpenStack API path, under one origin: /identity, /compute, /image, /network."""
+
+from django.urls import include, path
+
+from . import identity
+
+identity_patterns = [
+    path("", identity.IdentityRoot.as_view()),
+    path("/v3", identity.IdentityV3.as_view()),
+    path("/v3/", identity.IdentityV3.as_view()),
+    path("/v3/auth/tokens", identity.AuthTokens.as_view()),
+]
+
+urlpatterns = [
+    path("identity", include(identity_patterns)),
+    path("compute", include("cloud.api.compute.urls")),
+    path("image", include("cloud.api.image.urls")),
+    path("network", include("cloud.api.network.urls")),
+]

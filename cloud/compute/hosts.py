@@ -1,0 +1,94 @@
+"""Compute services and hypervisors, as admins see and manage them."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+
+from django.db.models import QuerySet
+
+from cloud.api import errors
+
+from .models import ComputeNode, Service
+
+
+def list_services(binary: str | None = None, host: str | None = None) -> QuerySet[Service]:
+    qs = Service.objects.all()
+    if binary:
+        qs = qs.filter(binary=binary)
+    if host:
+        qs = qs.filter(host=host)
+    return qs
+
+
+def find_service(service_id: str) -> Service:
+    qs = Service.objects.all()
+    try:
+        service = qs.filter(uuid=uuidlib.UUID(str(service_id))).first()
+    except ValueError:
+        service = qs.filter(pk=int(service_id)).first() if str(service_id).isdigit() else None
+    if service is None:
+        raise errors.NotFound(f"Service {service_id} not found.")
+    return service
+
+
+def update_service(
+    service: Service,
+    *,
+    status: str | None = None,
+    disabled_reason: str | None = None,
+    forced_down: bool | None = None,
+) -> Service:
+    if status is not None:
+        service.disabled = status == "disabled"
+        service.disabled_reason = disabled_reason if service.disabled else None
+    if forced_down is not None:
+        service.forced_down = forced_down
+    service.save(update_fields=["disabled", "disabled_reason", "forced_down", "updated_at"])
+    return service
+
+
+def delete_service(service: Service) -> None:
+    if service.binary == "nova-compute":
+        node = ComputeNode.objects.filter(service=service).first()
+        if node is not None and node.allocations.exists():
+            raise errors.Conflict(
+                f"Compute service {service.host} still has instances; delete them first."
+            )
+    service.delete()
+
+
+def list_nodes(hostname_pattern: str | None = None) -> QuerySet[ComputeNode]:
+    qs = ComputeNode.objects.select_related("service")
+    if hostname_pattern:
+        qs = qs.filter(hypervisor_hostname__icontains=hostname_pattern)
+    return qs
+
+
+def find_node(node_id: str) -> ComputeNode:
+    qs = ComputeNode.objects.select_related("service")
+    try:
+        node = qs.filter(uuid=uuidlib.UUID(str(node_id))).first()
+    except ValueError:
+        node = qs.filter(pk=int(node_id)).first() if str(node_id).isdigit() else None
+    if node is None:
+        raise errors.NotFound(f"Hypervisor {node_id} could not be found.")
+    return node
+
+
+def statistics() -> dict:
+    nodes = list(ComputeNode.objects.all())
+    total = {
+        "count": len(nodes),
+        "vcpus": sum(n.vcpus for n in nodes),
+        "vcpus_used": sum(n.vcpus_used for n in nodes),
+        "memory_mb": sum(n.memory_mb for n in nodes),
+        "memory_mb_used": sum(n.memory_mb_used for n in nodes),
+        "local_gb": sum(n.local_gb for n in nodes),
+        "local_gb_used": sum(n.local_gb_used for n in nodes),
+        "running_vms": sum(n.running_vms for n in nodes),
+        "current_workload": 0,
+    }
+    total["free_ram_mb"] = total["memory_mb"] - total["memory_mb_used"]
+    total["free_disk_gb"] = total["local_gb"] - total["local_gb_used"]
+    total["disk_available_least"] = total["free_disk_gb"]
+    return total

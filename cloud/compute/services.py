@@ -1,0 +1,308 @@
+"""Server operations behind the Compute API. Views parse and shape; these functions decide."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from cloud import rpc
+from cloud.api import errors
+from cloud.identity.context import RequestContext
+from cloud.images.models import Image
+from cloud.network.models import Network, Port
+from compute_agent import messages as msg
+
+from . import states
+from .models import Flavor, Instance, InstanceAction
+
+MAX_LIST_LIMIT = 1000
+
+
+@dataclass
+class ServerRequest:
+    name: str
+    image_id: str
+    flavor_ref: str
+    networks: str | list[dict] = "auto"
+    key_name: str | None = None
+    user_data: str | None = None
+    availability_zone: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    min_count: int = 1
+    max_count: int = 1
+    description: str | None = None
+    access_ip_v4: str = ""
+    access_ip_v6: str = ""
+    config_drive: bool = False
+    scheduler_hints: dict = field(default_factory=dict)
+
+
+def visible_images(ctx: RequestContext) -> QuerySet[Image]:
+    if ctx.is_admin:
+        return Image.objects.all()
+    return Image.objects.filter(
+        Q(visibility__in=["public", "community"]) | Q(owner_id=ctx.project_id)
+    )
+
+
+def find_flavor(flavor_ref: str) -> Flavor | None:
+    # Clients send an id, or a bookmark link ending in the id.
+    flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
+    return Flavor.objects.filter(flavorid=flavor_id).first()
+
+
+def hostname_for(name: str) -> str:
+    """An RFC 952/1123 host name derived from a display name, as a guest would get it."""
+    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return host[:63].strip("-") or "server"
+
+
+def _resolve_networks(ctx: RequestContext, networks: str | list[dict]) -> list[dict]:
+    """Turn the request's `networks` into [{"network": Network, "port": Port|None, "fixed_ip"}]."""
+    if networks == "none":
+        return []
+    if networks == "auto" or networks == []:
+        shared = list(Network.objects.filter(shared=True)[:2])
+        own = list(Network.objects.filter(project_id=ctx.project_id, shared=False)[:2])
+        candidates = own or shared
+        if len(candidates) == 1:
+            return [{"network": candidates[0], "port": None, "fixed_ip": None}]
+        return []
+    resolved = []
+    for entry in networks:
+        if entry.get("port"):
+            port = Port.objects.filter(pk=_uuid_or_none(entry["port"])).first()
+            if port is None or (not ctx.is_admin and port.project_id != ctx.project_id):
+                raise errors.NotFound(f"Port {entry['port']} could not be found.")
+            if port.device_id:
+                raise errors.Conflict(f"Port {port.id} is still in use.")
+            resolved.append({"network": port.network, "port": port, "fixed_ip": None})
+            continue
+        net_id = _uuid_or_none(entry.get("uuid", ""))
+        network = Network.objects.filter(pk=net_id).first() if net_id else None
+        if network is None or not (
+            network.shared or ctx.is_admin or network.project_id == ctx.project_id
+        ):
+            raise errors.BadRequest(f"Network {entry.get('uuid')} could not be found.")
+        resolved.append({"network": network, "port": None, "fixed_ip": entry.get("fixed_ip")})
+    return resolved
+
+
+def _uuid_or_none(value: str) -> str | None:
+    import uuid
+
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
+    flavor = find_flavor(req.flavor_ref)
+    if flavor is None or flavor.disabled:
+        raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
+    image_id = _uuid_or_none(req.image_id)
+    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
+    if image is None:
+        raise errors.BadRequest(f"Image {req.image_id} could not be found.")
+    if image.status != "active":
+        raise errors.BadRequest(f"Image {image.id} is not active.")
+    if image.min_ram and flavor.memory_mb < image.min_ram:
+        raise errors.BadRequest("Flavor's memory is too small for requested image.")
+    if image.min_disk and flavor.root_gb and flavor.root_gb < image.min_disk:
+        raise errors.BadRequest("Flavor's disk is too small for requested image.")
+    if req.min_count > req.max_count:
+        raise errors.BadRequest("min_count must be <= max_count")
+    nets = _resolve_networks(ctx, req.networks)
+    if req.max_count > 1 and any(n["port"] or n["fixed_ip"] for n in nets):
+        raise errors.BadRequest("Multiple instances cannot share one port or fixed IP.")
+
+    snapshot = {
+        "id": flavor.flavorid,
+        "name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.memory_mb,
+        "disk": flavor.root_gb,
+        "ephemeral": flavor.ephemeral_gb,
+        "swap": flavor.swap,
+        "extra_specs": flavor.extra_specs,
+    }
+    reservation_id = "r-" + secrets.token_hex(4)
+    created = []
+    with transaction.atomic():
+        for index in range(req.max_count):
+            name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
+            instance = Instance.objects.create(
+                display_name=name,
+                hostname=hostname_for(name),
+                description=req.description,
+                project_id=ctx.project_id,
+                user_id=ctx.user_id,
+                image_ref=str(image.id),
+                flavor=flavor,
+                flavor_snapshot=snapshot,
+                vcpus=flavor.vcpus,
+                memory_mb=flavor.memory_mb,
+                root_gb=flavor.root_gb,
+                ephemeral_gb=flavor.ephemeral_gb,
+                vm_state=states.BUILDING,
+                task_state=states.SCHEDULING,
+                availability_zone=req.availability_zone,
+                key_name=req.key_name,
+                user_data=req.user_data,
+                metadata=req.metadata,
+                requested_networks=[str(n["network"].id) for n in nets],
+                scheduler_hints=req.scheduler_hints,
+                access_ip_v4=req.access_ip_v4,
+                access_ip_v6=req.access_ip_v6,
+                config_drive=req.config_drive,
+                launch_index=index,
+                reservation_id=reservation_id,
+            )
+            _attach_ports(ctx, instance, nets)
+            record_action(ctx, instance, "create")
+            rpc.schedule_instance(str(instance.uuid), ctx.request_id)
+            created.append(instance)
+    return created
+
+
+def _attach_ports(ctx: RequestContext, instance: Instance, nets: list[dict]) -> None:
+    from cloud.network import ipam
+
+    for entry in nets:
+        port = entry["port"]
+        if port is not None:
+            port.device_id = str(instance.uuid)
+            port.device_owner = "compute:nova"
+            port.save(update_fields=["device_id", "device_owner", "updated_at"])
+        else:
+            ipam.allocate_port(
+                entry["network"],
+                project_id=ctx.project_id,
+                device_id=str(instance.uuid),
+                fixed_ip=entry["fixed_ip"],
+            )
+
+
+def record_action(ctx: RequestContext, instance: Instance, action: str) -> InstanceAction:
+    return InstanceAction.objects.create(
+        instance=instance,
+        action=action,
+        request_id=ctx.request_id,
+        user_id=ctx.user_id,
+        project_id=ctx.project_id or "",
+    )
+
+
+def servers_for(ctx: RequestContext, *, all_tenants: bool = False) -> QuerySet[Instance]:
+    """The servers a context may see: its project's, or everyone's for an admin who asks."""
+    qs = Instance.objects.all()
+    if not (ctx.is_admin and all_tenants):
+        qs = qs.filter(project_id=ctx.project_id)
+    return qs
+
+
+def get_server(ctx: RequestContext, server_id: str) -> Instance:
+    uuid = _uuid_or_none(server_id)
+    qs = Instance.objects.filter(deleted=False)
+    if not ctx.is_admin:
+        qs = qs.filter(project_id=ctx.project_id)
+    instance = qs.filter(pk=uuid).first() if uuid else None
+    if instance is None:
+        raise errors.NotFound(f"Instance {server_id} could not be found.")
+    return instance
+
+
+@dataclass
+class ServerFilters:
+    name: str | None = None
+    status: str | None = None
+    image: str | None = None
+    flavor: str | None = None
+    host: str | None = None
+    changes_since: datetime | None = None
+    project_id: str | None = None
+    all_tenants: bool = False
+    deleted: bool = False
+    limit: int | None = None
+    marker: str | None = None
+
+
+def list_servers(ctx: RequestContext, f: ServerFilters) -> list[Instance]:
+    qs = servers_for(ctx, all_tenants=f.all_tenants)
+    if f.project_id and ctx.is_admin and f.all_tenants:
+        qs = qs.filter(project_id=f.project_id)
+    if f.deleted and ctx.is_admin:
+        qs = qs.filter(deleted=True)
+    elif f.changes_since is None:
+        qs = qs.filter(deleted=False)
+    if f.changes_since is not None:
+        qs = qs.filter(updated_at__gte=f.changes_since)
+    if f.name:
+        try:
+            re.compile(f.name)
+        except re.error:
+            raise errors.BadRequest(f"Invalid regular expression for name: {f.name}") from None
+        qs = qs.filter(display_name__regex=f.name)
+    if f.status:
+        vm_states = states.VM_STATES_BY_STATUS.get(f.status.upper())
+        if vm_states is None:
+            return []
+        qs = qs.filter(vm_state__in=vm_states)
+    if f.image:
+        qs = qs.filter(image_ref=str(f.image).rstrip("/").rsplit("/", 1)[-1])
+    if f.flavor:
+        qs = qs.filter(flavor_snapshot__id=str(f.flavor).rstrip("/").rsplit("/", 1)[-1])
+    if f.host and ctx.is_admin:
+        qs = qs.filter(host=f.host)
+    qs = qs.order_by("-created_at", "-uuid")
+    if f.marker:
+        marker = qs.filter(pk=_uuid_or_none(f.marker)).first() if _uuid_or_none(f.marker) else None
+        if marker is None:
+            raise errors.BadRequest(f"marker [{f.marker}] not found")
+        qs = qs.filter(
+            Q(created_at__lt=marker.created_at)
+            | Q(created_at=marker.created_at, uuid__lt=marker.uuid)
+        )
+    limit = MAX_LIST_LIMIT if f.limit is None else min(f.limit, MAX_LIST_LIMIT)
+    return list(qs[:limit])
+
+
+def delete_server(ctx: RequestContext, instance: Instance) -> None:
+    if instance.locked and not ctx.is_admin:
+        raise errors.Conflict(f"Instance {instance.uuid} is locked")
+    transition = states.TRANSITIONS["delete"]
+    with transaction.atomic():
+        moved = Instance.objects.filter(
+            pk=instance.pk,
+            deleted=False,
+            vm_state__in=transition.vm_states,
+        ).filter(
+            Q(task_state__in=[t for t in transition.task_states if t is not None])
+            | Q(task_state__isnull=True)
+        ).update(task_state=states.DELETING, updated_at=timezone.now())
+        if moved != 1:
+            current = Instance.objects.filter(pk=instance.pk).first()
+            if current is None or current.deleted or current.task_state == states.DELETING:
+                return  # a repeated delete of a server already going away is not an error
+            raise errors.Conflict(
+                f"Cannot 'delete' instance {instance.uuid} while it is in "
+                f"vm_state {current.vm_state}, task_state {current.task_state}"
+            )
+        record_action(ctx, instance, "delete")
+        instance.refresh_from_db()
+        if instance.host:
+            rpc.destroy(
+                instance.host,
+                msg.DestroyRequest(request_id=ctx.request_id, instance_uuid=str(instance.uuid)),
+            )
+    if not instance.host:
+        from cloud.conductor.services import complete_delete
+
+        complete_delete(str(instance.uuid))

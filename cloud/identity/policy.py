@@ -1,0 +1,45 @@
+"""The policy table: which role may do which API action. One rule per action, checked in views.
+
+Rules: "public" (no token), "authenticated" (any valid token), "reader" (reader, member or admin on
+the project), "member" (member or admin), "admin".
+"""
+
+from __future__ import annotations
+
+from .context import RequestContext
+
+RULES: dict[str, str] = {
+    "compute:servers:index": "reader",
+    "compute:servers:show": "reader",
+    "compute:servers:create": "member",
+    "compute:servers:delete": "member",
+    "compute:servers:show:host_attributes": "admin",
+    "compute:servers:all_tenants": "admin",
+    "compute:flavors:index": "authenticated",
+    "compute:flavors:show": "authenticated",
+    "compute:flavors:create": "admin",
+    "compute:flavors:delete": "admin",
+    "compute:hypervisors": "admin",
+    "compute:services": "admin",
+    "image:get": "reader",
+    "image:create": "member",
+    "image:upload": "member",
+    "image:download": "reader",
+    "image:delete": "member",
+    "image:publicize": "admin",
+    "network:get": "reader",
+}
+
+_RANK = {"reader": 1, "member": 2, "admin": 3}
+
+
+def allowed(context: RequestContext | None, action: str) -> bool:
+    rule = RULES[action]
+    if rule == "public":
+        return True
+    if context is None:
+        return False
+    if rule == "authenticated":
+        return True
+    have = max((_RANK.get(role, 0) for role in context.roles), default=0)
+    return have >= _RANK[rule]
