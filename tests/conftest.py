@@ -3,3 +3,12 @@
 import os
 
 os.environ.setdefault("KUMO_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request, settings):
+    # Unit tests create many users; the production hasher's cost is exercised in integration tests.
+    if "integration" not in request.keywords and "compat" not in request.keywords:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

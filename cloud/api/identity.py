@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
+from datetime import UTC
+
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,7 +17,7 @@ V3_UPDATED = "2020-04-07T00:00:00Z"
 
 
 def _iso(dt) -> str:
-    return dt.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
 class IdentityPublicView(PublicView):

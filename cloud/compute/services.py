@@ -173,6 +173,8 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
 
 
 def _attach_ports(ctx: RequestContext, instance: Instance, nets: list[dict]) -> None:
+    if not nets:
+        return
     from cloud.network import ipam
 
     for entry in nets:

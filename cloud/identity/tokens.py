@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.hashers import check_password
 from django.utils import timezone
 
 from .context import RequestContext
@@ -47,7 +46,7 @@ def authenticate_password(
     elif user_name:
         user = User.objects.filter(name=user_name).first()
     if user is None:
-        check_password(password, None)  # spend the same time as a real check
+        User().set_password(password)  # spend the time of a real check: no user-name oracle
         raise AuthenticationError("The request you have made requires authentication.")
     if not user.enabled or not user.check_password(password):
         raise AuthenticationError("The request you have made requires authentication.")

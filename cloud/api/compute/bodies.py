@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from datetime import UTC
 
 from django.conf import settings
 from django.utils import timezone
@@ -22,13 +23,13 @@ from ..microversion import APIVersion
 def iso(dt) -> str | None:
     if dt is None:
         return None
-    return dt.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso_micro(dt) -> str | None:
     if dt is None:
         return None
-    return dt.astimezone(timezone.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def links(url: Callable[..., str], *parts: str) -> list[dict]:
