@@ -1,0 +1,66 @@
+from django.contrib import admin
+
+from .models import (
+    ComputeNode,
+    Flavor,
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceFault,
+    Service,
+)
+
+
+@admin.register(Flavor)
+class FlavorAdmin(admin.ModelAdmin):
+    list_display = ("flavorid", "name", "vcpus", "memory_mb", "root_gb", "is_public", "disabled")
+    search_fields = ("name", "flavorid")
+
+
+class FaultInline(admin.TabularInline):
+    model = InstanceFault
+    extra = 0
+
+
+@admin.register(Instance)
+class InstanceAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "uuid", "project", "vm_state", "task_state", "host", "deleted")
+    list_filter = ("vm_state", "deleted", "host")
+    search_fields = ("display_name", "uuid", "host")
+    inlines = [FaultInline]
+
+
+@admin.register(InstanceFault)
+class InstanceFaultAdmin(admin.ModelAdmin):
+    list_display = ("instance", "code", "message", "host", "created_at")
+
+
+class EventInline(admin.TabularInline):
+    model = InstanceActionEvent
+    extra = 0
+
+
+@admin.register(InstanceAction)
+class InstanceActionAdmin(admin.ModelAdmin):
+    list_display = ("instance", "action", "request_id", "start_time", "finish_time")
+    search_fields = ("request_id",)
+    inlines = [EventInline]
+
+
+@admin.register(InstanceActionEvent)
+class InstanceActionEventAdmin(admin.ModelAdmin):
+    list_display = ("action", "event", "result", "host", "start_time", "finish_time")
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("binary", "host", "disabled", "forced_down", "last_seen_up")
+    list_filter = ("binary", "disabled")
+
+
+@admin.register(ComputeNode)
+class ComputeNodeAdmin(admin.ModelAdmin):
+    list_display = (
+        "hypervisor_hostname", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used",
+        "local_gb", "local_gb_used", "updated_at",
+    )
