@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from cloud.compute.models import Instance
+from cloud.compute.services import hostname_for
 from cloud.images.models import Image
 from cloud.network.models import Port
 from compute_agent import messages as msg
@@ -16,7 +16,7 @@ def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest
         request_id=request_id,
         instance_uuid=str(instance.uuid),
         name=instance.display_name,
-        hostname=instance.hostname or _hostname_from(instance.display_name),
+        hostname=instance.hostname or hostname_for(instance.display_name),
         vcpus=instance.vcpus,
         memory_mb=instance.memory_mb,
         root_gb=instance.root_gb,
@@ -26,12 +26,6 @@ def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest
         key_data=instance.key_data or "",
         metadata={str(k): str(v) for k, v in (instance.metadata or {}).items()},
     )
-
-
-def _hostname_from(name: str) -> str:
-    # A guest hostname is one DNS label; the display name is free text.
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
-    return label or "server"
 
 
 def _image_ref(image_ref: str) -> msg.ImageRef | None:

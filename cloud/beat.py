@@ -1,0 +1,28 @@
+"""Periodic tasks for `celery -A cloud beat`, wired into settings as CELERY_BEAT_SCHEDULE.
+
+Heartbeats expire after one interval: a beat queued while its worker was down says nothing about
+the worker being alive later, and a backlog of them would only inflate report_count.
+"""
+
+from compute_agent import messages as msg
+
+HEARTBEAT_SECONDS = 10.0
+BUILD_TIMEOUT_SWEEP_SECONDS = 60.0
+
+CELERY_BEAT_SCHEDULE = {
+    "scheduler-report-alive": {
+        "task": msg.TASK_SCHEDULER_ALIVE,
+        "schedule": HEARTBEAT_SECONDS,
+        "options": {"queue": msg.SCHEDULER_QUEUE, "expires": HEARTBEAT_SECONDS},
+    },
+    "conductor-report-alive": {
+        "task": msg.TASK_CONDUCTOR_ALIVE,
+        "schedule": HEARTBEAT_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": HEARTBEAT_SECONDS},
+    },
+    "conductor-check-build-timeouts": {
+        "task": msg.TASK_BUILD_TIMEOUTS,
+        "schedule": BUILD_TIMEOUT_SWEEP_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": BUILD_TIMEOUT_SWEEP_SECONDS},
+    },
+}

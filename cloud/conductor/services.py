@@ -1,0 +1,266 @@
+"""The conductor's writes: what compute agents report, applied to the database.
+
+Agents have no database access; they send reports and events, and these functions turn them into
+rows. Every function is safe to run twice with the same input (Celery may redeliver): state moves
+are conditional UPDATEs from the state the event expects, and anything else is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cloud import rpc
+from cloud.compute import states
+from cloud.compute.models import ComputeNode, Instance, InstanceFault, Service
+from cloud.network.models import Port
+from cloud.scheduler.claims import release
+from compute_agent import messages as msg
+
+from . import actions
+
+log = logging.getLogger(__name__)
+
+COMPUTE_BINARY = "nova-compute"
+BUILD_TIMED_OUT = "Build of instance timed out"
+
+
+def record_heartbeat(host: str, binary: str, topic: str = "") -> Service:
+    """Upsert the (host, binary) service row: seen up now, one more report."""
+    now = timezone.now()
+    beat = {"last_seen_up": now, "report_count": F("report_count") + 1, "updated_at": now}
+    if not Service.objects.filter(host=host, binary=binary).update(**beat):
+        try:
+            with transaction.atomic():
+                return Service.objects.create(
+                    host=host, binary=binary, topic=topic, last_seen_up=now, report_count=1
+                )
+        except IntegrityError:
+            # Another process created it between our UPDATE and INSERT: count this beat on it.
+            Service.objects.filter(host=host, binary=binary).update(**beat)
+    return Service.objects.get(host=host, binary=binary)
+
+
+def apply_host_report(report: msg.HostReport) -> None:
+    """Record the host's heartbeat and what its hypervisor has. The *_used columns are left alone:
+    they belong to claims."""
+    with transaction.atomic():
+        service = record_heartbeat(report.host, COMPUTE_BINARY, msg.compute_queue(report.host))
+        reported = {
+            "hypervisor_hostname": report.hypervisor_hostname,
+            "hypervisor_type": report.hypervisor_type,
+            "hypervisor_version": report.hypervisor_version,
+            "host_ip": report.host_ip,
+            "cpu_info": report.cpu_info,
+            "vcpus": report.vcpus,
+            "memory_mb": report.memory_mb,
+            "local_gb": report.local_gb,
+            "domains": [{"uuid": d.uuid, "power_state": d.power_state} for d in report.domains],
+            "updated_at": timezone.now(),
+        }
+        if ComputeNode.objects.filter(host=report.host).update(**reported):
+            return
+        try:
+            with transaction.atomic():
+                ComputeNode.objects.create(
+                    service=service,
+                    host=report.host,
+                    cpu_allocation_ratio=settings.KUMO_CPU_ALLOCATION_RATIO,
+                    ram_allocation_ratio=settings.KUMO_RAM_ALLOCATION_RATIO,
+                    disk_allocation_ratio=settings.KUMO_DISK_ALLOCATION_RATIO,
+                    **reported,
+                )
+        except IntegrityError:
+            ComputeNode.objects.filter(host=report.host).update(**reported)
+
+
+def apply_instance_event(event: msg.InstanceEvent) -> None:
+    handlers = {
+        msg.EVENT_SPAWNED: _spawned,
+        msg.EVENT_SPAWN_FAILED: _spawn_failed,
+        msg.EVENT_DESTROYED: _destroyed,
+    }
+    handler = handlers.get(event.event)
+    if handler is None:
+        log.warning("ignoring unknown instance event %r for %s", event.event, event.instance_uuid)
+        return
+    handler(event)
+
+
+def _spawned(event: msg.InstanceEvent) -> None:
+    with transaction.atomic():
+        now = timezone.now()
+        became_active = Instance.objects.filter(
+            uuid=event.instance_uuid,
+            deleted=False,
+            task_state=states.SPAWNING,
+            host=event.host,
+        ).update(
+            vm_state=states.ACTIVE,
+            task_state=None,
+            power_state=event.power_state,
+            launched_at=now,
+            updated_at=now,
+        )
+        if became_active:
+            actions.record_event(
+                event.instance_uuid,
+                actions.EVENT_SPAWN,
+                actions.SUCCESS,
+                host=event.host,
+                finish_action=True,
+            )
+            return
+        instance = Instance.objects.filter(uuid=event.instance_uuid).first()
+        if (
+            instance is not None
+            and not instance.deleted
+            and instance.task_state != states.DELETING
+            and instance.host == event.host
+        ):
+            # A redelivered event for an instance already running there (or one a timeout put in
+            # ERROR on this host, which a delete will clean up): nothing to do.
+            return
+        # The instance is gone, going, or lives elsewhere now: the new domain has no owner.
+        log.info("destroying domain %s on %s: its instance no longer wants it",
+                 event.instance_uuid, event.host)
+        rpc.destroy(
+            event.host,
+            msg.DestroyRequest(request_id=event.request_id, instance_uuid=event.instance_uuid),
+        )
+
+
+def _spawn_failed(event: msg.InstanceEvent) -> None:
+    with transaction.atomic():
+        instance = (
+            Instance.objects.select_for_update()
+            .filter(
+                uuid=event.instance_uuid,
+                deleted=False,
+                task_state=states.SPAWNING,
+                host=event.host,
+            )
+            .first()
+        )
+        if instance is None:
+            return  # redelivered, or deleted meanwhile: the delete path owns it now
+        release(str(instance.uuid))
+        expected = {"uuid": instance.uuid, "task_state": states.SPAWNING, "host": event.host}
+        if instance.retries < settings.KUMO_MAX_BUILD_RETRIES:
+            Instance.objects.filter(**expected).update(
+                retries=instance.retries + 1,
+                tried_hosts=[*(instance.tried_hosts or []), event.host],
+                host=None,
+                node=None,
+                task_state=states.SCHEDULING,
+                updated_at=timezone.now(),
+            )
+            actions.record_event(
+                event.instance_uuid,
+                actions.EVENT_SPAWN,
+                actions.ERROR,
+                host=event.host,
+                details=f"{event.message} (rescheduling)",
+                traceback=event.details or None,
+            )
+            rpc.schedule_instance(str(instance.uuid), event.request_id)
+            return
+        Instance.objects.filter(**expected).update(
+            vm_state=states.ERROR,
+            task_state=None,
+            host=None,
+            node=None,
+            updated_at=timezone.now(),
+        )
+        InstanceFault.objects.create(
+            instance=instance,
+            code=500,
+            message=(event.message or "Build of instance failed")[:255],
+            details=event.details,
+            host=event.host,
+        )
+        actions.record_event(
+            event.instance_uuid,
+            actions.EVENT_SPAWN,
+            actions.ERROR,
+            host=event.host,
+            details=event.message,
+            traceback=event.details or None,
+            finish_action=True,
+        )
+
+
+def _destroyed(event: msg.InstanceEvent) -> None:
+    instance = Instance.objects.filter(uuid=event.instance_uuid).first()
+    if instance is None or instance.deleted:
+        return
+    if instance.task_state != states.DELETING or instance.host not in (None, event.host):
+        # An orphan domain we asked a host to remove (the instance lives on elsewhere).
+        log.info("domain %s destroyed on %s; its instance stays", event.instance_uuid, event.host)
+        return
+    complete_delete(event.instance_uuid)
+
+
+def complete_delete(instance_uuid: str) -> None:
+    """Finish deleting an instance: give back its claim and ports, mark it deleted.
+
+    Idempotent: an instance already deleted (or missing) is left as it is.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        marked = Instance.objects.filter(uuid=instance_uuid, deleted=False).update(
+            deleted=True,
+            vm_state=states.DELETED,
+            task_state=None,
+            power_state=msg.POWER_NOSTATE,
+            deleted_at=now,
+            terminated_at=now,
+            updated_at=now,
+        )
+        if not marked:
+            return
+        release(instance_uuid)
+        Port.objects.filter(device_id=str(instance_uuid)).delete()
+        actions.record_event(
+            instance_uuid, actions.EVENT_TERMINATE, actions.SUCCESS, finish_action=True
+        )
+
+
+def check_build_timeouts() -> int:
+    """Put instances that have been building longer than KUMO_BUILD_TIMEOUT into ERROR.
+
+    The host stays recorded, so a later delete still reaches any domain the build left behind.
+    Returns how many instances timed out.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.KUMO_BUILD_TIMEOUT)
+    # A delete in progress is not a stuck build: its destroy is on the way.
+    stuck = Instance.objects.filter(
+        deleted=False, vm_state=states.BUILDING, created_at__lt=cutoff
+    ).exclude(task_state=states.DELETING)
+    timed_out = 0
+    for uuid, host in stuck.values_list("uuid", "host"):
+        with transaction.atomic():
+            if not stuck.filter(uuid=uuid).update(
+                vm_state=states.ERROR, task_state=None, updated_at=timezone.now()
+            ):
+                continue
+            release(str(uuid))
+            InstanceFault.objects.create(
+                instance_id=uuid, code=500, message=BUILD_TIMED_OUT, host=host or ""
+            )
+            actions.record_event(
+                str(uuid),
+                actions.EVENT_BUILD_TIMEOUT,
+                actions.ERROR,
+                host=host,
+                details=BUILD_TIMED_OUT,
+                finish_action=True,
+            )
+            timed_out += 1
+            log.warning("instance %s timed out while building", uuid)
+    return timed_out

@@ -1,0 +1,38 @@
+"""The conductor queue's tasks: parse the contract dataclass, set the request id, call services."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from celery import shared_task
+
+from cloud.logcontext import request_id_var
+from compute_agent import messages as msg
+
+from . import services
+
+
+@shared_task(name=msg.TASK_HOST_REPORT)
+def host_report(data: dict[str, Any]) -> None:
+    services.apply_host_report(msg.HostReport.from_dict(data))
+
+
+@shared_task(name=msg.TASK_INSTANCE_EVENT)
+def instance_event(data: dict[str, Any]) -> None:
+    event = msg.InstanceEvent.from_dict(data)
+    token = request_id_var.set(event.request_id)
+    try:
+        services.apply_instance_event(event)
+    finally:
+        request_id_var.reset(token)
+
+
+@shared_task(name=msg.TASK_CONDUCTOR_ALIVE)
+def report_alive() -> None:
+    services.record_heartbeat(socket.gethostname(), "nova-conductor", msg.CONDUCTOR_QUEUE)
+
+
+@shared_task(name=msg.TASK_BUILD_TIMEOUTS)
+def check_build_timeouts() -> None:
+    services.check_build_timeouts()

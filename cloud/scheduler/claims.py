@@ -1,0 +1,93 @@
+"""Claiming a host's resources for one instance, and giving them back.
+
+A claim is one transaction of three conditional writes; any that does not land rolls all back:
+  1. the node's *_used columns rise in ONE UPDATE whose WHERE re-checks capacity × ratio, so two
+     schedulers racing for the last room on a node cannot both win (the row lock serialises them
+     and the loser's WHERE is re-evaluated against the winner's numbers);
+  2. the Allocation row is created; it is one-to-one with the instance, so a redelivered schedule
+     task cannot claim a second time;
+  3. the instance moves from scheduling (no host) to spawning on the node; if it was deleted or
+     already placed meanwhile, nothing moves and the claim is undone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from cloud.compute import states
+from cloud.compute.models import ComputeNode, Instance
+
+from .host_state import HostState
+from .models import Allocation
+
+log = logging.getLogger(__name__)
+
+
+class _Refused(Exception):
+    """A conditional write changed no row: roll the claim back."""
+
+
+def claim(instance: Instance, host_state: HostState) -> bool:
+    """Claim the instance's flavor on the host's node; True only if all three writes landed."""
+    vcpus = instance.vcpus
+    memory_mb = instance.memory_mb
+    disk_gb = instance.root_gb + instance.ephemeral_gb
+    try:
+        with transaction.atomic():
+            raised = ComputeNode.objects.filter(
+                pk=host_state.node_id,
+                vcpus_used__lte=F("vcpus") * F("cpu_allocation_ratio") - vcpus,
+                memory_mb_used__lte=F("memory_mb") * F("ram_allocation_ratio") - memory_mb,
+                local_gb_used__lte=F("local_gb") * F("disk_allocation_ratio") - disk_gb,
+            ).update(
+                vcpus_used=F("vcpus_used") + vcpus,
+                memory_mb_used=F("memory_mb_used") + memory_mb,
+                local_gb_used=F("local_gb_used") + disk_gb,
+            )
+            if raised != 1:
+                raise _Refused(f"node {host_state.node} has no room left")
+            Allocation.objects.create(
+                instance_id=instance.pk,
+                node_id=host_state.node_id,
+                vcpus=vcpus,
+                memory_mb=memory_mb,
+                disk_gb=disk_gb,
+            )
+            moved = Instance.objects.filter(
+                uuid=instance.pk,
+                deleted=False,
+                task_state=states.SCHEDULING,
+                host__isnull=True,
+            ).update(host=host_state.host, node=host_state.node, task_state=states.SPAWNING)
+            if moved != 1:
+                raise _Refused("instance is no longer waiting to be scheduled")
+    except _Refused as refused:
+        log.info("claim of %s on %s refused: %s", instance.pk, host_state.host, refused)
+        return False
+    except IntegrityError:
+        log.info("claim of %s on %s refused: instance already claimed", instance.pk, host_state.host)
+        return False
+    return True
+
+
+def release(instance_uuid: str) -> None:
+    """Give back what the instance claimed. Idempotent: with no allocation there is nothing to do."""
+    with transaction.atomic():
+        allocation = Allocation.objects.filter(instance_id=instance_uuid).first()
+        if allocation is None:
+            return
+        # Whoever deletes the row lowers the counters; a concurrent release deletes nothing.
+        deleted, _ = Allocation.objects.filter(pk=allocation.pk).delete()
+        if not deleted:
+            return
+        # Greatest keeps a drifted counter at zero instead of failing the release forever; the
+        # reconciler corrects drift from the allocations.
+        ComputeNode.objects.filter(pk=allocation.node_id).update(
+            vcpus_used=Greatest(F("vcpus_used") - allocation.vcpus, 0),
+            memory_mb_used=Greatest(F("memory_mb_used") - allocation.memory_mb, 0),
+            local_gb_used=Greatest(F("local_gb_used") - allocation.disk_gb, 0),
+        )

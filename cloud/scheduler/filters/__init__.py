@@ -1,0 +1,55 @@
+"""Host filters: each one small class, one rule, in its own module.
+
+A filter answers one question about one host for one request (`host_passes`). `run_filters` applies
+them in order and remembers which filter removed which hosts, because a user who gets "No valid
+host" deserves to know why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cloud.scheduler.host_state import HostState, RequestSpec
+
+
+class HostFilter(Protocol):
+    def host_passes(self, host: HostState, spec: RequestSpec) -> bool: ...
+
+
+@dataclass
+class FilterResult:
+    considered: int
+    passed: list[HostState]
+    # (filter name, hosts it removed), in the order the filters ran
+    removed: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """Why hosts were dropped, one line per filter that ran, for the no-valid-host fault."""
+        if self.considered == 0:
+            return "no compute hosts are registered"
+        lines = [f"{_hosts(self.considered)} considered."]
+        for name, hosts in self.removed:
+            which = f" ({', '.join(hosts)})" if hosts else ""
+            lines.append(f"{name} removed {_hosts(len(hosts))}{which}.")
+        return "\n".join(lines)
+
+
+def _hosts(count: int) -> str:
+    return f"{count} host" if count == 1 else f"{count} hosts"
+
+
+def run_filters(
+    filters: list[HostFilter], hosts: list[HostState], spec: RequestSpec
+) -> FilterResult:
+    result = FilterResult(considered=len(hosts), passed=list(hosts))
+    for host_filter in filters:
+        # Once nothing is left, later filters have nothing to say about this request.
+        if not result.passed:
+            break
+        kept = [h for h in result.passed if host_filter.host_passes(h, spec)]
+        kept_names = {h.host for h in kept}
+        dropped = [h.host for h in result.passed if h.host not in kept_names]
+        result.removed.append((type(host_filter).__name__, dropped))
+        result.passed = kept
+    return result

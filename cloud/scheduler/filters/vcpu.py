@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from cloud.scheduler.host_state import HostState, RequestSpec
+
+
+class VcpuFilter:
+    """Passes a host where vcpus × cpu_allocation_ratio − vcpus_used ≥ the requested vCPUs."""
+
+    def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
+        return host.free_vcpus >= spec.vcpus

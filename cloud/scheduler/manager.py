@@ -1,0 +1,94 @@
+"""Placing one instance: filter the hosts, weigh the survivors, claim the best one that still fits."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from cloud import rpc
+from cloud.compute import states
+from cloud.compute.models import Instance, InstanceFault
+from cloud.compute.spawn import build_spawn_request
+from cloud.conductor import actions
+
+from .claims import claim
+from .filters import run_filters
+from .host_state import load_host_states, request_spec_for
+from .loader import load_filters, load_weighers
+from .weighers import order_hosts
+
+log = logging.getLogger(__name__)
+
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+
+
+def _schedulable(instance_uuid: str) -> Instance | None:
+    instance = Instance.objects.filter(uuid=instance_uuid).first()
+    if (
+        instance is None
+        or instance.deleted
+        or instance.task_state != states.SCHEDULING
+        or instance.host
+    ):
+        return None
+    return instance
+
+
+def schedule_instance(instance_uuid: str, request_id: str) -> None:
+    """Place the instance and send its spawn, or put it in ERROR with a fault saying why not.
+
+    Idempotent: an instance that is gone, placed already or not waiting to be scheduled is left
+    alone, so a redelivered task does nothing.
+    """
+    instance = _schedulable(instance_uuid)
+    if instance is None:
+        log.info("instance %s is not waiting to be scheduled; nothing to do", instance_uuid)
+        return
+    spec = request_spec_for(instance)
+    result = run_filters(load_filters(), load_host_states(), spec)
+    lost_races: list[str] = []
+    for host in order_hosts(load_weighers(), result.passed, spec):
+        with transaction.atomic():
+            if claim(instance, host):
+                actions.record_event(
+                    instance_uuid, actions.EVENT_SCHEDULE, actions.SUCCESS, host=host.host
+                )
+                rpc.spawn(host.host, build_spawn_request(instance, request_id))
+                log.info("instance %s claimed on %s", instance_uuid, host.host)
+                return
+        # A refused claim means another request took the room, or this instance changed under us.
+        if _schedulable(instance_uuid) is None:
+            log.info("instance %s changed while scheduling; stopping", instance_uuid)
+            return
+        lost_races.append(host.host)
+    _no_valid_host(instance_uuid, _details(result.describe(), lost_races))
+
+
+def _details(filter_summary: str, lost_races: list[str]) -> str:
+    if not lost_races:
+        return filter_summary
+    return (
+        f"{filter_summary}\n{len(lost_races)} remaining host(s) were claimed by other requests "
+        f"first ({', '.join(lost_races)})."
+    )
+
+
+def _no_valid_host(instance_uuid: str, details: str) -> None:
+    log.warning("no valid host for instance %s: %s", instance_uuid, details.replace("\n", " "))
+    with transaction.atomic():
+        failed = Instance.objects.filter(
+            uuid=instance_uuid, deleted=False, task_state=states.SCHEDULING, host__isnull=True
+        ).update(vm_state=states.ERROR, task_state=None)
+        if failed != 1:
+            return
+        InstanceFault.objects.create(
+            instance_id=instance_uuid, code=500, message=NO_VALID_HOST, details=details
+        )
+        actions.record_event(
+            instance_uuid,
+            actions.EVENT_SCHEDULE,
+            actions.ERROR,
+            details=details,
+            finish_action=True,
+        )

@@ -1,0 +1,27 @@
+"""The scheduler queue's tasks: parse, set the request id for the logs, call the manager."""
+
+from __future__ import annotations
+
+import socket
+
+from celery import shared_task
+
+from cloud.conductor.services import record_heartbeat
+from cloud.logcontext import request_id_var
+from compute_agent import messages as msg
+
+from . import manager
+
+
+@shared_task(name=msg.TASK_SCHEDULE_INSTANCE)
+def schedule_instance(instance_uuid: str, request_id: str) -> None:
+    token = request_id_var.set(request_id)
+    try:
+        manager.schedule_instance(instance_uuid, request_id)
+    finally:
+        request_id_var.reset(token)
+
+
+@shared_task(name=msg.TASK_SCHEDULER_ALIVE)
+def report_alive() -> None:
+    record_heartbeat(socket.gethostname(), "nova-scheduler", msg.SCHEDULER_QUEUE)

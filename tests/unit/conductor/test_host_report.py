@@ -1,0 +1,101 @@
+"""apply_host_report and the heartbeats: services and nodes upserted, claims left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.compute.models import ComputeNode, Service
+from cloud.conductor import tasks
+from cloud.conductor.services import apply_host_report, record_heartbeat
+from compute_agent import messages as msg
+
+pytestmark = pytest.mark.django_db
+
+
+def report(**changes) -> msg.HostReport:
+    fields = {
+        "host": "compute-1",
+        "hypervisor_type": "QEMU",
+        "hypervisor_version": 8002000,
+        "hypervisor_hostname": "compute-1.local",
+        "host_ip": "10.0.0.11",
+        "vcpus": 8,
+        "memory_mb": 16384,
+        "local_gb": 200,
+        "cpu_info": {"arch": "x86_64"},
+        "domains": [msg.DomainState(uuid="d-1", power_state=msg.POWER_RUNNING)],
+    }
+    fields.update(changes)
+    return msg.HostReport(**fields)
+
+
+def test_first_report_registers_the_compute_service_and_its_node(settings):
+    settings.KUMO_CPU_ALLOCATION_RATIO = 16.0
+    apply_host_report(report())
+
+    service = Service.objects.get(host="compute-1", binary="nova-compute")
+    assert (service.topic, service.report_count) == ("compute.compute-1", 1)
+    assert service.last_seen_up is not None
+    node = ComputeNode.objects.get(host="compute-1")
+    assert node.service_id == service.pk
+    assert (node.vcpus, node.memory_mb, node.local_gb) == (8, 16384, 200)
+    assert (node.hypervisor_type, node.hypervisor_version, node.host_ip) == (
+        "QEMU",
+        8002000,
+        "10.0.0.11",
+    )
+    assert node.cpu_allocation_ratio == 16.0
+    assert node.domains == [{"uuid": "d-1", "power_state": "running"}]
+
+
+def test_later_reports_update_capacity_but_never_the_claimed_counters_or_ratios(settings):
+    apply_host_report(report())
+    ComputeNode.objects.filter(host="compute-1").update(
+        vcpus_used=3, memory_mb_used=3072, local_gb_used=30, cpu_allocation_ratio=2.0
+    )
+    settings.KUMO_CPU_ALLOCATION_RATIO = 16.0
+
+    apply_host_report(report(vcpus=12, domains=[]))
+
+    node = ComputeNode.objects.get(host="compute-1")
+    assert node.vcpus == 12 and node.domains == []
+    assert (node.vcpus_used, node.memory_mb_used, node.local_gb_used) == (3, 3072, 30)
+    assert node.cpu_allocation_ratio == 2.0
+    assert Service.objects.get(host="compute-1").report_count == 2
+
+
+def test_a_report_keeps_an_operators_disabled_flag():
+    apply_host_report(report())
+    Service.objects.filter(host="compute-1").update(disabled=True, disabled_reason="maintenance")
+    apply_host_report(report())
+    assert Service.objects.get(host="compute-1").disabled
+
+
+def test_heartbeat_creates_then_counts():
+    record_heartbeat("ctl-1", "nova-conductor", "conductor")
+    first = Service.objects.get(host="ctl-1", binary="nova-conductor")
+    record_heartbeat("ctl-1", "nova-conductor", "conductor")
+    second = Service.objects.get(host="ctl-1", binary="nova-conductor")
+    assert (first.report_count, second.report_count) == (1, 2)
+    assert second.last_seen_up >= first.last_seen_up
+
+
+def test_host_report_task_parses_the_contract_dict():
+    tasks.host_report(report().to_dict())
+    assert ComputeNode.objects.filter(host="compute-1").exists()
+
+
+def test_conductor_alive_task_beats_for_this_host(monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "ctl-9")
+    tasks.report_alive()
+    assert Service.objects.get(host="ctl-9", binary="nova-conductor").report_count == 1
+
+
+def test_scheduler_alive_task_beats_for_this_host(monkeypatch):
+    from cloud.scheduler import tasks as scheduler_tasks
+
+    monkeypatch.setattr("socket.gethostname", lambda: "sched-9")
+    scheduler_tasks.report_alive()
+    scheduler_tasks.report_alive()
+    service = Service.objects.get(host="sched-9", binary="nova-scheduler")
+    assert (service.topic, service.report_count) == ("scheduler", 2)

@@ -1,0 +1,3 @@
+from tests.unit.scheduler.factories import sent
+
+__all__ = ["sent"]

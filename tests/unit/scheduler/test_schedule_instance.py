@@ -1,0 +1,144 @@
+"""schedule_instance end to end against the database, with the broker edge recorded."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from cloud.compute import states
+from cloud.compute.models import ComputeNode, InstanceActionEvent, InstanceFault
+from cloud.conductor import actions
+from cloud.scheduler.manager import NO_VALID_HOST, schedule_instance
+from cloud.scheduler.models import Allocation
+from compute_agent import messages as msg
+
+from .factories import make_instance, make_node
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    def run(instance) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            schedule_instance(str(instance.uuid), "req-1")
+        instance.refresh_from_db()
+
+    return run
+
+
+def test_places_the_instance_on_the_host_with_most_free_ram_and_sends_the_spawn(run, sent):
+    make_node("compute-1", memory_mb=2048)
+    make_node("compute-2", memory_mb=8192)
+    instance = make_instance(memory_mb=1024)
+
+    run(instance)
+
+    assert (instance.host, instance.task_state) == ("compute-2", states.SPAWNING)
+    assert [(s.name, s.queue) for s in sent] == [(msg.TASK_SPAWN, "compute.compute-2")]
+    request = msg.SpawnRequest.from_dict(sent[0].args[0])
+    assert (request.instance_uuid, request.request_id) == (str(instance.uuid), "req-1")
+    event = InstanceActionEvent.objects.get(action__instance=instance)
+    assert (event.event, event.result, event.host) == (
+        actions.EVENT_SCHEDULE,
+        actions.SUCCESS,
+        "compute-2",
+    )
+
+
+def test_skips_hosts_a_failed_build_already_tried(run, sent):
+    make_node("compute-1", memory_mb=8192)
+    make_node("compute-2", memory_mb=2048)
+    instance = make_instance(tried_hosts=["compute-1"])
+
+    run(instance)
+
+    assert instance.host == "compute-2"
+
+
+def test_tries_the_next_host_when_the_best_one_is_taken_meanwhile(run, sent, monkeypatch):
+    make_node("compute-1", memory_mb=2048)
+    best = make_node("compute-2", memory_mb=8192)
+    instance = make_instance(memory_mb=1024)
+
+    from cloud.scheduler import manager
+
+    real_load = manager.load_host_states
+
+    def load_then_someone_fills_best():
+        hosts = real_load()
+        ComputeNode.objects.filter(pk=best.pk).update(memory_mb_used=8192)
+        return hosts
+
+    monkeypatch.setattr(manager, "load_host_states", load_then_someone_fills_best)
+    run(instance)
+
+    assert instance.host == "compute-1"
+    assert [s.queue for s in sent] == ["compute.compute-1"]
+
+
+def test_does_nothing_for_an_instance_already_placed(run, sent):
+    make_node()
+    instance = make_instance(task_state=states.SPAWNING, host="compute-9")
+    run(instance)
+    assert sent == []
+    assert not Allocation.objects.exists()
+
+
+def test_does_nothing_for_a_deleted_instance(run, sent):
+    make_node()
+    instance = make_instance(deleted=True)
+    run(instance)
+    assert sent == []
+    assert instance.vm_state == states.BUILDING
+
+
+def test_a_redelivered_task_claims_and_sends_only_once(run, sent):
+    make_node()
+    instance = make_instance()
+    run(instance)
+    run(instance)
+    assert len(sent) == 1
+    assert Allocation.objects.count() == 1
+
+
+def test_no_valid_host_puts_the_instance_in_error_with_a_fault_naming_filters_and_hosts(run, sent):
+    make_node("compute-1", memory_mb=512)
+    make_node("compute-2", memory_mb=512)
+    make_node("compute-3", vcpus=1)
+    make_node("compute-4", disabled=True)
+    make_node("compute-5", last_seen_up=timezone.now() - timedelta(hours=1))
+    instance = make_instance(vcpus=2, memory_mb=1024)
+
+    run(instance)
+
+    assert (instance.vm_state, instance.task_state, instance.host) == (states.ERROR, None, None)
+    fault = InstanceFault.objects.get(instance=instance)
+    assert (fault.code, fault.message) == (500, NO_VALID_HOST)
+    assert "ComputeEnabledFilter removed 1 host (compute-4)" in fault.details
+    assert "ComputeAliveFilter removed 1 host (compute-5)" in fault.details
+    assert "RamFilter removed 2 hosts (compute-1, compute-2)" in fault.details
+    assert "VcpuFilter removed 1 host (compute-3)" in fault.details
+    assert sent == []
+    event = InstanceActionEvent.objects.get(action__instance=instance)
+    assert (event.event, event.result) == (actions.EVENT_SCHEDULE, actions.ERROR)
+    assert event.action.finish_time is not None
+
+
+def test_no_valid_host_without_any_compute_host_says_none_are_registered(run, sent):
+    instance = make_instance()
+    run(instance)
+    assert instance.vm_state == states.ERROR
+    assert InstanceFault.objects.get(instance=instance).details == (
+        "no compute hosts are registered"
+    )
+
+
+def test_works_for_an_instance_without_an_action(run, sent):
+    make_node()
+    instance = make_instance(action=None)
+    run(instance)
+    assert instance.task_state == states.SPAWNING
+    assert len(sent) == 1
