@@ -152,6 +152,7 @@ KUMO_SCHEDULER_FILTERS = [
     "cloud.scheduler.filters.enabled.ComputeEnabledFilter",
     "cloud.scheduler.filters.alive.ComputeAliveFilter",
     "cloud.scheduler.filters.ram.RamFilter",
+    "cloud.scheduler.filters.retry.RetryFilter",
     "cloud.scheduler.filters.vcpu.VcpuFilter",
     "cloud.scheduler.filters.disk.DiskFilter",
 ]
