@@ -151,8 +151,8 @@ KUMO_DISK_ALLOCATION_RATIO = _env_float("KUMO_DISK_ALLOCATION_RATIO", 1.0)
 KUMO_SCHEDULER_FILTERS = [
     "cloud.scheduler.filters.enabled.ComputeEnabledFilter",
     "cloud.scheduler.filters.alive.ComputeAliveFilter",
-    "cloud.scheduler.filters.ram.RamFilter",
     "cloud.scheduler.filters.retry.RetryFilter",
+    "cloud.scheduler.filters.ram.RamFilter",
     "cloud.scheduler.filters.vcpu.VcpuFilter",
     "cloud.scheduler.filters.disk.DiskFilter",
 ]
