@@ -1,0 +1,66 @@
+# Kumo's entry points. `make run` and `make test` set up whatever is missing first, so both work on
+# a fresh Debian 12 machine and are cheap to repeat.
+#
+#   make run  [PORT=8000] [KUMO_LIBVIRT_URI=test:///default] [DATABASE_URL=…] [REDIS_URL=…]
+#   make test [ARGS="-k boot -x"]
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PORT ?= 8000
+KUMO_LIBVIRT_URI ?= test:///default
+REDIS_URL ?= redis://127.0.0.1:6379/0
+export PORT KUMO_LIBVIRT_URI REDIS_URL
+# Unset means the embedded SQLite database under var/ (see cloud/settings.py); an empty value
+# would not, so DATABASE_URL is passed on only when it was given.
+ifdef DATABASE_URL
+export DATABASE_URL
+endif
+
+PYTHON := .venv/bin/python
+ARGS ?=
+
+.PHONY: help run test setup setup-test migrate bootstrap lint bench clean distclean
+
+help:
+	@echo "make run        set up, then start the whole stack on port $(PORT) (Ctrl-C stops it)"
+	@echo "make test       set up with test requirements, then ruff and pytest (ARGS=... for pytest)"
+	@echo "make setup      install Debian packages, .venv and requirements if missing"
+	@echo "make migrate    apply database migrations"
+	@echo "make bootstrap  create the admin/demo users, flavors and network; write openrc, clouds.yaml"
+	@echo "make lint       ruff check"
+	@echo "make bench      run the benchmarks in bench/ (not part of the tests)"
+	@echo "make clean      remove var/ (embedded database, images), openrc, clouds.yaml and caches"
+	@echo "make distclean  clean, and remove .venv"
+
+run: setup
+	scripts/run.sh
+
+test: setup-test
+	scripts/test.sh $(ARGS)
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+migrate: setup
+	$(PYTHON) manage.py migrate --noinput
+
+bootstrap: migrate
+	$(PYTHON) manage.py bootstrap
+
+lint: setup-test
+	.venv/bin/ruff check .
+
+bench: setup-test
+	@if [ -x bench/run_all.sh ]; then bench/run_all.sh; else echo "no benchmarks yet (bench/run_all.sh)"; fi
+
+# The credentials go with the database they belong to; .venv stays (it is slow to rebuild).
+clean:
+	rm -rf var/ openrc clouds.yaml artifacts/ .pytest_cache/ .ruff_cache/
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf .venv

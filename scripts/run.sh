@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Start the whole stack in the foreground: Redis if needed, the schema, static files, the bootstrap
+# data, then every Procfile process under honcho. Ctrl-C stops them all. Run scripts/setup.sh first
+# (`make run` does both).
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$KUMO_ROOT"
+
+[ -x .venv/bin/python ] || die ".venv is missing; run scripts/setup.sh (or make run)"
+
+export PORT="${PORT:-8000}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+export KUMO_LIBVIRT_URI="${KUMO_LIBVIRT_URI:-test:///default}"
+# The Procfile names bare commands (celery, gunicorn, python): they must be the virtualenv's.
+export VIRTUAL_ENV="$KUMO_ROOT/.venv"
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+# Honcho pipes every process's output; unbuffered Python shows log lines as they happen.
+export PYTHONUNBUFFERED=1
+
+ensure_redis
+
+mkdir -p var
+python manage.py migrate --noinput
+python manage.py collectstatic --noinput -v 0
+python manage.py bootstrap
+
+# Honcho hands each process a PORT of its own, counting up from -p in Procfile order; web is listed
+# first so that it gets exactly $PORT.
+exec honcho start -f Procfile -p "$PORT"

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Install what Kumo needs on a Debian 12 machine: system packages, the virtualenv, Python packages.
+# Idempotent and quick when nothing changed, because `make run` and `make test` call it every time.
+#
+#   scripts/setup.sh           runtime requirements (requirements.txt)
+#   scripts/setup.sh --test    runtime + test requirements (requirements-test.txt)
+#   scripts/setup.sh --force   reinstall Python requirements even if their hash is unchanged
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+cd "$KUMO_ROOT"
+
+requirements=requirements.txt
+force=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) requirements=requirements-test.txt ;;
+        --force) force=1 ;;
+        *) die "unknown argument: $arg (expected --test or --force)" ;;
+    esac
+done
+
+# libvirt-python has no wheels: it compiles against libvirt's headers (found with pkg-config), so a
+# C compiler and Python's headers are needed as well. libvirt's test driver needs nothing more.
+base_packages=(libvirt-dev pkg-config libvirt-clients python3-venv gcc libc6-dev python3-dev)
+apt_install "${base_packages[@]}"
+
+libvirt_uri="${KUMO_LIBVIRT_URI:-test:///default}"
+case "$libvirt_uri" in
+    test://*) ;;
+    qemu://*)
+        # Placeholder for real guests: qemu, libvirtd and its start-up without systemd come with
+        # the issue that boots real VMs (see /work/shared/platform-notes.md for what it needs).
+        log "note: $libvirt_uri needs qemu and a running libvirtd; setup does not install them yet"
+        ;;
+    *) log "note: unknown libvirt URI $libvirt_uri; installing nothing for it" ;;
+esac
+
+# A virtualenv whose interpreter was removed (e.g. a pyenv version uninstalled) is rebuilt.
+if [ -e .venv ] && ! .venv/bin/python -c 'pass' >/dev/null 2>&1; then
+    log "the virtualenv in .venv is broken; recreating it"
+    rm -rf .venv
+fi
+if [ ! -x .venv/bin/python ]; then
+    python=$(command -v python3 || true)
+    [ -n "$python" ] || die "python3 not found (python3-venv should have installed it)"
+    log "creating .venv with $python ($("$python" --version 2>&1))"
+    "$python" -m venv .venv
+fi
+
+# A requirements file and every file it pulls in with -r/-c, so an edit to either is noticed.
+requirement_files() {
+    local file="$1" dir include
+    dir=$(dirname "$file")
+    printf '%s\n' "$file"
+    sed -nE 's/^[[:space:]]*(-r|--requirement|-c|--constraint)[[:space:]=]+([^[:space:]]+).*/\2/p' \
+        "$file" | while read -r include; do requirement_files "$dir/$include"; done
+}
+
+# The interpreter's version is part of the hash: a new Python needs its packages reinstalled.
+requirements_hash() {
+    {
+        .venv/bin/python -c 'import sys; print(sys.version)'
+        requirement_files "$1" | while read -r f; do cat "$f"; done
+    } | sha256sum | cut -d' ' -f1
+}
+
+stamp_file() { printf '.venv/.kumo-installed-%s.sha256' "$(basename "$1")"; }
+
+stamp=$(stamp_file "$requirements")
+wanted=$(requirements_hash "$requirements")
+if [ "$force" -eq 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+    log "installing Python requirements from $requirements"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q -r "$requirements"
+    # Whatever the file included is now installed too; stamp those so they are not redone.
+    requirement_files "$requirements" | while read -r f; do
+        requirements_hash "$f" >"$(stamp_file "$f")"
+    done
+fi
