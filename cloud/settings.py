@@ -133,6 +133,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+from cloud.beat import CELERY_BEAT_SCHEDULE  # noqa: F401  (periodic tasks, one place)
+
 CELERY_TASK_ROUTES = {"scheduler.*": {"queue": "scheduler"}, "conductor.*": {"queue": "conductor"}}
 
 # --- Kumo
