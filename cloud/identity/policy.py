@@ -26,6 +26,7 @@ RULES: dict[str, str] = {
     "image:upload": "member",
     "image:download": "reader",
     "image:delete": "member",
+    "image:modify": "member",
     "image:publicize": "admin",
     "network:get": "reader",
 }

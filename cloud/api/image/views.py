@@ -55,7 +55,19 @@ def image_body(image: Image) -> dict:
     return {**image.properties, **body}
 
 
-class ImagePublicView(PublicView):
+class _AnyAccept:
+    """Glance answers JSON or raw bytes whatever Accept says; the SDK sends
+    `Accept: application/octet-stream` on uploads, which DRF would refuse with 406."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        return super().perform_content_negotiation(request, force=True)
+
+
+class GlanceView(_AnyAccept, ImageView):
+    pass
+
+
+class ImagePublicView(_AnyAccept, PublicView):
     family = errors.IMAGE
 
     def versions(self) -> list[dict]:
@@ -81,7 +93,7 @@ class ImageV2Root(ImagePublicView):
         return Response({"versions": self.versions()})
 
 
-class Images(ImageView):
+class Images(GlanceView):
     def get(self, request: Request) -> Response:
         params = {key: request.query_params.get(key) for key in request.query_params}
         page = services.list_images(self.ctx, params, tags=request.query_params.getlist("tag"))
@@ -101,7 +113,7 @@ class Images(ImageView):
         return Response(image_body(image), status=201)
 
 
-class ImageDetail(ImageView):
+class ImageDetail(GlanceView):
     def get(self, request: Request, image_id: str) -> Response:
         return Response(image_body(services.get_image(self.ctx, image_id)))
 
@@ -124,7 +136,7 @@ def _raw_chunks(request: Request) -> Iterator[bytes]:
         yield chunk
 
 
-class ImageFile(ImageView):
+class ImageFile(GlanceView):
     def put(self, request: Request, image_id: str) -> Response:
         content_type = request.content_type.split(";")[0].strip()
         if content_type and content_type != _OCTET_STREAM:
@@ -152,13 +164,28 @@ def _nullable(kind: str, **extra) -> dict:
 
 
 IMAGE_PROPERTIES: dict = {
-    "id": {"type": "string", "description": "An identifier for the image",
-           "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}"
-                      "-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"},
+    "id": {
+        "type": "string",
+        "description": "An identifier for the image",
+        "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}"
+        "-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$",
+    },
     "name": _nullable("string", maxLength=255),
-    "status": {"type": "string", "readOnly": True,
-               "enum": ["queued", "saving", "active", "killed", "deleted", "uploading",
-                        "importing", "pending_delete", "deactivated"]},
+    "status": {
+        "type": "string",
+        "readOnly": True,
+        "enum": [
+            "queued",
+            "saving",
+            "active",
+            "killed",
+            "deleted",
+            "uploading",
+            "importing",
+            "pending_delete",
+            "deactivated",
+        ],
+    },
     "visibility": {"type": "string", "enum": VISIBILITIES},
     "protected": {"type": "boolean"},
     "os_hidden": {"type": "boolean"},
@@ -195,12 +222,12 @@ def image_schema() -> dict:
     }
 
 
-class ImageSchema(ImageView):
+class ImageSchema(GlanceView):
     def get(self, request: Request) -> Response:
         return Response(image_schema())
 
 
-class ImagesSchema(ImageView):
+class ImagesSchema(GlanceView):
     def get(self, request: Request) -> Response:
         return Response(
             {

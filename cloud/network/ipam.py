@@ -1,0 +1,184 @@
+"""Addresses for ports: the next free IPv4 address of a network's subnet, and a unique MAC.
+
+No two live ports of a network may hold the same address. Allocation locks the Network row
+(SELECT … FOR UPDATE) for the length of its transaction, so concurrent boots onto one network
+take turns: each sees the ports the previous one committed. SQLite has no row locks, but Kumo opens
+its SQLite transactions with BEGIN IMMEDIATE, which serialises writers the same way. Every code
+path that gives a port an address must come through allocate_port for this to hold.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Iterator
+
+from django.db import IntegrityError, transaction
+
+from cloud.api import errors
+
+from .models import Network, Port, Subnet
+
+MAC_PREFIX = "fa:16:3e"
+DEFAULT_DEVICE_OWNER = "compute:nova"
+_MAC_ATTEMPTS = 16
+
+IPv4 = ipaddress.IPv4Address
+
+
+class NoSubnet(errors.BadRequest):
+    """The network has no IPv4 subnet to take an address from."""
+
+
+class InvalidAddress(errors.BadRequest):
+    """The requested fixed IP is not a usable host address of the network's subnets."""
+
+
+class AddressInUse(errors.Conflict):
+    """The requested fixed IP is held by another port."""
+
+
+class NoFreeAddress(errors.Conflict):
+    """Every address of the subnet's allocation pools is taken."""
+
+
+def _default_pools(subnet: Subnet) -> list[tuple[IPv4, IPv4]]:
+    """Neutron's default: every host address of the CIDR except the gateway."""
+    net = ipaddress.ip_network(subnet.cidr, strict=False)
+    if net.version != 4:
+        return []
+    if net.num_addresses <= 2:  # /31 and /32 have no network or broadcast address to skip
+        first, last = net.network_address, net.broadcast_address
+    else:
+        first, last = net.network_address + 1, net.broadcast_address - 1
+    gateway = ipaddress.ip_address(subnet.gateway_ip) if subnet.gateway_ip else None
+    if gateway is None or not first <= gateway <= last:
+        return [(first, last)]
+    pools = []
+    if first < gateway:
+        pools.append((first, gateway - 1))
+    if gateway < last:
+        pools.append((gateway + 1, last))
+    return pools
+
+
+def pools_of(subnet: Subnet) -> list[tuple[IPv4, IPv4]]:
+    if not subnet.allocation_pools:
+        return _default_pools(subnet)
+    return [
+        (ipaddress.IPv4Address(pool["start"]), ipaddress.IPv4Address(pool["end"]))
+        for pool in subnet.allocation_pools
+    ]
+
+
+def allocation_pools(subnet: Subnet) -> list[dict[str, str]]:
+    """The pools as the API shows them: stored ones, or the default the CIDR implies."""
+    return [{"start": str(start), "end": str(end)} for start, end in pools_of(subnet)]
+
+
+def _ipv4_subnets(network: Network) -> list[Subnet]:
+    return [
+        s
+        for s in Subnet.objects.filter(network=network).order_by("created_at", "id")
+        if s.ip_version == 4
+    ]
+
+
+def _used(network: Network) -> set[IPv4]:
+    used = set()
+    for fixed_ips in Port.objects.filter(network=network).values_list("fixed_ips", flat=True):
+        for entry in fixed_ips or []:
+            try:
+                used.add(ipaddress.ip_address(entry["ip_address"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return used
+
+
+def _free(subnet: Subnet, used: set[IPv4]) -> Iterator[IPv4]:
+    gateway = ipaddress.ip_address(subnet.gateway_ip) if subnet.gateway_ip else None
+    for start, end in pools_of(subnet):
+        address = start
+        while address <= end:
+            if address not in used and address != gateway:
+                yield address
+            address += 1
+
+
+def _requested(subnets: list[Subnet], fixed_ip: str, used: set[IPv4]) -> tuple[Subnet, IPv4]:
+    try:
+        address = ipaddress.IPv4Address(fixed_ip)
+    except ValueError:
+        raise InvalidAddress(f"Invalid IPv4 address {fixed_ip!r}.") from None
+    for subnet in subnets:
+        net = ipaddress.ip_network(subnet.cidr, strict=False)
+        if address not in net:
+            continue
+        reserved = {net.network_address, net.broadcast_address} if net.num_addresses > 2 else set()
+        if subnet.gateway_ip:
+            reserved.add(ipaddress.ip_address(subnet.gateway_ip))
+        if address in reserved:
+            raise InvalidAddress(f"IP address {address} is not a usable host address.")
+        if address in used:
+            raise AddressInUse(f"IP address {address} is already allocated in subnet {subnet.id}.")
+        return subnet, address
+    raise InvalidAddress(f"IP address {address} is not in any subnet of the network.")
+
+
+def _random_mac() -> str:
+    return MAC_PREFIX + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
+
+
+def allocate_port(
+    network: Network,
+    project_id: str | None,
+    device_id: str,
+    fixed_ip: str | None = None,
+    *,
+    name: str = "",
+    device_owner: str = DEFAULT_DEVICE_OWNER,
+) -> Port:
+    """A new port on `network` for `device_id` (an instance uuid) with one IPv4 address: `fixed_ip`
+    if given and free, else the lowest free address of the first IPv4 subnet's pools."""
+    with transaction.atomic():
+        locked = Network.objects.select_for_update().get(pk=network.pk)
+        subnets = _ipv4_subnets(locked)
+        if not subnets:
+            raise NoSubnet(f"Network {locked.id} has no IPv4 subnet.")
+        used = _used(locked)
+        if fixed_ip:
+            subnet, address = _requested(subnets, fixed_ip, used)
+        else:
+            subnet = subnets[0]
+            address = next(_free(subnet, used), None)
+            if address is None:
+                raise NoFreeAddress(f"No more IP addresses available on network {locked.id}.")
+        for _ in range(_MAC_ATTEMPTS):
+            mac = _random_mac()
+            if Port.objects.filter(mac_address=mac).exists():
+                continue
+            try:
+                # A savepoint, so that losing a MAC race to another network's allocation
+                # costs one retry rather than the whole transaction.
+                with transaction.atomic():
+                    return Port.objects.create(
+                        network=locked,
+                        name=name,
+                        project_id=project_id,
+                        device_id=device_id,
+                        device_owner=device_owner,
+                        mac_address=mac,
+                        fixed_ips=[{"subnet_id": str(subnet.id), "ip_address": str(address)}],
+                    )
+            except IntegrityError:
+                continue
+        raise errors.Conflict("Could not generate a unique MAC address.")
+
+
+def release_ports(device_id: str) -> int:
+    """Delete every port of a device, freeing its addresses; returns how many there were."""
+    if not device_id:
+        # An empty device_id matches every unbound port: never a request to delete them all.
+        raise ValueError("device_id is required")
+    _, per_model = Port.objects.filter(device_id=device_id).delete()
+    return per_model.get(Port._meta.label, 0)

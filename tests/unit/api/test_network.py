@@ -1,0 +1,288 @@
+"""Neutron v2.0 read-only subset and the IPAM that servers will use."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, connections
+
+from cloud.identity.models import Project
+from cloud.network import ipam
+from cloud.network.models import Network, Port, Subnet
+
+NET_KEYS = {
+    "id", "name", "status", "admin_state_up", "shared", "subnets", "tenant_id", "project_id",
+    "router:external", "mtu", "port_security_enabled", "availability_zones", "description",
+    "tags",
+}  # fmt: skip
+PORT_KEYS = {
+    "id", "name", "network_id", "device_id", "device_owner", "mac_address", "fixed_ips",
+    "status", "admin_state_up", "project_id", "tenant_id",
+}  # fmt: skip
+SUBNET_KEYS = {
+    "id", "name", "network_id", "cidr", "ip_version", "gateway_ip", "enable_dhcp",
+    "allocation_pools", "tenant_id", "project_id",
+}  # fmt: skip
+
+
+def make_network(name: str, project: Project | None, cidr: str = "10.0.0.0/24", **kw) -> Network:
+    network = Network.objects.create(name=name, project=project, **kw)
+    net_prefix = cidr.rsplit(".", 1)[0]
+    Subnet.objects.create(
+        network=network,
+        name=f"{name}-subnet",
+        project=project,
+        cidr=cidr,
+        gateway_ip=f"{net_prefix}.1",
+    )
+    return network
+
+
+@pytest.fixture
+def nets(admin, member, other):
+    services = Project.objects.create(name="services")
+    return {
+        "public": make_network("public", services, "203.0.113.0/24", external=True),
+        "shared": make_network("shared", services, "10.1.0.0/24", shared=True),
+        "alpha": make_network("alpha-net", member.project, "10.2.0.0/24"),
+        "beta": make_network("beta-net", other.project, "10.3.0.0/24"),
+    }
+
+
+def names(response, key: str) -> set[str]:
+    assert response.status_code == 200, response.content
+    return {item["name"] for item in response.json()[key]}
+
+
+def test_discovery_needs_no_token(api_as, db):
+    anonymous = api_as(None)
+    root = anonymous.get("/network")
+    assert root.status_code == 200
+    (version,) = root.json()["versions"]
+    assert version["id"] == "v2.0" and version["status"] == "CURRENT"
+    assert version["links"][0]["href"].endswith("/network/v2.0/")
+    resources = anonymous.get("/network/v2.0")
+    assert resources.status_code == 200
+    assert "networks" in {r["collection"] for r in resources.json()["resources"]}
+
+
+def test_listing_needs_a_token(api_as, db):
+    response = api_as(None).get("/network/v2.0/networks")
+    assert response.status_code == 401
+    assert "NeutronError" in response.json()
+
+
+def test_network_tenancy(api_as, nets, admin, member, reader, other):
+    assert names(api_as(member).get("/network/v2.0/networks"), "networks") == {
+        "public", "shared", "alpha-net"
+    }  # fmt: skip
+    assert names(api_as(reader).get("/network/v2.0/networks"), "networks") == {
+        "public", "shared", "alpha-net"
+    }  # fmt: skip
+    assert names(api_as(other).get("/network/v2.0/networks"), "networks") == {
+        "public", "shared", "beta-net"
+    }  # fmt: skip
+    assert names(api_as(admin).get("/network/v2.0/networks"), "networks") == {
+        "public", "shared", "alpha-net", "beta-net"
+    }  # fmt: skip
+
+
+def test_network_body(api_as, nets, member):
+    network = nets["alpha"]
+    response = api_as(member).get(f"/network/v2.0/networks/{network.id}")
+    assert response.status_code == 200
+    body = response.json()["network"]
+    assert NET_KEYS <= set(body)
+    assert body["id"] == str(network.id)
+    assert body["tenant_id"] == body["project_id"] == member.project.id
+    assert body["status"] == "ACTIVE"
+    assert body["subnets"] == [str(network.subnets.get().id)]
+    assert body["router:external"] is False and body["shared"] is False
+
+
+@pytest.mark.parametrize("ident", ["beta", "missing", "not-a-uuid"])
+def test_network_not_found(api_as, nets, member, ident):
+    target = {"beta": str(nets["beta"].id), "missing": str(uuid.uuid4())}.get(ident, ident)
+    response = api_as(member).get(f"/network/v2.0/networks/{target}")
+    assert response.status_code == 404
+    assert response.json() == {
+        "NeutronError": {
+            "type": "NetworkNotFound",
+            "message": f"Network {target} could not be found.",
+            "detail": "",
+        }
+    }
+
+
+def test_network_filters(api_as, nets, admin):
+    api = api_as(admin)
+    assert names(api.get("/network/v2.0/networks?name=shared"), "networks") == {"shared"}
+    assert names(api.get("/network/v2.0/networks?shared=True"), "networks") == {"shared"}
+    assert names(api.get("/network/v2.0/networks?router:external=true"), "networks") == {"public"}
+    two = f"id={nets['alpha'].id}&id={nets['beta'].id}"
+    assert names(api.get(f"/network/v2.0/networks?{two}"), "networks") == {
+        "alpha-net", "beta-net"
+    }  # fmt: skip
+    by_project = f"project_id={nets['beta'].project_id}"
+    assert names(api.get(f"/network/v2.0/networks?{by_project}"), "networks") == {"beta-net"}
+    by_tenant = f"tenant_id={nets['beta'].project_id}"
+    assert names(api.get(f"/network/v2.0/networks?{by_tenant}"), "networks") == {"beta-net"}
+    assert names(api.get("/network/v2.0/networks?id=nope"), "networks") == set()
+    assert api.get("/network/v2.0/networks?shared=maybe").status_code == 400
+
+
+def test_fields_parameter(api_as, nets, member):
+    body = api_as(member).get("/network/v2.0/networks?name=shared&fields=id&fields=name").json()
+    assert body["networks"] == [{"id": str(nets["shared"].id), "name": "shared"}]
+
+
+def test_subnets(api_as, nets, member, other):
+    api = api_as(member)
+    assert names(api.get("/network/v2.0/subnets"), "subnets") == {
+        "public-subnet", "shared-subnet", "alpha-net-subnet"
+    }  # fmt: skip
+    subnet = nets["alpha"].subnets.get()
+    body = api.get(f"/network/v2.0/subnets/{subnet.id}").json()["subnet"]
+    assert SUBNET_KEYS <= set(body)
+    assert body["allocation_pools"] == [{"start": "10.2.0.2", "end": "10.2.0.254"}]
+    assert body["network_id"] == str(nets["alpha"].id)
+    by_net = api.get(f"/network/v2.0/subnets?network_id={nets['shared'].id}")
+    assert names(by_net, "subnets") == {"shared-subnet"}
+    foreign = api.get(f"/network/v2.0/subnets/{nets['beta'].subnets.get().id}")
+    assert foreign.status_code == 404
+    assert foreign.json()["NeutronError"]["type"] == "SubnetNotFound"
+
+
+def test_ports_are_only_the_projects_own(api_as, nets, admin, member, other):
+    mine = ipam.allocate_port(nets["shared"], member.project.id, "vm-a", name="a")
+    theirs = ipam.allocate_port(nets["shared"], other.project.id, "vm-b", name="b")
+    assert names(api_as(member).get("/network/v2.0/ports"), "ports") == {"a"}
+    assert names(api_as(other).get("/network/v2.0/ports"), "ports") == {"b"}
+    assert names(api_as(admin).get("/network/v2.0/ports"), "ports") == {"a", "b"}
+    body = api_as(member).get(f"/network/v2.0/ports/{mine.id}").json()["port"]
+    assert PORT_KEYS <= set(body)
+    assert body["fixed_ips"] == mine.fixed_ips
+    assert body["device_owner"] == "compute:nova"
+    foreign = api_as(member).get(f"/network/v2.0/ports/{theirs.id}")
+    assert foreign.status_code == 404
+    assert foreign.json()["NeutronError"]["type"] == "PortNotFound"
+    by_device = api_as(admin).get("/network/v2.0/ports?device_id=vm-b")
+    assert names(by_device, "ports") == {"b"}
+    by_net = api_as(admin).get(f"/network/v2.0/ports?network_id={nets['alpha'].id}")
+    assert names(by_net, "ports") == set()
+
+
+def test_quota_floating_ips_security_groups(api_as, nets, member, other):
+    api = api_as(member)
+    quota = api.get(f"/network/v2.0/quotas/{member.project.id}")
+    assert quota.status_code == 200
+    assert quota.json()["quota"]["network"] == 100
+    details = api.get(f"/network/v2.0/quotas/{member.project.id}/details").json()["quota"]
+    assert details["network"] == {"limit": 100, "used": 1, "reserved": 0}
+    assert api.get(f"/network/v2.0/quotas/{other.project.id}").status_code == 403
+    assert api.get("/network/v2.0/floatingips").json() == {"floatingips": []}
+    groups = api.get("/network/v2.0/security-groups").json()["security_groups"]
+    assert [(g["name"], g["project_id"]) for g in groups] == [("default", member.project.id)]
+    again = api.get(f"/network/v2.0/security-groups/{groups[0]['id']}").json()
+    assert again["security_group"] == groups[0]
+    theirs = api_as(other).get("/network/v2.0/security-groups").json()["security_groups"]
+    assert theirs[0]["id"] != groups[0]["id"]
+    missing = api.get(f"/network/v2.0/security-groups/{theirs[0]['id']}")
+    assert missing.status_code == 404
+
+
+# --- IPAM
+
+
+def test_allocations_are_distinct_and_skip_the_gateway(nets, member):
+    network = nets["alpha"]
+    ports = [ipam.allocate_port(network, member.project.id, f"vm-{i}") for i in range(3)]
+    addresses = [p.fixed_ips[0]["ip_address"] for p in ports]
+    assert addresses == ["10.2.0.2", "10.2.0.3", "10.2.0.4"]
+    subnet_id = str(network.subnets.get().id)
+    assert all(p.fixed_ips[0]["subnet_id"] == subnet_id for p in ports)
+    macs = {p.mac_address for p in ports}
+    assert len(macs) == 3 and all(m.startswith("fa:16:3e:") and len(m) == 17 for m in macs)
+
+
+def test_release_frees_addresses_but_live_ones_are_never_reused(nets, member):
+    network = nets["alpha"]
+    first = ipam.allocate_port(network, member.project.id, "vm-1")
+    second = ipam.allocate_port(network, member.project.id, "vm-2")
+    assert ipam.release_ports("vm-1") == 1
+    assert not Port.objects.filter(pk=first.pk).exists()
+    third = ipam.allocate_port(network, member.project.id, "vm-3")
+    fourth = ipam.allocate_port(network, member.project.id, "vm-4")
+    live = [p.fixed_ips[0]["ip_address"] for p in (second, third, fourth)]
+    assert len(set(live)) == 3
+    assert third.fixed_ips[0]["ip_address"] == "10.2.0.2"  # the freed one
+    assert ipam.release_ports("nothing-here") == 0
+    with pytest.raises(ValueError):
+        ipam.release_ports("")
+
+
+def test_fixed_ip(nets, member):
+    network = nets["alpha"]
+    port = ipam.allocate_port(network, member.project.id, "vm-1", fixed_ip="10.2.0.50")
+    assert port.fixed_ips[0]["ip_address"] == "10.2.0.50"
+    with pytest.raises(ipam.AddressInUse):
+        ipam.allocate_port(network, member.project.id, "vm-2", fixed_ip="10.2.0.50")
+    for bad in ("10.2.0.1", "10.2.0.0", "10.2.0.255", "10.9.0.5", "not-an-ip"):
+        with pytest.raises(ipam.InvalidAddress):
+            ipam.allocate_port(network, member.project.id, "vm-2", fixed_ip=bad)
+    automatic = ipam.allocate_port(network, member.project.id, "vm-3")
+    assert automatic.fixed_ips[0]["ip_address"] == "10.2.0.2"
+
+
+def test_exhaustion_and_stored_pools(member):
+    network = Network.objects.create(name="tiny", project=member.project)
+    Subnet.objects.create(
+        network=network,
+        cidr="192.168.5.0/24",
+        gateway_ip="192.168.5.1",
+        allocation_pools=[{"start": "192.168.5.10", "end": "192.168.5.11"}],
+    )
+    got = [ipam.allocate_port(network, member.project.id, f"vm-{i}") for i in range(2)]
+    assert [p.fixed_ips[0]["ip_address"] for p in got] == ["192.168.5.10", "192.168.5.11"]
+    with pytest.raises(ipam.NoFreeAddress):
+        ipam.allocate_port(network, member.project.id, "vm-x")
+
+
+def test_network_without_subnet(member):
+    network = Network.objects.create(name="bare", project=member.project)
+    with pytest.raises(ipam.NoSubnet):
+        ipam.allocate_port(network, member.project.id, "vm")
+
+
+def test_default_pools_around_a_middle_gateway(member):
+    network = Network.objects.create(name="mid", project=member.project)
+    subnet = Subnet.objects.create(network=network, cidr="10.5.0.0/29", gateway_ip="10.5.0.3")
+    assert ipam.allocation_pools(subnet) == [
+        {"start": "10.5.0.1", "end": "10.5.0.2"},
+        {"start": "10.5.0.4", "end": "10.5.0.6"},
+    ]
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks need PostgreSQL; SQLite serialises writers"
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_allocations_never_share_an_address():
+    project = Project.objects.create(name="race")
+    network = make_network("race-net", project, "10.7.0.0/24")
+    start = threading.Barrier(8)
+
+    def boot(n: int) -> str:
+        try:
+            start.wait()
+            port = ipam.allocate_port(network, project.id, f"vm-{n}")
+            return port.fixed_ips[0]["ip_address"]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(boot, range(8)))  # re-raises any failure here
+    assert len(results) == 8 and len(set(results)) == 8
