@@ -1,0 +1,154 @@
+"""The libvirt domain XML for one instance, built as an element tree.
+
+Everything a user controls (display name, request id) reaches the document only as element text
+through ElementTree, which escapes markup; characters XML 1.0 cannot carry at all (NUL and most
+other control characters, lone surrogates) are replaced first, because an escaper cannot make them
+legal and libvirt would reject the whole definition.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compute_agent.messages import SpawnRequest
+
+KUMO_XMLNS = "http://kumo.invalid/xmlns/instance/1.0"
+KUMO_XMLNS_PREFIX = "kumo"
+
+DOMAIN_TYPES = frozenset({"test", "qemu", "kvm"})
+
+# Metadata is for people reading `virsh dumpxml`; the database holds the real values, so there is
+# no reason to let a 100k-character name bloat every definition libvirt stores and re-parses.
+METADATA_TEXT_LIMIT = 255
+
+# Tab and newline survive a round trip; carriage return does not (parsers normalise it to a
+# newline), so it is replaced along with the characters XML 1.0 forbids outright.
+_NOT_XML_TEXT = re.compile("[^\t\n\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_REPLACEMENT = "\ufffd"
+
+ET.register_namespace(KUMO_XMLNS_PREFIX, KUMO_XMLNS)
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """One file-backed disk; the image cache and config drive (issue 5) will produce these."""
+
+    path: str
+    target_dev: str = "vda"
+    bus: str = "virtio"
+    driver_type: str = "qcow2"
+    device: str = "disk"  # "disk" or "cdrom"
+    read_only: bool = False
+
+
+def xml_text(value: object, limit: int | None = METADATA_TEXT_LIMIT) -> str:
+    """Return `value` as text XML 1.0 can carry, cut to `limit` characters (None: no cut)."""
+    text = _NOT_XML_TEXT.sub(_REPLACEMENT, str(value))
+    return text if limit is None else text[:limit]
+
+
+def canonical_uuid(value: str) -> str:
+    """The lower-case hyphenated form, which is also the domain name; anything else is refused so
+    a hostile "uuid" can never become a domain name or path component."""
+    try:
+        parsed = uuid.UUID(str(value))
+    except ValueError:
+        raise ValueError(f"not a UUID: {xml_text(value, 80)!r}") from None
+    return str(parsed)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrib)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def build_domain_xml(
+    request: SpawnRequest,
+    *,
+    domain_type: str,
+    vnc_listen: str = "127.0.0.1",
+    disks: Sequence[DiskSpec] = (),
+    serial_log_path: str | None = None,
+) -> str:
+    """Return the persistent domain definition for `request` as a string.
+
+    `domain_type` is the hypervisor's word for itself ("test" for libvirt's test driver, "qemu"
+    for TCG, "kvm"); the caller picks it because only the caller knows which one works on its host.
+    """
+    if domain_type not in DOMAIN_TYPES:
+        raise ValueError(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
+    listen = str(ipaddress.ip_address(vnc_listen))
+    instance_uuid = canonical_uuid(request.instance_uuid)
+    memory_kib = _positive_int("memory_mb", request.memory_mb) * 1024
+    vcpus = _positive_int("vcpus", request.vcpus)
+
+    domain = ET.Element("domain", {"type": domain_type})
+    _sub(domain, "name", instance_uuid)
+    _sub(domain, "uuid", instance_uuid)
+
+    metadata = _sub(domain, "metadata")
+    instance = _sub(metadata, f"{{{KUMO_XMLNS}}}instance")
+    _sub(instance, f"{{{KUMO_XMLNS}}}name", xml_text(request.name))
+    _sub(instance, f"{{{KUMO_XMLNS}}}request-id", xml_text(request.request_id))
+
+    _sub(domain, "memory", str(memory_kib), unit="KiB")
+    _sub(domain, "currentMemory", str(memory_kib), unit="KiB")
+    _sub(domain, "vcpu", str(vcpus))
+
+    # The guest can read these (dmi product_serial / product_uuid) to learn which instance it is.
+    sysinfo = _sub(domain, "sysinfo", type="smbios")
+    system = _sub(sysinfo, "system")
+    _sub(system, "entry", "Kumo", name="manufacturer")
+    _sub(system, "entry", "Kumo Compute", name="product")
+    _sub(system, "entry", instance_uuid, name="serial")
+    _sub(system, "entry", instance_uuid, name="uuid")
+
+    os_element = _sub(domain, "os")
+    _sub(os_element, "type", "hvm")
+    _sub(os_element, "boot", dev="hd")
+    _sub(os_element, "smbios", mode="sysinfo")
+
+    features = _sub(domain, "features")
+    _sub(features, "acpi")  # without ACPI a guest cannot be asked to shut down gracefully
+    _sub(features, "apic")
+
+    _sub(domain, "clock", offset="utc")
+    _sub(domain, "on_poweroff", "destroy")
+    _sub(domain, "on_reboot", "restart")
+    _sub(domain, "on_crash", "destroy")
+
+    devices = _sub(domain, "devices")
+    for disk in disks:
+        _add_disk(devices, disk)
+    serial = _sub(devices, "serial", type="pty")
+    if serial_log_path is not None:
+        _sub(serial, "log", file=xml_text(serial_log_path, None), append="off")
+    _sub(serial, "target", port="0")
+    console = _sub(devices, "console", type="pty")
+    _sub(console, "target", type="serial", port="0")
+    graphics = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=listen)
+    _sub(graphics, "listen", type="address", address=listen)
+
+    return ET.tostring(domain, encoding="unicode")
+
+
+def _add_disk(devices: ET.Element, disk: DiskSpec) -> None:
+    element = _sub(devices, "disk", type="file", device=disk.device)
+    _sub(element, "driver", name="qemu", type=disk.driver_type)
+    _sub(element, "source", file=xml_text(disk.path, None))
+    _sub(element, "target", dev=disk.target_dev, bus=disk.bus)
+    if disk.read_only:
+        _sub(element, "readonly")

@@ -1,0 +1,296 @@
+"""The compute agent process: a Celery worker on this host's queue, plus a heartbeat thread.
+
+    python -m compute_agent --host NAME --libvirt-uri URI [--broker URL] [--concurrency N]
+                            [--heartbeat-interval S] [--instances-dir DIR]
+
+The worker runs its own Celery app (no Django, no `cloud`) with the threads pool: every task then
+shares one process, hence one libvirt connection and, with `test:///default`, one test-driver
+state (that driver keeps its state per process, so a prefork pool would scatter instances across
+children that cannot see each other's domains).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import re
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from compute_agent import messages as msg
+from compute_agent.boundary import forbid_control_plane_imports
+from compute_agent.drivers.base import DriverError
+from compute_agent.drivers.libvirt_driver import DEFAULT_INSTANCES_DIR, LibvirtDriver
+from compute_agent.logcontext import install_record_factory
+from compute_agent.manager import ComputeManager
+from compute_agent.reporter import CeleryReporter, ReportError
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+DEFAULT_LIBVIRT_URI = "test:///default"
+DEFAULT_HEARTBEAT_INTERVAL = 10.0
+# Platform notes: more than about four concurrent qemu boots on a small host only queue for CPU.
+DEFAULT_CONCURRENCY = 4
+
+# The host name becomes a queue name and a worker hostname; keep it to characters safe in both.
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+_LOG_FORMAT = (
+    "[%(asctime)s: %(levelname)s/%(threadName)s] [req:%(request_id)s] %(name)s: %(message)s"
+)
+_TASK_LOG_FORMAT = (
+    "[%(asctime)s: %(levelname)s/%(threadName)s] [req:%(request_id)s] "
+    "%(task_name)s[%(task_id)s]: %(message)s"
+)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    host: str
+    libvirt_uri: str = DEFAULT_LIBVIRT_URI
+    broker_url: str = DEFAULT_BROKER
+    concurrency: int = DEFAULT_CONCURRENCY
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    instances_dir: str = DEFAULT_INSTANCES_DIR
+    host_ip: str = "127.0.0.1"
+    vnc_listen: str = "127.0.0.1"
+    domain_type: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def queue(self) -> str:
+        return msg.compute_queue(self.host)
+
+    @property
+    def worker_hostname(self) -> str:
+        return f"compute@{self.host}"
+
+
+def parse_args(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> AgentConfig:
+    """Command line first, then environment, then defaults."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="python -m compute_agent", description="Kumo compute agent (nova-compute)."
+    )
+    add = parser.add_argument
+    add("--host", default=env.get("KUMO_COMPUTE_HOST") or socket.gethostname(),
+        help="this host's name; the agent consumes queue compute.HOST")
+    add("--libvirt-uri", default=env.get("KUMO_LIBVIRT_URI", DEFAULT_LIBVIRT_URI))
+    add("--broker",
+        default=env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or DEFAULT_BROKER)
+    add("--concurrency", type=int,
+        default=int(env.get("KUMO_COMPUTE_CONCURRENCY", DEFAULT_CONCURRENCY)))
+    add("--heartbeat-interval", type=float,
+        default=float(env.get("KUMO_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL)))
+    add("--instances-dir", default=env.get("KUMO_INSTANCES_DIR", DEFAULT_INSTANCES_DIR))
+    add("--host-ip", default=env.get("KUMO_HOST_IP", "127.0.0.1"),
+        help="address the control plane and console proxy use to reach this host")
+    add("--vnc-listen", default=env.get("KUMO_VNC_LISTEN", "127.0.0.1"))
+    add("--domain-type", choices=("test", "qemu", "kvm"),
+        default=env.get("KUMO_DOMAIN_TYPE") or None,
+        help="default: 'test' for test:// URIs, 'qemu' (TCG) for qemu:// URIs")
+    add("--log-level", default=env.get("KUMO_LOG_LEVEL", "INFO"))
+    args = parser.parse_args(argv)
+
+    if not _HOST_NAME.match(args.host):
+        parser.error(f"--host {args.host!r}: use letters, digits, '.', '_' or '-' (max 63)")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.heartbeat_interval <= 0:
+        parser.error("--heartbeat-interval must be positive")
+    try:
+        ipaddress.ip_address(args.vnc_listen)
+    except ValueError:
+        parser.error(f"--vnc-listen {args.vnc_listen!r} is not an IP address")
+    return AgentConfig(
+        host=args.host,
+        libvirt_uri=args.libvirt_uri,
+        broker_url=args.broker,
+        concurrency=args.concurrency,
+        heartbeat_interval=args.heartbeat_interval,
+        instances_dir=args.instances_dir,
+        host_ip=args.host_ip,
+        vnc_listen=args.vnc_listen,
+        domain_type=args.domain_type,
+        log_level=args.log_level.upper(),
+    )
+
+
+def create_app(config: AgentConfig) -> Celery:
+    # Imported here, not at the top: run() must install the import guard (compute_agent.boundary)
+    # before celery and kombu are first imported, or they pull in Django where it is installed.
+    from celery import Celery
+    from kombu import Queue
+
+    # fixups=[]: Celery's default Django fixup imports Django whenever DJANGO_SETTINGS_MODULE is
+    # set in the environment, which would break the agent's no-Django boundary on a shared host.
+    app = Celery("compute_agent", broker=config.broker_url, fixups=[], set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(config.queue)],
+        task_default_queue=config.queue,
+        # Only the host queue: no pidbox broadcast queue, no events.
+        worker_enable_remote_control=False,
+        worker_send_task_events=False,
+        worker_log_format=_LOG_FORMAT,
+        worker_task_log_format=_TASK_LOG_FORMAT,
+    )
+    return app
+
+
+def register_tasks(app: Celery, manager: ComputeManager) -> dict[str, Any]:
+    """Register the agent's tasks under the contract's names; return them by name."""
+
+    # A failed report is retried by running the whole task again, which is safe because both
+    # operations are idempotent. A destroy the hypervisor refused is retried the same way: the
+    # contract has no "destroy failed" event, and the tombstone already stops any re-spawn.
+    @app.task(name=msg.TASK_SPAWN, autoretry_for=(ReportError,), retry_backoff=True, max_retries=5)
+    def spawn(payload: dict[str, Any]) -> None:
+        manager.spawn(msg.SpawnRequest.from_dict(payload))
+
+    @app.task(
+        name=msg.TASK_DESTROY,
+        autoretry_for=(DriverError, ReportError),
+        retry_backoff=True,
+        max_retries=8,
+    )
+    def destroy(payload: dict[str, Any]) -> None:
+        manager.destroy(msg.DestroyRequest.from_dict(payload))
+
+    return {msg.TASK_SPAWN: spawn, msg.TASK_DESTROY: destroy}
+
+
+class Heartbeat:
+    """Sends a host report at once, then every `interval` seconds, until stopped."""
+
+    def __init__(self, manager: ComputeManager, interval: float) -> None:
+        self.manager = manager
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.manager.send_host_report()  # never raises
+            if self._stop.wait(self.interval):
+                return
+
+
+def worker_argv(config: AgentConfig) -> list[str]:
+    return [
+        "worker",
+        "--pool=threads",
+        f"--concurrency={config.concurrency}",
+        f"--hostname={config.worker_hostname}",
+        f"--queues={config.queue}",
+        f"--loglevel={config.log_level}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+
+
+@dataclass
+class Agent:
+    """Everything one agent process runs, wired together but not started."""
+
+    config: AgentConfig
+    app: Celery
+    driver: LibvirtDriver
+    manager: ComputeManager
+    heartbeat: Heartbeat
+
+
+def build_agent(config: AgentConfig) -> Agent:
+    """Connect to the hypervisor, then build the Celery app, manager and heartbeat.
+
+    Raises DriverError when the hypervisor cannot be reached: better not to start than to take
+    work off the queue and fail every task.
+    """
+    driver = LibvirtDriver(
+        config.libvirt_uri,
+        instances_dir=config.instances_dir,
+        domain_type=config.domain_type,
+        vnc_listen=config.vnc_listen,
+    )
+    try:
+        driver.host_info()
+    except DriverError:
+        driver.close()
+        raise
+    app = create_app(config)
+    manager = ComputeManager(config.host, driver, CeleryReporter(app), host_ip=config.host_ip)
+    register_tasks(app, manager)
+    return Agent(config, app, driver, manager, Heartbeat(manager, config.heartbeat_interval))
+
+
+def run(config: AgentConfig) -> int:
+    """Run the agent until Celery's worker stops (SIGTERM: warm shutdown). Return an exit code."""
+    forbid_control_plane_imports()
+    install_record_factory()
+    try:
+        agent = build_agent(config)
+    except DriverError as exc:
+        logging.basicConfig(level=logging.ERROR)
+        LOG.error("compute agent %s cannot start: %s", config.host, exc)
+        return 1
+
+    from celery import signals  # only now: see create_app() on the import guard
+
+    # Heartbeats start once the worker consumes, so "alive" always means "able to take work".
+    def on_ready(**_: Any) -> None:
+        LOG.info("compute agent %s ready on %s (%s)", config.host, config.queue, config.libvirt_uri)
+        agent.heartbeat.start()
+
+    def on_shutdown(**_: Any) -> None:
+        agent.heartbeat.stop()
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    signals.worker_shutdown.connect(on_shutdown, weak=False)
+    try:
+        agent.app.worker_main(argv=worker_argv(config))
+    except SystemExit as exit_:
+        if exit_.code is None or isinstance(exit_.code, int):
+            return exit_.code or 0
+        return 1
+    finally:
+        agent.heartbeat.stop()
+        agent.driver.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse_args(argv))

@@ -1,0 +1,65 @@
+"""Fixtures shared by the agent's unit tests: the real libvirt test driver and a recording
+reporter. Nothing here needs Django, Redis or a running daemon."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from compute_agent import messages as msg
+from compute_agent.drivers.libvirt_driver import LibvirtDriver
+
+from .fakes import RecordingReporter
+
+TEST_URI = "test:///default"
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[LibvirtDriver]:
+    instances = tmp_path / "instances"
+    instances.mkdir()
+    driver = LibvirtDriver(TEST_URI, instances_dir=instances)
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def new_uuid(driver: LibvirtDriver) -> Iterator[Callable[[], str]]:
+    """Hands out fresh instance uuids and removes their domains afterwards: the test driver's
+    state lives as long as the process, so a leftover would leak into later tests."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(str(uuid.uuid4()))
+        return made[-1]
+
+    yield make
+    for instance_uuid in made:
+        driver.destroy(instance_uuid)
+
+
+@pytest.fixture
+def spawn_request(new_uuid: Callable[[], str]) -> Callable[..., msg.SpawnRequest]:
+    def make(**overrides: object) -> msg.SpawnRequest:
+        fields: dict[str, object] = {
+            "request_id": f"req-{uuid.uuid4()}",
+            "instance_uuid": new_uuid(),
+            "name": "web-1",
+            "hostname": "web-1",
+            "vcpus": 1,
+            "memory_mb": 128,
+            "root_gb": 1,
+            "image": msg.ImageRef(id="img-1", token="SECRET-IMAGE-TOKEN"),
+        }
+        fields.update(overrides)
+        return msg.SpawnRequest(**fields)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def reporter() -> RecordingReporter:
+    return RecordingReporter()

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from compute_agent import messages as msg
+from compute_agent.domain_xml import (
+    KUMO_XMLNS,
+    METADATA_TEXT_LIMIT,
+    DiskSpec,
+    build_domain_xml,
+    xml_text,
+)
+
+UUID = "6f1d3c0e-2b7a-4c1e-9a8f-0d5b1e2c3a4f"
+NS = {"kumo": KUMO_XMLNS}
+
+
+def request(**overrides: object) -> msg.SpawnRequest:
+    fields: dict[str, object] = {
+        "request_id": "req-1234",
+        "instance_uuid": UUID,
+        "name": "web-1",
+        "hostname": "web-1",
+        "vcpus": 2,
+        "memory_mb": 512,
+        "root_gb": 1,
+    }
+    fields.update(overrides)
+    return msg.SpawnRequest(**fields)  # type: ignore[arg-type]
+
+
+def build(**overrides: object) -> ET.Element:
+    return ET.fromstring(build_domain_xml(request(**overrides), domain_type="test"))
+
+
+def shape(root: ET.Element) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Every element's tag and attributes in document order: the structure, not the text."""
+    return [(element.tag, tuple(sorted(element.attrib.items()))) for element in root.iter()]
+
+
+def test_domain_is_named_and_identified_by_the_instance_uuid() -> None:
+    root = build()
+    assert root.tag == "domain"
+    assert root.get("type") == "test"
+    assert root.findtext("name") == UUID
+    assert root.findtext("uuid") == UUID
+
+
+def test_uuid_is_written_in_canonical_form() -> None:
+    root = build(instance_uuid=UUID.upper())
+    assert root.findtext("name") == UUID
+    assert root.findtext("uuid") == UUID
+
+
+def test_memory_is_given_in_kib_and_vcpus_as_asked() -> None:
+    root = build(memory_mb=512, vcpus=2)
+    assert root.find("memory").get("unit") == "KiB"
+    assert root.findtext("memory") == str(512 * 1024)
+    assert root.findtext("currentMemory") == str(512 * 1024)
+    assert root.findtext("vcpu") == "2"
+
+
+def test_guest_is_hvm_and_reads_its_identity_from_smbios() -> None:
+    root = build()
+    assert root.findtext("os/type") == "hvm"
+    assert root.find("os/smbios").get("mode") == "sysinfo"
+    sysinfo = root.find("sysinfo")
+    assert sysinfo.get("type") == "smbios"
+    entries = {e.get("name"): e.text for e in sysinfo.findall("system/entry")}
+    assert entries["serial"] == UUID
+    assert entries["uuid"] == UUID
+
+
+def test_metadata_carries_display_name_and_request_id_in_our_namespace() -> None:
+    root = build(name="web & db", request_id="req-42")
+    instance = root.find("metadata/kumo:instance", NS)
+    assert instance is not None
+    assert instance.findtext("kumo:name", namespaces=NS) == "web & db"
+    assert instance.findtext("kumo:request-id", namespaces=NS) == "req-42"
+
+
+def test_devices_are_a_serial_console_and_vnc_on_loopback_by_default() -> None:
+    devices = build().find("devices")
+    assert [child.tag for child in devices] == ["serial", "console", "graphics"]
+    assert devices.find("serial").get("type") == "pty"
+    assert devices.find("console/target").get("type") == "serial"
+    graphics = devices.find("graphics")
+    assert graphics.get("type") == "vnc"
+    assert graphics.get("autoport") == "yes"
+    assert graphics.get("listen") == "127.0.0.1"
+    assert graphics.find("listen").get("address") == "127.0.0.1"
+
+
+def test_vnc_listen_address_is_configurable() -> None:
+    xml = build_domain_xml(request(), domain_type="qemu", vnc_listen="10.0.0.5")
+    graphics = ET.fromstring(xml).find("devices/graphics")
+    assert graphics.get("listen") == "10.0.0.5"
+    assert graphics.find("listen").get("address") == "10.0.0.5"
+
+
+def test_refuses_a_vnc_listen_value_that_is_not_an_address() -> None:
+    with pytest.raises(ValueError):
+        build_domain_xml(request(), domain_type="test", vnc_listen="0.0.0.0' autoport='no")
+
+
+@pytest.mark.parametrize("domain_type", ["test", "qemu", "kvm"])
+def test_domain_type_is_the_callers_choice(domain_type: str) -> None:
+    xml = build_domain_xml(request(), domain_type=domain_type)
+    assert ET.fromstring(xml).get("type") == domain_type
+
+
+def test_refuses_an_unknown_domain_type() -> None:
+    with pytest.raises(ValueError):
+        build_domain_xml(request(), domain_type="xen")
+
+
+@pytest.mark.parametrize("bad_uuid", ["", "web-1", "../../etc/passwd", f"{UUID}<x/>"])
+def test_refuses_an_instance_uuid_that_is_not_a_uuid(bad_uuid: str) -> None:
+    with pytest.raises(ValueError):
+        build_domain_xml(request(instance_uuid=bad_uuid), domain_type="test")
+
+
+@pytest.mark.parametrize(
+    "field, value", [("memory_mb", 0), ("memory_mb", -1), ("vcpus", 0), ("vcpus", True)]
+)
+def test_refuses_sizes_that_are_not_positive_integers(field: str, value: object) -> None:
+    with pytest.raises(ValueError):
+        build_domain_xml(request(**{field: value}), domain_type="test")
+
+
+HOSTILE = {
+    "markup": "</kumo:name></kumo:instance></metadata><devices><disk type='file'/></devices>",
+    "quotes": "\"'\"'; <graphics type='spice'/>",
+    "entities": "&amp; &lt; &#0; &xxe; <!ENTITY x SYSTEM 'file:///etc/passwd'>",
+    "cdata end": "]]><![CDATA[<disk/>]]>",
+    "nul and controls": "web\x00-1\x01\x07\x08\x0b\x0c\x1b[31m\x7f\r\n\ttail",
+    "lone surrogate": "half \ud800 a pair",
+    "non-characters": "\ufffe\uffff",
+    "very long": "A<&>" * 25_000,
+    "unicode": "サーバー 🚀 ünïcödé",
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_names_do_not_change_the_structure(hostile: str) -> None:
+    baseline = shape(build(name="web-1", request_id="req-1"))
+    xml = build_domain_xml(request(name=hostile, request_id=hostile), domain_type="test")
+    root = ET.fromstring(xml)  # parses at all: no character XML 1.0 forbids slipped through
+    assert shape(root) == baseline
+    instance = root.find("metadata/kumo:instance", NS)
+    assert instance.findtext("kumo:name", namespaces=NS) == xml_text(hostile)
+    assert instance.findtext("kumo:request-id", namespaces=NS) == xml_text(hostile)
+
+
+def test_forbidden_characters_are_replaced_and_nothing_else_changes() -> None:
+    assert xml_text("a\x00b\x1fc\rd\te\nf") == "a\ufffdb\ufffdc\ufffdd\te\nf"
+    assert xml_text("<&>\"'") == "<&>\"'"
+
+
+def test_very_long_names_are_cut_so_the_definition_stays_small() -> None:
+    xml = build_domain_xml(request(name="x" * 100_000), domain_type="test")
+    name = ET.fromstring(xml).find("metadata/kumo:instance/kumo:name", NS).text
+    assert len(name) == METADATA_TEXT_LIMIT
+    assert len(xml) < 5_000
+
+
+def test_disks_come_first_among_devices_and_describe_their_file() -> None:
+    disks = [
+        DiskSpec(path="/var/lib/kumo/instances/x/disk"),
+        DiskSpec(
+            path="/var/lib/kumo/instances/x/config.iso",
+            target_dev="sda",
+            bus="sata",
+            driver_type="raw",
+            device="cdrom",
+            read_only=True,
+        ),
+    ]
+    xml = build_domain_xml(request(), domain_type="qemu", disks=disks)
+    devices = ET.fromstring(xml).find("devices")
+    assert [child.tag for child in devices] == ["disk", "disk", "serial", "console", "graphics"]
+    root_disk, cdrom = devices.findall("disk")
+    assert root_disk.get("device") == "disk"
+    assert root_disk.find("source").get("file") == "/var/lib/kumo/instances/x/disk"
+    assert root_disk.find("driver").get("type") == "qcow2"
+    assert root_disk.find("target").attrib == {"dev": "vda", "bus": "virtio"}
+    assert root_disk.find("readonly") is None
+    assert cdrom.get("device") == "cdrom"
+    assert cdrom.find("readonly") is not None
+
+
+def test_serial_log_is_added_only_when_asked_for() -> None:
+    assert build().find("devices/serial/log") is None
+    xml = build_domain_xml(request(), domain_type="qemu", serial_log_path="/tmp/console.log")
+    log = ET.fromstring(xml).find("devices/serial/log")
+    assert log.get("file") == "/tmp/console.log"
+    assert log.get("append") == "off"

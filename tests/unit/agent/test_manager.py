@@ -1,0 +1,292 @@
+"""ComputeManager on the real libvirt test driver, with a reporter that records instead of
+publishing: idempotence, the tombstone rule, cleanup after failures, what gets reported."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from compute_agent import messages as msg
+from compute_agent.drivers.base import DriverError
+from compute_agent.drivers.libvirt_driver import LibvirtDriver
+from compute_agent.logcontext import RequestIdFilter
+from compute_agent.manager import ComputeManager, KeyedLocks, Tombstones
+from compute_agent.reporter import ReportError
+
+from .fakes import RecordingReporter
+
+SpawnRequestFactory = Callable[..., msg.SpawnRequest]
+
+
+class FailingAfterSpawn(LibvirtDriver):
+    """Fails after the domain is defined and running: a failure libvirt's test driver cannot be
+    made to produce, and the worst case for cleanup."""
+
+    def __init__(self, *args: object, cleanup_fails: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.cleanup_fails = cleanup_fails
+
+    def spawn(self, request: msg.SpawnRequest) -> str:
+        super().spawn(request)
+        raise DriverError("injected: the guest never came up")
+
+    def destroy(self, instance_uuid: str) -> None:
+        if self.cleanup_fails:
+            raise DriverError("injected: cannot remove the domain")
+        super().destroy(instance_uuid)
+
+
+class RefusingDestroy(LibvirtDriver):
+    def destroy(self, instance_uuid: str) -> None:
+        raise DriverError("injected: libvirtd is not answering")
+
+
+@pytest.fixture
+def manager(driver: LibvirtDriver, reporter: RecordingReporter) -> ComputeManager:
+    return ComputeManager("host-a", driver, reporter, host_ip="192.0.2.10")
+
+
+def destroy_request(spawn: msg.SpawnRequest, request_id: str = "req-destroy") -> msg.DestroyRequest:
+    return msg.DestroyRequest(request_id=request_id, instance_uuid=spawn.instance_uuid)
+
+
+def domain_uuids(report: msg.HostReport) -> set[str]:
+    return {d.uuid for d in report.domains}
+
+
+def test_spawn_starts_the_domain_and_reports_spawned_then_the_host(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    event = manager.spawn(request)
+
+    assert reporter.events == [event]
+    assert event == msg.InstanceEvent(
+        request_id=request.request_id,
+        instance_uuid=request.instance_uuid,
+        host="host-a",
+        event=msg.EVENT_SPAWNED,
+        power_state=msg.POWER_RUNNING,
+    )
+    assert manager.driver.power_state(request.instance_uuid) == msg.POWER_RUNNING
+    [report] = reporter.reports
+    assert request.instance_uuid in domain_uuids(report)
+
+
+def test_spawning_twice_reports_success_twice_and_keeps_one_domain(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    manager.spawn(request)
+    assert [e.event for e in reporter.events] == [msg.EVENT_SPAWNED, msg.EVENT_SPAWNED]
+    assert [e.power_state for e in reporter.events] == [msg.POWER_RUNNING, msg.POWER_RUNNING]
+    domains = [d for d in manager.driver.list_domains() if d.uuid == request.instance_uuid]
+    assert len(domains) == 1
+
+
+def test_destroy_removes_the_domain_and_reports_destroyed_then_the_host(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    event = manager.destroy(destroy_request(request))
+
+    assert event.event == msg.EVENT_DESTROYED
+    assert event.request_id == "req-destroy"
+    assert reporter.events[-1] == event
+    assert manager.driver.power_state(request.instance_uuid) == msg.POWER_NOSTATE
+    assert request.instance_uuid not in domain_uuids(reporter.reports[-1])
+
+
+def test_destroying_an_instance_this_host_never_had_reports_destroyed(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.destroy(destroy_request(request))
+    manager.destroy(destroy_request(request))
+    assert [e.event for e in reporter.events] == [msg.EVENT_DESTROYED, msg.EVENT_DESTROYED]
+
+
+def test_spawn_arriving_after_destroy_creates_nothing_and_reports_destroyed(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.destroy(destroy_request(request))
+    event = manager.spawn(request)
+
+    assert event.event == msg.EVENT_DESTROYED
+    assert event.request_id == request.request_id
+    assert manager.driver.power_state(request.instance_uuid) == msg.POWER_NOSTATE
+
+
+def test_tombstone_holds_for_any_spelling_of_the_uuid(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.destroy(
+        msg.DestroyRequest(request_id="r", instance_uuid=request.instance_uuid.upper())
+    )
+    assert manager.spawn(request).event == msg.EVENT_DESTROYED
+
+
+def test_racing_spawn_and_destroy_never_leave_a_domain_behind(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    requests = [spawn_request() for _ in range(15)]
+    actions: list[Callable[[], object]] = []
+    for request in requests:
+        actions.append(lambda r=request: manager.spawn(r))
+        actions.append(lambda r=request: manager.destroy(destroy_request(r)))
+    start = threading.Barrier(len(actions))
+
+    def run(action: Callable[[], object]) -> object:
+        start.wait(10)
+        return action()
+
+    with ThreadPoolExecutor(max_workers=len(actions)) as pool:
+        for result in [pool.submit(run, action) for action in actions]:
+            result.result(30)  # re-raises whatever went wrong in the thread
+
+    left = {d.uuid for d in manager.driver.list_domains()}
+    assert left.isdisjoint(r.instance_uuid for r in requests)
+
+
+def test_failed_spawn_is_cleaned_up_and_reported_readably(
+    driver: LibvirtDriver,
+    reporter: RecordingReporter,
+    spawn_request: SpawnRequestFactory,
+) -> None:
+    failing = FailingAfterSpawn("test:///default", instances_dir=driver.instances_dir)
+    manager = ComputeManager("host-a", failing, reporter)
+    request = spawn_request()
+
+    event = manager.spawn(request)
+
+    assert event.event == msg.EVENT_SPAWN_FAILED
+    assert event.message == "injected: the guest never came up"
+    assert "Traceback" in event.details
+    assert driver.power_state(request.instance_uuid) == msg.POWER_NOSTATE
+    assert reporter.reports, "a host report follows a failure too"
+    failing.close()
+
+
+def test_failed_cleanup_is_mentioned_in_the_details(
+    driver: LibvirtDriver, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    failing = FailingAfterSpawn(
+        "test:///default", instances_dir=driver.instances_dir, cleanup_fails=True
+    )
+    manager = ComputeManager("host-a", failing, reporter)
+    event = manager.spawn(spawn_request())
+    assert event.event == msg.EVENT_SPAWN_FAILED
+    assert "cannot remove the domain" in event.details
+    failing.close()
+
+
+def test_invalid_request_is_reported_as_a_failed_spawn(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    event = manager.spawn(spawn_request(memory_mb=0))
+    assert event.event == msg.EVENT_SPAWN_FAILED
+    assert "memory_mb" in event.message
+
+
+def test_destroy_the_hypervisor_refuses_raises_and_still_blocks_a_later_spawn(
+    driver: LibvirtDriver, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    refusing = RefusingDestroy("test:///default", instances_dir=driver.instances_dir)
+    manager = ComputeManager("host-a", refusing, reporter)
+    request = spawn_request()
+    with pytest.raises(DriverError):
+        manager.destroy(destroy_request(request))
+    assert reporter.events == []
+    assert manager.spawn(request).event == msg.EVENT_DESTROYED
+    refusing.close()
+
+
+def test_a_report_that_cannot_be_sent_fails_the_operation_so_it_is_retried(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    reporter.fail_with = ReportError("broker down")
+    with pytest.raises(ReportError):
+        manager.spawn(spawn_request())
+
+
+def test_host_report_describes_this_host_and_its_domains(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    report = manager.host_report()
+    assert report.host == "host-a"
+    assert report.host_ip == "192.0.2.10"
+    assert report.hypervisor_type == "TEST"
+    assert report.vcpus > 0 and report.memory_mb > 0
+    assert msg.DomainState(request.instance_uuid, msg.POWER_RUNNING) in report.domains
+    assert msg.HostReport.from_dict(report.to_dict()) == report
+
+
+def test_sending_the_host_report_never_raises(
+    manager: ComputeManager, reporter: RecordingReporter
+) -> None:
+    reporter.fail_with = ReportError("broker down")
+    assert manager.send_host_report() is None
+
+
+class FormattingHandler(logging.Handler):
+    """Formats at emit time, before any other handler in the process can touch the record."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.addFilter(RequestIdFilter())
+        self.setFormatter(logging.Formatter("%(request_id)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def agent_log() -> Iterator[list[str]]:
+    logger = logging.getLogger("compute_agent")
+    handler = FormattingHandler()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_log_lines_carry_the_request_id_and_never_the_image_token(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory, agent_log: list[str]
+) -> None:
+    request = spawn_request(request_id="req-follow-me")
+    manager.spawn(request)
+    manager.destroy(destroy_request(request, "req-follow-me-too"))
+
+    manager_lines = [line for line in agent_log if " compute_agent.manager " in line]
+    assert any(line.startswith("req-follow-me ") for line in manager_lines)
+    assert any(line.startswith("req-follow-me-too ") for line in manager_lines)
+    assert all(line.startswith("req-follow-me") for line in manager_lines)
+    assert not any("SECRET-IMAGE-TOKEN" in line for line in agent_log)
+
+
+def test_keyed_locks_are_forgotten_once_released() -> None:
+    locks = KeyedLocks()
+    with locks.hold("a"), locks.hold("b"):
+        assert len(locks) == 2
+    assert len(locks) == 0
+
+
+def test_tombstones_forget_the_oldest_beyond_their_limit() -> None:
+    tombstones = Tombstones(limit=2)
+    for key in ("a", "b", "c"):
+        tombstones.add(key)
+    assert "a" not in tombstones
+    assert "b" in tombstones and "c" in tombstones

@@ -1,0 +1,178 @@
+"""The agent process's wiring: configuration, the Celery app's settings, task names, the
+heartbeat and the reporter. Nothing is published: no broker is needed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from compute_agent import messages as msg
+from compute_agent.reporter import CeleryReporter, ReportError
+from compute_agent.worker import (
+    AgentConfig,
+    Heartbeat,
+    create_app,
+    parse_args,
+    register_tasks,
+    worker_argv,
+)
+
+
+def test_defaults_come_from_the_environment() -> None:
+    config = parse_args(
+        [],
+        {
+            "KUMO_COMPUTE_HOST": "node7",
+            "KUMO_LIBVIRT_URI": "qemu:///system",
+            "REDIS_URL": "redis://redis:6379/1",
+            "KUMO_HEARTBEAT_INTERVAL": "2.5",
+            "KUMO_INSTANCES_DIR": "/srv/instances",
+        },
+    )
+    assert config == AgentConfig(
+        host="node7",
+        libvirt_uri="qemu:///system",
+        broker_url="redis://redis:6379/1",
+        heartbeat_interval=2.5,
+        instances_dir="/srv/instances",
+    )
+
+
+def test_without_environment_the_agent_uses_the_test_driver_and_local_redis() -> None:
+    config = parse_args(["--host", "h"], {})
+    assert config.libvirt_uri == "test:///default"
+    assert config.broker_url == "redis://127.0.0.1:6379/0"
+    assert config.heartbeat_interval == 10
+
+
+def test_celery_broker_url_wins_over_redis_url_and_the_command_line_over_both() -> None:
+    env = {"REDIS_URL": "redis://a/0", "CELERY_BROKER_URL": "redis://b/0", "KUMO_COMPUTE_HOST": "h"}
+    assert parse_args([], env).broker_url == "redis://b/0"
+    assert parse_args(["--broker", "redis://c/0"], env).broker_url == "redis://c/0"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--host", "bad host"],
+        ["--host", "a/b"],
+        ["--host", "h", "--concurrency", "0"],
+        ["--host", "h", "--heartbeat-interval", "0"],
+        ["--host", "h", "--domain-type", "xen"],
+    ],
+)
+def test_rejects_bad_arguments(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv, {})
+
+
+def test_app_consumes_only_its_host_queue_with_json_and_late_acks() -> None:
+    app = create_app(AgentConfig(host="node7", broker_url="redis://127.0.0.1:6379/15"))
+    conf = app.conf
+    assert [q.name for q in conf.task_queues] == ["compute.node7"]
+    assert conf.task_serializer == "json"
+    assert list(conf.accept_content) == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.task_ignore_result is True
+    assert conf.worker_enable_remote_control is False
+    assert not app.fixups, "Celery's Django fixup would import Django"
+
+
+def test_worker_runs_threads_under_its_own_hostname_on_its_own_queue() -> None:
+    argv = worker_argv(AgentConfig(host="node7", concurrency=3))
+    assert argv[0] == "worker"
+    assert "--pool=threads" in argv
+    assert "--concurrency=3" in argv
+    assert "--hostname=compute@node7" in argv
+    assert "--queues=compute.node7" in argv
+
+
+class RecordingManager:
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.reported = threading.Event()
+        self.report_count = 0
+
+    def spawn(self, request: msg.SpawnRequest) -> None:
+        self.calls.append(request)
+
+    def destroy(self, request: msg.DestroyRequest) -> None:
+        self.calls.append(request)
+
+    def send_host_report(self) -> None:
+        self.report_count += 1
+        if self.report_count >= 3:
+            self.reported.set()
+
+
+def test_tasks_are_registered_under_the_contract_names_and_parse_their_payload() -> None:
+    app = create_app(AgentConfig(host="node7"))
+    manager = RecordingManager()
+    tasks = register_tasks(app, manager)  # type: ignore[arg-type]
+    assert {msg.TASK_SPAWN, msg.TASK_DESTROY} <= set(app.tasks)
+
+    spawn = msg.SpawnRequest(
+        request_id="r1", instance_uuid="6f1d3c0e-2b7a-4c1e-9a8f-0d5b1e2c3a4f", name="n",
+        hostname="n", vcpus=1, memory_mb=64, root_gb=1, image=msg.ImageRef(id="i", token="t"),
+    )
+    destroy = msg.DestroyRequest(request_id="r2", instance_uuid=spawn.instance_uuid)
+    tasks[msg.TASK_SPAWN](spawn.to_dict())
+    tasks[msg.TASK_DESTROY](destroy.to_dict())
+    assert manager.calls == [spawn, destroy]
+
+
+def test_heartbeat_reports_at_once_and_then_every_interval_until_stopped() -> None:
+    manager = RecordingManager()
+    heartbeat = Heartbeat(manager, interval=0.01)  # type: ignore[arg-type]
+    heartbeat.start()
+    heartbeat.start()  # a second ready signal must not start a second thread
+    assert manager.reported.wait(5)
+    heartbeat.stop()
+    count = manager.report_count
+    threading.Event().wait(0.05)
+    assert manager.report_count == count
+
+
+class RecordingApp:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, Any, dict[str, Any]]] = []
+        self.fail = fail
+
+    def send_task(self, name: str, args: Any = None, **options: Any) -> None:
+        if self.fail:
+            raise ConnectionError("redis is down")
+        self.sent.append((name, json.loads(json.dumps(args)), options))
+
+
+def test_reports_go_to_the_conductor_queue_as_json_dicts() -> None:
+    app = RecordingApp()
+    reporter = CeleryReporter(app)
+    event = msg.InstanceEvent(
+        request_id="r", instance_uuid="u", host="h", event=msg.EVENT_SPAWNED,
+        power_state=msg.POWER_RUNNING,
+    )
+    report = msg.HostReport(
+        host="h", hypervisor_type="TEST", hypervisor_version=2, hypervisor_hostname="hv",
+        host_ip="127.0.0.1", vcpus=16, memory_mb=3072, local_gb=10,
+        domains=[msg.DomainState(uuid="u", power_state=msg.POWER_RUNNING)],
+    )
+    reporter.instance_event(event)
+    reporter.host_report(report)
+    assert app.sent == [
+        (msg.TASK_INSTANCE_EVENT, [event.to_dict()], {"queue": msg.CONDUCTOR_QUEUE}),
+        (msg.TASK_HOST_REPORT, [report.to_dict()], {"queue": msg.CONDUCTOR_QUEUE}),
+    ]
+    assert msg.HostReport.from_dict(app.sent[1][1][0]) == report
+
+
+def test_a_publish_failure_becomes_a_report_error() -> None:
+    reporter = CeleryReporter(RecordingApp(fail=True))
+    with pytest.raises(ReportError, match="redis is down"):
+        reporter.instance_event(
+            msg.InstanceEvent(request_id="r", instance_uuid="u", host="h", event="destroyed")
+        )
