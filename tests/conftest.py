@@ -12,3 +12,16 @@ def _fast_password_hashing(request, settings):
     # Unit tests create many users; the production hasher's cost is exercised in integration tests.
     if "integration" not in request.keywords and "compat" not in request.keywords:
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """One live stack for the whole session: two compute agents with room for 2 GiB each."""
+    from tests.stack import AgentSpec, Stack
+
+    live = Stack("stack", agents=[AgentSpec("compute-a"), AgentSpec("compute-b")])
+    try:
+        live.start()
+        yield live
+    finally:
+        live.stop()

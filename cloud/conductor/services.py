@@ -108,6 +108,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
             updated_at=now,
         )
         if became_active:
+            log.info("instance %s is active on %s", event.instance_uuid, event.host)
             actions.record_event(
                 event.instance_uuid,
                 actions.EVENT_SPAWN,
@@ -152,6 +153,8 @@ def _spawn_failed(event: msg.InstanceEvent) -> None:
         release(str(instance.uuid))
         expected = {"uuid": instance.uuid, "task_state": states.SPAWNING, "host": event.host}
         if instance.retries < settings.KUMO_MAX_BUILD_RETRIES:
+            log.warning("build of %s failed on %s, rescheduling: %s",
+                        instance.uuid, event.host, event.message)
             Instance.objects.filter(**expected).update(
                 retries=instance.retries + 1,
                 tried_hosts=[*(instance.tried_hosts or []), event.host],
@@ -170,6 +173,8 @@ def _spawn_failed(event: msg.InstanceEvent) -> None:
             )
             rpc.schedule_instance(str(instance.uuid), event.request_id)
             return
+        log.warning("build of %s failed on %s, giving up: %s",
+                    instance.uuid, event.host, event.message)
         Instance.objects.filter(**expected).update(
             vm_state=states.ERROR,
             task_state=None,
@@ -203,6 +208,7 @@ def _destroyed(event: msg.InstanceEvent) -> None:
         # An orphan domain we asked a host to remove (the instance lives on elsewhere).
         log.info("domain %s destroyed on %s; its instance stays", event.instance_uuid, event.host)
         return
+    log.info("instance %s destroyed on %s", event.instance_uuid, event.host)
     complete_delete(event.instance_uuid)
 
 

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Every benchmark, one after another. Figures, not pass/fail: read them beside their baselines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+python -m bench.boot_bench "$@"

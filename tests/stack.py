@@ -1,0 +1,274 @@
+"""A whole Kumo stack as real processes, for integration and compatibility tests.
+
+A fresh PostgreSQL database, a Redis database of its own, the web server (gunicorn), scheduler and
+conductor Celery workers, beat, and compute agents on libvirt's test driver — each a subprocess,
+driven only through HTTP. Logs go to artifacts/<stack name>/ so a failed CI run can be read.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+PG_ADMIN_URL = os.environ.get("KUMO_IT_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE = os.environ.get("KUMO_IT_REDIS", "redis://127.0.0.1:6379")
+
+# A test-driver host description: libvirt builds a separate in-process host from it per connection,
+# so each agent reports the capacity we choose.
+HOST_XML = """<node>
+  <cpu><nodes>1</nodes><sockets>1</sockets><cores>{cpus}</cores><threads>1</threads>
+  <active>{cpus}</active><mhz>2000</mhz><model>kumo-test</model></cpu>
+  <memory>{memory_kib}</memory>
+</node>
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class AgentSpec:
+    host: str
+    cpus: int = 4
+    memory_mb: int = 2048
+
+
+@dataclass
+class Stack:
+    name: str
+    agents: list[AgentSpec]
+    schedulers: int = 2
+    workdir: Path = field(init=False)
+    url: str = field(init=False, default="")
+    procs: dict[str, subprocess.Popen] = field(init=False, default_factory=dict)
+    env: dict[str, str] = field(init=False, default_factory=dict)
+    admin_password: str = field(init=False, default="")
+    demo_password: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.db_name = f"kumo_it_{self.name}_{secrets.token_hex(3)}"
+        self.redis_db = int(os.environ.get("KUMO_IT_REDIS_DB", "11"))
+        self.workdir = ROOT / "artifacts" / self.name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    # --- lifecycle
+
+    def start(self) -> Stack:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        (self.workdir / "var").mkdir(parents=True)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
+        pg = PG_ADMIN_URL.rsplit("/", 1)[0]
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": f"{pg}/{self.db_name}",
+            "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
+            "KUMO_VAR_DIR": str(self.workdir / "var"),
+            "KUMO_HEARTBEAT_INTERVAL": "1",
+            "KUMO_SERVICE_DOWN_TIME": "20",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+            "PYTHONUNBUFFERED": "1",
+            "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self._run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"])
+        self._run([PYTHON, "manage.py", "bootstrap", "--output-dir", str(self.workdir),
+                   "--public-url", self.url])
+        self.admin_password = self._password_from(self.workdir / "openrc")
+        self._spawn("web", [
+            PYTHON, "-m", "gunicorn", "cloud.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+            "-k", "gthread", "--workers", "2", "--threads", "8", "--timeout", "120",
+        ])
+        for i in range(self.schedulers):
+            self._spawn(f"scheduler{i}", self._celery_worker("scheduler", f"scheduler{i}"))
+        self._spawn("conductor", self._celery_worker("conductor", "conductor"))
+        self._spawn("beat", [PYTHON, "-m", "celery", "-A", "cloud", "beat", "-l", "info",
+                             "-s", str(self.workdir / "var" / "beat-schedule")])
+        for agent in self.agents:
+            xml = self.workdir / f"{agent.host}.xml"
+            xml.write_text(HOST_XML.format(cpus=agent.cpus, memory_kib=agent.memory_mb * 1024))
+            self._spawn(agent.host, [
+                PYTHON, "-m", "compute_agent", "--host", agent.host,
+                "--libvirt-uri", f"test://{xml}", "--heartbeat-interval", "1",
+                "--instances-dir", str(self.workdir / "instances" / agent.host),
+            ])
+        self._wait_for_web()
+        self._wait_for_hypervisors(len(self.agents))
+        return self
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    # --- helpers
+
+    def _celery_worker(self, queue: str, name: str) -> list[str]:
+        return [PYTHON, "-m", "celery", "-A", "cloud", "worker", "-Q", queue, "-n", f"{name}@it",
+                "--pool", "threads", "-c", "4", "-l", "info", "--without-gossip", "--without-mingle"]
+
+    def _run(self, argv: list[str]) -> None:
+        with open(self.workdir / "setup.log", "a") as log:
+            subprocess.run(argv, cwd=ROOT, env=self.env, check=True, stdout=log, stderr=log)
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
+        self.procs[name] = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @staticmethod
+    def _password_from(openrc: Path) -> str:
+        for line in openrc.read_text().splitlines():
+            if line.startswith("export OS_PASSWORD="):
+                return line.split("=", 1)[1].strip().strip("'\"")
+        raise RuntimeError(f"no OS_PASSWORD in {openrc}")
+
+    def _check_alive(self) -> None:
+        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+        if dead:
+            raise RuntimeError(f"stack processes exited: {dead}; see {self.workdir}")
+
+    def _wait_for_web(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                if requests.get(f"{self.url}/identity", timeout=10).status_code == 300:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError("web did not come up")
+
+    def _wait_for_hypervisors(self, count: int, timeout: float = 60) -> None:
+        api = self.client()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            nodes = api.get("/compute/v2.1/os-hypervisors").json()["hypervisors"]
+            if len([n for n in nodes if n["state"] == "up"]) >= count:
+                return
+            time.sleep(0.3)
+        raise TimeoutError(f"{count} hypervisors did not report in")
+
+    def token(self, user: str = "admin", password: str | None = None, project: str = "admin") -> str:
+        body = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"name": "Default"},
+                "password": password if password is not None else self.admin_password}}},
+            "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+        response = requests.post(f"{self.url}/identity/v3/auth/tokens", json=body, timeout=30)
+        response.raise_for_status()
+        return response.headers["X-Subject-Token"]
+
+    def client(self, version: str = "2.60", **token_args) -> ApiClient:
+        return ApiClient(self.url, self.token(**token_args), version)
+
+    def openstack_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update({
+            "OS_AUTH_URL": f"{self.url}/identity/v3", "OS_USERNAME": "admin",
+            "OS_PASSWORD": self.admin_password, "OS_PROJECT_NAME": "admin",
+            "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+            "OS_IDENTITY_API_VERSION": "3", "OS_REGION_NAME": "RegionOne",
+            "OS_INTERFACE": "public",
+        })
+        return env
+
+
+class ApiClient:
+    def __init__(self, url: str, token: str, version: str):
+        self.url = url
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.session.headers.update({
+            "X-Auth-Token": token, "OpenStack-API-Version": f"compute {version}",
+        })
+
+    def request(self, method: str, path: str, **kw) -> requests.Response:
+        kw.setdefault("timeout", 60)
+        return self.session.request(method, self.url + path, **kw)
+
+    def get(self, path: str, **kw) -> requests.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body=None, **kw) -> requests.Response:
+        return self.request("POST", path, json=body, **kw)
+
+    def put(self, path: str, body=None, **kw) -> requests.Response:
+        return self.request("PUT", path, json=body, **kw)
+
+    def delete(self, path: str, **kw) -> requests.Response:
+        return self.request("DELETE", path, **kw)
+
+    def upload_image(self, name: str, data: bytes, disk_format: str = "qcow2") -> str:
+        created = self.post("/image/v2/images", {
+            "name": name, "disk_format": disk_format, "container_format": "bare"})
+        created.raise_for_status()
+        image_id = created.json()["id"]
+        put = self.request("PUT", f"/image/v2/images/{image_id}/file", data=data,
+                           headers={"Content-Type": "application/octet-stream"})
+        put.raise_for_status()
+        return image_id
+
+    def wait_for(self, server_id: str, statuses: set[str], timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.get(f"/compute/v2.1/servers/{server_id}").json()["server"]
+            if server["status"] in statuses and server["OS-EXT-STS:task_state"] is None:
+                return server
+            time.sleep(0.2)
+        raise TimeoutError(f"server {server_id} never reached {statuses}: {server['status']}")
+
+    def wait_gone(self, server_id: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.get(f"/compute/v2.1/servers/{server_id}").status_code == 404:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"server {server_id} was never deleted")
+
+
+def small_qcow2(path: Path, size: str = "16M") -> Path:
+    """A real (empty) qcow2 made by qemu-img, when it is installed; otherwise a raw file."""
+    if shutil.which("qemu-img"):
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    else:
+        path.write_bytes(b"\0" * 65536)
+    return path
