@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "cloud.images",
     "cloud.network",
     "cloud.api",
+    "cloud.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -71,6 +72,9 @@ APPEND_SLASH = False
 ROOT_URLCONF = "cloud.urls"
 WSGI_APPLICATION = "cloud.wsgi.application"
 AUTH_USER_MODEL = "identity.User"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 TEMPLATES = [
     {

@@ -166,3 +166,43 @@ def test_admin_all_tenants_sees_every_project(member, other, admin, api_as, tiny
     assert len(everyone) == 1
     assert api_as(other).get(f"{V}/servers?all_tenants=1").status_code == 403
     assert api_as(member).get(f"{V}/servers?all_tenants=1").status_code == 403
+
+
+@pytest.fixture
+def private_net(admin):
+    from cloud.network.models import Network, Subnet
+
+    net = Network.objects.create(name="private", shared=True, project=admin.project)
+    Subnet.objects.create(network=net, name="private-subnet", cidr="10.0.0.0/24",
+                          gateway_ip="10.0.0.1",
+                          allocation_pools=[{"start": "10.0.0.10", "end": "10.0.0.250"}])
+    return net
+
+
+def test_auto_network_gives_each_server_its_own_address(member, api_as, tiny, image, private_net):
+    api = api_as(member)
+    first = _create(api, image, name="a", networks="auto").json()["server"]["id"]
+    second = _create(api, image, name="b", networks=[{"uuid": str(private_net.id)}]).json()["server"]["id"]
+    addrs = []
+    for server_id in (first, second):
+        server = api.get(f"{V}/servers/{server_id}").json()["server"]
+        (entry,) = server["addresses"]["private"]
+        assert entry["version"] == 4 and entry["OS-EXT-IPS-MAC:mac_addr"].startswith("fa:16:3e")
+        addrs.append(entry["addr"])
+    assert addrs == ["10.0.0.10", "10.0.0.11"]
+    api.delete(f"{V}/servers/{first}")
+    from cloud.network.models import Port
+
+    assert not Port.objects.filter(device_id=first).exists()
+
+
+def test_none_network_gives_no_address(member, api_as, tiny, image, private_net):
+    api = api_as(member)
+    server_id = _create(api, image, networks="none").json()["server"]["id"]
+    assert api.get(f"{V}/servers/{server_id}").json()["server"]["addresses"] == {}
+
+
+def test_unknown_network_is_400_and_stores_nothing(member, api_as, tiny, image):
+    response = _create(api_as(member), image, networks=[{"uuid": str(uuid.uuid4())}])
+    assert response.status_code == 400
+    assert Instance.objects.count() == 0
