@@ -22,7 +22,8 @@ done
 
 # libvirt-python has no wheels: it compiles against libvirt's headers (found with pkg-config), so a
 # C compiler and Python's headers are needed as well. libvirt's test driver needs nothing more.
-base_packages=(libvirt-dev pkg-config libvirt-clients python3-venv gcc libc6-dev python3-dev)
+# qemu-utils brings qemu-img, to make a disk image for the first `openstack image create`.
+base_packages=(libvirt-dev pkg-config libvirt-clients python3-venv gcc libc6-dev python3-dev qemu-utils)
 apt_install "${base_packages[@]}"
 
 libvirt_uri="${KUMO_LIBVIRT_URI:-test:///default}"
