@@ -62,7 +62,17 @@ def schedule_instance(instance_uuid: str, request_id: str) -> None:
             log.info("instance %s changed while scheduling; stopping", instance_uuid)
             return
         lost_races.append(host.host)
-    _no_valid_host(instance_uuid, _details(result.describe(), lost_races))
+    _no_valid_host(
+        instance_uuid, _summary(result.counts(), lost_races), _details(result.describe(), lost_races)
+    )
+
+
+def _summary(counts: str, lost_races: list[str]) -> str:
+    # The fault message every member of the project sees (details are for admins): why, in
+    # counts, within the 255 characters Nova gives a fault message.
+    if lost_races:
+        counts += f"; {len(lost_races)} claimed by other requests first"
+    return f"{NO_VALID_HOST} ({counts})"[:255]
 
 
 def _details(filter_summary: str, lost_races: list[str]) -> str:
@@ -74,7 +84,7 @@ def _details(filter_summary: str, lost_races: list[str]) -> str:
     )
 
 
-def _no_valid_host(instance_uuid: str, details: str) -> None:
+def _no_valid_host(instance_uuid: str, message: str, details: str) -> None:
     log.warning("no valid host for instance %s: %s", instance_uuid, details.replace("\n", " "))
     with transaction.atomic():
         failed = Instance.objects.filter(
@@ -83,7 +93,7 @@ def _no_valid_host(instance_uuid: str, details: str) -> None:
         if failed != 1:
             return
         InstanceFault.objects.create(
-            instance_id=instance_uuid, code=500, message=NO_VALID_HOST, details=details
+            instance_id=instance_uuid, code=500, message=message, details=details
         )
         actions.record_event(
             instance_uuid,

@@ -35,6 +35,18 @@ class FilterResult:
         return "\n".join(lines)
 
 
+    def counts(self) -> str:
+        """The same story without host names, for users who may not see the hosts."""
+        if self.considered == 0:
+            return "no compute hosts are registered"
+        parts = [
+            f"{name} removed {len(hosts)} of {_hosts(self.considered)}"
+            for name, hosts in self.removed
+            if hosts
+        ]
+        return "; ".join(parts) if parts else f"{_hosts(self.considered)} passed the filters"
+
+
 def _hosts(count: int) -> str:
     return f"{count} host" if count == 1 else f"{count} hosts"
 
