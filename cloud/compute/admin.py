@@ -1,12 +1,17 @@
 from django.contrib import admin
 
 from .models import (
+    Aggregate,
+    AggregateHost,
     ComputeNode,
     Flavor,
     Instance,
     InstanceAction,
     InstanceActionEvent,
     InstanceFault,
+    KeyPair,
+    ServerGroup,
+    ServerGroupMember,
     Service,
 )
 
@@ -64,3 +69,41 @@ class ComputeNodeAdmin(admin.ModelAdmin):
         "hypervisor_hostname", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used",
         "local_gb", "local_gb_used", "updated_at",
     )
+
+
+@admin.register(KeyPair)
+class KeyPairAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "type", "fingerprint", "created_at")
+    search_fields = ("name", "fingerprint")
+
+
+class MemberInline(admin.TabularInline):
+    model = ServerGroupMember
+    extra = 0
+
+
+@admin.register(ServerGroup)
+class ServerGroupAdmin(admin.ModelAdmin):
+    list_display = ("name", "uuid", "policy", "project", "created_at")
+    inlines = [MemberInline]
+
+
+@admin.register(ServerGroupMember)
+class ServerGroupMemberAdmin(admin.ModelAdmin):
+    list_display = ("group", "instance")
+
+
+class AggregateHostInline(admin.TabularInline):
+    model = AggregateHost
+    extra = 0
+
+
+@admin.register(Aggregate)
+class AggregateAdmin(admin.ModelAdmin):
+    list_display = ("name", "availability_zone", "created_at")
+    inlines = [AggregateHostInline]
+
+
+@admin.register(AggregateHost)
+class AggregateHostAdmin(admin.ModelAdmin):
+    list_display = ("aggregate", "host")

@@ -203,3 +203,74 @@ class ComputeNode(models.Model):
     @property
     def running_vms(self) -> int:
         return len(self.domains)
+
+
+class KeyPair(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="keypairs")
+    name = models.CharField(max_length=255)
+    public_key = models.TextField()
+    fingerprint = models.CharField(max_length=255)
+    type = models.CharField(max_length=16, default="ssh")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="uniq_keypair_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.user_id})"
+
+
+class ServerGroup(models.Model):
+    uuid = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="server_groups")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="server_groups")
+    # affinity, anti-affinity, soft-affinity or soft-anti-affinity
+    policy = models.CharField(max_length=32)
+    rules = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "uuid"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.policy})"
+
+
+class ServerGroupMember(models.Model):
+    group = models.ForeignKey(ServerGroup, on_delete=models.CASCADE, related_name="members")
+    # An instance belongs to at most one group.
+    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, related_name="group_member")
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} in {self.group_id}"
+
+
+class Aggregate(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    availability_zone = models.CharField(max_length=255, null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AggregateHost(models.Model):
+    aggregate = models.ForeignKey(Aggregate, on_delete=models.CASCADE, related_name="hosts")
+    host = models.CharField(max_length=255)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["aggregate", "host"], name="uniq_aggregate_host")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.host} in {self.aggregate_id}"

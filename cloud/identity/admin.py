@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import Project, Role, RoleAssignment, Token, User
+from .models import Project, Quota, Role, RoleAssignment, Token, User
 
 
 @admin.register(Project)
@@ -44,3 +44,9 @@ class TokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    list_display = ("project", "resource", "hard_limit")
+    list_filter = ("resource",)

@@ -97,3 +97,19 @@ class Token(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.audit_id} of {self.user_id}"
+
+
+class Quota(models.Model):
+    """A project's limit for one resource, where it differs from the default in settings."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quotas")
+    resource = models.CharField(max_length=64)
+    hard_limit = models.IntegerField()  # -1 means unlimited
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "resource"], name="uniq_quota_resource")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.resource}={self.hard_limit}"

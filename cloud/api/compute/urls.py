@@ -1,6 +1,21 @@
-from django.urls import path
+"""Compute routes. Each feature module keeps its own `urlpatterns`; this file only joins them."""
 
-from . import flavors, hosts, servers, versions
+from django.urls import include, path
+
+from . import (
+    aggregates,
+    availability_zones,
+    flavors,
+    hosts,
+    instance_actions,
+    keypairs,
+    limits,
+    quotas,
+    server_groups,
+    server_meta,
+    servers,
+    versions,
+)
 
 V = "/v2.1"
 
@@ -22,3 +37,10 @@ urlpatterns = [
     path(V + "/os-hypervisors/statistics", hosts.HypervisorStatistics.as_view()),
     path(V + "/os-hypervisors/<str:node_id>", hosts.HypervisorItem.as_view()),
 ]
+
+# Feature modules list their paths relative to /compute/v2.1 (e.g. "/os-keypairs").
+for _feature in (
+    keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
+    instance_actions,
+):
+    urlpatterns.append(path(V, include(_feature.urlpatterns)))
