@@ -18,7 +18,9 @@ from cloud.images.models import Image
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
 
-from . import states
+from cloud.identity import quotas
+
+from . import availability_zones, server_groups, states
 from .models import Flavor, Instance, InstanceAction
 
 MAX_LIST_LIMIT = 1000
@@ -133,9 +135,22 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
         "swap": flavor.swap,
         "extra_specs": flavor.extra_specs,
     }
+    zone = availability_zones.validate_requested_zone(ctx, req.availability_zone)
+    group = server_groups.group_from_hints(ctx, req.scheduler_hints)
     reservation_id = "r-" + secrets.token_hex(4)
     created = []
     with transaction.atomic():
+        # Checked and counted under the project's lock, so concurrent boots cannot overshoot.
+        quotas.reserve(
+            ctx.project_id,
+            {
+                "instances": req.max_count,
+                "cores": flavor.vcpus * req.max_count,
+                "ram": flavor.memory_mb * req.max_count,
+                "metadata_items": len(req.metadata),
+                "server_group_members": req.max_count if group else 0,
+            },
+        )
         for index in range(req.max_count):
             name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
             instance = Instance.objects.create(
@@ -153,7 +168,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 ephemeral_gb=flavor.ephemeral_gb,
                 vm_state=states.BUILDING,
                 task_state=states.SCHEDULING,
-                availability_zone=req.availability_zone,
+                availability_zone=zone,
                 key_name=req.key_name,
                 user_data=req.user_data,
                 metadata=req.metadata,
@@ -166,6 +181,8 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 reservation_id=reservation_id,
             )
             _attach_ports(ctx, instance, nets)
+            if group is not None:
+                server_groups.add_member(group, instance)
             record_action(ctx, instance, "create")
             rpc.schedule_instance(str(instance.uuid), ctx.request_id)
             created.append(instance)
