@@ -13,12 +13,11 @@ from django.utils import timezone
 
 from cloud import rpc
 from cloud.api import errors
+from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 from cloud.images.models import Image
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
-
-from cloud.identity import quotas
 
 from . import availability_zones, server_groups, states
 from .models import Flavor, Instance, InstanceAction
