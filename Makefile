@@ -20,11 +20,13 @@ endif
 PYTHON := .venv/bin/python
 ARGS ?=
 
-.PHONY: help run test setup setup-test migrate bootstrap lint bench clean distclean
+.PHONY: help run test tempest setup setup-test migrate bootstrap lint bench clean distclean
 
 help:
 	@echo "make run        set up, then start the whole stack on port $(PORT) (Ctrl-C stops it)"
 	@echo "make test       set up with test requirements, then ruff and pytest (ARGS=... for pytest)"
+	@echo "make tempest    run Tempest's compute tests (tempest/tests.txt) against the running stack;"
+	@echo "                TEMPEST_ARGS=--start-stack starts (and stops) a stack of its own"
 	@echo "make setup      install Debian packages, .venv and requirements if missing"
 	@echo "make migrate    apply database migrations"
 	@echo "make bootstrap  create the admin/demo users, flavors and network; write openrc, clouds.yaml"
@@ -38,6 +40,10 @@ run: setup
 
 test: setup-test
 	scripts/test.sh $(ARGS)
+
+TEMPEST_ARGS ?=
+tempest: setup-test
+	scripts/tempest.sh $(TEMPEST_ARGS)
 
 setup:
 	scripts/setup.sh
