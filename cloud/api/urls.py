@@ -2,13 +2,14 @@
 
 from django.urls import include, path
 
-from . import identity
+from . import identity, identity_admin
 
 identity_patterns = [
     path("", identity.IdentityRoot.as_view()),
     path("/v3", identity.IdentityV3.as_view()),
     path("/v3/", identity.IdentityV3.as_view()),
     path("/v3/auth/tokens", identity.AuthTokens.as_view()),
+    *identity_admin.urlpatterns,
 ]
 
 urlpatterns = [

@@ -1,0 +1,367 @@
+"""Identity administration: projects, users, roles and role assignments behind the Keystone v3 API.
+
+Kumo has one domain, "default"; there are no groups, no project hierarchy and no domain- or
+system-scoped assignments, so every assignment is (user, project, role).
+
+Tokens: disabling a user or project, deleting either, and changing a password end the tokens
+already issued (Keystone does the same, and re-enabling does not bring them back). Role changes
+need nothing here: `tokens.validate` recomputes a token's roles on every request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError, QuerySet
+
+from cloud.api import errors
+from cloud.compute.models import Instance
+
+from .context import RequestContext
+from .models import Project, Role, RoleAssignment, Token, User
+
+DEFAULT_DOMAIN = "default"
+ADMIN_PROJECT = "admin"
+# policy.py ranks these names; renaming or deleting one would silently change who may do what.
+POLICY_ROLES = ("admin", "member", "reader")
+
+_UNSET: Any = object()
+
+
+def _check_domain(domain_id: str | None) -> None:
+    if domain_id is not None and domain_id != DEFAULT_DOMAIN:
+        raise errors.BadRequest(f"Domain {domain_id} does not exist; only 'default' does.")
+
+
+def _filter_domain(qs: QuerySet, domain_id: str | None) -> QuerySet:
+    if domain_id is None:
+        return qs
+    return qs.filter(domain_id=domain_id)
+
+
+def _end_tokens(**where: Any) -> None:
+    Token.objects.filter(**where).delete()
+
+
+# --- projects -----------------------------------------------------------------------------------
+
+
+def list_projects(
+    *, name: str | None = None, enabled: bool | None = None, domain_id: str | None = None
+) -> QuerySet[Project]:
+    qs = _filter_domain(Project.objects.all(), domain_id)
+    if name is not None:
+        qs = qs.filter(name=name)
+    if enabled is not None:
+        qs = qs.filter(enabled=enabled)
+    return qs.order_by("name")
+
+
+def get_project(project_id: str) -> Project:
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise errors.NotFound(f"Could not find project: {project_id}.")
+    return project
+
+
+def create_project(
+    *,
+    name: str,
+    description: str | None = None,
+    enabled: bool = True,
+    domain_id: str | None = None,
+) -> Project:
+    _check_domain(domain_id)
+    try:
+        with transaction.atomic():
+            return Project.objects.create(
+                name=name, description=description or "", enabled=enabled
+            )
+    except IntegrityError:
+        raise _duplicate("project", name) from None
+
+
+def update_project(
+    project_id: str,
+    *,
+    name: str = _UNSET,
+    description: str | None = _UNSET,
+    enabled: bool = _UNSET,
+    domain_id: str | None = _UNSET,
+) -> Project:
+    project = get_project(project_id)
+    if domain_id is not _UNSET and domain_id != project.domain_id:
+        raise errors.BadRequest("A project cannot move to another domain.")
+    if project.name == ADMIN_PROJECT and (
+        (name is not _UNSET and name != project.name) or enabled is False
+    ):
+        # Bootstrap's credential files scope the operator to it by name.
+        raise errors.Forbidden(f"The '{ADMIN_PROJECT}' project cannot be renamed or disabled.")
+    if name is not _UNSET:
+        project.name = name
+    if description is not _UNSET:
+        project.description = description or ""
+    disabling = enabled is False and project.enabled
+    if enabled is not _UNSET:
+        project.enabled = enabled
+    try:
+        with transaction.atomic():
+            project.save()
+            if disabling:
+                _end_tokens(project=project)
+    except IntegrityError:
+        raise _duplicate("project", project.name) from None
+    return project
+
+
+def delete_project(project_id: str) -> None:
+    project = get_project(project_id)
+    if project.name == ADMIN_PROJECT:
+        raise errors.Forbidden(f"The '{ADMIN_PROJECT}' project cannot be deleted.")
+    live = Instance.objects.filter(project=project, deleted=False).count()
+    if live:
+        raise errors.Conflict(
+            f"Project {project_id} still has {live} instance(s); delete them first."
+        )
+    try:
+        with transaction.atomic():
+            # Instance rows outlive their deletion for the API's history, but they reference the
+            # project; with the project gone that history has no owner left to read it.
+            Instance.objects.filter(project=project, deleted=True).delete()
+            project.delete()
+    except ProtectedError:
+        # An instance was created between the check and the delete.
+        raise errors.Conflict(f"Project {project_id} still has instances.") from None
+
+
+def projects_of_user(user_id: str) -> QuerySet[Project]:
+    """The projects on which the user holds at least one role."""
+    user = get_user(user_id)
+    return Project.objects.filter(assignments__user=user).distinct().order_by("name")
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+def list_users(
+    *, name: str | None = None, enabled: bool | None = None, domain_id: str | None = None
+) -> QuerySet[User]:
+    qs = _filter_domain(User.objects.select_related("default_project"), domain_id)
+    if name is not None:
+        qs = qs.filter(name=name)
+    if enabled is not None:
+        qs = qs.filter(enabled=enabled)
+    return qs.order_by("name")
+
+
+def get_user(user_id: str) -> User:
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        raise errors.NotFound(f"Could not find user: {user_id}.")
+    return user
+
+
+def _project_ref(project_id: str | None) -> Project | None:
+    if project_id is None:
+        return None
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise errors.BadRequest(f"Default project {project_id} does not exist.")
+    return project
+
+
+def create_user(
+    *,
+    name: str,
+    password: str | None = None,
+    email: str | None = None,
+    enabled: bool = True,
+    default_project_id: str | None = None,
+    domain_id: str | None = None,
+) -> User:
+    """A new user. `default_project_id` only says where an unscoped login lands: like Keystone,
+    it grants no role."""
+    _check_domain(domain_id)
+    project = _project_ref(default_project_id)
+    try:
+        with transaction.atomic():
+            # create_user hashes the password; None leaves an unusable one (the user cannot log in).
+            return User.objects.create_user(
+                name, password, email=email or "", enabled=enabled, default_project=project
+            )
+    except IntegrityError:
+        raise _duplicate("user", name) from None
+
+
+def update_user(
+    ctx: RequestContext,
+    user_id: str,
+    *,
+    name: str = _UNSET,
+    password: str | None = _UNSET,
+    email: str | None = _UNSET,
+    enabled: bool = _UNSET,
+    default_project_id: str | None = _UNSET,
+    domain_id: str | None = _UNSET,
+) -> User:
+    user = get_user(user_id)
+    if domain_id is not _UNSET and domain_id != user.domain_id:
+        raise errors.BadRequest("A user cannot move to another domain.")
+    if enabled is False and user.id == ctx.user_id:
+        raise errors.Forbidden("You cannot disable yourself.")
+    if name is not _UNSET:
+        user.name = name
+    if email is not _UNSET:
+        user.email = email or ""
+    if default_project_id is not _UNSET:
+        user.default_project = _project_ref(default_project_id)
+    disabling = enabled is False and user.enabled
+    if enabled is not _UNSET:
+        user.enabled = enabled
+    if password is not _UNSET:
+        user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+            if disabling or password is not _UNSET:
+                _end_tokens(user=user)
+    except IntegrityError:
+        raise _duplicate("user", user.name) from None
+    return user
+
+
+def delete_user(ctx: RequestContext, user_id: str) -> None:
+    user = get_user(user_id)
+    if user.id == ctx.user_id:
+        raise errors.Forbidden("You cannot delete yourself.")
+    live = Instance.objects.filter(user=user, deleted=False).count()
+    if live:
+        raise errors.Conflict(
+            f"User {user_id} still owns {live} instance(s); delete them first."
+        )
+    try:
+        with transaction.atomic():
+            # As for projects: deleted instances reference their owner, who is going away.
+            Instance.objects.filter(user=user, deleted=True).delete()
+            user.delete()
+    except ProtectedError:
+        raise errors.Conflict(f"User {user_id} still owns instances.") from None
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+
+def list_roles(*, name: str | None = None, domain_id: str | None = None) -> QuerySet[Role]:
+    qs = Role.objects.all()
+    if domain_id is not None:
+        return qs.none()  # every role is global (domain_id null)
+    if name is not None:
+        qs = qs.filter(name=name)
+    return qs.order_by("name")
+
+
+def get_role(role_id: str) -> Role:
+    role = Role.objects.filter(pk=role_id).first()
+    if role is None:
+        raise errors.NotFound(f"Could not find role: {role_id}.")
+    return role
+
+
+def create_role(*, name: str, domain_id: str | None = None) -> Role:
+    if domain_id is not None:
+        raise errors.BadRequest("Domain-specific roles are not supported.")
+    try:
+        with transaction.atomic():
+            return Role.objects.create(name=name)
+    except IntegrityError:
+        raise _duplicate("role", name) from None
+
+
+def update_role(role_id: str, *, name: str = _UNSET) -> Role:
+    role = get_role(role_id)
+    if name is _UNSET or name == role.name:
+        return role
+    if role.name in POLICY_ROLES:
+        raise errors.Forbidden(f"The '{role.name}' role is used by policy and cannot be renamed.")
+    role.name = name
+    try:
+        with transaction.atomic():
+            role.save()
+    except IntegrityError:
+        raise _duplicate("role", name) from None
+    return role
+
+
+def delete_role(role_id: str) -> None:
+    role = get_role(role_id)
+    if role.name in POLICY_ROLES:
+        raise errors.Forbidden(f"The '{role.name}' role is used by policy and cannot be deleted.")
+    role.delete()
+
+
+# --- role assignments ---------------------------------------------------------------------------
+
+
+def grant_role(project_id: str, user_id: str, role_id: str) -> None:
+    """Give the user the role on the project; granting it twice is not an error."""
+    project, user, role = get_project(project_id), get_user(user_id), get_role(role_id)
+    try:
+        with transaction.atomic():
+            RoleAssignment.objects.get_or_create(project=project, user=user, role=role)
+    except IntegrityError:
+        pass  # a concurrent grant of the same role won: the assignment exists, as asked
+
+
+def revoke_role(project_id: str, user_id: str, role_id: str) -> None:
+    project, user, role = get_project(project_id), get_user(user_id), get_role(role_id)
+    deleted, _ = RoleAssignment.objects.filter(project=project, user=user, role=role).delete()
+    if not deleted:
+        raise _no_assignment(project, user, role)
+
+
+def check_role(project_id: str, user_id: str, role_id: str) -> None:
+    """Raise NotFound unless the user holds the role on the project."""
+    project, user, role = get_project(project_id), get_user(user_id), get_role(role_id)
+    if not RoleAssignment.objects.filter(project=project, user=user, role=role).exists():
+        raise _no_assignment(project, user, role)
+
+
+def roles_on_project(project_id: str, user_id: str) -> QuerySet[Role]:
+    project, user = get_project(project_id), get_user(user_id)
+    return Role.objects.filter(assignments__project=project, assignments__user=user).order_by(
+        "name"
+    )
+
+
+def list_assignments(
+    *,
+    user_id: str | None = None,
+    project_id: str | None = None,
+    role_id: str | None = None,
+    domain_id: str | None = None,
+    group_id: str | None = None,
+) -> QuerySet[RoleAssignment]:
+    """Assignments matching every filter given. Kumo has no groups and no domain-scoped
+    assignments, so filtering on either matches nothing."""
+    qs = RoleAssignment.objects.select_related("user", "project", "role")
+    if domain_id is not None or group_id is not None:
+        return qs.none()
+    if user_id is not None:
+        qs = qs.filter(user_id=user_id)
+    if project_id is not None:
+        qs = qs.filter(project_id=project_id)
+    if role_id is not None:
+        qs = qs.filter(role_id=role_id)
+    return qs.order_by("project__name", "user__name", "role__name")
+
+
+def _duplicate(kind: str, name: str) -> errors.Conflict:
+    return errors.Conflict(f"Conflict occurred attempting to store {kind} - duplicate name {name}.")
+
+
+def _no_assignment(project: Project, user: User, role: Role) -> errors.NotFound:
+    return errors.NotFound(
+        f"Could not find role assignment with role: {role.id}, user: {user.id}, "
+        f"project: {project.id}."
+    )
