@@ -12,7 +12,6 @@ from cloud.compute.models import Instance
 from cloud.identity import tokens
 from cloud.identity.models import Project, Role, RoleAssignment, Token, User
 from tests.personas import PASSWORD, Persona, make_persona
-from tests.unit.api.server_rows import make_server
 
 V3 = "/identity/v3"
 SECRET = "pa55-w0rd-never-shown"
@@ -44,6 +43,13 @@ def login(name: str, password: str, project: str | None = None) -> str | None:
 
 def as_token(token: str) -> Persona:
     return Persona(user=None, project=None, token=token)
+
+
+def make_server(owner: Persona) -> Instance:
+    return Instance.objects.create(
+        display_name="vm1", project=owner.project, user=owner.user,
+        vcpus=1, memory_mb=128, root_gb=1, vm_state="active",
+    )
 
 
 def role_id(name: str) -> str:
