@@ -183,6 +183,12 @@ def write_accounts(url: str, admin_password: str) -> None:
     entries.append({"username": "admin", "project_name": "admin", "password": admin_password,
                     "user_domain_name": "Default", "project_domain_name": "Default",
                     "types": ["admin"], "resources": {"network": "private"}})
+    # A second admin account, so two admin test classes can run at once.
+    admin_project = identity.project("admin")
+    identity.user("tempest_admin", password, admin_project, ["admin", "member", "reader"])
+    entries.append({"username": "tempest_admin", "project_name": "admin", "password": password,
+                    "user_domain_name": "Default", "project_domain_name": "Default",
+                    "types": ["admin"], "resources": {"network": "private"}})
     import json
 
     # YAML is a superset of JSON: one entry per line keeps the file readable without PyYAML.
@@ -200,8 +206,12 @@ def admin_password_from(openrc: Path) -> str:
 
 
 def run(url: str, admin_password: str, pattern: str | None, concurrency: int) -> int:
+    tempest = str(TEMPEST_VENV / "bin" / "tempest")
     shutil.rmtree(WORKSPACE, ignore_errors=True)
-    subprocess.run([str(TEMPEST_VENV / "bin" / "tempest"), "init", str(WORKSPACE)], check=True,
+    # Tempest keeps a registry of workspaces and refuses to init a name it knows: start afresh.
+    subprocess.run([tempest, "workspace", "remove", "--name", "kumo"], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run([tempest, "init", "--name", "kumo", str(WORKSPACE)], check=True,
                    stdout=subprocess.DEVNULL)
     identity = Identity(url, admin_password)
     token = identity.session.headers["X-Auth-Token"]
