@@ -19,7 +19,7 @@ from cloud.images.models import Image
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
 
-from . import availability_zones, server_groups, states
+from . import availability_zones, keypairs, server_groups, states
 from .models import Flavor, Instance, InstanceAction
 
 MAX_LIST_LIMIT = 1000
@@ -136,6 +136,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     }
     zone = availability_zones.validate_requested_zone(ctx, req.availability_zone)
     group = server_groups.group_from_hints(ctx, req.scheduler_hints)
+    keypair = keypairs.key_for_server(ctx, req.key_name)
     reservation_id = "r-" + secrets.token_hex(4)
     created = []
     with transaction.atomic():
@@ -149,6 +150,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 "metadata_items": len(req.metadata),
                 "server_group_members": req.max_count if group else 0,
             },
+            group=group,
         )
         for index in range(req.max_count):
             name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
@@ -169,6 +171,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 task_state=states.SCHEDULING,
                 availability_zone=zone,
                 key_name=req.key_name,
+                key_data=keypair.public_key if keypair else "",
                 user_data=req.user_data,
                 metadata=req.metadata,
                 requested_networks=[str(n["network"].id) for n in nets],
@@ -324,3 +327,42 @@ def delete_server(ctx: RequestContext, instance: Instance) -> None:
         from cloud.conductor.services import complete_delete
 
         complete_delete(str(instance.uuid))
+
+
+def ensure_unlocked(ctx: RequestContext, instance: Instance) -> None:
+    """A locked server refuses changes from anyone but an admin."""
+    if instance.locked and not ctx.is_admin:
+        raise errors.Conflict(f"Instance {instance.uuid} is locked")
+
+
+# The API's names for what PUT /servers/{id} may change, and the columns they live in.
+_UPDATABLE_FIELDS = {
+    "name": "display_name",
+    "access_ip_v4": "access_ip_v4",
+    "access_ip_v6": "access_ip_v6",
+    "description": "description",
+}
+
+
+def update_server(ctx: RequestContext, instance: Instance, **fields: str | None) -> Instance:
+    """Change a server's name, access addresses or description (already validated and normalised).
+
+    The lock is re-checked in the statement that writes, so a lock taken meanwhile still wins.
+    """
+    unknown = set(fields) - set(_UPDATABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"update_server() got unexpected fields {sorted(unknown)}")
+    ensure_unlocked(ctx, instance)
+    if not fields:
+        return instance
+    changes: dict = {_UPDATABLE_FIELDS[name]: value for name, value in fields.items()}
+    rows = Instance.objects.filter(pk=instance.pk, deleted=False)
+    if not ctx.is_admin:
+        rows = rows.filter(locked=False)
+    if rows.update(**changes, updated_at=timezone.now()) != 1:
+        current = Instance.objects.filter(pk=instance.pk, deleted=False).first()
+        if current is None:
+            raise errors.NotFound(f"Instance {instance.uuid} could not be found.")
+        raise errors.Conflict(f"Instance {instance.uuid} is locked")
+    instance.refresh_from_db()
+    return instance

@@ -77,4 +77,10 @@ TRANSITIONS: dict[str, Transition] = {
         {BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR},
         {None, SCHEDULING, SPAWNING},
     ),
+    # As in Nova: metadata changes wait until the instance has settled (not building, no task).
+    "update_metadata": Transition(
+        "update_metadata",
+        {ACTIVE, STOPPED, PAUSED, SUSPENDED},
+        {None},
+    ),
 }

@@ -1,3 +1,95 @@
-"""Placeholder: routes are added by the feature's implementation (paths relative to /v2.1)."""
+"""/servers/{id}/os-instance-actions[/{request_id}]: what was done to a server, and by whom."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cloud.compute import instance_actions
+from cloud.compute.models import Instance, InstanceAction, InstanceActionEvent
+from cloud.identity import policy
+
+from ..base import ComputeView
+from . import bodies, params
+
+
+class _ActionsView(ComputeView):
+    def server(self, server_id: str) -> Instance:
+        # From 2.21 the history of a deleted server stays readable (Nova's rule, which Tempest's
+        # InstanceActionsV221TestJSON checks with a project reader).
+        include_deleted = self.version.at_least("2.21") and policy.allowed(
+            self.ctx, "compute:instance_actions:deleted"
+        )
+        return instance_actions.server_with_history(
+            self.ctx, server_id, include_deleted=include_deleted
+        )
+
+    def action_body(self, action: InstanceAction, instance: Instance) -> dict:
+        body = {
+            "action": action.action,
+            "instance_uuid": str(instance.uuid),
+            "request_id": action.request_id,
+            "user_id": action.user_id,
+            "project_id": action.project_id,
+            "start_time": bodies.iso_micro(action.start_time),
+            "message": action.message,
+        }
+        if self.version.at_least("2.58"):
+            body["updated_at"] = bodies.iso_micro(action.updated_at)
+        return body
+
+
+class InstanceActionList(_ActionsView):
+    def get(self, request: Request, server_id: str) -> Response:
+        self.authorize("compute:instance_actions:index")
+        instance = self.server(server_id)
+        limit = marker = changes_since = None
+        if self.version.at_least("2.58"):  # paging and changes-since arrived with 2.58
+            query = request.query_params
+            limit = params.limit_param(query)
+            marker = query.get("marker")
+            changes_since = params.datetime_param(query, "changes-since")
+        actions = instance_actions.list_actions(
+            instance, limit=limit, marker=marker, changes_since=changes_since
+        )
+        body: dict = {"instanceActions": [self.action_body(a, instance) for a in actions]}
+        url = self.compute_url("servers", str(instance.uuid), "os-instance-actions")
+        links = params.next_link(url, actions, limit, lambda a: a.request_id)
+        if links:
+            body["links"] = links
+        return Response(body)
+
+
+class InstanceActionItem(_ActionsView):
+    def get(self, request: Request, server_id: str, request_id: str) -> Response:
+        self.authorize("compute:instance_actions:show")
+        instance = self.server(server_id)
+        action = instance_actions.get_action(instance, request_id)
+        body = self.action_body(action, instance)
+        # Before 2.51 only admins see events; from 2.51 everyone does, the traceback still admin-only.
+        if self.version.at_least("2.51") or policy.allowed(
+            self.ctx, "compute:instance_actions:events"
+        ):
+            show_traceback = policy.allowed(self.ctx, "compute:instance_actions:events:traceback")
+            body["events"] = [_event_body(e, show_traceback) for e in action.events.all()]
+        return Response({"instanceAction": body})
+
+
+def _event_body(event: InstanceActionEvent, show_traceback: bool) -> dict:
+    return {
+        "event": event.event,
+        "start_time": bodies.iso_micro(event.start_time),
+        "finish_time": bodies.iso_micro(event.finish_time),
+        "result": event.result,
+        "traceback": event.traceback if show_traceback else None,
+    }
+
+
+urlpatterns = [
+    path("/servers/<str:server_id>/os-instance-actions", InstanceActionList.as_view()),
+    path(
+        "/servers/<str:server_id>/os-instance-actions/<str:request_id>",
+        InstanceActionItem.as_view(),
+    ),
+]

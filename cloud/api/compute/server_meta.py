@@ -1,3 +1,117 @@
-"""Placeholder: routes are added by the feature's implementation (paths relative to /v2.1)."""
+"""/servers/{id}/metadata[/{key}] and /servers/{id}/ips[/{network}]."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cloud.compute import server_metadata, services
+
+from .. import errors
+from ..base import ComputeView
+from ..validation import validate
+from . import bodies
+
+# The same key and value rules as metadata given at create (servers.py), as Nova has them.
+_ITEMS = {
+    "type": "object",
+    "patternProperties": {
+        "^[a-zA-Z0-9-_:. ]{1,255}$": {
+            "type": "string",
+            "maxLength": 255,
+            "pattern": r"^[^\x00-\x1f\x7f]*$",
+        }
+    },
+    "additionalProperties": False,
+}
+_METADATA_BODY = {
+    "type": "object",
+    "required": ["metadata"],
+    "properties": {"metadata": _ITEMS},
+    "additionalProperties": False,
+}
+_META_BODY = {
+    "type": "object",
+    "required": ["meta"],
+    "properties": {"meta": _ITEMS},
+    "additionalProperties": False,
+}
+
+
+class ServerMetadata(ComputeView):
+    def get(self, request: Request, server_id: str) -> Response:
+        self.authorize("compute:server_metadata:index")
+        instance = services.get_server(self.ctx, server_id)
+        return Response({"metadata": instance.metadata})
+
+    def post(self, request: Request, server_id: str) -> Response:
+        self.authorize("compute:server_metadata:create")
+        return self._write(server_id, replace=False)
+
+    def put(self, request: Request, server_id: str) -> Response:
+        self.authorize("compute:server_metadata:update_all")
+        return self._write(server_id, replace=True)
+
+    def _write(self, server_id: str, *, replace: bool) -> Response:
+        body = self.body()
+        validate(_METADATA_BODY, body)
+        instance = services.get_server(self.ctx, server_id)
+        metadata = server_metadata.update_metadata(
+            self.ctx, instance, body["metadata"], replace=replace
+        )
+        return Response({"metadata": metadata})
+
+
+class ServerMetadataItem(ComputeView):
+    def get(self, request: Request, server_id: str, key: str) -> Response:
+        self.authorize("compute:server_metadata:show")
+        instance = services.get_server(self.ctx, server_id)
+        return Response({"meta": {key: server_metadata.get_item(instance, key)}})
+
+    def put(self, request: Request, server_id: str, key: str) -> Response:
+        self.authorize("compute:server_metadata:update")
+        body = self.body()
+        validate(_META_BODY, body)
+        meta = body["meta"]
+        if len(meta) != 1:
+            raise errors.BadRequest("Request body must contain exactly one metadata item.")
+        if key not in meta:
+            raise errors.BadRequest("Request body and URI mismatch")
+        instance = services.get_server(self.ctx, server_id)
+        server_metadata.update_metadata(self.ctx, instance, meta)
+        return Response({"meta": meta})
+
+    def delete(self, request: Request, server_id: str, key: str) -> Response:
+        self.authorize("compute:server_metadata:delete")
+        instance = services.get_server(self.ctx, server_id)
+        server_metadata.delete_item(self.ctx, instance, key)
+        return Response(status=204)
+
+
+class ServerIps(ComputeView):
+    def get(self, request: Request, server_id: str) -> Response:
+        self.authorize("compute:ips:index")
+        return Response({"addresses": self._addresses(server_id)})
+
+    def _addresses(self, server_id: str) -> dict:
+        instance = services.get_server(self.ctx, server_id)
+        page = bodies.ServerContext([instance], is_admin=False)
+        return bodies.addresses(page.ports.get(str(instance.uuid), []), extended=False)
+
+
+class ServerIpsNetwork(ServerIps):
+    def get(self, request: Request, server_id: str, network: str) -> Response:
+        self.authorize("compute:ips:show")
+        addresses = self._addresses(server_id)
+        if network not in addresses:
+            raise errors.NotFound("Instance is not a member of specified network")
+        return Response({network: addresses[network]})
+
+
+urlpatterns = [
+    path("/servers/<str:server_id>/metadata", ServerMetadata.as_view()),
+    path("/servers/<str:server_id>/metadata/<str:key>", ServerMetadataItem.as_view()),
+    path("/servers/<str:server_id>/ips", ServerIps.as_view()),
+    path("/servers/<str:server_id>/ips/<str:network>", ServerIpsNetwork.as_view()),
+]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud.compute import services
+from cloud.compute.models import Instance
 from cloud.compute.services import ServerFilters, ServerRequest
 
 from .. import errors
@@ -88,6 +90,42 @@ _CREATE_SCHEMA = {
         "OS-SCH-HNT:scheduler_hints": {"type": "object"},
     },
     "additionalProperties": False,
+}
+
+
+_ACCESS_IP = {
+    "ipv4": {"anyOf": [{"type": "string", "format": "ipv4"}, {"enum": ["", None]}]},
+    "ipv6": {"anyOf": [{"type": "string", "format": "ipv6"}, {"enum": ["", None]}]},
+}
+_UPDATE_SCHEMA = {
+    "type": "object",
+    "required": ["server"],
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": name_schema(),
+                "accessIPv4": _ACCESS_IP["ipv4"],
+                "accessIPv6": _ACCESS_IP["ipv6"],
+                "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+_UPDATE_SCHEMA_219 = copy.deepcopy(_UPDATE_SCHEMA)
+_UPDATE_SCHEMA_219["properties"]["server"]["properties"]["description"] = {
+    "type": ["string", "null"],
+    "maxLength": 255,
+    "pattern": r"^[^\x00-\x1f\x7f]*$",
+}
+# What the update answer keeps of the show body; version-gated keys (locked, description, tags)
+# are present only when server_detail put them there.
+_UPDATE_BODY_KEYS = {
+    "id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "created", "updated",
+    "links", "image", "flavor", "addresses", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
+    "progress", "fault", "locked", "description", "tags",
 }
 
 
@@ -209,6 +247,33 @@ class ServerItem(ComputeView):
         page = bodies.ServerContext([instance], self.ctx.is_admin)
         body = bodies.server_detail(instance, self.version, self.compute_url, page, self.ctx.is_admin)
         return Response({"server": body})
+
+    def put(self, request: Request, server_id: str) -> Response:
+        self.authorize("compute:servers:update")
+        body = self.body()
+        validate(_UPDATE_SCHEMA_219 if self.version.at_least("2.19") else _UPDATE_SCHEMA, body)
+        server = body["server"]
+        fields: dict[str, str | None] = {}
+        if "name" in server:
+            fields["name"] = server["name"]
+        if "accessIPv4" in server:
+            fields["access_ip_v4"] = server["accessIPv4"] or ""
+        if "accessIPv6" in server:
+            fields["access_ip_v6"] = _normalise_v6(server["accessIPv6"] or "")
+        if "description" in server:
+            fields["description"] = server["description"]
+        instance = services.get_server(self.ctx, server_id)
+        instance = services.update_server(self.ctx, instance, **fields)
+        return Response({"server": self._update_body(instance)})
+
+    def _update_body(self, instance: Instance) -> dict:
+        # Nova answers an update with the show body minus its extensions (no OS-EXT-*, key_name,
+        # security groups, config drive, MAC addresses), and Tempest rejects any extra key.
+        page = bodies.ServerContext([instance], self.ctx.is_admin)
+        full = bodies.server_detail(instance, self.version, self.compute_url, page, self.ctx.is_admin)
+        body = {key: value for key, value in full.items() if key in _UPDATE_BODY_KEYS}
+        body["addresses"] = bodies.addresses(page.ports.get(str(instance.uuid), []), extended=False)
+        return body
 
     def delete(self, request: Request, server_id: str) -> Response:
         self.authorize("compute:servers:delete")

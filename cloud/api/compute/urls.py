@@ -11,6 +11,7 @@ from . import (
     keypairs,
     limits,
     quotas,
+    server_actions,
     server_groups,
     server_meta,
     servers,
@@ -41,6 +42,6 @@ urlpatterns = [
 # Feature modules list their paths relative to /compute/v2.1 (e.g. "/os-keypairs").
 for _feature in (
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
-    instance_actions,
+    instance_actions, server_actions,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))

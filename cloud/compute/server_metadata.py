@@ -1,0 +1,78 @@
+"""A server's metadata: the user's key/value pairs on an instance (GET/POST/PUT/DELETE …/metadata).
+
+Every change reads and writes the row under a lock, so two concurrent merges cannot lose each
+other's keys, and the lock, state and limit checks see the row they change.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cloud.api import errors
+from cloud.identity.context import RequestContext
+
+from . import states
+from .models import Instance
+from .services import ensure_unlocked
+
+DEFAULT_METADATA_ITEMS = 128
+
+
+def metadata_limit(project_id: str) -> int:
+    """How many metadata items one server of the project may hold (-1: no limit)."""
+    defaults = getattr(settings, "KUMO_DEFAULT_QUOTAS", {}) or {}
+    return int(defaults.get("metadata_items", DEFAULT_METADATA_ITEMS))
+
+
+def get_item(instance: Instance, key: str) -> str:
+    try:
+        return instance.metadata[key]
+    except KeyError:
+        raise errors.NotFound("Metadata item was not found") from None
+
+
+def update_metadata(
+    ctx: RequestContext, instance: Instance, items: dict[str, str], *, replace: bool = False
+) -> dict[str, str]:
+    """Merge `items` into the server's metadata, or make them the whole of it; returns the result."""
+    with transaction.atomic():
+        row = _lock_row(ctx, instance)
+        metadata = dict(items) if replace else {**row.metadata, **items}
+        limit = metadata_limit(row.project_id)
+        if limit >= 0 and len(metadata) > limit:
+            raise errors.OverLimit(
+                f"Quota exceeded for metadata_items: a server may hold {limit} metadata items, "
+                f"this request would leave {len(metadata)}."
+            )
+        _save(row, metadata)
+    instance.metadata = metadata
+    return metadata
+
+
+def delete_item(ctx: RequestContext, instance: Instance, key: str) -> None:
+    with transaction.atomic():
+        row = _lock_row(ctx, instance)
+        if key not in row.metadata:
+            raise errors.NotFound("Metadata item was not found")
+        metadata = {k: v for k, v in row.metadata.items() if k != key}
+        _save(row, metadata)
+    instance.metadata = metadata
+
+
+def _lock_row(ctx: RequestContext, instance: Instance) -> Instance:
+    row = Instance.objects.select_for_update().filter(pk=instance.pk, deleted=False).first()
+    if row is None:
+        raise errors.NotFound(f"Instance {instance.uuid} could not be found.")
+    ensure_unlocked(ctx, row)
+    if not states.TRANSITIONS["update_metadata"].allows(row.vm_state, row.task_state):
+        raise errors.Conflict(
+            f"Cannot 'update_metadata' instance {row.uuid} while it is in "
+            f"vm_state {row.vm_state}, task_state {row.task_state}"
+        )
+    return row
+
+
+def _save(row: Instance, metadata: dict[str, str]) -> None:
+    Instance.objects.filter(pk=row.pk).update(metadata=metadata, updated_at=timezone.now())
