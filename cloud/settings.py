@@ -160,12 +160,17 @@ KUMO_SCHEDULER_FILTERS = [
     "cloud.scheduler.filters.enabled.ComputeEnabledFilter",
     "cloud.scheduler.filters.alive.ComputeAliveFilter",
     "cloud.scheduler.filters.retry.RetryFilter",
+    "cloud.scheduler.filters.availability_zone.AvailabilityZoneFilter",
     "cloud.scheduler.filters.ram.RamFilter",
     "cloud.scheduler.filters.vcpu.VcpuFilter",
     "cloud.scheduler.filters.disk.DiskFilter",
+    "cloud.scheduler.filters.server_group_affinity.ServerGroupAffinityFilter",
+    "cloud.scheduler.filters.server_group_anti_affinity.ServerGroupAntiAffinityFilter",
 ]
 KUMO_SCHEDULER_WEIGHERS = [
     "cloud.scheduler.weighers.ram.FreeRamWeigher",
+    "cloud.scheduler.weighers.server_group_soft_affinity.ServerGroupSoftAffinityWeigher",
+    "cloud.scheduler.weighers.server_group_soft_anti_affinity.ServerGroupSoftAntiAffinityWeigher",
 ]
 
 LOGGING = {

@@ -8,6 +8,9 @@ A claim is one transaction of three conditional writes; any that does not land r
      task cannot claim a second time;
   3. the instance moves from scheduling (no host) to spawning on the node; if it was deleted or
      already placed meanwhile, nothing moves and the claim is undone.
+Before them, a member of a server group locks the group's row and re-checks the hard policy against
+where the other members are now: two members scheduled at once cannot both take one host of an
+anti-affinity group (or two hosts of an affinity group), because the second waits for the first.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from cloud.compute import states
+from cloud.compute import server_groups, states
 from cloud.compute.models import ComputeNode, Instance
 
-from .host_state import HostState
+from .filters.server_group_affinity import ServerGroupAffinityFilter
+from .filters.server_group_anti_affinity import ServerGroupAntiAffinityFilter
+from .host_state import HostState, RequestSpec
 from .models import Allocation
+
+_GROUP_RULES = (ServerGroupAffinityFilter(), ServerGroupAntiAffinityFilter())
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,8 @@ def claim(instance: Instance, host_state: HostState) -> bool:
     disk_gb = instance.root_gb + instance.ephemeral_gb
     try:
         with transaction.atomic():
+            if not _group_policy_holds(instance, host_state):
+                raise _Refused("the server group's policy no longer allows this host")
             raised = ComputeNode.objects.filter(
                 pk=host_state.node_id,
                 vcpus_used__lte=F("vcpus") * F("cpu_allocation_ratio") - vcpus,
@@ -72,6 +81,20 @@ def claim(instance: Instance, host_state: HostState) -> bool:
         log.info("claim of %s on %s refused: instance already claimed", instance.pk, host_state.host)
         return False
     return True
+
+
+def _group_policy_holds(instance: Instance, host_state: HostState) -> bool:
+    # Locks the group row until the caller's transaction ends (a no-op outside a group).
+    placement = server_groups.placement_for(str(instance.pk), lock=True)
+    if placement is None or placement.policy not in server_groups.HARD_POLICIES:
+        return True
+    spec = RequestSpec(
+        instance_uuid=str(instance.pk),
+        vcpus=instance.vcpus,
+        memory_mb=instance.memory_mb,
+        root_gb=instance.root_gb,
+    ).with_group(placement)
+    return all(rule.host_passes(host_state, spec) for rule in _GROUP_RULES)
 
 
 def release(instance_uuid: str) -> None:

@@ -6,11 +6,12 @@ The snapshot may be stale by the time a host is chosen; the claim re-checks capa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.utils import timezone
 
+from cloud.compute import availability_zones, server_groups
 from cloud.compute.models import ComputeNode, Instance
 
 
@@ -33,6 +34,7 @@ class HostState:
     last_seen_up: datetime | None = None
     # When the snapshot was read: heartbeat age is measured against it, so filters need no clock.
     read_at: datetime | None = None
+    availability_zone: str = availability_zones.DEFAULT_ZONE
 
     @property
     def free_vcpus(self) -> float:
@@ -57,14 +59,29 @@ class RequestSpec:
     availability_zone: str | None = None
     scheduler_hints: dict = field(default_factory=dict)
     ignore_hosts: frozenset[str] = frozenset()
+    # The instance's server group, if any: its policy, rules, and the hosts of its other live
+    # members (one entry per member, so a host holding two appears twice).
+    group_policy: str | None = None
+    group_rules: dict = field(default_factory=dict)
+    group_hosts: tuple[str, ...] = ()
 
     @property
     def disk_gb(self) -> int:
         return self.root_gb + self.ephemeral_gb
 
+    def with_group(self, placement: server_groups.Placement | None) -> RequestSpec:
+        if placement is None:
+            return replace(self, group_policy=None, group_rules={}, group_hosts=())
+        return replace(
+            self,
+            group_policy=placement.policy,
+            group_rules=dict(placement.rules),
+            group_hosts=placement.hosts,
+        )
+
 
 def request_spec_for(instance: Instance) -> RequestSpec:
-    return RequestSpec(
+    spec = RequestSpec(
         instance_uuid=str(instance.uuid),
         vcpus=instance.vcpus,
         memory_mb=instance.memory_mb,
@@ -74,11 +91,13 @@ def request_spec_for(instance: Instance) -> RequestSpec:
         scheduler_hints=dict(instance.scheduler_hints or {}),
         ignore_hosts=frozenset(instance.tried_hosts or ()),
     )
+    return spec.with_group(server_groups.placement_for(str(instance.uuid)))
 
 
 def load_host_states(now: datetime | None = None) -> list[HostState]:
-    """Every compute node with its service, in one query, ordered by host name."""
+    """Every compute node with its service and its zone, in two queries, ordered by host name."""
     read_at = now or timezone.now()
+    zones = availability_zones.host_zones()
     nodes = ComputeNode.objects.select_related("service").order_by("host")
     return [
         HostState(
@@ -98,6 +117,7 @@ def load_host_states(now: datetime | None = None) -> list[HostState]:
             forced_down=node.service.forced_down,
             last_seen_up=node.service.last_seen_up,
             read_at=read_at,
+            availability_zone=availability_zones.zone_of(node.host, zones),
         )
         for node in nodes
     ]

@@ -13,7 +13,7 @@ from datetime import UTC
 from django.conf import settings
 from django.utils import timezone
 
-from cloud.compute import states
+from cloud.compute import availability_zones, states
 from cloud.compute.models import ComputeNode, Flavor, Instance, InstanceFault, Service
 from cloud.network.models import Port
 
@@ -86,12 +86,13 @@ class ServerContext:
                 "instance_id", "-created_at", "-id"
             ):
                 self.faults.setdefault(str(fault.instance_id), fault)
+        hosts = {i.host for i in instances if i.host}
+        # A placed server is in its host's zone, whatever it asked for: one query per page.
+        self.zones = availability_zones.host_zones(hosts)
         self.host_status: dict[str, str] = {}
-        if is_admin:
-            hosts = {i.host for i in instances if i.host}
-            if hosts:
-                for service in Service.objects.filter(host__in=hosts, binary="nova-compute"):
-                    self.host_status[service.host] = _host_status(service)
+        if is_admin and hosts:
+            for service in Service.objects.filter(host__in=hosts, binary="nova-compute"):
+                self.host_status[service.host] = _host_status(service)
 
 
 def _host_status(service: Service) -> str:
@@ -155,7 +156,9 @@ def server_detail(
         "key_name": instance.key_name,
         "security_groups": [{"name": "default"}] if page.ports.get(uuid) else [],
         "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": instance.availability_zone or "nova",
+        "OS-EXT-AZ:availability_zone": availability_zones.zone_of(instance.host, page.zones)
+        if instance.host
+        else instance.availability_zone or "",
         "OS-EXT-STS:task_state": instance.task_state,
         "OS-EXT-STS:vm_state": instance.vm_state,
         "OS-EXT-STS:power_state": states.POWER_STATE_CODES.get(instance.power_state, 0),
