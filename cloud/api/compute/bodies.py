@@ -231,12 +231,17 @@ def _host_id(instance: Instance) -> str:
 # --- hosts
 
 
-def service_body(service: Service, version: APIVersion) -> dict:
+def service_body(service: Service, version: APIVersion, zones: dict[str, str] | None = None) -> dict:
+    """`zones` maps host → availability zone (from availability_zones.host_zones)."""
+    if service.binary == "nova-compute":
+        zone = (zones or {}).get(service.host, "nova")
+    else:
+        zone = "internal"
     body = {
         "id": str(service.uuid) if version.at_least("2.53") else service.id,
         "binary": service.binary,
         "host": service.host,
-        "zone": "nova" if service.binary == "nova-compute" else "internal",
+        "zone": zone,
         "status": "disabled" if service.disabled else "enabled",
         "state": "down" if _host_status(service) in ("DOWN", "UNKNOWN") else "up",
         "updated_at": iso_micro(service.last_seen_up),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud.compute import hosts
+from cloud.compute import availability_zones, hosts
 
 from .. import errors
 from ..base import ComputeView
@@ -28,7 +28,10 @@ class ServiceList(ComputeView):
     def get(self, request: Request) -> Response:
         self.authorize("compute:services")
         services = hosts.list_services(request.query_params.get("binary"), request.query_params.get("host"))
-        return Response({"services": [bodies.service_body(s, self.version) for s in services]})
+        zones = availability_zones.host_zones(s.host for s in services)
+        return Response(
+            {"services": [bodies.service_body(s, self.version, zones) for s in services]}
+        )
 
 
 class ServiceItem(ComputeView):
@@ -46,7 +49,8 @@ class ServiceItem(ComputeView):
             disabled_reason=body.get("disabled_reason"),
             forced_down=body.get("forced_down"),
         )
-        return Response({"service": bodies.service_body(service, self.version)})
+        zones = availability_zones.host_zones([service.host])
+        return Response({"service": bodies.service_body(service, self.version, zones)})
 
     def delete(self, request: Request, service_id: str) -> Response:
         self.authorize("compute:services")
