@@ -155,6 +155,17 @@ KUMO_CPU_ALLOCATION_RATIO = _env_float("KUMO_CPU_ALLOCATION_RATIO", 4.0)
 KUMO_RAM_ALLOCATION_RATIO = _env_float("KUMO_RAM_ALLOCATION_RATIO", 1.0)
 KUMO_DISK_ALLOCATION_RATIO = _env_float("KUMO_DISK_ALLOCATION_RATIO", 1.0)
 
+# Quota limits of a project without its own Quota rows (-1 = unlimited); cloud/identity/quotas.py.
+KUMO_DEFAULT_QUOTAS = {
+    "instances": 10,
+    "cores": 20,
+    "ram": 51200,
+    "key_pairs": 100,
+    "server_groups": 10,
+    "server_group_members": 10,
+    "metadata_items": 128,
+}
+
 # Scheduler filters and weighers: one class, one rule; order matters only for the fault text.
 KUMO_SCHEDULER_FILTERS = [
     "cloud.scheduler.filters.enabled.ComputeEnabledFilter",

@@ -1,9 +1,209 @@
-"""Project quotas. (Being implemented: see issue 4.)"""
+"""Project quotas: a limit per project and resource, and usage counted from the rows that exist.
+
+There is no usage table that could drift from the truth. `reserve` locks the project row inside the
+caller's transaction and counts the project's live rows; a second concurrent request for the same
+project waits on that lock until the first has committed its rows (or rolled back), and then
+counts them. On SQLite, where FOR UPDATE does not exist, the database's single writer gives the
+same ordering.
+
+Limits come from settings.KUMO_DEFAULT_QUOTAS unless the project has its own Quota row; -1 means
+unlimited. Two limits are not project totals: `metadata_items` caps the keys of one server and
+`server_group_members` the members of one group.
+"""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Sum
 
-def reserve(project_id: str, deltas: dict[str, int]) -> None:
+from cloud.api import errors
+
+from .models import Project, Quota, User
+
+UNLIMITED = -1
+MAX_LIMIT = 2**31 - 1
+
+# What Kumo enforces, with the defaults Nova ships (settings may override each one).
+ENFORCED: dict[str, int] = {
+    "instances": 10,
+    "cores": 20,
+    "ram": 51200,
+    "metadata_items": 128,
+    "key_pairs": 100,
+    "server_groups": 10,
+    "server_group_members": 10,
+}
+# Nova reports these too. Kumo stores what an admin sets but does not enforce them: security groups
+# and floating IPs belong to the network API, and personality files are not supported.
+REPORTED_ONLY: dict[str, int] = {
+    "fixed_ips": -1,
+    "floating_ips": 10,
+    "security_groups": 10,
+    "security_group_rules": 20,
+    "injected_files": 5,
+    "injected_file_content_bytes": 10240,
+    "injected_file_path_bytes": 255,
+}
+RESOURCES: tuple[str, ...] = (*ENFORCED, *REPORTED_ONLY)
+
+# Resources whose usage is a project total; only these are counted by `usage` and refuse a limit
+# below usage in `update_limits`.
+_PROJECT_TOTALS = ("instances", "cores", "ram", "server_groups")
+
+
+def default_limits() -> dict[str, int]:
+    configured = getattr(settings, "KUMO_DEFAULT_QUOTAS", {}) or {}
+    merged = {**ENFORCED, **REPORTED_ONLY}
+    merged.update({k: int(v) for k, v in configured.items() if k in merged})
+    return merged
+
+
+def limits_for(project_id: str | None) -> dict[str, int]:
+    """Every resource's limit for the project: its own Quota rows over the defaults."""
+    limits = default_limits()
+    if project_id:
+        for resource, hard_limit in Quota.objects.filter(project_id=project_id).values_list(
+            "resource", "hard_limit"
+        ):
+            if resource in limits:
+                limits[resource] = hard_limit
+    return limits
+
+
+def usage(project_id: str | None, user_id: str | None = None) -> dict[str, int]:
+    """What the project uses now, from its live rows. Key pairs belong to users, so they are
+    counted for `user_id` when given. Per-server and per-group resources report 0, as Nova does."""
+    from cloud.compute.models import Instance, KeyPair, ServerGroup
+
+    used = dict.fromkeys(RESOURCES, 0)
+    if project_id:
+        totals = Instance.objects.filter(project_id=project_id, deleted=False).aggregate(
+            instances=Count("pk"), cores=Sum("vcpus"), ram=Sum("memory_mb")
+        )
+        used.update({k: v or 0 for k, v in totals.items()})
+        used["server_groups"] = ServerGroup.objects.filter(project_id=project_id).count()
+    if user_id:
+        used["key_pairs"] = KeyPair.objects.filter(user_id=user_id).count()
+    return used
+
+
+def limits_and_usage(
+    project_id: str | None, user_id: str | None = None
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The project's limits and what it uses, for the quota detail and /limits."""
+    return limits_for(project_id), usage(project_id, user_id)
+
+
+def reserve(
+    project_id: str,
+    deltas: dict[str, int],
+    *,
+    user_id: str | None = None,
+    group=None,
+) -> None:
     """Inside the caller's transaction: lock the project, check usage + deltas against limits,
-    raise errors.OverLimit if any would be exceeded. Usage is counted from the rows that exist."""
-    return
+    raise errors.OverLimit if any would be exceeded.
+
+    `deltas["metadata_items"]` is the number of keys one new server carries; `key_pairs` is counted
+    for `user_id` (the key pairs' owner), under a lock on that user; `server_group_members` is
+    checked against `group`'s live members, under a lock on the group. The caller writes its rows
+    before committing, so the locks cover the check and the write together.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("quotas.reserve() must run inside the caller's transaction")
+    wanted = {k: int(v) for k, v in deltas.items() if v}
+    unknown = set(wanted) - set(ENFORCED)
+    if unknown:
+        raise ValueError(f"not enforced quota resources: {sorted(unknown)}")
+    # Taken first and always in this order (project, user, group), so two requests cannot deadlock.
+    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+    if wanted.get("key_pairs"):
+        if not user_id:
+            raise ValueError("a key_pairs reservation needs the owner's user_id")
+        list(User.objects.select_for_update().filter(pk=user_id).values_list("pk"))
+    if wanted.get("server_group_members"):
+        if group is None:
+            raise ValueError("a server_group_members reservation needs the group")
+        list(type(group).objects.select_for_update().filter(pk=group.pk).values_list("pk"))
+
+    limits = limits_for(project_id)
+    if "metadata_items" in wanted:
+        check_metadata_items(project_id, wanted.pop("metadata_items"), limits=limits)
+    if not wanted:
+        return
+    used = usage(project_id, user_id)
+    if "server_group_members" in wanted:
+        used["server_group_members"] = group.members.filter(instance__deleted=False).count()
+    over = [
+        resource
+        for resource, delta in wanted.items()
+        if limits[resource] != UNLIMITED and used[resource] + delta > limits[resource]
+    ]
+    if over:
+        raise errors.OverLimit(_over_message(over, wanted, used, limits))
+
+
+def check_metadata_items(
+    project_id: str | None, count: int, *, limits: dict[str, int] | None = None
+) -> None:
+    """403 when one server would carry more metadata items than the project allows."""
+    limit = (limits or limits_for(project_id))["metadata_items"]
+    if limit != UNLIMITED and count > limit:
+        raise errors.OverLimit(
+            f"Quota exceeded for metadata_items: Maximum number of metadata items exceeds {limit}"
+        )
+
+
+def _over_message(
+    over: list[str], wanted: dict[str, int], used: dict[str, int], limits: dict[str, int]
+) -> str:
+    def joined(values) -> str:
+        return ", ".join(str(v) for v in values)
+
+    return (
+        f"Quota exceeded for {joined(over)}: Requested {joined(wanted[r] for r in over)}, "
+        f"but already used {joined(used[r] for r in over)} of {joined(limits[r] for r in over)} "
+        f"{joined(over)}"
+    )
+
+
+def update_limits(
+    project_id: str, values: dict[str, int], *, force: bool = False
+) -> dict[str, int]:
+    """Set the project's own limits (an admin's PUT) and return all of them.
+
+    Without `force`, a limit below what the project already uses is refused, as Nova does; -1 and
+    any limit at or above usage are always accepted.
+    """
+    unknown = set(values) - set(RESOURCES)
+    if unknown:
+        raise errors.BadRequest(f"Unknown quota resources: {', '.join(sorted(unknown))}")
+    for resource, value in values.items():
+        if not UNLIMITED <= value <= MAX_LIMIT:
+            raise errors.BadRequest(
+                f"Quota limit {value} for {resource} must be between -1 and {MAX_LIMIT}."
+            )
+    with transaction.atomic():
+        locked = list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+        if not locked:
+            raise errors.BadRequest(f"Project ID {project_id} is not a valid project.")
+        if not force:
+            used = usage(project_id)
+            for resource in _PROJECT_TOTALS:
+                value = values.get(resource)
+                if value is not None and value != UNLIMITED and value < used[resource]:
+                    raise errors.BadRequest(
+                        f"Quota limit {value} for {resource} must be greater than or equal to "
+                        f"already used and reserved {used[resource]}."
+                    )
+        for resource, value in values.items():
+            Quota.objects.update_or_create(
+                project_id=project_id, resource=resource, defaults={"hard_limit": value}
+            )
+    return limits_for(project_id)
+
+
+def reset_limits(project_id: str) -> None:
+    """Back to the defaults: the project's own limits are dropped."""
+    Quota.objects.filter(project_id=project_id).delete()

@@ -1,3 +1,140 @@
-"""Placeholder: routes are added by the feature's implementation (paths relative to /v2.1)."""
+"""/os-quota-sets/{project_id}: show, defaults, detail (with usage), update and reset.
 
-urlpatterns: list = []
+Shapes by microversion: the network quotas (fixed_ips, floating_ips, security_groups,
+security_group_rules) disappear at 2.36 and the personality ones (injected_*) at 2.57, both from
+the bodies and from what PUT accepts.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cloud.identity import quotas
+
+from .. import errors
+from ..base import ComputeView
+from ..microversion import APIVersion
+from ..validation import validate
+
+NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_groups", "security_group_rules")
+PERSONALITY_QUOTAS = ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")
+
+# The strings Nova's boolean parameter type accepts, besides true and false.
+_BOOL_STRINGS = [
+    "1", "t", "true", "True", "TRUE", "on", "On", "ON", "y", "yes", "Yes", "YES",
+    "0", "f", "false", "False", "FALSE", "off", "Off", "OFF", "n", "no", "No", "NO",
+]
+_TRUE_STRINGS = {"1", "t", "true", "on", "y", "yes"}
+
+
+def resources_at(version: APIVersion) -> tuple[str, ...]:
+    hidden: tuple[str, ...] = ()
+    if version.at_least("2.36"):
+        hidden += NETWORK_QUOTAS
+    if version.at_least("2.57"):
+        hidden += PERSONALITY_QUOTAS
+    return tuple(r for r in quotas.RESOURCES if r not in hidden)
+
+
+def _update_schema(resources: tuple[str, ...]) -> dict:
+    limit = {"type": ["integer", "string"], "pattern": r"^-?[0-9]+$"}
+    return {
+        "type": "object",
+        "required": ["quota_set"],
+        "properties": {
+            "quota_set": {
+                "type": "object",
+                "properties": {
+                    **dict.fromkeys(resources, limit),
+                    "force": {"type": ["boolean", "string"], "enum": [True, False, *_BOOL_STRINGS]},
+                },
+                "additionalProperties": False,
+            }
+        },
+        "additionalProperties": False,
+    }
+
+
+_UPDATE_SCHEMAS = {
+    version: _update_schema(resources_at(APIVersion.parse(version)))
+    for version in ("2.1", "2.36", "2.57")
+}
+
+
+def _update_schema_for(version: APIVersion) -> dict:
+    if version.at_least("2.57"):
+        return _UPDATE_SCHEMAS["2.57"]
+    if version.at_least("2.36"):
+        return _UPDATE_SCHEMAS["2.36"]
+    return _UPDATE_SCHEMAS["2.1"]
+
+
+def _is_true(value: bool | str) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in _TRUE_STRINGS)
+
+
+class QuotaView(ComputeView):
+    def authorize_project(self, rule: str, project_id: str) -> None:
+        """Readers see their own project's quotas; anyone else's need an admin (403, as Nova)."""
+        self.authorize(rule)
+        if project_id != self.ctx.project_id:
+            self.authorize("compute:quotas:other_project")
+
+    def shaped(self, values: dict) -> dict:
+        return {r: values[r] for r in resources_at(self.version)}
+
+
+class QuotaSetItem(QuotaView):
+    def get(self, request: Request, project_id: str) -> Response:
+        self.authorize_project("compute:quotas:show", project_id)
+        limits = quotas.limits_for(project_id)
+        return Response({"quota_set": {"id": project_id, **self.shaped(limits)}})
+
+    def put(self, request: Request, project_id: str) -> Response:
+        self.authorize("compute:quotas:update")
+        if "user_id" in request.query_params:
+            raise errors.BadRequest("Per-user quotas are not supported; set the project's.")
+        body = self.body()
+        validate(_update_schema_for(self.version), body)
+        values = dict(body["quota_set"])
+        force = _is_true(values.pop("force", False))
+        limits = quotas.update_limits(
+            project_id, {k: int(v) for k, v in values.items()}, force=force
+        )
+        return Response({"quota_set": self.shaped(limits)})
+
+    def delete(self, request: Request, project_id: str) -> Response:
+        self.authorize("compute:quotas:delete")
+        if "user_id" in request.query_params:
+            raise errors.BadRequest("Per-user quotas are not supported; reset the project's.")
+        quotas.reset_limits(project_id)
+        return Response(status=202)
+
+
+class QuotaSetDefaults(QuotaView):
+    def get(self, request: Request, project_id: str) -> Response:
+        self.authorize("compute:quotas:defaults")
+        defaults = quotas.default_limits()
+        return Response({"quota_set": {"id": project_id, **self.shaped(defaults)}})
+
+
+class QuotaSetDetail(QuotaView):
+    def get(self, request: Request, project_id: str) -> Response:
+        self.authorize_project("compute:quotas:detail", project_id)
+        # Key pairs are counted per user: the caller's, when the caller is in that project.
+        own = project_id == self.ctx.project_id
+        limits, used = quotas.limits_and_usage(project_id, self.ctx.user_id if own else None)
+        detail = {
+            r: {"in_use": used[r], "limit": limits[r], "reserved": 0}
+            for r in resources_at(self.version)
+        }
+        return Response({"quota_set": {"id": project_id, **detail}})
+
+
+urlpatterns = [
+    path("/os-quota-sets/<str:project_id>", QuotaSetItem.as_view()),
+    path("/os-quota-sets/<str:project_id>/defaults", QuotaSetDefaults.as_view()),
+    path("/os-quota-sets/<str:project_id>/detail", QuotaSetDetail.as_view()),
+]
