@@ -14,7 +14,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.stack import AgentSpec, Stack
+from tests.stack import AgentSpec, Stack, qcow2_bytes
 
 V = "/compute/v2.1"
 
@@ -52,7 +52,7 @@ def main() -> None:
     stack = Stack("bench", agents=agents).start()
     try:
         api = stack.client()
-        image_id = api.upload_image("bench", b"\0" * 4096)
+        image_id = api.upload_image("bench", qcow2_bytes())
         baseline = statistics.median(timed(lambda: api.get(f"{V}/flavors").raise_for_status(), 50))
         print(f"baseline: GET /flavors round trip p50 {baseline * 1000:.1f} ms")
 

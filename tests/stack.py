@@ -266,9 +266,14 @@ class ApiClient:
 
 
 def small_qcow2(path: Path, size: str = "16M") -> Path:
-    """A real (empty) qcow2 made by qemu-img, when it is installed; otherwise a raw file."""
-    if shutil.which("qemu-img"):
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
-    else:
-        path.write_bytes(b"\0" * 65536)
+    """A real (empty) qcow2 made by qemu-img (setup installs qemu-utils)."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
     return path
+
+
+def qcow2_bytes() -> bytes:
+    """The bytes of a small, valid, empty qcow2 image (the image API inspects what it stores)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return small_qcow2(Path(tmp) / "disk.qcow2").read_bytes()

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.integration.helpers import allocation_count, node_rows, wait_until
+from tests.stack import qcow2_bytes
 
 V = "/compute/v2.1"
 
@@ -20,7 +21,7 @@ def api(stack):
 
 @pytest.fixture(scope="module")
 def image_id(api):
-    return api.upload_image("it-image", b"\0" * 4096)
+    return api.upload_image("it-image", qcow2_bytes())
 
 
 def _boot(api, image_id, name, flavor="1"):
