@@ -27,6 +27,7 @@ from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
 
 from . import storage
+from .inspect import ImageRejected, StreamInspector
 from .models import (
     ACTIVE,
     CONTAINER_FORMATS,
@@ -459,7 +460,8 @@ def upload_image(
     ctx: RequestContext, image_id: object, chunks: Iterable[bytes], content_length: int | None
 ) -> Image:
     """Store the image's bytes: queued → saving → active. A failed upload returns the image to
-    queued and keeps no data, so the client may simply try again."""
+    queued and keeps no data, so the client may simply try again; so does one whose bytes are not
+    the declared disk_format or unsafe for qemu-img (400, see cloud.images.inspect)."""
     _authorize(ctx, "image:upload")
     image = _owned(ctx, image_id, "upload data to")
     if not image.disk_format or not image.container_format:
@@ -469,6 +471,10 @@ def upload_image(
     cap = max_size()
     if content_length is not None and content_length > cap:
         raise errors.RequestTooLarge(f"Image exceeds the size limit of {cap} bytes.")
+    try:
+        inspector = StreamInspector(image.disk_format)
+    except ImageRejected as exc:
+        raise errors.BadRequest(str(exc)) from None
     # The conditional update is the lock: of two concurrent uploads only one moves it to saving.
     claimed = Image.objects.filter(pk=image.pk, status=QUEUED).update(
         status=SAVING, updated_at=timezone.now()
@@ -478,17 +484,24 @@ def upload_image(
         raise errors.Conflict(
             f"Image status transition from {image.status} to saving is not allowed"
         )
+    # The inspector sees every byte on its way to disk and refuses a hostile image before the
+    # file is complete, so nothing (qemu-img above all) ever finds one under an image's name.
+    data = inspector.watch(_read_exactly(chunks, content_length))
     try:
-        size, md5, sha512 = storage.store(image.pk, _read_exactly(chunks, content_length), cap)
+        size, md5, sha512 = storage.store(image.pk, data, cap)
     except storage.ImageTooLarge as exc:
         _back_to_queued(image)
         raise errors.RequestTooLarge(str(exc)) from None
+    except ImageRejected as exc:
+        _back_to_queued(image)
+        raise errors.BadRequest(str(exc)) from None
     except BaseException:
         _back_to_queued(image)
         raise
     finished = Image.objects.filter(pk=image.pk, status=SAVING).update(
         status=ACTIVE,
         size=size,
+        virtual_size=inspector.verdict().virtual_size,
         checksum=md5,
         os_hash_algo=HASH_ALGO,
         os_hash_value=sha512,
