@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stack import AgentSpec, Stack
+from tests.stack import AgentSpec, Stack, qcow2_bytes
 
 V = "/compute/v2.1"
 HOSTS = {"c1", "c2", "c3"}
@@ -28,7 +28,7 @@ def api(placement_stack):
 
 @pytest.fixture(scope="module")
 def image_id(api):
-    return api.upload_image("placement-image", b"\0" * 4096)
+    return api.upload_image("placement-image", qcow2_bytes())
 
 
 def _group(api, policy: str) -> str:
