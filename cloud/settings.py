@@ -199,5 +199,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("KUMO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The format inspector logs an ERROR for every format a file is not, e.g. plain raw data.
+        "oslo_utils.imageutils.format_inspector": {"level": "CRITICAL"},
+    },
 }
