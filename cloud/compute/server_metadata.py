@@ -6,24 +6,16 @@ other's keys, and the lock, state and limit checks see the row they change.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from cloud.api import errors
+from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 
 from . import states
 from .models import Instance
 from .services import ensure_unlocked
-
-DEFAULT_METADATA_ITEMS = 128
-
-
-def metadata_limit(project_id: str) -> int:
-    """How many metadata items one server of the project may hold (-1: no limit)."""
-    defaults = getattr(settings, "KUMO_DEFAULT_QUOTAS", {}) or {}
-    return int(defaults.get("metadata_items", DEFAULT_METADATA_ITEMS))
 
 
 def get_item(instance: Instance, key: str) -> str:
@@ -40,12 +32,7 @@ def update_metadata(
     with transaction.atomic():
         row = _lock_row(ctx, instance)
         metadata = dict(items) if replace else {**row.metadata, **items}
-        limit = metadata_limit(row.project_id)
-        if limit >= 0 and len(metadata) > limit:
-            raise errors.OverLimit(
-                f"Quota exceeded for metadata_items: a server may hold {limit} metadata items, "
-                f"this request would leave {len(metadata)}."
-            )
+        quotas.check_metadata_items(row.project_id, len(metadata))
         _save(row, metadata)
     instance.metadata = metadata
     return metadata

@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from cloud.compute.models import Instance
+from cloud.identity.models import Quota
 from tests.unit.api.server_rows import V, give_address, make_server
 
 
@@ -162,6 +163,13 @@ def test_a_limit_of_minus_one_means_no_limit(member, server, api_as, settings):
     settings.KUMO_DEFAULT_QUOTAS = {"metadata_items": -1}
     items = {f"k{i}": "v" for i in range(200)}
     assert api_as(member).put(_meta(server), {"metadata": items}).status_code == 200
+
+
+def test_a_projects_own_metadata_quota_overrides_the_default(member, server, api_as):
+    Quota.objects.create(project=member.project, resource="metadata_items", hard_limit=2)
+    response = api_as(member).post(_meta(server), {"metadata": {"key3": "v"}})
+    assert response.status_code == 403
+    assert "forbidden" in response.json()
 
 
 def test_reader_cannot_change_metadata(reader, server, api_as):
