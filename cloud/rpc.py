@@ -27,3 +27,13 @@ def spawn(host: str, request: msg.SpawnRequest) -> None:
 
 def destroy(host: str, request: msg.DestroyRequest) -> None:
     _send_after_commit(msg.TASK_DESTROY, [request.to_dict()], msg.compute_queue(host))
+
+
+def to_host(host: str, task: str, request: msg.Message) -> None:
+    """An instance action for one compute host, after commit."""
+    _send_after_commit(task, [request.to_dict()], msg.compute_queue(host))
+
+
+def to_host_now(host: str, task: str, request: msg.Message) -> None:
+    """A question for a compute host whose answer the caller waits for (nothing to commit)."""
+    app.send_task(task, args=[request.to_dict()], queue=msg.compute_queue(host))

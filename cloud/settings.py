@@ -142,8 +142,20 @@ from cloud.beat import CELERY_BEAT_SCHEDULE  # noqa: F401  (periodic tasks, one 
 
 CELERY_TASK_ROUTES = {"scheduler.*": {"queue": "scheduler"}, "conductor.*": {"queue": "conductor"}}
 
+# The cache carries short-lived answers between processes (a host's console output for the web
+# process that asked), so it is the shared Redis, not per-process memory.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("KUMO_CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": "kumo",
+    }
+}
+
 # --- Kumo
 KUMO_PUBLIC_URL = os.environ.get("KUMO_PUBLIC_URL", "")  # e.g. http://cloud.example:8000
+# Where compute hosts reach the image API to download images and upload snapshots.
+KUMO_INTERNAL_URL = os.environ.get("KUMO_INTERNAL_URL", "http://127.0.0.1:8000")
 KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
 KUMO_TOKEN_TTL = int(os.environ.get("KUMO_TOKEN_TTL", str(8 * 3600)))
 KUMO_IMAGE_DIR = Path(os.environ.get("KUMO_IMAGE_DIR", VAR_DIR / "images"))

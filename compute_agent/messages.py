@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -27,6 +27,21 @@ TASK_CONDUCTOR_ALIVE = "conductor.report_alive"
 TASK_BUILD_TIMEOUTS = "conductor.check_build_timeouts"
 TASK_SPAWN = "compute.spawn"
 TASK_DESTROY = "compute.destroy"
+# Instance actions on a running host (contract 1.1). Each answers with one InstanceEvent: the
+# action's own event on success, EVENT_ACTION_FAILED (with `action` and `message`) otherwise.
+TASK_START = "compute.start"  # PowerRequest -> EVENT_STARTED
+TASK_STOP = "compute.stop"  # PowerRequest (timeout) -> EVENT_STOPPED
+TASK_REBOOT = "compute.reboot"  # RebootRequest -> EVENT_REBOOTED
+TASK_PAUSE = "compute.pause"  # PowerRequest -> EVENT_PAUSED
+TASK_UNPAUSE = "compute.unpause"  # PowerRequest -> EVENT_UNPAUSED
+TASK_SUSPEND = "compute.suspend"  # PowerRequest -> EVENT_SUSPENDED
+TASK_RESUME = "compute.resume"  # PowerRequest -> EVENT_RESUMED
+TASK_CONSOLE_OUTPUT = "compute.console_output"  # ConsoleOutputRequest -> EVENT_CONSOLE_OUTPUT
+TASK_SNAPSHOT = "compute.snapshot"  # SnapshotRequest -> EVENT_SNAPSHOT_UPLOADED
+# Re-create the domain from a SpawnRequest on the same host: rebuild (new image, new root disk) and
+# resize or revert (new sizes, the root disk kept and grown).
+TASK_REBUILD = "compute.rebuild"  # SpawnRequest -> EVENT_REBUILT
+TASK_RESIZE = "compute.resize"  # SpawnRequest -> EVENT_RESIZED
 
 
 def compute_queue(host: str) -> str:
@@ -46,6 +61,38 @@ POWER_SUSPENDED = "suspended"
 EVENT_SPAWNED = "spawned"
 EVENT_SPAWN_FAILED = "spawn_failed"
 EVENT_DESTROYED = "destroyed"
+EVENT_STARTED = "started"
+EVENT_STOPPED = "stopped"
+EVENT_REBOOTED = "rebooted"
+EVENT_PAUSED = "paused"
+EVENT_UNPAUSED = "unpaused"
+EVENT_SUSPENDED = "suspended"
+EVENT_RESUMED = "resumed"
+EVENT_CONSOLE_OUTPUT = "console_output"  # the text is in InstanceEvent.output
+EVENT_SNAPSHOT_UPLOADED = "snapshot_uploaded"  # InstanceEvent.image_id says which image
+EVENT_REBUILT = "rebuilt"
+EVENT_RESIZED = "resized"
+EVENT_ACTION_FAILED = "action_failed"  # InstanceEvent.action names it, .message says why
+
+# The `action` of an EVENT_ACTION_FAILED: one word per instance action task.
+ACTION_START = "start"
+ACTION_STOP = "stop"
+ACTION_REBOOT = "reboot"
+ACTION_PAUSE = "pause"
+ACTION_UNPAUSE = "unpause"
+ACTION_SUSPEND = "suspend"
+ACTION_RESUME = "resume"
+ACTION_CONSOLE_OUTPUT = "console_output"
+ACTION_SNAPSHOT = "snapshot"
+ACTION_REBUILD = "rebuild"
+ACTION_RESIZE = "resize"
+
+REBOOT_SOFT = "SOFT"
+REBOOT_HARD = "HARD"
+
+# A graceful stop waits this long for the guest to power off before pulling the plug.
+DEFAULT_STOP_TIMEOUT = 60
+
 
 @dataclass
 class Message:
@@ -82,7 +129,7 @@ class ImageRef(Message):
     disk_format: str = "qcow2"
     size: int = 0
     url: str = ""  # the image API's download URL
-    token: str = ""  # a scoped token for the download; never logged
+    token: str = field(default="", repr=False)  # a scoped token for the download; never logged
 
 
 @dataclass
@@ -108,12 +155,54 @@ class SpawnRequest(Message):
     user_data: str = ""
     key_data: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # For the config drive's meta_data.json (contract 1.1).
+    project_id: str = ""
+    availability_zone: str = ""
+    key_name: str = ""
+    launch_index: int = 0
 
 
 @dataclass
 class DestroyRequest(Message):
     request_id: str
     instance_uuid: str
+
+
+@dataclass
+class PowerRequest(Message):
+    """start, stop, pause, unpause, suspend and resume of one instance."""
+
+    request_id: str
+    instance_uuid: str
+    timeout: int = DEFAULT_STOP_TIMEOUT  # stop only: seconds of graceful shutdown, then destroy
+
+
+@dataclass
+class RebootRequest(Message):
+    request_id: str
+    instance_uuid: str
+    reboot_type: str = REBOOT_SOFT  # REBOOT_SOFT (ACPI, falls back to HARD) or REBOOT_HARD
+    timeout: int = DEFAULT_STOP_TIMEOUT  # SOFT: seconds for the guest to shut down before HARD
+
+
+@dataclass
+class ConsoleOutputRequest(Message):
+    request_id: str
+    instance_uuid: str
+    length: int | None = None  # the last N lines; None: the whole log (capped by the agent)
+
+
+@dataclass
+class SnapshotRequest(Message):
+    """Copy the instance's root disk and PUT it to `upload_url` (the image API's
+    /v2/images/<image_id>/file) with `token` as X-Auth-Token; the token is never logged."""
+
+    request_id: str
+    instance_uuid: str
+    image_id: str
+    upload_url: str
+    token: str = field(default="", repr=False)
+    disk_format: str = "qcow2"
 
 
 @dataclass
@@ -147,6 +236,9 @@ class InstanceEvent(Message):
     power_state: str = POWER_NOSTATE
     message: str = ""
     details: str = ""
+    action: str = ""  # EVENT_ACTION_FAILED: which ACTION_* failed
+    output: str = ""  # EVENT_CONSOLE_OUTPUT: the console log's tail
+    image_id: str = ""  # EVENT_SNAPSHOT_UPLOADED: the image that received the data
 
 
 _NESTED: dict[tuple[str, str], type[Message]] = {

@@ -25,3 +25,10 @@ def stack():
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture(autouse=True)
+def _process_local_cache(request, settings):
+    # Unit tests run in one process; the shared Redis cache is for the real, multi-process stack.
+    if "integration" not in request.keywords and "compat" not in request.keywords:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

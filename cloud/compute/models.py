@@ -43,6 +43,8 @@ class Instance(models.Model):
     flavor = models.ForeignKey(Flavor, null=True, blank=True, on_delete=models.SET_NULL)
     # The flavor as it was at boot: a deleted or edited flavor must not change a running server.
     flavor_snapshot = models.JSONField(default=dict)
+    # While a resize waits for confirmation: the flavor to go back to on revert.
+    old_flavor_snapshot = models.JSONField(null=True, blank=True)
     vcpus = models.PositiveIntegerField()
     memory_mb = models.PositiveIntegerField()
     root_gb = models.PositiveIntegerField()

@@ -104,6 +104,20 @@ def _uuid_or_none(value: str) -> str | None:
         return None
 
 
+def flavor_snapshot(flavor: Flavor) -> dict:
+    """The flavor as a server keeps it: later edits or deletion of the flavor don't change it."""
+    return {
+        "id": flavor.flavorid,
+        "name": flavor.name,
+        "vcpus": flavor.vcpus,
+        "ram": flavor.memory_mb,
+        "disk": flavor.root_gb,
+        "ephemeral": flavor.ephemeral_gb,
+        "swap": flavor.swap,
+        "extra_specs": flavor.extra_specs,
+    }
+
+
 def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     flavor = find_flavor(req.flavor_ref)
     if flavor is None or flavor.disabled:
@@ -124,16 +138,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     if req.max_count > 1 and any(n["port"] or n["fixed_ip"] for n in nets):
         raise errors.BadRequest("Multiple instances cannot share one port or fixed IP.")
 
-    snapshot = {
-        "id": flavor.flavorid,
-        "name": flavor.name,
-        "vcpus": flavor.vcpus,
-        "ram": flavor.memory_mb,
-        "disk": flavor.root_gb,
-        "ephemeral": flavor.ephemeral_gb,
-        "swap": flavor.swap,
-        "extra_specs": flavor.extra_specs,
-    }
+    snapshot = flavor_snapshot(flavor)
     zone = availability_zones.validate_requested_zone(ctx, req.availability_zone)
     group = server_groups.group_from_hints(ctx, req.scheduler_hints)
     keypair = keypairs.key_for_server(ctx, req.key_name)

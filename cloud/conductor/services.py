@@ -22,7 +22,7 @@ from cloud.network.models import Port
 from cloud.scheduler.claims import release
 from compute_agent import messages as msg
 
-from . import actions
+from . import actions, guest_events
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,10 @@ def apply_instance_event(event: msg.InstanceEvent) -> None:
         msg.EVENT_SPAWN_FAILED: _spawn_failed,
         msg.EVENT_DESTROYED: _destroyed,
     }
+    for name in guest_events.FINISHES:
+        handlers[name] = guest_events.apply_success
+    handlers[msg.EVENT_ACTION_FAILED] = guest_events.apply_failure
+    handlers[msg.EVENT_CONSOLE_OUTPUT] = guest_events.apply_console_output
     handler = handlers.get(event.event)
     if handler is None:
         log.warning("ignoring unknown instance event %r for %s", event.event, event.instance_uuid)

@@ -102,6 +102,20 @@ RULES: dict[str, str] = {
     "identity:project_user_roles:grant": "admin",
     "identity:project_user_roles:revoke": "admin",
     "identity:role_assignments:list": "admin",
+    # guest actions
+    "compute:servers:start": "member",
+    "compute:servers:stop": "member",
+    "compute:servers:pause": "member",
+    "compute:servers:unpause": "member",
+    "compute:servers:suspend": "member",
+    "compute:servers:resume": "member",
+    "compute:servers:reboot": "member",
+    "compute:servers:rebuild": "member",
+    "compute:servers:resize": "member",
+    "compute:servers:confirm_resize": "member",
+    "compute:servers:revert_resize": "member",
+    "compute:servers:create_image": "member",
+    "compute:servers:console_output": "member",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

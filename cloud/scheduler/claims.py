@@ -114,3 +114,36 @@ def release(instance_uuid: str) -> None:
             memory_mb_used=Greatest(F("memory_mb_used") - allocation.memory_mb, 0),
             local_gb_used=Greatest(F("local_gb_used") - allocation.disk_gb, 0),
         )
+
+
+def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
+    """Change the instance's claim on its own node to new sizes (a resize on the same host).
+
+    One conditional UPDATE applies the difference, re-checking capacity for whatever grows; False
+    (and nothing changed) when the node has no room for the growth or there is no claim.
+    """
+    with transaction.atomic():
+        allocation = Allocation.objects.select_for_update().filter(instance_id=instance_uuid).first()
+        if allocation is None:
+            return False
+        dv = vcpus - allocation.vcpus
+        dm = memory_mb - allocation.memory_mb
+        dd = disk_gb - allocation.disk_gb
+        checks = {}
+        if dv > 0:
+            checks["vcpus_used__lte"] = F("vcpus") * F("cpu_allocation_ratio") - dv
+        if dm > 0:
+            checks["memory_mb_used__lte"] = F("memory_mb") * F("ram_allocation_ratio") - dm
+        if dd > 0:
+            checks["local_gb_used__lte"] = F("local_gb") * F("disk_allocation_ratio") - dd
+        changed = ComputeNode.objects.filter(pk=allocation.node_id, **checks).update(
+            vcpus_used=Greatest(F("vcpus_used") + dv, 0),
+            memory_mb_used=Greatest(F("memory_mb_used") + dm, 0),
+            local_gb_used=Greatest(F("local_gb_used") + dd, 0),
+        )
+        if changed != 1:
+            return False
+        Allocation.objects.filter(pk=allocation.pk).update(
+            vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
+        )
+    return True

@@ -220,6 +220,25 @@ def server_detail(
     return body
 
 
+_REDUCED_KEYS = {
+    "id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "created", "updated",
+    "links", "image", "flavor", "addresses", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
+    "progress", "fault", "locked", "description", "tags",
+}
+
+
+def server_reduced(
+    instance: Instance, version: APIVersion, url: Callable[..., str], is_admin: bool
+) -> dict:
+    """The body Nova answers an update or rebuild with: the show body minus its extensions (no
+    OS-EXT-*, key_name, security groups, config drive, MAC addresses); Tempest rejects extra keys."""
+    page = ServerContext([instance], is_admin)
+    full = server_detail(instance, version, url, page, is_admin)
+    body = {key: value for key, value in full.items() if key in _REDUCED_KEYS}
+    body["addresses"] = addresses(page.ports.get(str(instance.uuid), []), extended=False)
+    return body
+
+
 def _host_id(instance: Instance) -> str:
     # Nova's hostId: a per-project hash of the host, so tenants can tell co-location apart without
     # learning host names.

@@ -122,13 +122,6 @@ _UPDATE_SCHEMA_219["properties"]["server"]["properties"]["description"] = {
 }
 # What the update answer keeps of the show body; version-gated keys (locked, description, tags)
 # are present only when server_detail put them there.
-_UPDATE_BODY_KEYS = {
-    "id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "created", "updated",
-    "links", "image", "flavor", "addresses", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
-    "progress", "fault", "locked", "description", "tags",
-}
-
-
 class ServerList(ComputeView):
     detail = False
 
@@ -267,13 +260,7 @@ class ServerItem(ComputeView):
         return Response({"server": self._update_body(instance)})
 
     def _update_body(self, instance: Instance) -> dict:
-        # Nova answers an update with the show body minus its extensions (no OS-EXT-*, key_name,
-        # security groups, config drive, MAC addresses), and Tempest rejects any extra key.
-        page = bodies.ServerContext([instance], self.ctx.is_admin)
-        full = bodies.server_detail(instance, self.version, self.compute_url, page, self.ctx.is_admin)
-        body = {key: value for key, value in full.items() if key in _UPDATE_BODY_KEYS}
-        body["addresses"] = bodies.addresses(page.ports.get(str(instance.uuid), []), extended=False)
-        return body
+        return bodies.server_reduced(instance, self.version, self.compute_url, self.ctx.is_admin)
 
     def delete(self, request: Request, server_id: str) -> Response:
         self.authorize("compute:servers:delete")

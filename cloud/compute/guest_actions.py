@@ -1,0 +1,227 @@
+"""Actions the compute host carries out on a server: power, reboot, rebuild, resize, snapshot,
+console output.
+
+Each one moves the server into its task state with one conditional UPDATE (409 when the state table
+in states.py forbids it), records an InstanceAction, and sends the host its request after commit.
+The host's report (cloud/conductor/guest_events.py) finishes the task.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cloud import rpc
+from cloud.api import errors
+from cloud.identity import quotas, tokens
+from cloud.identity.context import RequestContext
+from cloud.images import services as image_services
+from cloud.scheduler.claims import resize_claim
+from compute_agent import messages as msg
+
+from . import states
+from .models import Flavor, Instance
+from .services import (
+    ensure_unlocked,
+    find_flavor,
+    flavor_snapshot,
+    record_action,
+    visible_images,
+)
+from .spawn import build_spawn_request
+
+POWER_TASKS = {
+    "start": msg.TASK_START,
+    "stop": msg.TASK_STOP,
+    "pause": msg.TASK_PAUSE,
+    "unpause": msg.TASK_UNPAUSE,
+    "suspend": msg.TASK_SUSPEND,
+    "resume": msg.TASK_RESUME,
+}
+# The InstanceAction names Nova records for each.
+ACTION_NAMES = {
+    "start": "start", "stop": "stop", "pause": "pause", "unpause": "unpause",
+    "suspend": "suspend", "resume": "resume", "reboot": "reboot", "reboot_hard": "reboot",
+    "rebuild": "rebuild", "resize": "resize", "revert_resize": "revertResize",
+    "create_image": "createImage",
+}
+SNAPSHOT_TOKEN_TTL = 3600
+CONSOLE_WAIT_SECONDS = 15.0
+
+
+def _begin(ctx: RequestContext, instance: Instance, name: str, **changes) -> Instance:
+    """Move the server into the action's task state, or answer 409. Call inside a transaction."""
+    ensure_unlocked(ctx, instance)
+    guest = states.GUEST_ACTIONS[name]
+    rule = states.TRANSITIONS[guest.rule]
+    task_filter = Q(task_state__in=[t for t in rule.task_states if t is not None])
+    if None in rule.task_states:
+        task_filter |= Q(task_state__isnull=True)
+    moved = (
+        Instance.objects.filter(
+            task_filter, pk=instance.pk, deleted=False, vm_state__in=rule.vm_states,
+            host__isnull=False,
+        )
+        .update(task_state=guest.task_state, updated_at=timezone.now(), **changes)
+    )
+    if moved != 1:
+        current = Instance.objects.get(pk=instance.pk)
+        raise errors.Conflict(
+            f"Cannot '{ACTION_NAMES[name]}' instance {instance.uuid} while it is in vm_state "
+            f"{current.vm_state}" + (f", task_state {current.task_state}" if current.task_state else "")
+        )
+    record_action(ctx, instance, ACTION_NAMES[name])
+    return Instance.objects.get(pk=instance.pk)
+
+
+def power(ctx: RequestContext, instance: Instance, name: str) -> None:
+    with transaction.atomic():
+        row = _begin(ctx, instance, name)
+        rpc.to_host(row.host, POWER_TASKS[name],
+                    msg.PowerRequest(request_id=ctx.request_id, instance_uuid=str(row.uuid)))
+
+
+def reboot(ctx: RequestContext, instance: Instance, reboot_type: str) -> None:
+    hard = reboot_type.upper() == msg.REBOOT_HARD
+    with transaction.atomic():
+        row = _begin(ctx, instance, "reboot_hard" if hard else "reboot")
+        rpc.to_host(row.host, msg.TASK_REBOOT, msg.RebootRequest(
+            request_id=ctx.request_id, instance_uuid=str(row.uuid),
+            reboot_type=msg.REBOOT_HARD if hard else msg.REBOOT_SOFT))
+
+
+def rebuild(
+    ctx: RequestContext,
+    instance: Instance,
+    image_ref: str,
+    *,
+    name: str | None = None,
+    metadata: dict[str, str] | None = None,
+    user_data: str | None = None,
+) -> Instance:
+    image_id = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
+    try:
+        image = visible_images(ctx).filter(pk=uuid.UUID(image_id)).first()
+    except ValueError:
+        image = None
+    if image is None or image.status != "active":
+        raise errors.BadRequest(f"Image {image_ref} could not be found.")
+    changes: dict = {"image_ref": str(image.id)}
+    if name is not None:
+        changes["display_name"] = name
+    if metadata is not None:
+        quotas.check_metadata_items(ctx.project_id, len(metadata))
+        changes["metadata"] = metadata
+    if user_data is not None:
+        changes["user_data"] = user_data
+    with transaction.atomic():
+        row = _begin(ctx, instance, "rebuild", **changes)
+        rpc.to_host(row.host, msg.TASK_REBUILD, build_spawn_request(row, ctx.request_id))
+    return row
+
+
+def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
+    flavor = find_flavor(flavor_ref)
+    if flavor is None or flavor.disabled:
+        raise errors.BadRequest(f"Flavor {flavor_ref} could not be found.")
+    if flavor.flavorid == instance.flavor_snapshot.get("id"):
+        raise errors.BadRequest("When resizing, instances must change flavor!")
+    if flavor.root_gb < instance.root_gb:
+        raise errors.BadRequest("Resize to a flavor with a smaller disk is not allowed.")
+    with transaction.atomic():
+        quotas.reserve(ctx.project_id, {
+            "cores": max(0, flavor.vcpus - instance.vcpus),
+            "ram": max(0, flavor.memory_mb - instance.memory_mb),
+        })
+        row = _begin(
+            ctx, instance, "resize",
+            old_flavor_snapshot=instance.flavor_snapshot,
+            flavor=flavor, flavor_snapshot=flavor_snapshot(flavor),
+            vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+            ephemeral_gb=flavor.ephemeral_gb,
+        )
+        # Resize happens on the server's own host, so the claim there changes size in place.
+        if not resize_claim(str(row.uuid), row.vcpus, row.memory_mb, row.root_gb + row.ephemeral_gb):
+            transaction.set_rollback(True)
+            raise errors.Conflict(
+                f"There is not enough room on the server's host for flavor {flavor.name}."
+            )
+        rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
+
+
+def confirm_resize(ctx: RequestContext, instance: Instance) -> None:
+    ensure_unlocked(ctx, instance)
+    done = states.ACTIVE if instance.power_state != msg.POWER_SHUTDOWN else states.STOPPED
+    with transaction.atomic():
+        moved = Instance.objects.filter(
+            pk=instance.pk, deleted=False, vm_state=states.RESIZED, task_state__isnull=True
+        ).update(vm_state=done, old_flavor_snapshot=None, updated_at=timezone.now())
+        if moved != 1:
+            raise errors.Conflict(
+                f"Cannot 'confirmResize' instance {instance.uuid} while it is in vm_state "
+                f"{instance.vm_state}"
+            )
+        record_action(ctx, instance, "confirmResize")
+
+
+def revert_resize(ctx: RequestContext, instance: Instance) -> None:
+    old = instance.old_flavor_snapshot or {}
+    with transaction.atomic():
+        row = _begin(
+            ctx, instance, "revert_resize",
+            flavor=Flavor.objects.filter(flavorid=old.get("id")).first(),
+            flavor_snapshot=old, old_flavor_snapshot=None,
+            vcpus=old.get("vcpus", instance.vcpus), memory_mb=old.get("ram", instance.memory_mb),
+            root_gb=old.get("disk", instance.root_gb),
+            ephemeral_gb=old.get("ephemeral", instance.ephemeral_gb),
+        )
+        resize_claim(str(row.uuid), row.vcpus, row.memory_mb, row.root_gb + row.ephemeral_gb)
+        rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
+
+
+def create_image(
+    ctx: RequestContext, instance: Instance, name: str, metadata: dict[str, str]
+) -> str:
+    """Snapshot the server into a new image (queued until the host uploads it); its id."""
+    base = instance.image_ref
+    with transaction.atomic():
+        row = _begin(ctx, instance, "create_image")
+        image = image_services.create_image(ctx, {
+            "name": name, "disk_format": "qcow2", "container_format": "bare",
+            "image_type": "snapshot", "instance_uuid": str(row.uuid), "base_image_ref": base,
+            **{k: v for k, v in metadata.items() if k not in image_services.CORE},
+        })
+        issued = tokens.issue(row.user, row.project, ["token"], ttl=SNAPSHOT_TOKEN_TTL)
+        base_url = settings.KUMO_INTERNAL_URL.rstrip("/")
+        rpc.to_host(row.host, msg.TASK_SNAPSHOT, msg.SnapshotRequest(
+            request_id=ctx.request_id, instance_uuid=str(row.uuid), image_id=str(image.id),
+            upload_url=f"{base_url}/image/v2/images/{image.id}/file", token=issued.token))
+    return str(image.id)
+
+
+def console_output(ctx: RequestContext, instance: Instance, length: int | None) -> str:
+    """The tail of the server's serial console, asked of its host and awaited here."""
+    if not instance.host:
+        raise errors.Conflict(f"Instance {instance.uuid} has no console yet.")
+    request_id = f"{ctx.request_id}-{uuid.uuid4().hex[:8]}"
+    rpc.to_host_now(instance.host, msg.TASK_CONSOLE_OUTPUT, msg.ConsoleOutputRequest(
+        request_id=request_id, instance_uuid=str(instance.uuid), length=length))
+    deadline = time.monotonic() + CONSOLE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        answer = cache.get(console_key(request_id))
+        if answer is not None:
+            if answer.get("error"):
+                raise errors.Conflict(answer["error"])
+            return answer["output"]
+        time.sleep(0.05)
+    raise errors.Conflict(f"The host of instance {instance.uuid} did not answer in time.")
+
+
+def console_key(request_id: str) -> str:
+    return f"kumo:console-output:{request_id}"

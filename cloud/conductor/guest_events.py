@@ -1,0 +1,106 @@
+"""Applying a compute host's report that an instance action finished (or failed).
+
+Each report finishes the task it belongs to with one conditional UPDATE on (instance, host, task
+state): a redelivered or stale report matches nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from cloud.compute import states
+from cloud.compute.guest_actions import console_key
+from cloud.compute.models import Flavor, Instance, InstanceFault
+from cloud.images.models import Image
+from cloud.scheduler.claims import resize_claim
+from compute_agent import messages as msg
+
+from . import actions
+
+log = logging.getLogger(__name__)
+
+# Which running tasks each success report finishes.
+FINISHES: dict[str, set[str]] = {
+    msg.EVENT_STARTED: {states.POWERING_ON},
+    msg.EVENT_STOPPED: {states.POWERING_OFF},
+    msg.EVENT_REBOOTED: {states.REBOOTING, states.REBOOTING_HARD},
+    msg.EVENT_PAUSED: {states.PAUSING},
+    msg.EVENT_UNPAUSED: {states.UNPAUSING},
+    msg.EVENT_SUSPENDED: {states.SUSPENDING},
+    msg.EVENT_RESUMED: {states.RESUMING},
+    msg.EVENT_REBUILT: {states.REBUILDING},
+    msg.EVENT_RESIZED: {states.RESIZE_MIGRATING, states.RESIZE_REVERTING},
+    msg.EVENT_SNAPSHOT_UPLOADED: {states.IMAGE_SNAPSHOT},
+}
+_DONE_BY_TASK = {g.task_state: g.done_vm_state for g in states.GUEST_ACTIONS.values()}
+_ALL_ACTION_TASKS = set(_DONE_BY_TASK)
+
+
+def apply_success(event: msg.InstanceEvent) -> None:
+    tasks = FINISHES[event.event]
+    with transaction.atomic():
+        row = (
+            Instance.objects.select_for_update()
+            .filter(uuid=event.instance_uuid, host=event.host, deleted=False, task_state__in=tasks)
+            .first()
+        )
+        if row is None:
+            log.info("ignoring %s for %s: no such task running there", event.event, event.instance_uuid)
+            return
+        changes = {"task_state": None, "power_state": event.power_state, "updated_at": timezone.now()}
+        done = _DONE_BY_TASK[row.task_state]
+        if done is not None:
+            changes["vm_state"] = done
+        if event.event == msg.EVENT_REBUILT:
+            changes["launched_at"] = timezone.now()
+        Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
+        log.info("instance %s: %s on %s", event.instance_uuid, event.event, event.host)
+        actions.record_event(event.instance_uuid, f"compute_{event.event}", actions.SUCCESS,
+                             host=event.host, finish_action=True)
+
+
+def apply_failure(event: msg.InstanceEvent) -> None:
+    if event.action == msg.ACTION_CONSOLE_OUTPUT:
+        cache.set(console_key(event.request_id), {"error": event.message or "no console"}, 120)
+        return
+    with transaction.atomic():
+        row = (
+            Instance.objects.select_for_update()
+            .filter(uuid=event.instance_uuid, host=event.host, deleted=False,
+                    task_state__in=_ALL_ACTION_TASKS)
+            .first()
+        )
+        if row is None:
+            return
+        changes = {"task_state": None, "power_state": event.power_state, "updated_at": timezone.now()}
+        if row.task_state == states.RESIZE_MIGRATING and row.old_flavor_snapshot:
+            # Back to the flavor it had: the claim shrinks again, the server keeps running as before.
+            old = row.old_flavor_snapshot
+            changes.update(
+                flavor=Flavor.objects.filter(flavorid=old.get("id")).first(),
+                flavor_snapshot=old, old_flavor_snapshot=None, vcpus=old["vcpus"],
+                memory_mb=old["ram"], root_gb=old["disk"], ephemeral_gb=old.get("ephemeral", 0),
+            )
+            resize_claim(str(row.uuid), old["vcpus"], old["ram"],
+                         old["disk"] + old.get("ephemeral", 0))
+        if row.task_state == states.IMAGE_SNAPSHOT:
+            Image.objects.filter(
+                properties__instance_uuid=str(row.uuid), status__in=["queued", "saving"]
+            ).update(status="killed")
+        Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
+        InstanceFault.objects.create(
+            instance=row, code=500, message=(event.message or f"{event.action} failed")[:255],
+            details=event.details, host=event.host,
+        )
+        log.warning("instance %s: %s failed on %s: %s", event.instance_uuid, event.action,
+                    event.host, event.message)
+        actions.record_event(event.instance_uuid, f"compute_{event.action}", actions.ERROR,
+                             host=event.host, details=event.message, finish_action=True)
+
+
+def apply_console_output(event: msg.InstanceEvent) -> None:
+    cache.set(console_key(event.request_id), {"output": event.output}, 120)
