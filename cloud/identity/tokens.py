@@ -61,7 +61,10 @@ def find_project(*, project_id: str | None, project_name: str | None) -> Project
     return None
 
 
-def issue(user: User, project: Project | None, methods: list[str]) -> IssuedToken:
+def issue(
+    user: User, project: Project | None, methods: list[str], *, ttl: int | None = None
+) -> IssuedToken:
+    """A new token for `user`, scoped to `project`, valid `ttl` seconds (KUMO_TOKEN_TTL if None)."""
     roles = []
     if project is not None:
         if not project.enabled:
@@ -80,7 +83,7 @@ def issue(user: User, project: Project | None, methods: list[str]) -> IssuedToke
         methods=methods,
         audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
         issued_at=now,
-        expires_at=now + timedelta(seconds=settings.KUMO_TOKEN_TTL),
+        expires_at=now + timedelta(seconds=settings.KUMO_TOKEN_TTL if ttl is None else ttl),
     )
     return IssuedToken(token=token, record=record, roles=roles)
 
