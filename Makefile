@@ -20,7 +20,7 @@ endif
 PYTHON := .venv/bin/python
 ARGS ?=
 
-.PHONY: help run test tempest setup setup-test migrate bootstrap lint bench clean distclean
+.PHONY: help run test tempest setup setup-test migrate bootstrap lint bench image clean distclean
 
 help:
 	@echo "make run        set up, then start the whole stack on port $(PORT) (Ctrl-C stops it)"
@@ -32,6 +32,7 @@ help:
 	@echo "make bootstrap  create the admin/demo users, flavors and network; write openrc, clouds.yaml"
 	@echo "make lint       ruff check"
 	@echo "make bench      run the benchmarks in bench/ (not part of the tests)"
+	@echo "make image      build the tiny test guest var/images/kumo-tiny.qcow2 from Debian packages"
 	@echo "make clean      remove var/ (embedded database, images), openrc, clouds.yaml and caches"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -59,6 +60,9 @@ bootstrap: migrate
 
 lint: setup-test
 	.venv/bin/ruff check .
+
+image:
+	scripts/build_image.sh
 
 bench: setup-test
 	@if [ -x bench/run_all.sh ]; then bench/run_all.sh; else echo "no benchmarks yet (bench/run_all.sh)"; fi

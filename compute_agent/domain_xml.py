@@ -36,7 +36,7 @@ ET.register_namespace(KUMO_XMLNS_PREFIX, KUMO_XMLNS)
 
 @dataclass(frozen=True)
 class DiskSpec:
-    """One file-backed disk; the image cache and config drive (issue 5) will produce these."""
+    """One file-backed disk: the instance's overlay, or its config drive as a cdrom."""
 
     path: str
     target_dev: str = "vda"
@@ -82,11 +82,17 @@ def build_domain_xml(
     vnc_listen: str = "127.0.0.1",
     disks: Sequence[DiskSpec] = (),
     serial_log_path: str | None = None,
+    mac_addresses: Sequence[str] = (),
+    video_model: str | None = None,
+    machine: str | None = None,
 ) -> str:
     """Return the persistent domain definition for `request` as a string.
 
     `domain_type` is the hypervisor's word for itself ("test" for libvirt's test driver, "qemu"
     for TCG, "kvm"); the caller picks it because only the caller knows which one works on its host.
+    Each of `mac_addresses` becomes a user-mode (slirp) NIC: no bridge or firewall is needed, and
+    the guest reaches out but nothing reaches in. `machine` pins the machine type ("pc" has the
+    IDE bus the config drive's cdrom sits on).
     """
     if domain_type not in DOMAIN_TYPES:
         raise ValueError(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
@@ -117,7 +123,9 @@ def build_domain_xml(
     _sub(system, "entry", instance_uuid, name="uuid")
 
     os_element = _sub(domain, "os")
-    _sub(os_element, "type", "hvm")
+    os_type = _sub(os_element, "type", "hvm")
+    if machine is not None:
+        os_type.set("machine", _token("machine", machine))
     _sub(os_element, "boot", dev="hd")
     _sub(os_element, "smbios", mode="sysinfo")
 
@@ -133,6 +141,10 @@ def build_domain_xml(
     devices = _sub(domain, "devices")
     for disk in disks:
         _add_disk(devices, disk)
+    for mac in mac_addresses:
+        interface = _sub(devices, "interface", type="user")
+        _sub(interface, "mac", address=_mac(mac))
+        _sub(interface, "model", type="virtio")
     serial = _sub(devices, "serial", type="pty")
     if serial_log_path is not None:
         _sub(serial, "log", file=xml_text(serial_log_path, None), append="off")
@@ -141,8 +153,28 @@ def build_domain_xml(
     _sub(console, "target", type="serial", port="0")
     graphics = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=listen)
     _sub(graphics, "listen", type="address", address=listen)
+    if video_model is not None:
+        video = _sub(devices, "video")
+        _sub(video, "model", type=_token("video model", video_model))
 
     return ET.tostring(domain, encoding="unicode")
+
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_TOKEN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def _mac(value: str) -> str:
+    mac = str(value).lower()
+    if not _MAC.match(mac):
+        raise ValueError(f"not a MAC address: {xml_text(value, 40)!r}")
+    return mac
+
+
+def _token(name: str, value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError(f"{name} {xml_text(value, 40)!r} is not a plain name")
+    return value
 
 
 def _add_disk(devices: ET.Element, disk: DiskSpec) -> None:

@@ -1,4 +1,5 @@
-"""The agent's service layer: what a compute host does when asked to spawn or destroy.
+"""The agent's service layer: what a compute host does when asked to spawn, destroy, or act on an
+instance (start, stop, reboot, pause, unpause, suspend, resume, console output, snapshot).
 
 Celery tasks (compute_agent.worker) are thin wrappers over ComputeManager; everything here is
 idempotent, because a message can be delivered twice (late acks) or overtaken by a later one:
@@ -9,56 +10,37 @@ idempotent, because a message can be delivered twice (late acks) or overtaken by
   Tombstones live in memory only: after a restart the reconciler's domain sweep is the safety net.
 - After `spawn_failed` nothing is left of the instance on this host, so the control plane may
   reschedule it elsewhere without two copies ever running.
+- An instance action answers with its own event, or `action_failed` naming the action and why;
+  the driver checks the real state first, so a repeated action is a success, not an error.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import os
+import tempfile
 import threading
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable
 
+from compute_agent import image_transfer
 from compute_agent import messages as msg
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import Driver
+from compute_agent.locks import KeyedLocks
 from compute_agent.logcontext import request_context
 from compute_agent.reporter import Reporter
 
 LOG = logging.getLogger(__name__)
 
+# Nova's os-getConsoleOutput without a length returns everything; the log is capped anyway, and this
+# keeps a message on the broker small.
+MAX_CONSOLE_LINES = 1000
+
 # Uuids are never reused, so the bound exists only to cap memory on a long-lived host; it is far
 # above how many destroys can race with a spawn still in flight.
 TOMBSTONE_LIMIT = 100_000
-
-
-class KeyedLocks:
-    """One lock per key, made on first use and forgotten when nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, int]] = {}
-
-    @contextlib.contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (threading.Lock(), 0))
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        with self._guard:
-            return len(self._locks)
 
 
 class Tombstones:
@@ -188,6 +170,165 @@ class ComputeManager:
                 self.reporter.instance_event(event)
             self.send_host_report()
         return event
+
+    # --- instance actions -------------------------------------------------------------------
+
+    def _act(
+        self,
+        request_id: str,
+        instance_uuid: str,
+        action: str,
+        success: str,
+        operation: Callable[[], dict[str, str]],
+    ) -> msg.InstanceEvent:
+        """Run one instance action under the instance's lock and report how it went.
+
+        `operation` returns the success event's fields (at least its power_state). Any exception
+        becomes `action_failed`; only a report that cannot be sent propagates, so the task is
+        retried (every action is safe to repeat).
+        """
+        key = _instance_key(instance_uuid)
+        with request_context(request_id):
+            with self._locks.hold(key):
+                if key in self.tombstones:
+                    event = self._event(
+                        request_id, instance_uuid, msg.EVENT_ACTION_FAILED, action=action,
+                        message="the instance was deleted from this host",
+                    )
+                else:
+                    event = self._run_action(request_id, instance_uuid, action, success, operation)
+                self.reporter.instance_event(event)
+            self.send_host_report()
+        return event
+
+    def _run_action(
+        self,
+        request_id: str,
+        instance_uuid: str,
+        action: str,
+        success: str,
+        operation: Callable[[], dict[str, str]],
+    ) -> msg.InstanceEvent:
+        LOG.info("%s of instance %s", action, instance_uuid)
+        try:
+            fields = operation()
+        except Exception as exc:
+            LOG.exception("%s of instance %s failed", action, instance_uuid)
+            fields = {"action": action, "message": _readable(exc)}
+            try:
+                fields["power_state"] = self.driver.power_state(instance_uuid)
+            except Exception:
+                # The state is a courtesy here; the failure is what must be reported.
+                LOG.warning("power state of %s unknown after the failure", instance_uuid,
+                            exc_info=True)
+            return self._event(request_id, instance_uuid, msg.EVENT_ACTION_FAILED, **fields)
+        LOG.info("%s of instance %s done, power state %s", action, instance_uuid,
+                 fields.get("power_state"))
+        return self._event(request_id, instance_uuid, success, **fields)
+
+    def start(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+        return self._power(request, msg.ACTION_START, msg.EVENT_STARTED, self.driver.start)
+
+    def stop(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+        return self._power(
+            request, msg.ACTION_STOP, msg.EVENT_STOPPED,
+            lambda uuid: self.driver.stop(uuid, max(0, request.timeout)),
+        )
+
+    def pause(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+        return self._power(request, msg.ACTION_PAUSE, msg.EVENT_PAUSED, self.driver.pause)
+
+    def unpause(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+        return self._power(request, msg.ACTION_UNPAUSE, msg.EVENT_UNPAUSED, self.driver.unpause)
+
+    def suspend(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+        return self._power(request, msg.ACTION_SUSPEND, msg.EVENT_SUSPENDED, self.driver.suspend)
+
+    def resume(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+        return self._power(request, msg.ACTION_RESUME, msg.EVENT_RESUMED, self.driver.resume)
+
+    def reboot(self, request: msg.RebootRequest) -> msg.InstanceEvent:
+        reboot_type = (request.reboot_type or msg.REBOOT_SOFT).upper()
+
+        def operation() -> dict[str, str]:
+            if reboot_type not in (msg.REBOOT_SOFT, msg.REBOOT_HARD):
+                raise ValueError(f"reboot type must be SOFT or HARD, not {request.reboot_type!r}")
+            state = self.driver.reboot(
+                request.instance_uuid,
+                hard=reboot_type == msg.REBOOT_HARD,
+                timeout=max(0, request.timeout),
+            )
+            return {"power_state": state}
+
+        return self._act(
+            request.request_id, request.instance_uuid, msg.ACTION_REBOOT, msg.EVENT_REBOOTED,
+            operation,
+        )
+
+    def _power(
+        self,
+        request: msg.PowerRequest,
+        action: str,
+        success: str,
+        method: Callable[[str], str],
+    ) -> msg.InstanceEvent:
+        return self._act(
+            request.request_id, request.instance_uuid, action, success,
+            lambda: {"power_state": method(request.instance_uuid)},
+        )
+
+    def console_output(self, request: msg.ConsoleOutputRequest) -> msg.InstanceEvent:
+        length = request.length
+        if length is None or length < 0 or length > MAX_CONSOLE_LINES:
+            length = MAX_CONSOLE_LINES
+
+        def operation() -> dict[str, str]:
+            output = self.driver.console_output(request.instance_uuid, length)
+            return {
+                "power_state": self.driver.power_state(request.instance_uuid),
+                "output": output,
+            }
+
+        return self._act(
+            request.request_id, request.instance_uuid, msg.ACTION_CONSOLE_OUTPUT,
+            msg.EVENT_CONSOLE_OUTPUT, operation,
+        )
+
+    def snapshot(self, request: msg.SnapshotRequest) -> msg.InstanceEvent:
+        """Copy the root disk to a scratch file, PUT it to the image API, remove the copy."""
+
+        def operation() -> dict[str, str]:
+            os.makedirs(self.driver.scratch_dir, mode=0o755, exist_ok=True)
+            fd, target = tempfile.mkstemp(prefix="snapshot-", dir=self.driver.scratch_dir)
+            os.close(fd)
+            try:
+                os.unlink(target)  # qemu-img makes the file itself
+                self.driver.snapshot(request.instance_uuid, target)
+                size = image_transfer.upload(request.upload_url, request.token, target)
+            finally:
+                if os.path.exists(target):
+                    os.unlink(target)
+            LOG.info("snapshot of %s uploaded as image %s (%d bytes)",
+                     request.instance_uuid, request.image_id, size)
+            return {
+                "power_state": self.driver.power_state(request.instance_uuid),
+                "image_id": request.image_id,
+            }
+
+        return self._act(
+            request.request_id, request.instance_uuid, msg.ACTION_SNAPSHOT,
+            msg.EVENT_SNAPSHOT_UPLOADED, operation,
+        )
+
+    def sweep_image_cache(self) -> list[str]:
+        """Drop cached images nothing here needs; never raises (it runs from the heartbeat)."""
+        try:
+            return self.driver.sweep_image_cache()
+        except Exception:
+            LOG.exception("image cache sweep on %s failed", self.host)
+            return []
+
+    # --- the host ---------------------------------------------------------------------------
 
     def host_report(self) -> msg.HostReport:
         info = self.driver.host_info()

@@ -26,6 +26,7 @@ from compute_agent import messages as msg
 from compute_agent.boundary import forbid_control_plane_imports
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt_driver import DEFAULT_INSTANCES_DIR, LibvirtDriver
+from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory
 from compute_agent.manager import ComputeManager
 from compute_agent.reporter import CeleryReporter, ReportError
@@ -99,7 +100,8 @@ def parse_args(
     add("--vnc-listen", default=env.get("KUMO_VNC_LISTEN", "127.0.0.1"))
     add("--domain-type", choices=("test", "qemu", "kvm"),
         default=env.get("KUMO_DOMAIN_TYPE") or None,
-        help="default: 'test' for test:// URIs, 'qemu' (TCG) for qemu:// URIs")
+        help="default: 'test' for test:// URIs; for qemu:///, 'kvm' if a probe shows KVM works, "
+             "else 'qemu' (TCG)")
     add("--log-level", default=env.get("KUMO_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
 
@@ -162,12 +164,16 @@ def register_tasks(app: Celery, manager: ComputeManager) -> dict[str, Any]:
     # A failed report is retried by running the whole task again, which is safe because both
     # operations are idempotent. A destroy the hypervisor refused is retried the same way: the
     # contract has no "destroy failed" event, and the tombstone already stops any re-spawn.
-    @app.task(name=msg.TASK_SPAWN, autoretry_for=(ReportError,), retry_backoff=True, max_retries=5)
+    @app.task(
+        name=msg.TASK_SPAWN, shared=False, autoretry_for=(ReportError,), retry_backoff=True,
+        max_retries=5,
+    )
     def spawn(payload: dict[str, Any]) -> None:
         manager.spawn(msg.SpawnRequest.from_dict(payload))
 
     @app.task(
         name=msg.TASK_DESTROY,
+        shared=False,
         autoretry_for=(DriverError, ReportError),
         retry_backoff=True,
         max_retries=8,
@@ -175,15 +181,55 @@ def register_tasks(app: Celery, manager: ComputeManager) -> dict[str, Any]:
     def destroy(payload: dict[str, Any]) -> None:
         manager.destroy(msg.DestroyRequest.from_dict(payload))
 
-    return {msg.TASK_SPAWN: spawn, msg.TASK_DESTROY: destroy}
+    tasks: dict[str, Any] = {msg.TASK_SPAWN: spawn, msg.TASK_DESTROY: destroy}
+
+    # Instance actions report their own failure (action_failed), so only a report that could not
+    # be published is retried; the driver checks real state first, so a rerun is harmless.
+    actions: list[tuple[str, type[msg.Message], Any]] = [
+        (msg.TASK_START, msg.PowerRequest, manager.start),
+        (msg.TASK_STOP, msg.PowerRequest, manager.stop),
+        (msg.TASK_REBOOT, msg.RebootRequest, manager.reboot),
+        (msg.TASK_PAUSE, msg.PowerRequest, manager.pause),
+        (msg.TASK_UNPAUSE, msg.PowerRequest, manager.unpause),
+        (msg.TASK_SUSPEND, msg.PowerRequest, manager.suspend),
+        (msg.TASK_RESUME, msg.PowerRequest, manager.resume),
+        (msg.TASK_CONSOLE_OUTPUT, msg.ConsoleOutputRequest, manager.console_output),
+        (msg.TASK_SNAPSHOT, msg.SnapshotRequest, manager.snapshot),
+    ]
+    for name, request_type, method in actions:
+        tasks[name] = _register_action(app, name, request_type, method)
+    return tasks
+
+
+def _register_action(
+    app: Celery, name: str, request_type: type[msg.Message], method: Any
+) -> Any:
+    # shared=False: a shared task would be added to every Celery app made later in the process,
+    # each bound to this app's manager.
+    @app.task(
+        name=name, shared=False, autoretry_for=(ReportError,), retry_backoff=True, max_retries=5
+    )
+    def action(payload: dict[str, Any]) -> None:
+        method(request_type.from_dict(payload))
+
+    return action
+
+
+# The image cache is swept about this often (every N heartbeats, N derived from the interval).
+CACHE_SWEEP_PERIOD = 600.0
 
 
 class Heartbeat:
-    """Sends a host report at once, then every `interval` seconds, until stopped."""
+    """Sends a host report at once, then every `interval` seconds, until stopped; every
+    `sweep_every` beats it also sweeps the image cache."""
 
-    def __init__(self, manager: ComputeManager, interval: float) -> None:
+    def __init__(
+        self, manager: ComputeManager, interval: float, sweep_every: int | None = None
+    ) -> None:
         self.manager = manager
         self.interval = interval
+        self.sweep_every = sweep_every or max(1, round(CACHE_SWEEP_PERIOD / interval))
+        self.beats = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -205,6 +251,9 @@ class Heartbeat:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.manager.send_host_report()  # never raises
+            self.beats += 1
+            if self.beats % self.sweep_every == 0:
+                self.manager.sweep_image_cache()  # never raises either
             if self._stop.wait(self.interval):
                 return
 
@@ -240,10 +289,13 @@ def build_agent(config: AgentConfig) -> Agent:
     Raises DriverError when the hypervisor cannot be reached: better not to start than to take
     work off the queue and fail every task.
     """
+    domain_type = config.domain_type
+    if domain_type is None and config.libvirt_uri.startswith("qemu:///"):
+        domain_type = detect_domain_type(config.libvirt_uri)  # kvm only if it really works
     driver = LibvirtDriver(
         config.libvirt_uri,
         instances_dir=config.instances_dir,
-        domain_type=config.domain_type,
+        domain_type=domain_type,
         vnc_listen=config.vnc_listen,
     )
     try:

@@ -26,13 +26,37 @@ done
 base_packages=(libvirt-dev pkg-config libvirt-clients python3-venv gcc libc6-dev python3-dev qemu-utils)
 apt_install "${base_packages[@]}"
 
+# libvirtd for qemu:///system without systemd (see the platform notes): fix /dev/kvm's group and
+# mode first, or libvirt re-probes qemu on every domain start (a minute each); then the daemons,
+# each only if it is not running. Every step is harmless to repeat.
+ensure_libvirtd() {
+    local daemon i
+    if [ -e /dev/kvm ]; then
+        getent group kvm >/dev/null || as_root groupadd --system kvm
+        as_root chgrp kvm /dev/kvm
+        as_root chmod 0660 /dev/kvm
+    fi
+    for daemon in virtlogd virtlockd libvirtd; do
+        if ! pgrep -x "$daemon" >/dev/null 2>&1; then
+            log "starting $daemon"
+            as_root "$daemon" -d
+        fi
+    done
+    for i in $(seq 1 50); do
+        virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    die "libvirtd was started but qemu:///system does not answer"
+}
+
 libvirt_uri="${KUMO_LIBVIRT_URI:-test:///default}"
 case "$libvirt_uri" in
     test://*) ;;
     qemu://*)
-        # Placeholder for real guests: qemu, libvirtd and its start-up without systemd come with
-        # the issue that boots real VMs (see /work/shared/platform-notes.md for what it needs).
-        log "note: $libvirt_uri needs qemu and a running libvirtd; setup does not install them yet"
+        # Real guests: qemu under libvirtd. These machines have no systemd, so the daemons are
+        # started by hand (ensure_libvirtd in lib.sh) when they are not running already.
+        apt_install libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
+        ensure_libvirtd
         ;;
     *) log "note: unknown libvirt URI $libvirt_uri; installing nothing for it" ;;
 esac

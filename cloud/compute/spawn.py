@@ -1,14 +1,30 @@
-"""The self-contained spawn request a compute agent gets: everything it needs, no database access."""
+"""The self-contained spawn request a compute agent gets: everything it needs, no database access.
+
+The agent downloads the image itself, from the image API at KUMO_INTERNAL_URL, with a token issued
+here for the instance's own user and project: it can read exactly what that user could, and it
+expires soon after the build. The token is a secret like any other: it is never logged, and the
+contract dataclass keeps it out of its repr.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
+
+from django.conf import settings
 
 from cloud.compute.models import Instance
 from cloud.compute.services import hostname_for
+from cloud.identity import tokens
 from cloud.images.models import Image
 from cloud.network.models import Port
 from compute_agent import messages as msg
+
+LOG = logging.getLogger(__name__)
+
+# Long enough for the message to wait in the host's queue and the download to start; a retried
+# or rescheduled build gets a new request, hence a new token.
+IMAGE_TOKEN_TTL = 900
 
 
 def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest:
@@ -20,15 +36,24 @@ def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest
         vcpus=instance.vcpus,
         memory_mb=instance.memory_mb,
         root_gb=instance.root_gb,
-        image=_image_ref(instance.image_ref),
+        image=_image_ref(instance),
         networks=_networks(instance),
         user_data=instance.user_data or "",
         key_data=instance.key_data or "",
         metadata={str(k): str(v) for k, v in (instance.metadata or {}).items()},
+        project_id=str(instance.project_id),
+        availability_zone=instance.availability_zone or "",
+        key_name=instance.key_name or "",
+        launch_index=instance.launch_index,
     )
 
 
-def _image_ref(image_ref: str) -> msg.ImageRef | None:
+def image_download_url(image_id: str) -> str:
+    return f"{settings.KUMO_INTERNAL_URL.rstrip('/')}/image/v2/images/{image_id}/file"
+
+
+def _image_ref(instance: Instance) -> msg.ImageRef | None:
+    image_ref = instance.image_ref
     if not image_ref:
         return None
     ref = msg.ImageRef(id=image_ref)
@@ -41,7 +66,22 @@ def _image_ref(image_ref: str) -> msg.ImageRef | None:
         ref.checksum = image.checksum or ""
         ref.disk_format = image.disk_format or ref.disk_format
         ref.size = image.size or 0
+        ref.url = image_download_url(str(image.id))
+        ref.token = _download_token(instance)
     return ref
+
+
+def _download_token(instance: Instance) -> str:
+    try:
+        issued = tokens.issue(
+            instance.user, instance.project, ["token"], ttl=IMAGE_TOKEN_TTL
+        )
+    except tokens.AuthenticationError as exc:
+        # The user lost access since the request was accepted: the download will be refused and
+        # the build fails with that reason, which is the truth.
+        LOG.warning("no image token for instance %s: %s", instance.uuid, exc)
+        return ""
+    return issued.token
 
 
 def _networks(instance: Instance) -> list[msg.NetworkInfo]:

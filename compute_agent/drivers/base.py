@@ -11,6 +11,7 @@ hypervisor connection needs. Failures surface as DriverError with a message fit 
 from __future__ import annotations
 
 import abc
+import tempfile
 from typing import Any, TypedDict
 
 from compute_agent.messages import DomainState, SpawnRequest
@@ -55,6 +56,58 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def host_info(self) -> HostInfo:
         """Capacity and identity of the hypervisor, for the host report."""
+
+    # --- instance actions -------------------------------------------------------------------
+    # Each checks the domain's real state first, so asking for what already holds is success
+    # ("already running" for start), and returns the power state name it leaves. A missing domain,
+    # or one in a state the action cannot start from, is a DriverError.
+
+    @abc.abstractmethod
+    def start(self, instance_uuid: str) -> str:
+        """Power on a stopped domain (restoring its saved memory if it was suspended)."""
+
+    @abc.abstractmethod
+    def stop(self, instance_uuid: str, timeout: float) -> str:
+        """Ask the guest to shut down; after `timeout` seconds (0: at once) pull the plug."""
+
+    @abc.abstractmethod
+    def reboot(self, instance_uuid: str, *, hard: bool, timeout: float) -> str:
+        """HARD: power-cycle. SOFT: a guest shutdown then a start, HARD if it takes longer than
+        `timeout` seconds."""
+
+    @abc.abstractmethod
+    def pause(self, instance_uuid: str) -> str:
+        """Freeze the guest's CPUs; its memory stays in the host's RAM."""
+
+    @abc.abstractmethod
+    def unpause(self, instance_uuid: str) -> str:
+        """Let a paused guest's CPUs run again."""
+
+    @abc.abstractmethod
+    def suspend(self, instance_uuid: str) -> str:
+        """Save the guest's memory to disk and stop its process (power state "suspended")."""
+
+    @abc.abstractmethod
+    def resume(self, instance_uuid: str) -> str:
+        """Bring a suspended guest back from its saved memory."""
+
+    @abc.abstractmethod
+    def console_output(self, instance_uuid: str, length: int | None) -> str:
+        """The last `length` lines of the guest's serial console log (None: all that is kept)."""
+
+    @abc.abstractmethod
+    def snapshot(self, instance_uuid: str, target: str) -> str:
+        """Write a standalone copy of the root disk to `target`; return its disk format. The
+        guest is paused (or already stopped) while its disk is read, and left as it was."""
+
+    @property
+    def scratch_dir(self) -> str:
+        """Where the manager may put large temporary files (snapshot copies)."""
+        return tempfile.gettempdir()
+
+    def sweep_image_cache(self) -> list[str]:
+        """Remove cached images nothing here needs any more; return their names."""
+        return []
 
     def close(self) -> None:
         """Release hypervisor connections; the driver may reconnect if used again."""

@@ -15,8 +15,10 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,14 +26,25 @@ from typing import Any, TypeVar
 import libvirt
 
 from compute_agent import messages as msg
+from compute_agent import qemu_img
 from compute_agent.domain_xml import build_domain_xml, canonical_uuid
 from compute_agent.drivers.base import Driver, DriverError, HostInfo
+from compute_agent.image_cache import DEFAULT_MAX_IDLE, ImageCache
+from compute_agent.instance_disks import prepare
+from compute_agent.instance_files import InstanceFiles, contained
 
 LOG = logging.getLogger(__name__)
 
 DEFAULT_INSTANCES_DIR = "/var/lib/kumo/instances"
 
 T = TypeVar("T")
+
+# How often a wait for a guest to power off looks again.
+POLL_INTERVAL = 0.25
+# console_output reads at most this much of the log's end, whatever `length` asks for.
+CONSOLE_TAIL_BYTES = 256 * 1024
+# What a snapshot on the test driver (which has no disks) uploads: an empty qcow2 of this size.
+TEST_SNAPSHOT_SIZE = 1024 * 1024
 
 # libvirt prints every error to stderr as well as raising it; we raise DriverError with the same
 # text and log it where it matters, so the second copy is only noise.
@@ -58,6 +71,14 @@ _UNDEFINE_FLAG_SETS = (
     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
 )
+
+
+class NoSuchInstance(DriverError):
+    pass
+
+
+class WrongState(DriverError):
+    pass
 
 
 def power_state_from_libvirt(state: int, reason: int = 0) -> str:
@@ -96,7 +117,16 @@ def _error_text(exc: libvirt.libvirtError) -> str:
 
 class LibvirtDriver(Driver):
     """One libvirt connection shared by all worker threads, guarded by a lock and reopened when
-    it dies (libvirtd restarted, remote link lost)."""
+    it dies (libvirtd restarted, remote link lost).
+
+    On the test driver (`domain_type` "test") a domain is only a definition: no disks, no config
+    drive, no console log. Any other type boots a real guest from files under `instances_dir`
+    (see compute_agent.instance_files), its image fetched through the host's image cache.
+
+    Suspend is libvirt's managed save: the guest's memory goes to a file and its qemu process
+    ends, which works the same under TCG and KVM and frees the host's RAM; resume (or start)
+    restores it. Pause is libvirt's suspend: the vCPUs stop, the memory stays.
+    """
 
     def __init__(
         self,
@@ -110,8 +140,18 @@ class LibvirtDriver(Driver):
         self.instances_dir = Path(instances_dir)
         self.domain_type = domain_type or default_domain_type(uri)
         self.vnc_listen = vnc_listen
+        self.files = InstanceFiles(self.instances_dir)
+        self.image_cache = ImageCache(self.files.base_dir)
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
+
+    @property
+    def has_disks(self) -> bool:
+        return self.domain_type != "test"
+
+    @property
+    def scratch_dir(self) -> str:
+        return os.fspath(self.files.snapshot_dir)
 
     # --- the connection -------------------------------------------------------------------
 
@@ -176,11 +216,40 @@ class LibvirtDriver(Driver):
     @staticmethod
     def _state(domain: libvirt.virDomain) -> str:
         state, reason = domain.state()
+        # A managed save (our suspend) leaves the domain shut off with its memory in a file; the
+        # reason "saved" outlives a discarded save, so the save image itself is what counts.
+        if state == libvirt.VIR_DOMAIN_SHUTOFF and domain.hasManagedSaveImage(0):
+            return msg.POWER_SUSPENDED
         return power_state_from_libvirt(state, reason)
+
+    def _domain_xml(self, request: msg.SpawnRequest) -> str:
+        if not self.has_disks:
+            return build_domain_xml(
+                request, domain_type=self.domain_type, vnc_listen=self.vnc_listen
+            )
+        # Downloads and qemu-img run here, outside the connection lock, so one slow image does
+        # not hold up every other operation on the host.
+        prepared = prepare(request, self.files, self.image_cache)
+        return build_domain_xml(
+            request,
+            domain_type=self.domain_type,
+            vnc_listen=self.vnc_listen,
+            disks=prepared.disks,
+            serial_log_path=prepared.serial_log_path,
+            mac_addresses=[nic.mac_address for nic in request.networks if nic.mac_address],
+            video_model="vga",
+            machine="pc",
+        )
 
     def spawn(self, request: msg.SpawnRequest) -> str:
         instance_uuid = canonical_uuid(request.instance_uuid)
-        xml = build_domain_xml(request, domain_type=self.domain_type, vnc_listen=self.vnc_listen)
+        if self.has_disks and self.power_state(instance_uuid) in (
+            msg.POWER_RUNNING, msg.POWER_PAUSED
+        ):
+            # Its disks are in use: leave them (and the guest) exactly as they are.
+            LOG.info("domain %s is already active, leaving it as it is", instance_uuid)
+            return self.power_state(instance_uuid)
+        xml = self._domain_xml(request)
 
         def spawn_on(conn: libvirt.virConnect) -> str:
             domain = self._lookup(conn, instance_uuid)
@@ -218,6 +287,10 @@ class LibvirtDriver(Driver):
                     raise
 
         self._call(f"destroy of {instance_uuid}", destroy_on)
+        try:
+            self.files.remove_instance_dir(instance_uuid)
+        except OSError as exc:
+            raise DriverError(f"cannot remove the files of {instance_uuid}: {exc}") from exc
 
     @staticmethod
     def _undefine(domain: libvirt.virDomain) -> None:
@@ -254,6 +327,176 @@ class LibvirtDriver(Driver):
             return sorted(found, key=lambda d: d.uuid)
 
         return self._call("listing domains", list_on)
+
+    # --- instance actions -------------------------------------------------------------------
+
+    def _act(self, what: str, instance_uuid: str, fn: Callable[[libvirt.virDomain], T]) -> T:
+        """Run fn(domain) under the connection lock; a missing domain is NoSuchInstance."""
+        instance_uuid = canonical_uuid(instance_uuid)
+
+        def on(conn: libvirt.virConnect) -> T:
+            domain = self._lookup(conn, instance_uuid)
+            if domain is None:
+                raise NoSuchInstance(f"instance {instance_uuid} has no domain on this host")
+            return fn(domain)
+
+        return self._call(f"{what} of {instance_uuid}", on)
+
+    def _wait_for_power_off(self, instance_uuid: str, timeout: float) -> bool:
+        """Poll (without holding the lock between looks) until the domain is inactive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self._act("power-off wait", instance_uuid, lambda d: bool(d.isActive())):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(POLL_INTERVAL)
+
+    def start(self, instance_uuid: str) -> str:
+        def start_domain(domain: libvirt.virDomain) -> str:
+            if not domain.isActive():
+                domain.create()  # restores the saved memory of a suspended guest
+            return self._state(domain)
+
+        return self._act("start", instance_uuid, start_domain)
+
+    def stop(self, instance_uuid: str, timeout: float) -> str:
+        def begin(domain: libvirt.virDomain) -> bool:
+            """Return True when nothing is left to wait for."""
+            if not domain.isActive():
+                if domain.hasManagedSaveImage(0):
+                    domain.managedSaveRemove(0)  # a stopped guest boots afresh, not from memory
+                return True
+            state, _ = domain.state()
+            # A paused guest cannot hear the ACPI request, so waiting would only waste the timeout.
+            if timeout <= 0 or state == libvirt.VIR_DOMAIN_PAUSED:
+                domain.destroy()
+                return True
+            domain.shutdown()
+            return False
+
+        finished = self._act("stop", instance_uuid, begin)
+        if not finished and not self._wait_for_power_off(instance_uuid, timeout):
+            LOG.info("%s did not shut down within %s s, destroying it", instance_uuid, timeout)
+            self._act("stop", instance_uuid, self._destroy_if_active)
+        return self.power_state(instance_uuid)
+
+    @staticmethod
+    def _destroy_if_active(domain: libvirt.virDomain) -> None:
+        try:
+            if domain.isActive():
+                domain.destroy()
+        except libvirt.libvirtError:
+            if domain.isActive():
+                raise  # it shut down by itself between the two calls otherwise
+
+    def reboot(self, instance_uuid: str, *, hard: bool, timeout: float) -> str:
+        def begin(domain: libvirt.virDomain) -> bool:
+            """Return True when the soft way is under way, False when a hard one is needed."""
+            state, _ = domain.state()
+            if hard or state != libvirt.VIR_DOMAIN_RUNNING:
+                return False  # a guest that is not running cannot take part in a soft reboot
+            domain.shutdown()
+            return True
+
+        soft = self._act("reboot", instance_uuid, begin)
+        if soft and not self._wait_for_power_off(instance_uuid, timeout):
+            LOG.info("%s did not shut down within %s s, rebooting it hard", instance_uuid, timeout)
+
+        def power_cycle(domain: libvirt.virDomain) -> str:
+            self._destroy_if_active(domain)
+            if domain.hasManagedSaveImage(0):
+                domain.managedSaveRemove(0)
+            domain.create()
+            return self._state(domain)
+
+        return self._act("reboot", instance_uuid, power_cycle)
+
+    def _transition(
+        self,
+        what: str,
+        instance_uuid: str,
+        *,
+        done: tuple[str, ...],
+        allowed: tuple[str, ...],
+        action: Callable[[libvirt.virDomain], object],
+    ) -> str:
+        def run(domain: libvirt.virDomain) -> str:
+            state = self._state(domain)
+            if state in done:
+                return state
+            if state not in allowed:
+                raise WrongState(f"cannot {what} instance {instance_uuid}: it is {state}")
+            action(domain)
+            return self._state(domain)
+
+        return self._act(what, instance_uuid, run)
+
+    def pause(self, instance_uuid: str) -> str:
+        return self._transition(
+            "pause", instance_uuid, done=(msg.POWER_PAUSED,), allowed=(msg.POWER_RUNNING,),
+            action=lambda d: d.suspend(),
+        )
+
+    def unpause(self, instance_uuid: str) -> str:
+        return self._transition(
+            "unpause", instance_uuid, done=(msg.POWER_RUNNING,), allowed=(msg.POWER_PAUSED,),
+            action=lambda d: d.resume(),
+        )
+
+    def suspend(self, instance_uuid: str) -> str:
+        return self._transition(
+            "suspend", instance_uuid, done=(msg.POWER_SUSPENDED,),
+            allowed=(msg.POWER_RUNNING, msg.POWER_PAUSED), action=lambda d: d.managedSave(0),
+        )
+
+    def resume(self, instance_uuid: str) -> str:
+        return self._transition(
+            "resume", instance_uuid, done=(msg.POWER_RUNNING,), allowed=(msg.POWER_SUSPENDED,),
+            action=lambda d: d.create(),
+        )
+
+    def console_output(self, instance_uuid: str, length: int | None) -> str:
+        instance_uuid = canonical_uuid(instance_uuid)
+        state = self.power_state(instance_uuid)
+        if state == msg.POWER_NOSTATE:
+            raise NoSuchInstance(f"instance {instance_uuid} has no domain on this host")
+        if not self.has_disks:
+            return f"[kumo test driver] {instance_uuid} is {state}; it has no real console\n"
+        return _tail(self.files.console_log(instance_uuid), length)
+
+    def snapshot(self, instance_uuid: str, target: str) -> str:
+        instance_uuid = canonical_uuid(instance_uuid)
+        self.files.ensure_dirs()
+        target_path = contained(target, self.files.snapshot_dir)
+        if not self.has_disks:
+            if self.power_state(instance_uuid) == msg.POWER_NOSTATE:
+                raise NoSuchInstance(f"instance {instance_uuid} has no domain on this host")
+            qemu_img.create(target_path, "qcow2", TEST_SNAPSHOT_SIZE)
+            return "qcow2"
+
+        def pause_if_running(domain: libvirt.virDomain) -> bool:
+            state, _ = domain.state()
+            if state == libvirt.VIR_DOMAIN_RUNNING:
+                domain.suspend()  # qemu flushes the disk when it stops the vCPUs
+                return True
+            return False
+
+        paused_here = self._act("snapshot", instance_uuid, pause_if_running)
+        try:
+            disk = self.files.disk(instance_uuid)
+            if not disk.is_file():
+                raise DriverError(f"instance {instance_uuid} has no root disk on this host")
+            qemu_img.convert(disk, "qcow2", target_path, "qcow2", force_share=True)
+        finally:
+            if paused_here:
+                self._act("snapshot", instance_uuid, lambda d: d.resume())
+        return "qcow2"
+
+    def sweep_image_cache(self, max_idle: float = DEFAULT_MAX_IDLE) -> list[str]:
+        if not self.has_disks:
+            return []
+        return self.image_cache.sweep(self.files.bases_in_use(), max_idle=max_idle)
 
     # --- the host -------------------------------------------------------------------------
 
@@ -315,3 +558,22 @@ def _cpu_info(capabilities_xml: str, info: list[Any]) -> dict[str, Any]:
         }
     result["features"] = sorted(f.get("name", "") for f in cpu.findall("feature"))
     return result
+
+
+def _tail(path: Path, length: int | None) -> str:
+    """The last `length` lines of a log (all of it for None), from at most its last
+    CONSOLE_TAIL_BYTES; a log not written yet is empty."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - CONSOLE_TAIL_BYTES))
+            data = log.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if length is None:
+        return text
+    if length <= 0:
+        return ""
+    return "".join(deque(text.splitlines(keepends=True), maxlen=length))

@@ -3,6 +3,8 @@ reporter. Nothing here needs Django, Redis or a running daemon."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +15,8 @@ from compute_agent import messages as msg
 from compute_agent.drivers.libvirt_driver import LibvirtDriver
 
 from .fakes import RecordingReporter
+from .image_server import ImageServer
+from .image_server import start as start_image_server
 
 TEST_URI = "test:///default"
 
@@ -63,3 +67,26 @@ def spawn_request(new_uuid: Callable[[], str]) -> Callable[..., msg.SpawnRequest
 @pytest.fixture
 def reporter() -> RecordingReporter:
     return RecordingReporter()
+
+
+@pytest.fixture
+def image_server(tmp_path: Path) -> Iterator[ImageServer]:
+    served = tmp_path / "served"
+    served.mkdir()
+    state = ImageServer(root=served)
+    httpd = start_image_server(state)
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+needs_qemu_img = pytest.mark.skipif(
+    shutil.which("qemu-img") is None, reason="qemu-img is not installed (Debian qemu-utils)"
+)
+
+
+def make_qcow2(path: Path, size: str = "64M") -> bytes:
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True, timeout=30
+    )
+    return path.read_bytes()

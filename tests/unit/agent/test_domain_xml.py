@@ -197,3 +197,40 @@ def test_serial_log_is_added_only_when_asked_for() -> None:
     log = ET.fromstring(xml).find("devices/serial/log")
     assert log.get("file") == "/tmp/console.log"
     assert log.get("append") == "off"
+
+
+def test_each_mac_address_becomes_a_user_mode_virtio_nic() -> None:
+    xml = build_domain_xml(
+        request(), domain_type="qemu", mac_addresses=["FA:16:3E:00:00:01", "fa:16:3e:00:00:02"]
+    )
+    interfaces = ET.fromstring(xml).findall("devices/interface")
+    assert [i.get("type") for i in interfaces] == ["user", "user"]
+    assert [i.find("mac").get("address") for i in interfaces] == [
+        "fa:16:3e:00:00:01", "fa:16:3e:00:00:02"
+    ]
+    assert {i.find("model").get("type") for i in interfaces} == {"virtio"}
+
+
+@pytest.mark.parametrize("bad", ["", "fa:16:3e:00:00", "fa:16:3e:00:00:01'/><disk", "zz:zz:zz:zz:zz:zz"])
+def test_refuses_a_mac_address_that_is_not_one(bad: str) -> None:
+    with pytest.raises(ValueError):
+        build_domain_xml(request(), domain_type="qemu", mac_addresses=[bad])
+
+
+def test_video_and_machine_type_are_added_only_when_asked_for() -> None:
+    root = build()
+    assert root.find("devices/video") is None
+    assert root.find("os/type").get("machine") is None
+    root = ET.fromstring(
+        build_domain_xml(request(), domain_type="qemu", video_model="vga", machine="pc")
+    )
+    assert root.find("devices/video/model").get("type") == "vga"
+    assert root.find("os/type").get("machine") == "pc"
+    with pytest.raises(ValueError):
+        build_domain_xml(request(), domain_type="qemu", machine="pc' foo='bar")
+
+
+def test_the_guest_cpu_is_never_host_passthrough() -> None:
+    for domain_type in ("qemu", "kvm"):
+        root = ET.fromstring(build_domain_xml(request(), domain_type=domain_type))
+        assert root.find("cpu") is None

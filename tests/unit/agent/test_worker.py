@@ -98,16 +98,22 @@ class RecordingManager:
         self.reported = threading.Event()
         self.report_count = 0
 
-    def spawn(self, request: msg.SpawnRequest) -> None:
-        self.calls.append(request)
+        self.sweeps = 0
 
-    def destroy(self, request: msg.DestroyRequest) -> None:
-        self.calls.append(request)
+    def __getattr__(self, name: str) -> Any:
+        # spawn, destroy and every instance action: record (method name, request).
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda request: self.calls.append((name, request))
 
     def send_host_report(self) -> None:
         self.report_count += 1
         if self.report_count >= 3:
             self.reported.set()
+
+    def sweep_image_cache(self) -> list[str]:
+        self.sweeps += 1
+        return []
 
 
 def test_tasks_are_registered_under_the_contract_names_and_parse_their_payload() -> None:
@@ -123,7 +129,49 @@ def test_tasks_are_registered_under_the_contract_names_and_parse_their_payload()
     destroy = msg.DestroyRequest(request_id="r2", instance_uuid=spawn.instance_uuid)
     tasks[msg.TASK_SPAWN](spawn.to_dict())
     tasks[msg.TASK_DESTROY](destroy.to_dict())
-    assert manager.calls == [spawn, destroy]
+    assert manager.calls == [("spawn", spawn), ("destroy", destroy)]
+
+
+@pytest.mark.parametrize(
+    "task_name, method, payload",
+    [
+        (msg.TASK_START, "start", msg.PowerRequest(request_id="r", instance_uuid="u")),
+        (msg.TASK_STOP, "stop", msg.PowerRequest(request_id="r", instance_uuid="u", timeout=7)),
+        (msg.TASK_REBOOT, "reboot",
+         msg.RebootRequest(request_id="r", instance_uuid="u", reboot_type=msg.REBOOT_HARD)),
+        (msg.TASK_PAUSE, "pause", msg.PowerRequest(request_id="r", instance_uuid="u")),
+        (msg.TASK_UNPAUSE, "unpause", msg.PowerRequest(request_id="r", instance_uuid="u")),
+        (msg.TASK_SUSPEND, "suspend", msg.PowerRequest(request_id="r", instance_uuid="u")),
+        (msg.TASK_RESUME, "resume", msg.PowerRequest(request_id="r", instance_uuid="u")),
+        (msg.TASK_CONSOLE_OUTPUT, "console_output",
+         msg.ConsoleOutputRequest(request_id="r", instance_uuid="u", length=10)),
+        (msg.TASK_SNAPSHOT, "snapshot",
+         msg.SnapshotRequest(request_id="r", instance_uuid="u", image_id="i",
+                             upload_url="http://127.0.0.1/x", token="t")),
+    ],
+)
+def test_each_instance_action_has_a_task_that_hands_its_request_to_the_manager(
+    task_name: str, method: str, payload: msg.Message
+) -> None:
+    app = create_app(AgentConfig(host="node7"))
+    manager = RecordingManager()
+    tasks = register_tasks(app, manager)  # type: ignore[arg-type]
+    assert task_name in app.tasks
+    tasks[task_name](payload.to_dict())
+    assert manager.calls == [(method, payload)]
+
+
+def test_the_heartbeat_sweeps_the_image_cache_every_so_many_beats() -> None:
+    manager = RecordingManager()
+    heartbeat = Heartbeat(manager, interval=0.01, sweep_every=2)  # type: ignore[arg-type]
+    heartbeat.start()
+    assert manager.reported.wait(5)
+    heartbeat.stop()
+    assert manager.sweeps == heartbeat.beats // 2 >= 1
+
+
+def test_the_sweep_runs_about_every_ten_minutes_by_default() -> None:
+    assert Heartbeat(RecordingManager(), interval=10).sweep_every == 60  # type: ignore[arg-type]
 
 
 def test_heartbeat_reports_at_once_and_then_every_interval_until_stopped() -> None:

@@ -48,9 +48,11 @@ def test_describes_the_image_from_its_row():
         name="cirros", disk_format="qcow2", size=12345, checksum="0" * 32, status="active"
     )
     request = build_spawn_request(make_instance(image_ref=str(image.id)), "r")
-    assert request.image == msg.ImageRef(
-        id=str(image.id), checksum="0" * 32, disk_format="qcow2", size=12345
+    assert (request.image.id, request.image.checksum, request.image.disk_format) == (
+        str(image.id), "0" * 32, "qcow2"
     )
+    assert request.image.size == 12345
+    assert request.image.url.endswith(f"/image/v2/images/{image.id}/file")
 
 
 def test_passes_an_unknown_image_by_id_alone():
