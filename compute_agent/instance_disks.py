@@ -26,8 +26,9 @@ class PreparedInstance:
 def prepare(request: SpawnRequest, files: InstanceFiles, cache: ImageCache) -> PreparedInstance:
     """Make the instance's directory, root disk and config drive; return what the domain needs.
 
-    An existing root disk is kept: a retried spawn must not wipe what the guest wrote. It is made
-    under a temporary name and renamed, so a disk at its real name is always a whole one.
+    An existing root disk is kept (a retried spawn or a resize must not wipe what the guest wrote),
+    only grown to the flavor if it is smaller. A new one is made under a temporary name and
+    renamed, so a disk at its real name is always a whole one.
     """
     instance_uuid = canonical_uuid(request.instance_uuid)
     if request.image is None:
@@ -45,6 +46,11 @@ def prepare(request: SpawnRequest, files: InstanceFiles, cache: ImageCache) -> P
             qemu_img.resize(partial, "qcow2", wanted)
         files.record_base(instance_uuid, base)
         os.replace(partial, disk)
+    else:
+        # A resize to a larger flavor grows the disk the guest already has; nothing shrinks one.
+        wanted = request.root_gb * GIB
+        if wanted > int(qemu_img.info(disk, "qcow2")["virtual-size"]):
+            qemu_img.resize(disk, "qcow2", wanted)
     drive = files.config_drive(instance_uuid)
     config_drive.build(drive, request)
     return PreparedInstance(

@@ -1,5 +1,6 @@
 """The agent's service layer: what a compute host does when asked to spawn, destroy, or act on an
-instance (start, stop, reboot, pause, unpause, suspend, resume, console output, snapshot).
+instance (start, stop, reboot, pause, unpause, suspend, resume, console output, snapshot, rebuild,
+resize).
 
 Celery tasks (compute_agent.worker) are thin wrappers over ComputeManager; everything here is
 idempotent, because a message can be delivered twice (late acks) or overtaken by a later one:
@@ -263,6 +264,21 @@ class ComputeManager:
         return self._act(
             request.request_id, request.instance_uuid, msg.ACTION_REBOOT, msg.EVENT_REBOOTED,
             operation,
+        )
+
+    def rebuild(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
+        return self._act(
+            request.request_id, request.instance_uuid, msg.ACTION_REBUILD, msg.EVENT_REBUILT,
+            lambda: {"power_state": self.driver.rebuild(request)},
+        )
+
+    def resize(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
+        """A resize or its revert: the request carries the sizes to end up with."""
+        return self._act(
+            request.request_id, request.instance_uuid, msg.ACTION_RESIZE, msg.EVENT_RESIZED,
+            lambda: {
+                "power_state": self.driver.resize(request, stop_timeout=msg.DEFAULT_STOP_TIMEOUT)
+            },
         )
 
     def _power(

@@ -195,6 +195,8 @@ def register_tasks(app: Celery, manager: ComputeManager) -> dict[str, Any]:
         (msg.TASK_RESUME, msg.PowerRequest, manager.resume),
         (msg.TASK_CONSOLE_OUTPUT, msg.ConsoleOutputRequest, manager.console_output),
         (msg.TASK_SNAPSHOT, msg.SnapshotRequest, manager.snapshot),
+        (msg.TASK_REBUILD, msg.SpawnRequest, manager.rebuild),
+        (msg.TASK_RESIZE, msg.SpawnRequest, manager.resize),
     ]
     for name, request_type, method in actions:
         tasks[name] = _register_action(app, name, request_type, method)

@@ -14,7 +14,13 @@ import abc
 import tempfile
 from typing import Any, TypedDict
 
-from compute_agent.messages import DomainState, SpawnRequest
+from compute_agent.messages import (
+    POWER_CRASHED,
+    POWER_NOSTATE,
+    POWER_SHUTDOWN,
+    DomainState,
+    SpawnRequest,
+)
 
 
 class DriverError(Exception):
@@ -99,6 +105,27 @@ class Driver(abc.ABC):
     def snapshot(self, instance_uuid: str, target: str) -> str:
         """Write a standalone copy of the root disk to `target`; return its disk format. The
         guest is paused (or already stopped) while its disk is read, and left as it was."""
+
+    # Rebuild and resize are compositions of the operations above, the same for every driver.
+
+    def rebuild(self, request: SpawnRequest) -> str:
+        """Re-create the instance from `request` (a new image): domain and root disk are made
+        anew, so nothing of the old guest survives. The result runs, whatever it was before."""
+        self.destroy(request.instance_uuid)
+        return self.spawn(request)
+
+    def resize(self, request: SpawnRequest, *, stop_timeout: float) -> str:
+        """Give the instance the sizes in `request` (a resize, or its revert): stop the guest,
+        define it again with the new vCPUs and memory, grow (never shrink) its root disk, start
+        it. A guest that was stopped before is stopped again afterwards."""
+        before = self.power_state(request.instance_uuid)
+        if before == POWER_NOSTATE:
+            raise DriverError(f"instance {request.instance_uuid} has no domain on this host")
+        self.stop(request.instance_uuid, stop_timeout)
+        state = self.spawn(request)
+        if before in (POWER_SHUTDOWN, POWER_CRASHED):
+            state = self.stop(request.instance_uuid, 0)
+        return state
 
     @property
     def scratch_dir(self) -> str:

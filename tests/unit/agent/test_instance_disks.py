@@ -89,6 +89,20 @@ def test_two_instances_share_one_cached_image_and_have_their_own_disks(
     assert len([p for p in files.base_dir.iterdir() if not p.name.startswith(".")]) == 1
 
 
+def test_a_resize_grows_the_existing_disk_and_a_revert_never_shrinks_it(
+    spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
+) -> None:
+    disk = Path(prepare(spawn, files, cache).disks[0].path)
+    before = disk.stat().st_ino
+    spawn.root_gb = 2
+    prepare(spawn, files, cache)
+    assert image_info(str(disk))["virtual-size"] == 2 * 1024**3
+    assert disk.stat().st_ino == before, "the same disk, grown"
+    spawn.root_gb = 1
+    prepare(spawn, files, cache)
+    assert image_info(str(disk))["virtual-size"] == 2 * 1024**3
+
+
 def test_a_retried_spawn_keeps_the_disk_the_guest_wrote(
     spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
 ) -> None:

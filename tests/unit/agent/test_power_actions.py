@@ -339,6 +339,53 @@ def test_action_log_lines_carry_the_request_id_and_never_a_token(
     assert not any("SNAPSHOT-SECRET" in line for line in agent_log)
 
 
+def domain_sizes(instance_uuid: str) -> tuple[int, int]:
+    conn = libvirt.open("test:///default")
+    try:
+        _, _, memory_kib, vcpus, _ = conn.lookupByUUIDString(instance_uuid).info()
+    finally:
+        conn.close()
+    return vcpus, memory_kib // 1024
+
+
+def test_resize_gives_the_running_guest_its_new_sizes_and_reports_resized(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request(vcpus=1, memory_mb=128)
+    manager.spawn(request)
+    bigger = msg.SpawnRequest.from_dict(request.to_dict() | {"vcpus": 2, "memory_mb": 256})
+    event = manager.resize(bigger)
+    assert (event.event, event.power_state) == (msg.EVENT_RESIZED, msg.POWER_RUNNING)
+    assert domain_sizes(request.instance_uuid) == (2, 256)
+
+
+def test_a_stopped_guest_stays_stopped_through_a_resize(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    manager.stop(power(request.instance_uuid, timeout=0))
+    event = manager.resize(msg.SpawnRequest.from_dict(request.to_dict() | {"memory_mb": 256}))
+    assert (event.event, event.power_state) == (msg.EVENT_RESIZED, msg.POWER_SHUTDOWN)
+
+
+def test_resizing_an_instance_this_host_does_not_have_fails(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    event = manager.resize(spawn_request())
+    assert (event.event, event.action) == (msg.EVENT_ACTION_FAILED, msg.ACTION_RESIZE)
+
+
+def test_rebuild_recreates_a_running_guest_even_from_stopped(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    manager.stop(power(request.instance_uuid, timeout=0))
+    event = manager.rebuild(request)
+    assert (event.event, event.power_state) == (msg.EVENT_REBUILT, msg.POWER_RUNNING)
+
+
 def test_the_image_cache_sweep_is_a_no_op_on_the_test_driver(manager: ComputeManager) -> None:
     assert manager.sweep_image_cache() == []
 

@@ -148,6 +148,12 @@ def test_tasks_are_registered_under_the_contract_names_and_parse_their_payload()
         (msg.TASK_SNAPSHOT, "snapshot",
          msg.SnapshotRequest(request_id="r", instance_uuid="u", image_id="i",
                              upload_url="http://127.0.0.1/x", token="t")),
+        (msg.TASK_REBUILD, "rebuild", msg.SpawnRequest(
+            request_id="r", instance_uuid="u", name="n", hostname="n", vcpus=1, memory_mb=64,
+            root_gb=1)),
+        (msg.TASK_RESIZE, "resize", msg.SpawnRequest(
+            request_id="r", instance_uuid="u", name="n", hostname="n", vcpus=2, memory_mb=64,
+            root_gb=2)),
     ],
 )
 def test_each_instance_action_has_a_task_that_hands_its_request_to_the_manager(
