@@ -32,7 +32,7 @@ help:
 	@echo "make bootstrap  create the admin/demo users, flavors and network; write openrc, clouds.yaml"
 	@echo "make lint       ruff check"
 	@echo "make bench      run the benchmarks in bench/ (not part of the tests)"
-	@echo "make image      build the tiny test guest var/images/kumo-tiny.qcow2 from Debian packages"
+	@echo "make image      build the tiny test guest var/guest/kumo-tiny.qcow2 from Debian packages"
 	@echo "make clean      remove var/ (embedded database, images), openrc, clouds.yaml and caches"
 	@echo "make distclean  clean, and remove .venv"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the tiny test guest, var/images/kumo-tiny.qcow2, from Debian packages only: no cloud image
+# Build the tiny test guest, var/guest/kumo-tiny.qcow2, from Debian packages only: no cloud image
 # is downloaded. It boots in seconds under TCG and proves that a guest got its config drive:
 #
 #   KUMO TINY GUEST
@@ -13,7 +13,7 @@
 # and the few kernel modules it needs for the config drive) and syslinux.cfg. No loop devices or
 # mounts: mkfs.vfat and mcopy work on the image file, `syslinux --install` writes the boot sector.
 #
-#   scripts/build_image.sh [--force] [OUTPUT]     (default var/images/kumo-tiny.qcow2)
+#   scripts/build_image.sh [--force] [OUTPUT]     (default var/guest/kumo-tiny.qcow2)
 #
 # An existing image newer than this script is kept unless --force. The kernel package is kept
 # under var/cache/kumo-tiny/, so later builds need no network at all.
@@ -23,7 +23,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$KUMO_ROOT"
 
 force=0
-output=var/images/kumo-tiny.qcow2
+output=var/guest/kumo-tiny.qcow2
 for arg in "$@"; do
     case "$arg" in
         --force) force=1 ;;

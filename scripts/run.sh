@@ -19,11 +19,16 @@ export PATH="$VIRTUAL_ENV/bin:$PATH"
 export PYTHONUNBUFFERED=1
 
 ensure_redis
+# Agents download images from the API on this host's port; honcho gives every process its own
+# PORT, so the address they use is fixed here.
+export KUMO_INTERNAL_URL="${KUMO_INTERNAL_URL:-http://127.0.0.1:$PORT}"
 
 mkdir -p var
 python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v 0
-python manage.py bootstrap
+# The tiny guest (scripts/build_image.sh, offline from Debian packages) becomes image kumo-tiny.
+scripts/build_image.sh
+python manage.py bootstrap --image var/guest/kumo-tiny.qcow2
 
 # Honcho hands each process a PORT of its own, counting up from -p in Procfile order; web is listed
 # first so that it gets exactly $PORT.

@@ -50,6 +50,8 @@ ensure_libvirtd() {
 }
 
 libvirt_uri="${KUMO_LIBVIRT_URI:-test:///default}"
+# The test suite boots real guests too (tests/e2e), so --test brings qemu and libvirtd as well.
+[ "$requirements" = requirements-test.txt ] && libvirt_uri="qemu:///system"
 case "$libvirt_uri" in
     test://*) ;;
     qemu://*)

@@ -291,11 +291,36 @@ def write_credentials(
     return openrc, clouds_yaml
 
 
+def ensure_image(path: Path, name: str, created: list[str]) -> None:
+    """Register a guest image file as a public image `name`, through the image service's own upload
+    path (so it is inspected and checksummed like any upload), unless an active one exists."""
+    from cloud.images import services as image_services
+    from cloud.images.models import Image
+
+    from .context import RequestContext
+
+    if Image.objects.filter(name=name, status="active").exists() or not path.exists():
+        return
+    admin = User.objects.get(name=ADMIN_NAME)
+    project = Project.objects.get(name=ADMIN_NAME)
+    ctx = RequestContext(user_id=admin.id, user_name=admin.name, project_id=project.id,
+                         project_name=project.name, roles=("admin", "member", "reader"))
+    Image.objects.filter(name=name).exclude(status="active").delete()
+    image = image_services.create_image(ctx, {
+        "name": name, "disk_format": "qcow2", "container_format": "bare", "visibility": "public",
+        "min_ram": 96})
+    with path.open("rb") as data:
+        chunks = iter(lambda: data.read(1 << 20), b"")
+        image_services.upload_image(ctx, image.id, chunks, path.stat().st_size)
+    created.append(f"image {name}")
+
+
 def bootstrap(
     output_dir: Path | None = None,
     public_url: str | None = None,
     *,
     reset_passwords: bool = False,
+    image: Path | None = None,
 ) -> BootstrapResult:
     """Create what is missing of the standard roles, projects, users, flavors and network, then
     (re)write openrc and clouds.yaml in `output_dir` (default: the repository root)."""
@@ -328,6 +353,8 @@ def bootstrap(
         )
         ensure_flavors(created)
         ensure_private_network(admin_project, created)
+    if image is not None:
+        ensure_image(Path(image), "kumo-tiny", created)
 
     auth_url = f"{public_url}/identity/v3"
     openrc, clouds_yaml = write_credentials(output_dir, auth_url, admin, demo)

@@ -38,7 +38,7 @@ from tests.unit.agent.fakes import RecordingReporter
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = REPO / "var" / "images" / "kumo-tiny.qcow2"
+IMAGE = REPO / "var" / "guest" / "kumo-tiny.qcow2"
 URI = "qemu:///system"
 BANNER = "KUMO TINY GUEST"
 BOOT_TIMEOUT = 90.0

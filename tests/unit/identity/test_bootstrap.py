@@ -196,3 +196,17 @@ def test_command_prints_paths_not_passwords(tmp_path):
     assert str(tmp_path / "openrc") in text
     assert str(tmp_path / "clouds.yaml") in text
     assert "http://127.0.0.1:8000/admin/" in text
+
+
+@pytest.mark.django_db
+def test_a_guest_image_file_becomes_the_public_kumo_tiny_image_once(tmp_path, settings):
+    from cloud.images.models import Image
+
+    settings.KUMO_IMAGE_DIR = tmp_path / "store"
+    disk = tmp_path / "kumo-tiny.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "32M"], check=True)
+    bootstrap(tmp_path, "http://cloud.example:8000", image=disk)
+    bootstrap(tmp_path, "http://cloud.example:8000", image=disk)
+    (image,) = Image.objects.filter(name="kumo-tiny")
+    assert (image.status, image.visibility, image.disk_format) == ("active", "public", "qcow2")
+    assert image.size == disk.stat().st_size and image.virtual_size == 32 * 1024 * 1024

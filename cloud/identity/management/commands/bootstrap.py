@@ -27,6 +27,11 @@ class Command(BaseCommand):
             help="where to write openrc and clouds.yaml (default: the repository root)",
         )
         parser.add_argument(
+            "--image",
+            type=Path,
+            help="a guest image file to register as public image kumo-tiny if it is not there yet",
+        )
+        parser.add_argument(
             "--reset-passwords",
             action="store_true",
             help="give the admin and demo users new random passwords even if they exist",
@@ -37,6 +42,7 @@ class Command(BaseCommand):
             options["output_dir"],
             options["public_url"],
             reset_passwords=bool(options["reset_passwords"]),
+            image=options["image"],
         )
         # Paths, never passwords: this output ends up in logs.
         out = self.stdout.write
