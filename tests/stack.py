@@ -48,6 +48,8 @@ class AgentSpec:
     host: str
     cpus: int = 4
     memory_mb: int = 2048
+    # None: a test-driver host of the size above; else a real hypervisor, e.g. qemu:///system.
+    libvirt_uri: str | None = None
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Stack:
             "KUMO_VAR_DIR": str(self.workdir / "var"),
             "KUMO_HEARTBEAT_INTERVAL": "1",
             "KUMO_SERVICE_DOWN_TIME": "20",
+            "KUMO_INTERNAL_URL": self.url,
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
@@ -104,11 +107,14 @@ class Stack:
         self._spawn("beat", [PYTHON, "-m", "celery", "-A", "cloud", "beat", "-l", "info",
                              "-s", str(self.workdir / "var" / "beat-schedule")])
         for agent in self.agents:
-            xml = self.workdir / f"{agent.host}.xml"
-            xml.write_text(HOST_XML.format(cpus=agent.cpus, memory_kib=agent.memory_mb * 1024))
+            uri = agent.libvirt_uri
+            if uri is None:
+                xml = self.workdir / f"{agent.host}.xml"
+                xml.write_text(HOST_XML.format(cpus=agent.cpus, memory_kib=agent.memory_mb * 1024))
+                uri = f"test://{xml}"
             self._spawn(agent.host, [
                 PYTHON, "-m", "compute_agent", "--host", agent.host,
-                "--libvirt-uri", f"test://{xml}", "--heartbeat-interval", "1",
+                "--libvirt-uri", uri, "--heartbeat-interval", "1",
                 "--instances-dir", str(self.workdir / "instances" / agent.host),
             ])
         self._wait_for_web()

@@ -1,0 +1,72 @@
+"""Shared by the real-guest tests: a qemu:///system connection (libvirtd started if it is
+installed but not running) and the tiny guest image, built offline by scripts/build_image.sh."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = REPO / "var" / "guest" / "kumo-tiny.qcow2"
+URI = "qemu:///system"
+BANNER = "KUMO TINY GUEST"
+BOOT_TIMEOUT = 90.0
+
+libvirt = pytest.importorskip("libvirt")
+
+
+def _open_qemu() -> object | None:
+    try:
+        return libvirt.open(URI)
+    except libvirt.libvirtError:
+        return None
+
+
+def _start_libvirtd() -> str:
+    """Start the daemons as scripts/setup.sh does (no systemd here); return why not, or ""."""
+    if shutil.which("libvirtd") is None:
+        return "libvirtd is not installed (KUMO_LIBVIRT_URI=qemu:///system make setup installs it)"
+    if os.geteuid() != 0:
+        return "libvirtd is not running and only root can start it"
+    if os.path.exists("/dev/kvm"):
+        # Without this every domain start re-probes qemu for a minute (platform notes).
+        subprocess.run(["chgrp", "kvm", "/dev/kvm"], check=False, capture_output=True)
+        os.chmod("/dev/kvm", 0o660)
+    for daemon in ("virtlogd", "virtlockd", "libvirtd"):
+        running = subprocess.run(["pgrep", "-x", daemon], capture_output=True, check=False)
+        if running.returncode != 0:
+            subprocess.run([daemon, "-d"], check=False, capture_output=True, timeout=30)
+    return ""
+
+
+@pytest.fixture(scope="module")
+def qemu_conn() -> Iterator[object]:
+    conn = _open_qemu()
+    if conn is None:
+        reason = _start_libvirtd()
+        deadline = time.monotonic() + 15
+        while not reason and conn is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+            conn = _open_qemu()
+        if conn is None:
+            pytest.skip(reason or f"{URI} cannot be reached even after starting libvirtd")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_image(qemu_conn: object) -> Path:
+    result = subprocess.run(
+        [str(REPO / "scripts" / "build_image.sh"), str(IMAGE)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return IMAGE
+
+
