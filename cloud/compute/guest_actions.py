@@ -22,12 +22,14 @@ from cloud.api import errors
 from cloud.identity import quotas, tokens
 from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
+from cloud.images.models import Image
 from cloud.scheduler.claims import resize_claim
 from compute_agent import messages as msg
 
 from . import states
 from .models import Flavor, Instance
 from .services import (
+    _uuid_or_none,
     ensure_unlocked,
     find_flavor,
     flavor_snapshot,
@@ -105,11 +107,8 @@ def rebuild(
     metadata: dict[str, str] | None = None,
     user_data: str | None = None,
 ) -> Instance:
-    image_id = str(image_ref).rstrip("/").rsplit("/", 1)[-1]
-    try:
-        image = visible_images(ctx).filter(pk=uuid.UUID(image_id)).first()
-    except ValueError:
-        image = None
+    image_id = _uuid_or_none(str(image_ref).rstrip("/").rsplit("/", 1)[-1])
+    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
     if image is None or image.status != "active":
         raise errors.BadRequest(f"Image {image_ref} could not be found.")
     changes: dict = {"image_ref": str(image.id)}
@@ -190,10 +189,14 @@ def create_image(
 ) -> str:
     """Snapshot the server into a new image (queued until the host uploads it); its id."""
     base = instance.image_ref
+    base_image = Image.objects.filter(pk=_uuid_or_none(base)).first() if base else None
     with transaction.atomic():
         row = _begin(ctx, instance, "create_image")
         image = image_services.create_image(ctx, {
             "name": name, "disk_format": "qcow2", "container_format": "bare",
+            # As Nova does: the snapshot needs what its source needed, and at least its disk.
+            "min_ram": base_image.min_ram if base_image else 0,
+            "min_disk": max(base_image.min_disk if base_image else 0, row.root_gb),
             "image_type": "snapshot", "instance_uuid": str(row.uuid), "base_image_ref": base,
             **{k: v for k, v in metadata.items() if k not in image_services.CORE},
         })

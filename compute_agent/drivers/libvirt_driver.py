@@ -320,7 +320,9 @@ class LibvirtDriver(Driver):
                 if not _is_instance_domain_name(name):
                     continue  # e.g. the test driver's own "test" domain, or an operator's VM
                 try:
-                    found.append(msg.DomainState(uuid=name, power_state=self._state(domain)))
+                    found.append(msg.DomainState(
+                        uuid=name, power_state=self._state(domain), vnc_port=_vnc_port(domain)
+                    ))
                 except libvirt.libvirtError as exc:
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise  # anything but "undefined while we were listing" is a real error
@@ -462,7 +464,10 @@ class LibvirtDriver(Driver):
         if state == msg.POWER_NOSTATE:
             raise NoSuchInstance(f"instance {instance_uuid} has no domain on this host")
         if not self.has_disks:
-            return f"[kumo test driver] {instance_uuid} is {state}; it has no real console\n"
+            # Several lines, so that `length` can be seen to cut them as it does a real log.
+            log = "".join(f"[kumo test driver] {instance_uuid} line {n}: {state}, no real console\n"
+                          for n in range(1, 11))
+            return _last_lines(log, length)
         return _tail(self.files.console_log(instance_uuid), length)
 
     def snapshot(self, instance_uuid: str, target: str) -> str:
@@ -535,6 +540,21 @@ class LibvirtDriver(Driver):
         return shutil.disk_usage(path).total // (1024**3)
 
 
+def _vnc_port(domain: libvirt.virDomain) -> int:
+    """The port libvirt gave the running domain's VNC display (autoport), -1 without one.
+
+    Only the live XML has it; an inactive domain's definition keeps port -1.
+    """
+    if not domain.isActive():
+        return -1
+    graphics = ET.fromstring(domain.XMLDesc(0)).find("./devices/graphics[@type='vnc']")
+    try:
+        port = int(graphics.get("port", "-1")) if graphics is not None else -1
+    except ValueError:
+        return -1
+    return port if port > 0 else -1
+
+
 def _cpu_info(capabilities_xml: str, info: list[Any]) -> dict[str, Any]:
     cpu = ET.fromstring(capabilities_xml).find("./host/cpu")
     result: dict[str, Any] = {
@@ -571,9 +591,14 @@ def _tail(path: Path, length: int | None) -> str:
             data = log.read()
     except FileNotFoundError:
         return ""
-    text = data.decode("utf-8", errors="replace")
+    return _last_lines(data.decode("utf-8", errors="replace"), length)
+
+
+def _last_lines(text: str, length: int | None) -> str:
+    """The last `length` lines joined by newlines, with no newline after the last (as Nova
+    answers: a client that splits on newlines counts exactly `length`)."""
     if length is None:
         return text
     if length <= 0:
         return ""
-    return "".join(deque(text.splitlines(keepends=True), maxlen=length))
+    return "\n".join(deque(text.splitlines(), maxlen=length))

@@ -7,10 +7,12 @@ from . import (
     availability_zones,
     flavors,
     hosts,
+    images,
     instance_actions,
     keypairs,
     limits,
     quotas,
+    remote_consoles,
     server_actions,
     server_groups,
     server_meta,
@@ -41,7 +43,8 @@ urlpatterns = [
 
 # Feature modules list their paths relative to /compute/v2.1 (e.g. "/os-keypairs").
 for _feature in (
+    images,
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
-    instance_actions, server_actions,
+    instance_actions, server_actions, remote_consoles,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))
