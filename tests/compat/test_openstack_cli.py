@@ -80,3 +80,47 @@ def test_client_sees_clear_errors_for_unknown_things(osc, stack):
                            "--nic", "none", "x"], env=env, capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode != 0 and "Traceback" not in done.stderr
+
+
+def test_server_actions_and_tenancy_with_the_real_client(stack, osc):
+    small_qcow2(osc.workdir / "act.qcow2")
+    osc("image", "create", "--file", "act.qcow2", "--disk-format", "qcow2",
+        "--container-format", "bare", "act-image")
+    osc("server", "create", "--image", "act-image", "--flavor", "m1.tiny", "--network", "private",
+        "--wait", "act1")
+    assert osc("server", "show", "act1", parse=True)["addresses"]["private"][0].startswith("10.0.0.")
+    def settled(status: str) -> bool:
+        shown = osc("server", "show", "act1", parse=True)
+        return shown["status"] == status and not shown["OS-EXT-STS:task_state"]
+
+    osc("server", "stop", "act1")
+    wait_until(lambda: settled("SHUTOFF"), what="act1 to stop")
+    osc("server", "start", "act1")
+    wait_until(lambda: settled("ACTIVE"), what="act1 to start")
+    osc("server", "reboot", "--hard", "--wait", "act1")
+    assert "test driver" in osc("console", "log", "show", "--lines", "3", "act1")
+    osc("server", "resize", "--flavor", "m1.small", "--wait", "act1")
+    assert osc("server", "show", "act1", parse=True)["status"] == "VERIFY_RESIZE"
+    osc("server", "resize", "confirm", "act1")
+    osc("server", "image", "create", "--name", "act1-snap", "--wait", "act1")
+    assert osc("image", "show", "act1-snap", parse=True)["status"] == "active"
+    actions = osc("server", "event", "list", "act1", parse=True)
+    assert {"create", "stop", "start", "reboot", "resize", "confirmResize", "createImage"} <= {
+        a["Action"] for a in actions}
+
+    osc("project", "create", "team-osc")
+    osc("user", "create", "--project", "team-osc", "--password", "pw-osc-1234", "osc-user")
+    osc("role", "add", "--user", "osc-user", "--project", "team-osc", "member")
+    names = osc("role", "assignment", "list", "--names", "--project", "team-osc", parse=True)
+    assert [(a["User"], a["Role"]) for a in names] == [("osc-user@Default", "member")]
+    env = {**stack.openstack_env(), "OS_USERNAME": "osc-user", "OS_PASSWORD": "pw-osc-1234",
+           "OS_PROJECT_NAME": "team-osc"}
+    theirs = subprocess.run([OPENSTACK, "server", "list", "-f", "json"], env=env, check=False,
+                            capture_output=True, text=True, timeout=120)
+    assert theirs.returncode == 0 and json.loads(theirs.stdout) == []
+    forbidden = subprocess.run([OPENSTACK, "project", "create", "nope"], env=env, check=False,
+                               capture_output=True, text=True, timeout=120)
+    assert forbidden.returncode != 0 and "403" in forbidden.stderr
+
+    osc("server", "delete", "--wait", "act1")
+    osc("image", "delete", "act1-snap", "act-image")
