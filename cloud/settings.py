@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "cloud.network",
     "cloud.api",
     "cloud.dashboard",
+    "consoles",
 ]
 
 MIDDLEWARE = [
@@ -71,6 +72,8 @@ APPEND_SLASH = False
 
 ROOT_URLCONF = "cloud.urls"
 WSGI_APPLICATION = "cloud.wsgi.application"
+# The web process's front (cloud/asgi.py): websockets to Channels, HTTP to the WSGI application.
+ASGI_APPLICATION = "cloud.asgi.application"
 AUTH_USER_MODEL = "identity.User"
 LOGIN_URL = "dashboard:login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
@@ -167,6 +170,27 @@ KUMO_CPU_ALLOCATION_RATIO = _env_float("KUMO_CPU_ALLOCATION_RATIO", 4.0)
 KUMO_RAM_ALLOCATION_RATIO = _env_float("KUMO_RAM_ALLOCATION_RATIO", 1.0)
 KUMO_DISK_ALLOCATION_RATIO = _env_float("KUMO_DISK_ALLOCATION_RATIO", 1.0)
 
+# Browser consoles (cloud/compute/consoles.py, consoles/). The console URL is
+# <KUMO_CONSOLE_BASE_URL or the API's own origin>/console/?token=…; point the base at a standalone
+# `python -m consoles.proxy` to serve consoles from another node.
+KUMO_CONSOLE_BASE_URL = os.environ.get("KUMO_CONSOLE_BASE_URL", "").rstrip("/")
+KUMO_CONSOLE_TOKEN_TTL = int(os.environ.get("KUMO_CONSOLE_TOKEN_TTL", "600"))
+KUMO_CONSOLE_MAX_SESSIONS = int(os.environ.get("KUMO_CONSOLE_MAX_SESSIONS", "2"))
+# How often an open console session checks that its instance is still there (seconds).
+KUMO_CONSOLE_RECHECK_INTERVAL = _env_float("KUMO_CONSOLE_RECHECK_INTERVAL", 3)
+# Browser origins allowed to open console websockets besides the page's own origin and the
+# origins of KUMO_CONSOLE_BASE_URL and KUMO_PUBLIC_URL (comma-separated, e.g. https://x:443).
+KUMO_CONSOLE_ALLOWED_ORIGINS = [
+    o.strip().rstrip("/") for o in os.environ.get("KUMO_CONSOLE_ALLOWED_ORIGINS", "").split(",")
+    if o.strip()
+]
+# noVNC as npm installs it (package.json; scripts/setup.sh runs `npm install`).
+KUMO_NOVNC_DIR = Path(
+    os.environ.get("KUMO_NOVNC_DIR", BASE_DIR / "node_modules" / "@novnc" / "novnc")
+)
+# Threads per web process that run the (synchronous) Django views behind the ASGI front.
+KUMO_WEB_THREADS = int(os.environ.get("KUMO_WEB_THREADS", "8"))
+
 # Quota limits of a project without its own Quota rows (-1 = unlimited); cloud/identity/quotas.py.
 KUMO_DEFAULT_QUOTAS = {
     "instances": 10,
@@ -199,14 +223,18 @@ KUMO_SCHEDULER_WEIGHERS = [
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "cloud.logcontext.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "cloud.logcontext.RequestIdFilter"},
+        # Console tokens travel in query strings; no log line may carry one.
+        "redact_tokens": {"()": "consoles.redact.RedactTokens"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_tokens"],
             "formatter": "plain",
         }
     },

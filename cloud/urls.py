@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("console/", include("consoles.urls")),
     path("", include("cloud.api.urls")),
     path("", include("cloud.dashboard.urls")),
 ]

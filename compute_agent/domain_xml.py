@@ -96,7 +96,12 @@ def build_domain_xml(
     """
     if domain_type not in DOMAIN_TYPES:
         raise ValueError(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
-    listen = str(ipaddress.ip_address(vnc_listen))
+    listen_address = ipaddress.ip_address(vnc_listen)
+    if listen_address.is_unspecified:
+        # An unauthenticated VNC display on every interface is anyone's console: loopback or
+        # the host's management address only, reached through the console proxy.
+        raise ValueError(f"VNC must not listen on every interface ({vnc_listen})")
+    listen = str(listen_address)
     instance_uuid = canonical_uuid(request.instance_uuid)
     memory_kib = _positive_int("memory_mb", request.memory_mb) * 1024
     vcpus = _positive_int("vcpus", request.vcpus)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -209,6 +209,9 @@ class SnapshotRequest(Message):
 class DomainState(Message):
     uuid: str
     power_state: str
+    # The VNC port of a running domain, read from its live XML (contract 1.2); -1 when it has
+    # none (not running, or a hypervisor without a VNC server, such as libvirt's test driver).
+    vnc_port: int = -1
 
 
 @dataclass

@@ -112,9 +112,12 @@ def parse_args(
     if args.heartbeat_interval <= 0:
         parser.error("--heartbeat-interval must be positive")
     try:
-        ipaddress.ip_address(args.vnc_listen)
+        vnc_listen = ipaddress.ip_address(args.vnc_listen)
     except ValueError:
         parser.error(f"--vnc-listen {args.vnc_listen!r} is not an IP address")
+    if vnc_listen.is_unspecified:
+        parser.error("--vnc-listen: use loopback or the host's management address, "
+                     "never every interface")
     return AgentConfig(
         host=args.host,
         libvirt_uri=args.libvirt_uri,

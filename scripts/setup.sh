@@ -63,6 +63,10 @@ case "$libvirt_uri" in
     *) log "note: unknown libvirt URI $libvirt_uri; installing nothing for it" ;;
 esac
 
+# The browser tests (tests/e2e/test_console_browser.py) drive Debian's Chromium through Playwright;
+# Playwright's own browser download is never used (it cannot be fetched here).
+[ "$requirements" = requirements-test.txt ] && apt_install chromium
+
 # A virtualenv whose interpreter was removed (e.g. a pyenv version uninstalled) is rebuilt.
 if [ -e .venv ] && ! .venv/bin/python -c 'pass' >/dev/null 2>&1; then
     log "the virtualenv in .venv is broken; recreating it"
@@ -103,4 +107,12 @@ if [ "$force" -eq 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     requirement_files "$requirements" | while read -r f; do
         requirements_hash "$f" >"$(stamp_file "$f")"
     done
+fi
+
+# noVNC for the console page (package.json, consoles/), from the npm registry into node_modules/;
+# it is a dependency, never a copy in the repository.
+if [ ! -f node_modules/@novnc/novnc/core/rfb.js ]; then
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    log "installing noVNC (npm ci)"
+    npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -4,6 +4,7 @@ from .models import (
     Aggregate,
     AggregateHost,
     ComputeNode,
+    ConsoleToken,
     Flavor,
     Instance,
     InstanceAction,
@@ -107,3 +108,11 @@ class AggregateAdmin(admin.ModelAdmin):
 @admin.register(AggregateHost)
 class AggregateHostAdmin(admin.ModelAdmin):
     list_display = ("aggregate", "host")
+
+
+@admin.register(ConsoleToken)
+class ConsoleTokenAdmin(admin.ModelAdmin):
+    # token_hash stays off the list: it identifies a live ticket and is of no use to an operator.
+    list_display = ("instance", "console_type", "host", "port", "expires_at", "used_at", "closed_at")
+    list_filter = ("console_type",)
+    readonly_fields = ("token_hash",)

@@ -80,6 +80,9 @@ class Instance(models.Model):
     terminated_at = models.DateTimeField(null=True, blank=True)
     deleted = models.BooleanField(default=False, db_index=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # The VNC port of the running domain, from the host's latest report (None: not known / no
+    # display). Console tokens are checked against it when a console connects.
+    console_port = models.IntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-uuid"]
@@ -276,3 +279,32 @@ class AggregateHost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} in {self.aggregate_id}"
+
+
+class ConsoleToken(models.Model):
+    """A one-time ticket to one instance's console (cloud/compute/consoles.py).
+
+    Only the SHA-256 of the token is stored. The target (the compute host's address and the VNC
+    port) is fixed when the token is issued, so a client can never choose where the proxy
+    connects. A token opens at most one session: `used_at` is set by a conditional UPDATE, and the
+    open session refreshes `seen_at` until it ends (`closed_at`).
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="console_tokens")
+    console_type = models.CharField(max_length=32, default="novnc")
+    host = models.CharField(max_length=255)
+    host_address = models.CharField(max_length=64)
+    # None when the host had not reported the port yet; the port known at first use counts then.
+    port = models.IntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.console_type} console of {self.instance_id}"

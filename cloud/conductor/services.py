@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from cloud import rpc
-from cloud.compute import states
+from cloud.compute import consoles, states
 from cloud.compute.models import ComputeNode, Instance, InstanceFault, Service
 from cloud.network.models import Port
 from cloud.scheduler.claims import release
@@ -63,6 +63,7 @@ def apply_host_report(report: msg.HostReport) -> None:
             "domains": [{"uuid": d.uuid, "power_state": d.power_state} for d in report.domains],
             "updated_at": timezone.now(),
         }
+        _record_console_ports(report)
         if ComputeNode.objects.filter(host=report.host).update(**reported):
             return
         try:
@@ -77,6 +78,18 @@ def apply_host_report(report: msg.HostReport) -> None:
                 )
         except IntegrityError:
             ComputeNode.objects.filter(host=report.host).update(**reported)
+
+
+def _record_console_ports(report: msg.HostReport) -> None:
+    """Store each running domain's VNC port on its instance (console tokens are checked against
+    it); instances of this host that reported none lose theirs. Only changed rows are written."""
+    ports = {d.uuid: d.vnc_port for d in report.domains if d.vnc_port > 0}
+    on_host = Instance.objects.filter(host=report.host, deleted=False)
+    for uuid, port in ports.items():
+        on_host.filter(uuid=uuid).exclude(console_port=port).update(console_port=port)
+    on_host.filter(console_port__isnull=False).exclude(uuid__in=list(ports)).update(
+        console_port=None
+    )
 
 
 def apply_instance_event(event: msg.InstanceEvent) -> None:
@@ -231,11 +244,14 @@ def complete_delete(instance_uuid: str) -> None:
             deleted_at=now,
             terminated_at=now,
             updated_at=now,
+            console_port=None,
         )
         if not marked:
             return
         release(instance_uuid)
         Port.objects.filter(device_id=str(instance_uuid)).delete()
+        # Its console links die with it; open sessions notice at their next re-check.
+        consoles.delete_instance_tokens(instance_uuid)
         actions.record_event(
             instance_uuid, actions.EVENT_TERMINATE, actions.SUCCESS, finish_action=True
         )

@@ -116,6 +116,8 @@ RULES: dict[str, str] = {
     "compute:servers:revert_resize": "member",
     "compute:servers:create_image": "member",
     "compute:servers:console_output": "member",
+    # a console URL (remote-consoles, and the legacy os-getVNCConsole action)
+    "compute:servers:remote_consoles": "member",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

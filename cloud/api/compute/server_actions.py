@@ -23,7 +23,7 @@ from cloud.compute.models import Instance
 from .. import errors
 from ..base import ComputeView
 from ..validation import name_schema, validate
-from . import bodies
+from . import bodies, remote_consoles
 
 # lock/unlock take null or an object; its locked_reason arrives at 2.73, above our maximum, so
 # whatever an object holds is ignored.
@@ -190,6 +190,7 @@ ACTIONS: dict[str, Action] = {
     "revertResize": Action("compute:servers:revert_resize", _revert_resize),
     "createImage": Action("compute:servers:create_image", _create_image),
     "os-getConsoleOutput": Action("compute:servers:console_output", _console_output),
+    "os-getVNCConsole": Action(remote_consoles.RULE, remote_consoles.get_vnc_console),
 }
 
 

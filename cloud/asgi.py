@@ -1,0 +1,97 @@
+"""The web process's ASGI application: one origin for HTTP and websockets.
+
+Websocket scopes go to Channels (consoles/routing.py). HTTP goes to the same WSGI application the
+threaded gunicorn workers ran, inside a pool of KUMO_WEB_THREADS threads (a2wsgi), rather than to
+Django's ASGI handler: that one runs every sync view and middleware on a single thread per process,
+which served the API about 4x slower here (bench/web_bench.py measures both; docs/architecture.md
+has the figures). Request and response bodies stream through bounded queues, so image uploads and
+downloads do not sit in memory.
+
+The access log is written here, without query strings (console tokens travel in them); the server
+(cloud/web_worker.py) has its own access log turned off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
+# Sets Django up (apps, logging) before anything below imports models.
+_django_asgi = get_asgi_application()
+
+from a2wsgi import WSGIMiddleware
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
+from django.core.wsgi import get_wsgi_application
+
+from consoles.routing import websocket_urlpatterns
+
+access_log = logging.getLogger("kumo.access")
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return "-"
+
+
+class AccessLog:
+    """One line per HTTP request or websocket session: client, method, path (never the query
+    string), status, bytes, milliseconds and the request id."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        seen = {"status": "-", "bytes": 0, "request_id": "-"}
+
+        async def logged_send(message: dict) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                seen["status"] = message["status"]
+                seen["request_id"] = _header(message.get("headers", []), b"x-openstack-request-id")
+            elif kind == "http.response.body":
+                seen["bytes"] += len(message.get("body", b""))
+            elif kind == "websocket.accept":
+                seen["status"] = 101
+            elif kind == "websocket.close" and seen["status"] == "-":
+                seen["status"] = 403  # closed before accept: the handshake was refused
+            elif kind == "websocket.send":
+                seen["bytes"] += len(message.get("bytes") or b"") + len(message.get("text") or "")
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logged_send)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            method = scope.get("method", "WEBSOCKET")
+            access_log.info(
+                '%s "%s %s HTTP/%s" %s %s %dms %s', client[0], method, scope.get("path", ""),
+                scope.get("http_version", "1.1"), seen["status"], seen["bytes"],
+                (time.monotonic() - started) * 1000, seen["request_id"],
+            )
+
+
+http_application = WSGIMiddleware(get_wsgi_application(), workers=settings.KUMO_WEB_THREADS)
+
+application = AccessLog(
+    ProtocolTypeRouter({
+        "http": http_application,
+        "websocket": URLRouter(websocket_urlpatterns),
+    })
+)
+
+# For bench/web_bench.py: Django's own ASGI handler, the alternative the front was measured against.
+django_asgi_application = AccessLog(
+    ProtocolTypeRouter({"http": _django_asgi, "websocket": URLRouter(websocket_urlpatterns)})
+)
