@@ -10,12 +10,14 @@ from celery import shared_task
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 
-from . import services
+from . import power_sync, services
 
 
 @shared_task(name=msg.TASK_HOST_REPORT)
 def host_report(data: dict[str, Any]) -> None:
-    services.apply_host_report(msg.HostReport.from_dict(data))
+    report = msg.HostReport.from_dict(data)
+    services.apply_host_report(report)
+    power_sync.sync_power_states(report)
 
 
 @shared_task(name=msg.TASK_INSTANCE_EVENT)

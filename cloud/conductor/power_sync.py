@@ -1,0 +1,60 @@
+"""Power-state sync: what a host's hypervisor says about its domains, applied to the instances that
+are not in the middle of a task.
+
+A guest that shut itself down or crashed outside Kumo becomes SHUTOFF; one whose domain vanished
+becomes ERROR with a fault; otherwise only the recorded power state follows the hypervisor. Rows
+changed within the grace period are left alone, because a heartbeat gathered just before an action
+finished may arrive just after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cloud.compute import states
+from cloud.compute.models import Instance, InstanceFault
+from compute_agent import messages as msg
+
+log = logging.getLogger(__name__)
+
+_STOPPED_POWER = (msg.POWER_SHUTDOWN, msg.POWER_CRASHED)
+
+
+def sync_power_states(report: msg.HostReport) -> int:
+    """Apply the report's domain states to this host's settled instances; how many changed."""
+    grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
+    seen = {d.uuid: d.power_state for d in report.domains}
+    settled = Instance.objects.filter(
+        host=report.host, deleted=False, task_state__isnull=True,
+        updated_at__lt=timezone.now() - grace,
+    ).exclude(vm_state__in=[states.BUILDING, states.ERROR, states.DELETED])
+    changed = 0
+    for instance in settled:
+        power = seen.get(str(instance.uuid), msg.POWER_NOSTATE)
+        if power == instance.power_state:
+            continue
+        changes: dict = {"power_state": power}
+        if power == msg.POWER_NOSTATE:
+            changes["vm_state"] = states.ERROR
+        elif power in _STOPPED_POWER and instance.vm_state == states.ACTIVE:
+            changes["vm_state"] = states.STOPPED
+        with transaction.atomic():
+            moved = Instance.objects.filter(
+                pk=instance.pk, task_state__isnull=True, vm_state=instance.vm_state,
+                power_state=instance.power_state,
+            ).update(updated_at=timezone.now(), **changes)
+            if moved and changes.get("vm_state") == states.ERROR:
+                InstanceFault.objects.create(
+                    instance=instance, code=500, host=report.host,
+                    message="The instance's domain is gone from its host.",
+                )
+        if moved:
+            changed += 1
+            log.warning("instance %s on %s: hypervisor says %s (was %s)", instance.uuid,
+                        report.host, power, instance.power_state)
+    return changed
