@@ -117,6 +117,14 @@ USE_I18N = False
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# The dashboard's browser libraries, as npm installs them (package.json), served as they are.
+STATICFILES_DIRS = [
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
+]
+# WhiteNoise finds static files where they live, so a web process started without collectstatic
+# (the test stacks) still serves the dashboard's scripts.
+WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["cloud.api.auth.KeystoneTokenAuthentication"],
@@ -144,6 +152,18 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 from cloud.beat import CELERY_BEAT_SCHEDULE  # noqa: F401  (periodic tasks, one place)
 
 CELERY_TASK_ROUTES = {"scheduler.*": {"queue": "scheduler"}, "conductor.*": {"queue": "conductor"}}
+
+# The Channels layer carries the conductor's instance changes to the dashboard's websockets
+# (cloud/dashboard/live.py); the same Redis as the broker unless told otherwise.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [os.environ.get("KUMO_CHANNELS_URL", REDIS_URL)],
+            "prefix": "kumo:channels:",
+        },
+    }
+}
 
 # The cache carries short-lived answers between processes (a host's console output for the web
 # process that asked), so it is the shared Redis, not per-process memory.

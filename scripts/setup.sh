@@ -109,10 +109,18 @@ if [ "$force" -eq 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     done
 fi
 
-# noVNC for the console page (package.json, consoles/), from the npm registry into node_modules/;
-# it is a dependency, never a copy in the repository.
-if [ ! -f node_modules/@novnc/novnc/core/rfb.js ]; then
+# The browser's libraries (package.json), from the npm registry into node_modules/: noVNC for the
+# console page (consoles/), htmx and Chart.js for the dashboard (cloud/dashboard/). They are
+# dependencies, never copies in the repository. Installed again when one is missing or
+# package-lock.json changed since the last install (npm keeps its copy in node_modules/).
+npm_needed=0
+for file in node_modules/@novnc/novnc/core/rfb.js node_modules/htmx.org/dist/htmx.min.js \
+            node_modules/chart.js/dist/chart.umd.min.js; do
+    [ -f "$file" ] || npm_needed=1
+done
+[ package-lock.json -nt node_modules/.package-lock.json ] && npm_needed=1
+if [ "$npm_needed" -eq 1 ]; then
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-    log "installing noVNC (npm ci)"
+    log "installing the browser libraries (npm ci)"
     npm ci --no-audit --no-fund --loglevel=error
 fi

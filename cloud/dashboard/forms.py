@@ -1,0 +1,303 @@
+"""Dashboard forms. They check what a person can get wrong in a field (required, length, a choice
+from the list); every rule about the cloud itself (quota, states, visibility) stays in the service
+functions, whose errors the views attach to the form."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from django import forms
+
+from cloud.api import errors
+from cloud.api.validation import name_schema, validate
+from cloud.compute import availability_zones, flavors, keypairs, server_groups
+from cloud.compute.models import Flavor
+from cloud.identity import quotas
+from cloud.identity.context import RequestContext
+from cloud.images import services as image_services
+from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS
+from cloud.network import services as network_services
+
+AUTO_NETWORK = "auto"
+NO_NETWORK = "none"
+MAX_USER_DATA = 48 * 1024  # 64 KiB once base64-encoded, the API's limit
+MAX_COUNT = 100
+
+
+def _check_name(value: str, label: str = "Name") -> str:
+    try:
+        validate(name_schema(), value)
+    except errors.BadRequest:
+        raise forms.ValidationError(
+            f"{label} must be 1–255 characters, without leading or trailing spaces."
+        ) from None
+    return value
+
+
+def attach(form: forms.Form, exc: errors.ApiError, field: str | None = None) -> None:
+    """Show a service's refusal on the form (on a field when the caller knows which)."""
+    form.add_error(field, exc.message)
+
+
+# --- launch
+
+
+def _flavors(ctx: RequestContext) -> list[Flavor]:
+    return list(flavors.list_flavors(ctx, is_public=None, min_disk=None, min_ram=None,
+                                     sort_key="memory_mb"))
+
+
+@dataclass
+class QuotaLine:
+    label: str
+    resource: str
+    used: int
+    limit: int  # -1: unlimited
+    adding: int = 0
+
+    @property
+    def unlimited(self) -> bool:
+        return self.limit < 0
+
+    @property
+    def after(self) -> int:
+        return self.used + self.adding
+
+    @property
+    def left(self) -> int | None:
+        return None if self.unlimited else max(0, self.limit - self.used)
+
+    @property
+    def over(self) -> bool:
+        return not self.unlimited and self.after > self.limit
+
+
+def quota_lines(ctx: RequestContext, flavor: Flavor | None = None, count: int = 0) -> list[QuotaLine]:
+    """Instances, vCPUs and RAM: used, limit and what a launch of `count` × `flavor` adds."""
+    limits, used = quotas.limits_and_usage(ctx.project_id, ctx.user_id)
+    adding = {"instances": count, "cores": 0, "ram": 0}
+    if flavor is not None:
+        adding.update(cores=flavor.vcpus * count, ram=flavor.memory_mb * count)
+    return [
+        QuotaLine(label, resource, used[resource], limits[resource], adding[resource])
+        for label, resource in (("Instances", "instances"), ("vCPUs", "cores"), ("RAM (MiB)", "ram"))
+    ]
+
+
+class LaunchForm(forms.Form):
+    name = forms.CharField(max_length=255, label="Name")
+    image = forms.ChoiceField(label="Image")
+    flavor = forms.ChoiceField(label="Flavor")
+    network = forms.ChoiceField(label="Network", required=False)
+    key_name = forms.ChoiceField(label="Key pair", required=False)
+    availability_zone = forms.ChoiceField(label="Availability zone", required=False)
+    server_group = forms.ChoiceField(label="Server group", required=False)
+    user_data = forms.CharField(
+        label="User data (cloud-init)", required=False, max_length=MAX_USER_DATA, strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+    )
+    count = forms.IntegerField(label="Count", min_value=1, max_value=MAX_COUNT, initial=1)
+
+    def __init__(self, ctx: RequestContext, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ctx = ctx
+        images = image_services.visible_images(ctx).filter(status="active", os_hidden=False)
+        self.fields["image"].choices = [("", "Choose an image")] + [
+            (str(i.id), i.name or str(i.id)) for i in images.order_by("name")
+        ]
+        self.flavor_objects = {f.flavorid: f for f in _flavors(ctx)}
+        self.fields["flavor"].choices = [("", "Choose a flavor")] + [
+            (f.flavorid, f"{f.name} — {f.vcpus} vCPU, {f.memory_mb} MiB RAM, {f.root_gb} GB disk")
+            for f in self.flavor_objects.values()
+        ]
+        networks = network_services.visible_networks(ctx).order_by("name")
+        self.fields["network"].choices = [(AUTO_NETWORK, "Automatic")] + [
+            (str(n.id), n.name or str(n.id)) for n in networks
+        ] + [(NO_NETWORK, "No network")]
+        self.fields["key_name"].choices = [("", "None")] + [
+            (k.name, k.name) for k in keypairs.keypairs_of(ctx.user_id).order_by("name")
+        ]
+        self.fields["availability_zone"].choices = [("", "Any")] + [
+            (z, z) for z in sorted(availability_zones.available_compute_zones())
+        ]
+        self.fields["server_group"].choices = [("", "None")] + [
+            (str(g.uuid), f"{g.name} ({g.policy})") for g in server_groups.list_groups(ctx)
+        ]
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"])
+
+    @property
+    def chosen_flavor(self) -> Flavor | None:
+        return self.flavor_objects.get(self.data.get("flavor") or "")
+
+    @property
+    def chosen_count(self) -> int:
+        try:
+            return max(0, min(int(self.data.get("count") or 1), MAX_COUNT))
+        except ValueError:
+            return 1
+
+    def quota(self) -> list[QuotaLine]:
+        return quota_lines(self.ctx, self.chosen_flavor, self.chosen_count if self.is_bound else 0)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        # A friendly early word on quota; create_servers re-checks under the project's lock.
+        for line in self.quota():
+            if line.over:
+                self.add_error(
+                    "count" if line.resource == "instances" else "flavor",
+                    f"Over quota: {line.label} would be {line.after} of {line.limit} "
+                    f"({line.used} in use).",
+                )
+        return cleaned
+
+    def user_data_b64(self) -> str | None:
+        text = self.cleaned_data.get("user_data") or ""
+        return base64.b64encode(text.encode()).decode() if text else None
+
+
+# --- instance actions with fields
+
+
+class ResizeForm(forms.Form):
+    flavor = forms.ChoiceField(label="New flavor")
+
+    def __init__(self, ctx: RequestContext, current: str | None, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["flavor"].choices = [
+            (f.flavorid, f"{f.name} — {f.vcpus} vCPU, {f.memory_mb} MiB, {f.root_gb} GB")
+            for f in _flavors(ctx) if f.flavorid != current
+        ]
+
+
+class SnapshotForm(forms.Form):
+    name = forms.CharField(label="Snapshot name", max_length=255)
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"], "Snapshot name")
+
+
+# --- images
+
+
+class ImageForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=255)
+    disk_format = forms.ChoiceField(
+        label="Disk format", choices=[(f, f) for f in DISK_FORMATS], initial="qcow2"
+    )
+    container_format = forms.ChoiceField(
+        label="Container format", choices=[(f, f) for f in CONTAINER_FORMATS], initial="bare"
+    )
+    visibility = forms.ChoiceField(label="Visibility", initial="private", choices=[
+        ("private", "Private (this project)"), ("shared", "Shared"),
+        ("community", "Community (every project)"), ("public", "Public (admins only)"),
+    ])
+    min_disk = forms.IntegerField(label="Minimum disk (GB)", min_value=0, initial=0)
+    min_ram = forms.IntegerField(label="Minimum RAM (MiB)", min_value=0, initial=0)
+
+    def body(self) -> dict:
+        return dict(self.cleaned_data)
+
+
+# --- key pairs and server groups
+
+
+class KeyPairCreateForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=255)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        try:
+            keypairs.validate_name(name)
+        except errors.BadRequest as exc:
+            raise forms.ValidationError(exc.message.replace("Keypair data is invalid: ", ""))
+        return name
+
+
+class KeyPairImportForm(KeyPairCreateForm):
+    public_key = forms.CharField(
+        label="Public key (OpenSSH)", widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})
+    )
+
+
+class ServerGroupForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=255)
+    policy = forms.ChoiceField(label="Policy", choices=[
+        (server_groups.ANTI_AFFINITY, "Anti-affinity: every member on a different host"),
+        (server_groups.AFFINITY, "Affinity: all members on one host"),
+        (server_groups.SOFT_ANTI_AFFINITY, "Soft anti-affinity: apart when possible"),
+        (server_groups.SOFT_AFFINITY, "Soft affinity: together when possible"),
+    ])
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"])
+
+
+# --- admin
+
+
+class ServiceForm(forms.Form):
+    status = forms.ChoiceField(label="Status", choices=[("enabled", "Enabled"),
+                                                        ("disabled", "Disabled")])
+    disabled_reason = forms.CharField(label="Reason for disabling", required=False, max_length=255)
+    forced_down = forms.BooleanField(label="Forced down", required=False)
+
+
+class FlavorForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=255)
+    vcpus = forms.IntegerField(label="vCPUs", min_value=1, max_value=1024)
+    ram = forms.IntegerField(label="RAM (MiB)", min_value=1)
+    disk = forms.IntegerField(label="Root disk (GB)", min_value=0, initial=1)
+    flavorid = forms.CharField(label="ID (blank: a new UUID)", required=False, max_length=255)
+    is_public = forms.BooleanField(label="Public", required=False, initial=True)
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"])
+
+
+class AggregateForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=255)
+    availability_zone = forms.CharField(label="Availability zone", required=False, max_length=255)
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"])
+
+
+class AggregateHostForm(forms.Form):
+    host = forms.ChoiceField(label="Compute host")
+
+    def __init__(self, hosts: list[str], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["host"].choices = [(h, h) for h in hosts]
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=64)
+    description = forms.CharField(label="Description", required=False, max_length=255)
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"])
+
+
+class UserForm(forms.Form):
+    name = forms.CharField(label="User name", max_length=255)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, min_length=8)
+    email = forms.EmailField(label="Email", required=False)
+
+    def clean_name(self) -> str:
+        return _check_name(self.cleaned_data["name"], "User name")
+
+
+class GrantForm(forms.Form):
+    user = forms.ChoiceField(label="User")
+    project = forms.ChoiceField(label="Project")
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, users, projects, roles, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].choices = [(u.pk, u.name) for u in users]
+        self.fields["project"].choices = [(p.pk, p.name) for p in projects]
+        self.fields["role"].choices = [(r.pk, r.name) for r in roles]

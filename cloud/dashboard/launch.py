@@ -1,0 +1,103 @@
+"""The launch dialog: a form checked as the user fills it in (quota shown), and the launch itself
+through `create_servers`, the service behind POST /servers."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from cloud.api import errors
+from cloud.compute import services
+from cloud.identity.context import RequestContext
+
+from . import live
+from .context import dashboard_view
+from .forms import AUTO_NETWORK, NO_NETWORK, LaunchForm, attach
+
+# Which form field a service's refusal is about, by a word its message uses.
+_FIELD_BY_WORD = [
+    ("Flavor", "flavor"), ("Image", "image"), ("key_name", "key_name"), ("Network", "network"),
+    ("availability zone", "availability_zone"), ("group", "server_group"),
+]
+
+
+def _request_for(form: LaunchForm) -> services.ServerRequest:
+    data = form.cleaned_data
+    network = data.get("network") or AUTO_NETWORK
+    hints = {"group": data["server_group"]} if data.get("server_group") else {}
+    return services.ServerRequest(
+        name=data["name"],
+        image_id=data["image"],
+        flavor_ref=data["flavor"],
+        networks=network if network in (AUTO_NETWORK, NO_NETWORK) else [{"uuid": network}],
+        key_name=data.get("key_name") or None,
+        user_data=form.user_data_b64(),
+        availability_zone=data.get("availability_zone") or None,
+        min_count=data["count"],
+        max_count=data["count"],
+        scheduler_hints=hints,
+    )
+
+
+def _field_for(exc: errors.ApiError) -> str | None:
+    if isinstance(exc, errors.OverLimit):
+        return "count"
+    for word, field in _FIELD_BY_WORD:
+        if word in exc.message:
+            return field
+    return None
+
+
+@require_http_methods(["GET", "POST"])
+@dashboard_view("compute:servers:create")
+def launch(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
+    form = LaunchForm(ctx, request.POST or None, initial={"network": AUTO_NETWORK})
+    dialog = bool(request.headers.get("HX-Request"))
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.create_servers(ctx, _request_for(form))
+        except errors.Forbidden as exc:
+            if not isinstance(exc, errors.OverLimit):
+                raise
+            attach(form, exc, "count")
+        except (errors.BadRequest, errors.Conflict, errors.NotFound) as exc:
+            attach(form, exc, _field_for(exc))
+        else:
+            for instance in created:
+                live.instance_changed(str(instance.uuid))
+            names = ", ".join(i.display_name for i in created)
+            if dialog:
+                # The dialog closes; the new rows arrive over the websocket like any change.
+                response = HttpResponse(status=204)
+                response["HX-Trigger"] = json.dumps({"kumo:done": {"message": f"Launching {names}."}})
+                return response
+            messages.success(request, f"Launching {names}.")
+            return redirect("/instances/")
+    if dialog:
+        # htmx swaps only 2xx answers: the form with its errors comes back as 200.
+        return render(request, "dashboard/fragments/launch_form.html",
+                      {"form": form, "dialog": True})
+    return render(request, "dashboard/launch.html", {"form": form},
+                  status=400 if form.errors else 200)
+
+
+@require_POST
+@dashboard_view("compute:servers:create")
+def launch_check(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
+    """Check the form as it is being filled in: the quota with this launch added, and what would
+    be refused. Creates nothing."""
+    form = LaunchForm(ctx, request.POST)
+    form.is_valid()
+    touched = {k for k, v in request.POST.items() if v and k != "csrfmiddlewaretoken"}
+    problems = [
+        (form.fields[name].label if name in form.fields else "", message)
+        for name, messages_ in form.errors.items()
+        if name == "__all__" or name in touched
+        for message in messages_
+    ]
+    return render(request, "dashboard/fragments/launch_check.html",
+                  {"form": form, "problems": problems})

@@ -1,0 +1,48 @@
+"""Live instance status: whoever changes an instance row says so here, and every dashboard watching
+that instance's project hears about it over its websocket (consumers.py). No page polls.
+
+Only the instance id travels, and only after the change is committed: each websocket then reads the
+row itself, with its own user's context, so a message can never show a page more than its user
+may see, nor a state the database does not hold.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from cloud.compute.models import Instance
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "instance.changed"  # handled by InstanceStatusConsumer.instance_changed
+
+
+def group_for(project_id: str) -> str:
+    return f"instances.{project_id}"
+
+
+def instance_changed(instance_uuid: str) -> None:
+    """Tell the instance's project's dashboards that it changed: after the caller's transaction
+    commits (at once outside one). Never raises: a dashboard that misses an update must not fail
+    the change itself."""
+    uuid = str(instance_uuid)
+    transaction.on_commit(lambda: publish(uuid))
+
+
+def publish(instance_uuid: str) -> None:
+    try:
+        project_id = (
+            Instance.objects.filter(pk=instance_uuid).values_list("project_id", flat=True).first()
+        )
+        layer = get_channel_layer()
+        if project_id is None or layer is None:
+            return
+        async_to_sync(layer.group_send)(
+            group_for(project_id), {"type": EVENT_TYPE, "uuid": instance_uuid}
+        )
+    except Exception:  # a missed live update is logged, never fatal
+        log.warning("could not publish the change of instance %s", instance_uuid, exc_info=True)

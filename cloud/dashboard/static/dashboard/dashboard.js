@@ -1,0 +1,107 @@
+// Kumo dashboard behaviour: live instance status over a websocket, confirmation dialogs loaded
+// with htmx, toasts for errors. Everything works without it too (plain pages and forms).
+(function () {
+  "use strict";
+
+  function toast(text, kind) {
+    const el = document.createElement("div");
+    el.className = "toast" + (kind ? " " + kind : "");
+    el.setAttribute("role", kind === "error" ? "alert" : "status");
+    el.textContent = text;
+    document.body.appendChild(el);
+    setTimeout(() => el.remove(), 6000);
+  }
+  window.kumoToast = toast;
+
+  // --- live status: the server pushes each change of an instance of the selected project.
+  const live = { socket: null, delay: 1000, messages: 0 };
+  window.kumoLive = live;
+
+  function replaceRow(tr, html) {
+    const holder = document.createElement("tbody");
+    holder.innerHTML = html.trim();
+    const row = holder.firstElementChild;
+    if (!row) return;
+    tr.replaceWith(row);
+    if (window.htmx) window.htmx.process(row);
+  }
+
+  function apply(m) {
+    live.messages += 1;
+    const rows = document.querySelectorAll('tr[data-instance="' + m.uuid + '"]');
+    rows.forEach((tr) => (m.deleted ? tr.remove() : replaceRow(tr, m.row)));
+    if (!rows.length && !m.deleted) {
+      // A new instance: the first page of the unfiltered, newest-first table shows it at the top.
+      const body = document.querySelector("tbody[data-live-insert]");
+      if (body) {
+        const empty = body.querySelector("tr[data-empty]");
+        if (empty) empty.remove();
+        const tr = document.createElement("tr");
+        body.prepend(tr);
+        replaceRow(tr, m.row);
+      }
+    }
+    document.querySelectorAll('[data-status-of="' + m.uuid + '"]').forEach((el) => {
+      el.outerHTML = m.badge;
+    });
+    document.querySelectorAll('[data-refresh-on="' + m.uuid + '"]').forEach((el) => {
+      if (window.htmx) window.htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML" });
+    });
+    document.body.dispatchEvent(new CustomEvent("instance-changed", { detail: m }));
+  }
+
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + location.host + "/ws/instances/");
+    live.socket = socket;
+    socket.onopen = () => { live.delay = 1000; document.body.dataset.live = "on"; };
+    socket.onmessage = (event) => {
+      const m = JSON.parse(event.data);
+      if (m.type === "instance") apply(m);
+    };
+    socket.onclose = (event) => {
+      document.body.dataset.live = "off";
+      if (event.code === 4401 || event.code === 4403) return; // signed out or not allowed
+      // Reconnect with backoff (a restarted web process); nothing is polled meanwhile.
+      setTimeout(connect, live.delay);
+      live.delay = Math.min(live.delay * 2, 30000);
+    };
+  }
+  if (document.body.dataset.liveUpdates === "on" && "WebSocket" in window) connect();
+
+  // --- dialogs: links with data-dialog load their page's fragment into the shared <dialog>.
+  const dialog = document.getElementById("dialog");
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (dialog && event.detail.target && event.detail.target.id === "dialog-body") {
+      const next = dialog.querySelector('input[name="next"]');
+      if (next && next.dataset.fromPage !== undefined) next.value = location.pathname + location.search;
+      if (!dialog.open) dialog.showModal();
+      const first = dialog.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
+      if (first) first.focus();
+    }
+  });
+  document.body.addEventListener("click", (event) => {
+    const close = event.target.closest("[data-close-dialog]");
+    if (close && dialog) { event.preventDefault(); dialog.close(); }
+  });
+  document.body.addEventListener("kumo:done", (event) => {
+    if (dialog && dialog.open) dialog.close();
+    if (event.detail && event.detail.message) toast(event.detail.message);
+  });
+  document.body.addEventListener("htmx:responseError", (event) => {
+    const xhr = event.detail.xhr;
+    let text = "The server refused this (" + xhr.status + ").";
+    const doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    const said = doc.querySelector("[data-error-message]");
+    if (said) text = said.textContent.trim();
+    toast(text, "error");
+  });
+  document.body.addEventListener("htmx:sendError", () => toast("The server cannot be reached.", "error"));
+
+  // The project switcher submits itself when JavaScript runs (a button does it otherwise).
+  document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form.submit());
+    const button = select.form.querySelector("button");
+    if (button) button.classList.add("visually-hidden");
+  });
+})();

@@ -1,0 +1,62 @@
+"""People in a browser: the shared personas (tests/unit/api/conftest.py), signed in to the dashboard
+with their project selected, and a few cloud objects made straight in the database."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from cloud.compute.models import Flavor
+from cloud.dashboard.context import SESSION_KEY
+from cloud.images.models import Image
+from tests.personas import Persona
+from tests.unit.api.conftest import admin, api_as, member, other, reader  # noqa: F401 - personas
+from tests.unit.api.server_rows import make_server  # noqa: F401 - used by the tests
+
+ORIGIN = "http://testserver"
+
+
+def signed_in(persona: Persona) -> Client:
+    client = Client()
+    client.force_login(persona.user)
+    session = client.session
+    session[SESSION_KEY] = persona.project.pk
+    session.save()
+    return client
+
+
+@pytest.fixture
+def browser_as():
+    return signed_in
+
+
+@pytest.fixture(autouse=True)
+def _in_memory_channel_layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """What would reach the broker (hosts, scheduler): the edge of these tests."""
+    messages: list[tuple[str, dict, str]] = []
+    from cloud import rpc
+
+    monkeypatch.setattr(rpc.app, "send_task",
+                        lambda name, args, queue: messages.append((name, args[0], queue)))
+    return messages
+
+
+@pytest.fixture
+def flavor(db) -> Flavor:
+    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
+
+
+@pytest.fixture
+def big_flavor(db) -> Flavor:
+    return Flavor.objects.create(flavorid="3", name="m1.big", vcpus=8, memory_mb=8192, root_gb=10)
+
+
+@pytest.fixture
+def image(db) -> Image:
+    return Image.objects.create(name="cirros", status="active", disk_format="qcow2",
+                                container_format="bare", visibility="public", size=1024)
