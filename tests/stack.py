@@ -66,7 +66,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.db_name = f"kumo_it_{self.name}_{secrets.token_hex(3)}"
-        self.redis_db = int(os.environ.get("KUMO_IT_REDIS_DB", "11"))
+        self.redis_db = -1  # claimed in start()
         self.workdir = ROOT / "artifacts" / self.name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -78,6 +78,7 @@ class Stack:
         (self.workdir / "var").mkdir(parents=True)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        self.redis_db = self._claim_redis_db()
         redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
         pg = PG_ADMIN_URL.rsplit("/", 1)[0]
         self.env = {
@@ -88,6 +89,7 @@ class Stack:
             "KUMO_HEARTBEAT_INTERVAL": "1",
             "KUMO_SERVICE_DOWN_TIME": "20",
             "KUMO_INTERNAL_URL": self.url,
+            "KUMO_POWER_SYNC_GRACE": "3",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
@@ -97,9 +99,10 @@ class Stack:
         self._run([PYTHON, "manage.py", "bootstrap", "--output-dir", str(self.workdir),
                    "--public-url", self.url])
         self.admin_password = self._password_from(self.workdir / "openrc")
+        # As the Procfile: uvicorn workers, websockets to Channels, HTTP to the WSGI app in threads.
         self._spawn("web", [
-            PYTHON, "-m", "gunicorn", "cloud.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-            "-k", "gthread", "--workers", "2", "--threads", "8", "--timeout", "120",
+            PYTHON, "-m", "gunicorn", "cloud.asgi:application", "--bind", f"127.0.0.1:{self.port}",
+            "-k", "cloud.web_worker.Worker", "--workers", "2", "--timeout", "120",
         ])
         for i in range(self.schedulers):
             self._spawn(f"scheduler{i}", self._celery_worker("scheduler", f"scheduler{i}"))
@@ -119,6 +122,13 @@ class Stack:
             ])
         self._wait_for_web()
         self._wait_for_hypervisors(len(self.agents))
+        # Tests fill hosts on purpose; the admin project's default quota must not be what stops them.
+        unlimited = {"instances": -1, "cores": -1, "ram": -1}
+        admin_project = self.client().get("/identity/v3/auth/projects").json()["projects"]
+        for project in admin_project:
+            if project["name"] == "admin":
+                self.client().put(f"/compute/v2.1/os-quota-sets/{project['id']}",
+                                  {"quota_set": unlimited}).raise_for_status()
         return self
 
     def stop(self) -> None:
@@ -134,6 +144,26 @@ class Stack:
                 proc.wait()
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        self._release_redis_db()
+
+    def _claim_redis_db(self) -> int:
+        """A Redis database of this stack's own. Two stacks on one database would consume each
+        other's queue messages (the queue names are the same), so each claims one with SET NX in
+        database 0, released at stop; KUMO_IT_REDIS_DB forces a number."""
+        forced = os.environ.get("KUMO_IT_REDIS_DB")
+        if forced:
+            return int(forced)
+        registry = redis.Redis.from_url(f"{REDIS_BASE}/0")
+        for number in range(1, 16):
+            if registry.set(f"kumo:it:redis-db:{number}", self.db_name, nx=True, ex=7200):
+                return number
+        raise RuntimeError("every Redis database 1-15 is claimed by a running test stack")
+
+    def _release_redis_db(self) -> None:
+        registry = redis.Redis.from_url(f"{REDIS_BASE}/0")
+        key = f"kumo:it:redis-db:{self.redis_db}"
+        if registry.get(key) == self.db_name.encode():
+            registry.delete(key)
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
