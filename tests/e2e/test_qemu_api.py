@@ -110,6 +110,11 @@ def test_a_real_guest_lives_its_whole_life_through_the_api(stack, api, setup):
     assert api.wait_for(second_id, {"ACTIVE", "ERROR"}, timeout=BOOT_TIMEOUT)["status"] == "ACTIVE"
     wait_console(api, second_id, BANNER, f"instance={second_id}")
 
+    # Killed behind Kumo's back: the power-state sync records it from the next host report.
+    subprocess.run(["virsh", "-c", "qemu:///system", "destroy", second_id], check=True,
+                   capture_output=True)
+    assert api.wait_for(second_id, {"SHUTOFF"}, timeout=60)["OS-EXT-STS:power_state"] in (4, 6)
+
     instances = stack.workdir / "instances" / "qemu-1"
     for sid in (server_id, second_id):
         assert (instances / sid).exists()
