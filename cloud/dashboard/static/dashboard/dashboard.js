@@ -39,6 +39,12 @@
         const tr = document.createElement("tr");
         body.prepend(tr);
         replaceRow(tr, m.row);
+        const count = document.querySelector("[data-count]");
+        if (count) {
+          const n = Number(count.dataset.count) + 1;
+          count.dataset.count = String(n);
+          count.textContent = n + (n === 1 ? " instance" : " instances");
+        }
       }
     }
     document.querySelectorAll('[data-status-of="' + m.uuid + '"]').forEach((el) => {
@@ -50,6 +56,23 @@
     document.body.dispatchEvent(new CustomEvent("instance-changed", { detail: m }));
   }
 
+  // Changes made between this page's rendering and the websocket joining its group were sent to
+  // nobody: once joined, fetch again what was still changing (once per connection, not a poll).
+  function resync() {
+    if (!window.htmx) return;
+    document.querySelectorAll("tr[data-transitional]").forEach((tr) => {
+      fetch("/instances/" + tr.dataset.instance + "/row", { credentials: "same-origin" })
+        .then((r) => (r.ok ? r.text() : r.status === 404 ? "" : null))
+        .then((html) => {
+          if (html === "") tr.remove();
+          else if (html && tr.isConnected) replaceRow(tr, html);
+        });
+    });
+    document.querySelectorAll("[data-refresh-on]").forEach((el) => {
+      window.htmx.ajax("GET", el.dataset.refreshUrl, { target: el, swap: "outerHTML" });
+    });
+  }
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(scheme + "//" + location.host + "/ws/instances/");
@@ -58,6 +81,7 @@
     socket.onmessage = (event) => {
       const m = JSON.parse(event.data);
       if (m.type === "instance") apply(m);
+      else if (m.type === "hello") resync();
     };
     socket.onclose = (event) => {
       document.body.dataset.live = "off";
