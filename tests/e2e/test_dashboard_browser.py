@@ -10,7 +10,8 @@ it. Screenshots of the main pages go to KUMO_ARTIFACTS_DIR (default artifacts/),
 The stack's own web process serves the consoles' websockets only until the dashboard's routes are
 wired into cloud/asgi.py; this test therefore runs one more web process of its own (uvicorn with
 asgi_app() below: the same HTTP application, both websocket route sets) on the stack's database
-and Redis, and points the browser at it. Redis database: KUMO_IT_REDIS_DB (default 8).
+and Redis (a Redis database the stack claims for itself, or KUMO_IT_REDIS_DB), and points the
+browser at it.
 """
 
 from __future__ import annotations
@@ -58,8 +59,6 @@ def asgi_app():
 @pytest.fixture(scope="module")
 def stack():
     live = Stack("dashboard", agents=[AgentSpec("dash-1", cpus=8, memory_mb=8192)], schedulers=1)
-    # A Redis database of its own, so that no other stack's broker is flushed under it.
-    live.redis_db = int(os.environ.get("KUMO_IT_REDIS_DB", "8"))
     try:
         live.start()
         yield live
