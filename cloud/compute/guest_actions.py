@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from cloud import rpc
 from cloud.api import errors
+from cloud.dashboard import live
 from cloud.identity import quotas, tokens
 from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
@@ -79,6 +80,7 @@ def _begin(ctx: RequestContext, instance: Instance, name: str, **changes) -> Ins
             f"{current.vm_state}" + (f", task_state {current.task_state}" if current.task_state else "")
         )
     record_action(ctx, instance, ACTION_NAMES[name])
+    live.instance_changed(str(instance.pk))
     return Instance.objects.get(pk=instance.pk)
 
 
