@@ -105,6 +105,7 @@ def main() -> None:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     work = Path(tempfile.mkdtemp(prefix="kumo-web-bench-"))
+    (work / "static").mkdir()  # WhiteNoise warns about a missing STATIC_ROOT otherwise
     env = {
         **os.environ, "DATABASE_URL": f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{db}",
         "KUMO_VAR_DIR": str(work), "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),

@@ -1,9 +1,10 @@
 """The web process's ASGI application: one origin for HTTP and websockets.
 
-Websocket scopes go to Channels (consoles/routing.py). HTTP goes to the same WSGI application the
+Websocket scopes go to Channels: the consoles' relay (consoles/routing.py) and the dashboard's live
+status (cloud/dashboard/routing.py). HTTP goes to the same WSGI application the
 threaded gunicorn workers ran, inside a pool of KUMO_WEB_THREADS threads (a2wsgi), rather than to
 Django's ASGI handler: that one runs every sync view and middleware on a single thread per process,
-which served the API about 4x slower here (bench/web_bench.py measures both; docs/architecture.md
+which served the API about 3.5x slower here (bench/web_bench.py measures both; docs/architecture.md
 has the figures). Request and response bodies stream through bounded queues, so image uploads and
 downloads do not sit in memory.
 
@@ -29,7 +30,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
-from consoles.routing import websocket_urlpatterns
+from cloud.dashboard.routing import websocket_urlpatterns as dashboard_routes
+from consoles.routing import websocket_urlpatterns as console_routes
+
+websocket_routes = console_routes + dashboard_routes
 
 access_log = logging.getLogger("kumo.access")
 
@@ -87,11 +91,11 @@ http_application = WSGIMiddleware(get_wsgi_application(), workers=settings.KUMO_
 application = AccessLog(
     ProtocolTypeRouter({
         "http": http_application,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": URLRouter(websocket_routes),
     })
 )
 
 # For bench/web_bench.py: Django's own ASGI handler, the alternative the front was measured against.
 django_asgi_application = AccessLog(
-    ProtocolTypeRouter({"http": _django_asgi, "websocket": URLRouter(websocket_urlpatterns)})
+    ProtocolTypeRouter({"http": _django_asgi, "websocket": URLRouter(websocket_routes)})
 )

@@ -25,6 +25,10 @@ class Worker(UvicornWorker):
         "ws": "auto",
         "lifespan": "off",
         "access_log": False,
+        # RFB frames are mostly compressed already (tight, zlib); deflating them again costs the
+        # web process CPU for nothing. A console frame is at most the consumer's 64 KiB chunk.
+        "ws_per_message_deflate": False,
+        "ws_max_size": 1024 * 1024,
     }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -48,6 +48,9 @@ def token_from_scope(scope: dict) -> str | None:
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
+    # A relay needs no channel of its own on the layer: it re-checks the database instead, so an
+    # open console costs the layer's Redis nothing.
+    channel_layer_alias = None
     target: consoles.ConsoleTarget | None = None
 
     async def connect(self) -> None:

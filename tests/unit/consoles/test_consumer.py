@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from django.utils import timezone
 
 from cloud.asgi import application
@@ -41,6 +42,14 @@ async def refused(path: str, **kwargs) -> bool:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+@pytest.fixture(autouse=True)
+def _close_consumer_connections():
+    """The consumer's database calls run on asgiref's one sync thread, whose connection would
+    otherwise outlive the test and keep the test database from being dropped."""
+    yield
+    run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture
