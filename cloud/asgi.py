@@ -31,11 +31,18 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 from cloud.dashboard.routing import websocket_urlpatterns as dashboard_routes
+from consoles.redact import RedactTokens
 from consoles.routing import websocket_urlpatterns as console_routes
 
 websocket_routes = console_routes + dashboard_routes
 
 access_log = logging.getLogger("kumo.access")
+
+# Whatever ASGI server runs this application (uvicorn directly, say, without cloud/web_worker.py),
+# its own loggers name websocket paths with their query strings: redact them at the source.
+for _name in ("uvicorn.error", "uvicorn.access", "daphne.server"):
+    if not any(isinstance(f, RedactTokens) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(RedactTokens())
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:

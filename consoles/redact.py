@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import re
 
-# token=… in a query string, a cookie or a quoted path; the value ends at a delimiter.
-_TOKEN_VALUE = re.compile(r"(token=)[^&\s'\";,)\]]+", re.IGNORECASE)
 REDACTED = "[redacted]"
+# token=… in a query string, a cookie or a quoted path; the value ends at a delimiter. A value
+# already redacted is left alone: a record can pass a logger's filter and then a handler's.
+_TOKEN_VALUE = re.compile(r"(token=)(?!\[redacted\])[^&\s'\";,)\]]+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+import cloud.asgi  # noqa: F401 - puts the redaction on the ASGI servers' loggers
 from cloud.compute import consoles
 from cloud.compute.models import ConsoleToken, Instance
 from cloud.conductor.services import complete_delete
@@ -99,6 +100,7 @@ def test_tokens_never_reach_a_log_line(caplog):
     assert "token=[redacted]&x=1" in record.getMessage()
     assert redact("GET /console/?token=abc HTTP/1.1") == "GET /console/?token=[redacted] HTTP/1.1"
     assert redact("nothing here") == "nothing here"
+    assert redact(redact("ws?token=abc def")) == "ws?token=[redacted] def"  # twice is once
 
 
 def test_the_configured_log_handlers_redact_tokens():
@@ -138,3 +140,11 @@ def test_the_public_and_console_base_urls_are_allowed_origins(settings):
     assert origin_allowed("https://portal.example", "cloud:8000")
     assert origin_allowed("http://proxy.example:6080", "proxy.example:6080")
     assert not origin_allowed("http://portal.example", "cloud:8000")
+
+
+def test_an_asgi_server_logging_a_websocket_path_logs_no_token(caplog):
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        logging.getLogger("uvicorn.error").info(
+            '%s - "WebSocket %s" [accepted]', "127.0.0.1:1", "/console/ws?token=abcdef0123456789")
+    assert "WebSocket /console/ws?token=[redacted]" in caplog.text
+    assert "abcdef0123456789" not in caplog.text
