@@ -118,6 +118,12 @@ RULES: dict[str, str] = {
     "compute:servers:console_output": "member",
     # a console URL (remote-consoles, and the legacy os-getVNCConsole action)
     "compute:servers:remote_consoles": "member",
+    # flavor extra specs: anyone may read them, as Nova lets any user see a flavor's
+    "compute:flavor_extra_specs:index": "authenticated",
+    "compute:flavor_extra_specs:show": "authenticated",
+    "compute:flavor_extra_specs:create": "admin",
+    "compute:flavor_extra_specs:update": "admin",
+    "compute:flavor_extra_specs:delete": "admin",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

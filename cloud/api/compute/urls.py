@@ -5,6 +5,7 @@ from django.urls import include, path
 from . import (
     aggregates,
     availability_zones,
+    flavor_extra_specs,
     flavors,
     hosts,
     images,
@@ -43,6 +44,7 @@ urlpatterns = [
 
 # Feature modules list their paths relative to /compute/v2.1 (e.g. "/os-keypairs").
 for _feature in (
+    flavor_extra_specs,
     images,
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
     instance_actions, server_actions, remote_consoles,

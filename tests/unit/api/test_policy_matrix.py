@@ -146,6 +146,16 @@ ROWS = [
     Row("POST", "compute/v2.1/flavors", "admin", f"{C}/flavors",
         {"flavor": {"name": "f-new", "ram": 64, "vcpus": 1, "disk": 0}}),
     Row("DELETE", "compute/v2.1/flavors/<str:flavor_id>", "admin", f"{C}/flavors/2"),
+    Row("GET", "compute/v2.1/flavors/<str:flavor_id>/os-extra_specs", "authenticated",
+        f"{C}/flavors/1/os-extra_specs"),
+    Row("POST", "compute/v2.1/flavors/<str:flavor_id>/os-extra_specs", "admin",
+        f"{C}/flavors/1/os-extra_specs", {"extra_specs": {"hw:cpu_policy": "shared"}}),
+    Row("GET", "compute/v2.1/flavors/<str:flavor_id>/os-extra_specs/<str:key>", "authenticated",
+        f"{C}/flavors/1/os-extra_specs/quota:cpu_shares"),
+    Row("PUT", "compute/v2.1/flavors/<str:flavor_id>/os-extra_specs/<str:key>", "admin",
+        f"{C}/flavors/1/os-extra_specs/quota:cpu_shares", {"quota:cpu_shares": "2048"}),
+    Row("DELETE", "compute/v2.1/flavors/<str:flavor_id>/os-extra_specs/<str:key>", "admin",
+        f"{C}/flavors/1/os-extra_specs/quota:cpu_shares"),
     Row("GET", "compute/v2.1/os-services", "admin", f"{C}/os-services"),
     Row("PUT", "compute/v2.1/os-services/<str:service_id>", "admin",
         f"{C}/os-services/{{service}}", {"status": "disabled", "disabled_reason": "test"}),
@@ -272,7 +282,8 @@ def world(db, settings, tmp_path):
     people["expired"] = expired
     bob = people["member"]
 
-    Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
+    Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1,
+                          extra_specs={"quota:cpu_shares": "1024"})
     Flavor.objects.create(flavorid="2", name="m1.small", vcpus=1, memory_mb=512, root_gb=10)
     net = Network.objects.create(name="private", shared=True, project=people["admin"].project)
     Subnet.objects.create(network=net, name="private-subnet", cidr="10.0.0.0/24", gateway_ip="10.0.0.1")
