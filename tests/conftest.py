@@ -20,11 +20,8 @@ def stack():
     from tests.stack import AgentSpec, Stack
 
     live = Stack("stack", agents=[AgentSpec("compute-a"), AgentSpec("compute-b")])
-    try:
-        live.start()
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ driven only through HTTP. Logs go to artifacts/<stack name>/ so a failed CI run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +132,14 @@ class Stack:
                 self.client().put(f"/compute/v2.1/os-quota-sets/{project['id']}",
                                   {"quota_set": unlimited}).raise_for_status()
         return self
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Stack]:
+        """The started stack, stopped (and its database dropped) however the block ends."""
+        try:
+            yield self.start()
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         for proc in self.procs.values():

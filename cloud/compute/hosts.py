@@ -20,12 +20,16 @@ def list_services(binary: str | None = None, host: str | None = None) -> QuerySe
     return qs
 
 
-def find_service(service_id: str) -> Service:
-    qs = Service.objects.all()
+def _by_uuid_or_number(qs, ident: str):
+    # From microversion 2.53 services and hypervisors are named by UUID, before by integer id.
     try:
-        service = qs.filter(uuid=uuidlib.UUID(str(service_id))).first()
+        return qs.filter(uuid=uuidlib.UUID(str(ident))).first()
     except ValueError:
-        service = qs.filter(pk=int(service_id)).first() if str(service_id).isdigit() else None
+        return qs.filter(pk=int(ident)).first() if str(ident).isdigit() else None
+
+
+def find_service(service_id: str) -> Service:
+    service = _by_uuid_or_number(Service.objects.all(), service_id)
     if service is None:
         raise errors.NotFound(f"Service {service_id} not found.")
     return service
@@ -65,11 +69,7 @@ def list_nodes(hostname_pattern: str | None = None) -> QuerySet[ComputeNode]:
 
 
 def find_node(node_id: str) -> ComputeNode:
-    qs = ComputeNode.objects.select_related("service")
-    try:
-        node = qs.filter(uuid=uuidlib.UUID(str(node_id))).first()
-    except ValueError:
-        node = qs.filter(pk=int(node_id)).first() if str(node_id).isdigit() else None
+    node = _by_uuid_or_number(ComputeNode.objects.select_related("service"), node_id)
     if node is None:
         raise errors.NotFound(f"Hypervisor {node_id} could not be found.")
     return node

@@ -65,11 +65,8 @@ def browser():
 def stack(qemu_conn, tiny_image):
     live = Stack("console", agents=[AgentSpec("console-1", libvirt_uri="qemu:///system")],
                  schedulers=1)
-    try:
-        live.start()
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 def console_output(api, server_id: str) -> str:

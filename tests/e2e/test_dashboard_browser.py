@@ -59,11 +59,8 @@ def asgi_app():
 @pytest.fixture(scope="module")
 def stack():
     live = Stack("dashboard", agents=[AgentSpec("dash-1", cpus=8, memory_mb=8192)], schedulers=1)
-    try:
-        live.start()
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

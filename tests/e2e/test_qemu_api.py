@@ -26,11 +26,8 @@ V = "/compute/v2.1"
 @pytest.fixture(scope="module")
 def stack(qemu_conn, tiny_image):
     live = Stack("qemu", agents=[AgentSpec("qemu-1", libvirt_uri="qemu:///system")], schedulers=1)
-    try:
-        live.start()
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,8 @@ HOSTS = {"c1", "c2", "c3"}
 @pytest.fixture(scope="module")
 def placement_stack():
     live = Stack("placement", agents=[AgentSpec("c1"), AgentSpec("c2"), AgentSpec("c3")])
-    try:
-        live.start()
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -61,11 +61,8 @@ def live_instance_rows(stack: Stack, project_id: str) -> int:
 def quota_stack():
     # A stack of its own: the race needs a project nobody else boots into.
     live = Stack("quota_race", agents=[AgentSpec("race-a"), AgentSpec("race-b")])
-    try:
-        live.start()
+    with live.running():
         yield live
-    finally:
-        live.stop()
 
 
 def test_fifty_concurrent_boots_against_a_quota_of_ten_let_exactly_ten_through(quota_stack):

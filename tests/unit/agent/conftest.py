@@ -3,6 +3,7 @@ reporter. Nothing here needs Django, Redis or a running daemon."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import uuid
@@ -13,6 +14,7 @@ import pytest
 
 from compute_agent import messages as msg
 from compute_agent.drivers.libvirt_driver import LibvirtDriver
+from compute_agent.logcontext import RequestIdFilter
 
 from .fakes import RecordingReporter
 from .image_server import ImageServer
@@ -90,3 +92,29 @@ def make_qcow2(path: Path, size: str = "64M") -> bytes:
         ["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True, timeout=30
     )
     return path.read_bytes()
+
+
+class _LogLines(logging.Handler):
+    """Formats each record at emit time, with the agent's request id, into a list of lines."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.addFilter(RequestIdFilter())
+        self.setFormatter(logging.Formatter("%(request_id)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def agent_log() -> Iterator[list[str]]:
+    """Every line the agent's loggers write during the test."""
+    logger = logging.getLogger("compute_agent")
+    handler = _LogLines()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -3,9 +3,8 @@ publishing: idempotence, the tombstone rule, cleanup after failures, what gets r
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt_driver import LibvirtDriver
-from compute_agent.logcontext import RequestIdFilter
 from compute_agent.manager import ComputeManager, KeyedLocks, Tombstones
 from compute_agent.reporter import ReportError
 
@@ -236,31 +234,6 @@ def test_sending_the_host_report_never_raises(
 ) -> None:
     reporter.fail_with = ReportError("broker down")
     assert manager.send_host_report() is None
-
-
-class FormattingHandler(logging.Handler):
-    """Formats at emit time, before any other handler in the process can touch the record."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self.addFilter(RequestIdFilter())
-        self.setFormatter(logging.Formatter("%(request_id)s %(name)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def agent_log() -> Iterator[list[str]]:
-    logger = logging.getLogger("compute_agent")
-    handler = FormattingHandler()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler.lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def test_log_lines_carry_the_request_id_and_never_the_image_token(

@@ -3,8 +3,7 @@ a success, what the manager reports for each, and how a refused action is report
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
@@ -13,7 +12,6 @@ import pytest
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt_driver import LibvirtDriver
-from compute_agent.logcontext import RequestIdFilter
 from compute_agent.manager import ComputeManager
 
 from .conftest import needs_qemu_img
@@ -299,29 +297,6 @@ def test_a_refused_upload_is_a_failed_snapshot_that_names_no_token(
     assert "HTTP 401" in event.message
     assert "WRONG-SECRET" not in event.message + event.details
     assert list(Path(driver.scratch_dir).iterdir()) == []
-
-
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-        self.addFilter(RequestIdFilter())
-        self.setFormatter(logging.Formatter("%(request_id)s %(name)s %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-@pytest.fixture
-def agent_log() -> Iterator[list[str]]:
-    logger = logging.getLogger("compute_agent")
-    handler = Lines()
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    yield handler.lines
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 @needs_qemu_img
