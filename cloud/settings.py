@@ -131,7 +131,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["cloud.api.parsers.LenientJSONParser"],
-    "EXCEPTION_HANDLER": "cloud.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "cloud.api.error_bodies.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "cloud.api.negotiation.AlwaysJSON",
     "UNAUTHENTICATED_USER": None,
 }

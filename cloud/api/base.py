@@ -9,15 +9,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cloud import errors
+from cloud.api import error_bodies
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 
-from . import errors
 from .microversion import APIVersion, requested_version, version_headers
 
 
 class OpenStackView(APIView):
-    family = errors.COMPUTE
+    family = error_bodies.COMPUTE
 
     @property
     def ctx(self) -> RequestContext:
@@ -54,7 +55,7 @@ class PublicView(OpenStackView):
 
 
 class ComputeView(OpenStackView):
-    family = errors.COMPUTE
+    family = error_bodies.COMPUTE
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         request.api_version = requested_version(request)
@@ -78,12 +79,12 @@ class ComputeView(OpenStackView):
 
 
 class IdentityView(OpenStackView):
-    family = errors.IDENTITY
+    family = error_bodies.IDENTITY
 
 
 class ImageView(OpenStackView):
-    family = errors.IMAGE
+    family = error_bodies.IMAGE
 
 
 class NetworkView(OpenStackView):
-    family = errors.NETWORK
+    family = error_bodies.NETWORK

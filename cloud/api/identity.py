@@ -7,11 +7,12 @@ from datetime import UTC
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
+from cloud.api import error_bodies
 from cloud.identity import catalog, tokens
+from cloud.validation import validate
 
-from . import errors
 from .base import IdentityView, PublicView
-from .validation import validate
 
 V3_UPDATED = "2020-04-07T00:00:00Z"
 
@@ -21,7 +22,7 @@ def _iso(dt) -> str:
 
 
 class IdentityPublicView(PublicView):
-    family = errors.IDENTITY
+    family = error_bodies.IDENTITY
 
     def version_doc(self) -> dict:
         return {

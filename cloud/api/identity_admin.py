@@ -12,12 +12,12 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.identity import services
 from cloud.identity.models import Project, Role, RoleAssignment, User
+from cloud.validation import name_schema, validate
 
-from . import errors
 from .base import IdentityView
-from .validation import name_schema, validate
 
 DOMAIN = {"id": "default", "name": "Default"}
 _TRUE = {"true", "1", "yes", "on", ""}

@@ -12,7 +12,7 @@ from functools import total_ordering
 
 from django.http import HttpRequest
 
-from .errors import BadRequest, NotAcceptable
+from cloud.errors import BadRequest, NotAcceptable
 
 _VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 
 from cloud.logcontext import request_id_var
 
-from .errors import error_response, family_of
+from .error_bodies import error_response, family_of
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from cloud.api import errors
+from cloud import errors
 
 from .availability_zones import COMPUTE_BINARY, INTERNAL_ZONE
 from .models import Aggregate, AggregateHost, ComputeNode, Service

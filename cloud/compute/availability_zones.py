@@ -15,7 +15,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 
 from .models import AggregateHost, Service

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 
 from . import states

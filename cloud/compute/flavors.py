@@ -7,7 +7,7 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 
 from .models import Flavor

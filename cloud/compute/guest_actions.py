@@ -17,8 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cloud import rpc
-from cloud.api import errors
+from cloud import errors, rpc
 from cloud.dashboard import live
 from cloud.identity import quotas, tokens
 from cloud.identity.context import RequestContext

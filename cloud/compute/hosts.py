@@ -6,7 +6,7 @@ import uuid as uuidlib
 
 from django.db.models import QuerySet
 
-from cloud.api import errors
+from cloud import errors
 
 from .models import ComputeNode, Service
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 
 from .models import Instance, InstanceAction

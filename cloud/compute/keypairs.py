@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 from cloud.identity.models import User

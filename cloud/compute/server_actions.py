@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 from cloud.identity.models import RoleAssignment
 

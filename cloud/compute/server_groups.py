@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import QuerySet
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 

@@ -11,8 +11,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from cloud import rpc
-from cloud.api import errors
+from cloud import errors, rpc
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 from cloud.images.models import Image

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import services as identity
 from cloud.identity.context import RequestContext
 
@@ -82,7 +82,7 @@ def user_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
         if form.is_valid():
             try:
                 user = identity.create_user(**form.cleaned_data)
-            except errors.ApiError as exc:
+            except errors.KumoError as exc:
                 attach(form, exc, "name")
             else:
                 messages.success(request, f"User {user.name} created. Grant them a role below.")

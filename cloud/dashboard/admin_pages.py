@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute import aggregates, availability_zones, flavors, hosts
 from cloud.identity.context import RequestContext
 

@@ -20,7 +20,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import RoleAssignment, User
@@ -97,7 +97,7 @@ def authorize(ctx: RequestContext, rule: str) -> None:
         raise errors.Forbidden(f"Your role in project {ctx.project_name} does not allow this.")
 
 
-def error_page(request: HttpRequest, exc: errors.ApiError) -> HttpResponse:
+def error_page(request: HttpRequest, exc: errors.KumoError) -> HttpResponse:
     """The page for an error a service raised: the same status the API would answer."""
     titles = {403: "Not allowed", 404: "Not found", 409: "Not now", 400: "Not accepted"}
     status = exc.status if exc.status in titles else 400
@@ -131,7 +131,7 @@ def dashboard_view(rule: str | None = None) -> Callable[[View], View]:
                 if rule is not None:
                     authorize(selection.ctx, rule)
                 return view(request, selection.ctx, *args, **kwargs)
-            except errors.ApiError as exc:
+            except errors.KumoError as exc:
                 return error_page(request, exc)
 
         return wrapper

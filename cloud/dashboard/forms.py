@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from django import forms
 
-from cloud.api import errors
-from cloud.api.validation import name_schema, validate
+from cloud import errors
 from cloud.compute import availability_zones, flavors, keypairs, server_groups
 from cloud.compute.models import Flavor
 from cloud.identity import quotas
@@ -18,6 +17,7 @@ from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS
 from cloud.network import services as network_services
+from cloud.validation import name_schema, validate
 
 AUTO_NETWORK = "auto"
 NO_NETWORK = "none"
@@ -35,7 +35,7 @@ def _check_name(value: str, label: str = "Name") -> str:
     return value
 
 
-def attach(form: forms.Form, exc: errors.ApiError, field: str | None = None) -> None:
+def attach(form: forms.Form, exc: errors.KumoError, field: str | None = None) -> None:
     """Show a service's refusal on the form (on a field when the caller knows which)."""
     form.add_error(field, exc.message)
 

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
@@ -52,7 +52,7 @@ def image_detail(request: HttpRequest, ctx: RequestContext, image_id: str) -> Ht
     })
 
 
-def _json_error(exc: errors.ApiError) -> JsonResponse:
+def _json_error(exc: errors.KumoError) -> JsonResponse:
     return JsonResponse({"error": exc.message}, status=exc.status)
 
 
@@ -65,7 +65,7 @@ def image_create(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
     if form.is_valid():
         try:
             image = image_services.create_image(ctx, form.body())
-        except errors.ApiError as exc:
+        except errors.KumoError as exc:
             if request.headers.get("Accept", "").startswith("application/json"):
                 return _json_error(exc)
             attach(form, exc)
@@ -96,7 +96,7 @@ def image_data(request: HttpRequest, ctx: RequestContext, image_id: str) -> Http
     content_length = int(length) if length and length.isdigit() else None
     try:
         image = image_services.upload_image(ctx, image_id, _body_chunks(request), content_length)
-    except errors.ApiError as exc:
+    except errors.KumoError as exc:
         return _json_error(exc)
     return JsonResponse({"id": str(image.id), "status": image.status, "size": image.size})
 

@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute import consoles, guest_actions, instance_actions, services, states
 from cloud.compute.models import Instance, InstanceActionEvent
 from cloud.identity import policy
@@ -147,7 +147,7 @@ def instance_console(request: HttpRequest, ctx: RequestContext, instance_id: str
             url = consoles.create_console(
                 ctx, instance, consoles.PROTOCOL_VNC, consoles.TYPE_NOVNC, _console_base(request)
             )
-        except errors.ApiError as exc:
+        except errors.KumoError as exc:
             problem = exc.message
         else:
             token = url.split("token=", 1)[1]
@@ -209,7 +209,7 @@ def instance_action(
             actions.perform(ctx, instance, action, form.cleaned_data if form else {})
         except errors.Forbidden:
             raise
-        except errors.ApiError as exc:
+        except errors.KumoError as exc:
             problem = exc.message  # 409 / 400: shown on the confirmation, with the reason
         else:
             live.instance_changed(str(instance.uuid))

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute import keypairs
 from cloud.identity.context import RequestContext
 

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute import services
 from cloud.identity.context import RequestContext
 
@@ -43,7 +43,7 @@ def _request_for(form: LaunchForm) -> services.ServerRequest:
     )
 
 
-def _field_for(exc: errors.ApiError) -> str | None:
+def _field_for(exc: errors.KumoError) -> str | None:
     if isinstance(exc, errors.OverLimit):
         return "count"
     for word, field in _FIELD_BY_WORD:

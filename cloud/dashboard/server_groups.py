@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute import server_groups
 from cloud.compute.models import Instance
 from cloud.identity.context import RequestContext

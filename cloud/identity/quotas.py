@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
 
-from cloud.api import errors
+from cloud import errors
 
 from .models import Project, Quota, User
 

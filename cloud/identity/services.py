@@ -15,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, QuerySet
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute.models import Instance
 
 from .context import RequestContext

@@ -20,11 +20,11 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from cloud.api import errors
-from cloud.api.validation import validate
+from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
+from cloud.validation import validate
 
 from . import storage
 from .inspect import ImageRejected, StreamInspector

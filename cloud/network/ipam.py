@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from django.db import IntegrityError, transaction
 
-from cloud.api import errors
+from cloud import errors
 
 from .models import Network, Port, Subnet
 

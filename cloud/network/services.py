@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project

@@ -10,13 +10,13 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import aggregates
 from cloud.compute.models import Aggregate
+from cloud.validation import name_schema, validate
 
-from .. import errors
 from ..base import ComputeView
 from ..microversion import APIVersion
-from ..validation import name_schema, validate
 from . import bodies
 
 _ZONE = {

@@ -6,11 +6,11 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import flavors
+from cloud.validation import validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import validate
 
 _KEY = r"^[a-zA-Z0-9-_:. ]{1,255}$"
 _SPECS = {

@@ -5,11 +5,11 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import flavors
+from cloud.validation import name_schema, validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import name_schema, validate
 from . import bodies, params
 
 _INT = {"type": ["integer", "string"], "pattern": r"^\s*[0-9]+\s*$", "minimum": 0}

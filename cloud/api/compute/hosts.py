@@ -5,11 +5,11 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import availability_zones, hosts
+from cloud.validation import validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import validate
 from . import bodies
 
 _SERVICE_UPDATE = {

@@ -7,10 +7,10 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.images import services as images
 from cloud.images.models import Image
 
-from .. import errors
 from ..base import ComputeView
 from . import bodies, params
 

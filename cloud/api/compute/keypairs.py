@@ -15,10 +15,10 @@ from rest_framework.response import Response
 
 from cloud.compute import keypairs
 from cloud.compute.models import KeyPair
+from cloud.validation import validate
 
 from ..base import ComputeView
 from ..microversion import APIVersion
-from ..validation import validate
 from . import params
 from .bodies import iso_micro
 

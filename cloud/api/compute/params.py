@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from ..errors import BadRequest
+from cloud.errors import BadRequest
 
 
 def limit_param(query) -> int | None:

@@ -11,12 +11,12 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.identity import quotas
+from cloud.validation import validate
 
-from .. import errors
 from ..base import ComputeView
 from ..microversion import APIVersion
-from ..validation import validate
 
 NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_groups", "security_group_rules")
 PERSONALITY_QUOTAS = ("injected_files", "injected_file_content_bytes", "injected_file_path_bytes")

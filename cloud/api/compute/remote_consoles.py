@@ -12,12 +12,12 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import consoles, services
 from cloud.compute.models import Instance
+from cloud.validation import validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import validate
 
 RULE = "compute:servers:remote_consoles"
 

@@ -17,12 +17,12 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import guest_actions, server_actions, services
 from cloud.compute.models import Instance
+from cloud.validation import name_schema, validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import name_schema, validate
 from . import bodies, remote_consoles
 
 # lock/unlock take null or an object; its locked_reason arrives at 2.73, above our maximum, so

@@ -11,14 +11,14 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import server_groups
 from cloud.compute.models import ServerGroup
 from cloud.identity import policy
+from cloud.validation import name_schema, validate
 
-from .. import errors
 from ..base import ComputeView
 from ..microversion import APIVersion
-from ..validation import name_schema, validate
 from . import params
 
 _HARD = [server_groups.AFFINITY, server_groups.ANTI_AFFINITY]

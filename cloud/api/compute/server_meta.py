@@ -6,11 +6,11 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import server_metadata, services
+from cloud.validation import validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import validate
 from . import bodies
 
 # The same key and value rules as metadata given at create (servers.py), as Nova has them.

@@ -9,13 +9,13 @@ import copy
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import services
 from cloud.compute.models import Instance
 from cloud.compute.services import ServerFilters, ServerRequest
+from cloud.validation import name_schema, validate
 
-from .. import errors
 from ..base import ComputeView
-from ..validation import name_schema, validate
 from . import bodies, params
 
 _NETWORK_ITEM = {

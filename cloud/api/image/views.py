@@ -11,7 +11,8 @@ from django.http import FileResponse, HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud.api import errors
+from cloud import errors
+from cloud.api import error_bodies
 from cloud.api.base import ImageView, PublicView
 from cloud.images import services
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, Image
@@ -68,7 +69,7 @@ class GlanceView(_AnyAccept, ImageView):
 
 
 class ImagePublicView(_AnyAccept, PublicView):
-    family = errors.IMAGE
+    family = error_bodies.IMAGE
 
     def versions(self) -> list[dict]:
         href = f"{self.base_url()}/image/v2/"

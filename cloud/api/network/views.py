@@ -7,7 +7,8 @@ from datetime import datetime
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud.api import errors
+from cloud import errors
+from cloud.api import error_bodies
 from cloud.api.base import NetworkView, PublicView
 from cloud.network import ipam, services
 from cloud.network.models import Network, Port, Subnet
@@ -122,7 +123,7 @@ class NeutronView(_AnyAccept, NetworkView):
 
 
 class NetworkRoot(_AnyAccept, PublicView):
-    family = errors.NETWORK
+    family = error_bodies.NETWORK
 
     def get(self, request: Request) -> Response:
         href = f"{self.base_url()}/network/v2.0/"
@@ -138,7 +139,7 @@ class NetworkRoot(_AnyAccept, PublicView):
 class NetworkV2Root(_AnyAccept, PublicView):
     """The resource index: public, like the version list, since it names nothing private."""
 
-    family = errors.NETWORK
+    family = error_bodies.NETWORK
 
     def get(self, request: Request) -> Response:
         base = f"{self.base_url()}/network/v2.0"

@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 from cloud.images import services
 from cloud.images.inspect import HEAD_SIZE

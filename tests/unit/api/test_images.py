@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from cloud.api import errors
+from cloud import errors
 from cloud.identity.context import RequestContext
 from cloud.images import services, storage
 from cloud.images.models import Image

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from cloud.api import errors
+from cloud import errors
 from cloud.api.compute.server_groups import group_body
 from cloud.api.microversion import APIVersion
 from cloud.compute.models import Flavor, Instance, ServerGroup, ServerGroupMember

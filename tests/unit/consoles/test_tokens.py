@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cloud.api import errors
+from cloud import errors
 from cloud.compute import consoles, states
 from cloud.compute.models import ConsoleToken
 from cloud.conductor.services import complete_delete

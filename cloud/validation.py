@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from .errors import BadRequest
+from cloud.errors import BadRequest
 
 _validators: dict[int, Draft202012Validator] = {}
 

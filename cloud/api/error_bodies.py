@@ -1,16 +1,4 @@
-"""Errors in the OpenStack body shapes.
-
-    ApiError                      any 4xx/5xx we answer on purpose
-    ├── BadRequest          400   badRequest
-    ├── Unauthorized        401   unauthorized
-    ├── Forbidden           403   forbidden
-    │   └── OverLimit       403   forbidden (quota)
-    ├── NotFound            404   itemNotFound
-    ├── MethodNotAllowed    405
-    ├── NotAcceptable       406   computeFault (microversion out of range)
-    ├── Conflict            409   conflictingRequest
-    ├── RequestTooLarge     413
-    └── UnsupportedMedia    415
+"""The errors of cloud/errors.py in the OpenStack body shapes.
 
 Each API family words the same error differently: Nova `{"itemNotFound": {"code", "message"}}`,
 Keystone and Glance `{"error": {"code", "title", "message"}}`, Neutron `{"NeutronError": {…}}`.
@@ -26,6 +14,8 @@ from http import HTTPStatus
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
+
+from cloud.errors import KumoError
 
 log = logging.getLogger(__name__)
 
@@ -55,59 +45,6 @@ _NEUTRON_TYPES = {
     404: "NotFound",
     409: "Conflict",
 }
-
-
-class ApiError(Exception):
-    status = 500
-    compute_key: str | None = None
-    neutron_type: str | None = None
-
-    def __init__(self, message: str = "", *, neutron_type: str | None = None):
-        super().__init__(message)
-        self.message = message or HTTPStatus(self.status).phrase
-        if neutron_type:
-            self.neutron_type = neutron_type
-
-
-class BadRequest(ApiError):
-    status = 400
-
-
-class Unauthorized(ApiError):
-    status = 401
-
-
-class Forbidden(ApiError):
-    status = 403
-
-
-class OverLimit(Forbidden):
-    compute_key = "forbidden"
-
-
-class NotFound(ApiError):
-    status = 404
-
-
-class MethodNotAllowed(ApiError):
-    status = 405
-
-
-class NotAcceptable(ApiError):
-    status = 406
-    compute_key = "computeFault"
-
-
-class Conflict(ApiError):
-    status = 409
-
-
-class RequestTooLarge(ApiError):
-    status = 413
-
-
-class UnsupportedMedia(ApiError):
-    status = 415
 
 
 def family_of(path: str) -> str | None:
@@ -143,7 +80,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     view = context.get("view")
     family = getattr(view, "family", COMPUTE)
     headers = {}
-    if isinstance(exc, ApiError):
+    if isinstance(exc, KumoError):
         status, message = exc.status, exc.message
         body = error_body(family, status, message, exc.compute_key, exc.neutron_type)
     elif isinstance(exc, drf.APIException):
