@@ -17,8 +17,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cloud import errors, rpc
-from cloud.dashboard import live
+from cloud import errors, events, rpc
 from cloud.identity import quotas, tokens
 from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
@@ -79,7 +78,7 @@ def _begin(ctx: RequestContext, instance: Instance, name: str, **changes) -> Ins
             f"{current.vm_state}" + (f", task_state {current.task_state}" if current.task_state else "")
         )
     record_action(ctx, instance, ACTION_NAMES[name])
-    live.instance_changed(str(instance.pk))
+    events.instance_changed(str(instance.pk))
     return Instance.objects.get(pk=instance.pk)
 
 
@@ -168,6 +167,7 @@ def confirm_resize(ctx: RequestContext, instance: Instance) -> None:
                 f"{instance.vm_state}"
             )
         record_action(ctx, instance, "confirmResize")
+        events.instance_changed(instance.pk)
 
 
 def revert_resize(ctx: RequestContext, instance: Instance) -> None:

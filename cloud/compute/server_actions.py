@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from cloud import errors
+from cloud import errors, events
 from cloud.identity.context import RequestContext
 from cloud.identity.models import RoleAssignment
 
@@ -77,3 +77,4 @@ def _row_for_update(instance: Instance) -> Instance:
 
 def _write(row: Instance, **changes) -> None:
     Instance.objects.filter(pk=row.pk).update(**changes, updated_at=timezone.now())
+    events.instance_changed(row.pk)

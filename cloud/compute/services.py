@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from cloud import errors, rpc
+from cloud import errors, events, rpc
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 from cloud.images.models import Image
@@ -190,6 +190,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
             if group is not None:
                 server_groups.add_member(group, instance)
             record_action(ctx, instance, "create")
+            events.instance_changed(instance.uuid)
             rpc.schedule_instance(str(instance.uuid), ctx.request_id)
             created.append(instance)
     return created
@@ -321,6 +322,7 @@ def delete_server(ctx: RequestContext, instance: Instance) -> None:
                 f"vm_state {current.vm_state}, task_state {current.task_state}"
             )
         record_action(ctx, instance, "delete")
+        events.instance_changed(instance.uuid)
         instance.refresh_from_db()
         if instance.host:
             rpc.destroy(
@@ -368,5 +370,6 @@ def update_server(ctx: RequestContext, instance: Instance, **fields: str | None)
         if current is None:
             raise errors.NotFound(f"Instance {instance.uuid} could not be found.")
         raise errors.Conflict(f"Instance {instance.uuid} is locked")
+    events.instance_changed(instance.uuid)
     instance.refresh_from_db()
     return instance

@@ -12,10 +12,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from cloud import events
 from cloud.compute import states
 from cloud.compute.guest_actions import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
-from cloud.dashboard import live
 from cloud.images.models import Image
 from cloud.scheduler.claims import resize_claim
 from compute_agent import messages as msg
@@ -59,7 +59,7 @@ def apply_success(event: msg.InstanceEvent) -> None:
         if event.event == msg.EVENT_REBUILT:
             changes["launched_at"] = timezone.now()
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
-        live.instance_changed(event.instance_uuid)
+        events.instance_changed(event.instance_uuid)
         log.info("instance %s: %s on %s", event.instance_uuid, event.event, event.host)
         actions.record_event(event.instance_uuid, f"compute_{event.event}", actions.SUCCESS,
                              host=event.host, finish_action=True)
@@ -94,7 +94,7 @@ def apply_failure(event: msg.InstanceEvent) -> None:
                 properties__instance_uuid=str(row.uuid), status__in=["queued", "saving"]
             ).update(status="killed")
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
-        live.instance_changed(event.instance_uuid)
+        events.instance_changed(event.instance_uuid)
         InstanceFault.objects.create(
             instance=row, code=500, message=(event.message or f"{event.action} failed")[:255],
             details=event.details, host=event.host,

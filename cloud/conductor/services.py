@@ -15,10 +15,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cloud import rpc
+from cloud import events, rpc
 from cloud.compute import consoles, states
 from cloud.compute.models import ComputeNode, Instance, InstanceFault, Service
-from cloud.dashboard import live
 from cloud.network.models import Port
 from cloud.scheduler.claims import release
 from compute_agent import messages as msg
@@ -127,7 +126,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
         )
         if became_active:
             log.info("instance %s is active on %s", event.instance_uuid, event.host)
-            live.instance_changed(event.instance_uuid)
+            events.instance_changed(event.instance_uuid)
             actions.record_event(
                 event.instance_uuid,
                 actions.EVENT_SPAWN,
@@ -194,7 +193,7 @@ def _spawn_failed(event: msg.InstanceEvent) -> None:
             return
         log.warning("build of %s failed on %s, giving up: %s",
                     instance.uuid, event.host, event.message)
-        live.instance_changed(event.instance_uuid)
+        events.instance_changed(event.instance_uuid)
         Instance.objects.filter(**expected).update(
             vm_state=states.ERROR,
             task_state=None,
@@ -251,7 +250,7 @@ def complete_delete(instance_uuid: str) -> None:
         )
         if not marked:
             return
-        live.instance_changed(instance_uuid)
+        events.instance_changed(instance_uuid)
         release(instance_uuid)
         Port.objects.filter(device_id=str(instance_uuid)).delete()
         # Its console links die with it; open sessions notice at their next re-check.
@@ -279,7 +278,7 @@ def check_build_timeouts() -> int:
                 vm_state=states.ERROR, task_state=None, updated_at=timezone.now()
             ):
                 continue
-            live.instance_changed(uuid)
+            events.instance_changed(uuid)
             release(str(uuid))
             InstanceFault.objects.create(
                 instance_id=uuid, code=500, message=BUILD_TIMED_OUT, host=host or ""

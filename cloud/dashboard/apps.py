@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class DashboardConfig(AppConfig):
     name = "cloud.dashboard"
     label = "dashboard"
+
+    def ready(self) -> None:
+        # The dashboard hears about instance changes; nothing below it knows it is listening.
+        from cloud import events
+
+        from . import live
+
+        events.INSTANCE_CHANGED.connect(live.on_instance_changed, dispatch_uid="dashboard.live")

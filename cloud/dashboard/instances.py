@@ -21,7 +21,7 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
-from . import actions, faults, forms, live, tables
+from . import actions, faults, forms, tables
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -212,7 +212,6 @@ def instance_action(
         except errors.KumoError as exc:
             problem = exc.message  # 409 / 400: shown on the confirmation, with the reason
         else:
-            live.instance_changed(str(instance.uuid))
             messages.success(request, action.done.format(name=instance.display_name))
             target = _back(request, instance)
             if action.name == "delete" and target.startswith(f"/instances/{instance.uuid}"):

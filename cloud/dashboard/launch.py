@@ -14,7 +14,6 @@ from cloud import errors
 from cloud.compute import services
 from cloud.identity.context import RequestContext
 
-from . import live
 from .context import dashboard_view
 from .forms import AUTO_NETWORK, NO_NETWORK, LaunchForm, attach
 
@@ -67,8 +66,6 @@ def launch(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
         except (errors.BadRequest, errors.Conflict, errors.NotFound) as exc:
             attach(form, exc, _field_for(exc))
         else:
-            for instance in created:
-                live.instance_changed(str(instance.uuid))
             names = ", ".join(i.display_name for i in created)
             if dialog:
                 # The dialog closes; the new rows arrive over the websocket like any change.

@@ -1,5 +1,6 @@
-"""Live instance status: whoever changes an instance row says so here, and every dashboard watching
-that instance's project hears about it over its websocket (consumers.py). No page polls.
+"""Live instance status: whoever changes an instance row announces it (cloud/events.py), this module
+listens (wired in apps.py), and every dashboard watching that instance's project hears about it over
+its websocket (consumers.py). No page polls.
 
 Only the instance id travels, and only after the change is committed: each websocket then reads the
 row itself, with its own user's context, so a message can never show a page more than its user
@@ -12,7 +13,6 @@ import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
 
 from cloud.compute.models import Instance
 
@@ -25,12 +25,9 @@ def group_for(project_id: str) -> str:
     return f"instances.{project_id}"
 
 
-def instance_changed(instance_uuid: str) -> None:
-    """Tell the instance's project's dashboards that it changed: after the caller's transaction
-    commits (at once outside one). Never raises: a dashboard that misses an update must not fail
-    the change itself."""
-    uuid = str(instance_uuid)
-    transaction.on_commit(lambda: publish(uuid))
+def on_instance_changed(sender: object, instance_uuid: str, **_: object) -> None:
+    """The receiver of events.INSTANCE_CHANGED, which is sent after the change commits."""
+    publish(instance_uuid)
 
 
 def publish(instance_uuid: str) -> None:

@@ -6,12 +6,11 @@ import logging
 
 from django.db import transaction
 
-from cloud import rpc
+from cloud import events, rpc
 from cloud.compute import states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.spawn import build_spawn_request
 from cloud.conductor import actions
-from cloud.dashboard import live
 
 from .claims import claim
 from .filters import run_filters
@@ -96,7 +95,7 @@ def _no_valid_host(instance_uuid: str, message: str, details: str) -> None:
         InstanceFault.objects.create(
             instance_id=instance_uuid, code=500, message=message, details=details
         )
-        live.instance_changed(instance_uuid)
+        events.instance_changed(instance_uuid)
         actions.record_event(
             instance_uuid,
             actions.EVENT_SCHEDULE,

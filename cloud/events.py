@@ -1,0 +1,35 @@
+"""Domain events: what changed below, for whoever above wants to hear it.
+
+Domain and orchestration code says what happened (`instance_changed(uuid)`) and never who listens;
+edges subscribe in their AppConfig.ready() (the dashboard's live status connects to
+`INSTANCE_CHANGED`). That keeps the imports pointing down: the conductor does not know a dashboard
+exists.
+
+Events are Django signals sent after the caller's transaction commits (at once outside one), with
+ids only, so a listener never sees a row that is not there yet, or never will be. A listener that
+fails is logged and never fails the change itself.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.dispatch import Signal
+
+log = logging.getLogger(__name__)
+
+# An instance row changed (state, name, lock, deletion…). Receivers get `instance_uuid=str`.
+INSTANCE_CHANGED = Signal()
+
+
+def instance_changed(instance_uuid: object) -> None:
+    """Announce, once the current transaction commits, that the instance's row changed."""
+    uuid = str(instance_uuid)
+    transaction.on_commit(lambda: _send(INSTANCE_CHANGED, instance_uuid=uuid))
+
+
+def _send(signal: Signal, **payload: str) -> None:
+    for receiver, result in signal.send_robust(sender=None, **payload):
+        if isinstance(result, Exception):
+            log.warning("listener %r failed on %s", receiver, payload, exc_info=result)
