@@ -3,6 +3,7 @@ from django.contrib import admin
 from .models import (
     Aggregate,
     AggregateHost,
+    Allocation,
     ComputeNode,
     ConsoleToken,
     Flavor,
@@ -116,3 +117,9 @@ class ConsoleTokenAdmin(admin.ModelAdmin):
     list_display = ("instance", "console_type", "host", "port", "expires_at", "used_at", "closed_at")
     list_filter = ("console_type",)
     readonly_fields = ("token_hash",)
+
+
+@admin.register(Allocation)
+class AllocationAdmin(admin.ModelAdmin):
+    list_display = ("instance", "node", "vcpus", "memory_mb", "disk_gb", "created_at")
+    list_filter = ("node",)

@@ -18,11 +18,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cloud import errors, events, rpc
+from cloud.compute.claims import resize_claim
 from cloud.identity import quotas, tokens
 from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
 from cloud.images.models import Image
-from cloud.scheduler.claims import resize_claim
 from compute_agent import messages as msg
 
 from . import states

@@ -174,7 +174,7 @@ class Service(models.Model):
 class ComputeNode(models.Model):
     """What a compute host has (from its reports) and what is claimed on it (from the scheduler).
 
-    The *_used columns change only through claims (cloud.scheduler.claims), each in one conditional
+    The *_used columns change only through claims (cloud/compute/claims.py), each in one conditional
     UPDATE, so they never exceed capacity × allocation ratio.
     """
 
@@ -308,3 +308,22 @@ class ConsoleToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.console_type} console of {self.instance_id}"
+
+
+class Allocation(models.Model):
+    """What one instance has claimed on one node (cloud/compute/claims.py)."""
+
+    # One claim per instance: a redelivered schedule task cannot claim twice.
+    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, related_name="allocation")
+    node = models.ForeignKey(ComputeNode, on_delete=models.PROTECT, related_name="allocations")
+    vcpus = models.PositiveIntegerField()
+    memory_mb = models.PositiveIntegerField()
+    disk_gb = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Moved from the scheduler app; the table keeps its name (migration 0006).
+        db_table = "scheduler_allocation"
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} on {self.node}"

@@ -134,6 +134,20 @@ class Placement:
     # The hosts of the group's OTHER live members, one entry per member (so repeats count).
     hosts: tuple[str, ...]
 
+    def hard_rule_allows(self, host: str) -> bool:
+        """Whether the group's hard policy lets one more member land on `host`.
+
+        affinity: any host while no other member is placed, then only their host.
+        anti-affinity: a host holding fewer members than the rule max_server_per_host (1 when the
+        group has no such rule). Soft policies never forbid a host (weighers prefer instead).
+        """
+        if self.policy == AFFINITY:
+            return not self.hosts or host in self.hosts
+        if self.policy == ANTI_AFFINITY:
+            limit = self.rules.get("max_server_per_host") or 1
+            return self.hosts.count(host) < int(limit)
+        return True
+
 
 def placement_for(instance_uuid: str, *, lock: bool = False) -> Placement | None:
     """The instance's group policy and where its other members are, or None outside a group.

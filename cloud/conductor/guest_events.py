@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from cloud import events
 from cloud.compute import states
+from cloud.compute.claims import resize_claim
 from cloud.compute.guest_actions import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
 from cloud.images.models import Image
-from cloud.scheduler.claims import resize_claim
 from compute_agent import messages as msg
 
 from . import actions

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from cloud import events, rpc
 from cloud.compute import consoles, states
+from cloud.compute.claims import release
 from cloud.compute.models import ComputeNode, Instance, InstanceFault, Service
 from cloud.network.models import Port
-from cloud.scheduler.claims import release
 from compute_agent import messages as msg
 
 from . import actions, guest_events

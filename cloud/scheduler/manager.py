@@ -7,12 +7,11 @@ import logging
 from django.db import transaction
 
 from cloud import events, rpc
-from cloud.compute import states
+from cloud.compute import claims, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.spawn import build_spawn_request
 from cloud.conductor import actions
 
-from .claims import claim
 from .filters import run_filters
 from .host_state import load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
@@ -50,7 +49,7 @@ def schedule_instance(instance_uuid: str, request_id: str) -> None:
     lost_races: list[str] = []
     for host in order_hosts(load_weighers(), result.passed, spec):
         with transaction.atomic():
-            if claim(instance, host):
+            if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
                 actions.record_event(
                     instance_uuid, actions.EVENT_SCHEDULE, actions.SUCCESS, host=host.host
                 )

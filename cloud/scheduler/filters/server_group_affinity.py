@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from cloud.compute.server_groups import AFFINITY
+from cloud.compute.server_groups import AFFINITY, Placement
 from cloud.scheduler.host_state import HostState, RequestSpec
 
 
@@ -9,6 +9,7 @@ class ServerGroupAffinityFilter:
     the group, or any host while no other member has been placed. Other requests pass."""
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
-        if spec.group_policy != AFFINITY or not spec.group_hosts:
+        if spec.group_policy != AFFINITY:
             return True
-        return host.host in spec.group_hosts
+        group = Placement(spec.group_policy, spec.group_rules, spec.group_hosts)
+        return group.hard_rule_allows(host.host)

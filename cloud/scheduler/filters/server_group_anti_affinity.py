@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from cloud.compute.server_groups import ANTI_AFFINITY
+from cloud.compute.server_groups import ANTI_AFFINITY, Placement
 from cloud.scheduler.host_state import HostState, RequestSpec
 
 
@@ -12,5 +12,5 @@ class ServerGroupAntiAffinityFilter:
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         if spec.group_policy != ANTI_AFFINITY:
             return True
-        limit = spec.group_rules.get("max_server_per_host") or 1
-        return spec.group_hosts.count(host.host) < int(limit)
+        group = Placement(spec.group_policy, spec.group_rules, spec.group_hosts)
+        return group.hard_rule_allows(host.host)

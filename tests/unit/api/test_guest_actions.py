@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.compute.models import ComputeNode, Flavor, InstanceAction, Service
+from cloud.compute.models import Allocation, ComputeNode, Flavor, InstanceAction, Service
 from cloud.conductor.services import apply_instance_event
 from cloud.images.models import Image
-from cloud.scheduler.models import Allocation
 from compute_agent import messages as msg
 from tests.unit.api.server_rows import V, make_server
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """What would reach a compute host's queue: the broker is the edge of this test."""
-    messages: list[tuple[str, dict, str]] = []
-    from cloud import rpc
-
-    monkeypatch.setattr(rpc.app, "send_task",
-                        lambda name, args, queue: messages.append((name, args[0], queue)))
-    return messages
 
 
 @pytest.fixture
@@ -53,16 +41,14 @@ def _report(server, event, **fields):
     ],
 )
 def test_an_action_runs_as_a_task_until_the_host_reports(
-    member, api_as, server, sent, django_capture_on_commit_callbacks,
-    body, task, status, event, vm_state, power,
+    member, api_as, server, sent, body, task, status, event, vm_state, power,
 ):
     api = api_as(member)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert _act(api, server, body).status_code == 202
+    assert _act(api, server, body).status_code == 202
     server.refresh_from_db()
     assert server.task_state == task
     assert api.get(f"{V}/servers/{server.uuid}").json()["server"]["status"] == status
-    ((name, payload, queue),) = sent
+    ((name, (payload,), queue),) = sent
     assert queue == "compute.compute1" and payload["instance_uuid"] == str(server.uuid)
     assert name.startswith("compute.")
     _report(server, event, power_state=power)
@@ -199,15 +185,13 @@ def test_resize_to_the_same_flavor_is_400(member, api_as, server, sent):
     assert _act(api_as(member), server, {"resize": {"flavorRef": "1"}}).status_code == 400
 
 
-def test_create_image_makes_a_queued_image_and_asks_the_host_to_upload(member, api_as, server, sent,
-                                                                       django_capture_on_commit_callbacks):
+def test_create_image_makes_a_queued_image_and_asks_the_host_to_upload(member, api_as, server, sent):
     api = api_as(member)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = _act(api, server, {"createImage": {"name": "snap1"}}, version="2.45")
+    response = _act(api, server, {"createImage": {"name": "snap1"}}, version="2.45")
     assert response.status_code == 202
     image = Image.objects.get(pk=response.json()["image_id"])
     assert (image.name, image.status, str(image.owner_id)) == ("snap1", "queued", member.project.id)
-    ((name, payload, _),) = sent
+    ((name, (payload,), _),) = sent
     assert name == msg.TASK_SNAPSHOT and payload["image_id"] == str(image.id)
     assert payload["upload_url"].endswith(f"/image/v2/images/{image.id}/file") and payload["token"]
     old = _act(api, server, {"createImage": {"name": "snap2"}}, version="2.1")

@@ -8,12 +8,10 @@ import pytest
 from django.utils import timezone
 
 from cloud.compute import states
-from cloud.compute.models import Instance, InstanceFault
+from cloud.compute.models import Allocation, Instance, InstanceFault
 from cloud.conductor import tasks
 from cloud.conductor.services import BUILD_TIMED_OUT, check_build_timeouts
-from cloud.scheduler.claims import claim
-from cloud.scheduler.models import Allocation
-from tests.unit.scheduler.factories import host_state, make_instance, make_node
+from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 

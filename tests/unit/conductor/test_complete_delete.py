@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute import states
-from cloud.compute.models import InstanceActionEvent
+from cloud.compute.models import Allocation, InstanceActionEvent
 from cloud.conductor import actions
 from cloud.conductor.services import complete_delete
 from cloud.network.models import Network, Port
-from cloud.scheduler.claims import claim
-from cloud.scheduler.models import Allocation
 from compute_agent import messages as msg
-from tests.unit.scheduler.factories import host_state, make_instance, make_node, owner
+from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node, owner
 
 pytestmark = pytest.mark.django_db
 

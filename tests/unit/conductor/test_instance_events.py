@@ -5,30 +5,33 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute import states
-from cloud.compute.models import ComputeNode, Instance, InstanceActionEvent, InstanceFault
+from cloud.compute.models import (
+    Allocation,
+    ComputeNode,
+    Instance,
+    InstanceActionEvent,
+    InstanceFault,
+)
 from cloud.conductor import actions, tasks
 from cloud.conductor.services import apply_instance_event
-from cloud.scheduler.claims import claim
-from cloud.scheduler.models import Allocation
 from compute_agent import messages as msg
-from tests.unit.scheduler.factories import host_state, make_instance, make_node
+from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def apply(django_capture_on_commit_callbacks):
+def apply(sent):
     def apply(instance: Instance, event: str, host: str = "compute-1", **fields) -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            apply_instance_event(
-                msg.InstanceEvent(
-                    request_id="req-2",
-                    instance_uuid=str(instance.uuid),
-                    host=host,
-                    event=event,
-                    **fields,
-                )
+        apply_instance_event(
+            msg.InstanceEvent(
+                request_id="req-2",
+                instance_uuid=str(instance.uuid),
+                host=host,
+                event=event,
+                **fields,
             )
+        )
         instance.refresh_from_db()
 
     return apply

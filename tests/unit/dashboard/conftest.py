@@ -36,17 +36,6 @@ def _in_memory_channel_layer(settings):
 
 
 @pytest.fixture
-def sent(monkeypatch):
-    """What would reach the broker (hosts, scheduler): the edge of these tests."""
-    messages: list[tuple[str, dict, str]] = []
-    from cloud import rpc
-
-    monkeypatch.setattr(rpc.app, "send_task",
-                        lambda name, args, queue: messages.append((name, args[0], queue)))
-    return messages
-
-
-@pytest.fixture
 def flavor(db) -> Flavor:
     return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
 

@@ -3,14 +3,12 @@ and a recorder for what cloud.rpc would put on the broker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import pytest
 from django.utils import timezone
 
-from cloud.compute import states
+from cloud.compute import claims, states
 from cloud.compute.models import ComputeNode, Instance, InstanceAction, Service
 from cloud.identity.models import Project, User
 from cloud.scheduler.host_state import HostState, load_host_states
@@ -88,24 +86,12 @@ def make_instance(
     return instance
 
 
+def claim(instance: Instance, state: HostState) -> bool:
+    """Claim on the node a (possibly stale) scheduler snapshot names, as the scheduler does."""
+    return claims.claim(instance, host=state.host, node=state.node, node_id=state.node_id)
+
+
 def host_state(node: ComputeNode) -> HostState:
     return next(h for h in load_host_states() if h.node_id == node.pk)
 
 
-@dataclass
-class Sent:
-    name: str
-    args: list
-    queue: str
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[Sent]:
-    """What cloud.rpc hands to the broker, recorded instead of sent (after commit, as in life)."""
-    recorded: list[Sent] = []
-
-    def send_task(name: str, args: list | None = None, queue: str = "", **_: Any) -> None:
-        recorded.append(Sent(name, list(args or []), queue))
-
-    monkeypatch.setattr("cloud.rpc.app.send_task", send_task)
-    return recorded

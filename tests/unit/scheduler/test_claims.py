@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute import states
-from cloud.compute.models import ComputeNode, Instance
-from cloud.scheduler.claims import claim, release
-from cloud.scheduler.models import Allocation
+from cloud.compute.claims import release
+from cloud.compute.models import Allocation, ComputeNode, Instance
+from tests.unit.scheduler.factories import claim
 
 from .factories import host_state, make_instance, make_node
 

@@ -8,9 +8,8 @@ import pytest
 from django.db import connection, connections
 from django.db.models import Sum
 
-from cloud.compute.models import ComputeNode
-from cloud.scheduler.claims import claim
-from cloud.scheduler.models import Allocation
+from cloud.compute.models import Allocation, ComputeNode
+from tests.unit.scheduler.factories import claim
 
 from .factories import host_state, make_instance, make_node
 

@@ -8,11 +8,17 @@ import pytest
 from django.db import connection, connections
 
 from cloud.compute import states
-from cloud.compute.models import Aggregate, AggregateHost, Instance, ServerGroup, ServerGroupMember
-from cloud.scheduler.claims import claim
+from cloud.compute.models import (
+    Aggregate,
+    AggregateHost,
+    Allocation,
+    Instance,
+    ServerGroup,
+    ServerGroupMember,
+)
 from cloud.scheduler.host_state import load_host_states, request_spec_for
 from cloud.scheduler.manager import schedule_instance
-from cloud.scheduler.models import Allocation
+from tests.unit.scheduler.factories import claim
 
 from .factories import host_state, make_instance, make_node, owner
 
@@ -38,10 +44,9 @@ def placed(group: ServerGroup, name: str, host: str, **fields) -> Instance:
 
 
 @pytest.fixture
-def run(django_capture_on_commit_callbacks):
+def run(sent):
     def run(instance: Instance) -> Instance:
-        with django_capture_on_commit_callbacks(execute=True):
-            schedule_instance(str(instance.uuid), "req-1")
+        schedule_instance(str(instance.uuid), "req-1")
         instance.refresh_from_db()
         return instance
 

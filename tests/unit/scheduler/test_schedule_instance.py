@@ -8,10 +8,9 @@ import pytest
 from django.utils import timezone
 
 from cloud.compute import states
-from cloud.compute.models import ComputeNode, InstanceActionEvent, InstanceFault
+from cloud.compute.models import Allocation, ComputeNode, InstanceActionEvent, InstanceFault
 from cloud.conductor import actions
 from cloud.scheduler.manager import NO_VALID_HOST, schedule_instance
-from cloud.scheduler.models import Allocation
 from compute_agent import messages as msg
 
 from .factories import make_instance, make_node
@@ -20,10 +19,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def run(django_capture_on_commit_callbacks):
+def run(sent):
     def run(instance) -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            schedule_instance(str(instance.uuid), "req-1")
+        schedule_instance(str(instance.uuid), "req-1")
         instance.refresh_from_db()
 
     return run

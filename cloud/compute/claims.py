@@ -21,15 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 
-from cloud.compute import server_groups, states
-from cloud.compute.models import ComputeNode, Instance
-
-from .filters.server_group_affinity import ServerGroupAffinityFilter
-from .filters.server_group_anti_affinity import ServerGroupAntiAffinityFilter
-from .host_state import HostState, RequestSpec
-from .models import Allocation
-
-_GROUP_RULES = (ServerGroupAffinityFilter(), ServerGroupAntiAffinityFilter())
+from . import server_groups, states
+from .models import Allocation, ComputeNode, Instance
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +31,18 @@ class _Refused(Exception):
     """A conditional write changed no row: roll the claim back."""
 
 
-def claim(instance: Instance, host_state: HostState) -> bool:
-    """Claim the instance's flavor on the host's node; True only if all three writes landed."""
+def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
+    """Claim the instance's flavor on `node_id` (the node `node` of `host`); True only if all
+    three writes landed. The scheduler chose the node; this re-checks everything that matters."""
     vcpus = instance.vcpus
     memory_mb = instance.memory_mb
     disk_gb = instance.root_gb + instance.ephemeral_gb
     try:
         with transaction.atomic():
-            if not _group_policy_holds(instance, host_state):
+            if not _group_policy_holds(instance, host):
                 raise _Refused("the server group's policy no longer allows this host")
             raised = ComputeNode.objects.filter(
-                pk=host_state.node_id,
+                pk=node_id,
                 vcpus_used__lte=F("vcpus") * F("cpu_allocation_ratio") - vcpus,
                 memory_mb_used__lte=F("memory_mb") * F("ram_allocation_ratio") - memory_mb,
                 local_gb_used__lte=F("local_gb") * F("disk_allocation_ratio") - disk_gb,
@@ -58,10 +52,10 @@ def claim(instance: Instance, host_state: HostState) -> bool:
                 local_gb_used=F("local_gb_used") + disk_gb,
             )
             if raised != 1:
-                raise _Refused(f"node {host_state.node} has no room left")
+                raise _Refused(f"node {node} has no room left")
             Allocation.objects.create(
                 instance_id=instance.pk,
-                node_id=host_state.node_id,
+                node_id=node_id,
                 vcpus=vcpus,
                 memory_mb=memory_mb,
                 disk_gb=disk_gb,
@@ -71,30 +65,22 @@ def claim(instance: Instance, host_state: HostState) -> bool:
                 deleted=False,
                 task_state=states.SCHEDULING,
                 host__isnull=True,
-            ).update(host=host_state.host, node=host_state.node, task_state=states.SPAWNING)
+            ).update(host=host, node=node, task_state=states.SPAWNING)
             if moved != 1:
                 raise _Refused("instance is no longer waiting to be scheduled")
     except _Refused as refused:
-        log.info("claim of %s on %s refused: %s", instance.pk, host_state.host, refused)
+        log.info("claim of %s on %s refused: %s", instance.pk, host, refused)
         return False
     except IntegrityError:
-        log.info("claim of %s on %s refused: instance already claimed", instance.pk, host_state.host)
+        log.info("claim of %s on %s refused: instance already claimed", instance.pk, host)
         return False
     return True
 
 
-def _group_policy_holds(instance: Instance, host_state: HostState) -> bool:
+def _group_policy_holds(instance: Instance, host: str) -> bool:
     # Locks the group row until the caller's transaction ends (a no-op outside a group).
     placement = server_groups.placement_for(str(instance.pk), lock=True)
-    if placement is None or placement.policy not in server_groups.HARD_POLICIES:
-        return True
-    spec = RequestSpec(
-        instance_uuid=str(instance.pk),
-        vcpus=instance.vcpus,
-        memory_mb=instance.memory_mb,
-        root_gb=instance.root_gb,
-    ).with_group(placement)
-    return all(rule.host_passes(host_state, spec) for rule in _GROUP_RULES)
+    return placement is None or placement.hard_rule_allows(host)
 
 
 def release(instance_uuid: str) -> None:

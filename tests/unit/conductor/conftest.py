@@ -1,3 +1,0 @@
-from tests.unit.scheduler.factories import sent
-
-__all__ = ["sent"]
