@@ -21,19 +21,18 @@ from cloud import errors, events, rpc
 from cloud.compute.claims import resize_claim
 from cloud.identity import quotas, tokens
 from cloud.identity.context import RequestContext
+from cloud.ids import canonical_uuid, ref_id
 from cloud.images import services as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
 from . import states
+from .action_records import record_action
 from .models import Flavor, Instance
 from .services import (
-    _uuid_or_none,
     ensure_unlocked,
     find_flavor,
     flavor_snapshot,
-    record_action,
-    visible_images,
 )
 from .spawn import build_spawn_request
 
@@ -107,8 +106,8 @@ def rebuild(
     metadata: dict[str, str] | None = None,
     user_data: str | None = None,
 ) -> Instance:
-    image_id = _uuid_or_none(str(image_ref).rstrip("/").rsplit("/", 1)[-1])
-    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
+    image_id = canonical_uuid(ref_id(image_ref))
+    image = image_services.visible_images(ctx).filter(pk=image_id).first() if image_id else None
     if image is None or image.status != "active":
         raise errors.BadRequest(f"Image {image_ref} could not be found.")
     changes: dict = {"image_ref": str(image.id)}
@@ -190,7 +189,7 @@ def create_image(
 ) -> str:
     """Snapshot the server into a new image (queued until the host uploads it); its id."""
     base = instance.image_ref
-    base_image = Image.objects.filter(pk=_uuid_or_none(base)).first() if base else None
+    base_image = Image.objects.filter(pk=canonical_uuid(base)).first() if base else None
     with transaction.atomic():
         row = _begin(ctx, instance, "create_image")
         image = image_services.create_image(ctx, {

@@ -1,14 +1,19 @@
-"""Compute services and hypervisors, as admins see and manage them."""
+"""Hosts: the service records (Nova's os-services) and hypervisors, as processes report them and
+admins see and manage them."""
 
 from __future__ import annotations
 
 import uuid as uuidlib
 
-from django.db.models import QuerySet
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
 
 from cloud import errors
 
 from .models import ComputeNode, Service
+
+COMPUTE_BINARY = "nova-compute"
 
 
 def list_services(binary: str | None = None, host: str | None = None) -> QuerySet[Service]:
@@ -52,7 +57,7 @@ def update_service(
 
 
 def delete_service(service: Service) -> None:
-    if service.binary == "nova-compute":
+    if service.binary == COMPUTE_BINARY:
         node = ComputeNode.objects.filter(service=service).first()
         if node is not None and node.allocations.exists():
             raise errors.Conflict(
@@ -92,3 +97,19 @@ def statistics() -> dict:
     total["free_disk_gb"] = total["local_gb"] - total["local_gb_used"]
     total["disk_available_least"] = total["free_disk_gb"]
     return total
+
+
+def record_heartbeat(host: str, binary: str, topic: str = "") -> Service:
+    """Upsert the (host, binary) service row: seen up now, one more report."""
+    now = timezone.now()
+    beat = {"last_seen_up": now, "report_count": F("report_count") + 1, "updated_at": now}
+    if not Service.objects.filter(host=host, binary=binary).update(**beat):
+        try:
+            with transaction.atomic():
+                return Service.objects.create(
+                    host=host, binary=binary, topic=topic, last_seen_up=now, report_count=1
+                )
+        except IntegrityError:
+            # Another process created it between our UPDATE and INSERT: count this beat on it.
+            Service.objects.filter(host=host, binary=binary).update(**beat)
+    return Service.objects.get(host=host, binary=binary)

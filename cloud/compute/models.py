@@ -8,6 +8,9 @@ from cloud.identity.models import Project, User
 
 from . import states
 
+# The most rows one list answers (Nova's osapi_max_limit).
+MAX_LIST_LIMIT = 1000
+
 
 class Flavor(models.Model):
     flavorid = models.CharField(max_length=255, unique=True)

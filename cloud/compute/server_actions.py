@@ -15,8 +15,8 @@ from cloud.identity.context import RequestContext
 from cloud.identity.models import RoleAssignment
 
 from . import states
+from .action_records import record_action
 from .models import Instance
-from .services import record_action
 
 # What os-resetState may set, by the name the API takes.
 RESET_STATES = {"active": states.ACTIVE, "error": states.ERROR}

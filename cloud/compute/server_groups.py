@@ -7,7 +7,6 @@ scheduler's request spec and, under the group's row lock, for the re-check insid
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -16,8 +15,9 @@ from django.db.models import QuerySet
 from cloud import errors
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
+from cloud.ids import canonical_uuid
 
-from .models import Instance, ServerGroup, ServerGroupMember
+from .models import MAX_LIST_LIMIT, Instance, ServerGroup, ServerGroupMember
 
 AFFINITY = "affinity"
 ANTI_AFFINITY = "anti-affinity"
@@ -25,14 +25,6 @@ SOFT_AFFINITY = "soft-affinity"
 SOFT_ANTI_AFFINITY = "soft-anti-affinity"
 POLICIES = (AFFINITY, ANTI_AFFINITY, SOFT_AFFINITY, SOFT_ANTI_AFFINITY)
 HARD_POLICIES = (AFFINITY, ANTI_AFFINITY)
-MAX_LIST_LIMIT = 1000
-
-
-def _uuid_or_none(value: object) -> str | None:
-    try:
-        return str(uuidlib.UUID(str(value)))
-    except ValueError:
-        return None
 
 
 def _visible(ctx: RequestContext) -> QuerySet[ServerGroup]:
@@ -60,7 +52,7 @@ def list_groups(
 
 
 def get_group(ctx: RequestContext, group_id: str) -> ServerGroup:
-    uuid = _uuid_or_none(group_id)
+    uuid = canonical_uuid(group_id)
     group = _visible(ctx).filter(pk=uuid).first() if uuid else None
     if group is None:
         raise errors.NotFound(f"Instance group {group_id} could not be found.")
@@ -114,7 +106,7 @@ def group_from_hints(ctx: RequestContext, hints: dict) -> ServerGroup | None:
         return None
     if not isinstance(hint, str):
         raise errors.BadRequest("Invalid input for field/attribute group. It must be a UUID.")
-    uuid = _uuid_or_none(hint)
+    uuid = canonical_uuid(hint)
     group = _visible(ctx).filter(pk=uuid).first() if uuid else None
     if group is None:
         raise errors.BadRequest(f"Instance group {hint} could not be found.")

@@ -14,14 +14,15 @@ from django.utils import timezone
 from cloud import errors, events, rpc
 from cloud.identity import quotas
 from cloud.identity.context import RequestContext
-from cloud.images.models import Image
+from cloud.ids import canonical_uuid, ref_id
+from cloud.images.services import visible_images
+from cloud.network import ipam
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
 
-from . import availability_zones, keypairs, server_groups, states
-from .models import Flavor, Instance, InstanceAction
-
-MAX_LIST_LIMIT = 1000
+from . import action_records, availability_zones, claims, consoles, keypairs, server_groups, states
+from .action_records import record_action
+from .models import MAX_LIST_LIMIT, Flavor, Instance
 
 
 @dataclass
@@ -43,18 +44,8 @@ class ServerRequest:
     scheduler_hints: dict = field(default_factory=dict)
 
 
-def visible_images(ctx: RequestContext) -> QuerySet[Image]:
-    if ctx.is_admin:
-        return Image.objects.all()
-    return Image.objects.filter(
-        Q(visibility__in=["public", "community"]) | Q(owner_id=ctx.project_id)
-    )
-
-
 def find_flavor(flavor_ref: str) -> Flavor | None:
-    # Clients send an id, or a bookmark link ending in the id.
-    flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
-    return Flavor.objects.filter(flavorid=flavor_id).first()
+    return Flavor.objects.filter(flavorid=ref_id(flavor_ref)).first()
 
 
 def hostname_for(name: str) -> str:
@@ -77,14 +68,14 @@ def _resolve_networks(ctx: RequestContext, networks: str | list[dict]) -> list[d
     resolved = []
     for entry in networks:
         if entry.get("port"):
-            port = Port.objects.filter(pk=_uuid_or_none(entry["port"])).first()
+            port = Port.objects.filter(pk=canonical_uuid(entry["port"])).first()
             if port is None or (not ctx.is_admin and port.project_id != ctx.project_id):
                 raise errors.NotFound(f"Port {entry['port']} could not be found.")
             if port.device_id:
                 raise errors.Conflict(f"Port {port.id} is still in use.")
             resolved.append({"network": port.network, "port": port, "fixed_ip": None})
             continue
-        net_id = _uuid_or_none(entry.get("uuid", ""))
+        net_id = canonical_uuid(entry.get("uuid", ""))
         network = Network.objects.filter(pk=net_id).first() if net_id else None
         if network is None or not (
             network.shared or ctx.is_admin or network.project_id == ctx.project_id
@@ -92,15 +83,6 @@ def _resolve_networks(ctx: RequestContext, networks: str | list[dict]) -> list[d
             raise errors.BadRequest(f"Network {entry.get('uuid')} could not be found.")
         resolved.append({"network": network, "port": None, "fixed_ip": entry.get("fixed_ip")})
     return resolved
-
-
-def _uuid_or_none(value: str) -> str | None:
-    import uuid
-
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        return None
 
 
 def flavor_snapshot(flavor: Flavor) -> dict:
@@ -121,7 +103,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     flavor = find_flavor(req.flavor_ref)
     if flavor is None or flavor.disabled:
         raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
-    image_id = _uuid_or_none(req.image_id)
+    image_id = canonical_uuid(req.image_id)
     image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
     if image is None:
         raise errors.BadRequest(f"Image {req.image_id} could not be found.")
@@ -197,10 +179,6 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
 
 
 def _attach_ports(ctx: RequestContext, instance: Instance, nets: list[dict]) -> None:
-    if not nets:
-        return
-    from cloud.network import ipam
-
     for entry in nets:
         port = entry["port"]
         if port is not None:
@@ -216,16 +194,6 @@ def _attach_ports(ctx: RequestContext, instance: Instance, nets: list[dict]) -> 
             )
 
 
-def record_action(ctx: RequestContext, instance: Instance, action: str) -> InstanceAction:
-    return InstanceAction.objects.create(
-        instance=instance,
-        action=action,
-        request_id=ctx.request_id,
-        user_id=ctx.user_id,
-        project_id=ctx.project_id or "",
-    )
-
-
 def servers_for(ctx: RequestContext, *, all_tenants: bool = False) -> QuerySet[Instance]:
     """The servers a context may see: its project's, or everyone's for an admin who asks."""
     qs = Instance.objects.all()
@@ -235,7 +203,7 @@ def servers_for(ctx: RequestContext, *, all_tenants: bool = False) -> QuerySet[I
 
 
 def get_server(ctx: RequestContext, server_id: str) -> Instance:
-    uuid = _uuid_or_none(server_id)
+    uuid = canonical_uuid(server_id)
     qs = Instance.objects.filter(deleted=False)
     if not ctx.is_admin:
         qs = qs.filter(project_id=ctx.project_id)
@@ -282,14 +250,14 @@ def list_servers(ctx: RequestContext, f: ServerFilters) -> list[Instance]:
             return []
         qs = qs.filter(vm_state__in=vm_states)
     if f.image:
-        qs = qs.filter(image_ref=str(f.image).rstrip("/").rsplit("/", 1)[-1])
+        qs = qs.filter(image_ref=ref_id(f.image))
     if f.flavor:
-        qs = qs.filter(flavor_snapshot__id=str(f.flavor).rstrip("/").rsplit("/", 1)[-1])
+        qs = qs.filter(flavor_snapshot__id=ref_id(f.flavor))
     if f.host and ctx.is_admin:
         qs = qs.filter(host=f.host)
     qs = qs.order_by("-created_at", "-uuid")
     if f.marker:
-        marker = qs.filter(pk=_uuid_or_none(f.marker)).first() if _uuid_or_none(f.marker) else None
+        marker = qs.filter(pk=canonical_uuid(f.marker)).first() if canonical_uuid(f.marker) else None
         if marker is None:
             raise errors.BadRequest(f"marker [{f.marker}] not found")
         qs = qs.filter(
@@ -330,9 +298,36 @@ def delete_server(ctx: RequestContext, instance: Instance) -> None:
                 msg.DestroyRequest(request_id=ctx.request_id, instance_uuid=str(instance.uuid)),
             )
     if not instance.host:
-        from cloud.conductor.services import complete_delete
-
         complete_delete(str(instance.uuid))
+
+
+def complete_delete(instance_uuid: str) -> None:
+    """Finish deleting an instance: give back its claim and ports, mark it deleted.
+
+    Idempotent: an instance already deleted (or missing) is left as it is.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        marked = Instance.objects.filter(uuid=instance_uuid, deleted=False).update(
+            deleted=True,
+            vm_state=states.DELETED,
+            task_state=None,
+            power_state=msg.POWER_NOSTATE,
+            deleted_at=now,
+            terminated_at=now,
+            updated_at=now,
+            console_port=None,
+        )
+        if not marked:
+            return
+        events.instance_changed(instance_uuid)
+        claims.release(instance_uuid)
+        ipam.release_ports(instance_uuid)
+        # Its console links die with it; open sessions notice at their next re-check.
+        consoles.delete_instance_tokens(instance_uuid)
+        action_records.record_event(
+            instance_uuid, action_records.EVENT_TERMINATE, action_records.SUCCESS, finish_action=True
+        )
 
 
 def ensure_unlocked(ctx: RequestContext, instance: Instance) -> None:

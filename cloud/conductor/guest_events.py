@@ -13,14 +13,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events
-from cloud.compute import states
+from cloud.compute import action_records, states
 from cloud.compute.claims import resize_claim
 from cloud.compute.guest_actions import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
 from cloud.images.models import Image
 from compute_agent import messages as msg
-
-from . import actions
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ def apply_success(event: msg.InstanceEvent) -> None:
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
         events.instance_changed(event.instance_uuid)
         log.info("instance %s: %s on %s", event.instance_uuid, event.event, event.host)
-        actions.record_event(event.instance_uuid, f"compute_{event.event}", actions.SUCCESS,
+        action_records.record_event(event.instance_uuid, f"compute_{event.event}", action_records.SUCCESS,
                              host=event.host, finish_action=True)
 
 
@@ -101,7 +99,7 @@ def apply_failure(event: msg.InstanceEvent) -> None:
         )
         log.warning("instance %s: %s failed on %s: %s", event.instance_uuid, event.action,
                     event.host, event.message)
-        actions.record_event(event.instance_uuid, f"compute_{event.action}", actions.ERROR,
+        action_records.record_event(event.instance_uuid, f"compute_{event.action}", action_records.ERROR,
                              host=event.host, details=event.message, finish_action=True)
 
 

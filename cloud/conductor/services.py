@@ -12,38 +12,21 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from cloud import events, rpc
-from cloud.compute import consoles, states
+from cloud.compute import action_records, states
 from cloud.compute.claims import release
-from cloud.compute.models import ComputeNode, Instance, InstanceFault, Service
-from cloud.network.models import Port
+from cloud.compute.hosts import COMPUTE_BINARY, record_heartbeat
+from cloud.compute.models import ComputeNode, Instance, InstanceFault
+from cloud.compute.services import complete_delete
 from compute_agent import messages as msg
 
-from . import actions, guest_events
+from . import guest_events
 
 log = logging.getLogger(__name__)
 
-COMPUTE_BINARY = "nova-compute"
 BUILD_TIMED_OUT = "Build of instance timed out"
-
-
-def record_heartbeat(host: str, binary: str, topic: str = "") -> Service:
-    """Upsert the (host, binary) service row: seen up now, one more report."""
-    now = timezone.now()
-    beat = {"last_seen_up": now, "report_count": F("report_count") + 1, "updated_at": now}
-    if not Service.objects.filter(host=host, binary=binary).update(**beat):
-        try:
-            with transaction.atomic():
-                return Service.objects.create(
-                    host=host, binary=binary, topic=topic, last_seen_up=now, report_count=1
-                )
-        except IntegrityError:
-            # Another process created it between our UPDATE and INSERT: count this beat on it.
-            Service.objects.filter(host=host, binary=binary).update(**beat)
-    return Service.objects.get(host=host, binary=binary)
 
 
 def apply_host_report(report: msg.HostReport) -> None:
@@ -127,10 +110,10 @@ def _spawned(event: msg.InstanceEvent) -> None:
         if became_active:
             log.info("instance %s is active on %s", event.instance_uuid, event.host)
             events.instance_changed(event.instance_uuid)
-            actions.record_event(
+            action_records.record_event(
                 event.instance_uuid,
-                actions.EVENT_SPAWN,
-                actions.SUCCESS,
+                action_records.EVENT_SPAWN,
+                action_records.SUCCESS,
                 host=event.host,
                 finish_action=True,
             )
@@ -181,10 +164,10 @@ def _spawn_failed(event: msg.InstanceEvent) -> None:
                 task_state=states.SCHEDULING,
                 updated_at=timezone.now(),
             )
-            actions.record_event(
+            action_records.record_event(
                 event.instance_uuid,
-                actions.EVENT_SPAWN,
-                actions.ERROR,
+                action_records.EVENT_SPAWN,
+                action_records.ERROR,
                 host=event.host,
                 details=f"{event.message} (rescheduling)",
                 traceback=event.details or None,
@@ -208,10 +191,10 @@ def _spawn_failed(event: msg.InstanceEvent) -> None:
             details=event.details,
             host=event.host,
         )
-        actions.record_event(
+        action_records.record_event(
             event.instance_uuid,
-            actions.EVENT_SPAWN,
-            actions.ERROR,
+            action_records.EVENT_SPAWN,
+            action_records.ERROR,
             host=event.host,
             details=event.message,
             traceback=event.details or None,
@@ -229,35 +212,6 @@ def _destroyed(event: msg.InstanceEvent) -> None:
         return
     log.info("instance %s destroyed on %s", event.instance_uuid, event.host)
     complete_delete(event.instance_uuid)
-
-
-def complete_delete(instance_uuid: str) -> None:
-    """Finish deleting an instance: give back its claim and ports, mark it deleted.
-
-    Idempotent: an instance already deleted (or missing) is left as it is.
-    """
-    with transaction.atomic():
-        now = timezone.now()
-        marked = Instance.objects.filter(uuid=instance_uuid, deleted=False).update(
-            deleted=True,
-            vm_state=states.DELETED,
-            task_state=None,
-            power_state=msg.POWER_NOSTATE,
-            deleted_at=now,
-            terminated_at=now,
-            updated_at=now,
-            console_port=None,
-        )
-        if not marked:
-            return
-        events.instance_changed(instance_uuid)
-        release(instance_uuid)
-        Port.objects.filter(device_id=str(instance_uuid)).delete()
-        # Its console links die with it; open sessions notice at their next re-check.
-        consoles.delete_instance_tokens(instance_uuid)
-        actions.record_event(
-            instance_uuid, actions.EVENT_TERMINATE, actions.SUCCESS, finish_action=True
-        )
 
 
 def check_build_timeouts() -> int:
@@ -283,10 +237,10 @@ def check_build_timeouts() -> int:
             InstanceFault.objects.create(
                 instance_id=uuid, code=500, message=BUILD_TIMED_OUT, host=host or ""
             )
-            actions.record_event(
+            action_records.record_event(
                 str(uuid),
-                actions.EVENT_BUILD_TIMEOUT,
-                actions.ERROR,
+                action_records.EVENT_BUILD_TIMEOUT,
+                action_records.ERROR,
                 host=host,
                 details=BUILD_TIMED_OUT,
                 finish_action=True,

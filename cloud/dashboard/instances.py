@@ -15,7 +15,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods
 
 from cloud import errors
-from cloud.compute import consoles, guest_actions, instance_actions, services, states
+from cloud.compute import action_records, consoles, guest_actions, services, states
 from cloud.compute.models import Instance, InstanceActionEvent
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
@@ -112,7 +112,7 @@ def instance_log_output(request: HttpRequest, ctx: RequestContext, instance_id: 
 @dashboard_view("compute:instance_actions:index")
 def instance_history(request: HttpRequest, ctx: RequestContext, instance_id: str) -> HttpResponse:
     instance = _instance(ctx, instance_id)
-    history = instance_actions.list_actions(instance, limit=100)
+    history = action_records.list_actions(instance, limit=100)
     show_events = policy.allowed(ctx, "compute:instance_actions:events")
     events: dict[int, list[InstanceActionEvent]] = {}
     if show_events and history:

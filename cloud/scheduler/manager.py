@@ -7,10 +7,9 @@ import logging
 from django.db import transaction
 
 from cloud import events, rpc
-from cloud.compute import claims, states
+from cloud.compute import action_records, claims, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.spawn import build_spawn_request
-from cloud.conductor import actions
 
 from .filters import run_filters
 from .host_state import load_host_states, request_spec_for
@@ -50,8 +49,8 @@ def schedule_instance(instance_uuid: str, request_id: str) -> None:
     for host in order_hosts(load_weighers(), result.passed, spec):
         with transaction.atomic():
             if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
-                actions.record_event(
-                    instance_uuid, actions.EVENT_SCHEDULE, actions.SUCCESS, host=host.host
+                action_records.record_event(
+                    instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS, host=host.host
                 )
                 rpc.spawn(host.host, build_spawn_request(instance, request_id))
                 log.info("instance %s claimed on %s", instance_uuid, host.host)
@@ -95,10 +94,10 @@ def _no_valid_host(instance_uuid: str, message: str, details: str) -> None:
             instance_id=instance_uuid, code=500, message=message, details=details
         )
         events.instance_changed(instance_uuid)
-        actions.record_event(
+        action_records.record_event(
             instance_uuid,
-            actions.EVENT_SCHEDULE,
-            actions.ERROR,
+            action_records.EVENT_SCHEDULE,
+            action_records.ERROR,
             details=details,
             finish_action=True,
         )

@@ -6,7 +6,7 @@ import socket
 
 from celery import shared_task
 
-from cloud.conductor.services import record_heartbeat
+from cloud.compute.hosts import record_heartbeat
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 

@@ -6,7 +6,7 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud.compute import instance_actions
+from cloud.compute import action_records
 from cloud.compute.models import Instance, InstanceAction, InstanceActionEvent
 from cloud.identity import policy
 
@@ -21,7 +21,7 @@ class _ActionsView(ComputeView):
         include_deleted = self.version.at_least("2.21") and policy.allowed(
             self.ctx, "compute:instance_actions:deleted"
         )
-        return instance_actions.server_with_history(
+        return action_records.server_with_history(
             self.ctx, server_id, include_deleted=include_deleted
         )
 
@@ -50,7 +50,7 @@ class InstanceActionList(_ActionsView):
             limit = params.limit_param(query)
             marker = query.get("marker")
             changes_since = params.datetime_param(query, "changes-since")
-        actions = instance_actions.list_actions(
+        actions = action_records.list_actions(
             instance, limit=limit, marker=marker, changes_since=changes_since
         )
         body: dict = {"instanceActions": [self.action_body(a, instance) for a in actions]}
@@ -65,7 +65,7 @@ class InstanceActionItem(_ActionsView):
     def get(self, request: Request, server_id: str, request_id: str) -> Response:
         self.authorize("compute:instance_actions:show")
         instance = self.server(server_id)
-        action = instance_actions.get_action(instance, request_id)
+        action = action_records.get_action(instance, request_id)
         body = self.action_body(action, instance)
         # Before 2.51 only admins see events; from 2.51 everyone does, the traceback still admin-only.
         if self.version.at_least("2.51") or policy.allowed(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.compute import states
+from cloud.compute import action_records, states
 from cloud.compute.models import Allocation, InstanceActionEvent
-from cloud.conductor import actions
-from cloud.conductor.services import complete_delete
+from cloud.compute.services import complete_delete
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
 from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node, owner
@@ -38,7 +37,7 @@ def test_marks_the_instance_deleted_and_frees_its_claim_and_ports():
     assert (node.vcpus_used, node.memory_mb_used, node.local_gb_used) == (0, 0, 0)
     assert list(Port.objects.all()) == [kept]
     event = InstanceActionEvent.objects.get(action__instance=instance)
-    assert (event.event, event.result) == (actions.EVENT_TERMINATE, actions.SUCCESS)
+    assert (event.event, event.result) == (action_records.EVENT_TERMINATE, action_records.SUCCESS)
     assert event.action.finish_time is not None
 
 

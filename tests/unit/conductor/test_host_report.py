@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import ComputeNode, Service
 from cloud.conductor import tasks
-from cloud.conductor.services import apply_host_report, record_heartbeat
+from cloud.conductor.services import apply_host_report
 from compute_agent import messages as msg
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.compute import states
+from cloud.compute import action_records, states
 from cloud.compute.models import (
     Allocation,
     ComputeNode,
@@ -12,7 +12,7 @@ from cloud.compute.models import (
     InstanceActionEvent,
     InstanceFault,
 )
-from cloud.conductor import actions, tasks
+from cloud.conductor import tasks
 from cloud.conductor.services import apply_instance_event
 from compute_agent import messages as msg
 from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node
@@ -66,7 +66,7 @@ def test_spawned_makes_a_spawning_instance_active(apply, node, sent):
         msg.POWER_RUNNING,
     )
     assert instance.launched_at is not None
-    assert events(instance) == [(actions.EVENT_SPAWN, actions.SUCCESS)]
+    assert events(instance) == [(action_records.EVENT_SPAWN, action_records.SUCCESS)]
     assert instance.actions.get().finish_time is not None
     assert sent == []
 
@@ -127,7 +127,7 @@ def test_spawn_failed_releases_the_claim_and_reschedules_elsewhere(apply, node, 
     assert [(s.name, s.queue, s.args) for s in sent] == [
         (msg.TASK_SCHEDULE_INSTANCE, msg.SCHEDULER_QUEUE, [str(instance.uuid), "req-2"])
     ]
-    assert events(instance) == [(actions.EVENT_SPAWN, actions.ERROR)]
+    assert events(instance) == [(action_records.EVENT_SPAWN, action_records.ERROR)]
     assert instance.actions.get().finish_time is None
     assert not InstanceFault.objects.exists()
 

@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from cloud.compute import states
+from cloud.compute import action_records, states
 from cloud.compute.models import Allocation, ComputeNode, InstanceActionEvent, InstanceFault
-from cloud.conductor import actions
 from cloud.scheduler.manager import NO_VALID_HOST, schedule_instance
 from compute_agent import messages as msg
 
@@ -40,8 +39,8 @@ def test_places_the_instance_on_the_host_with_most_free_ram_and_sends_the_spawn(
     assert (request.instance_uuid, request.request_id) == (str(instance.uuid), "req-1")
     event = InstanceActionEvent.objects.get(action__instance=instance)
     assert (event.event, event.result, event.host) == (
-        actions.EVENT_SCHEDULE,
-        actions.SUCCESS,
+        action_records.EVENT_SCHEDULE,
+        action_records.SUCCESS,
         "compute-2",
     )
 
@@ -124,7 +123,7 @@ def test_no_valid_host_puts_the_instance_in_error_with_a_fault_naming_filters_an
     assert "VcpuFilter removed 1 host (compute-3)" in fault.details
     assert sent == []
     event = InstanceActionEvent.objects.get(action__instance=instance)
-    assert (event.event, event.result) == (actions.EVENT_SCHEDULE, actions.ERROR)
+    assert (event.event, event.result) == (action_records.EVENT_SCHEDULE, action_records.ERROR)
     assert event.action.finish_time is not None
 
 
