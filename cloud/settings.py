@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "cloud.network",
     "cloud.api",
     "cloud.dashboard",
+    "cloud.bootstrap",
     "consoles",
 ]
 

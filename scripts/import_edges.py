@@ -3,10 +3,10 @@
 
     python scripts/import_edges.py [ROOT]      (ROOT: a checkout; default: this one)
 
-The layers, top to bottom (docs/architecture.md draws them; .importlinter enforces them in
-`make test`): wiring → edges → orchestration → domain → shared kernel. An import is "upward" when it
-points at a higher layer, or sideways between two packages of one layer that must stay independent
-(scheduler and conductor; the edges; images and network). Every import counts, function-level ones
+The layers are the ones .importlinter enforces in `make test` (docs/architecture.md draws them):
+wiring → edges → orchestration → domain → shared kernel. An import is "upward" when it points at a
+higher layer, or sideways between two packages of one layer that must stay independent (scheduler
+and conductor, images and network…). This script applies this checkout's layers to any checkout. Every import counts, function-level ones
 included, because those are how a cycle gets dodged. The script reads source only (ast), so it runs
 on an old checkout too, for before/after figures; the exit status is the number of upward edges
 (capped at 100).
@@ -15,29 +15,33 @@ on an old checkout too, for before/after figures; the exit status is the number 
 from __future__ import annotations
 
 import ast
+import configparser
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-# (rank, group): a higher rank may import a lower one; one group of one rank is one package, and
-# packages of the same rank but different groups may not import each other.
-LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
-    (50, "wiring", ("cloud.asgi", "cloud.urls", "cloud.wsgi", "cloud.web_worker")),
-    (40, "api", ("cloud.api",)),
-    (40, "dashboard", ("cloud.dashboard",)),
-    (40, "consoles", ("consoles",)),
-    (40, "bootstrap", ("cloud.bootstrap",)),
-    (30, "scheduler", ("cloud.scheduler",)),
-    (30, "conductor", ("cloud.conductor",)),
-    (23, "compute", ("cloud.compute",)),
-    (22, "images", ("cloud.images",)),
-    (22, "network", ("cloud.network",)),
-    (21, "identity", ("cloud.identity",)),
-    (10, "kernel", (
-        "cloud.errors", "cloud.events", "cloud.rpc", "cloud.celery", "cloud.beat", "cloud.ids",
-        "cloud.validation", "cloud.logcontext", "cloud.settings", "compute_agent.messages",
-    )),
-]
+CONFIG = Path(__file__).resolve().parent.parent / ".importlinter"
+
+
+def read_layers(config: Path = CONFIG) -> list[tuple[int, str, tuple[str, ...]]]:
+    """The layers contract of .importlinter as (rank, group, module prefixes), top layer first.
+
+    Within one layer, `|` separates packages that must stay independent (each its own group) and
+    `:` packages that may import each other (one group)."""
+    parser = configparser.ConfigParser()
+    parser.read(config)
+    lines = [line.strip() for line in parser["importlinter:contract:layers"]["layers"].splitlines()]
+    lines = [line for line in lines if line]
+    layers = []
+    for index, line in enumerate(lines):
+        rank = len(lines) - index
+        for group in line.split("|"):
+            modules = tuple(m.strip() for m in group.split(":"))
+            layers.append((rank, modules[0], modules))
+    return layers
+
+
+LAYERS = read_layers()
 PACKAGES = ("cloud", "consoles", "compute_agent")
 
 

@@ -5,3 +5,12 @@ class ComputeConfig(AppConfig):
     name = "cloud.compute"
     label = "compute"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Identity asks before deleting a project or user; compute answers for its servers.
+        from cloud.identity import signals
+
+        from . import services
+
+        signals.PROJECT_DELETING.connect(services.before_project_deleted, dispatch_uid="compute")
+        signals.USER_DELETING.connect(services.before_user_deleted, dispatch_uid="compute")

@@ -18,8 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cloud import errors, events, rpc
+from cloud.compute import quotas
 from cloud.compute.claims import resize_claim
-from cloud.identity import quotas, tokens
+from cloud.identity import tokens
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid, ref_id
 from cloud.images import services as image_services

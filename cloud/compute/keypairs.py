@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from cloud import errors
-from cloud.identity import quotas
+from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 from cloud.identity.models import User
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from cloud import errors
-from cloud.identity import quotas
+from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid
 

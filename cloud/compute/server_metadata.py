@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import errors
-from cloud.identity import quotas
+from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 
 from . import states

@@ -12,8 +12,9 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from cloud import errors, events, rpc
-from cloud.identity import quotas
+from cloud.compute import quotas
 from cloud.identity.context import RequestContext
+from cloud.identity.models import Project, User
 from cloud.ids import canonical_uuid, ref_id
 from cloud.images.services import visible_images
 from cloud.network import ipam
@@ -368,3 +369,22 @@ def update_server(ctx: RequestContext, instance: Instance, **fields: str | None)
     events.instance_changed(instance.uuid)
     instance.refresh_from_db()
     return instance
+
+
+def before_project_deleted(sender: object, project: Project, **_: object) -> None:
+    """Identity is about to delete `project` (identity/signals.py): refuse while it has live
+    servers; otherwise drop its deleted ones, whose history has no owner left to read it."""
+    live = Instance.objects.filter(project=project, deleted=False).count()
+    if live:
+        raise errors.Conflict(
+            f"Project {project.pk} still has {live} instance(s); delete them first."
+        )
+    Instance.objects.filter(project=project, deleted=True).delete()
+
+
+def before_user_deleted(sender: object, user: User, **_: object) -> None:
+    """As for projects: a user who still owns live servers stays."""
+    live = Instance.objects.filter(user=user, deleted=False).count()
+    if live:
+        raise errors.Conflict(f"User {user.pk} still owns {live} instance(s); delete them first.")
+    Instance.objects.filter(user=user, deleted=True).delete()

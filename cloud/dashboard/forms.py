@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from django import forms
 
 from cloud import errors
-from cloud.compute import availability_zones, flavors, keypairs, server_groups
+from cloud.compute import availability_zones, flavors, keypairs, quotas, server_groups
 from cloud.compute.models import Flavor
-from cloud.identity import quotas
 from cloud.identity.context import RequestContext
 from cloud.images import services as image_services
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS

@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from cloud.identity import quotas
+from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 
 from . import tables

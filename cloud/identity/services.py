@@ -16,8 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, QuerySet
 
 from cloud import errors
-from cloud.compute.models import Instance
 
+from . import signals
 from .context import RequestContext
 from .models import Project, Role, RoleAssignment, Token, User
 
@@ -119,20 +119,15 @@ def delete_project(project_id: str) -> None:
     project = get_project(project_id)
     if project.name == ADMIN_PROJECT:
         raise errors.Forbidden(f"The '{ADMIN_PROJECT}' project cannot be deleted.")
-    live = Instance.objects.filter(project=project, deleted=False).count()
-    if live:
-        raise errors.Conflict(
-            f"Project {project_id} still has {live} instance(s); delete them first."
-        )
     try:
         with transaction.atomic():
-            # Instance rows outlive their deletion for the API's history, but they reference the
-            # project; with the project gone that history has no owner left to read it.
-            Instance.objects.filter(project=project, deleted=True).delete()
+            # Other domains refuse while the project holds live resources, and clear the history
+            # rows that reference it (signals.py).
+            signals.PROJECT_DELETING.send(sender=Project, project=project)
             project.delete()
     except ProtectedError:
-        # An instance was created between the check and the delete.
-        raise errors.Conflict(f"Project {project_id} still has instances.") from None
+        # Something was created for the project between those checks and the delete.
+        raise errors.Conflict(f"Project {project_id} still has resources.") from None
 
 
 def projects_of_user(user_id: str) -> QuerySet[Project]:
@@ -235,18 +230,12 @@ def delete_user(ctx: RequestContext, user_id: str) -> None:
     user = get_user(user_id)
     if user.id == ctx.user_id:
         raise errors.Forbidden("You cannot delete yourself.")
-    live = Instance.objects.filter(user=user, deleted=False).count()
-    if live:
-        raise errors.Conflict(
-            f"User {user_id} still owns {live} instance(s); delete them first."
-        )
     try:
         with transaction.atomic():
-            # As for projects: deleted instances reference their owner, who is going away.
-            Instance.objects.filter(user=user, deleted=True).delete()
+            signals.USER_DELETING.send(sender=User, user=user)
             user.delete()
     except ProtectedError:
-        raise errors.Conflict(f"User {user_id} still owns instances.") from None
+        raise errors.Conflict(f"User {user_id} still owns resources.") from None
 
 
 # --- roles --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud.identity import quotas
+from cloud.compute import quotas
 
 from ..base import ComputeView
 from ..microversion import APIVersion

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.identity import quotas
+from cloud.compute import quotas
 from cloud.validation import validate
 
 from ..base import ComputeView

@@ -8,8 +8,8 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
+from cloud.compute import quotas
 from cloud.compute.models import Flavor, Instance, KeyPair, ServerGroup, ServerGroupMember
-from cloud.identity import quotas
 from cloud.identity.models import Project, Quota
 from cloud.images.models import Image
 

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import Count, Sum
 
 from cloud import errors
+from cloud.identity.models import Project, Quota, User
 
-from .models import Project, Quota, User
+from .models import Instance, KeyPair, ServerGroup
 
 UNLIMITED = -1
 MAX_LIMIT = 2**31 - 1
@@ -74,8 +75,6 @@ def limits_for(project_id: str | None) -> dict[str, int]:
 def usage(project_id: str | None, user_id: str | None = None) -> dict[str, int]:
     """What the project uses now, from its live rows. Key pairs belong to users, so they are
     counted for `user_id` when given. Per-server and per-group resources report 0, as Nova does."""
-    from cloud.compute.models import Instance, KeyPair, ServerGroup
-
     used = dict.fromkeys(RESOURCES, 0)
     if project_id:
         totals = Instance.objects.filter(project_id=project_id, deleted=False).aggregate(

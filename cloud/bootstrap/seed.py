@@ -19,7 +19,10 @@ from django.conf import settings
 from django.db import transaction
 
 from cloud.compute.models import Flavor
+from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, Role, RoleAssignment, User
+from cloud.images import services as image_services
+from cloud.images.models import Image
 from cloud.network.models import Network, Subnet
 
 log = logging.getLogger(__name__)
@@ -294,11 +297,6 @@ def write_credentials(
 def ensure_image(path: Path, name: str, created: list[str]) -> None:
     """Register a guest image file as a public image `name`, through the image service's own upload
     path (so it is inspected and checksummed like any upload), unless an active one exists."""
-    from cloud.images import services as image_services
-    from cloud.images.models import Image
-
-    from .context import RequestContext
-
     if Image.objects.filter(name=name, status="active").exists() or not path.exists():
         return
     admin = User.objects.get(name=ADMIN_NAME)

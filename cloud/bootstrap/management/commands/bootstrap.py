@@ -1,11 +1,11 @@
-"""`manage.py bootstrap`: the first-run data and credential files (logic in cloud.identity.bootstrap)."""
+"""`manage.py bootstrap`: the first-run data and credential files (logic in cloud.bootstrap.seed)."""
 
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from cloud.identity.bootstrap import bootstrap
+from cloud.bootstrap.seed import bootstrap
 
 
 class Command(BaseCommand):

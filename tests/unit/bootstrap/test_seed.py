@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from cloud.bootstrap.seed import bootstrap
 from cloud.compute.models import Flavor
-from cloud.identity.bootstrap import bootstrap
 from cloud.identity.models import Project, Role, RoleAssignment, User
 from cloud.network.models import Network, Subnet
 
