@@ -212,7 +212,7 @@ KUMO_NOVNC_DIR = Path(
 # Threads per web process that run the (synchronous) Django views behind the ASGI front.
 KUMO_WEB_THREADS = int(os.environ.get("KUMO_WEB_THREADS", "8"))
 
-# Quota limits of a project without its own Quota rows (-1 = unlimited); cloud/identity/quotas.py.
+# Quota limits of a project without its own Quota rows (-1 = unlimited); cloud/compute/quotas.py.
 KUMO_DEFAULT_QUOTAS = {
     "instances": 10,
     "cores": 20,

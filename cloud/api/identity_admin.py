@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.identity import services
+from cloud.identity import accounts
 from cloud.identity.models import Project, Role, RoleAssignment, User
 from cloud.validation import name_schema, validate
 
@@ -165,7 +165,7 @@ def _refuse_unsupported(data: dict, kind: str) -> None:
         raise errors.BadRequest("Project tags are not supported.")
     if data.get("is_domain"):
         raise errors.BadRequest("Projects acting as domains are not supported.")
-    if data.get("parent_id") not in (None, services.DEFAULT_DOMAIN):
+    if data.get("parent_id") not in (None, accounts.DEFAULT_DOMAIN):
         raise errors.BadRequest("Project hierarchies are not supported.")
 
 
@@ -208,9 +208,9 @@ class ProjectList(IdentityAdminView):
         if self.flag("is_domain") or self.param("tags") or self.param("tags-any"):
             return self.list_response("projects", [])
         parent = self.param("parent_id")
-        if parent is not None and parent != services.DEFAULT_DOMAIN:
+        if parent is not None and parent != accounts.DEFAULT_DOMAIN:
             return self.list_response("projects", [])
-        projects = services.list_projects(
+        projects = accounts.list_projects(
             name=self.param("name"), enabled=self.flag("enabled"), domain_id=self.param("domain_id")
         )
         return self.list_response("projects", [self.project_body(p) for p in projects])
@@ -219,7 +219,7 @@ class ProjectList(IdentityAdminView):
         self.authorize("identity:projects:create")
         data = self.parsed(_PROJECT_CREATE, "project")
         _refuse_unsupported(data, "project")
-        project = services.create_project(
+        project = accounts.create_project(
             **_pick(data, "name", "description", "enabled", "domain_id")
         )
         return Response({"project": self.project_body(project)}, status=201)
@@ -228,20 +228,20 @@ class ProjectList(IdentityAdminView):
 class ProjectDetail(IdentityAdminView):
     def get(self, request: Request, project_id: str) -> Response:
         self.authorize("identity:projects:show")
-        return Response({"project": self.project_body(services.get_project(project_id))})
+        return Response({"project": self.project_body(accounts.get_project(project_id))})
 
     def patch(self, request: Request, project_id: str) -> Response:
         self.authorize("identity:projects:update")
         data = self.parsed(_PROJECT_UPDATE, "project")
         _refuse_unsupported(data, "project")
-        project = services.update_project(
+        project = accounts.update_project(
             project_id, **_pick(data, "name", "description", "enabled", "domain_id")
         )
         return Response({"project": self.project_body(project)})
 
     def delete(self, request: Request, project_id: str) -> Response:
         self.authorize("identity:projects:delete")
-        services.delete_project(project_id)
+        accounts.delete_project(project_id)
         return Response(status=204)
 
 
@@ -250,7 +250,7 @@ class AuthProjects(IdentityAdminView):
 
     def get(self, request: Request) -> Response:
         self.authorize("identity:auth:projects")
-        projects = services.projects_of_user(self.ctx.user_id).filter(enabled=True)
+        projects = accounts.projects_of_user(self.ctx.user_id).filter(enabled=True)
         return self.list_response("projects", [self.project_body(p) for p in projects])
 
 
@@ -262,7 +262,7 @@ _USER_KEYS = ("name", "password", "email", "enabled", "default_project_id", "dom
 class UserList(IdentityAdminView):
     def get(self, request: Request) -> Response:
         self.authorize("identity:users:list")
-        users = services.list_users(
+        users = accounts.list_users(
             name=self.param("name"), enabled=self.flag("enabled"), domain_id=self.param("domain_id")
         )
         return self.list_response("users", [self.user_body(u) for u in users])
@@ -271,7 +271,7 @@ class UserList(IdentityAdminView):
         self.authorize("identity:users:create")
         data = self.parsed(_USER_CREATE, "user")
         _refuse_unsupported(data, "user")
-        user = services.create_user(**_pick(data, *_USER_KEYS))
+        user = accounts.create_user(**_pick(data, *_USER_KEYS))
         return Response({"user": self.user_body(user)}, status=201)
 
 
@@ -279,18 +279,18 @@ class UserDetail(IdentityAdminView):
     def get(self, request: Request, user_id: str) -> Response:
         own = user_id == self.ctx.user_id
         self.authorize("identity:users:show:own" if own else "identity:users:show")
-        return Response({"user": self.user_body(services.get_user(user_id))})
+        return Response({"user": self.user_body(accounts.get_user(user_id))})
 
     def patch(self, request: Request, user_id: str) -> Response:
         self.authorize("identity:users:update")
         data = self.parsed(_USER_UPDATE, "user")
         _refuse_unsupported(data, "user")
-        user = services.update_user(self.ctx, user_id, **_pick(data, *_USER_KEYS))
+        user = accounts.update_user(self.ctx, user_id, **_pick(data, *_USER_KEYS))
         return Response({"user": self.user_body(user)})
 
     def delete(self, request: Request, user_id: str) -> Response:
         self.authorize("identity:users:delete")
-        services.delete_user(self.ctx, user_id)
+        accounts.delete_user(self.ctx, user_id)
         return Response(status=204)
 
 
@@ -298,7 +298,7 @@ class UserProjects(IdentityAdminView):
     def get(self, request: Request, user_id: str) -> Response:
         own = user_id == self.ctx.user_id
         self.authorize("identity:users:projects:own" if own else "identity:users:projects")
-        projects = services.projects_of_user(user_id)
+        projects = accounts.projects_of_user(user_id)
         return self.list_response("projects", [self.project_body(p) for p in projects])
 
 
@@ -308,21 +308,21 @@ class UserProjects(IdentityAdminView):
 class RoleList(IdentityAdminView):
     def get(self, request: Request) -> Response:
         self.authorize("identity:roles:list")
-        roles = services.list_roles(name=self.param("name"), domain_id=self.param("domain_id"))
+        roles = accounts.list_roles(name=self.param("name"), domain_id=self.param("domain_id"))
         return self.list_response("roles", [self.role_body(r) for r in roles])
 
     def post(self, request: Request) -> Response:
         self.authorize("identity:roles:create")
         data = self.parsed(_ROLE_CREATE, "role")
         _refuse_unsupported(data, "role")
-        role = services.create_role(**_pick(data, "name", "domain_id"))
+        role = accounts.create_role(**_pick(data, "name", "domain_id"))
         return Response({"role": self.role_body(role)}, status=201)
 
 
 class RoleDetail(IdentityAdminView):
     def get(self, request: Request, role_id: str) -> Response:
         self.authorize("identity:roles:show")
-        return Response({"role": self.role_body(services.get_role(role_id))})
+        return Response({"role": self.role_body(accounts.get_role(role_id))})
 
     def patch(self, request: Request, role_id: str) -> Response:
         self.authorize("identity:roles:update")
@@ -330,12 +330,12 @@ class RoleDetail(IdentityAdminView):
         _refuse_unsupported(data, "role")
         if data.get("domain_id") is not None:
             raise errors.BadRequest("Domain-specific roles are not supported.")
-        role = services.update_role(role_id, **_pick(data, "name"))
+        role = accounts.update_role(role_id, **_pick(data, "name"))
         return Response({"role": self.role_body(role)})
 
     def delete(self, request: Request, role_id: str) -> Response:
         self.authorize("identity:roles:delete")
-        services.delete_role(role_id)
+        accounts.delete_role(role_id)
         return Response(status=204)
 
 
@@ -345,24 +345,24 @@ class RoleDetail(IdentityAdminView):
 class ProjectUserRoles(IdentityAdminView):
     def get(self, request: Request, project_id: str, user_id: str) -> Response:
         self.authorize("identity:project_user_roles:list")
-        roles = services.roles_on_project(project_id, user_id)
+        roles = accounts.roles_on_project(project_id, user_id)
         return self.list_response("roles", [self.role_body(r) for r in roles])
 
 
 class ProjectUserRole(IdentityAdminView):
     def get(self, request: Request, project_id: str, user_id: str, role_id: str) -> Response:
         self.authorize("identity:project_user_roles:check")
-        services.check_role(project_id, user_id, role_id)
+        accounts.check_role(project_id, user_id, role_id)
         return Response(status=204)
 
     def put(self, request: Request, project_id: str, user_id: str, role_id: str) -> Response:
         self.authorize("identity:project_user_roles:grant")
-        services.grant_role(project_id, user_id, role_id)
+        accounts.grant_role(project_id, user_id, role_id)
         return Response(status=204)
 
     def delete(self, request: Request, project_id: str, user_id: str, role_id: str) -> Response:
         self.authorize("identity:project_user_roles:revoke")
-        services.revoke_role(project_id, user_id, role_id)
+        accounts.revoke_role(project_id, user_id, role_id)
         return Response(status=204)
 
 
@@ -372,7 +372,7 @@ class RoleAssignmentList(IdentityAdminView):
         # Kumo has no system scope and no inherited assignments, so asking for either finds none.
         if self.param("scope.system") or self.param("scope.OS-INHERIT:inherited_to"):
             return self.list_response("role_assignments", [])
-        assignments = services.list_assignments(
+        assignments = accounts.list_assignments(
             user_id=self.param("user.id"),
             project_id=self.param("scope.project.id"),
             role_id=self.param("role.id"),

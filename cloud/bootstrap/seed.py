@@ -21,7 +21,7 @@ from django.db import transaction
 from cloud.compute.models import Flavor
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, Role, RoleAssignment, User
-from cloud.images import services as image_services
+from cloud.images import images as image_services
 from cloud.images.models import Image
 from cloud.network.models import Network, Subnet
 

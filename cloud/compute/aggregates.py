@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from cloud import errors
 
-from .availability_zones import COMPUTE_BINARY, INTERNAL_ZONE
-from .models import Aggregate, AggregateHost, ComputeNode, Service
+from .availability_zones import INTERNAL_ZONE
+from .models import COMPUTE_BINARY, Aggregate, AggregateHost, ComputeNode, Service
 
 ZONE_KEY = "availability_zone"
 _UNSET = object()

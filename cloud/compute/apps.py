@@ -10,7 +10,7 @@ class ComputeConfig(AppConfig):
         # Identity asks before deleting a project or user; compute answers for its servers.
         from cloud.identity import signals
 
-        from . import services
+        from . import servers
 
-        signals.PROJECT_DELETING.connect(services.before_project_deleted, dispatch_uid="compute")
-        signals.USER_DELETING.connect(services.before_user_deleted, dispatch_uid="compute")
+        signals.PROJECT_DELETING.connect(servers.before_project_deleted, dispatch_uid="compute")
+        signals.USER_DELETING.connect(servers.before_user_deleted, dispatch_uid="compute")

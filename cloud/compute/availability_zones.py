@@ -18,11 +18,10 @@ from django.utils import timezone
 from cloud import errors
 from cloud.identity.context import RequestContext
 
-from .models import AggregateHost, Service
+from .models import COMPUTE_BINARY, AggregateHost, Service
 
 DEFAULT_ZONE = "nova"
 INTERNAL_ZONE = "internal"
-COMPUTE_BINARY = "nova-compute"
 NOT_AVAILABLE = "The requested availability zone is not available"
 
 

@@ -11,9 +11,7 @@ from django.utils import timezone
 
 from cloud import errors
 
-from .models import ComputeNode, Service
-
-COMPUTE_BINARY = "nova-compute"
+from .models import COMPUTE_BINARY, ComputeNode, Service
 
 
 def list_services(binary: str | None = None, host: str | None = None) -> QuerySet[Service]:

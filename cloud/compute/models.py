@@ -11,6 +11,11 @@ from . import states
 # The most rows one list answers (Nova's osapi_max_limit).
 MAX_LIST_LIMIT = 1000
 
+# Service.binary of each process kind, by Nova's names (os-services shows them).
+COMPUTE_BINARY = "nova-compute"
+SCHEDULER_BINARY = "nova-scheduler"
+CONDUCTOR_BINARY = "nova-conductor"
+
 
 class Flavor(models.Model):
     flavorid = models.CharField(max_length=255, unique=True)

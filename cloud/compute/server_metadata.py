@@ -15,7 +15,7 @@ from cloud.identity.context import RequestContext
 
 from . import states
 from .models import Instance
-from .services import ensure_unlocked
+from .servers import ensure_unlocked
 
 
 def get_item(instance: Instance, key: str) -> str:

@@ -14,7 +14,7 @@ import uuid
 from django.conf import settings
 
 from cloud.compute.models import Instance
-from cloud.compute.services import hostname_for
+from cloud.compute.servers import hostname_for
 from cloud.identity import tokens
 from cloud.images.models import Image
 from cloud.network.models import Port

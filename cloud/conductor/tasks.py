@@ -7,16 +7,18 @@ from typing import Any
 
 from celery import shared_task
 
+from cloud.compute.hosts import record_heartbeat
+from cloud.compute.models import CONDUCTOR_BINARY
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 
-from . import power_sync, services
+from . import build_timeouts, host_reports, instance_events, power_sync
 
 
 @shared_task(name=msg.TASK_HOST_REPORT)
 def host_report(data: dict[str, Any]) -> None:
     report = msg.HostReport.from_dict(data)
-    services.apply_host_report(report)
+    host_reports.apply_host_report(report)
     power_sync.sync_power_states(report)
 
 
@@ -25,16 +27,16 @@ def instance_event(data: dict[str, Any]) -> None:
     event = msg.InstanceEvent.from_dict(data)
     token = request_id_var.set(event.request_id)
     try:
-        services.apply_instance_event(event)
+        instance_events.apply_instance_event(event)
     finally:
         request_id_var.reset(token)
 
 
 @shared_task(name=msg.TASK_CONDUCTOR_ALIVE)
 def report_alive() -> None:
-    services.record_heartbeat(socket.gethostname(), "nova-conductor", msg.CONDUCTOR_QUEUE)
+    record_heartbeat(socket.gethostname(), CONDUCTOR_BINARY, msg.CONDUCTOR_QUEUE)
 
 
 @shared_task(name=msg.TASK_BUILD_TIMEOUTS)
 def check_build_timeouts() -> None:
-    services.check_build_timeouts()
+    build_timeouts.check_build_timeouts()

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cloud import errors
-from cloud.identity import services as identity
+from cloud.identity import accounts as identity
 from cloud.identity.context import RequestContext
 
 from .context import authorize, dashboard_view

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cloud import errors
 from cloud.compute import aggregates, availability_zones, flavors, hosts
+from cloud.compute.models import COMPUTE_BINARY
 from cloud.identity.context import RequestContext
 
 from . import tables
@@ -115,7 +116,7 @@ def flavor_delete(request: HttpRequest, ctx: RequestContext, flavor_id: str) -> 
 
 
 def _compute_hosts() -> list[str]:
-    return sorted(hosts.list_services(binary=availability_zones.COMPUTE_BINARY)
+    return sorted(hosts.list_services(binary=COMPUTE_BINARY)
                   .values_list("host", flat=True))
 
 

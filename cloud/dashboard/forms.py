@@ -13,9 +13,9 @@ from cloud import errors
 from cloud.compute import availability_zones, flavors, keypairs, quotas, server_groups
 from cloud.compute.models import Flavor
 from cloud.identity.context import RequestContext
-from cloud.images import services as image_services
+from cloud.images import images as image_services
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS
-from cloud.network import services as network_services
+from cloud.network import networks as network_services
 from cloud.validation import name_schema, validate
 
 AUTO_NETWORK = "auto"

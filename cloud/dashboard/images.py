@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
-from cloud.images import services as image_services
+from cloud.images import images as image_services
 
 from .context import dashboard_view, error_page
 from .forms import ImageForm, attach

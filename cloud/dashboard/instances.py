@@ -15,13 +15,13 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods
 
 from cloud import errors
-from cloud.compute import action_records, consoles, guest_actions, services, states
+from cloud.compute import action_records, consoles, guest_operations, servers, states
 from cloud.compute.models import Instance, InstanceActionEvent
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
-from . import actions, faults, forms, tables
+from . import buttons, faults, forms, tables
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -49,7 +49,7 @@ def instance_row(request: HttpRequest, ctx: RequestContext, instance_id: str) ->
 
 
 def _instance(ctx: RequestContext, instance_id: str) -> Instance:
-    return services.get_server(ctx, instance_id)
+    return servers.get_server(ctx, instance_id)
 
 
 def _detail_context(ctx: RequestContext, instance: Instance, tab: str) -> dict:
@@ -101,7 +101,7 @@ def instance_log_output(request: HttpRequest, ctx: RequestContext, instance_id: 
     """The console output itself: it waits for the host, so the log tab loads it separately."""
     instance = _instance(ctx, instance_id)
     try:
-        output, problem = guest_actions.console_output(ctx, instance, LOG_LINES), ""
+        output, problem = guest_operations.console_output(ctx, instance, LOG_LINES), ""
     except errors.Conflict as exc:
         output, problem = "", exc.message
     return render(request, "dashboard/fragments/console_output.html",
@@ -184,7 +184,7 @@ def _back(request: HttpRequest, instance: Instance) -> str:
     return f"/instances/{instance.uuid}/"
 
 
-def _action_form(ctx: RequestContext, instance: Instance, action: actions.Action, data=None):
+def _action_form(ctx: RequestContext, instance: Instance, action: buttons.Action, data=None):
     if action.form == "resize":
         return forms.ResizeForm(ctx, (instance.flavor_snapshot or {}).get("id"), data)
     if action.form == "snapshot":
@@ -197,7 +197,7 @@ def _action_form(ctx: RequestContext, instance: Instance, action: actions.Action
 def instance_action(
     request: HttpRequest, ctx: RequestContext, instance_id: str, name: str
 ) -> HttpResponse:
-    action = actions.ACTIONS.get(name)
+    action = buttons.ACTIONS.get(name)
     if action is None:
         raise errors.NotFound(f"There is no instance action named {name}.")
     instance = _instance(ctx, instance_id)
@@ -206,7 +206,7 @@ def instance_action(
     problem = ""
     if request.method == "POST" and (form is None or form.is_valid()):
         try:
-            actions.perform(ctx, instance, action, form.cleaned_data if form else {})
+            buttons.perform(ctx, instance, action, form.cleaned_data if form else {})
         except errors.Forbidden:
             raise
         except errors.KumoError as exc:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cloud import errors
-from cloud.compute import services
+from cloud.compute import servers
 from cloud.identity.context import RequestContext
 
 from .context import dashboard_view
@@ -24,11 +24,11 @@ _FIELD_BY_WORD = [
 ]
 
 
-def _request_for(form: LaunchForm) -> services.ServerRequest:
+def _request_for(form: LaunchForm) -> servers.ServerRequest:
     data = form.cleaned_data
     network = data.get("network") or AUTO_NETWORK
     hints = {"group": data["server_group"]} if data.get("server_group") else {}
-    return services.ServerRequest(
+    return servers.ServerRequest(
         name=data["name"],
         image_id=data["image"],
         flavor_ref=data["flavor"],
@@ -58,7 +58,7 @@ def launch(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
     dialog = bool(request.headers.get("HX-Request"))
     if request.method == "POST" and form.is_valid():
         try:
-            created = services.create_servers(ctx, _request_for(form))
+            created = servers.create_servers(ctx, _request_for(form))
         except errors.Forbidden as exc:
             if not isinstance(exc, errors.OverLimit):
                 raise

@@ -15,13 +15,13 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
-from cloud.compute import services, states
+from cloud.compute import servers, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.identity.context import RequestContext
 from cloud.images.models import Image
 from cloud.network.models import Port
 
-from . import actions
+from . import buttons
 
 PER_PAGE = 25
 MAX_PER_PAGE = 100
@@ -107,7 +107,7 @@ class Row:
     instance: Instance
     image_name: str
     addresses: list[str]
-    actions: list[actions.Action] = field(default_factory=list)
+    actions: list[buttons.Action] = field(default_factory=list)
     fault: InstanceFault | None = None
 
     @property
@@ -116,7 +116,7 @@ class Row:
 
 
 def filtered(ctx: RequestContext, query: TableQuery, *, all_projects: bool = False) -> QuerySet:
-    qs = services.servers_for(ctx, all_tenants=all_projects).filter(deleted=False)
+    qs = servers.servers_for(ctx, all_tenants=all_projects).filter(deleted=False)
     if query.q:
         qs = qs.filter(display_name__icontains=query.q)
     if query.status:
@@ -155,7 +155,7 @@ def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
             instance=i,
             image_name=names.get(i.image_ref, "") or (i.image_ref[:8] if i.image_ref else ""),
             addresses=addresses.get(str(i.uuid), []),
-            actions=actions.offered(ctx, i),
+            actions=buttons.offered(ctx, i),
             fault=faults.get(str(i.uuid)),
         )
         for i in instances
@@ -206,7 +206,7 @@ def row_for(ctx: RequestContext, instance_uuid: str) -> Row | None:
     if not _is_uuid(instance_uuid):
         return None
     instance = (
-        services.servers_for(ctx).filter(pk=instance_uuid).select_related("project").first()
+        servers.servers_for(ctx).filter(pk=instance_uuid).select_related("project").first()
     )
     if instance is None:
         return None

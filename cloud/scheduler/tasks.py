@@ -7,6 +7,7 @@ import socket
 from celery import shared_task
 
 from cloud.compute.hosts import record_heartbeat
+from cloud.compute.models import SCHEDULER_BINARY
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 
@@ -24,4 +25,4 @@ def schedule_instance(instance_uuid: str, request_id: str) -> None:
 
 @shared_task(name=msg.TASK_SCHEDULER_ALIVE)
 def report_alive() -> None:
-    record_heartbeat(socket.gethostname(), "nova-scheduler", msg.SCHEDULER_QUEUE)
+    record_heartbeat(socket.gethostname(), SCHEDULER_BINARY, msg.SCHEDULER_QUEUE)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from cloud.compute.services import hostname_for
+from cloud.compute.servers import hostname_for
 from tests.e2e.conftest import BANNER, BOOT_TIMEOUT
 from tests.integration.helpers import allocation_count, wait_until
 from tests.stack import AgentSpec, Stack

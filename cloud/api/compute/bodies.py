@@ -14,7 +14,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from cloud.compute import availability_zones, states
-from cloud.compute.models import ComputeNode, Flavor, Instance, InstanceFault, Service
+from cloud.compute.models import (
+    COMPUTE_BINARY,
+    ComputeNode,
+    Flavor,
+    Instance,
+    InstanceFault,
+    Service,
+)
 from cloud.network.models import Port
 
 from ..microversion import APIVersion
@@ -91,7 +98,7 @@ class ServerContext:
         self.zones = availability_zones.host_zones(hosts)
         self.host_status: dict[str, str] = {}
         if is_admin and hosts:
-            for service in Service.objects.filter(host__in=hosts, binary="nova-compute"):
+            for service in Service.objects.filter(host__in=hosts, binary=COMPUTE_BINARY):
                 self.host_status[service.host] = _host_status(service)
 
 
@@ -252,7 +259,7 @@ def _host_id(instance: Instance) -> str:
 
 def service_body(service: Service, version: APIVersion, zones: dict[str, str] | None = None) -> dict:
     """`zones` maps host → availability zone (from availability_zones.host_zones)."""
-    if service.binary == "nova-compute":
+    if service.binary == COMPUTE_BINARY:
         zone = (zones or {}).get(service.host, "nova")
     else:
         zone = "internal"

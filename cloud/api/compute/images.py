@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.images import services as images
+from cloud.images import images
 from cloud.images.models import Image
 
 from ..base import ComputeView

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import guest_actions, server_actions, services
+from cloud.compute import guest_operations, locks, servers
 from cloud.compute.models import Instance
 from cloud.validation import name_schema, validate
 
@@ -31,26 +31,26 @@ _NULL_OR_OBJECT = {"type": ["null", "object"]}
 _RESET_STATE = {
     "type": "object",
     "required": ["state"],
-    "properties": {"state": {"enum": sorted(server_actions.RESET_STATES)}},
+    "properties": {"state": {"enum": sorted(locks.RESET_STATES)}},
     "additionalProperties": False,
 }
 
 
 def _lock(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_NULL_OR_OBJECT, args)
-    server_actions.lock_server(view.ctx, instance)
+    locks.lock_server(view.ctx, instance)
     return Response(status=202)
 
 
 def _unlock(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_NULL_OR_OBJECT, args)
-    server_actions.unlock_server(view.ctx, instance)
+    locks.unlock_server(view.ctx, instance)
     return Response(status=202)
 
 
 def _reset_state(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_RESET_STATE, args)
-    server_actions.reset_state(view.ctx, instance, args["state"])
+    locks.reset_state(view.ctx, instance, args["state"])
     return Response(status=202)
 
 
@@ -107,7 +107,7 @@ _CONSOLE_OUTPUT = {
 def _power(name: str):
     def handler(view: ServerAction, instance: Instance, args: Any) -> Response:
         validate(_NULL, args)
-        guest_actions.power(view.ctx, instance, name)
+        guest_operations.power(view.ctx, instance, name)
         return Response(status=202)
 
     return handler
@@ -115,13 +115,13 @@ def _power(name: str):
 
 def _reboot(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_REBOOT, args)
-    guest_actions.reboot(view.ctx, instance, args["type"])
+    guest_operations.reboot(view.ctx, instance, args["type"])
     return Response(status=202)
 
 
 def _rebuild(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_REBUILD, args)
-    row = guest_actions.rebuild(
+    row = guest_operations.rebuild(
         view.ctx, instance, args["imageRef"], name=args.get("name"),
         metadata=args.get("metadata"), user_data=args.get("user_data"),
     )
@@ -131,25 +131,25 @@ def _rebuild(view: ServerAction, instance: Instance, args: Any) -> Response:
 
 def _resize(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_RESIZE, args)
-    guest_actions.resize(view.ctx, instance, str(args["flavorRef"]))
+    guest_operations.resize(view.ctx, instance, str(args["flavorRef"]))
     return Response(status=202)
 
 
 def _confirm_resize(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_NULL, args)
-    guest_actions.confirm_resize(view.ctx, instance)
+    guest_operations.confirm_resize(view.ctx, instance)
     return Response(status=204)
 
 
 def _revert_resize(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_NULL, args)
-    guest_actions.revert_resize(view.ctx, instance)
+    guest_operations.revert_resize(view.ctx, instance)
     return Response(status=202)
 
 
 def _create_image(view: ServerAction, instance: Instance, args: Any) -> Response:
     validate(_CREATE_IMAGE, args)
-    image_id = guest_actions.create_image(view.ctx, instance, args["name"], args.get("metadata", {}))
+    image_id = guest_operations.create_image(view.ctx, instance, args["name"], args.get("metadata", {}))
     if view.version.at_least("2.45"):
         return Response({"image_id": image_id}, status=202)
     response = Response(status=202)
@@ -163,7 +163,7 @@ def _console_output(view: ServerAction, instance: Instance, args: Any) -> Respon
     length = None if length is None else int(length)
     if length is not None and length < 0:
         length = None  # Nova reads a negative length as "all of it"
-    output = guest_actions.console_output(view.ctx, instance, length)
+    output = guest_operations.console_output(view.ctx, instance, length)
     return Response({"output": output})
 
 
@@ -204,7 +204,7 @@ class ServerAction(ComputeView):
         if action is None:
             raise errors.BadRequest(f"There is no server action named {name!r}.")
         self.authorize(action.rule)
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         return action.handler(self, instance, args)
 
 

@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import server_metadata, services
+from cloud.compute import server_metadata, servers
 from cloud.validation import validate
 
 from ..base import ComputeView
@@ -42,7 +42,7 @@ _META_BODY = {
 class ServerMetadata(ComputeView):
     def get(self, request: Request, server_id: str) -> Response:
         self.authorize("compute:server_metadata:index")
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         return Response({"metadata": instance.metadata})
 
     def post(self, request: Request, server_id: str) -> Response:
@@ -56,7 +56,7 @@ class ServerMetadata(ComputeView):
     def _write(self, server_id: str, *, replace: bool) -> Response:
         body = self.body()
         validate(_METADATA_BODY, body)
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         metadata = server_metadata.update_metadata(
             self.ctx, instance, body["metadata"], replace=replace
         )
@@ -66,7 +66,7 @@ class ServerMetadata(ComputeView):
 class ServerMetadataItem(ComputeView):
     def get(self, request: Request, server_id: str, key: str) -> Response:
         self.authorize("compute:server_metadata:show")
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         return Response({"meta": {key: server_metadata.get_item(instance, key)}})
 
     def put(self, request: Request, server_id: str, key: str) -> Response:
@@ -78,13 +78,13 @@ class ServerMetadataItem(ComputeView):
             raise errors.BadRequest("Request body must contain exactly one metadata item.")
         if key not in meta:
             raise errors.BadRequest("Request body and URI mismatch")
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         server_metadata.update_metadata(self.ctx, instance, meta)
         return Response({"meta": meta})
 
     def delete(self, request: Request, server_id: str, key: str) -> Response:
         self.authorize("compute:server_metadata:delete")
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         server_metadata.delete_item(self.ctx, instance, key)
         return Response(status=204)
 
@@ -95,7 +95,7 @@ class ServerIps(ComputeView):
         return Response({"addresses": self._addresses(server_id)})
 
     def _addresses(self, server_id: str) -> dict:
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         page = bodies.ServerContext([instance], is_admin=False)
         return bodies.addresses(page.ports.get(str(instance.uuid), []), extended=False)
 

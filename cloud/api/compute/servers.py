@@ -10,9 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import services
+from cloud.compute import servers
 from cloud.compute.models import Instance
-from cloud.compute.services import ServerFilters, ServerRequest
+from cloud.compute.servers import ServerFilters, ServerRequest
 from cloud.validation import name_schema, validate
 
 from ..base import ComputeView
@@ -145,16 +145,16 @@ class ServerList(ComputeView):
             limit=limit,
             marker=query.get("marker"),
         )
-        instances = services.list_servers(self.ctx, filters)
+        instances = servers.list_servers(self.ctx, filters)
         if self.detail:
             page = bodies.ServerContext(instances, self.ctx.is_admin)
-            servers = [
+            shown = [
                 bodies.server_detail(i, self.version, self.compute_url, page, self.ctx.is_admin)
                 for i in instances
             ]
         else:
-            servers = [bodies.server_summary(i, self.compute_url) for i in instances]
-        body = {"servers": servers}
+            shown = [bodies.server_summary(i, self.compute_url) for i in instances]
+        body = {"servers": shown}
         path = "servers/detail" if self.detail else "servers"
         links = params.next_link(self.compute_url(path), instances, limit, lambda i: i.uuid)
         if links:
@@ -206,7 +206,7 @@ class ServerList(ComputeView):
         )
         if request_spec.max_count < request_spec.min_count:
             raise errors.BadRequest("min_count must be <= max_count")
-        instances = services.create_servers(self.ctx, request_spec)
+        instances = servers.create_servers(self.ctx, request_spec)
         first = instances[0]
         uuid = str(first.uuid)
         reply = {
@@ -236,7 +236,7 @@ class ServerDetailList(ServerList):
 class ServerItem(ComputeView):
     def get(self, request: Request, server_id: str) -> Response:
         self.authorize("compute:servers:show")
-        instance = services.get_server(self.ctx, server_id)
+        instance = servers.get_server(self.ctx, server_id)
         page = bodies.ServerContext([instance], self.ctx.is_admin)
         body = bodies.server_detail(instance, self.version, self.compute_url, page, self.ctx.is_admin)
         return Response({"server": body})
@@ -255,8 +255,8 @@ class ServerItem(ComputeView):
             fields["access_ip_v6"] = _normalise_v6(server["accessIPv6"] or "")
         if "description" in server:
             fields["description"] = server["description"]
-        instance = services.get_server(self.ctx, server_id)
-        instance = services.update_server(self.ctx, instance, **fields)
+        instance = servers.get_server(self.ctx, server_id)
+        instance = servers.update_server(self.ctx, instance, **fields)
         return Response({"server": self._update_body(instance)})
 
     def _update_body(self, instance: Instance) -> dict:
@@ -264,6 +264,6 @@ class ServerItem(ComputeView):
 
     def delete(self, request: Request, server_id: str) -> Response:
         self.authorize("compute:servers:delete")
-        instance = services.get_server(self.ctx, server_id)
-        services.delete_server(self.ctx, instance)
+        instance = servers.get_server(self.ctx, server_id)
+        servers.delete_server(self.ctx, instance)
         return Response(status=204)

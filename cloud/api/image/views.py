@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.api import error_bodies
 from cloud.api.base import ImageView, PublicView
-from cloud.images import services
+from cloud.images import images as image_records
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, Image
 
 CHUNK_SIZE = 1024 * 1024
@@ -97,7 +97,7 @@ class ImageV2Root(ImagePublicView):
 class Images(GlanceView):
     def get(self, request: Request) -> Response:
         params = {key: request.query_params.get(key) for key in request.query_params}
-        page = services.list_images(self.ctx, params, tags=request.query_params.getlist("tag"))
+        page = image_records.list_images(self.ctx, params, tags=request.query_params.getlist("tag"))
         body = {
             "images": [image_body(image) for image in page.images],
             "first": "/v2/images",
@@ -110,20 +110,20 @@ class Images(GlanceView):
         return Response(body)
 
     def post(self, request: Request) -> Response:
-        image = services.create_image(self.ctx, self.body())
+        image = image_records.create_image(self.ctx, self.body())
         return Response(image_body(image), status=201)
 
 
 class ImageDetail(GlanceView):
     def get(self, request: Request, image_id: str) -> Response:
-        return Response(image_body(services.get_image(self.ctx, image_id)))
+        return Response(image_body(image_records.get_image(self.ctx, image_id)))
 
     def patch(self, request: Request, image_id: str) -> Response:
-        image = services.update_image(self.ctx, image_id, request.data)
+        image = image_records.update_image(self.ctx, image_id, request.data)
         return Response(image_body(image))
 
     def delete(self, request: Request, image_id: str) -> Response:
-        services.delete_image(self.ctx, image_id)
+        image_records.delete_image(self.ctx, image_id)
         return Response(status=204)
 
 
@@ -144,11 +144,11 @@ class ImageFile(GlanceView):
             raise errors.UnsupportedMedia(f"Image data must be sent as {_OCTET_STREAM}.")
         length = request.META.get("CONTENT_LENGTH")
         content_length = int(length) if length and length.isdigit() else None
-        services.upload_image(self.ctx, image_id, _raw_chunks(request), content_length)
+        image_records.upload_image(self.ctx, image_id, _raw_chunks(request), content_length)
         return Response(status=204)
 
     def get(self, request: Request, image_id: str) -> HttpResponse:
-        image, data = services.open_image_data(self.ctx, image_id)
+        image, data = image_records.open_image_data(self.ctx, image_id)
         if data is None:
             return HttpResponse(status=204)
         response = FileResponse(data, content_type=_OCTET_STREAM)

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.api import error_bodies
 from cloud.api.base import NetworkView, PublicView
-from cloud.network import ipam, services
+from cloud.network import ipam, networks
 from cloud.network.models import Network, Port, Subnet
 
 # Extensions whose attributes these bodies really carry; clients probe for some by alias.
@@ -159,54 +159,54 @@ class NetworkV2Root(_AnyAccept, PublicView):
 
 class Networks(NeutronView):
     def get(self, request: Request) -> Response:
-        networks = services.list_networks(self.ctx, self.filters())
-        return Response({"networks": [self.pick(network_body(n)) for n in networks]})
+        found = networks.list_networks(self.ctx, self.filters())
+        return Response({"networks": [self.pick(network_body(n)) for n in found]})
 
 
 class NetworkDetail(NeutronView):
     def get(self, request: Request, network_id: str) -> Response:
         return Response(
-            {"network": self.pick(network_body(services.get_network(self.ctx, network_id)))}
+            {"network": self.pick(network_body(networks.get_network(self.ctx, network_id)))}
         )
 
 
 class Subnets(NeutronView):
     def get(self, request: Request) -> Response:
-        subnets = services.list_subnets(self.ctx, self.filters())
+        subnets = networks.list_subnets(self.ctx, self.filters())
         return Response({"subnets": [self.pick(subnet_body(s)) for s in subnets]})
 
 
 class SubnetDetail(NeutronView):
     def get(self, request: Request, subnet_id: str) -> Response:
         return Response(
-            {"subnet": self.pick(subnet_body(services.get_subnet(self.ctx, subnet_id)))}
+            {"subnet": self.pick(subnet_body(networks.get_subnet(self.ctx, subnet_id)))}
         )
 
 
 class Ports(NeutronView):
     def get(self, request: Request) -> Response:
-        ports = services.list_ports(self.ctx, self.filters())
+        ports = networks.list_ports(self.ctx, self.filters())
         return Response({"ports": [self.pick(port_body(p)) for p in ports]})
 
 
 class PortDetail(NeutronView):
     def get(self, request: Request, port_id: str) -> Response:
-        return Response({"port": self.pick(port_body(services.get_port(self.ctx, port_id)))})
+        return Response({"port": self.pick(port_body(networks.get_port(self.ctx, port_id)))})
 
 
 class Quota(NeutronView):
     def get(self, request: Request, project_id: str) -> Response:
-        return Response({"quota": services.get_quota(self.ctx, project_id)})
+        return Response({"quota": networks.get_quota(self.ctx, project_id)})
 
 
 class QuotaDetails(NeutronView):
     def get(self, request: Request, project_id: str) -> Response:
-        return Response({"quota": services.get_quota_details(self.ctx, project_id)})
+        return Response({"quota": networks.get_quota_details(self.ctx, project_id)})
 
 
 class FloatingIps(NeutronView):
     def get(self, request: Request) -> Response:
-        return Response({"floatingips": services.list_floating_ips(self.ctx)})
+        return Response({"floatingips": networks.list_floating_ips(self.ctx)})
 
 
 class FloatingIpDetail(NeutronView):
@@ -218,14 +218,14 @@ class FloatingIpDetail(NeutronView):
 
 class SecurityGroups(NeutronView):
     def get(self, request: Request) -> Response:
-        groups = services.list_security_groups(self.ctx, self.filters())
+        groups = networks.list_security_groups(self.ctx, self.filters())
         return Response({"security_groups": [self.pick(g) for g in groups]})
 
 
 class SecurityGroupDetail(NeutronView):
     def get(self, request: Request, group_id: str) -> Response:
         return Response(
-            {"security_group": self.pick(services.get_security_group(self.ctx, group_id))}
+            {"security_group": self.pick(networks.get_security_group(self.ctx, group_id))}
         )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute.models import Allocation, ComputeNode, Flavor, InstanceAction, Service
-from cloud.conductor.services import apply_instance_event
+from cloud.conductor.instance_events import apply_instance_event
 from cloud.images.models import Image
 from compute_agent import messages as msg
 from tests.unit.api.server_rows import V, make_server
@@ -218,7 +218,7 @@ def test_console_output_is_asked_of_the_host_and_returned(member, api_as, server
     from django.core.cache import cache
 
     from cloud import rpc
-    from cloud.compute.guest_actions import console_key
+    from cloud.compute.guest_operations import console_key
 
     def host_answers(name, args, queue):
         cache.set(console_key(args[0]["request_id"]), {"output": "KUMO TINY GUEST\nlogin:"}, 60)

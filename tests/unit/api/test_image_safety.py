@@ -13,7 +13,7 @@ import pytest
 
 from cloud import errors
 from cloud.identity.context import RequestContext
-from cloud.images import services
+from cloud.images import images as image_records
 from cloud.images.inspect import HEAD_SIZE
 from cloud.images.models import Image
 from tests.unit.images import corpus
@@ -163,9 +163,9 @@ def test_a_hostile_stream_is_cut_off_without_reading_it_all(member, image_dir):
             yield b"\0" * MIB
 
     ctx = _ctx(member)
-    image = services.create_image(ctx, {"disk_format": "qcow2", "container_format": "bare"})
+    image = image_records.create_image(ctx, {"disk_format": "qcow2", "container_format": "bare"})
     with pytest.raises(errors.BadRequest, match="disk_format is qcow2"), no_subprocesses():
-        services.upload_image(ctx, image.id, endless(), None)
+        image_records.upload_image(ctx, image.id, endless(), None)
     assert sum(consumed) <= HEAD_SIZE + MIB
     image.refresh_from_db()
     assert image.status == "queued"

@@ -10,7 +10,8 @@ import pytest
 
 from cloud import errors
 from cloud.identity.context import RequestContext
-from cloud.images import services, storage
+from cloud.images import images as image_records
+from cloud.images import storage
 from cloud.images.models import Image
 
 DATA = b"kumo image bytes\n" * 4096
@@ -287,9 +288,9 @@ def test_cap_is_enforced_while_streaming(member, settings, image_dir):
     """Without a Content-Length the cap must still stop the upload, not trust the client."""
     settings.KUMO_IMAGE_MAX_SIZE = 10
     ctx = _ctx(member)
-    image = services.create_image(ctx, {"disk_format": "raw", "container_format": "bare"})
+    image = image_records.create_image(ctx, {"disk_format": "raw", "container_format": "bare"})
     with pytest.raises(errors.RequestTooLarge):
-        services.upload_image(ctx, image.id, iter([b"12345", b"67890", b"1"]), None)
+        image_records.upload_image(ctx, image.id, iter([b"12345", b"67890", b"1"]), None)
     image.refresh_from_db()
     assert image.status == "queued"
     assert leftovers(image_dir) == []
@@ -297,9 +298,9 @@ def test_cap_is_enforced_while_streaming(member, settings, image_dir):
 
 def test_truncated_upload_is_not_activated(member, image_dir):
     ctx = _ctx(member)
-    image = services.create_image(ctx, {"disk_format": "raw", "container_format": "bare"})
+    image = image_records.create_image(ctx, {"disk_format": "raw", "container_format": "bare"})
     with pytest.raises(errors.BadRequest):
-        services.upload_image(ctx, image.id, iter([b"half"]), 8)
+        image_records.upload_image(ctx, image.id, iter([b"half"]), 8)
     image.refresh_from_db()
     assert image.status == "queued"
     assert leftovers(image_dir) == []
@@ -311,9 +312,9 @@ def test_failing_stream_leaves_nothing(member, image_dir):
         raise OSError("connection reset")
 
     ctx = _ctx(member)
-    image = services.create_image(ctx, {"disk_format": "raw", "container_format": "bare"})
+    image = image_records.create_image(ctx, {"disk_format": "raw", "container_format": "bare"})
     with pytest.raises(errors.BadRequest):
-        services.upload_image(ctx, image.id, broken(), None)
+        image_records.upload_image(ctx, image.id, broken(), None)
     image.refresh_from_db()
     assert image.status == "queued"
     assert leftovers(image_dir) == []

@@ -6,7 +6,7 @@ import pytest
 
 from cloud.compute import action_records, states
 from cloud.compute.models import Allocation, InstanceActionEvent
-from cloud.compute.services import complete_delete
+from cloud.compute.servers import complete_delete
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
 from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node, owner

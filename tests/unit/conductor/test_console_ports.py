@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute.models import Instance
-from cloud.conductor.services import apply_host_report
+from cloud.conductor.host_reports import apply_host_report
 from compute_agent import messages as msg
 from tests.unit.scheduler.factories import make_instance
 

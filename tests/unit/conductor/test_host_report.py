@@ -7,7 +7,7 @@ import pytest
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import ComputeNode, Service
 from cloud.conductor import tasks
-from cloud.conductor.services import apply_host_report
+from cloud.conductor.host_reports import apply_host_report
 from compute_agent import messages as msg
 
 pytestmark = pytest.mark.django_db

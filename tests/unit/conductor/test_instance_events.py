@@ -13,7 +13,7 @@ from cloud.compute.models import (
     InstanceFault,
 )
 from cloud.conductor import tasks
-from cloud.conductor.services import apply_instance_event
+from cloud.conductor.instance_events import apply_instance_event
 from compute_agent import messages as msg
 from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node
 

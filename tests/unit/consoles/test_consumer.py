@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from cloud.asgi import application
 from cloud.compute.models import ConsoleToken, Instance
-from cloud.compute.services import complete_delete
+from cloud.compute.servers import complete_delete
 
 from .fakes import RFB_BANNER, FakeVnc, mint, server_with_console
 

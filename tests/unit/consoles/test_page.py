@@ -11,7 +11,7 @@ from django.utils import timezone
 import cloud.asgi  # noqa: F401 - puts the redaction on the ASGI servers' loggers
 from cloud.compute import consoles
 from cloud.compute.models import ConsoleToken, Instance
-from cloud.compute.services import complete_delete
+from cloud.compute.servers import complete_delete
 from consoles import novnc
 from consoles.origin import origin_allowed
 from consoles.redact import RedactTokens, redact

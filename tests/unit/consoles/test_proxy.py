@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from cloud.compute.models import ConsoleToken
-from cloud.compute.services import complete_delete
+from cloud.compute.servers import complete_delete
 from tests.stack import ROOT, free_port
 
 from .fakes import RFB_BANNER, mint, server_with_console

@@ -11,7 +11,7 @@ from django.utils import timezone
 from cloud import errors
 from cloud.compute import consoles, states
 from cloud.compute.models import ConsoleToken
-from cloud.compute.services import complete_delete
+from cloud.compute.servers import complete_delete
 
 from .fakes import context_of, mint, server_with_console
 

@@ -229,10 +229,10 @@ def test_the_console_tab_says_why_a_stopped_instance_has_no_console(member):
 
 
 def test_the_log_tab_loads_the_console_output_separately(member, monkeypatch):
-    from cloud.compute import guest_actions
+    from cloud.compute import guest_operations
 
     vm = make_server(member, "vm1")
-    monkeypatch.setattr(guest_actions, "console_output", lambda ctx, inst, length: "login: _")
+    monkeypatch.setattr(guest_operations, "console_output", lambda ctx, inst, length: "login: _")
     client = signed_in(member)
     assert "/log/output" in client.get(f"/instances/{vm.uuid}/log/").content.decode()
     assert "login: _" in client.get(f"/instances/{vm.uuid}/log/output").content.decode()

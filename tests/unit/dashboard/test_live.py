@@ -12,7 +12,7 @@ from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.db import connections
 
-from cloud.conductor.services import apply_instance_event
+from cloud.conductor.instance_events import apply_instance_event
 from cloud.dashboard import live
 from cloud.dashboard.routing import websocket_urlpatterns
 from compute_agent import messages as msg

@@ -3,7 +3,7 @@ console output.
 
 Each one moves the server into its task state with one conditional UPDATE (409 when the state table
 in states.py forbids it), records an InstanceAction, and sends the host its request after commit.
-The host's report (cloud/conductor/guest_events.py) finishes the task.
+The host's report (cloud/conductor/operation_events.py) finishes the task.
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from cloud.compute.claims import resize_claim
 from cloud.identity import tokens
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid, ref_id
-from cloud.images import services as image_services
+from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
 from . import states
 from .action_records import record_action
 from .models import Flavor, Instance
-from .services import (
+from .servers import (
     ensure_unlocked,
     find_flavor,
     flavor_snapshot,

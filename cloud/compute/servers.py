@@ -16,7 +16,7 @@ from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, User
 from cloud.ids import canonical_uuid, ref_id
-from cloud.images.services import visible_images
+from cloud.images.images import visible_images
 from cloud.network import ipam
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg

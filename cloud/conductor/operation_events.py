@@ -15,7 +15,7 @@ from django.utils import timezone
 from cloud import events
 from cloud.compute import action_records, states
 from cloud.compute.claims import resize_claim
-from cloud.compute.guest_actions import console_key
+from cloud.compute.guest_operations import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
 from cloud.images.models import Image
 from compute_agent import messages as msg

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cloud.compute import guest_actions, server_actions, services, states
+from cloud.compute import guest_operations, locks, servers, states
 from cloud.compute.models import Instance
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
@@ -98,25 +98,25 @@ def perform(ctx: RequestContext, instance: Instance, action: Action, fields: dic
     """Start `action` through the service the API uses for it; `fields` come from its form
     (validated by the caller). Raises the services' errors unchanged."""
     name = action.name
-    if name in guest_actions.POWER_TASKS:
-        guest_actions.power(ctx, instance, name)
+    if name in guest_operations.POWER_TASKS:
+        guest_operations.power(ctx, instance, name)
     elif name == "reboot":
-        guest_actions.reboot(ctx, instance, "SOFT")
+        guest_operations.reboot(ctx, instance, "SOFT")
     elif name == "reboot_hard":
-        guest_actions.reboot(ctx, instance, "HARD")
+        guest_operations.reboot(ctx, instance, "HARD")
     elif name == "resize":
-        guest_actions.resize(ctx, instance, fields["flavor"])
+        guest_operations.resize(ctx, instance, fields["flavor"])
     elif name == "confirm_resize":
-        guest_actions.confirm_resize(ctx, instance)
+        guest_operations.confirm_resize(ctx, instance)
     elif name == "revert_resize":
-        guest_actions.revert_resize(ctx, instance)
+        guest_operations.revert_resize(ctx, instance)
     elif name == "snapshot":
-        guest_actions.create_image(ctx, instance, fields["name"], {})
+        guest_operations.create_image(ctx, instance, fields["name"], {})
     elif name == "lock":
-        server_actions.lock_server(ctx, instance)
+        locks.lock_server(ctx, instance)
     elif name == "unlock":
-        server_actions.unlock_server(ctx, instance)
+        locks.unlock_server(ctx, instance)
     elif name == "delete":
-        services.delete_server(ctx, instance)
+        servers.delete_server(ctx, instance)
     else:  # pragma: no cover - ACTIONS and this dispatch are kept together
         raise KeyError(name)

@@ -1,78 +1,28 @@
-"""The conductor's writes: what compute agents report, applied to the database.
+"""A compute host's instance events, applied: a build that spawned, failed or was destroyed, and the
+end of an operation (operation_events.py).
 
-Agents have no database access; they send reports and events, and these functions turn them into
-rows. Every function is safe to run twice with the same input (Celery may redeliver): state moves
-are conditional UPDATEs from the state the event expects, and anything else is a no-op.
+Every function is safe to run twice with the same input (Celery may redeliver): state moves are
+conditional UPDATEs from the state the event expects, and anything else is a no-op.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from cloud import events, rpc
 from cloud.compute import action_records, states
 from cloud.compute.claims import release
-from cloud.compute.hosts import COMPUTE_BINARY, record_heartbeat
-from cloud.compute.models import ComputeNode, Instance, InstanceFault
-from cloud.compute.services import complete_delete
+from cloud.compute.models import Instance, InstanceFault
+from cloud.compute.servers import complete_delete
 from compute_agent import messages as msg
 
-from . import guest_events
+from . import operation_events
 
 log = logging.getLogger(__name__)
-
-BUILD_TIMED_OUT = "Build of instance timed out"
-
-
-def apply_host_report(report: msg.HostReport) -> None:
-    """Record the host's heartbeat and what its hypervisor has. The *_used columns are left alone:
-    they belong to claims."""
-    with transaction.atomic():
-        service = record_heartbeat(report.host, COMPUTE_BINARY, msg.compute_queue(report.host))
-        reported = {
-            "hypervisor_hostname": report.hypervisor_hostname,
-            "hypervisor_type": report.hypervisor_type,
-            "hypervisor_version": report.hypervisor_version,
-            "host_ip": report.host_ip,
-            "cpu_info": report.cpu_info,
-            "vcpus": report.vcpus,
-            "memory_mb": report.memory_mb,
-            "local_gb": report.local_gb,
-            "domains": [{"uuid": d.uuid, "power_state": d.power_state} for d in report.domains],
-            "updated_at": timezone.now(),
-        }
-        _record_console_ports(report)
-        if ComputeNode.objects.filter(host=report.host).update(**reported):
-            return
-        try:
-            with transaction.atomic():
-                ComputeNode.objects.create(
-                    service=service,
-                    host=report.host,
-                    cpu_allocation_ratio=settings.KUMO_CPU_ALLOCATION_RATIO,
-                    ram_allocation_ratio=settings.KUMO_RAM_ALLOCATION_RATIO,
-                    disk_allocation_ratio=settings.KUMO_DISK_ALLOCATION_RATIO,
-                    **reported,
-                )
-        except IntegrityError:
-            ComputeNode.objects.filter(host=report.host).update(**reported)
-
-
-def _record_console_ports(report: msg.HostReport) -> None:
-    """Store each running domain's VNC port on its instance (console tokens are checked against
-    it); instances of this host that reported none lose theirs. Only changed rows are written."""
-    ports = {d.uuid: d.vnc_port for d in report.domains if d.vnc_port > 0}
-    on_host = Instance.objects.filter(host=report.host, deleted=False)
-    for uuid, port in ports.items():
-        on_host.filter(uuid=uuid).exclude(console_port=port).update(console_port=port)
-    on_host.filter(console_port__isnull=False).exclude(uuid__in=list(ports)).update(
-        console_port=None
-    )
 
 
 def apply_instance_event(event: msg.InstanceEvent) -> None:
@@ -81,10 +31,10 @@ def apply_instance_event(event: msg.InstanceEvent) -> None:
         msg.EVENT_SPAWN_FAILED: _spawn_failed,
         msg.EVENT_DESTROYED: _destroyed,
     }
-    for name in guest_events.FINISHES:
-        handlers[name] = guest_events.apply_success
-    handlers[msg.EVENT_ACTION_FAILED] = guest_events.apply_failure
-    handlers[msg.EVENT_CONSOLE_OUTPUT] = guest_events.apply_console_output
+    for name in operation_events.FINISHES:
+        handlers[name] = operation_events.apply_success
+    handlers[msg.EVENT_ACTION_FAILED] = operation_events.apply_failure
+    handlers[msg.EVENT_CONSOLE_OUTPUT] = operation_events.apply_console_output
     handler = handlers.get(event.event)
     if handler is None:
         log.warning("ignoring unknown instance event %r for %s", event.event, event.instance_uuid)
@@ -214,37 +164,3 @@ def _destroyed(event: msg.InstanceEvent) -> None:
     complete_delete(event.instance_uuid)
 
 
-def check_build_timeouts() -> int:
-    """Put instances that have been building longer than KUMO_BUILD_TIMEOUT into ERROR.
-
-    The host stays recorded, so a later delete still reaches any domain the build left behind.
-    Returns how many instances timed out.
-    """
-    cutoff = timezone.now() - timedelta(seconds=settings.KUMO_BUILD_TIMEOUT)
-    # A delete in progress is not a stuck build: its destroy is on the way.
-    stuck = Instance.objects.filter(
-        deleted=False, vm_state=states.BUILDING, created_at__lt=cutoff
-    ).exclude(task_state=states.DELETING)
-    timed_out = 0
-    for uuid, host in stuck.values_list("uuid", "host"):
-        with transaction.atomic():
-            if not stuck.filter(uuid=uuid).update(
-                vm_state=states.ERROR, task_state=None, updated_at=timezone.now()
-            ):
-                continue
-            events.instance_changed(uuid)
-            release(str(uuid))
-            InstanceFault.objects.create(
-                instance_id=uuid, code=500, message=BUILD_TIMED_OUT, host=host or ""
-            )
-            action_records.record_event(
-                str(uuid),
-                action_records.EVENT_BUILD_TIMEOUT,
-                action_records.ERROR,
-                host=host,
-                details=BUILD_TIMED_OUT,
-                finish_action=True,
-            )
-            timed_out += 1
-            log.warning("instance %s timed out while building", uuid)
-    return timed_out
