@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from compute_agent import messages as msg
 from compute_agent.boundary import forbid_control_plane_imports
 from compute_agent.drivers.base import DriverError
-from compute_agent.drivers.libvirt_driver import DEFAULT_INSTANCES_DIR, LibvirtDriver
+from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
 from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory
 from compute_agent.manager import ComputeManager

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from compute_agent import messages as msg
-from compute_agent.drivers.libvirt_driver import LibvirtDriver
+from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.logcontext import RequestIdFilter
 
 from .fakes import RecordingReporter

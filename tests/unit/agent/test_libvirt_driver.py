@@ -16,7 +16,7 @@ import pytest
 from compute_agent import messages as msg
 from compute_agent.domain_xml import KUMO_XMLNS, xml_text
 from compute_agent.drivers.base import DriverError
-from compute_agent.drivers.libvirt_driver import (
+from compute_agent.drivers.libvirt import (
     LibvirtDriver,
     default_domain_type,
     power_state_from_libvirt,

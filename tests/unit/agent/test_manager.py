@@ -11,7 +11,7 @@ import pytest
 
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
-from compute_agent.drivers.libvirt_driver import LibvirtDriver
+from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.manager import ComputeManager, KeyedLocks, Tombstones
 from compute_agent.reporter import ReportError
 

@@ -11,7 +11,7 @@ import pytest
 
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
-from compute_agent.drivers.libvirt_driver import LibvirtDriver
+from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.manager import ComputeManager
 
 from .conftest import needs_qemu_img
@@ -148,7 +148,7 @@ def test_console_output_on_the_test_driver_is_a_synthetic_log_cut_to_length(
 
 
 def test_console_output_reads_the_tail_of_the_log(tmp_path: Path) -> None:
-    from compute_agent.drivers.libvirt_driver import _tail
+    from compute_agent.drivers.libvirt.console import _tail
 
     log = tmp_path / "console.log"
     log.write_text("".join(f"line {i}\n" for i in range(100)))

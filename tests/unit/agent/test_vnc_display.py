@@ -7,7 +7,7 @@ import pytest
 
 from compute_agent import messages as msg
 from compute_agent.domain_xml import build_domain_xml
-from compute_agent.drivers import libvirt_driver
+from compute_agent.drivers.libvirt.host import _vnc_port
 from compute_agent.worker import parse_args
 
 from .test_domain_xml import request
@@ -55,7 +55,7 @@ LIVE = ("<domain><devices><graphics type='vnc' port='{port}' autoport='yes' list
     (LIVE.format(port="x"), True, -1),
 ])
 def test_the_vnc_port_is_read_from_the_live_domain(xml: str, active: bool, port: int) -> None:
-    assert libvirt_driver._vnc_port(_Domain(xml, active)) == port
+    assert _vnc_port(_Domain(xml, active)) == port
 
 
 def test_older_receivers_and_senders_agree_on_domain_states() -> None:

@@ -1,0 +1,22 @@
+"""LibvirtDriver: the Driver interface on libvirt, assembled from one mixin per role."""
+
+from __future__ import annotations
+
+from compute_agent.drivers.libvirt.console import ConsoleMixin
+from compute_agent.drivers.libvirt.host import HostMixin
+from compute_agent.drivers.libvirt.lifecycle import LifecycleMixin
+from compute_agent.drivers.libvirt.power import PowerMixin
+from compute_agent.drivers.libvirt.snapshot import SnapshotMixin
+
+
+class LibvirtDriver(LifecycleMixin, PowerMixin, ConsoleMixin, SnapshotMixin, HostMixin):
+    """compute_agent.drivers.base.Driver on any libvirt URI.
+
+    On the test driver (`domain_type` "test") a domain is only a definition: no disks, no config
+    drive, no console log. Any other type boots a real guest from files under `instances_dir`
+    (see compute_agent.instance_files), its image fetched through the host's image cache.
+
+    Each role lives in a module of its own and shares only LibvirtBase (the connection and the
+    host's configuration): lifecycle (spawn, destroy), power (power state and actions), console,
+    snapshot and host (host info, the domain list).
+    """

@@ -1,0 +1,118 @@
+"""What the host report needs from libvirt: the hypervisor's capacity and identity, and every
+instance domain with its power state and VNC port."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import libvirt
+
+from compute_agent import messages as msg
+from compute_agent.drivers.base import HostInfo
+from compute_agent.drivers.libvirt.connection import LibvirtBase
+from compute_agent.drivers.libvirt.states import domain_power_state
+
+
+class HostMixin(LibvirtBase):
+    def list_domains(self) -> list[msg.DomainState]:
+        def list_on(conn: libvirt.virConnect) -> list[msg.DomainState]:
+            found = []
+            for domain in conn.listAllDomains(0):
+                name = domain.name()
+                if not _is_instance_domain_name(name):
+                    continue  # e.g. the test driver's own "test" domain, or an operator's VM
+                try:
+                    found.append(msg.DomainState(
+                        uuid=name, power_state=domain_power_state(domain),
+                        vnc_port=_vnc_port(domain),
+                    ))
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise  # anything but "undefined while we were listing" is a real error
+            return sorted(found, key=lambda d: d.uuid)
+
+        return self._call("listing domains", list_on)
+
+    def host_info(self) -> HostInfo:
+        def info_on(conn: libvirt.virConnect) -> tuple[list[Any], int, str, str, str]:
+            return (
+                conn.getInfo(),
+                conn.getVersion(),
+                conn.getHostname(),
+                conn.getType(),
+                conn.getCapabilities(),
+            )
+
+        info, version, hostname, hv_type, capabilities = self._call("host info", info_on)
+        # getInfo(): [model, memory MiB, cpus, MHz, NUMA nodes, sockets, cores, threads]
+        return HostInfo(
+            vcpus=int(info[2]),
+            memory_mb=int(info[1]),
+            local_gb=self._local_gb(),
+            hypervisor_type=hv_type,
+            hypervisor_version=int(version),
+            hypervisor_hostname=hostname,
+            cpu_info=_cpu_info(capabilities, info),
+        )
+
+    def _local_gb(self) -> int:
+        """Size of the file system that holds the instances directory.
+
+        That is where instance disks go, so it is the disk capacity that matters on every URI;
+        the test driver reports no storage of its own anyway. Before the directory exists (first
+        run) the nearest existing parent stands in for it, since that is where it will be made.
+        """
+        path = self.instances_dir.absolute()
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return shutil.disk_usage(path).total // (1024**3)
+
+
+def _is_instance_domain_name(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
+
+
+def _vnc_port(domain: libvirt.virDomain) -> int:
+    """The port libvirt gave the running domain's VNC display (autoport), -1 without one.
+
+    Only the live XML has it; an inactive domain's definition keeps port -1.
+    """
+    if not domain.isActive():
+        return -1
+    graphics = ET.fromstring(domain.XMLDesc(0)).find("./devices/graphics[@type='vnc']")
+    try:
+        port = int(graphics.get("port", "-1")) if graphics is not None else -1
+    except ValueError:
+        return -1
+    return port if port > 0 else -1
+
+
+def _cpu_info(capabilities_xml: str, info: list[Any]) -> dict[str, Any]:
+    cpu = ET.fromstring(capabilities_xml).find("./host/cpu")
+    result: dict[str, Any] = {
+        "arch": "",
+        "model": str(info[0]),
+        "vendor": "",
+        "mhz": int(info[3]),
+        "topology": {"sockets": int(info[5]), "cores": int(info[6]), "threads": int(info[7])},
+        "features": [],
+    }
+    if cpu is None:
+        return result
+    result["arch"] = cpu.findtext("arch", "")
+    result["model"] = cpu.findtext("model", "") or result["model"]
+    result["vendor"] = cpu.findtext("vendor", "")
+    topology = cpu.find("topology")
+    if topology is not None:
+        result["topology"] = {
+            key: int(topology.get(key, result["topology"].get(key, 0)))
+            for key in ("sockets", "cores", "threads")
+        }
+    result["features"] = sorted(f.get("name", "") for f in cpu.findall("feature"))
+    return result
