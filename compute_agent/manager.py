@@ -13,10 +13,15 @@ idempotent, because a message can be delivered twice (late acks) or overtaken by
   reschedule it elsewhere without two copies ever running.
 - An instance action answers with its own event, or `action_failed` naming the action and why;
   the driver checks the real state first, so a repeated action is a success, not an error.
+
+Each method that serves a Celery task says so with @host_task(task name); the worker registers
+exactly those (see host_tasks), parsing each payload into the request type the method is annotated
+with. Serving a new task therefore takes one decorated method here and its driver method.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import tempfile
@@ -24,14 +29,16 @@ import threading
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar, get_type_hints
 
 from compute_agent import image_transfer
 from compute_agent import messages as msg
 from compute_agent.domain_xml import canonical_uuid
-from compute_agent.drivers.base import Driver
+from compute_agent.drivers.base import Driver, DriverError
 from compute_agent.locks import KeyedLocks
 from compute_agent.logcontext import request_context
-from compute_agent.reporter import Reporter
+from compute_agent.reporter import Reporter, ReportError
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +69,72 @@ class Tombstones:
     def __contains__(self, instance_uuid: object) -> bool:
         with self._lock:
             return instance_uuid in self._uuids
+
+
+@dataclass(frozen=True)
+class HostTask:
+    """A Celery task the agent serves on its host queue: the ComputeManager method that runs it,
+    the request its payload is parsed into, and when it is run again (with backoff)."""
+
+    name: str
+    request_type: type[msg.Message]
+    method_name: str
+    # Every host task is idempotent, so running it again is safe. A report that could not be
+    # published is the one failure all of them retry: the rest they report themselves
+    # (spawn_failed, action_failed).
+    retry_for: tuple[type[Exception], ...] = (ReportError,)
+    max_retries: int = 5
+
+
+# Where host_task leaves its HostTask on the method it declares.
+_HOST_TASK_ATTRIBUTE = "_kumo_host_task"
+
+Method = TypeVar("Method", bound=Callable[..., object])
+
+
+def host_task(
+    name: str,
+    *,
+    retry_for: tuple[type[Exception], ...] = HostTask.retry_for,
+    max_retries: int = HostTask.max_retries,
+) -> Callable[[Method], Method]:
+    """Declare that a ComputeManager method serves the Celery task `name` (a msg.TASK_* name).
+
+    The method takes one request annotated with its compute_agent.messages type; the annotation is
+    read now, so a method that lacks it is refused when its class is defined, not when a message
+    arrives.
+    """
+
+    def declare(method: Method) -> Method:
+        task = HostTask(
+            name=name,
+            request_type=_request_type(method),
+            method_name=method.__name__,
+            retry_for=retry_for,
+            max_retries=max_retries,
+        )
+        setattr(method, _HOST_TASK_ATTRIBUTE, task)
+        return method
+
+    return declare
+
+
+def _request_type(method: Callable[..., object]) -> type[msg.Message]:
+    where = getattr(method, "__qualname__", repr(method))
+    parameters = list(inspect.signature(method).parameters)[1:]  # the first is self
+    if len(parameters) != 1:
+        raise TypeError(f"host task {where} must take exactly one request, not {parameters}")
+    try:
+        hints = get_type_hints(method)
+    except NameError as exc:
+        raise TypeError(f"host task {where}: cannot resolve its annotations: {exc}") from exc
+    request_type = hints.get(parameters[0])
+    if not (isinstance(request_type, type) and issubclass(request_type, msg.Message)):
+        raise TypeError(
+            f"host task {where}: annotate its request with its compute_agent.messages type "
+            f"(found {request_type!r})"
+        )
+    return request_type
 
 
 def _instance_key(instance_uuid: str) -> str:
@@ -105,6 +178,7 @@ class ComputeManager:
             **fields,
         )
 
+    @host_task(msg.TASK_SPAWN)
     def spawn(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
         """Make the instance run here, report the outcome, then report the host."""
         key = _instance_key(request.instance_uuid)
@@ -154,6 +228,9 @@ class ComputeManager:
             return _readable(exc)
         return ""
 
+    # The contract has no "destroy failed" event, so a destroy the hypervisor refused is run
+    # again too; meanwhile the tombstone already stops any re-spawn.
+    @host_task(msg.TASK_DESTROY, retry_for=(DriverError, ReportError), max_retries=8)
     def destroy(self, request: msg.DestroyRequest) -> msg.InstanceEvent:
         """Remove the instance's domain (a missing one is success), report it, report the host.
 
@@ -227,27 +304,34 @@ class ComputeManager:
                  fields.get("power_state"))
         return self._event(request_id, instance_uuid, success, **fields)
 
+    @host_task(msg.TASK_START)
     def start(self, request: msg.PowerRequest) -> msg.InstanceEvent:
         return self._power(request, msg.ACTION_START, msg.EVENT_STARTED, self.driver.start)
 
+    @host_task(msg.TASK_STOP)
     def stop(self, request: msg.PowerRequest) -> msg.InstanceEvent:
         return self._power(
             request, msg.ACTION_STOP, msg.EVENT_STOPPED,
             lambda uuid: self.driver.stop(uuid, max(0, request.timeout)),
         )
 
+    @host_task(msg.TASK_PAUSE)
     def pause(self, request: msg.PowerRequest) -> msg.InstanceEvent:
         return self._power(request, msg.ACTION_PAUSE, msg.EVENT_PAUSED, self.driver.pause)
 
+    @host_task(msg.TASK_UNPAUSE)
     def unpause(self, request: msg.PowerRequest) -> msg.InstanceEvent:
         return self._power(request, msg.ACTION_UNPAUSE, msg.EVENT_UNPAUSED, self.driver.unpause)
 
+    @host_task(msg.TASK_SUSPEND)
     def suspend(self, request: msg.PowerRequest) -> msg.InstanceEvent:
         return self._power(request, msg.ACTION_SUSPEND, msg.EVENT_SUSPENDED, self.driver.suspend)
 
+    @host_task(msg.TASK_RESUME)
     def resume(self, request: msg.PowerRequest) -> msg.InstanceEvent:
         return self._power(request, msg.ACTION_RESUME, msg.EVENT_RESUMED, self.driver.resume)
 
+    @host_task(msg.TASK_REBOOT)
     def reboot(self, request: msg.RebootRequest) -> msg.InstanceEvent:
         reboot_type = (request.reboot_type or msg.REBOOT_SOFT).upper()
 
@@ -266,12 +350,14 @@ class ComputeManager:
             operation,
         )
 
+    @host_task(msg.TASK_REBUILD)
     def rebuild(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
         return self._act(
             request.request_id, request.instance_uuid, msg.ACTION_REBUILD, msg.EVENT_REBUILT,
             lambda: {"power_state": self.driver.rebuild(request)},
         )
 
+    @host_task(msg.TASK_RESIZE)
     def resize(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
         """A resize or its revert: the request carries the sizes to end up with."""
         return self._act(
@@ -293,6 +379,7 @@ class ComputeManager:
             lambda: {"power_state": method(request.instance_uuid)},
         )
 
+    @host_task(msg.TASK_CONSOLE_OUTPUT)
     def console_output(self, request: msg.ConsoleOutputRequest) -> msg.InstanceEvent:
         length = request.length
         if length is None or length < 0 or length > MAX_CONSOLE_LINES:
@@ -310,6 +397,7 @@ class ComputeManager:
             msg.EVENT_CONSOLE_OUTPUT, operation,
         )
 
+    @host_task(msg.TASK_SNAPSHOT)
     def snapshot(self, request: msg.SnapshotRequest) -> msg.InstanceEvent:
         """Copy the root disk to a scratch file, PUT it to the image API, remove the copy."""
 
@@ -374,3 +462,19 @@ class ComputeManager:
             LOG.exception("could not send the host report for %s", self.host)
             return None
         return report
+
+
+def host_tasks(manager_class: type[ComputeManager] = ComputeManager) -> dict[str, HostTask]:
+    """Every task the manager class serves (its @host_task methods), by task name."""
+    tasks: dict[str, HostTask] = {}
+    for attribute in dir(manager_class):
+        task = getattr(getattr(manager_class, attribute), _HOST_TASK_ATTRIBUTE, None)
+        if not isinstance(task, HostTask):
+            continue
+        if task.name in tasks:
+            raise TypeError(
+                f"{manager_class.__name__} serves {task.name} twice: "
+                f"{tasks[task.name].method_name} and {task.method_name}"
+            )
+        tasks[task.name] = task
+    return tasks

@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,8 @@ from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
 from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory
-from compute_agent.manager import ComputeManager
-from compute_agent.reporter import CeleryReporter, ReportError
+from compute_agent.manager import ComputeManager, HostTask, host_tasks
+from compute_agent.reporter import CeleryReporter
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -162,62 +162,28 @@ def create_app(config: AgentConfig) -> Celery:
 
 
 def register_tasks(app: Celery, manager: ComputeManager) -> dict[str, Any]:
-    """Register the agent's tasks under the contract's names; return them by name."""
-
-    # A failed report is retried by running the whole task again, which is safe because both
-    # operations are idempotent. A destroy the hypervisor refused is retried the same way: the
-    # contract has no "destroy failed" event, and the tombstone already stops any re-spawn.
-    @app.task(
-        name=msg.TASK_SPAWN, shared=False, autoretry_for=(ReportError,), retry_backoff=True,
-        max_retries=5,
-    )
-    def spawn(payload: dict[str, Any]) -> None:
-        manager.spawn(msg.SpawnRequest.from_dict(payload))
-
-    @app.task(
-        name=msg.TASK_DESTROY,
-        shared=False,
-        autoretry_for=(DriverError, ReportError),
-        retry_backoff=True,
-        max_retries=8,
-    )
-    def destroy(payload: dict[str, Any]) -> None:
-        manager.destroy(msg.DestroyRequest.from_dict(payload))
-
-    tasks: dict[str, Any] = {msg.TASK_SPAWN: spawn, msg.TASK_DESTROY: destroy}
-
-    # Instance actions report their own failure (action_failed), so only a report that could not
-    # be published is retried; the driver checks real state first, so a rerun is harmless.
-    actions: list[tuple[str, type[msg.Message], Any]] = [
-        (msg.TASK_START, msg.PowerRequest, manager.start),
-        (msg.TASK_STOP, msg.PowerRequest, manager.stop),
-        (msg.TASK_REBOOT, msg.RebootRequest, manager.reboot),
-        (msg.TASK_PAUSE, msg.PowerRequest, manager.pause),
-        (msg.TASK_UNPAUSE, msg.PowerRequest, manager.unpause),
-        (msg.TASK_SUSPEND, msg.PowerRequest, manager.suspend),
-        (msg.TASK_RESUME, msg.PowerRequest, manager.resume),
-        (msg.TASK_CONSOLE_OUTPUT, msg.ConsoleOutputRequest, manager.console_output),
-        (msg.TASK_SNAPSHOT, msg.SnapshotRequest, manager.snapshot),
-        (msg.TASK_REBUILD, msg.SpawnRequest, manager.rebuild),
-        (msg.TASK_RESIZE, msg.SpawnRequest, manager.resize),
-    ]
-    for name, request_type, method in actions:
-        tasks[name] = _register_action(app, name, request_type, method)
-    return tasks
+    """Register one Celery task per host task ComputeManager declares (@host_task), under the
+    contract's names; return them by name."""
+    return {
+        task.name: _register(app, task, getattr(manager, task.method_name))
+        for task in host_tasks().values()
+    }
 
 
-def _register_action(
-    app: Celery, name: str, request_type: type[msg.Message], method: Any
-) -> Any:
+def _register(app: Celery, task: HostTask, method: Callable[[Any], object]) -> Any:
     # shared=False: a shared task would be added to every Celery app made later in the process,
     # each bound to this app's manager.
     @app.task(
-        name=name, shared=False, autoretry_for=(ReportError,), retry_backoff=True, max_retries=5
+        name=task.name,
+        shared=False,
+        autoretry_for=task.retry_for,
+        retry_backoff=True,
+        max_retries=task.max_retries,
     )
-    def action(payload: dict[str, Any]) -> None:
-        method(request_type.from_dict(payload))
+    def run(payload: dict[str, Any]) -> None:
+        method(task.request_type.from_dict(payload))
 
-    return action
+    return run
 
 
 # The image cache is swept about this often (every N heartbeats, N derived from the interval).

@@ -12,7 +12,7 @@ import pytest
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import LibvirtDriver
-from compute_agent.manager import ComputeManager, KeyedLocks, Tombstones
+from compute_agent.manager import ComputeManager, KeyedLocks, Tombstones, host_task, host_tasks
 from compute_agent.reporter import ReportError
 
 from .fakes import RecordingReporter
@@ -263,3 +263,38 @@ def test_tombstones_forget_the_oldest_beyond_their_limit() -> None:
         tombstones.add(key)
     assert "a" not in tombstones
     assert "b" in tombstones and "c" in tombstones
+
+
+def test_a_host_task_without_a_request_annotation_is_refused_when_its_class_is_defined() -> None:
+    with pytest.raises(TypeError, match="annotate its request"):
+
+        class Manager:
+            @host_task("compute.nothing")
+            def nothing(self, request):  # type: ignore[no-untyped-def]
+                pass
+
+
+def test_a_host_task_must_take_a_contract_request() -> None:
+    with pytest.raises(TypeError, match="annotate its request"):
+
+        class ByUuid:
+            @host_task("compute.nothing")
+            def nothing(self, instance_uuid: str) -> None:
+                pass
+
+    with pytest.raises(TypeError, match="exactly one request"):
+
+        class TwoRequests:
+            @host_task("compute.nothing")
+            def nothing(self, first: msg.PowerRequest, second: msg.PowerRequest) -> None:
+                pass
+
+
+def test_a_task_served_twice_is_refused() -> None:
+    class Twice(ComputeManager):
+        @host_task(msg.TASK_START)
+        def start_again(self, request: msg.PowerRequest) -> msg.InstanceEvent:
+            return self.start(request)
+
+    with pytest.raises(TypeError, match="compute.start twice"):
+        host_tasks(Twice)

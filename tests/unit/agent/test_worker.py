@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from compute_agent import messages as msg
+from compute_agent.drivers.base import DriverError
+from compute_agent.manager import host_tasks
 from compute_agent.reporter import CeleryReporter, ReportError
 from compute_agent.worker import (
     AgentConfig,
@@ -165,6 +167,56 @@ def test_each_instance_action_has_a_task_that_hands_its_request_to_the_manager(
     assert task_name in app.tasks
     tasks[task_name](payload.to_dict())
     assert manager.calls == [(method, payload)]
+
+
+# One request of each type a host task can take.
+SAMPLE_REQUESTS: dict[type[msg.Message], msg.Message] = {
+    request.__class__: request
+    for request in (
+        msg.SpawnRequest(request_id="r", instance_uuid="u", name="n", hostname="n", vcpus=1,
+                         memory_mb=64, root_gb=1, image=msg.ImageRef(id="i", token="t")),
+        msg.DestroyRequest(request_id="r", instance_uuid="u"),
+        msg.PowerRequest(request_id="r", instance_uuid="u", timeout=7),
+        msg.RebootRequest(request_id="r", instance_uuid="u", reboot_type=msg.REBOOT_HARD),
+        msg.ConsoleOutputRequest(request_id="r", instance_uuid="u", length=10),
+        msg.SnapshotRequest(request_id="r", instance_uuid="u", image_id="i",
+                            upload_url="http://127.0.0.1/x", token="t"),
+    )
+}
+
+
+def test_every_task_the_manager_declares_is_registered_with_its_request_type() -> None:
+    app = create_app(AgentConfig(host="node7"))
+    manager = RecordingManager()
+    tasks = register_tasks(app, manager)  # type: ignore[arg-type]
+    declared = host_tasks()
+    assert set(tasks) == set(declared)
+    for name, task in declared.items():
+        registered = app.tasks[name]
+        assert (registered.autoretry_for, registered.max_retries) == (
+            task.retry_for, task.max_retries
+        )
+        request = SAMPLE_REQUESTS[task.request_type]
+        tasks[name](request.to_dict())
+        method, received = manager.calls[-1]
+        assert (method, type(received), received) == (task.method_name, task.request_type, request)
+
+
+def test_the_manager_serves_every_task_the_contract_sends_to_a_host() -> None:
+    host_task_names = {
+        value for name, value in vars(msg).items()
+        if name.startswith("TASK_") and value.startswith(msg.COMPUTE_QUEUE_PREFIX)
+    }
+    assert set(host_tasks()) == host_task_names
+
+
+def test_a_refused_destroy_is_retried_and_every_task_retries_a_failed_report() -> None:
+    declared = host_tasks()
+    destroy = declared.pop(msg.TASK_DESTROY)
+    assert (destroy.retry_for, destroy.max_retries) == ((DriverError, ReportError), 8)
+    assert {(task.retry_for, task.max_retries) for task in declared.values()} == {
+        ((ReportError,), 5)
+    }
 
 
 def test_the_heartbeat_sweeps_the_image_cache_every_so_many_beats() -> None:
