@@ -11,7 +11,6 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import BinaryIO
 
 from compute_agent.drivers.base import DriverError
@@ -71,7 +70,7 @@ def download(url: str, token: str, target: BinaryIO, *, timeout: float = TIMEOUT
     return size, md5.hexdigest()
 
 
-def upload(url: str, token: str, path: Path, *, timeout: float = TIMEOUT) -> int:
+def upload(url: str, token: str, path: str | os.PathLike[str], *, timeout: float = TIMEOUT) -> int:
     """PUT the file at `path` to `url`, streamed from disk; return its size."""
     size = os.path.getsize(path)
     headers = _headers(token) | {
