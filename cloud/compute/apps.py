@@ -7,10 +7,11 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Identity asks before deleting a project or user; compute answers for its servers.
         from cloud.identity import signals
 
-        from . import servers
+        # The modules whose functions carry operations out register them (operations.runs).
+        from . import guest_operations, locks, servers  # noqa: F401
 
+        # Identity asks before deleting a project or user; compute answers for its servers.
         signals.PROJECT_DELETING.connect(servers.before_project_deleted, dispatch_uid="compute")
         signals.USER_DELETING.connect(servers.before_user_deleted, dispatch_uid="compute")

@@ -1,8 +1,8 @@
-"""Actions the compute host carries out on a server: power, reboot, rebuild, resize, snapshot,
-console output.
+"""Operations the compute host carries out on a server (operations.py declares them): power,
+reboot, rebuild, resize, snapshot, console output.
 
-Each one moves the server into its task state with one conditional UPDATE (409 when the state table
-in states.py forbids it), records an InstanceAction, and sends the host its request after commit.
+Each one starts its task with transitions.begin (409 when the state rule forbids it), and sends the
+host its request in the same transaction, so the request leaves only once the task is committed.
 The host's report (cloud/conductor/operation_events.py) finishes the task.
 """
 
@@ -14,12 +14,8 @@ import uuid
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
-from cloud import errors, events, rpc
-from cloud.compute import quotas
-from cloud.compute.claims import resize_claim
+from cloud import errors, rpc
 from cloud.identity import tokens
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid, ref_id
@@ -27,77 +23,47 @@ from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
-from . import states
-from .action_records import record_action
+from . import quotas, states
+from .claims import resize_claim
 from .models import Flavor, Instance
-from .servers import (
-    ensure_unlocked,
-    find_flavor,
-    flavor_snapshot,
-)
+from .operations import REGISTRY, Operation, runs
+from .servers import find_flavor, flavor_snapshot
 from .spawn import build_spawn_request
+from .transitions import begin
 
-POWER_TASKS = {
-    "start": msg.TASK_START,
-    "stop": msg.TASK_STOP,
-    "pause": msg.TASK_PAUSE,
-    "unpause": msg.TASK_UNPAUSE,
-    "suspend": msg.TASK_SUSPEND,
-    "resume": msg.TASK_RESUME,
-}
-# The InstanceAction names Nova records for each.
-ACTION_NAMES = {
-    "start": "start", "stop": "stop", "pause": "pause", "unpause": "unpause",
-    "suspend": "suspend", "resume": "resume", "reboot": "reboot", "reboot_hard": "reboot",
-    "rebuild": "rebuild", "resize": "resize", "revert_resize": "revertResize",
-    "create_image": "createImage",
-}
 SNAPSHOT_TOKEN_TTL = 3600
 CONSOLE_WAIT_SECONDS = 15.0
 
 
-def _begin(ctx: RequestContext, instance: Instance, name: str, **changes) -> Instance:
-    """Move the server into the action's task state, or answer 409. Call inside a transaction."""
-    ensure_unlocked(ctx, instance)
-    guest = states.GUEST_ACTIONS[name]
-    rule = states.TRANSITIONS[guest.rule]
-    task_filter = Q(task_state__in=[t for t in rule.task_states if t is not None])
-    if None in rule.task_states:
-        task_filter |= Q(task_state__isnull=True)
-    moved = (
-        Instance.objects.filter(
-            task_filter, pk=instance.pk, deleted=False, vm_state__in=rule.vm_states,
-            host__isnull=False,
-        )
-        .update(task_state=guest.task_state, updated_at=timezone.now(), **changes)
-    )
-    if moved != 1:
-        current = Instance.objects.get(pk=instance.pk)
-        raise errors.Conflict(
-            f"Cannot '{ACTION_NAMES[name]}' instance {instance.uuid} while it is in vm_state "
-            f"{current.vm_state}" + (f", task_state {current.task_state}" if current.task_state else "")
-        )
-    record_action(ctx, instance, ACTION_NAMES[name])
-    events.instance_changed(str(instance.pk))
-    return Instance.objects.get(pk=instance.pk)
-
-
-def power(ctx: RequestContext, instance: Instance, name: str) -> None:
+@runs()
+def run_on_host(ctx: RequestContext, instance: Instance, *, operation: Operation) -> None:
+    """Any host operation without arguments (start, stop, pause…): begin its task and ask the host."""
+    assert operation.host_task is not None
     with transaction.atomic():
-        row = _begin(ctx, instance, name)
-        rpc.to_host(row.host, POWER_TASKS[name],
+        row = begin(ctx, instance, operation)
+        rpc.to_host(row.host, operation.host_task,
                     msg.PowerRequest(request_id=ctx.request_id, instance_uuid=str(row.uuid)))
 
 
-def reboot(ctx: RequestContext, instance: Instance, reboot_type: str) -> None:
-    hard = reboot_type.upper() == msg.REBOOT_HARD
+@runs("reboot")
+def reboot(ctx: RequestContext, instance: Instance) -> None:
+    _reboot(ctx, instance, hard=False)
+
+
+@runs("reboot_hard")
+def reboot_hard(ctx: RequestContext, instance: Instance) -> None:
+    _reboot(ctx, instance, hard=True)
+
+
+def _reboot(ctx: RequestContext, instance: Instance, *, hard: bool) -> None:
     with transaction.atomic():
-        row = _begin(ctx, instance, "reboot_hard" if hard else "reboot")
+        row = begin(ctx, instance, REGISTRY["reboot_hard" if hard else "reboot"])
         rpc.to_host(row.host, msg.TASK_REBOOT, msg.RebootRequest(
             request_id=ctx.request_id, instance_uuid=str(row.uuid),
             reboot_type=msg.REBOOT_HARD if hard else msg.REBOOT_SOFT))
 
 
+@runs("rebuild")
 def rebuild(
     ctx: RequestContext,
     instance: Instance,
@@ -120,11 +86,12 @@ def rebuild(
     if user_data is not None:
         changes["user_data"] = user_data
     with transaction.atomic():
-        row = _begin(ctx, instance, "rebuild", **changes)
+        row = begin(ctx, instance, REGISTRY["rebuild"], **changes)
         rpc.to_host(row.host, msg.TASK_REBUILD, build_spawn_request(row, ctx.request_id))
     return row
 
 
+@runs("resize")
 def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
     flavor = find_flavor(flavor_ref)
     if flavor is None or flavor.disabled:
@@ -138,8 +105,8 @@ def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
             "cores": max(0, flavor.vcpus - instance.vcpus),
             "ram": max(0, flavor.memory_mb - instance.memory_mb),
         })
-        row = _begin(
-            ctx, instance, "resize",
+        row = begin(
+            ctx, instance, REGISTRY["resize"],
             old_flavor_snapshot=instance.flavor_snapshot,
             flavor=flavor, flavor_snapshot=flavor_snapshot(flavor),
             vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
@@ -154,27 +121,20 @@ def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
         rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
 
 
+@runs("confirm_resize")
 def confirm_resize(ctx: RequestContext, instance: Instance) -> None:
-    ensure_unlocked(ctx, instance)
+    """Keep the new size: the host already runs it, so only the row changes."""
     done = states.ACTIVE if instance.power_state != msg.POWER_SHUTDOWN else states.STOPPED
     with transaction.atomic():
-        moved = Instance.objects.filter(
-            pk=instance.pk, deleted=False, vm_state=states.RESIZED, task_state__isnull=True
-        ).update(vm_state=done, old_flavor_snapshot=None, updated_at=timezone.now())
-        if moved != 1:
-            raise errors.Conflict(
-                f"Cannot 'confirmResize' instance {instance.uuid} while it is in vm_state "
-                f"{instance.vm_state}"
-            )
-        record_action(ctx, instance, "confirmResize")
-        events.instance_changed(instance.pk)
+        begin(ctx, instance, REGISTRY["confirm_resize"], vm_state=done, old_flavor_snapshot=None)
 
 
+@runs("revert_resize")
 def revert_resize(ctx: RequestContext, instance: Instance) -> None:
     old = instance.old_flavor_snapshot or {}
     with transaction.atomic():
-        row = _begin(
-            ctx, instance, "revert_resize",
+        row = begin(
+            ctx, instance, REGISTRY["revert_resize"],
             flavor=Flavor.objects.filter(flavorid=old.get("id")).first(),
             flavor_snapshot=old, old_flavor_snapshot=None,
             vcpus=old.get("vcpus", instance.vcpus), memory_mb=old.get("ram", instance.memory_mb),
@@ -185,21 +145,22 @@ def revert_resize(ctx: RequestContext, instance: Instance) -> None:
         rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
 
 
+@runs("snapshot")
 def create_image(
-    ctx: RequestContext, instance: Instance, name: str, metadata: dict[str, str]
+    ctx: RequestContext, instance: Instance, name: str, metadata: dict[str, str] | None = None
 ) -> str:
     """Snapshot the server into a new image (queued until the host uploads it); its id."""
     base = instance.image_ref
     base_image = Image.objects.filter(pk=canonical_uuid(base)).first() if base else None
     with transaction.atomic():
-        row = _begin(ctx, instance, "create_image")
+        row = begin(ctx, instance, REGISTRY["snapshot"])
         image = image_services.create_image(ctx, {
             "name": name, "disk_format": "qcow2", "container_format": "bare",
             # As Nova does: the snapshot needs what its source needed, and at least its disk.
             "min_ram": base_image.min_ram if base_image else 0,
             "min_disk": max(base_image.min_disk if base_image else 0, row.root_gb),
             "image_type": "snapshot", "instance_uuid": str(row.uuid), "base_image_ref": base,
-            **{k: v for k, v in metadata.items() if k not in image_services.CORE},
+            **{k: v for k, v in (metadata or {}).items() if k not in image_services.CORE},
         })
         issued = tokens.issue(row.user, row.project, ["token"], ttl=SNAPSHOT_TOKEN_TTL)
         base_url = settings.KUMO_INTERNAL_URL.rstrip("/")
@@ -209,7 +170,8 @@ def create_image(
     return str(image.id)
 
 
-def console_output(ctx: RequestContext, instance: Instance, length: int | None) -> str:
+@runs("console_output")
+def console_output(ctx: RequestContext, instance: Instance, length: int | None = None) -> str:
     """The tail of the server's serial console, asked of its host and awaited here."""
     if not instance.host:
         raise errors.Conflict(f"Instance {instance.uuid} has no console yet.")

@@ -1,47 +1,46 @@
-"""What POST /servers/{id}/action does, one function per action, each recording an InstanceAction.
+"""Locking a server (Nova's lock/unlock): a locked server refuses every change but from an admin
+(transitions.ensure_unlocked), and only an admin may lift an admin's lock.
 
-Adding an action: a function here that refuses a locked server (`ensure_unlocked`), checks its rule
-in `states.TRANSITIONS` if it may start only from some states, changes the row with a conditional
-update, and calls `record_action`; then a handler and a table row in cloud/api/compute/server_actions.py.
+Neither has a state rule, so both write under a row lock (transitions.locked_row) instead of
+moving a task state.
 """
 
 from __future__ import annotations
 
 from django.db import transaction
-from django.utils import timezone
 
-from cloud import errors, events
+from cloud import errors
 from cloud.identity.context import RequestContext
 from cloud.identity.models import RoleAssignment
 
-from . import states
 from .action_records import record_action
 from .models import Instance
+from .operations import runs
+from .transitions import locked_row, write
 
-# What os-resetState may set, by the name the API takes.
-RESET_STATES = {"active": states.ACTIVE, "error": states.ERROR}
 
-
+@runs("lock")
 def lock_server(ctx: RequestContext, instance: Instance) -> None:
     with transaction.atomic():
-        row = _row_for_update(instance)
+        row = locked_row(instance)
         if row.locked and not ctx.is_admin:
             # As in Nova: a member's second lock is a no-op, so an admin's lock stays the admin's.
             return
-        _write(row, locked=True, locked_reason=None)
+        write(row, locked=True, locked_reason=None)
         record_action(ctx, row, "lock")
 
 
+@runs("unlock")
 def unlock_server(ctx: RequestContext, instance: Instance) -> None:
     """Members may unlock their project's servers, except one an admin locked."""
     with transaction.atomic():
-        row = _row_for_update(instance)
+        row = locked_row(instance)
         if row.locked and not ctx.is_admin and locked_by_admin(row):
             raise errors.Forbidden(
                 f"Instance {row.uuid} was locked by an administrator; only an administrator "
                 "can unlock it."
             )
-        _write(row, locked=False, locked_reason=None)
+        write(row, locked=False, locked_reason=None)
         record_action(ctx, row, "unlock")
 
 
@@ -57,24 +56,3 @@ def locked_by_admin(instance: Instance) -> bool:
     return RoleAssignment.objects.filter(
         user_id=lock.user_id, project_id=lock.project_id, role__name="admin"
     ).exists()
-
-
-def reset_state(ctx: RequestContext, instance: Instance, state: str) -> None:
-    """An admin's repair: set vm_state to active or error and clear any task, from any state."""
-    vm_state = RESET_STATES[state]
-    with transaction.atomic():
-        row = _row_for_update(instance)
-        _write(row, vm_state=vm_state, task_state=None)
-        record_action(ctx, row, "resetState")
-
-
-def _row_for_update(instance: Instance) -> Instance:
-    row = Instance.objects.select_for_update().filter(pk=instance.pk, deleted=False).first()
-    if row is None:
-        raise errors.NotFound(f"Instance {instance.uuid} could not be found.")
-    return row
-
-
-def _write(row: Instance, **changes) -> None:
-    Instance.objects.filter(pk=row.pk).update(**changes, updated_at=timezone.now())
-    events.instance_changed(row.pk)

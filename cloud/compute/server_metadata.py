@@ -13,9 +13,9 @@ from cloud import errors
 from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 
-from . import states
 from .models import Instance
-from .servers import ensure_unlocked
+from .operations import REGISTRY
+from .transitions import ensure_unlocked, locked_row, refusal
 
 
 def get_item(instance: Instance, key: str) -> str:
@@ -49,15 +49,10 @@ def delete_item(ctx: RequestContext, instance: Instance, key: str) -> None:
 
 
 def _lock_row(ctx: RequestContext, instance: Instance) -> Instance:
-    row = Instance.objects.select_for_update().filter(pk=instance.pk, deleted=False).first()
-    if row is None:
-        raise errors.NotFound(f"Instance {instance.uuid} could not be found.")
+    row = locked_row(instance)
     ensure_unlocked(ctx, row)
-    if not states.TRANSITIONS["update_metadata"].allows(row.vm_state, row.task_state):
-        raise errors.Conflict(
-            f"Cannot 'update_metadata' instance {row.uuid} while it is in "
-            f"vm_state {row.vm_state}, task_state {row.task_state}"
-        )
+    if not REGISTRY["update_metadata"].allows(row.vm_state, row.task_state):
+        raise refusal(REGISTRY["update_metadata"], row)
     return row
 
 

@@ -24,6 +24,8 @@ from compute_agent import messages as msg
 from . import action_records, availability_zones, claims, consoles, keypairs, server_groups, states
 from .action_records import record_action
 from .models import MAX_LIST_LIMIT, Flavor, Instance
+from .operations import REGISTRY, runs
+from .transitions import ensure_unlocked, locked_row, move, refusal, write
 
 
 @dataclass
@@ -269,27 +271,16 @@ def list_servers(ctx: RequestContext, f: ServerFilters) -> list[Instance]:
     return list(qs[:limit])
 
 
+@runs("delete")
 def delete_server(ctx: RequestContext, instance: Instance) -> None:
-    if instance.locked and not ctx.is_admin:
-        raise errors.Conflict(f"Instance {instance.uuid} is locked")
-    transition = states.TRANSITIONS["delete"]
+    operation = REGISTRY["delete"]
+    ensure_unlocked(ctx, instance)
     with transaction.atomic():
-        moved = Instance.objects.filter(
-            pk=instance.pk,
-            deleted=False,
-            vm_state__in=transition.vm_states,
-        ).filter(
-            Q(task_state__in=[t for t in transition.task_states if t is not None])
-            | Q(task_state__isnull=True)
-        ).update(task_state=states.DELETING, updated_at=timezone.now())
-        if moved != 1:
+        if not move(instance, operation):
             current = Instance.objects.filter(pk=instance.pk).first()
             if current is None or current.deleted or current.task_state == states.DELETING:
                 return  # a repeated delete of a server already going away is not an error
-            raise errors.Conflict(
-                f"Cannot 'delete' instance {instance.uuid} while it is in "
-                f"vm_state {current.vm_state}, task_state {current.task_state}"
-            )
+            raise refusal(operation, instance)
         record_action(ctx, instance, "delete")
         events.instance_changed(instance.uuid)
         instance.refresh_from_db()
@@ -331,12 +322,6 @@ def complete_delete(instance_uuid: str) -> None:
         )
 
 
-def ensure_unlocked(ctx: RequestContext, instance: Instance) -> None:
-    """A locked server refuses changes from anyone but an admin."""
-    if instance.locked and not ctx.is_admin:
-        raise errors.Conflict(f"Instance {instance.uuid} is locked")
-
-
 # The API's names for what PUT /servers/{id} may change, and the columns they live in.
 _UPDATABLE_FIELDS = {
     "name": "display_name",
@@ -369,6 +354,20 @@ def update_server(ctx: RequestContext, instance: Instance, **fields: str | None)
     events.instance_changed(instance.uuid)
     instance.refresh_from_db()
     return instance
+
+
+# What os-resetState may set, by the name the API takes.
+RESET_STATES = {"active": states.ACTIVE, "error": states.ERROR}
+
+
+@runs("reset_state")
+def reset_state(ctx: RequestContext, instance: Instance, state: str) -> None:
+    """An admin's repair: set vm_state to active or error and clear any task, from any state."""
+    vm_state = RESET_STATES[state]
+    with transaction.atomic():
+        row = locked_row(instance)
+        write(row, vm_state=vm_state, task_state=None)
+        record_action(ctx, row, "resetState")
 
 
 def before_project_deleted(sender: object, project: Project, **_: object) -> None:

@@ -1,4 +1,5 @@
-"""Instance states, kept apart as Nova keeps them, and the one table of what may happen when.
+"""Instance states, kept apart as Nova keeps them. What may happen in which state is declared per
+operation in operations.py.
 
 vm_state    what the instance is (stable): building, active, stopped, error, deleted …
 task_state  what is being done to it right now (transient): scheduling, spawning, deleting …
@@ -37,6 +38,10 @@ REBUILDING = "rebuilding"
 RESIZE_MIGRATING = "resize_migrating"
 RESIZE_REVERTING = "resize_reverting"
 IMAGE_SNAPSHOT = "image_snapshot"
+TASK_STATES = frozenset({
+    SCHEDULING, SPAWNING, DELETING, POWERING_ON, POWERING_OFF, REBOOTING, REBOOTING_HARD, PAUSING,
+    UNPAUSING, SUSPENDING, RESUMING, REBUILDING, RESIZE_MIGRATING, RESIZE_REVERTING, IMAGE_SNAPSHOT,
+})
 
 # Nova's power_state integers, keyed by the contract's names
 POWER_STATE_CODES = {
@@ -82,73 +87,3 @@ def status(vm_state: str, task_state: str | None) -> str:
         if shown:
             return shown
     return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
-
-
-class Transition:
-    """A task that may start only from certain states; anything else is 409 Conflict."""
-
-    def __init__(self, action: str, vm_states: set[str], task_states: set[str | None]):
-        self.action = action
-        self.vm_states = vm_states
-        self.task_states = task_states
-
-    def allows(self, vm_state: str, task_state: str | None) -> bool:
-        return vm_state in self.vm_states and task_state in self.task_states
-
-
-# The table. Delete is allowed from every state but one already being deleted.
-TRANSITIONS: dict[str, Transition] = {
-    "delete": Transition(
-        "delete",
-        {BUILDING, ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR},
-        {None, SCHEDULING, SPAWNING},
-    ),
-    # Guest actions: (action, from vm_states, task while it runs). The vm_state each one ends in
-    # is in GuestAction below, applied when the compute host reports success.
-    "start": Transition("start", {STOPPED}, {None}),
-    "stop": Transition("stop", {ACTIVE, ERROR}, {None}),
-    "reboot": Transition("reboot", {ACTIVE}, {None}),
-    "reboot_hard": Transition(
-        "reboot_hard", {ACTIVE, STOPPED, PAUSED, SUSPENDED, ERROR}, {None, REBOOTING}
-    ),
-    "pause": Transition("pause", {ACTIVE}, {None}),
-    "unpause": Transition("unpause", {PAUSED}, {None}),
-    "suspend": Transition("suspend", {ACTIVE}, {None}),
-    "resume": Transition("resume", {SUSPENDED}, {None}),
-    "rebuild": Transition("rebuild", {ACTIVE, STOPPED, ERROR}, {None}),
-    "resize": Transition("resize", {ACTIVE, STOPPED}, {None}),
-    "confirm_resize": Transition("confirm_resize", {RESIZED}, {None}),
-    "revert_resize": Transition("revert_resize", {RESIZED}, {None}),
-    "create_image": Transition("create_image", {ACTIVE, STOPPED, PAUSED, SUSPENDED}, {None}),
-    # As in Nova: metadata changes wait until the instance has settled (not building, no task).
-    "update_metadata": Transition(
-        "update_metadata",
-        {ACTIVE, STOPPED, PAUSED, SUSPENDED},
-        {None},
-    ),
-}
-
-
-class GuestAction:
-    """An action the compute host carries out: the task it runs under and where success leads."""
-
-    def __init__(self, rule: str, task_state: str, done_vm_state: str | None):
-        self.rule = rule  # the key of its Transition
-        self.task_state = task_state
-        self.done_vm_state = done_vm_state  # None: back to the vm_state it started from
-
-
-GUEST_ACTIONS: dict[str, GuestAction] = {
-    "start": GuestAction("start", POWERING_ON, ACTIVE),
-    "stop": GuestAction("stop", POWERING_OFF, STOPPED),
-    "reboot": GuestAction("reboot", REBOOTING, ACTIVE),
-    "reboot_hard": GuestAction("reboot_hard", REBOOTING_HARD, ACTIVE),
-    "pause": GuestAction("pause", PAUSING, PAUSED),
-    "unpause": GuestAction("unpause", UNPAUSING, ACTIVE),
-    "suspend": GuestAction("suspend", SUSPENDING, SUSPENDED),
-    "resume": GuestAction("resume", RESUMING, ACTIVE),
-    "rebuild": GuestAction("rebuild", REBUILDING, ACTIVE),
-    "resize": GuestAction("resize", RESIZE_MIGRATING, RESIZED),
-    "revert_resize": GuestAction("revert_resize", RESIZE_REVERTING, ACTIVE),
-    "create_image": GuestAction("create_image", IMAGE_SNAPSHOT, None),
-}

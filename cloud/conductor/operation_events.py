@@ -1,4 +1,4 @@
-"""Applying a compute host's report that an instance action finished (or failed).
+"""Applying a compute host's report that an operation finished (or failed).
 
 Each report finishes the task it belongs to with one conditional UPDATE on (instance, host, task
 state): a redelivered or stale report matches nothing and changes nothing.
@@ -17,25 +17,20 @@ from cloud.compute import action_records, states
 from cloud.compute.claims import resize_claim
 from cloud.compute.guest_operations import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
+from cloud.compute.operations import REGISTRY
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
 log = logging.getLogger(__name__)
 
-# Which running tasks each success report finishes.
-FINISHES: dict[str, set[str]] = {
-    msg.EVENT_STARTED: {states.POWERING_ON},
-    msg.EVENT_STOPPED: {states.POWERING_OFF},
-    msg.EVENT_REBOOTED: {states.REBOOTING, states.REBOOTING_HARD},
-    msg.EVENT_PAUSED: {states.PAUSING},
-    msg.EVENT_UNPAUSED: {states.UNPAUSING},
-    msg.EVENT_SUSPENDED: {states.SUSPENDING},
-    msg.EVENT_RESUMED: {states.RESUMING},
-    msg.EVENT_REBUILT: {states.REBUILDING},
-    msg.EVENT_RESIZED: {states.RESIZE_MIGRATING, states.RESIZE_REVERTING},
-    msg.EVENT_SNAPSHOT_UPLOADED: {states.IMAGE_SNAPSHOT},
-}
-_DONE_BY_TASK = {g.task_state: g.done_vm_state for g in states.GUEST_ACTIONS.values()}
+# Derived from the operations registry: which running tasks each success report finishes, and the
+# vm_state each task ends in (None: the one it started from).
+FINISHES: dict[str, set[str]] = {}
+_DONE_BY_TASK: dict[str, str | None] = {}
+for _op in REGISTRY.values():
+    if _op.finished_by and _op.task_state:
+        FINISHES.setdefault(_op.finished_by, set()).add(_op.task_state)
+        _DONE_BY_TASK[_op.task_state] = _op.done_vm_state
 _ALL_ACTION_TASKS = set(_DONE_BY_TASK)
 
 

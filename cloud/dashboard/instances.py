@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from cloud import errors
 from cloud.compute import action_records, consoles, guest_operations, servers, states
 from cloud.compute.models import Instance, InstanceActionEvent
+from cloud.compute.operations import Operation
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
@@ -184,10 +185,11 @@ def _back(request: HttpRequest, instance: Instance) -> str:
     return f"/instances/{instance.uuid}/"
 
 
-def _action_form(ctx: RequestContext, instance: Instance, action: buttons.Action, data=None):
-    if action.form == "resize":
+def _action_form(ctx: RequestContext, instance: Instance, action: Operation, data=None):
+    form = action.button.form if action.button else None
+    if form == "resize":
         return forms.ResizeForm(ctx, (instance.flavor_snapshot or {}).get("id"), data)
-    if action.form == "snapshot":
+    if form == "snapshot":
         return forms.SnapshotForm(data, initial={"name": f"{instance.display_name}-snapshot"})
     return None
 
@@ -197,8 +199,8 @@ def _action_form(ctx: RequestContext, instance: Instance, action: buttons.Action
 def instance_action(
     request: HttpRequest, ctx: RequestContext, instance_id: str, name: str
 ) -> HttpResponse:
-    action = buttons.ACTIONS.get(name)
-    if action is None:
+    action = buttons.BUTTONS.get(name)
+    if action is None or action.rule is None:
         raise errors.NotFound(f"There is no instance action named {name}.")
     instance = _instance(ctx, instance_id)
     authorize(ctx, action.rule)
@@ -212,7 +214,7 @@ def instance_action(
         except errors.KumoError as exc:
             problem = exc.message  # 409 / 400: shown on the confirmation, with the reason
         else:
-            messages.success(request, action.done.format(name=instance.display_name))
+            messages.success(request, action.button.done.format(name=instance.display_name))
             target = _back(request, instance)
             if action.name == "delete" and target.startswith(f"/instances/{instance.uuid}"):
                 target = "/instances/"  # its own page is about to be gone
@@ -224,7 +226,7 @@ def instance_action(
     return render(request, template, {
         "action": action,
         "instance": instance,
-        "question": action.question.format(name=instance.display_name),
+        "question": action.button.question.format(name=instance.display_name),
         "form": form,
         "problem": problem,
         "next": _back(request, instance),

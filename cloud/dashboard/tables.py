@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 
 from cloud.compute import servers, states
 from cloud.compute.models import Instance, InstanceFault
+from cloud.compute.operations import Operation
 from cloud.identity.context import RequestContext
 from cloud.images.models import Image
 from cloud.network.models import Port
@@ -107,7 +108,7 @@ class Row:
     instance: Instance
     image_name: str
     addresses: list[str]
-    actions: list[buttons.Action] = field(default_factory=list)
+    actions: list[Operation] = field(default_factory=list)
     fault: InstanceFault | None = None
 
     @property

@@ -1,7 +1,7 @@
 """POST /servers/{id}/remote-consoles (2.6+): a console URL with a fresh one-time token.
 
-The legacy form, the os-getVNCConsole server action (2.1–2.5), is a row in server_actions.ACTIONS
-whose handler calls get_vnc_console() below. Tokens and their rules: cloud/compute/consoles.py.
+The legacy form, the os-getVNCConsole server action (2.1–2.5), is answered by server_actions.py,
+which calls get_vnc_console() below. Tokens and their rules: cloud/compute/consoles.py.
 """
 
 from __future__ import annotations

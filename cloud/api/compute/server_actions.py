@@ -1,16 +1,15 @@
-"""POST /servers/{id}/action: one view reads the action's name (the body's single key) and hands its
-value to that action's handler.
+"""POST /servers/{id}/action: the body's single key names an operation (cloud/compute/operations.py,
+by its `api_name`); the view checks the operation's policy rule, reads the arguments and performs it.
 
-Adding an action: a handler `(view, instance, args) -> Response` that validates `args` and calls one
-service function (cloud/compute/server_actions.py), and one row in ACTIONS naming its policy rule
-(cloud/identity/policy.py). A state rule, if the action has one, goes in
-cloud/compute/states.py TRANSITIONS and is checked by the service function.
+Only what is particular to this API lives here: the JSON Schema of an operation's arguments and how
+they map onto the runner's keywords (`_ARGUMENTS`, default: no arguments, `null` or `{}`), and the
+response when it is not an empty 202 (`_RESPONSES`). An operation with no arguments needs no line
+here at all. os-getVNCConsole is not an operation on the server; it keeps a row of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.urls import path
@@ -18,43 +17,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import guest_operations, locks, servers
+from cloud.compute import operations, servers
 from cloud.compute.models import Instance
 from cloud.validation import name_schema, validate
 
 from ..base import ComputeView
 from . import bodies, remote_consoles
 
+_NULL = {"type": ["null", "object"], "maxProperties": 0}
 # lock/unlock take null or an object; its locked_reason arrives at 2.73, above our maximum, so
 # whatever an object holds is ignored.
 _NULL_OR_OBJECT = {"type": ["null", "object"]}
 _RESET_STATE = {
     "type": "object",
     "required": ["state"],
-    "properties": {"state": {"enum": sorted(locks.RESET_STATES)}},
+    "properties": {"state": {"enum": sorted(servers.RESET_STATES)}},
     "additionalProperties": False,
 }
-
-
-def _lock(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_NULL_OR_OBJECT, args)
-    locks.lock_server(view.ctx, instance)
-    return Response(status=202)
-
-
-def _unlock(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_NULL_OR_OBJECT, args)
-    locks.unlock_server(view.ctx, instance)
-    return Response(status=202)
-
-
-def _reset_state(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_RESET_STATE, args)
-    locks.reset_state(view.ctx, instance, args["state"])
-    return Response(status=202)
-
-
-_NULL = {"type": ["null", "object"], "maxProperties": 0}
 _REBOOT = {
     "type": "object",
     "required": ["type"],
@@ -103,53 +82,48 @@ _CONSOLE_OUTPUT = {
     "additionalProperties": False,
 }
 
-
-def _power(name: str):
-    def handler(view: ServerAction, instance: Instance, args: Any) -> Response:
-        validate(_NULL, args)
-        guest_operations.power(view.ctx, instance, name)
-        return Response(status=202)
-
-    return handler
+Arguments = tuple[str, dict[str, Any]]  # (operation name, runner keywords)
 
 
-def _reboot(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_REBOOT, args)
-    guest_operations.reboot(view.ctx, instance, args["type"])
-    return Response(status=202)
+def _reboot(name: str, args: dict) -> Arguments:
+    hard = args["type"].upper() == "HARD"
+    return ("reboot_hard" if hard else name), {}
 
 
-def _rebuild(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_REBUILD, args)
-    row = guest_operations.rebuild(
-        view.ctx, instance, args["imageRef"], name=args.get("name"),
-        metadata=args.get("metadata"), user_data=args.get("user_data"),
-    )
+def _rebuild(name: str, args: dict) -> Arguments:
+    return name, {"image_ref": args["imageRef"], "name": args.get("name"),
+                  "metadata": args.get("metadata"), "user_data": args.get("user_data")}
+
+
+def _console_output(name: str, args: dict | None) -> Arguments:
+    length = (args or {}).get("length")
+    length = None if length is None else int(length)
+    if length is not None and length < 0:
+        length = None  # Nova reads a negative length as "all of it"
+    return name, {"length": length}
+
+
+# By operation name: the schema of the body's value, and how it becomes the runner's keywords.
+_ARGUMENTS: dict[str, tuple[dict, Callable[[str, Any], Arguments]]] = {
+    "lock": (_NULL_OR_OBJECT, lambda name, args: (name, {})),
+    "unlock": (_NULL_OR_OBJECT, lambda name, args: (name, {})),
+    "reset_state": (_RESET_STATE, lambda name, args: (name, {"state": args["state"]})),
+    "reboot": (_REBOOT, _reboot),
+    "rebuild": (_REBUILD, _rebuild),
+    "resize": (_RESIZE, lambda name, args: (name, {"flavor_ref": str(args["flavorRef"])})),
+    "snapshot": (_CREATE_IMAGE, lambda name, args: (
+        name, {"name": args["name"], "metadata": args.get("metadata", {})})),
+    "console_output": (_CONSOLE_OUTPUT, _console_output),
+}
+_NO_ARGUMENTS = (_NULL, lambda name, args: (name, {}))
+
+
+def _rebuilt(view: ServerAction, row: Instance) -> Response:
     body = bodies.server_reduced(row, view.version, view.compute_url, view.ctx.is_admin)
     return Response({"server": body}, status=202)
 
 
-def _resize(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_RESIZE, args)
-    guest_operations.resize(view.ctx, instance, str(args["flavorRef"]))
-    return Response(status=202)
-
-
-def _confirm_resize(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_NULL, args)
-    guest_operations.confirm_resize(view.ctx, instance)
-    return Response(status=204)
-
-
-def _revert_resize(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_NULL, args)
-    guest_operations.revert_resize(view.ctx, instance)
-    return Response(status=202)
-
-
-def _create_image(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_CREATE_IMAGE, args)
-    image_id = guest_operations.create_image(view.ctx, instance, args["name"], args.get("metadata", {}))
+def _image_made(view: ServerAction, image_id: str) -> Response:
     if view.version.at_least("2.45"):
         return Response({"image_id": image_id}, status=202)
     response = Response(status=202)
@@ -157,40 +131,12 @@ def _create_image(view: ServerAction, instance: Instance, args: Any) -> Response
     return response
 
 
-def _console_output(view: ServerAction, instance: Instance, args: Any) -> Response:
-    validate(_CONSOLE_OUTPUT, args)
-    length = (args or {}).get("length")
-    length = None if length is None else int(length)
-    if length is not None and length < 0:
-        length = None  # Nova reads a negative length as "all of it"
-    output = guest_operations.console_output(view.ctx, instance, length)
-    return Response({"output": output})
-
-
-@dataclass(frozen=True)
-class Action:
-    rule: str
-    handler: Callable[[ServerAction, Instance, Any], Response]
-
-
-ACTIONS: dict[str, Action] = {
-    "lock": Action("compute:servers:lock", _lock),
-    "unlock": Action("compute:servers:unlock", _unlock),
-    "os-resetState": Action("compute:servers:reset_state", _reset_state),
-    "os-start": Action("compute:servers:start", _power("start")),
-    "os-stop": Action("compute:servers:stop", _power("stop")),
-    "pause": Action("compute:servers:pause", _power("pause")),
-    "unpause": Action("compute:servers:unpause", _power("unpause")),
-    "suspend": Action("compute:servers:suspend", _power("suspend")),
-    "resume": Action("compute:servers:resume", _power("resume")),
-    "reboot": Action("compute:servers:reboot", _reboot),
-    "rebuild": Action("compute:servers:rebuild", _rebuild),
-    "resize": Action("compute:servers:resize", _resize),
-    "confirmResize": Action("compute:servers:confirm_resize", _confirm_resize),
-    "revertResize": Action("compute:servers:revert_resize", _revert_resize),
-    "createImage": Action("compute:servers:create_image", _create_image),
-    "os-getConsoleOutput": Action("compute:servers:console_output", _console_output),
-    "os-getVNCConsole": Action(remote_consoles.RULE, remote_consoles.get_vnc_console),
+# By operation name: the response from what the runner returned (default: an empty 202).
+_RESPONSES: dict[str, Callable[[ServerAction, Any], Response]] = {
+    "rebuild": _rebuilt,
+    "snapshot": _image_made,
+    "confirm_resize": lambda view, _: Response(status=204),
+    "console_output": lambda view, output: Response({"output": output}),
 }
 
 
@@ -199,13 +145,21 @@ class ServerAction(ComputeView):
         body = self.body()
         if len(body) != 1:
             raise errors.BadRequest("An action body holds exactly one key: the action's name.")
-        ((name, args),) = body.items()
-        action = ACTIONS.get(name)
-        if action is None:
-            raise errors.BadRequest(f"There is no server action named {name!r}.")
-        self.authorize(action.rule)
+        ((key, args),) = body.items()
+        if key == "os-getVNCConsole":
+            self.authorize(remote_consoles.RULE)
+            return remote_consoles.get_vnc_console(self, servers.get_server(self.ctx, server_id), args)
+        operation = operations.BY_API_NAME.get(key)
+        if operation is None or operation.rule is None:
+            raise errors.BadRequest(f"There is no server action named {key!r}.")
+        self.authorize(operation.rule)
         instance = servers.get_server(self.ctx, server_id)
-        return action.handler(self, instance, args)
+        schema, read = _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)
+        validate(schema, args)
+        name, keywords = read(operation.name, args)
+        result = operations.perform(self.ctx, instance, name, **keywords)
+        respond = _RESPONSES.get(operation.name)
+        return respond(self, result) if respond else Response(status=202)
 
 
 urlpatterns = [path("/servers/<str:server_id>/action", ServerAction.as_view())]
