@@ -1,12 +1,15 @@
 """ComputeManager on the real libvirt test driver, with a reporter that records instead of
-publishing: idempotence, the tombstone rule, cleanup after failures, what gets reported."""
+publishing: idempotence, the tombstone rule, cleanup after failures, what spawn, destroy and each
+instance action report, and how a method declares the task it serves."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import libvirt
 import pytest
 
 from compute_agent import messages as msg
@@ -15,7 +18,9 @@ from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.manager import ComputeManager, KeyedLocks, Tombstones, host_task, host_tasks
 from compute_agent.reporter import ReportError
 
+from .conftest import needs_qemu_img
 from .fakes import RecordingReporter
+from .image_server import ImageServer
 
 SpawnRequestFactory = Callable[..., msg.SpawnRequest]
 
@@ -41,11 +46,6 @@ class FailingAfterSpawn(LibvirtDriver):
 class RefusingDestroy(LibvirtDriver):
     def destroy(self, instance_uuid: str) -> None:
         raise DriverError("injected: libvirtd is not answering")
-
-
-@pytest.fixture
-def manager(driver: LibvirtDriver, reporter: RecordingReporter) -> ComputeManager:
-    return ComputeManager("host-a", driver, reporter, host_ip="192.0.2.10")
 
 
 def destroy_request(spawn: msg.SpawnRequest, request_id: str = "req-destroy") -> msg.DestroyRequest:
@@ -263,6 +263,199 @@ def test_tombstones_forget_the_oldest_beyond_their_limit() -> None:
         tombstones.add(key)
     assert "a" not in tombstones
     assert "b" in tombstones and "c" in tombstones
+
+
+# --- instance actions ---------------------------------------------------------------------
+
+
+def power(instance_uuid: str, **fields: object) -> msg.PowerRequest:
+    return msg.PowerRequest(request_id="req-act", instance_uuid=instance_uuid, **fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "method, event, state",
+    [
+        ("stop", msg.EVENT_STOPPED, msg.POWER_SHUTDOWN),
+        ("pause", msg.EVENT_PAUSED, msg.POWER_PAUSED),
+        ("suspend", msg.EVENT_SUSPENDED, msg.POWER_SUSPENDED),
+    ],
+)
+def test_each_action_reports_its_own_event_with_the_new_power_state_then_the_host(
+    manager: ComputeManager, reporter: RecordingReporter, running: str,
+    method: str, event: str, state: str,
+) -> None:
+    reports_before = len(reporter.reports)
+    result = getattr(manager, method)(power(running, timeout=5))
+    assert result == reporter.events[-1]
+    assert (result.event, result.power_state, result.request_id) == (event, state, "req-act")
+    assert result.host == "host-a"
+    assert len(reporter.reports) == reports_before + 1
+
+
+def test_the_way_back_reports_started_unpaused_and_resumed(
+    manager: ComputeManager, running: str
+) -> None:
+    manager.stop(power(running, timeout=0))
+    assert manager.start(power(running)).event == msg.EVENT_STARTED
+    manager.pause(power(running))
+    assert manager.unpause(power(running)).event == msg.EVENT_UNPAUSED
+    manager.suspend(power(running))
+    event = manager.resume(power(running))
+    assert (event.event, event.power_state) == (msg.EVENT_RESUMED, msg.POWER_RUNNING)
+
+
+@pytest.mark.parametrize("reboot_type", ["SOFT", "HARD", "soft"])
+def test_reboot_reports_rebooted(
+    manager: ComputeManager, running: str, reboot_type: str
+) -> None:
+    event = manager.reboot(
+        msg.RebootRequest(request_id="r", instance_uuid=running, reboot_type=reboot_type, timeout=5)
+    )
+    assert (event.event, event.power_state) == (msg.EVENT_REBOOTED, msg.POWER_RUNNING)
+
+
+def test_an_unknown_reboot_type_is_a_failed_action(manager: ComputeManager, running: str) -> None:
+    event = manager.reboot(
+        msg.RebootRequest(request_id="r", instance_uuid=running, reboot_type="WARM")
+    )
+    assert (event.event, event.action) == (msg.EVENT_ACTION_FAILED, msg.ACTION_REBOOT)
+    assert "SOFT or HARD" in event.message
+
+
+def test_a_refused_action_reports_action_failed_with_the_reason_and_the_state(
+    manager: ComputeManager, reporter: RecordingReporter, running: str
+) -> None:
+    manager.stop(power(running, timeout=0))
+    event = manager.pause(power(running))
+    assert event.event == msg.EVENT_ACTION_FAILED
+    assert event.action == msg.ACTION_PAUSE
+    assert "it is shutdown" in event.message
+    assert event.power_state == msg.POWER_SHUTDOWN
+    assert reporter.events[-1] == event
+
+
+def test_an_action_on_an_instance_destroyed_here_fails_without_touching_the_hypervisor(
+    manager: ComputeManager, running: str
+) -> None:
+    manager.destroy(msg.DestroyRequest(request_id="r", instance_uuid=running))
+    event = manager.start(power(running))
+    assert (event.event, event.action) == (msg.EVENT_ACTION_FAILED, msg.ACTION_START)
+    assert "deleted" in event.message
+    assert manager.driver.power_state(running) == msg.POWER_NOSTATE
+
+
+def test_console_output_is_reported_in_the_event(manager: ComputeManager, running: str) -> None:
+    event = manager.console_output(
+        msg.ConsoleOutputRequest(request_id="r", instance_uuid=running, length=5)
+    )
+    assert event.event == msg.EVENT_CONSOLE_OUTPUT
+    assert running in event.output
+    assert event.power_state == msg.POWER_RUNNING
+
+
+@needs_qemu_img
+def test_a_snapshot_is_uploaded_with_its_token_and_leaves_no_copy_behind(
+    manager: ComputeManager, driver: LibvirtDriver, running: str, image_server: ImageServer
+) -> None:
+    image_server.required_token = "SNAPSHOT-TOKEN"
+    event = manager.snapshot(
+        msg.SnapshotRequest(
+            request_id="r", instance_uuid=running, image_id="img-snap",
+            upload_url=image_server.url("v2/images/img-snap/file"), token="SNAPSHOT-TOKEN",
+        )
+    )
+    assert (event.event, event.image_id) == (msg.EVENT_SNAPSHOT_UPLOADED, "img-snap")
+    body = image_server.uploads["/v2/images/img-snap/file"]
+    assert body[:4] == b"QFI\xfb"  # a qcow2 image
+    assert list(Path(driver.scratch_dir).iterdir()) == []
+    assert event.power_state == msg.POWER_RUNNING
+
+
+@needs_qemu_img
+def test_a_refused_upload_is_a_failed_snapshot_that_names_no_token(
+    manager: ComputeManager, driver: LibvirtDriver, running: str, image_server: ImageServer
+) -> None:
+    image_server.required_token = "the-right-one"
+    event = manager.snapshot(
+        msg.SnapshotRequest(
+            request_id="r", instance_uuid=running, image_id="img-snap",
+            upload_url=image_server.url("v2/images/img-snap/file"), token="WRONG-SECRET",
+        )
+    )
+    assert (event.event, event.action) == (msg.EVENT_ACTION_FAILED, msg.ACTION_SNAPSHOT)
+    assert "HTTP 401" in event.message
+    assert "WRONG-SECRET" not in event.message + event.details
+    assert list(Path(driver.scratch_dir).iterdir()) == []
+
+
+@needs_qemu_img
+def test_action_log_lines_carry_the_request_id_and_never_a_token(
+    manager: ComputeManager, running: str, image_server: ImageServer, agent_log: list[str]
+) -> None:
+    manager.pause(msg.PowerRequest(request_id="req-pause-1", instance_uuid=running))
+    manager.snapshot(
+        msg.SnapshotRequest(
+            request_id="req-snap-1", instance_uuid=running, image_id="i",
+            upload_url=image_server.url("up"), token="SNAPSHOT-SECRET",
+        )
+    )
+    assert any(line.startswith("req-pause-1 ") for line in agent_log)
+    assert any(line.startswith("req-snap-1 ") for line in agent_log)
+    assert not any("SNAPSHOT-SECRET" in line for line in agent_log)
+
+
+def domain_sizes(instance_uuid: str) -> tuple[int, int]:
+    conn = libvirt.open("test:///default")
+    try:
+        _, _, memory_kib, vcpus, _ = conn.lookupByUUIDString(instance_uuid).info()
+    finally:
+        conn.close()
+    return vcpus, memory_kib // 1024
+
+
+def test_resize_gives_the_running_guest_its_new_sizes_and_reports_resized(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request(vcpus=1, memory_mb=128)
+    manager.spawn(request)
+    bigger = msg.SpawnRequest.from_dict(request.to_dict() | {"vcpus": 2, "memory_mb": 256})
+    event = manager.resize(bigger)
+    assert (event.event, event.power_state) == (msg.EVENT_RESIZED, msg.POWER_RUNNING)
+    assert domain_sizes(request.instance_uuid) == (2, 256)
+
+
+def test_a_stopped_guest_stays_stopped_through_a_resize(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    manager.stop(power(request.instance_uuid, timeout=0))
+    event = manager.resize(msg.SpawnRequest.from_dict(request.to_dict() | {"memory_mb": 256}))
+    assert (event.event, event.power_state) == (msg.EVENT_RESIZED, msg.POWER_SHUTDOWN)
+
+
+def test_resizing_an_instance_this_host_does_not_have_fails(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    event = manager.resize(spawn_request())
+    assert (event.event, event.action) == (msg.EVENT_ACTION_FAILED, msg.ACTION_RESIZE)
+
+
+def test_rebuild_recreates_a_running_guest_even_from_stopped(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    manager.stop(power(request.instance_uuid, timeout=0))
+    event = manager.rebuild(request)
+    assert (event.event, event.power_state) == (msg.EVENT_REBUILT, msg.POWER_RUNNING)
+
+
+def test_the_image_cache_sweep_is_a_no_op_on_the_test_driver(manager: ComputeManager) -> None:
+    assert manager.sweep_image_cache() == []
+
+
+# --- declaring host tasks -------------------------------------------------------------------
 
 
 def test_a_host_task_without_a_request_annotation_is_refused_when_its_class_is_defined() -> None:

@@ -71,6 +71,12 @@ def test_rejects_bad_arguments(argv: list[str]) -> None:
         parse_args(argv, {})
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
+def test_the_agent_will_not_start_with_vnc_on_every_interface(address: str) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--host", "h1", "--vnc-listen", address], environ={})
+
+
 def test_app_consumes_only_its_host_queue_with_json_and_late_acks() -> None:
     app = create_app(AgentConfig(host="node7", broker_url="redis://127.0.0.1:6379/15"))
     conf = app.conf

@@ -105,6 +105,12 @@ def test_refuses_a_vnc_listen_value_that_is_not_an_address() -> None:
         build_domain_xml(request(), domain_type="test", vnc_listen="0.0.0.0' autoport='no")
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
+def test_a_guest_display_on_every_interface_is_refused(address: str) -> None:
+    with pytest.raises(ValueError, match="every interface"):
+        build_domain_xml(request(), domain_type="qemu", vnc_listen=address)
+
+
 @pytest.mark.parametrize("domain_type", ["test", "qemu", "kvm"])
 def test_domain_type_is_the_callers_choice(domain_type: str) -> None:
     xml = build_domain_xml(request(), domain_type=domain_type)

@@ -1,5 +1,6 @@
-"""Fixtures shared by the agent's unit tests: the real libvirt test driver and a recording
-reporter. Nothing here needs Django, Redis or a running daemon."""
+"""Fixtures shared by the agent's unit tests: the real libvirt test driver, a recording reporter,
+a manager on both and an instance running under it. Nothing here needs Django, Redis or a running
+daemon."""
 
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import pytest
 from compute_agent import messages as msg
 from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.logcontext import RequestIdFilter
+from compute_agent.manager import ComputeManager
 
 from .fakes import RecordingReporter
 from .image_server import ImageServer
 from .image_server import start as start_image_server
 
 TEST_URI = "test:///default"
+
+SpawnRequestFactory = Callable[..., msg.SpawnRequest]
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ def new_uuid(driver: LibvirtDriver) -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
-def spawn_request(new_uuid: Callable[[], str]) -> Callable[..., msg.SpawnRequest]:
+def spawn_request(new_uuid: Callable[[], str]) -> SpawnRequestFactory:
     def make(**overrides: object) -> msg.SpawnRequest:
         fields: dict[str, object] = {
             "request_id": f"req-{uuid.uuid4()}",
@@ -69,6 +73,18 @@ def spawn_request(new_uuid: Callable[[], str]) -> Callable[..., msg.SpawnRequest
 @pytest.fixture
 def reporter() -> RecordingReporter:
     return RecordingReporter()
+
+
+@pytest.fixture
+def manager(driver: LibvirtDriver, reporter: RecordingReporter) -> ComputeManager:
+    return ComputeManager("host-a", driver, reporter, host_ip="192.0.2.10")
+
+
+@pytest.fixture
+def running(manager: ComputeManager, spawn_request: SpawnRequestFactory) -> str:
+    request = spawn_request()
+    assert manager.spawn(request).event == msg.EVENT_SPAWNED
+    return request.instance_uuid
 
 
 @pytest.fixture
