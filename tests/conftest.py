@@ -1,4 +1,5 @@
-"""Shared test setup. Personas for API tests live in tests/personas.py."""
+"""Fixtures every test may use: the personas (tests/personas.py), the broker recorder (`sent`,
+tests/broker.py) and the rows most API tests boot from. Row helpers are in tests/factories.py."""
 
 import os
 
@@ -48,3 +49,84 @@ def sent(db, monkeypatch) -> list[Sent]:
     CommitsRun().install(monkeypatch)
     monkeypatch.setattr(rpc.app, "send_task", send_task)
     return recorded
+
+
+# --- personas: an admin, a member and a reader of project alpha, and a member of project beta
+
+
+# (Imported inside the fixtures: this file loads before Django is set up, and agent tests need none.)
+
+
+@pytest.fixture
+def admin(db):
+    from tests.personas import make_persona
+
+    return make_persona("alice-admin", "alpha", ["admin", "member", "reader"])
+
+
+@pytest.fixture
+def member(db):
+    from tests.personas import make_persona
+
+    return make_persona("bob", "alpha", ["member", "reader"])
+
+
+@pytest.fixture
+def reader(db):
+    from tests.personas import make_persona
+
+    return make_persona("carol", "alpha", ["reader"])
+
+
+@pytest.fixture
+def other(db):
+    from tests.personas import make_persona
+
+    return make_persona("mallory", "beta", ["member", "reader"])
+
+
+@pytest.fixture
+def api_as():
+    from tests.personas import Api
+
+    def factory(persona, version=None):
+        return Api(persona, version)
+
+    return factory
+
+
+# --- what servers boot from
+
+
+@pytest.fixture
+def tiny(db):
+    from cloud.compute.models import Flavor
+
+    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
+
+
+@pytest.fixture
+def image(member):
+    """An active image private to the member's project."""
+    from cloud.images.models import Image
+
+    return Image.objects.create(
+        name="tiny", status="active", disk_format="qcow2", container_format="bare",
+        owner=member.project, visibility="private", size=1,
+    )
+
+
+@pytest.fixture
+def nets(admin, member, other):
+    """Networks of every kind: an external one and a shared one of a services project, and one
+    private network for each of projects alpha and beta."""
+    from cloud.identity.models import Project
+    from tests.factories import make_network
+
+    services = Project.objects.create(name="services")
+    return {
+        "public": make_network("public", services, "203.0.113.0/24", external=True),
+        "shared": make_network("shared", services, "10.1.0.0/24", shared=True),
+        "alpha": make_network("alpha-net", member.project, "10.2.0.0/24"),
+        "beta": make_network("beta-net", other.project, "10.3.0.0/24"),
+    }

@@ -29,11 +29,11 @@ import pytest
 
 from compute_agent import messages as msg
 from compute_agent.domain_xml import build_domain_xml
-from compute_agent.drivers.libvirt_driver import LibvirtDriver
+from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.image_cache import ImageCache
 from compute_agent.instance_disks import prepare
 from compute_agent.manager import ComputeManager
-from tests.unit.agent.fakes import RecordingReporter
+from tests.unit.compute_agent.fakes import RecordingReporter
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute.models import Aggregate, AggregateHost
-from tests.unit.scheduler.factories import make_node
+from tests.factories import make_node
 
 V = "/compute/v2.1"
 CREATE_KEYS = {"id", "name", "availability_zone", "created_at", "updated_at", "deleted",

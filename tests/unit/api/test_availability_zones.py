@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cloud.compute import states
-from cloud.compute.models import Aggregate, AggregateHost, Flavor, Instance, Service
-from cloud.images.models import Image
-from tests.unit.scheduler.factories import make_node
+from cloud.compute.models import Aggregate, AggregateHost, Instance, Service
+from tests.factories import boot, make_node
 
 V = "/compute/v2.1"
 
@@ -34,25 +32,6 @@ def zones(api, path="/os-availability-zone") -> dict[str, dict]:
     response = api.get(V + path)
     assert response.status_code == 200, response.content
     return {z["zoneName"]: z for z in response.json()["availabilityZoneInfo"]}
-
-
-@pytest.fixture
-def tiny(db):
-    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
-
-
-@pytest.fixture
-def image(member):
-    return Image.objects.create(
-        name="tiny", status="active", disk_format="qcow2", container_format="bare",
-        owner=member.project, visibility="private", size=1,
-    )
-
-
-def _boot(api, image, **server):
-    body = {"server": {"name": "vm", "imageRef": str(image.id), "flavorRef": "1",
-                       "networks": "none", **server}}
-    return api.post(f"{V}/servers", body, version="2.37")
 
 
 # --- listing zones
@@ -134,7 +113,7 @@ def test_detail_leaves_out_disabled_services_and_gives_unavailable_zones_no_host
 
 def test_booting_into_an_unknown_zone_is_400_and_stores_nothing(member, api_as, tiny, image):
     make_node("c1")
-    response = _boot(api_as(member), image, availability_zone="atlantis")
+    response = boot(api_as(member), image, availability_zone="atlantis")
     assert response.status_code == 400
     assert response.json()["badRequest"]["message"] == (
         "The requested availability zone is not available"
@@ -146,18 +125,18 @@ def test_booting_into_a_zone_without_enabled_hosts_is_400(member, api_as, tiny, 
     make_node("c1")
     make_node("c3", disabled=True)
     zone_aggregate("az1", "c3")
-    assert _boot(api_as(member), image, availability_zone="az1").status_code == 400
-    assert _boot(api_as(member), image, availability_zone="internal").status_code == 400
+    assert boot(api_as(member), image, availability_zone="az1").status_code == 400
+    assert boot(api_as(member), image, availability_zone="internal").status_code == 400
 
 
 def test_booting_into_a_known_zone_records_it_for_the_scheduler(member, api_as, tiny, image):
     make_node("c1")
     make_node("c3")
     zone_aggregate("az1", "c3")
-    response = _boot(api_as(member), image, availability_zone="az1")
+    response = boot(api_as(member), image, availability_zone="az1")
     assert response.status_code == 202, response.content
     assert Instance.objects.get().availability_zone == "az1"
-    assert _boot(api_as(member), image, availability_zone="nova").status_code == 202
+    assert boot(api_as(member), image, availability_zone="nova").status_code == 202
 
 
 # --- the zone in the server body

@@ -10,7 +10,7 @@ from cloud.compute.models import Allocation, ComputeNode, Flavor, InstanceAction
 from cloud.conductor.instance_events import apply_instance_event
 from cloud.images.models import Image
 from compute_agent import messages as msg
-from tests.unit.api.server_rows import V, make_server
+from tests.factories import V, make_server
 
 
 @pytest.fixture

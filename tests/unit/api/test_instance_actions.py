@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from cloud.compute.models import InstanceAction, InstanceActionEvent
-from tests.unit.api.server_rows import V, make_server
+from tests.factories import V, make_server
 
 LIST_KEYS = {"action", "instance_uuid", "request_id", "user_id", "project_id", "start_time", "message"}
 EVENT_KEYS = {"event", "start_time", "finish_time", "result", "traceback"}

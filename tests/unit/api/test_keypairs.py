@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cloud.compute.models import Flavor, Instance, KeyPair
+from cloud.compute.models import Instance, KeyPair
 from cloud.identity.models import Quota
-from cloud.images.models import Image
+from tests.factories import boot
 
 V = "/compute/v2.1"
 # Made with `ssh-keygen -t ed25519`; its fingerprint as `ssh-keygen -l -E md5` prints it.
@@ -333,28 +333,9 @@ def test_before_2_35_limit_is_ignored(member, api_as):
 # --- servers booted with a key pair
 
 
-@pytest.fixture
-def tiny(db):
-    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
-
-
-@pytest.fixture
-def image(member):
-    return Image.objects.create(
-        name="tiny", status="active", disk_format="qcow2", container_format="bare",
-        owner=member.project, visibility="private", size=1,
-    )
-
-
-def _boot(api, image, **server):
-    body = {"server": {"name": "vm", "imageRef": str(image.id), "flavorRef": "1",
-                       "networks": "none", **server}}
-    return api.post(f"{V}/servers", body, version="2.37")
-
-
 def test_a_server_booted_with_a_key_name_carries_that_public_key(member, api_as, tiny, image):
     _create(api_as(member), public_key=ED25519)
-    response = _boot(api_as(member), image, key_name="kp1")
+    response = boot(api_as(member), image, key_name="kp1")
     assert response.status_code == 202, response.content
     instance = Instance.objects.get(pk=response.json()["server"]["id"])
     assert (instance.key_name, instance.key_data) == ("kp1", ED25519)
@@ -364,13 +345,13 @@ def test_a_key_name_the_user_does_not_have_is_400_and_no_server_is_made(
     member, other, api_as, tiny, image
 ):
     _create(api_as(other), public_key=ED25519)  # same name, someone else's
-    response = _boot(api_as(member), image, key_name="kp1")
+    response = boot(api_as(member), image, key_name="kp1")
     assert response.status_code == 400
     assert response.json()["badRequest"]["message"] == "Invalid key_name provided."
     assert not Instance.objects.exists()
 
 
 def test_a_server_without_a_key_name_has_no_key_data(member, api_as, tiny, image):
-    response = _boot(api_as(member), image)
+    response = boot(api_as(member), image)
     assert response.status_code == 202
     assert Instance.objects.get().key_data == ""

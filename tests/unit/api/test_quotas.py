@@ -9,9 +9,9 @@ import pytest
 from django.db import connection, connections, transaction
 
 from cloud.compute import quotas
-from cloud.compute.models import Flavor, Instance, KeyPair, ServerGroup, ServerGroupMember
+from cloud.compute.models import Instance, KeyPair, ServerGroup, ServerGroupMember
 from cloud.identity.models import Project, Quota
-from cloud.images.models import Image
+from tests.factories import boot
 
 V = "/compute/v2.1"
 ENFORCED = {
@@ -36,27 +36,6 @@ def _limit(persona, resource: str, value: int) -> None:
     Quota.objects.update_or_create(
         project=persona.project, resource=resource, defaults={"hard_limit": value}
     )
-
-
-@pytest.fixture
-def tiny(db):
-    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
-
-
-@pytest.fixture
-def image(member):
-    return Image.objects.create(
-        name="tiny", status="active", disk_format="qcow2", container_format="bare",
-        owner=member.project, visibility="private", size=1,
-    )
-
-
-def _boot(api, image, hints=None, **server):
-    body = {"server": {"name": "vm", "imageRef": str(image.id), "flavorRef": "1",
-                       "networks": "none", **server}}
-    if hints:
-        body["os:scheduler_hints"] = hints
-    return api.post(f"{V}/servers", body, version="2.37")
 
 
 # --- show, defaults, detail
@@ -254,7 +233,7 @@ def test_booting_past_the_instance_quota_is_403_and_creates_nothing(
     _limit(member, "instances", 10)
     for i in range(9):
         _instance(member, name=f"old-{i}")
-    response = _boot(api_as(member), image, min_count=3, max_count=3)
+    response = boot(api_as(member), image, min_count=3, max_count=3)
     assert response.status_code == 403
     assert response.json() == {
         "forbidden": {
@@ -272,7 +251,7 @@ def test_cores_and_ram_are_checked_together_and_named_in_the_message(
     _limit(member, "cores", 2)
     _limit(member, "ram", 256)
     _instance(member, vcpus=1, memory_mb=200)
-    response = _boot(api_as(member), image, min_count=2, max_count=2)
+    response = boot(api_as(member), image, min_count=2, max_count=2)
     assert response.status_code == 403
     assert response.json()["forbidden"]["message"] == (
         "Quota exceeded for cores, ram: Requested 2, 256, but already used 1, 200 of 2, 256 "
@@ -284,33 +263,33 @@ def test_cores_and_ram_are_checked_together_and_named_in_the_message(
 def test_deleted_servers_free_their_quota(member, api_as, tiny, image):
     _limit(member, "instances", 1)
     _instance(member, deleted=True)
-    assert _boot(api_as(member), image).status_code == 202
-    assert _boot(api_as(member), image).status_code == 403
+    assert boot(api_as(member), image).status_code == 202
+    assert boot(api_as(member), image).status_code == 403
 
 
 def test_an_unlimited_quota_never_refuses(member, api_as, tiny, image):
     _limit(member, "instances", -1)
     for i in range(10):
         _instance(member, name=f"old-{i}")
-    assert _boot(api_as(member), image).status_code == 202
+    assert boot(api_as(member), image).status_code == 202
 
 
 def test_one_projects_servers_do_not_count_against_another(member, other, api_as, tiny, image):
     _limit(member, "instances", 1)
     _instance(other)
     _instance(other)
-    assert _boot(api_as(member), image).status_code == 202
+    assert boot(api_as(member), image).status_code == 202
 
 
 def test_more_metadata_items_than_allowed_on_a_new_server_is_403(member, api_as, tiny, image):
     _limit(member, "metadata_items", 2)
-    response = _boot(api_as(member), image, metadata={"a": "1", "b": "2", "c": "3"})
+    response = boot(api_as(member), image, metadata={"a": "1", "b": "2", "c": "3"})
     assert response.status_code == 403
     assert response.json()["forbidden"]["message"].startswith(
         "Quota exceeded for metadata_items"
     )
     assert not Instance.objects.exists()
-    assert _boot(api_as(member), image, metadata={"a": "1", "b": "2"}).status_code == 202
+    assert boot(api_as(member), image, metadata={"a": "1", "b": "2"}).status_code == 202
 
 
 def test_a_full_server_group_refuses_another_member(member, api_as, tiny, image):
@@ -319,8 +298,8 @@ def test_a_full_server_group_refuses_another_member(member, api_as, tiny, image)
         name="g", project=member.project, user=member.user, policy="soft-affinity"
     )
     hints = {"group": str(group.uuid)}
-    assert _boot(api_as(member), image, hints).status_code == 202
-    response = _boot(api_as(member), image, hints)
+    assert boot(api_as(member), image, hints).status_code == 202
+    response = boot(api_as(member), image, hints)
     assert response.status_code == 403
     assert response.json()["forbidden"]["message"] == (
         "Quota exceeded for server_group_members: Requested 1, but already used 1 of 1 "
@@ -336,7 +315,7 @@ def test_a_deleted_member_leaves_room_in_its_group(member, api_as, tiny, image):
         name="g", project=member.project, user=member.user, policy="soft-affinity"
     )
     ServerGroupMember.objects.create(group=group, instance=_instance(member, deleted=True))
-    assert _boot(api_as(member), image, {"group": str(group.uuid)}).status_code == 202
+    assert boot(api_as(member), image, {"group": str(group.uuid)}).status_code == 202
 
 
 def test_the_server_group_quota_refuses_one_group_too_many(member, api_as):

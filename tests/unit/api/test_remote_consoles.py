@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute.models import ConsoleToken
-from tests.unit.api.server_rows import make_server
+from tests.factories import make_server
 from tests.unit.consoles.fakes import console_host
 
 V = "/compute/v2.1"

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from cloud.compute.models import Instance, InstanceAction
-from tests.unit.api.server_rows import V, make_server
+from tests.factories import V, make_server
 
 
 def _act(api, server, body, version=None):

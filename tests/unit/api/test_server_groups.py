@@ -9,8 +9,8 @@ import pytest
 from cloud import errors
 from cloud.api.compute.server_groups import group_body
 from cloud.api.microversion import APIVersion
-from cloud.compute.models import Flavor, Instance, ServerGroup, ServerGroupMember
-from cloud.images.models import Image
+from cloud.compute.models import Instance, ServerGroup, ServerGroupMember
+from tests.factories import boot
 
 V = "/compute/v2.1"
 KEYS_21 = {"id", "name", "policies", "members", "metadata"}
@@ -19,28 +19,6 @@ KEYS_21 = {"id", "name", "policies", "members", "metadata"}
 def _create(api, name="g1", policies=("anti-affinity",), version=None):
     body = {"server_group": {"name": name, "policies": list(policies)}}
     return api.post(f"{V}/os-server-groups", body, version=version)
-
-
-@pytest.fixture
-def tiny(db):
-    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
-
-
-@pytest.fixture
-def image(member):
-    return Image.objects.create(
-        name="tiny", status="active", disk_format="qcow2", container_format="bare",
-        owner=member.project, visibility="private", size=1,
-    )
-
-
-def _boot(api, image, hints: dict, hint_key="os:scheduler_hints", **server):
-    body = {
-        "server": {"name": "vm", "imageRef": str(image.id), "flavorRef": "1", "networks": "none",
-                   **server},
-        hint_key: hints,
-    }
-    return api.post(f"{V}/servers", body, version="2.37")
 
 
 # --- create and shapes
@@ -202,7 +180,7 @@ def test_a_server_booted_with_the_group_hint_is_listed_as_a_member(member, api_a
                                                                    hint_key):
     api = api_as(member)
     group_id = _create(api).json()["server_group"]["id"]
-    response = _boot(api, image, {"group": group_id}, hint_key=hint_key)
+    response = boot(api, image, {"group": group_id}, hint_key=hint_key)
     assert response.status_code == 202, response.content
     server_id = response.json()["server"]["id"]
     shown = api.get(f"{V}/os-server-groups/{group_id}").json()["server_group"]
@@ -214,14 +192,14 @@ def test_a_server_booted_with_the_group_hint_is_listed_as_a_member(member, api_a
 def test_every_server_of_a_multi_create_joins_the_group(member, api_as, tiny, image):
     api = api_as(member)
     group_id = _create(api).json()["server_group"]["id"]
-    assert _boot(api, image, {"group": group_id}, min_count=3, max_count=3).status_code == 202
+    assert boot(api, image, {"group": group_id}, min_count=3, max_count=3).status_code == 202
     assert ServerGroupMember.objects.filter(group_id=group_id).count() == 3
 
 
 def test_a_deleted_server_is_no_longer_a_member(member, api_as, tiny, image):
     api = api_as(member)
     group_id = _create(api).json()["server_group"]["id"]
-    server_id = _boot(api, image, {"group": group_id}).json()["server"]["id"]
+    server_id = boot(api, image, {"group": group_id}).json()["server"]["id"]
     assert api.delete(f"{V}/servers/{server_id}").status_code == 204
     assert Instance.objects.get(pk=server_id).deleted
     shown = api.get(f"{V}/os-server-groups/{group_id}").json()["server_group"]
@@ -231,7 +209,7 @@ def test_a_deleted_server_is_no_longer_a_member(member, api_as, tiny, image):
 @pytest.mark.parametrize("hint", [str(uuid.uuid4()), "not-a-uuid", 5, ["x"]])
 def test_booting_into_a_missing_or_malformed_group_is_400_and_creates_nothing(member, api_as, tiny,
                                                                              image, hint):
-    response = _boot(api_as(member), image, {"group": hint})
+    response = boot(api_as(member), image, {"group": hint})
     assert response.status_code == 400, response.content
     assert not Instance.objects.exists()
 
@@ -239,7 +217,7 @@ def test_booting_into_a_missing_or_malformed_group_is_400_and_creates_nothing(me
 def test_booting_into_another_projects_group_is_400_like_a_missing_one(member, other, api_as,
                                                                        tiny, image):
     foreign = _create(api_as(other)).json()["server_group"]["id"]
-    response = _boot(api_as(member), image, {"group": foreign})
+    response = boot(api_as(member), image, {"group": foreign})
     assert response.status_code == 400
     assert response.json()["badRequest"]["message"] == (
         f"Instance group {foreign} could not be found."
@@ -248,5 +226,5 @@ def test_booting_into_another_projects_group_is_400_like_a_missing_one(member, o
 
 
 def test_a_boot_without_a_group_hint_joins_no_group(member, api_as, tiny, image):
-    assert _boot(api_as(member), image, {}).status_code == 202
+    assert boot(api_as(member), image, {}).status_code == 202
     assert not ServerGroupMember.objects.exists()

@@ -6,7 +6,7 @@ import pytest
 
 from cloud.compute.models import Instance
 from cloud.identity.models import Quota
-from tests.unit.api.server_rows import V, give_address, make_server
+from tests.factories import V, give_address, make_server
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from cloud.compute.models import Instance
-from tests.unit.api.server_rows import V, give_address, make_server
+from tests.factories import V, give_address, make_server
 
 # What Nova's update answer holds at 2.1 (Tempest's update_server schema allows nothing else).
 CORE_KEYS = {

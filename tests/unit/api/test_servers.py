@@ -8,29 +8,15 @@ import uuid
 
 import pytest
 
-from cloud.compute.models import Flavor, Instance
+from cloud.compute.models import Instance
 from cloud.images.models import Image
+from tests.factories import boot
 
 V = "/compute/v2.1"
 
 
-@pytest.fixture
-def tiny(db):
-    return Flavor.objects.create(flavorid="1", name="m1.tiny", vcpus=1, memory_mb=128, root_gb=1)
-
-
-@pytest.fixture
-def image(member):
-    return Image.objects.create(
-        name="tiny", status="active", disk_format="qcow2", container_format="bare",
-        owner=member.project, visibility="private", size=1,
-    )
-
-
 def _create(api, image, flavor="1", version="2.37", **server):
-    body = {"server": {"name": "vm1", "imageRef": str(image.id), "flavorRef": flavor,
-                       "networks": "none", **server}}
-    return api.post(f"{V}/servers", body, version=version)
+    return boot(api, image, name=server.pop("name", "vm1"), flavor=flavor, version=version, **server)
 
 
 def test_create_returns_202_with_links_and_records_a_building_server(member, api_as, tiny, image, sent):

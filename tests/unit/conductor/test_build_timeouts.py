@@ -11,7 +11,7 @@ from cloud.compute import states
 from cloud.compute.models import Allocation, Instance, InstanceFault
 from cloud.conductor import tasks
 from cloud.conductor.build_timeouts import BUILD_TIMED_OUT, check_build_timeouts
-from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node
+from tests.factories import claim, host_state, make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 

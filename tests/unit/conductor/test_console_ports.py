@@ -8,7 +8,7 @@ import pytest
 from cloud.compute.models import Instance
 from cloud.conductor.host_reports import apply_host_report
 from compute_agent import messages as msg
-from tests.unit.scheduler.factories import make_instance
+from tests.factories import make_instance
 
 from .test_host_report import report
 

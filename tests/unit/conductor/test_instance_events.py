@@ -15,7 +15,7 @@ from cloud.compute.models import (
 from cloud.conductor import tasks
 from cloud.conductor.instance_events import apply_instance_event
 from compute_agent import messages as msg
-from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node
+from tests.factories import claim, host_state, make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 

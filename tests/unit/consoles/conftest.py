@@ -1,7 +1,5 @@
 import pytest
 
-from tests.unit.api.conftest import admin, api_as, member, other, reader  # noqa: F401 - personas
-
 from .fakes import FakeVnc
 
 

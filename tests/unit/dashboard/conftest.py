@@ -9,9 +9,8 @@ from django.test import Client
 from cloud.compute.models import Flavor
 from cloud.dashboard.context import SESSION_KEY
 from cloud.images.models import Image
+from tests.factories import make_server  # noqa: F401 - used by the tests
 from tests.personas import Persona
-from tests.unit.api.conftest import admin, api_as, member, other, reader  # noqa: F401 - personas
-from tests.unit.api.server_rows import make_server  # noqa: F401 - used by the tests
 
 ORIGIN = "http://testserver"
 

@@ -7,8 +7,8 @@ import pytest
 from cloud.compute.models import ComputeNode, Flavor, Service
 from cloud.dashboard.context import SESSION_KEY
 from cloud.identity.models import Project, Role, RoleAssignment
+from tests.factories import make_server
 from tests.personas import make_persona
-from tests.unit.api.server_rows import make_server
 
 from .conftest import signed_in
 

@@ -7,7 +7,7 @@ import html
 import pytest
 
 from cloud.compute.models import Instance, InstanceFault
-from tests.unit.api.server_rows import give_address, make_server
+from tests.factories import give_address, make_server
 
 from .conftest import signed_in
 

@@ -10,7 +10,7 @@ import pytest
 from cloud.compute.models import Instance, KeyPair, ServerGroup
 from cloud.identity.models import Quota
 from cloud.network.models import Network, Subnet
-from tests.unit.api.server_rows import make_server
+from tests.factories import make_server
 
 from .conftest import signed_in
 

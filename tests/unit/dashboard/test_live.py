@@ -16,7 +16,7 @@ from cloud.conductor.instance_events import apply_instance_event
 from cloud.dashboard import live
 from cloud.dashboard.routing import websocket_urlpatterns
 from compute_agent import messages as msg
-from tests.unit.api.server_rows import make_server
+from tests.factories import make_server
 
 from .conftest import signed_in
 

@@ -18,9 +18,7 @@ from cloud.compute.models import (
 )
 from cloud.scheduler.host_state import load_host_states, request_spec_for
 from cloud.scheduler.manager import schedule_instance
-from tests.unit.scheduler.factories import claim
-
-from .factories import host_state, make_instance, make_node, owner
+from tests.factories import claim, host_state, make_instance, make_node, owner
 
 pytestmark = pytest.mark.django_db
 

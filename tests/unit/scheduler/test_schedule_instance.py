@@ -11,8 +11,7 @@ from cloud.compute import action_records, states
 from cloud.compute.models import Allocation, ComputeNode, InstanceActionEvent, InstanceFault
 from cloud.scheduler.manager import NO_VALID_HOST, schedule_instance
 from compute_agent import messages as msg
-
-from .factories import make_instance, make_node
+from tests.factories import make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,7 @@ import pytest
 from cloud.compute import states
 from cloud.compute.claims import release
 from cloud.compute.models import Allocation, ComputeNode, Instance
-from tests.unit.scheduler.factories import claim
-
-from .factories import host_state, make_instance, make_node
+from tests.factories import claim, host_state, make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,7 @@ from cloud.compute.spawn import IMAGE_TOKEN_TTL, build_spawn_request
 from cloud.identity import tokens
 from cloud.identity.models import Role, RoleAssignment
 from cloud.images.models import Image
-
-from .factories import make_instance, owner
+from tests.factories import make_instance, owner
 
 pytestmark = pytest.mark.django_db
 

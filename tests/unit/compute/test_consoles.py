@@ -12,8 +12,7 @@ from cloud import errors
 from cloud.compute import consoles, states
 from cloud.compute.models import ConsoleToken
 from cloud.compute.servers import complete_delete
-
-from .fakes import context_of, mint, server_with_console
+from tests.unit.consoles.fakes import context_of, mint, server_with_console
 
 
 @pytest.fixture

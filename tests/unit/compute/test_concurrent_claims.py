@@ -9,9 +9,7 @@ from django.db import connection, connections
 from django.db.models import Sum
 
 from cloud.compute.models import Allocation, ComputeNode
-from tests.unit.scheduler.factories import claim
-
-from .factories import host_state, make_instance, make_node
+from tests.factories import claim, host_state, make_instance, make_node
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

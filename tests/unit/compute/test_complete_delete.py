@@ -9,7 +9,7 @@ from cloud.compute.models import Allocation, InstanceActionEvent
 from cloud.compute.servers import complete_delete
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
-from tests.unit.scheduler.factories import claim, host_state, make_instance, make_node, owner
+from tests.factories import claim, host_state, make_instance, make_node, owner
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,7 @@ from cloud.compute.spawn import build_spawn_request
 from cloud.images.models import Image
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
-
-from .factories import make_instance, owner
+from tests.factories import make_instance, owner
 
 pytestmark = pytest.mark.django_db
 
