@@ -8,6 +8,11 @@ from compute_agent import messages as msg
 
 HEARTBEAT_SECONDS = 10.0
 BUILD_TIMEOUT_SWEEP_SECONDS = 60.0
+TOKEN_PURGE_SECONDS = 3600.0
+
+# Periodic work of the control plane alone (no agent takes part), so named here, not in the
+# agent contract.
+TASK_PURGE_EXPIRED_TOKENS = "conductor.purge_expired_tokens"
 
 CELERY_BEAT_SCHEDULE = {
     "scheduler-report-alive": {
@@ -24,5 +29,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": msg.TASK_BUILD_TIMEOUTS,
         "schedule": BUILD_TIMEOUT_SWEEP_SECONDS,
         "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": BUILD_TIMEOUT_SWEEP_SECONDS},
+    },
+    # Expired tokens are refused on sight; this only keeps the table from growing forever.
+    "conductor-purge-expired-tokens": {
+        "task": TASK_PURGE_EXPIRED_TOKENS,
+        "schedule": TOKEN_PURGE_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": TOKEN_PURGE_SECONDS},
     },
 }

@@ -7,8 +7,10 @@ from typing import Any
 
 from celery import shared_task
 
+from cloud.beat import TASK_PURGE_EXPIRED_TOKENS
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
+from cloud.identity import tokens
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 
@@ -40,3 +42,8 @@ def report_alive() -> None:
 @shared_task(name=msg.TASK_BUILD_TIMEOUTS)
 def check_build_timeouts() -> None:
     build_timeouts.check_build_timeouts()
+
+
+@shared_task(name=TASK_PURGE_EXPIRED_TOKENS)
+def purge_expired_tokens() -> None:
+    tokens.purge_expired()

@@ -7,7 +7,6 @@ ports. Nothing is looked up per row.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -19,6 +18,7 @@ from cloud.compute import servers, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.operations import Operation
 from cloud.identity.context import RequestContext
+from cloud.ids import parse_uuid
 from cloud.images.models import Image
 from cloud.network.models import Port
 
@@ -37,14 +37,6 @@ SORTS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_SORT = "-created"
 STATUSES = ["BUILD", "ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "VERIFY_RESIZE", "ERROR"]
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass
@@ -134,7 +126,7 @@ def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
     refs = {i.image_ref for i in instances if i.image_ref}
     names = {}
     if refs:
-        valid = [r for r in refs if _is_uuid(r)]
+        valid = [r for r in refs if parse_uuid(r) is not None]
         names = {str(pk): name for pk, name in
                  Image.objects.filter(pk__in=valid).values_list("pk", "name")}
     addresses: dict[str, list[str]] = {}
@@ -204,7 +196,7 @@ def instance_page(ctx: RequestContext, query: TableQuery, *, all_projects: bool 
 def row_for(ctx: RequestContext, instance_uuid: str) -> Row | None:
     """One row, as the table shows it, of an instance of the context's project (deleted ones
     too, so a page can drop them); None for anything else."""
-    if not _is_uuid(instance_uuid):
+    if parse_uuid(instance_uuid) is None:
         return None
     instance = (
         servers.servers_for(ctx).filter(pk=instance_uuid).select_related("project").first()

@@ -24,6 +24,7 @@ from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
+from cloud.ids import parse_uuid
 from cloud.validation import validate
 
 from . import storage
@@ -152,10 +153,10 @@ def _not_found(image_id: object) -> errors.NotFound:
 
 
 def _parse_id(image_id: object) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(image_id))
-    except ValueError:
-        raise _not_found(image_id) from None
+    parsed = parse_uuid(image_id)
+    if parsed is None:
+        raise _not_found(image_id)
+    return parsed
 
 
 def visible_images(ctx: RequestContext) -> QuerySet[Image]:
@@ -235,10 +236,10 @@ def create_image(ctx: RequestContext, body: Mapping[str, Any]) -> Image:
 
 
 def _parse_id_or_400(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise errors.BadRequest(f"Invalid image id {value!r}: not a UUID.") from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise errors.BadRequest(f"Invalid image id {value!r}: not a UUID.")
+    return parsed
 
 
 def _unique(tags: Iterable[str]) -> list[str]:
@@ -329,13 +330,9 @@ def _flag(value: str, name: str) -> bool:
 
 def _id_filter(value: str) -> list[uuid.UUID]:
     raw = value[3:].split(",") if value.startswith("in:") else [value]
-    ids = []
-    for item in raw:
-        try:
-            ids.append(uuid.UUID(item.strip().strip('"')))
-        except ValueError:
-            continue  # an id that cannot exist matches nothing, as an unknown one would
-    return ids
+    # An id that cannot exist matches nothing, as an unknown one would.
+    parsed = (parse_uuid(item.strip().strip('"')) for item in raw)
+    return [image_id for image_id in parsed if image_id is not None]
 
 
 def _limit(value: str | None) -> int:
@@ -418,10 +415,7 @@ def _sort_expression(sort_key: str) -> F | Coalesce:
 def _after_marker(
     ctx: RequestContext, images: QuerySet[Image], marker: str, sort_key: str, descending: bool
 ) -> QuerySet[Image]:
-    try:
-        marker_id = uuid.UUID(marker)
-    except ValueError:
-        marker_id = None
+    marker_id = parse_uuid(marker)
     last = None
     if marker_id is not None:
         last = (

@@ -17,6 +17,7 @@ from cloud import errors
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
+from cloud.ids import parse_uuid
 
 from .models import Network, Port, Subnet
 
@@ -51,16 +52,9 @@ def _bool(value: str) -> bool:
     raise errors.BadRequest(f"'{value}' cannot be converted to boolean")
 
 
-def _uuid_or_none(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 def _ids(values: Sequence[str]) -> list[uuid.UUID]:
     # A value that is not a UUID cannot name anything: it matches nothing rather than failing.
-    return [parsed for parsed in map(_uuid_or_none, values) if parsed is not None]
+    return [parsed for parsed in map(parse_uuid, values) if parsed is not None]
 
 
 def _filter(
@@ -83,7 +77,7 @@ def _not_found(kind: str, noun: str, ident: object) -> errors.NotFound:
 
 
 def _one(queryset: QuerySet, ident: object, kind: str, noun: str) -> Any:
-    parsed = _uuid_or_none(str(ident))
+    parsed = parse_uuid(str(ident))
     found = queryset.filter(pk=parsed).first() if parsed else None
     if found is None:
         raise _not_found(kind, noun, ident)
