@@ -3,6 +3,9 @@ these tests fail while any part an entry names is missing, the way each layer co
 
 from __future__ import annotations
 
+import shutil
+import uuid
+
 import pytest
 
 from cloud.api.compute import server_actions
@@ -12,6 +15,11 @@ from cloud.conductor import operation_events
 from cloud.dashboard import buttons
 from cloud.identity.policy import RULES
 from compute_agent import messages as msg
+from compute_agent.drivers.libvirt import LibvirtDriver
+from compute_agent.manager import ComputeManager, HostTask, host_tasks
+from tests.unit.compute_agent.fakes import RecordingReporter
+from tests.unit.compute_agent.image_server import ImageServer
+from tests.unit.compute_agent.image_server import start as start_image_server
 
 OFFERED = [op for op in REGISTRY.values() if op.api_name or op.button]
 
@@ -57,3 +65,80 @@ def test_a_runner_for_an_unknown_operation_or_a_second_runner_is_refused():
     with pytest.raises(ValueError):
         operations.runs("start", "lock")(lambda ctx, instance: None)
     assert operations.runner_for(REGISTRY["start"]).__name__ == "run"  # still the generic one
+
+
+# --- the agent's side: every host task an operation names is served, and its driver can do it
+
+
+def test_every_host_task_an_operation_names_is_served_by_the_agent():
+    served = host_tasks()
+    missing = {op.name: op.host_task for op in REGISTRY.values()
+               if op.host_task and op.host_task not in served}
+    assert not missing, "add an @host_task method to compute_agent/manager.py"
+
+
+@pytest.fixture
+def agent(tmp_path):
+    """A real agent manager on libvirt's test driver, reporting into a list."""
+    driver = LibvirtDriver("test:///default", instances_dir=tmp_path / "instances")
+    (tmp_path / "instances").mkdir()
+    manager = ComputeManager("host-a", driver, RecordingReporter(), host_ip="192.0.2.10")
+    made: list[str] = []
+    yield manager, made
+    for instance_uuid in made:
+        driver.destroy(instance_uuid)
+    driver.close()
+
+
+@pytest.fixture
+def image_server(tmp_path):
+    """Where a snapshot is uploaded to (the image API's part)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    state = ImageServer(root=served)
+    httpd = start_image_server(state)
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+# What the agent does to put a running domain into a vm_state an operation may start from.
+_INTO_STATE = {
+    states.ACTIVE: lambda driver, uuid: None,
+    states.RESIZED: lambda driver, uuid: None,
+    states.ERROR: lambda driver, uuid: None,
+    states.STOPPED: lambda driver, uuid: driver.stop(uuid, 0),
+    states.PAUSED: lambda driver, uuid: driver.pause(uuid),
+    states.SUSPENDED: lambda driver, uuid: driver.suspend(uuid),
+}
+# The events that answer the host tasks that do not finish a task of their own.
+_ANSWERS = {msg.TASK_CONSOLE_OUTPUT: msg.EVENT_CONSOLE_OUTPUT, msg.TASK_DESTROY: msg.EVENT_DESTROYED}
+
+
+def _request(task: HostTask, instance_uuid: str, image_server: ImageServer) -> msg.Message:
+    """The request the control plane would send for this task, with only what it needs."""
+    base = {"request_id": f"req-{task.name}", "instance_uuid": instance_uuid}
+    if task.request_type is msg.SpawnRequest:
+        return msg.SpawnRequest(**base, name="vm", hostname="vm", vcpus=1, memory_mb=128,
+                                root_gb=1)
+    if task.request_type is msg.SnapshotRequest:
+        return msg.SnapshotRequest(**base, image_id="img-snap",
+                                   upload_url=image_server.url("v2/images/img-snap/file"))
+    return task.request_type(**base)
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
+@pytest.mark.parametrize("op", [op for op in REGISTRY.values() if op.host_task],
+                         ids=lambda op: op.name)
+def test_the_agent_carries_out_every_host_operation_on_libvirts_test_driver(
+    agent, op, image_server
+):
+    manager, made = agent
+    spawned = manager.spawn(_request(host_tasks()[msg.TASK_SPAWN], str(uuid.uuid4()), image_server))
+    assert spawned.event == msg.EVENT_SPAWNED
+    made.append(spawned.instance_uuid)
+    start_from = next(vm for vm in _INTO_STATE if op.vm_states is None or vm in op.vm_states)
+    _INTO_STATE[start_from](manager.driver, spawned.instance_uuid)
+    task = host_tasks()[op.host_task]
+    event = getattr(manager, task.method_name)(_request(task, spawned.instance_uuid, image_server))
+    assert event.event == (op.finished_by or _ANSWERS[op.host_task]), event.message
