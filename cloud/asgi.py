@@ -64,7 +64,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         started = time.monotonic()
-        seen = {"status": "-", "bytes": 0, "request_id": "-"}
+        seen: dict[str, Any] = {"status": "-", "bytes": 0, "request_id": "-"}
 
         async def logged_send(message: dict) -> None:
             kind = message["type"]

@@ -128,11 +128,14 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
 
     async def _recheck(self) -> None:
         interval = float(settings.KUMO_CONSOLE_RECHECK_INTERVAL)
+        target = self.target
+        if target is None:
+            return  # only started once a token was consumed
         while True:
             await asyncio.sleep(interval)
-            if not await database_sync_to_async(consoles.session_alive)(self.target):
+            if not await database_sync_to_async(consoles.session_alive)(target):
                 log.info("console of %s ends: the instance was deleted or moved",
-                         self.target.instance_uuid)
+                         target.instance_uuid)
                 await self._finish(CLOSE_SESSION_ENDED)
                 return
 

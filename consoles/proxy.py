@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,7 +38,7 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         from . import novnc, views
 
         parts = urlsplit(self.path)
-        token = (parse_qs(parts.query).get("token") or [None])[0]
+        token = next(iter(parse_qs(parts.query).get("token", [])), None)
         if parts.path == "/console/":
             self._reply(200, "text/html; charset=utf-8", views.render_page(token).encode(),
                         views.PRIVATE_HEADERS)
@@ -80,7 +79,7 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         if not origin_allowed(self.headers.get("Origin"), self.headers.get("Host"), secure=secure):
             self.send_error(403, "Origin not allowed")
             raise self.server.EClose("console refused: origin not allowed")
-        token = (parse_qs(urlsplit(self.path).query).get("token") or [None])[0]
+        token = next(iter(parse_qs(urlsplit(self.path).query).get("token", [])), None)
         try:
             target = self.server.token_plugin.consume(token)
         except consoles.ConsoleRefused as refused:
@@ -96,6 +95,8 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         from cloud.compute import consoles
 
         target = self.console_target
+        if target is None:  # validate_connection refused it and closed the socket already
+            return
         try:
             tsock = websockifyserver.WebSockifyServer.socket(
                 target.host_address, target.port, connect=True
@@ -183,4 +184,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

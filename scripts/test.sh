@@ -17,10 +17,12 @@ mkdir -p "$KUMO_ARTIFACTS_DIR"
 export VIRTUAL_ENV="$KUMO_ROOT/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 
-# A lint failure fails the run, but the tests still run: one CI round shows both.
+# A lint or type failure fails the run, but the tests still run: one CI round shows all of them.
 log "ruff check"
 lint_status=0
 ruff check . || lint_status=$?
+log "mypy (mypy.ini)"
+mypy || lint_status=$?
 
 log "pytest $*"
 status=0
@@ -30,6 +32,6 @@ if [ "$status" -eq 5 ]; then
     die "pytest collected no tests"
 fi
 if [ "$status" -eq 0 ] && [ "$lint_status" -ne 0 ]; then
-    die "tests passed, but ruff check failed (see above)"
+    die "tests passed, but ruff or mypy failed (see above)"
 fi
 exit "$status"

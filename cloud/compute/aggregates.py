@@ -127,11 +127,11 @@ def update_aggregate(
     try:
         with transaction.atomic():
             locked = _locked(aggregate)
-            if name is not _UNSET and name != locked.name:
+            if isinstance(name, str) and name != locked.name:
                 if _name_taken(name, locked):
                     raise errors.Conflict(f"Aggregate {name} already exists.")
                 locked.name = name
-            if availability_zone is not _UNSET:
+            if availability_zone is None or isinstance(availability_zone, str):
                 _set_zone(locked, availability_zone)
             locked.updated_at = timezone.now()
             locked.save(update_fields=["name", "availability_zone", "updated_at"])

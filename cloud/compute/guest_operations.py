@@ -101,7 +101,7 @@ def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
     if flavor.root_gb < instance.root_gb:
         raise errors.BadRequest("Resize to a flavor with a smaller disk is not allowed.")
     with transaction.atomic():
-        quotas.reserve(ctx.project_id, {
+        quotas.reserve(ctx.scope, {
             "cores": max(0, flavor.vcpus - instance.vcpus),
             "ram": max(0, flavor.memory_mb - instance.memory_mb),
         })

@@ -3,13 +3,14 @@ admins see and manage them."""
 
 from __future__ import annotations
 
-import uuid as uuidlib
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from cloud import errors
+from cloud.ids import parse_uuid
 
 from .models import COMPUTE_BINARY, ComputeNode, Service
 
@@ -23,12 +24,12 @@ def list_services(binary: str | None = None, host: str | None = None) -> QuerySe
     return qs
 
 
-def _by_uuid_or_number(qs, ident: str):
+def _by_uuid_or_number(qs: QuerySet, ident: str) -> Any:
     # From microversion 2.53 services and hypervisors are named by UUID, before by integer id.
-    try:
-        return qs.filter(uuid=uuidlib.UUID(str(ident))).first()
-    except ValueError:
-        return qs.filter(pk=int(ident)).first() if str(ident).isdigit() else None
+    parsed = parse_uuid(ident)
+    if parsed is not None:
+        return qs.filter(uuid=parsed).first()
+    return qs.filter(pk=int(ident)).first() if str(ident).isdigit() else None
 
 
 def find_service(service_id: str) -> Service:

@@ -13,6 +13,8 @@ unlimited. Two limits are not project totals: `metadata_items` caps the keys of 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Sum
@@ -95,11 +97,11 @@ def limits_and_usage(
 
 
 def reserve(
-    project_id: str,
+    project_id: str | None,
     deltas: dict[str, int],
     *,
     user_id: str | None = None,
-    group=None,
+    group: ServerGroup | None = None,
 ) -> None:
     """Inside the caller's transaction: lock the project, check usage + deltas against limits,
     raise errors.OverLimit if any would be exceeded.
@@ -133,6 +135,8 @@ def reserve(
         return
     used = usage(project_id, user_id)
     if "server_group_members" in wanted:
+        if group is None:
+            raise ValueError("server_group_members are counted against a group: pass group=")
         used["server_group_members"] = group.members.filter(instance__deleted=False).count()
     over = [
         resource
@@ -157,7 +161,7 @@ def check_metadata_items(
 def _over_message(
     over: list[str], wanted: dict[str, int], used: dict[str, int], limits: dict[str, int]
 ) -> str:
-    def joined(values) -> str:
+    def joined(values: Iterable[object]) -> str:
         return ", ".join(str(v) for v in values)
 
     return (
@@ -190,10 +194,10 @@ def update_limits(
         if not force:
             used = usage(project_id)
             for resource in _PROJECT_TOTALS:
-                value = values.get(resource)
-                if value is not None and value != UNLIMITED and value < used[resource]:
+                limit = values.get(resource)
+                if limit is not None and limit != UNLIMITED and limit < used[resource]:
                     raise errors.BadRequest(
-                        f"Quota limit {value} for {resource} must be greater than or equal to "
+                        f"Quota limit {limit} for {resource} must be greater than or equal to "
                         f"already used and reserved {used[resource]}."
                     )
         for resource, value in values.items():

@@ -68,7 +68,7 @@ def create_group(
     if rules and policy != ANTI_AFFINITY:
         raise errors.BadRequest("Only the anti-affinity policy takes rules.")
     with transaction.atomic():
-        quotas.reserve(ctx.project_id, {"server_groups": 1})
+        quotas.reserve(ctx.scope, {"server_groups": 1})
         return ServerGroup.objects.create(
             name=name,
             project_id=ctx.project_id,

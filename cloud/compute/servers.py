@@ -61,7 +61,7 @@ def _resolve_networks(ctx: RequestContext, networks: str | list[dict]) -> list[d
     """Turn the request's `networks` into [{"network": Network, "port": Port|None, "fixed_ip"}]."""
     if networks == "none":
         return []
-    if networks == "auto" or networks == []:
+    if isinstance(networks, str) or not networks:  # "auto" (the schema allows no other word)
         shared = list(Network.objects.filter(shared=True)[:2])
         own = list(Network.objects.filter(project_id=ctx.project_id, shared=False)[:2])
         candidates = own or shared
@@ -131,7 +131,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     with transaction.atomic():
         # Checked and counted under the project's lock, so concurrent boots cannot overshoot.
         quotas.reserve(
-            ctx.project_id,
+            ctx.scope,
             {
                 "instances": req.max_count,
                 "cores": flavor.vcpus * req.max_count,

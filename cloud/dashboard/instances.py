@@ -200,8 +200,9 @@ def instance_action(
     request: HttpRequest, ctx: RequestContext, instance_id: str, name: str
 ) -> HttpResponse:
     action = buttons.BUTTONS.get(name)
-    if action is None or action.rule is None:
+    if action is None or action.rule is None or action.button is None:
         raise errors.NotFound(f"There is no instance action named {name}.")
+    button = action.button
     instance = _instance(ctx, instance_id)
     authorize(ctx, action.rule)
     form = _action_form(ctx, instance, action, request.POST if request.method == "POST" else None)
@@ -214,7 +215,7 @@ def instance_action(
         except errors.KumoError as exc:
             problem = exc.message  # 409 / 400: shown on the confirmation, with the reason
         else:
-            messages.success(request, action.button.done.format(name=instance.display_name))
+            messages.success(request, button.done.format(name=instance.display_name))
             target = _back(request, instance)
             if action.name == "delete" and target.startswith(f"/instances/{instance.uuid}"):
                 target = "/instances/"  # its own page is about to be gone
@@ -226,7 +227,7 @@ def instance_action(
     return render(request, template, {
         "action": action,
         "instance": instance,
-        "question": action.button.question.format(name=instance.display_name),
+        "question": button.question.format(name=instance.display_name),
         "form": form,
         "problem": problem,
         "next": _back(request, instance),

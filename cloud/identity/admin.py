@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
 from .models import Project, Quota, Role, RoleAssignment, Token, User
 
@@ -42,7 +43,7 @@ class TokenAdmin(admin.ModelAdmin):
     exclude = ("token_hash",)
     readonly_fields = ("user", "project", "methods", "audit_id", "issued_at", "expires_at")
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cloud import errors
+
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -20,3 +22,10 @@ class RequestContext:
     @property
     def is_admin(self) -> bool:
         return "admin" in self.roles
+
+    @property
+    def scope(self) -> str:
+        """The project the token is scoped to; what creates a resource needs one (403 without)."""
+        if self.project_id is None:
+            raise errors.Forbidden("This action needs a token scoped to a project.")
+        return self.project_id

@@ -1,6 +1,7 @@
 """Keystone's subset: projects, users, roles, role assignments and tokens (only their hashes)."""
 
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
@@ -23,13 +24,13 @@ class Project(models.Model):
 
 
 class UserManager(BaseUserManager):
-    def create_user(self, name: str, password: str | None = None, **extra) -> "User":
+    def create_user(self, name: str, password: str | None = None, **extra: Any) -> "User":
         user = self.model(name=name, **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, name: str, password: str | None = None, **extra) -> "User":
+    def create_superuser(self, name: str, password: str | None = None, **extra: Any) -> "User":
         extra.setdefault("is_staff", True)
         extra.setdefault("is_superuser", True)
         return self.create_user(name, password, **extra)

@@ -291,7 +291,7 @@ def _check_vmdk(inspector: oslo.FileInspector) -> None:
             "monolithicSparse or streamOptimized VMDK."
         )
     # oslo keeps the descriptor lowercased; VMDK descriptors are case-insensitive.
-    lines = [line.strip() for line in (inspector.desc_text or "").splitlines()]
+    lines = [line.strip() for line in (getattr(inspector, "desc_text", "") or "").splitlines()]
     extents = [line for line in lines if line.split(" ", 1)[0] in _VMDK_ACCESS]
     # qemu reads a sparse VMDK's data from the file itself, but an extent that names another
     # file states an intent we refuse all the same.

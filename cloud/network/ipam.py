@@ -44,14 +44,14 @@ class NoFreeAddress(errors.Conflict):
 
 def _default_pools(subnet: Subnet) -> list[tuple[IPv4, IPv4]]:
     """Neutron's default: every host address of the CIDR except the gateway."""
-    net = ipaddress.ip_network(subnet.cidr, strict=False)
-    if net.version != 4:
+    if ipaddress.ip_network(subnet.cidr, strict=False).version != 4:
         return []
+    net = ipaddress.IPv4Network(subnet.cidr, strict=False)
     if net.num_addresses <= 2:  # /31 and /32 have no network or broadcast address to skip
         first, last = net.network_address, net.broadcast_address
     else:
         first, last = net.network_address + 1, net.broadcast_address - 1
-    gateway = ipaddress.ip_address(subnet.gateway_ip) if subnet.gateway_ip else None
+    gateway = ipaddress.IPv4Address(subnet.gateway_ip) if subnet.gateway_ip else None
     if gateway is None or not first <= gateway <= last:
         return [(first, last)]
     pools = []
@@ -85,13 +85,15 @@ def _ipv4_subnets(network: Network) -> list[Subnet]:
 
 
 def _used(network: Network) -> set[IPv4]:
-    used = set()
+    used: set[IPv4] = set()
     for fixed_ips in Port.objects.filter(network=network).values_list("fixed_ips", flat=True):
         for entry in fixed_ips or []:
             try:
-                used.add(ipaddress.ip_address(entry["ip_address"]))
+                address = ipaddress.ip_address(entry["ip_address"])
             except (KeyError, TypeError, ValueError):
                 continue
+            if isinstance(address, ipaddress.IPv4Address):
+                used.add(address)
     return used
 
 
@@ -150,9 +152,10 @@ def allocate_port(
             subnet, address = _requested(subnets, fixed_ip, used)
         else:
             subnet = subnets[0]
-            address = next(_free(subnet, used), None)
-            if address is None:
+            free = next(_free(subnet, used), None)
+            if free is None:
                 raise NoFreeAddress(f"No more IP addresses available on network {locked.id}.")
+            address = free
         for _ in range(_MAC_ATTEMPTS):
             mac = _random_mac()
             if Port.objects.filter(mac_address=mac).exists():

@@ -94,7 +94,7 @@ def visible_networks(ctx: RequestContext) -> QuerySet[Network]:
     return networks.filter(Q(shared=True) | Q(external=True) | Q(project_id=ctx.project_id))
 
 
-_NETWORK_FILTERS = {
+_NETWORK_FILTERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "id": ("pk", _ids),
     "name": ("name", str),
     "shared": ("shared", _bool),
@@ -128,7 +128,7 @@ def visible_subnets(ctx: RequestContext) -> QuerySet[Subnet]:
     return Subnet.objects.filter(network__in=visible_networks(ctx)).select_related("network")
 
 
-_SUBNET_FILTERS = {
+_SUBNET_FILTERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "id": ("pk", _ids),
     "name": ("name", str),
     "network_id": ("network_id", _ids),
@@ -164,7 +164,7 @@ def visible_ports(ctx: RequestContext) -> QuerySet[Port]:
     return ports.filter(project_id=ctx.project_id)
 
 
-_PORT_FILTERS = {
+_PORT_FILTERS: dict[str, tuple[str, Callable[..., Any]]] = {
     "id": ("pk", _ids),
     "name": ("name", str),
     "network_id": ("network_id", _ids),

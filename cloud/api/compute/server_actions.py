@@ -115,7 +115,7 @@ _ARGUMENTS: dict[str, tuple[dict, Callable[[str, Any], Arguments]]] = {
         name, {"name": args["name"], "metadata": args.get("metadata", {})})),
     "console_output": (_CONSOLE_OUTPUT, _console_output),
 }
-_NO_ARGUMENTS = (_NULL, lambda name, args: (name, {}))
+_NO_ARGUMENTS: tuple[dict, Callable[[str, Any], Arguments]] = (_NULL, lambda name, args: (name, {}))
 
 
 def _rebuilt(view: ServerAction, row: Instance) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+from typing import Any
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -114,7 +115,7 @@ _UPDATE_SCHEMA = {
     },
     "additionalProperties": False,
 }
-_UPDATE_SCHEMA_219 = copy.deepcopy(_UPDATE_SCHEMA)
+_UPDATE_SCHEMA_219: dict[str, Any] = copy.deepcopy(_UPDATE_SCHEMA)
 _UPDATE_SCHEMA_219["properties"]["server"]["properties"]["description"] = {
     "type": ["string", "null"],
     "maxLength": 255,

@@ -1,6 +1,7 @@
 """`manage.py bootstrap`: the first-run data and credential files (logic in cloud.bootstrap.seed)."""
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             help="give the admin and demo users new random passwords even if they exist",
         )
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         result = bootstrap(
             options["output_dir"],
             options["public_url"],
