@@ -33,3 +33,14 @@ def name_schema(max_length: int = 255) -> dict:
         "maxLength": max_length,
         "pattern": r"^(?![\s])[^\x00-\x1f\x7f]*(?<![\s])$",
     }
+
+
+def parse_bool(value: str, refusal: str) -> bool:
+    """A query parameter's true/false, as OpenStack's APIs spell them; BadRequest(refusal) if it is
+    neither (each API family words that refusal its own way)."""
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(refusal)

@@ -130,3 +130,19 @@ def nets(admin, member, other):
         "alpha": make_network("alpha-net", member.project, "10.2.0.0/24"),
         "beta": make_network("beta-net", other.project, "10.3.0.0/24"),
     }
+
+
+@pytest.fixture
+def image_server(tmp_path):
+    """A tiny image API on loopback (tests/unit/compute_agent/image_server.py): what hosts download
+    images from and upload snapshots to, recorded."""
+    from tests.unit.compute_agent.image_server import ImageServer
+    from tests.unit.compute_agent.image_server import start as start_image_server
+
+    served = tmp_path / "served"
+    served.mkdir()
+    state = ImageServer(root=served)
+    httpd = start_image_server(state)
+    yield state
+    httpd.shutdown()
+    httpd.server_close()

@@ -40,6 +40,24 @@ def _filter_domain(qs: QuerySet, domain_id: str | None) -> QuerySet:
     return qs.filter(domain_id=domain_id)
 
 
+def _listed(qs: QuerySet, *, name: str | None, enabled: bool | None,
+            domain_id: str | None) -> QuerySet:
+    """Keystone's list filters, shared by projects and users: exact name, enabled, domain."""
+    qs = _filter_domain(qs, domain_id)
+    if name is not None:
+        qs = qs.filter(name=name)
+    if enabled is not None:
+        qs = qs.filter(enabled=enabled)
+    return qs.order_by("name")
+
+
+def _get(model: Any, pk: str, noun: str) -> Any:
+    row = model.objects.filter(pk=pk).first()
+    if row is None:
+        raise errors.NotFound(f"Could not find {noun}: {pk}.")
+    return row
+
+
 def _end_tokens(**where: Any) -> None:
     Token.objects.filter(**where).delete()
 
@@ -50,18 +68,11 @@ def _end_tokens(**where: Any) -> None:
 def list_projects(
     *, name: str | None = None, enabled: bool | None = None, domain_id: str | None = None
 ) -> QuerySet[Project]:
-    qs = _filter_domain(Project.objects.all(), domain_id)
-    if name is not None:
-        qs = qs.filter(name=name)
-    if enabled is not None:
-        qs = qs.filter(enabled=enabled)
-    return qs.order_by("name")
+    return _listed(Project.objects.all(), name=name, enabled=enabled, domain_id=domain_id)
 
 
 def get_project(project_id: str) -> Project:
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        raise errors.NotFound(f"Could not find project: {project_id}.")
+    project: Project = _get(Project, project_id, "project")
     return project
 
 
@@ -142,18 +153,12 @@ def projects_of_user(user_id: str) -> QuerySet[Project]:
 def list_users(
     *, name: str | None = None, enabled: bool | None = None, domain_id: str | None = None
 ) -> QuerySet[User]:
-    qs = _filter_domain(User.objects.select_related("default_project"), domain_id)
-    if name is not None:
-        qs = qs.filter(name=name)
-    if enabled is not None:
-        qs = qs.filter(enabled=enabled)
-    return qs.order_by("name")
+    return _listed(User.objects.select_related("default_project"), name=name, enabled=enabled,
+                   domain_id=domain_id)
 
 
 def get_user(user_id: str) -> User:
-    user = User.objects.filter(pk=user_id).first()
-    if user is None:
-        raise errors.NotFound(f"Could not find user: {user_id}.")
+    user: User = _get(User, user_id, "user")
     return user
 
 
@@ -251,9 +256,7 @@ def list_roles(*, name: str | None = None, domain_id: str | None = None) -> Quer
 
 
 def get_role(role_id: str) -> Role:
-    role = Role.objects.filter(pk=role_id).first()
-    if role is None:
-        raise errors.NotFound(f"Could not find role: {role_id}.")
+    role: Role = _get(Role, role_id, "role")
     return role
 
 

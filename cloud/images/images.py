@@ -25,7 +25,7 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
 from cloud.ids import parse_uuid
-from cloud.validation import validate
+from cloud.validation import parse_bool, validate
 
 from . import storage
 from .inspect import ImageRejected, StreamInspector
@@ -320,12 +320,7 @@ def _apply(
 
 
 def _flag(value: str, name: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise errors.BadRequest(f"Invalid value {value!r} for {name}: expected true or false.")
+    return parse_bool(value, f"Invalid value {value!r} for {name}: expected true or false.")
 
 
 def _id_filter(value: str) -> list[uuid.UUID]:

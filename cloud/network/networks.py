@@ -18,6 +18,7 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
 from cloud.ids import parse_uuid
+from cloud.validation import parse_bool
 
 from .models import Network, Port, Subnet
 
@@ -44,12 +45,7 @@ def _authorize(ctx: RequestContext) -> None:
 
 
 def _bool(value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise errors.BadRequest(f"'{value}' cannot be converted to boolean")
+    return parse_bool(value, f"'{value}' cannot be converted to boolean")
 
 
 def _ids(values: Sequence[str]) -> list[uuid.UUID]:

@@ -164,7 +164,34 @@ def wait_live(page) -> None:
     page.wait_for_selector('body[data-live="on"]', timeout=10_000)
 
 
-# --- the scenario, in order: each test builds on the one before
+# --- the scenario: each test stands alone (`pytest path::test` passes for any of them)
+
+
+@pytest.fixture(scope="module")
+def wendy_api(stack, people):
+    return stack.client(user="wendy", password=PASSWORD, project="web")
+
+
+def wait_server(api, server_id: str, status: str) -> dict:
+    deadline = time.monotonic() + LIVE_TIMEOUT / 1000
+    while True:
+        server = api.get(f"{V}/servers/{server_id}").json()["server"]
+        if server["status"] == status and server["OS-EXT-STS:task_state"] is None:
+            return server
+        assert server["status"] != "ERROR", server
+        assert time.monotonic() < deadline, f"{server_id} is {server['status']}, not {status}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def web_1(wendy_api, people):
+    """Instance web-1 of project "web", ACTIVE, booted through the API: its id."""
+    created = wendy_api.post(f"{V}/servers", {"server": {
+        "name": "web-1", "imageRef": people["image"], "flavorRef": "1", "networks": "none"}})
+    assert created.status_code == 202, created.text
+    server_id = created.json()["server"]["id"]
+    wait_server(wendy_api, server_id, "ACTIVE")
+    return server_id
 
 
 @pytest.fixture(scope="module")
@@ -174,12 +201,14 @@ def member_page(browser, web, people):
     page.context.close()
 
 
-def test_signing_in_shows_the_overview_with_quota_charts(member_page, web):
+def test_signing_in_shows_the_overview_with_quota_charts(member_page, web, wendy_api):
     page = member_page
+    page.goto(f"{web}/")
     assert page.locator("h1").inner_text() == "Overview of web"
     # Chart.js drew the usage chart (its canvas has a size), and the numbers are in the table.
     page.wait_for_function("() => window.Chart && Chart.getChart('usage-chart')")
-    assert page.locator('tr[data-usage="instances"] td.num').first.inner_text() == "0"
+    in_use = len(wendy_api.get(f"{V}/servers").json()["servers"])
+    assert page.locator('tr[data-usage="instances"] td.num').first.inner_text() == str(in_use)
     assert page.locator('tr[data-usage="cores"]').count() == 1
     shot(page, "overview")
 
@@ -191,7 +220,7 @@ def test_launching_an_instance_turns_active_without_a_reload(member_page, web):
     page.evaluate("() => { window.__sameDocument = true; }")
     page.click("#launch-button")
     page.wait_for_selector("dialog#dialog[open] #launch-form")
-    page.fill("#id_name", "web-1")
+    page.fill("#id_name", "launched-1")
     page.select_option("#id_image", label="cirros-e2e")
     page.select_option("#id_flavor", value="1")
     # The quota panel is checked by the server as the form changes.
@@ -200,8 +229,8 @@ def test_launching_an_instance_turns_active_without_a_reload(member_page, web):
     page.click("#launch-form button[type=submit]")
     page.wait_for_selector("dialog#dialog[open]", state="detached")
     # The new row arrives over the websocket, then turns ACTIVE there.
-    row(page, "web-1").wait_for(timeout=LIVE_TIMEOUT)
-    wait_status(page, "web-1", "ACTIVE")
+    row(page, "launched-1").wait_for(timeout=LIVE_TIMEOUT)
+    wait_status(page, "launched-1", "ACTIVE")
     assert page.evaluate("() => window.__sameDocument") is True  # never reloaded
     assert page.evaluate("() => window.kumoLive.messages") >= 1
     shot(page, "instances")
@@ -216,7 +245,7 @@ def _act(page, name: str, action: str) -> None:
     page.wait_for_load_state("load")
 
 
-def test_stopping_and_starting_it_from_the_table(member_page, web):
+def test_stopping_and_starting_it_from_the_table(member_page, web, web_1):
     page = member_page
     page.goto(f"{web}/instances/")
     wait_live(page)
@@ -229,8 +258,12 @@ def test_stopping_and_starting_it_from_the_table(member_page, web):
     wait_status(page, "web-1", "ACTIVE")
 
 
-def test_the_instance_tabs_show_overview_log_actions_and_console(member_page, web):
+def test_the_instance_tabs_show_overview_log_actions_and_console(member_page, web, web_1,
+                                                                 wendy_api):
     page = member_page
+    for action, status in (("os-stop", "SHUTOFF"), ("os-start", "ACTIVE")):
+        assert wendy_api.post(f"{V}/servers/{web_1}/action", {action: None}).status_code == 202
+        wait_server(wendy_api, web_1, status)
     page.goto(f"{web}/instances/")
     row(page, "web-1").locator("a:text-is('web-1')").click()
     page.wait_for_selector("#instance-summary")
@@ -278,7 +311,7 @@ def test_uploading_an_image_shows_its_progress(member_page, web, tmp_path):
     shot(page, "image-uploaded")
 
 
-def test_a_reader_sees_no_buttons_and_a_forged_action_is_refused(browser, web, stack):
+def test_a_reader_sees_no_buttons_and_a_forged_action_is_refused(browser, web, stack, web_1):
     page = sign_in(browser, web, "rita")
     try:
         page.goto(f"{web}/instances/")
@@ -301,7 +334,7 @@ def test_a_reader_sees_no_buttons_and_a_forged_action_is_refused(browser, web, s
         page.context.close()
 
 
-def test_a_member_of_another_project_sees_none_of_it(browser, web, stack):
+def test_a_member_of_another_project_sees_none_of_it(browser, web, stack, web_1):
     page = sign_in(browser, web, "otto")
     try:
         page.goto(f"{web}/instances/")
@@ -309,8 +342,7 @@ def test_a_member_of_another_project_sees_none_of_it(browser, web, stack):
         assert row(page, "web-1").count() == 0
         assert "uploaded-e2e" not in page.goto(f"{web}/images/").text()
         api = stack.client()
-        instance_id = next(s["id"] for s in api.get(f"{V}/servers?all_tenants=1").json()["servers"]
-                           if s["name"] == "web-1")
+        instance_id = web_1
         assert page.goto(f"{web}/instances/{instance_id}/").status == 404
         csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
         forged = page.request.post(f"{web}/instances/{instance_id}/do/delete",
@@ -321,7 +353,7 @@ def test_a_member_of_another_project_sees_none_of_it(browser, web, stack):
         page.context.close()
 
 
-def test_an_admin_sees_the_operator_pages(browser, web, stack):
+def test_an_admin_sees_the_operator_pages(browser, web, stack, web_1):
     page = sign_in(browser, web, "admin", stack.admin_password)
     try:
         page.goto(f"{web}/manage/hypervisors/")
@@ -337,7 +369,7 @@ def test_an_admin_sees_the_operator_pages(browser, web, stack):
         page.context.close()
 
 
-def test_the_pages_fit_a_phone(browser, web):
+def test_the_pages_fit_a_phone(browser, web, people):
     page = sign_in(browser, web, "wendy", viewport={"width": 390, "height": 844},
                    is_mobile=True, has_touch=True)
     try:

@@ -19,7 +19,6 @@ from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
 from tests.unit.compute_agent.fakes import RecordingReporter
 from tests.unit.compute_agent.image_server import ImageServer
-from tests.unit.compute_agent.image_server import start as start_image_server
 
 OFFERED = [op for op in REGISTRY.values() if op.api_name or op.button]
 
@@ -88,18 +87,6 @@ def agent(tmp_path):
     for instance_uuid in made:
         driver.destroy(instance_uuid)
     driver.close()
-
-
-@pytest.fixture
-def image_server(tmp_path):
-    """Where a snapshot is uploaded to (the image API's part)."""
-    served = tmp_path / "served"
-    served.mkdir()
-    state = ImageServer(root=served)
-    httpd = start_image_server(state)
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
 
 
 # What the agent does to put a running domain into a vm_state an operation may start from.

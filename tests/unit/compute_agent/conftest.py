@@ -19,8 +19,6 @@ from compute_agent.logcontext import RequestIdFilter
 from compute_agent.manager import ComputeManager
 
 from .fakes import RecordingReporter
-from .image_server import ImageServer
-from .image_server import start as start_image_server
 
 TEST_URI = "test:///default"
 
@@ -85,17 +83,6 @@ def running(manager: ComputeManager, spawn_request: SpawnRequestFactory) -> str:
     request = spawn_request()
     assert manager.spawn(request).event == msg.EVENT_SPAWNED
     return request.instance_uuid
-
-
-@pytest.fixture
-def image_server(tmp_path: Path) -> Iterator[ImageServer]:
-    served = tmp_path / "served"
-    served.mkdir()
-    state = ImageServer(root=served)
-    httpd = start_image_server(state)
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
 
 
 needs_qemu_img = pytest.mark.skipif(
