@@ -60,12 +60,12 @@ def _check_zone_name(zone: str | None) -> None:
 
 
 def _locked(aggregate: Aggregate) -> Aggregate:
-    return Aggregate.objects.select_for_update().get(pk=aggregate.pk)
+    return Aggregate.objects.select_for_update(no_key=True).get(pk=aggregate.pk)
 
 
 def _lock_hosts(hosts: list[str]) -> None:
     list(
-        Service.objects.select_for_update()
+        Service.objects.select_for_update(no_key=True)
         .filter(binary=COMPUTE_BINARY, host__in=hosts)
         .order_by("host")
         .values_list("pk", flat=True)

@@ -109,7 +109,7 @@ def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -
     (and nothing changed) when the node has no room for the growth or there is no claim.
     """
     with transaction.atomic():
-        allocation = Allocation.objects.select_for_update().filter(instance_id=instance_uuid).first()
+        allocation = Allocation.objects.select_for_update(no_key=True).filter(instance_id=instance_uuid).first()
         if allocation is None:
             return False
         dv = vcpus - allocation.vcpus

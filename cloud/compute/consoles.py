@@ -220,7 +220,7 @@ def consume_token(token: str | None) -> ConsoleTarget:
     with transaction.atomic():
         # The instance row lock serialises the session count with the claim below, so two tokens
         # of one instance cannot both take the last place.
-        instance = Instance.objects.select_for_update().filter(pk=row.instance_id).first()
+        instance = Instance.objects.select_for_update(no_key=True).filter(pk=row.instance_id).first()
         if instance is None:
             raise ConsoleRefused(GONE)
         if row.used_at is not None:

@@ -100,7 +100,7 @@ def delete_flavor(flavor: Flavor) -> None:
 def set_extra_specs(flavor: Flavor, specs: dict[str, str]) -> dict[str, str]:
     """Merge `specs` into the flavor's extra specs; all of them after."""
     with transaction.atomic():
-        row = Flavor.objects.select_for_update().get(pk=flavor.pk)
+        row = Flavor.objects.select_for_update(no_key=True).get(pk=flavor.pk)
         row.extra_specs = {**row.extra_specs, **specs}
         row.save(update_fields=["extra_specs"])
     return row.extra_specs
@@ -114,7 +114,7 @@ def get_extra_spec(flavor: Flavor, key: str) -> str:
 
 def delete_extra_spec(flavor: Flavor, key: str) -> None:
     with transaction.atomic():
-        row = Flavor.objects.select_for_update().get(pk=flavor.pk)
+        row = Flavor.objects.select_for_update(no_key=True).get(pk=flavor.pk)
         if key not in row.extra_specs:
             raise errors.NotFound(f"Flavor {flavor.flavorid} has no extra specs with key {key}.")
         del row.extra_specs[key]

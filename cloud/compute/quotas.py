@@ -118,15 +118,19 @@ def reserve(
     if unknown:
         raise ValueError(f"not enforced quota resources: {sorted(unknown)}")
     # Taken first and always in this order (project, user, group), so two requests cannot deadlock.
-    list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+    # FOR NO KEY UPDATE, like every row lock Kumo takes: it serialises reservations just as well,
+    # but does not block the KEY SHARE locks PostgreSQL's deferred foreign-key checks take at
+    # COMMIT. A plain FOR UPDATE here deadlocked a scheduler that, holding the group's lock for a
+    # claim, committed a token referencing this project (tests/unit/compute/test_group_boot_race.py).
+    list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk"))
     if wanted.get("key_pairs"):
         if not user_id:
             raise ValueError("a key_pairs reservation needs the owner's user_id")
-        list(User.objects.select_for_update().filter(pk=user_id).values_list("pk"))
+        list(User.objects.select_for_update(no_key=True).filter(pk=user_id).values_list("pk"))
     if wanted.get("server_group_members"):
         if group is None:
             raise ValueError("a server_group_members reservation needs the group")
-        list(type(group).objects.select_for_update().filter(pk=group.pk).values_list("pk"))
+        list(type(group).objects.select_for_update(no_key=True).filter(pk=group.pk).values_list("pk"))
 
     limits = limits_for(project_id)
     if "metadata_items" in wanted:
@@ -188,7 +192,7 @@ def update_limits(
                 f"Quota limit {value} for {resource} must be between -1 and {MAX_LIMIT}."
             )
     with transaction.atomic():
-        locked = list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+        locked = list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk"))
         if not locked:
             raise errors.BadRequest(f"Project ID {project_id} is not a valid project.")
         if not force:

@@ -155,7 +155,7 @@ def placement_for(instance_uuid: str, *, lock: bool = False) -> Placement | None
         return None
     qs = ServerGroup.objects.filter(pk=group_id)
     if lock:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(no_key=True)
     group = qs.first()
     if group is None:
         return None

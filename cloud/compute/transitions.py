@@ -69,7 +69,7 @@ def begin(ctx: RequestContext, instance: Instance, operation: Operation, **chang
 
 def locked_row(instance: Instance) -> Instance:
     """The server's row, locked until the caller's transaction ends (404 once deleted)."""
-    row = Instance.objects.select_for_update().filter(pk=instance.pk, deleted=False).first()
+    row = Instance.objects.select_for_update(no_key=True).filter(pk=instance.pk, deleted=False).first()
     if row is None:
         raise errors.NotFound(f"Instance {instance.uuid} could not be found.")
     return row

@@ -90,7 +90,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
 def _spawn_failed(event: msg.InstanceEvent) -> None:
     with transaction.atomic():
         instance = (
-            Instance.objects.select_for_update()
+            Instance.objects.select_for_update(no_key=True)
             .filter(
                 uuid=event.instance_uuid,
                 deleted=False,

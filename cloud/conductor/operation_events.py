@@ -38,7 +38,7 @@ def apply_success(event: msg.InstanceEvent) -> None:
     tasks = FINISHES[event.event]
     with transaction.atomic():
         row = (
-            Instance.objects.select_for_update()
+            Instance.objects.select_for_update(no_key=True)
             .filter(uuid=event.instance_uuid, host=event.host, deleted=False, task_state__in=tasks)
             .first()
         )
@@ -64,7 +64,7 @@ def apply_failure(event: msg.InstanceEvent) -> None:
         return
     with transaction.atomic():
         row = (
-            Instance.objects.select_for_update()
+            Instance.objects.select_for_update(no_key=True)
             .filter(uuid=event.instance_uuid, host=event.host, deleted=False,
                     task_state__in=_ALL_ACTION_TASKS)
             .first()

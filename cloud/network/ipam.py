@@ -143,7 +143,7 @@ def allocate_port(
     """A new port on `network` for `device_id` (an instance uuid) with one IPv4 address: `fixed_ip`
     if given and free, else the lowest free address of the first IPv4 subnet's pools."""
     with transaction.atomic():
-        locked = Network.objects.select_for_update().get(pk=network.pk)
+        locked = Network.objects.select_for_update(no_key=True).get(pk=network.pk)
         subnets = _ipv4_subnets(locked)
         if not subnets:
             raise NoSubnet(f"Network {locked.id} has no IPv4 subnet.")
