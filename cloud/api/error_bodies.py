@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from cloud.errors import KumoError
+from cloud.errors import BadRequest, KumoError, RequestTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     view = context.get("view")
     family = getattr(view, "family", COMPUTE)
     headers = {}
+    exc = _refusal_of(exc)
     if isinstance(exc, KumoError):
         status, message = exc.status, exc.message
         body = error_body(family, status, message, exc.compute_key, exc.neutron_type)
@@ -106,6 +109,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     else:
         return None  # a crash: ApiErrorMiddleware logs it and answers 500 in the right shape
     return Response(body, status=status, headers=headers)
+
+
+def _refusal_of(exc: Exception) -> Exception:
+    """Django's own refusals of a request, raised while a view reads it, as the KumoErrors they
+    are: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413, anything else suspicious a 400."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return RequestTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    if isinstance(exc, SuspiciousOperation):
+        return BadRequest(str(exc) or "The request was refused.")
+    return exc
 
 
 def _flatten_detail(detail) -> str:

@@ -1,5 +1,6 @@
-"""Request ids on every response, and OpenStack-shaped bodies for errors that happen outside views
-(an unknown URL, a crash) on the API prefixes: never an HTML page or a traceback to an API client."""
+"""Request ids on every response, OpenStack-shaped bodies for errors that happen outside views (an
+unknown URL, a crash) on the API prefixes — never an HTML page or a traceback to an API client —
+and the refusal of URLs that carry a NUL."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from cloud.logcontext import request_id_var
 
@@ -65,3 +66,24 @@ class ApiErrorMiddleware:
         return error_response(
             family, 500, "Unexpected API Error. Please report this at the operator."
         )
+
+
+class RefuseNulMiddleware:
+    """A NUL (`%00`) in the path or the query string is refused with 400 before any view runs. No
+    id, name or filter value can hold one, and PostgreSQL fails on a query that carries one (a
+    500), so every lookup by path id and every list filter would otherwise need its own check."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            message = "The URL holds a NUL character (%00), which no id or filter value may hold."
+            family = family_of(request.path)
+            if family is None:
+                return HttpResponseBadRequest(message, content_type="text/plain")
+            return error_response(family, 400, message)
+        return self.get_response(request)

@@ -9,17 +9,27 @@ from django.utils.dateparse import parse_datetime
 
 from cloud.errors import BadRequest
 
+# The database counts rows and offsets in signed 64 bits: a larger limit or offset is not one.
+MAX_COUNT = 2**63 - 1
+
 
 def limit_param(query) -> int | None:
-    raw = query.get("limit")
+    return count_param(query, "limit")
+
+
+def count_param(query, name: str) -> int | None:
+    """A non-negative integer query parameter (limit, offset), None when absent."""
+    raw = query.get(name)
     if raw is None or raw == "":
         return None
     try:
         value = int(raw)
     except ValueError:
-        raise BadRequest(f"limit param must be an integer: {raw!r}") from None
+        raise BadRequest(f"{name} param must be an integer: {raw!r}") from None
     if value < 0:
-        raise BadRequest("limit param must be positive")
+        raise BadRequest(f"{name} param must be positive")
+    if value > MAX_COUNT:
+        raise BadRequest(f"{name} param must be at most {MAX_COUNT}")
     return value
 
 
@@ -41,11 +51,17 @@ def datetime_param(query, name: str) -> datetime | None:
     raw = query.get(name)
     if not raw:
         return None
-    value = parse_datetime(raw.replace(" ", "+"))
+    try:
+        # A well-formed date that cannot exist (30 February, hour 25, a 99-hour offset) raises
+        # ValueError; one that leaves the calendar in UTC (9999-12-31 at -10:00) OverflowError.
+        value = parse_datetime(raw.replace(" ", "+"))
+        if value is not None:
+            value = (timezone.make_aware(value, UTC) if timezone.is_naive(value)
+                     else value.astimezone(UTC))
+    except (ValueError, OverflowError):
+        value = None
     if value is None:
         raise BadRequest(f"Invalid {name} value: {raw!r}")
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
     return value
 
 

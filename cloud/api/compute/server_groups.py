@@ -11,7 +11,6 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud import errors
 from cloud.compute import server_groups
 from cloud.compute.models import ServerGroup
 from cloud.identity import policy
@@ -92,19 +91,6 @@ def group_body(group: ServerGroup, members: list[str], version: APIVersion) -> d
     return body
 
 
-def _offset(query) -> int:
-    raw = query.get("offset")
-    if raw is None or raw == "":
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise errors.BadRequest(f"offset param must be an integer: {raw!r}") from None
-    if value < 0:
-        raise errors.BadRequest("offset param must be positive")
-    return value
-
-
 class ServerGroupList(ComputeView):
     def get(self, request: Request) -> Response:
         self.authorize("compute:server_groups:index")
@@ -117,7 +103,7 @@ class ServerGroupList(ComputeView):
             self.ctx,
             all_projects=all_projects,
             limit=params.limit_param(query),
-            offset=_offset(query),
+            offset=params.count_param(query, "offset") or 0,
         )
         members = server_groups.members_of(groups)
         return Response(
