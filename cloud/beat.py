@@ -4,15 +4,22 @@ Heartbeats expire after one interval: a beat queued while its worker was down sa
 the worker being alive later, and a backlog of them would only inflate report_count.
 """
 
+import os
+
 from compute_agent import messages as msg
 
 HEARTBEAT_SECONDS = 10.0
 BUILD_TIMEOUT_SWEEP_SECONDS = 60.0
 TOKEN_PURGE_SECONDS = 3600.0
+# How often stuck work is re-driven, and the outbox swept for what the broker could not take.
+RECONCILE_SECONDS = float(os.environ.get("KUMO_RECONCILE_INTERVAL", "15"))
+OUTBOX_RELAY_SECONDS = float(os.environ.get("KUMO_OUTBOX_RELAY_INTERVAL", "5"))
 
 # Periodic work of the control plane alone (no agent takes part), so named here, not in the
 # agent contract.
 TASK_PURGE_EXPIRED_TOKENS = "conductor.purge_expired_tokens"
+TASK_RECONCILE = "conductor.reconcile"
+TASK_RELAY_OUTBOX = "conductor.relay_outbox"
 
 CELERY_BEAT_SCHEDULE = {
     "scheduler-report-alive": {
@@ -35,5 +42,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": TASK_PURGE_EXPIRED_TOKENS,
         "schedule": TOKEN_PURGE_SECONDS,
         "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": TOKEN_PURGE_SECONDS},
+    },
+    "conductor-reconcile": {
+        "task": TASK_RECONCILE,
+        "schedule": RECONCILE_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": RECONCILE_SECONDS},
+    },
+    "conductor-relay-outbox": {
+        "task": TASK_RELAY_OUTBOX,
+        "schedule": OUTBOX_RELAY_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": OUTBOX_RELAY_SECONDS},
     },
 }

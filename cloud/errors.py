@@ -10,7 +10,8 @@
     ├── NotAcceptable       406   (microversion out of range)
     ├── Conflict            409
     ├── RequestTooLarge     413
-    └── UnsupportedMedia    415
+    ├── UnsupportedMedia    415
+    └── ServiceUnavailable  503   (a part of the cloud is away: the request may be tried again)
 
 Domain code raises these with a message a user can read; it never builds a response. The HTTP layer
 (cloud/api/error_bodies.py) maps them onto each API family's body, and the dashboard shows the
@@ -74,3 +75,7 @@ class RequestTooLarge(KumoError):
 
 class UnsupportedMedia(KumoError):
     status = 415
+
+
+class ServiceUnavailable(KumoError):
+    status = 503

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "cloud.outbox",
     "cloud.identity",
     "cloud.compute",
     "cloud.scheduler",
@@ -138,17 +139,34 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# --- Celery (JSON only, published after commit, late acks so a dead worker's task is redelivered)
+# --- Celery: JSON only; messages go through the outbox (cloud/outbox/), so they leave only after
+# their transaction commits and none is lost while the broker is away. The broker is Redis
+# (REDIS_URL) unless CELERY_BROKER_URL names another, such as amqp://… for RabbitMQ.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged when it ends, and one whose worker died is handed out again: every task
+# is idempotent, so running twice is safe while never running is not.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A worker holds no more messages than it runs: a killed worker strands as few as possible.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_IGNORE_RESULT = True
+# Redis hands an unacknowledged message to another worker only after this many seconds (RabbitMQ
+# does at once, when the dead worker's connection drops). The control plane's tasks take
+# milliseconds, so five minutes is long enough never to hand out a running task twice, and short
+# enough that a redelivery comes well before the reconciler gives up (KUMO_TASK_DEADLINES).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("KUMO_VISIBILITY_TIMEOUT", "300")),
+}
+# A broker outage never stops a process: it reconnects for as long as it takes, and a task whose
+# acknowledgement cannot reach the broker any more stops (its message comes back anyway).
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 from cloud.beat import CELERY_BEAT_SCHEDULE  # noqa: F401  (periodic tasks, one place)
@@ -188,6 +206,22 @@ KUMO_SERVICE_DOWN_TIME = int(os.environ.get("KUMO_SERVICE_DOWN_TIME", "60"))
 KUMO_HEARTBEAT_INTERVAL = _env_float("KUMO_HEARTBEAT_INTERVAL", 10)
 KUMO_BUILD_TIMEOUT = int(os.environ.get("KUMO_BUILD_TIMEOUT", "600"))
 KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
+# Nothing stays stuck (cloud/conductor/reconciler.py): past its task state's deadline (seconds
+# without progress) an instance is re-driven — the host asked what is true, the message sent
+# again, or the task failed with a fault — at most KUMO_MAX_REDRIVES times. KUMO_TASK_DEADLINES
+# overrides some: "scheduling=10,spawning=30,default=60".
+KUMO_TASK_DEADLINES = {
+    "scheduling": 30, "spawning": 120, "deleting": 60, "image_snapshot": 1800,
+    "rebuilding": 600, "resize_migrating": 600, "resize_reverting": 600, "default": 300,
+    **{
+        state.strip(): int(seconds)
+        for state, _, seconds in (
+            item.partition("=") for item in os.environ.get("KUMO_TASK_DEADLINES", "").split(",")
+        )
+        if state.strip() and seconds.strip().isdigit()
+    },
+}
+KUMO_MAX_REDRIVES = int(os.environ.get("KUMO_MAX_REDRIVES", "3"))
 KUMO_CPU_ALLOCATION_RATIO = _env_float("KUMO_CPU_ALLOCATION_RATIO", 4.0)
 KUMO_RAM_ALLOCATION_RATIO = _env_float("KUMO_RAM_ALLOCATION_RATIO", 1.0)
 KUMO_DISK_ALLOCATION_RATIO = _env_float("KUMO_DISK_ALLOCATION_RATIO", 1.0)

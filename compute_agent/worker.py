@@ -39,6 +39,7 @@ LOG = logging.getLogger(__name__)
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_LIBVIRT_URI = "test:///default"
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
+VISIBILITY_TIMEOUT = 1800
 # Platform notes: more than about four concurrent qemu boots on a small host only queue for CPU.
 DEFAULT_CONCURRENCY = 4
 
@@ -149,7 +150,17 @@ def create_app(config: AgentConfig) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
+        # A broker outage never stops the agent: it reconnects for as long as it takes; its
+        # heartbeats and reports fail meanwhile and are retried (reporter.py).
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # Redis hands a message the agent took but never acknowledged (it was killed) to the
+        # agent again after this long; a spawn or a snapshot upload can take minutes on a slow
+        # host, so it stays well above that. The control plane's reconciler re-drives stuck work
+        # sooner anyway (RabbitMQ redelivers at once on a dropped connection).
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
         task_queues=[Queue(config.queue)],
         task_default_queue=config.queue,
         # Only the host queue: no pidbox broadcast queue, no events.

@@ -6,7 +6,7 @@ test says so. Personas and the broker recorder are fixtures in tests/conftest.py
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -103,6 +103,9 @@ def host_state(node: ComputeNode) -> HostState:
 
 
 def make_server(owner: Persona, name: str = "vm1", **fields) -> Instance:
+    """A server as the database holds it; its host (compute1 unless `host=`) is up, as a host
+    with servers usually is: its compute service has just reported (`host_up(…, False)` to take
+    it down)."""
     values = {
         "display_name": name,
         "project": owner.project,
@@ -119,7 +122,17 @@ def make_server(owner: Persona, name: str = "vm1", **fields) -> Instance:
         "node": "compute1",
     }
     values.update(fields)
+    if values["host"]:
+        host_up(values["host"])
     return Instance.objects.create(**values)
+
+
+def host_up(host: str, up: bool = True) -> Service:
+    """The host's compute service, seen up just now, or silent for an hour (`up=False`)."""
+    seen = timezone.now() - (timedelta(0) if up else timedelta(hours=1))
+    service, _ = Service.objects.update_or_create(
+        host=host, binary=COMPUTE_BINARY, defaults={"last_seen_up": seen})
+    return service
 
 
 def give_address(instance: Instance, network_name: str = "private", addr: str = "10.0.0.10") -> Port:

@@ -3,6 +3,11 @@
 A fresh PostgreSQL database, a Redis database of its own, the web server (gunicorn), scheduler and
 conductor Celery workers, beat, and compute agents on libvirt's test driver — each a subprocess,
 driven only through HTTP. Logs go to artifacts/<stack name>/ so a failed CI run can be read.
+
+The broker is the machine's Redis (a database of the stack's own) or, with `broker="rabbitmq"`,
+the machine's RabbitMQ (a virtual host of the stack's own). With `broker_link=True` every process
+reaches its broker through a `tests.faults.BrokerLink`, which the fault tests cut to take the
+broker away from this stack alone.
 """
 
 from __future__ import annotations
@@ -24,10 +29,19 @@ import psycopg
 import redis
 import requests
 
+from tests.faults import BrokerLink
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PG_ADMIN_URL = os.environ.get("KUMO_IT_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE = os.environ.get("KUMO_IT_REDIS", "redis://127.0.0.1:6379")
+RABBITMQ = ("127.0.0.1", int(os.environ.get("KUMO_IT_RABBITMQ_PORT", "5672")))
+# Test stacks give up on stuck work in seconds, not minutes (cloud/conductor/reconciler.py).
+FAST_RECOVERY = {
+    "KUMO_RECONCILE_INTERVAL": "2",
+    "KUMO_OUTBOX_RELAY_INTERVAL": "1",
+    "KUMO_TASK_DEADLINES": "scheduling=10,spawning=30,deleting=15,default=60",
+}
 
 # A test-driver host description: libvirt builds a separate in-process host from it per connection,
 # so each agent reports the capacity we choose.
@@ -59,9 +73,14 @@ class Stack:
     name: str
     agents: list[AgentSpec]
     schedulers: int = 2
+    broker: str = "redis"  # or "rabbitmq"
+    broker_link: bool = False
+    extra_env: dict[str, str] = field(default_factory=dict)
     workdir: Path = field(init=False)
     url: str = field(init=False, default="")
     procs: dict[str, subprocess.Popen] = field(init=False, default_factory=dict)
+    argvs: dict[str, list[str]] = field(init=False, default_factory=dict)
+    link: BrokerLink | None = field(init=False, default=None)
     env: dict[str, str] = field(init=False, default_factory=dict)
     admin_password: str = field(init=False, default="")
     demo_password: str = field(init=False, default="")
@@ -83,10 +102,28 @@ class Stack:
         self.redis_db = self._claim_redis_db()
         redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
         pg = PG_ADMIN_URL.rsplit("/", 1)[0]
+        redis_url = f"{REDIS_BASE}/{self.redis_db}"
+        broker_url = redis_url
+        if self.broker == "rabbitmq":
+            _rabbitmqctl("add_vhost", self.db_name)
+            _rabbitmqctl("set_permissions", "-p", self.db_name, "guest", ".*", ".*", ".*")
+            host, port = RABBITMQ
+            if self.broker_link:
+                self.link = BrokerLink(host, port)
+                host, port = "127.0.0.1", self.link.port
+            broker_url = f"amqp://guest:guest@{host}:{port}/{self.db_name}"
+        elif self.broker_link:
+            # Redis is the broker, the cache and the channel layer at once: all of it goes away.
+            base = REDIS_BASE.removeprefix("redis://")
+            host, _, port = base.partition(":")
+            self.link = BrokerLink(host, int(port or 6379))
+            redis_url = broker_url = f"redis://127.0.0.1:{self.link.port}/{self.redis_db}"
         self.env = {
             **os.environ,
+            **FAST_RECOVERY,
             "DATABASE_URL": f"{pg}/{self.db_name}",
-            "REDIS_URL": f"{REDIS_BASE}/{self.redis_db}",
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": broker_url,
             "KUMO_VAR_DIR": str(self.workdir / "var"),
             "KUMO_HEARTBEAT_INTERVAL": "1",
             "KUMO_SERVICE_DOWN_TIME": "20",
@@ -96,6 +133,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
         }
+        self.env.update(self.extra_env)
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
         self._run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"])
         self._run([PYTHON, "manage.py", "bootstrap", "--output-dir", str(self.workdir),
@@ -155,6 +193,10 @@ class Stack:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         self._release_redis_db()
+        if self.link is not None:
+            self.link.close()
+        if self.broker == "rabbitmq":
+            _rabbitmqctl("delete_vhost", self.db_name, check=False)
 
     def _claim_redis_db(self) -> int:
         """A Redis database of this stack's own. Two stacks on one database would consume each
@@ -176,9 +218,19 @@ class Stack:
             registry.delete(key)
 
     def kill(self, name: str) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgements, whatever it was doing."""
         proc = self.procs[name]
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+    def restart(self, name: str) -> None:
+        """Start a killed process again, as its supervisor would."""
+        if self.procs[name].poll() is None:
+            self.kill(name)
+        self._spawn(name, self.argvs[name], mode="a")
+
+    def alive(self) -> dict[str, bool]:
+        return {name: proc.poll() is None for name, proc in self.procs.items()}
 
     # --- helpers
 
@@ -190,8 +242,9 @@ class Stack:
         with open(self.workdir / "setup.log", "a") as log:
             subprocess.run(argv, cwd=ROOT, env=self.env, check=True, stdout=log, stderr=log)
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
-        log = open(self.workdir / f"{name}.log", "w")  # noqa: SIM115 - lives as long as the process
+    def _spawn(self, name: str, argv: list[str], mode: str = "w") -> None:
+        self.argvs[name] = argv
+        log = open(self.workdir / f"{name}.log", mode)  # noqa: SIM115 - lives as long as the process
         self.procs[name] = subprocess.Popen(
             argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -323,3 +376,7 @@ def qcow2_bytes() -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         return small_qcow2(Path(tmp) / "disk.qcow2").read_bytes()
+
+
+def _rabbitmqctl(*args: str, check: bool = True) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True, timeout=60)

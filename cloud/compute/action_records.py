@@ -25,6 +25,16 @@ EVENT_SCHEDULE = "scheduler_schedule_instance"
 EVENT_SPAWN = "compute_build_and_run_instance"
 EVENT_TERMINATE = "compute_terminate_instance"
 EVENT_BUILD_TIMEOUT = "conductor_build_timeout"
+# The reconciler re-drove a task that passed its deadline (cloud/conductor/reconciler.py).
+EVENT_REDRIVE = "conductor_redrive"
+EVENT_LOCAL_DELETE = "api_local_delete"
+
+
+def count_events(instance_uuid: str, event: str) -> int:
+    """How many `event`s the instance's latest action holds (0 without an action)."""
+    action = InstanceAction.objects.filter(instance_id=instance_uuid).order_by(
+        "-start_time", "-id").first()
+    return 0 if action is None else action.events.filter(event=event).count()
 
 
 def record_event(

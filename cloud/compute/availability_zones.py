@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.utils import timezone
 
 from cloud import errors
 from cloud.identity.context import RequestContext
 
+from .hosts import service_is_up
 from .models import COMPUTE_BINARY, AggregateHost, Service
 
 DEFAULT_ZONE = "nova"
@@ -58,12 +58,6 @@ class ZoneInfo:
     hosts: dict[str, list[ServiceState]] = field(default_factory=dict)
 
 
-def _alive(service: Service, now: datetime) -> bool:
-    if service.forced_down or service.last_seen_up is None:
-        return False
-    return (now - service.last_seen_up).total_seconds() <= settings.KUMO_SERVICE_DOWN_TIME
-
-
 def list_zones(*, include_internal: bool = False) -> list[ZoneInfo]:
     """Every zone some service is in: available (an enabled service in it) first, then the zones
     whose services are all disabled, each group by name. Two queries."""
@@ -84,7 +78,7 @@ def list_zones(*, include_internal: bool = False) -> list[ZoneInfo]:
         zone.hosts.setdefault(service.host, []).append(
             ServiceState(
                 binary=service.binary,
-                alive=_alive(service, now),
+                alive=service_is_up(service, now),
                 enabled=True,
                 updated_at=service.last_seen_up,
             )

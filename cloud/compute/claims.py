@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.db.models.functions import Greatest
 
 from . import server_groups, states
@@ -133,3 +133,39 @@ def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -
             vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
         )
     return True
+
+
+def release_leaked() -> int:
+    """Release the claims of instances that are deleted: no claim outlives its instance. (An
+    allocation row cascades away with its instance row; a deleted instance keeps its row for the
+    API's history, so a delete that crashed before its release would leak.) How many."""
+    leaked = list(
+        Allocation.objects.filter(instance__deleted=True).values_list("instance_id", flat=True)
+    )
+    for instance_uuid in leaked:
+        release(str(instance_uuid))
+    if leaked:
+        log.warning("released %d claim(s) of deleted instances: %s", len(leaked), leaked)
+    return len(leaked)
+
+
+def correct_usage() -> int:
+    """Set every node's *_used columns to the sum of its allocations where they drifted (a
+    counter is only ever moved with its allocation, so drift means a crash between the two).
+    How many nodes were corrected. Each node is read and written under its row lock, so a claim
+    running at the same time is never counted twice or lost."""
+    corrected = 0
+    for node_id in ComputeNode.objects.values_list("pk", flat=True):
+        with transaction.atomic():
+            node = ComputeNode.objects.select_for_update(no_key=True).get(pk=node_id)
+            totals = Allocation.objects.filter(node_id=node_id).aggregate(
+                vcpus=Sum("vcpus"), memory_mb=Sum("memory_mb"), disk_gb=Sum("disk_gb"))
+            truth = (totals["vcpus"] or 0, totals["memory_mb"] or 0, totals["disk_gb"] or 0)
+            if (node.vcpus_used, node.memory_mb_used, node.local_gb_used) == truth:
+                continue
+            log.warning("node %s used %s, its claims say %s: corrected", node.host,
+                        (node.vcpus_used, node.memory_mb_used, node.local_gb_used), truth)
+            ComputeNode.objects.filter(pk=node_id).update(
+                vcpus_used=truth[0], memory_mb_used=truth[1], local_gb_used=truth[2])
+            corrected += 1
+    return corrected

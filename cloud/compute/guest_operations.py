@@ -29,7 +29,7 @@ from .models import Flavor, Instance
 from .operations import REGISTRY, Operation, runs
 from .servers import find_flavor, flavor_snapshot
 from .spawn import build_spawn_request
-from .transitions import begin
+from .transitions import begin, ensure_host_up
 
 SNAPSHOT_TOKEN_TTL = 3600
 CONSOLE_WAIT_SECONDS = 15.0
@@ -175,6 +175,7 @@ def console_output(ctx: RequestContext, instance: Instance, length: int | None =
     """The tail of the server's serial console, asked of its host and awaited here."""
     if not instance.host:
         raise errors.Conflict(f"Instance {instance.uuid} has no console yet.")
+    ensure_host_up(REGISTRY["console_output"], instance)
     request_id = f"{ctx.request_id}-{uuid.uuid4().hex[:8]}"
     rpc.to_host_now(instance.host, msg.TASK_CONSOLE_OUTPUT, msg.ConsoleOutputRequest(
         request_id=request_id, instance_uuid=str(instance.uuid), length=length))

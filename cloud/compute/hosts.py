@@ -3,8 +3,10 @@ admins see and manage them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
@@ -13,6 +15,46 @@ from cloud import errors
 from cloud.ids import parse_uuid
 
 from .models import COMPUTE_BINARY, ComputeNode, Service
+
+# What Nova's host_status says about the compute service of a server's host (2.16+).
+HOST_UP = "UP"
+HOST_DOWN = "DOWN"  # an admin forced it down
+HOST_MAINTENANCE = "MAINTENANCE"  # up, but disabled
+HOST_UNKNOWN = "UNKNOWN"  # no recent heartbeat: the host may be dead, or cut off
+
+
+def heartbeat_fresh(last_seen_up: datetime | None, forced_down: bool, now: datetime) -> bool:
+    """The one liveness rule: not forced down, and a heartbeat within KUMO_SERVICE_DOWN_TIME."""
+    if forced_down or last_seen_up is None:
+        return False
+    return (now - last_seen_up).total_seconds() <= settings.KUMO_SERVICE_DOWN_TIME
+
+
+def service_is_up(service: Service, now: datetime | None = None) -> bool:
+    return heartbeat_fresh(service.last_seen_up, service.forced_down, now or timezone.now())
+
+
+def host_status(service: Service | None, now: datetime | None = None) -> str:
+    """Nova's host_status of a compute service: DOWN when forced down, UNKNOWN when it stopped
+    reporting, MAINTENANCE when disabled, else UP; "" without a service."""
+    if service is None:
+        return ""
+    if service.forced_down:
+        return HOST_DOWN
+    if not service_is_up(service, now):
+        return HOST_UNKNOWN
+    return HOST_MAINTENANCE if service.disabled else HOST_UP
+
+
+def compute_service(host: str) -> Service | None:
+    return Service.objects.filter(host=host, binary=COMPUTE_BINARY).first()
+
+
+def host_is_up(host: str) -> bool:
+    """Whether the compute host answers: its agent's heartbeats are fresh and nobody forced it
+    down. What its guests can be asked to do depends on this."""
+    service = compute_service(host)
+    return service is not None and service_is_up(service)
 
 
 def list_services(binary: str | None = None, host: str | None = None) -> QuerySet[Service]:

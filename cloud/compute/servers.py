@@ -23,6 +23,7 @@ from compute_agent import messages as msg
 
 from . import action_records, availability_zones, claims, consoles, keypairs, server_groups, states
 from .action_records import record_action
+from .hosts import host_is_up
 from .models import MAX_LIST_LIMIT, Flavor, Instance
 from .operations import REGISTRY, runs
 from .transitions import ensure_unlocked, locked_row, move, refusal, write
@@ -273,23 +274,37 @@ def list_servers(ctx: RequestContext, f: ServerFilters) -> list[Instance]:
 
 @runs("delete")
 def delete_server(ctx: RequestContext, instance: Instance) -> None:
+    """Delete a server: its host destroys the domain and reports back (then complete_delete).
+
+    Without a host, or on a host that is down, the delete completes here at once (Nova's local
+    delete); the destroy still waits in the host's queue, and its next report has any leftover
+    domain destroyed. A repeated delete of a server already being deleted sends the destroy again
+    (the first may have been lost) instead of doing nothing."""
     operation = REGISTRY["delete"]
     ensure_unlocked(ctx, instance)
     with transaction.atomic():
         if not move(instance, operation):
             current = Instance.objects.filter(pk=instance.pk).first()
-            if current is None or current.deleted or current.task_state == states.DELETING:
-                return  # a repeated delete of a server already going away is not an error
-            raise refusal(operation, instance)
-        record_action(ctx, instance, "delete")
-        events.instance_changed(instance.uuid)
-        instance.refresh_from_db()
+            if current is None or current.deleted:
+                return
+            if current.task_state != states.DELETING:
+                raise refusal(operation, instance)
+            instance = current
+        else:
+            record_action(ctx, instance, "delete")
+            events.instance_changed(instance.uuid)
+            instance.refresh_from_db()
         if instance.host:
             rpc.destroy(
                 instance.host,
                 msg.DestroyRequest(request_id=ctx.request_id, instance_uuid=str(instance.uuid)),
             )
-    if not instance.host:
+    if not instance.host or not host_is_up(instance.host):
+        if instance.host:
+            action_records.record_event(
+                str(instance.uuid), action_records.EVENT_LOCAL_DELETE, action_records.SUCCESS,
+                host=instance.host,
+                details=f"host {instance.host} is not responding; deleted without it")
         complete_delete(str(instance.uuid))
 
 

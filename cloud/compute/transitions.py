@@ -17,6 +17,7 @@ from cloud import errors, events
 from cloud.identity.context import RequestContext
 
 from .action_records import record_action
+from .hosts import host_is_up
 from .models import Instance
 from .operations import LOCKED_IGNORED, LOCKED_ONLY_LOCKED, Operation
 
@@ -25,6 +26,16 @@ def ensure_unlocked(ctx: RequestContext, instance: Instance) -> None:
     """A locked server refuses changes from anyone but an admin."""
     if instance.locked and not ctx.is_admin:
         raise errors.Conflict(f"Instance {instance.uuid} is locked")
+
+
+def ensure_host_up(operation: Operation, instance: Instance) -> None:
+    """An operation its host must carry out is refused (409) while that host is not responding,
+    instead of waiting for a host that may never answer."""
+    if instance.host and not host_is_up(instance.host):
+        raise errors.Conflict(
+            f"Cannot '{operation.shown_name}' instance {instance.uuid}: its host "
+            f"{instance.host} is not responding."
+        )
 
 
 def refusal(operation: Operation, instance: Instance) -> errors.Conflict:
@@ -59,6 +70,8 @@ def begin(ctx: RequestContext, instance: Instance, operation: Operation, **chang
     request, so the request leaves only if this commits. Returns the row as it is now."""
     if operation.locked not in (LOCKED_IGNORED, LOCKED_ONLY_LOCKED):
         ensure_unlocked(ctx, instance)
+    if operation.requires_host:
+        ensure_host_up(operation, instance)
     if not move(instance, operation, **changes):
         raise refusal(operation, instance)
     if operation.record:

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cloud import events
+from cloud import events, rpc
 from cloud.compute import action_records, states
 from cloud.compute.claims import release
-from cloud.compute.models import Instance, InstanceFault
+from cloud.compute.models import ComputeNode, Instance, InstanceFault
+from compute_agent import messages as msg
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,9 @@ BUILD_TIMED_OUT = "Build of instance timed out"
 def check_build_timeouts() -> int:
     """Put instances that have been building longer than KUMO_BUILD_TIMEOUT into ERROR.
 
-    The host stays recorded, so a later delete still reaches any domain the build left behind.
+    The claim is given back only with the domain: when the host still reports one running for the
+    instance, the claim stays (the host really carries it) and the host is asked to destroy it, so
+    no domain runs without a claim. The host stays recorded, so a later delete reaches it too.
     Returns how many instances timed out.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.KUMO_BUILD_TIMEOUT)
@@ -39,7 +42,11 @@ def check_build_timeouts() -> int:
             ):
                 continue
             events.instance_changed(uuid)
-            release(str(uuid))
+            if host:
+                rpc.destroy(host, msg.DestroyRequest(request_id=f"req-timeout-{str(uuid)[:8]}",
+                                                     instance_uuid=str(uuid)))
+            if not _runs_on(host, str(uuid)):
+                release(str(uuid))
             InstanceFault.objects.create(
                 instance_id=uuid, code=500, message=BUILD_TIMED_OUT, host=host or ""
             )
@@ -54,3 +61,9 @@ def check_build_timeouts() -> int:
             timed_out += 1
             log.warning("instance %s timed out while building", uuid)
     return timed_out
+
+
+def _runs_on(host: str | None, instance_uuid: str) -> bool:
+    """Whether the host's latest report lists a domain for the instance."""
+    node = ComputeNode.objects.filter(host=host).first() if host else None
+    return any(d.get("uuid") == instance_uuid for d in (node.domains if node else None) or [])

@@ -4,13 +4,21 @@ Safe to apply twice; power states are synced from the same report by power_sync.
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from cloud import rpc
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Instance
+from cloud.ids import canonical_uuid
 from compute_agent import messages as msg
+
+log = logging.getLogger(__name__)
 
 
 def apply_host_report(report: msg.HostReport) -> None:
@@ -57,3 +65,29 @@ def _record_console_ports(report: msg.HostReport) -> None:
     on_host.filter(console_port__isnull=False).exclude(uuid__in=list(ports)).update(
         console_port=None
     )
+
+
+def destroy_orphans(report: msg.HostReport) -> list[str]:
+    """Ask the host to destroy the domains it runs for instances that are not its own any more:
+    deleted (perhaps locally, while the host was down), or rescheduled to another host. No domain
+    of Kumo's runs without a live instance of that host, hence without a claim. Domains named by
+    no instance of Kumo's are never touched (a host may run other guests of its own). Rows changed
+    within KUMO_POWER_SYNC_GRACE seconds are left alone: a report gathered before a change may
+    arrive after it. Returns the uuids it asked to destroy."""
+    uuids = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
+    if not uuids:
+        return []
+    grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
+    orphans = [
+        str(uuid) for uuid in Instance.objects.filter(
+            Q(deleted=True) | ~Q(host=report.host) | Q(host__isnull=True),
+            uuid__in=uuids, updated_at__lt=timezone.now() - grace,
+        ).values_list("uuid", flat=True)
+    ]
+    with transaction.atomic():
+        for uuid in orphans:
+            log.warning("host %s runs domain %s, which is not its instance: destroying it",
+                        report.host, uuid)
+            rpc.destroy(report.host, msg.DestroyRequest(request_id=f"req-orphan-{uuid[:8]}",
+                                                        instance_uuid=uuid))
+    return orphans

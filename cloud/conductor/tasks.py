@@ -7,14 +7,15 @@ from typing import Any
 
 from celery import shared_task
 
-from cloud.beat import TASK_PURGE_EXPIRED_TOKENS
+from cloud.beat import TASK_PURGE_EXPIRED_TOKENS, TASK_RECONCILE, TASK_RELAY_OUTBOX
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
 from cloud.identity import tokens
 from cloud.logcontext import request_id_var
+from cloud.outbox import relay
 from compute_agent import messages as msg
 
-from . import build_timeouts, host_reports, instance_events, power_sync
+from . import build_timeouts, host_reports, instance_events, power_sync, reconciler
 
 
 @shared_task(name=msg.TASK_HOST_REPORT)
@@ -22,6 +23,7 @@ def host_report(data: dict[str, Any]) -> None:
     report = msg.HostReport.from_dict(data)
     host_reports.apply_host_report(report)
     power_sync.sync_power_states(report)
+    host_reports.destroy_orphans(report)
 
 
 @shared_task(name=msg.TASK_INSTANCE_EVENT)
@@ -47,3 +49,13 @@ def check_build_timeouts() -> None:
 @shared_task(name=TASK_PURGE_EXPIRED_TOKENS)
 def purge_expired_tokens() -> None:
     tokens.purge_expired()
+
+
+@shared_task(name=TASK_RECONCILE)
+def reconcile() -> None:
+    reconciler.reconcile()
+
+
+@shared_task(name=TASK_RELAY_OUTBOX)
+def relay_outbox() -> None:
+    relay.relay_pending()

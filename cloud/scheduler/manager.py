@@ -11,8 +11,8 @@ from cloud.compute import action_records, claims, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.spawn import build_spawn_request
 
-from .filters import run_filters
-from .host_state import load_host_states, request_spec_for
+from .filters import HostFilter, run_filters
+from .host_state import HostState, RequestSpec, load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
 from .weighers import order_hosts
 
@@ -33,8 +33,13 @@ def _schedulable(instance_uuid: str) -> Instance | None:
     return instance
 
 
-def schedule_instance(instance_uuid: str, request_id: str) -> None:
+def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bool = True) -> None:
     """Place the instance and send its spawn, or put it in ERROR with a fault saying why not.
+
+    When the only hosts that would fit are ones a transient filter removed (they stopped sending
+    heartbeats, maybe only because the broker was away), and `wait_for_hosts`, the instance keeps
+    waiting in `scheduling`; the reconciler asks again after the scheduling deadline, the last time
+    with `wait_for_hosts=False`.
 
     Idempotent: an instance that is gone, placed already or not waiting to be scheduled is left
     alone, so a redelivered task does nothing.
@@ -44,7 +49,9 @@ def schedule_instance(instance_uuid: str, request_id: str) -> None:
         log.info("instance %s is not waiting to be scheduled; nothing to do", instance_uuid)
         return
     spec = request_spec_for(instance)
-    result = run_filters(load_filters(), load_host_states(), spec)
+    filters = load_filters()
+    states_now = load_host_states()
+    result = run_filters(filters, states_now, spec)
     lost_races: list[str] = []
     for host in order_hosts(load_weighers(), result.passed, spec):
         with transaction.atomic():
@@ -60,9 +67,25 @@ def schedule_instance(instance_uuid: str, request_id: str) -> None:
             log.info("instance %s changed while scheduling; stopping", instance_uuid)
             return
         lost_races.append(host.host)
+    if wait_for_hosts and not lost_races and _silent_hosts_would_fit(filters, states_now, spec):
+        log.warning("instance %s waits: the hosts that would fit are not responding", instance_uuid)
+        action_records.record_event(
+            instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS,
+            details="The hosts that would fit are not responding; waiting for them.\n"
+            + result.describe(),
+        )
+        return
     _no_valid_host(
         instance_uuid, _summary(result.counts(), lost_races), _details(result.describe(), lost_races)
     )
+
+
+def _silent_hosts_would_fit(
+    filters: list[HostFilter], hosts: list[HostState], spec: RequestSpec
+) -> bool:
+    """Whether some host passes every filter but the transient ones (ComputeAliveFilter)."""
+    lasting = [f for f in filters if not getattr(f, "transient", False)]
+    return len(lasting) < len(filters) and bool(run_filters(lasting, hosts, spec).passed)
 
 
 def _summary(counts: str, lost_races: list[str]) -> str:

@@ -15,10 +15,10 @@ from . import manager
 
 
 @shared_task(name=msg.TASK_SCHEDULE_INSTANCE)
-def schedule_instance(instance_uuid: str, request_id: str) -> None:
+def schedule_instance(instance_uuid: str, request_id: str, wait_for_hosts: bool = True) -> None:
     token = request_id_var.set(request_id)
     try:
-        manager.schedule_instance(instance_uuid, request_id)
+        manager.schedule_instance(instance_uuid, request_id, wait_for_hosts=wait_for_hosts)
     finally:
         request_id_var.reset(token)
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.compute.models import Allocation, ComputeNode, Flavor, InstanceAction, Service
+from cloud.compute.models import Allocation, ComputeNode, Flavor, InstanceAction
 from cloud.conductor.instance_events import apply_instance_event
 from cloud.images.models import Image
 from compute_agent import messages as msg
-from tests.factories import V, make_server
+from tests.factories import V, host_up, make_server
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_malformed_action_bodies_are_400(member, api_as, server, sent, body):
 
 @pytest.fixture
 def host(db):
-    service = Service.objects.create(host="compute1", binary="nova-compute")
+    service = host_up("compute1")
     return ComputeNode.objects.create(service=service, host="compute1", hypervisor_hostname="compute1",
                                       vcpus=4, memory_mb=1024, local_gb=100)
 
@@ -220,7 +220,7 @@ def test_console_output_is_asked_of_the_host_and_returned(member, api_as, server
     from cloud import rpc
     from cloud.compute.guest_operations import console_key
 
-    def host_answers(name, args, queue):
+    def host_answers(name, args, queue, **_):
         cache.set(console_key(args[0]["request_id"]), {"output": "KUMO TINY GUEST\nlogin:"}, 60)
 
     monkeypatch.setattr(rpc.app, "send_task", host_answers)

@@ -64,3 +64,23 @@ def test_a_second_sweep_does_not_fault_twice(settings):
     tasks.check_build_timeouts()
     tasks.check_build_timeouts()
     assert InstanceFault.objects.count() == 1
+
+
+def test_a_timed_out_build_whose_domain_runs_keeps_its_claim_and_the_host_destroys_it(
+    settings, sent
+):
+    from compute_agent import messages as msg
+
+    settings.KUMO_BUILD_TIMEOUT = 600
+    node = make_node()
+    instance = make_instance()
+    assert claim(instance, host_state(node))
+    node.domains = [{"uuid": str(instance.uuid), "power_state": "running"}]
+    node.save()
+    aged(instance, 601)
+
+    assert check_build_timeouts() == 1
+
+    # The host really carries it until it is destroyed: the claim says so, and goes with it.
+    assert Allocation.objects.filter(instance=instance).exists()
+    assert [(s.name, s.queue) for s in sent] == [(msg.TASK_DESTROY, "compute.compute-1")]

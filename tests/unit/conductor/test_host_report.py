@@ -100,3 +100,57 @@ def test_scheduler_alive_task_beats_for_this_host(monkeypatch):
     scheduler_tasks.report_alive()
     service = Service.objects.get(host="sched-9", binary="nova-scheduler")
     assert (service.topic, service.report_count) == ("scheduler", 2)
+
+
+# --- domains without an instance of their host are destroyed
+
+
+def _aged(instance, seconds=600):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cloud.compute.models import Instance
+
+    Instance.objects.filter(pk=instance.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def _domains(*instances, extra=()):
+    return [msg.DomainState(uuid=str(i.uuid), power_state=msg.POWER_RUNNING) for i in instances] + [
+        msg.DomainState(uuid=u, power_state=msg.POWER_RUNNING) for u in extra]
+
+
+def test_a_host_back_with_domains_of_deleted_or_moved_instances_is_told_to_destroy_them(sent):
+    from cloud.conductor.host_reports import destroy_orphans
+    from tests.factories import make_instance
+
+    deleted = make_instance("deleted", host="compute-1", deleted=True, task_state=None)
+    moved = make_instance("moved", host="compute-2", task_state=None)
+    mine = make_instance("mine", host="compute-1", task_state=None)
+    for instance in (deleted, moved, mine):
+        _aged(instance)
+    stranger = "6f0e2b54-0000-4000-8000-00000000beef"  # a guest Kumo never made: never touched
+
+    asked = destroy_orphans(report(domains=_domains(deleted, moved, mine, extra=[stranger])))
+
+    assert sorted(asked) == sorted([str(deleted.uuid), str(moved.uuid)])
+    assert sorted((s.queue, s.payload["instance_uuid"]) for s in sent) == sorted(
+        [("compute.compute-1", str(deleted.uuid)), ("compute.compute-1", str(moved.uuid))])
+
+
+def test_a_domain_whose_instance_just_changed_is_left_for_the_next_report(sent):
+    from cloud.conductor.host_reports import destroy_orphans
+    from tests.factories import make_instance
+
+    rescheduled = make_instance("just-moved", host=None)  # changed a moment ago
+    assert destroy_orphans(report(domains=_domains(rescheduled))) == [] and sent == []
+
+
+def test_the_conductor_checks_every_report_for_orphans(sent):
+    from tests.factories import make_instance
+
+    deleted = make_instance("deleted", host="compute-1", deleted=True, task_state=None)
+    _aged(deleted)
+    tasks.host_report(report(domains=_domains(deleted)).to_dict())
+    assert [s.name for s in sent] == [msg.TASK_DESTROY]

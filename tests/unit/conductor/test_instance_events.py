@@ -125,7 +125,7 @@ def test_spawn_failed_releases_the_claim_and_reschedules_elsewhere(apply, node, 
     node.refresh_from_db()
     assert (node.vcpus_used, node.memory_mb_used, node.local_gb_used) == (0, 0, 0)
     assert [(s.name, s.queue, s.args) for s in sent] == [
-        (msg.TASK_SCHEDULE_INSTANCE, msg.SCHEDULER_QUEUE, [str(instance.uuid), "req-2"])
+        (msg.TASK_SCHEDULE_INSTANCE, msg.SCHEDULER_QUEUE, [str(instance.uuid), "req-2", True])
     ]
     assert events(instance) == [(action_records.EVENT_SPAWN, action_records.ERROR)]
     assert instance.actions.get().finish_time is None

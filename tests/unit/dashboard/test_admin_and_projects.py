@@ -22,7 +22,7 @@ ADMIN_PAGES = [
 
 @pytest.fixture
 def compute_host(db):
-    service = Service.objects.create(host="compute1", binary="nova-compute")
+    service = Service.objects.create(host="compute1", binary="nova-compute")  # never reported
     return ComputeNode.objects.create(service=service, host="compute1",
                                       hypervisor_hostname="compute1", vcpus=4, memory_mb=4096,
                                       local_gb=40, vcpus_used=12, memory_mb_used=1024)

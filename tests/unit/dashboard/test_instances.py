@@ -7,7 +7,7 @@ import html
 import pytest
 
 from cloud.compute.models import Instance, InstanceFault
-from tests.factories import give_address, make_server
+from tests.factories import give_address, host_up, make_server
 
 from .conftest import signed_in
 
@@ -97,9 +97,9 @@ def test_an_action_the_state_no_longer_allows_says_why(member, sent):
 
 
 def test_resize_needs_a_flavor_and_snapshot_a_name(member, flavor, big_flavor, sent, image):
-    from cloud.compute.models import ComputeNode, Service
+    from cloud.compute.models import ComputeNode
 
-    service = Service.objects.create(host="compute1", binary="nova-compute")
+    service = host_up("compute1")
     ComputeNode.objects.create(service=service, host="compute1", hypervisor_hostname="compute1",
                                vcpus=16, memory_mb=32768, local_gb=100)
     vm = make_server(member, "vm1", flavor=flavor, image_ref=str(image.id))
@@ -204,9 +204,9 @@ def test_the_action_log_lists_actions_and_events_for_admins_only(member, admin):
 
 
 def test_the_console_tab_frames_a_fresh_console_link(member, reader):
-    from cloud.compute.models import ComputeNode, ConsoleToken, Service
+    from cloud.compute.models import ComputeNode, ConsoleToken
 
-    service = Service.objects.create(host="compute1", binary="nova-compute")
+    service = host_up("compute1")
     ComputeNode.objects.create(service=service, host="compute1", hypervisor_hostname="compute1")
     vm = make_server(member, "vm1", console_port=5900)
     response = signed_in(member).get(f"/instances/{vm.uuid}/console/")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from cloud.scheduler.filters import run_filters
 from cloud.scheduler.filters.alive import ComputeAliveFilter
 from cloud.scheduler.filters.disk import DiskFilter
@@ -45,29 +47,34 @@ def test_enabled_filter_rejects_a_disabled_host():
     assert not ComputeEnabledFilter().host_passes(host(disabled=True), SPEC)
 
 
+@pytest.fixture(autouse=True)
+def _down_time(settings):
+    settings.KUMO_SERVICE_DOWN_TIME = 60
+
+
 def test_alive_filter_passes_a_host_seen_within_the_down_time():
-    assert ComputeAliveFilter(down_time=60).host_passes(host(), SPEC)
+    assert ComputeAliveFilter().host_passes(host(), SPEC)
 
 
 def test_alive_filter_passes_a_host_seen_exactly_at_the_down_time():
     seen = host(last_seen_up=NOW - timedelta(seconds=60))
-    assert ComputeAliveFilter(down_time=60).host_passes(seen, SPEC)
+    assert ComputeAliveFilter().host_passes(seen, SPEC)
 
 
 def test_alive_filter_rejects_a_host_silent_for_longer_than_the_down_time():
     silent = host(last_seen_up=NOW - timedelta(seconds=61))
-    assert not ComputeAliveFilter(down_time=60).host_passes(silent, SPEC)
+    assert not ComputeAliveFilter().host_passes(silent, SPEC)
 
 
 def test_alive_filter_rejects_a_host_never_seen():
-    assert not ComputeAliveFilter(down_time=60).host_passes(host(last_seen_up=None), SPEC)
+    assert not ComputeAliveFilter().host_passes(host(last_seen_up=None), SPEC)
 
 
 def test_alive_filter_rejects_a_forced_down_host_even_if_recently_seen():
-    assert not ComputeAliveFilter(down_time=60).host_passes(host(forced_down=True), SPEC)
+    assert not ComputeAliveFilter().host_passes(host(forced_down=True), SPEC)
 
 
-def test_alive_filter_takes_its_down_time_from_settings_by_default(settings):
+def test_alive_filter_takes_its_down_time_from_settings(settings):
     settings.KUMO_SERVICE_DOWN_TIME = 3
     assert not ComputeAliveFilter().host_passes(host(), SPEC)
 

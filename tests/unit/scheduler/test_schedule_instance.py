@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def run(sent):
-    def run(instance) -> None:
-        schedule_instance(str(instance.uuid), "req-1")
+    def run(instance, *, wait_for_hosts: bool = True) -> None:
+        schedule_instance(str(instance.uuid), "req-1", wait_for_hosts=wait_for_hosts)
         instance.refresh_from_db()
 
     return run
@@ -108,7 +108,7 @@ def test_no_valid_host_puts_the_instance_in_error_with_a_fault_naming_filters_an
     make_node("compute-5", last_seen_up=timezone.now() - timedelta(hours=1))
     instance = make_instance(vcpus=2, memory_mb=1024)
 
-    run(instance)
+    run(instance, wait_for_hosts=False)  # the reconciler's last try: no more waiting for compute-5
 
     assert (instance.vm_state, instance.task_state, instance.host) == (states.ERROR, None, None)
     fault = InstanceFault.objects.get(instance=instance)
@@ -141,3 +141,39 @@ def test_works_for_an_instance_without_an_action(run, sent):
     run(instance)
     assert instance.task_state == states.SPAWNING
     assert len(sent) == 1
+
+
+def test_when_only_silent_hosts_would_fit_the_instance_waits_for_them(run, sent):
+    make_node("compute-1", memory_mb=512)
+    make_node("compute-2", last_seen_up=timezone.now() - timedelta(minutes=5))  # broker away?
+    instance = make_instance(memory_mb=1024)
+
+    run(instance)
+
+    assert (instance.vm_state, instance.task_state, instance.host) == (
+        states.BUILDING, states.SCHEDULING, None)
+    assert not InstanceFault.objects.filter(instance=instance).exists() and sent == []
+    event = InstanceActionEvent.objects.get(action__instance=instance)
+    assert "not responding; waiting" in event.details and event.action.finish_time is None
+
+
+def test_a_host_that_reports_again_takes_the_waiting_instance(run, sent):
+    silent = make_node("compute-2", last_seen_up=timezone.now() - timedelta(minutes=5))
+    instance = make_instance(memory_mb=1024)
+    run(instance)
+    silent.service.last_seen_up = timezone.now()
+    silent.service.save()
+
+    run(instance)  # as the reconciler asks again
+
+    assert (instance.task_state, instance.host) == (states.SPAWNING, "compute-2")
+    assert [s.name for s in sent] == [msg.TASK_SPAWN]
+
+
+def test_a_host_no_filter_but_liveness_would_refuse_does_not_make_it_wait(run, sent):
+    make_node("compute-1", memory_mb=512, last_seen_up=timezone.now() - timedelta(minutes=5))
+    instance = make_instance(memory_mb=1024)
+
+    run(instance)
+
+    assert (instance.vm_state, instance.task_state) == (states.ERROR, None)

@@ -1,0 +1,103 @@
+"""The outbox (cloud/outbox/): a message leaves only after its transaction commits, a broker that
+is away delays it without failing the request or losing it, and a rolled-back change sends
+nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from cloud import rpc
+from cloud.beat import TASK_RELAY_OUTBOX
+from cloud.outbox import relay
+from cloud.outbox.models import OutboxMessage
+from compute_agent import messages as msg
+from tests.factories import boot
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """The broker refuses every publish until `.back()` (the real one is the edge here)."""
+    from cloud.celery import app
+
+    class Broker:
+        down = True
+
+        def back(self):
+            self.down = False
+
+    broker = Broker()
+    real = app.send_task
+
+    def send_task(*args, **kwargs):
+        if broker.down:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    return broker
+
+
+def _age(seconds: float) -> None:
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def test_a_message_is_published_after_the_commit_and_then_forgotten(sent):
+    with transaction.atomic():
+        rpc.schedule_instance("i-1", "req-1")
+        assert sent == [] and OutboxMessage.objects.count() == 1
+    assert [(s.name, s.args, s.queue) for s in sent] == [
+        (msg.TASK_SCHEDULE_INSTANCE, ["i-1", "req-1", True], msg.SCHEDULER_QUEUE)]
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_rolled_back_change_sends_nothing_and_leaves_nothing(sent):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        rpc.schedule_instance("i-1", "req-1")
+        raise RuntimeError("the change failed")
+    assert sent == [] and OutboxMessage.objects.count() == 0
+
+
+def test_while_the_broker_is_away_a_boot_is_accepted_and_its_message_waits(
+    member, api_as, tiny, image, sent, broker_down
+):
+    response = boot(api_as(member), image)
+    assert response.status_code == 202, response.content
+    waiting = OutboxMessage.objects.get()
+    assert waiting.task == msg.TASK_SCHEDULE_INSTANCE and waiting.attempts == 1
+    assert "Connection refused" in waiting.last_error
+    assert sent == []
+
+    _age(5)
+    assert relay.relay_pending() == 0  # still away: kept, tried once more
+    assert OutboxMessage.objects.get().attempts == 2
+    broker_down.back()
+    assert relay.relay_pending() == 1
+    assert [s.args[0] for s in sent] == [response.json()["server"]["id"]]
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_the_relay_leaves_young_messages_to_their_own_publisher(sent, broker_down):
+    rpc.schedule_instance("i-1", "req-1")  # outside a transaction: stored, tried at once
+    broker_down.back()
+    assert relay.relay_pending(older_than=60) == 0 and OutboxMessage.objects.count() == 1
+    assert relay.relay_pending(older_than=0) == 1 and OutboxMessage.objects.count() == 0
+
+
+def test_a_question_for_a_host_while_the_broker_is_away_is_a_503(broker_down):
+    from cloud import errors
+
+    with pytest.raises(errors.ServiceUnavailable):
+        rpc.to_host_now("compute1", msg.TASK_CONSOLE_OUTPUT, msg.ConsoleOutputRequest(
+            request_id="r", instance_uuid="i-1"))
+
+
+def test_beat_relays_the_outbox_through_the_conductor():
+    entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == TASK_RELAY_OUTBOX]
+    assert [e["options"]["queue"] for e in entries] == [msg.CONDUCTOR_QUEUE]
