@@ -11,6 +11,8 @@ from rest_framework.views import APIView
 
 from cloud import errors
 from cloud.api import error_bodies
+from cloud.compute import servers
+from cloud.compute.models import Instance
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 
@@ -72,6 +74,14 @@ class ComputeView(OpenStackView):
             for name, value in version_headers(version).items():
                 response[name] = value
         return response
+
+    def authorized_server(self, server_id: str, rule: str) -> Instance:
+        """The server, looked up in the caller's project before the rule is checked, as Nova does:
+        another project's server is missing (404) whatever the caller's role, and only a server
+        the caller can see may be refused (403)."""
+        instance = servers.get_server(self.ctx, server_id)
+        self.authorize(rule)
+        return instance
 
     def compute_url(self, *parts: str, bookmark: bool = False) -> str:
         prefix = "/compute" if bookmark else "/compute/v2.1"

@@ -6,6 +6,7 @@ from . import identity, identity_admin
 
 identity_patterns = [
     path("", identity.IdentityRoot.as_view()),
+    path("/", identity.IdentityRoot.as_view()),
     path("/v3", identity.IdentityV3.as_view()),
     path("/v3/", identity.IdentityV3.as_view()),
     path("/v3/auth/tokens", identity.AuthTokens.as_view()),

@@ -16,7 +16,7 @@ from . import bodies, params
 
 class _ActionsView(ComputeView):
     def server(self, server_id: str) -> Instance:
-        # From 2.21 the history of a deleted server stays readable (Nova's rule, which Tempest's
+        # Looked up before the rule is checked, as ComputeView.authorized_server. From 2.21 the history of a deleted server stays readable (Nova's rule, which Tempest's
         # InstanceActionsV221TestJSON checks with a project reader).
         include_deleted = self.version.at_least("2.21") and policy.allowed(
             self.ctx, "compute:instance_actions:deleted"
@@ -42,8 +42,8 @@ class _ActionsView(ComputeView):
 
 class InstanceActionList(_ActionsView):
     def get(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:instance_actions:index")
         instance = self.server(server_id)
+        self.authorize("compute:instance_actions:index")
         limit = marker = changes_since = None
         if self.version.at_least("2.58"):  # paging and changes-since arrived with 2.58
             query = request.query_params
@@ -63,8 +63,8 @@ class InstanceActionList(_ActionsView):
 
 class InstanceActionItem(_ActionsView):
     def get(self, request: Request, server_id: str, request_id: str) -> Response:
-        self.authorize("compute:instance_actions:show")
         instance = self.server(server_id)
+        self.authorize("compute:instance_actions:show")
         action = action_records.get_action(instance, request_id)
         body = self.action_body(action, instance)
         # Before 2.51 only admins see events; from 2.51 everyone does, the traceback still admin-only.

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import consoles, servers
+from cloud.compute import consoles
 from cloud.compute.models import Instance
 from cloud.validation import validate
 
@@ -43,8 +43,7 @@ class RemoteConsoles(ComputeView):
     def post(self, request: Request, server_id: str) -> Response:
         if not self.version.at_least("2.6"):
             raise errors.NotFound("The resource could not be found.")
-        self.authorize(RULE)
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, RULE)
         args = self.body("remote_console")
         validate(_REMOTE_CONSOLE, args)
         url = consoles.create_console(

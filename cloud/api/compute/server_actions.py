@@ -147,13 +147,12 @@ class ServerAction(ComputeView):
             raise errors.BadRequest("An action body holds exactly one key: the action's name.")
         ((key, args),) = body.items()
         if key == "os-getVNCConsole":
-            self.authorize(remote_consoles.RULE)
-            return remote_consoles.get_vnc_console(self, servers.get_server(self.ctx, server_id), args)
+            instance = self.authorized_server(server_id, remote_consoles.RULE)
+            return remote_consoles.get_vnc_console(self, instance, args)
         operation = operations.BY_API_NAME.get(key)
         if operation is None or operation.rule is None:
             raise errors.BadRequest(f"There is no server action named {key!r}.")
-        self.authorize(operation.rule)
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, operation.rule)
         schema, read = _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)
         validate(schema, args)
         name, keywords = read(operation.name, args)

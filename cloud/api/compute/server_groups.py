@@ -128,14 +128,16 @@ class ServerGroupList(ComputeView):
 
 class ServerGroupItem(ComputeView):
     def get(self, request: Request, group_id: str) -> Response:
-        self.authorize("compute:server_groups:show")
+        # Another project's group is missing whatever the caller's role, as a server is.
         group = server_groups.get_group(self.ctx, group_id)
+        self.authorize("compute:server_groups:show")
         members = server_groups.members_of([group])[str(group.uuid)]
         return Response({"server_group": group_body(group, members, self.version)})
 
     def delete(self, request: Request, group_id: str) -> Response:
+        group = server_groups.get_group(self.ctx, group_id)
         self.authorize("compute:server_groups:delete")
-        server_groups.delete_group(self.ctx, server_groups.get_group(self.ctx, group_id))
+        server_groups.delete_group(self.ctx, group)
         return Response(status=204)
 
 

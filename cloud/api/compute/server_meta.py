@@ -7,7 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import server_metadata, servers
+from cloud.compute import server_metadata
+from cloud.compute.models import Instance
 from cloud.validation import validate
 
 from ..base import ComputeView
@@ -41,22 +42,20 @@ _META_BODY = {
 
 class ServerMetadata(ComputeView):
     def get(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:server_metadata:index")
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, "compute:server_metadata:index")
         return Response({"metadata": instance.metadata})
 
     def post(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:server_metadata:create")
-        return self._write(server_id, replace=False)
+        instance = self.authorized_server(server_id, "compute:server_metadata:create")
+        return self._write(instance, replace=False)
 
     def put(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:server_metadata:update_all")
-        return self._write(server_id, replace=True)
+        instance = self.authorized_server(server_id, "compute:server_metadata:update_all")
+        return self._write(instance, replace=True)
 
-    def _write(self, server_id: str, *, replace: bool) -> Response:
+    def _write(self, instance: Instance, *, replace: bool) -> Response:
         body = self.body()
         validate(_METADATA_BODY, body)
-        instance = servers.get_server(self.ctx, server_id)
         metadata = server_metadata.update_metadata(
             self.ctx, instance, body["metadata"], replace=replace
         )
@@ -65,12 +64,11 @@ class ServerMetadata(ComputeView):
 
 class ServerMetadataItem(ComputeView):
     def get(self, request: Request, server_id: str, key: str) -> Response:
-        self.authorize("compute:server_metadata:show")
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, "compute:server_metadata:show")
         return Response({"meta": {key: server_metadata.get_item(instance, key)}})
 
     def put(self, request: Request, server_id: str, key: str) -> Response:
-        self.authorize("compute:server_metadata:update")
+        instance = self.authorized_server(server_id, "compute:server_metadata:update")
         body = self.body()
         validate(_META_BODY, body)
         meta = body["meta"]
@@ -78,24 +76,21 @@ class ServerMetadataItem(ComputeView):
             raise errors.BadRequest("Request body must contain exactly one metadata item.")
         if key not in meta:
             raise errors.BadRequest("Request body and URI mismatch")
-        instance = servers.get_server(self.ctx, server_id)
         server_metadata.update_metadata(self.ctx, instance, meta)
         return Response({"meta": meta})
 
     def delete(self, request: Request, server_id: str, key: str) -> Response:
-        self.authorize("compute:server_metadata:delete")
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, "compute:server_metadata:delete")
         server_metadata.delete_item(self.ctx, instance, key)
         return Response(status=204)
 
 
 class ServerIps(ComputeView):
     def get(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:ips:index")
-        return Response({"addresses": self._addresses(server_id)})
+        return Response({"addresses": self._addresses(server_id, "compute:ips:index")})
 
-    def _addresses(self, server_id: str) -> dict:
-        instance = servers.get_server(self.ctx, server_id)
+    def _addresses(self, server_id: str, rule: str) -> dict:
+        instance = self.authorized_server(server_id, rule)
         page = bodies.ServerContext([instance], is_admin=False)
         return bodies.addresses(page.ports.get(str(instance.uuid), []), extended=False)
 
@@ -104,8 +99,7 @@ class ServerIpsNetwork(ServerIps):
     def get(  # type: ignore[override]  # its URL has one more segment than ServerIps'
         self, request: Request, server_id: str, network: str
     ) -> Response:
-        self.authorize("compute:ips:show")
-        addresses = self._addresses(server_id)
+        addresses = self._addresses(server_id, "compute:ips:show")
         if network not in addresses:
             raise errors.NotFound("Instance is not a member of specified network")
         return Response({network: addresses[network]})

@@ -236,14 +236,13 @@ class ServerDetailList(ServerList):
 
 class ServerItem(ComputeView):
     def get(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:servers:show")
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, "compute:servers:show")
         page = bodies.ServerContext([instance], self.ctx.is_admin)
         body = bodies.server_detail(instance, self.version, self.compute_url, page, self.ctx.is_admin)
         return Response({"server": body})
 
     def put(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:servers:update")
+        instance = self.authorized_server(server_id, "compute:servers:update")
         body = self.body()
         validate(_UPDATE_SCHEMA_219 if self.version.at_least("2.19") else _UPDATE_SCHEMA, body)
         server = body["server"]
@@ -256,7 +255,6 @@ class ServerItem(ComputeView):
             fields["access_ip_v6"] = _normalise_v6(server["accessIPv6"] or "")
         if "description" in server:
             fields["description"] = server["description"]
-        instance = servers.get_server(self.ctx, server_id)
         instance = servers.update_server(self.ctx, instance, **fields)
         return Response({"server": self._update_body(instance)})
 
@@ -264,7 +262,6 @@ class ServerItem(ComputeView):
         return bodies.server_reduced(instance, self.version, self.compute_url, self.ctx.is_admin)
 
     def delete(self, request: Request, server_id: str) -> Response:
-        self.authorize("compute:servers:delete")
-        instance = servers.get_server(self.ctx, server_id)
+        instance = self.authorized_server(server_id, "compute:servers:delete")
         servers.delete_server(self.ctx, instance)
         return Response(status=204)

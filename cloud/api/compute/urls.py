@@ -26,6 +26,8 @@ V = "/v2.1"
 urlpatterns = [
     path("", versions.ComputeRoot.as_view()),
     path("/", versions.ComputeRoot.as_view()),
+    path("/v2", versions.ComputeV20.as_view()),
+    path("/v2/", versions.ComputeV20.as_view()),
     path(V, versions.ComputeV21.as_view()),
     path(V + "/", versions.ComputeV21.as_view()),
     path(V + "/servers", servers.ServerList.as_view()),

@@ -1,13 +1,18 @@
-"""Every API action, asked by every persona: admin, member and reader of project alpha, a member of
-project beta, no token, an expired token. The expected answer follows from the action's kind:
+"""Every API action, asked by every persona: admin, member and reader of project alpha, a member
+and a reader of project beta ("other", "outsider"), no token, an expired token. The expected answer
+follows from the action's kind:
 
     public         anyone, token or not
     authenticated  any valid token
     admin          admin only (403 for the others)
-    read           alpha's admin/member/reader; beta's member gets 404 (a foreign id is a missing id)
-    write          alpha's admin/member; alpha's reader 403; beta's member 404
-    create         any member of any project (reader 403): it acts in the caller's own project
-    own            quota-style reads of one project: alpha's people; beta's member 403
+    server_admin   an admin-only action on one of alpha's servers: alpha's member and reader 403,
+                   beta's people 404 (Nova looks the server up in the caller's project first)
+    read           alpha's admin/member/reader; beta's people get 404 (a foreign id is a missing id)
+    write          alpha's admin/member; alpha's reader 403; beta's people 404, whatever their role
+    image_write    a write of alpha's image: as write, but beta's reader may get 403, because the
+                   image service (cloud/images) checks the role before it looks the image up
+    create         any member of any project (readers 403): it acts in the caller's own project
+    own            quota-style reads of one project: alpha's people; beta's people 403
     self           the user themself or an admin (403 for others)
 
 A table test also checks that every route of the API has a row, so a new endpoint without one fails.
@@ -43,7 +48,7 @@ from cloud.images.models import Image
 from cloud.network.models import Network, Port, Subnet
 from tests.personas import make_persona
 
-PERSONAS = ["admin", "member", "reader", "other", "none", "expired"]
+PERSONAS = ["admin", "member", "reader", "other", "outsider", "none", "expired"]
 C = "/compute/v2.1"
 
 
@@ -108,6 +113,7 @@ ROWS = [
     # compute
     Row("GET", "compute/v2.1", "public", C),
     Row("GET", "compute", "public", "/compute"),
+    Row("GET", "compute/v2", "public", "/compute/v2"),
     Row("GET", "compute/v2.1/servers", "authenticated", f"{C}/servers"),
     Row("GET", "compute/v2.1/servers/detail", "authenticated", f"{C}/servers/detail"),
     Row("POST", "compute/v2.1/servers", "create", f"{C}/servers",
@@ -136,7 +142,7 @@ ROWS = [
         f"{C}/servers/{{server}}/os-instance-actions/{{request_id}}"),
     Row("POST", "compute/v2.1/servers/<str:server_id>/action", "write",
         f"{C}/servers/{{server}}/action", {"lock": None}),
-    Row("POST", "compute/v2.1/servers/<str:server_id>/action", "admin",
+    Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
         f"{C}/servers/{{server}}/action", {"os-resetState": {"state": "active"}}),
     Row("POST", "compute/v2.1/servers/<str:server_id>/remote-consoles", "write",
         f"{C}/servers/{{server}}/remote-consoles", {"remote_console": {"protocol": "vnc", "type": "novnc"}}),
@@ -194,7 +200,7 @@ ROWS = [
     Row("GET", "compute/v2.1/images", "authenticated", f"{C}/images", version="2.1"),
     Row("GET", "compute/v2.1/images/detail", "authenticated", f"{C}/images/detail", version="2.1"),
     Row("GET", "compute/v2.1/images/<str:image_id>", "read", f"{C}/images/{{image}}", version="2.1"),
-    Row("DELETE", "compute/v2.1/images/<str:image_id>", "write", f"{C}/images/{{image}}",
+    Row("DELETE", "compute/v2.1/images/<str:image_id>", "image_write", f"{C}/images/{{image}}",
         version="2.1"),
     # image
     Row("GET", "image", "public", "/image"),
@@ -203,11 +209,11 @@ ROWS = [
     Row("POST", "image/v2/images", "create", "/image/v2/images",
         {"name": "img-new", "disk_format": "qcow2", "container_format": "bare"}),
     Row("GET", "image/v2/images/<str:image_id>", "read", "/image/v2/images/{image}"),
-    Row("PATCH", "image/v2/images/<str:image_id>", "write", "/image/v2/images/{image}",
+    Row("PATCH", "image/v2/images/<str:image_id>", "image_write", "/image/v2/images/{image}",
         [{"op": "replace", "path": "/name", "value": "renamed"}]),
-    Row("DELETE", "image/v2/images/<str:image_id>", "write", "/image/v2/images/{image}"),
+    Row("DELETE", "image/v2/images/<str:image_id>", "image_write", "/image/v2/images/{image}"),
     Row("GET", "image/v2/images/<str:image_id>/file", "read", "/image/v2/images/{image}/file"),
-    Row("PUT", "image/v2/images/<str:image_id>/file", "write", "/image/v2/images/{queued_image}/file",
+    Row("PUT", "image/v2/images/<str:image_id>/file", "image_write", "/image/v2/images/{queued_image}/file",
         "QCOW2"),
     Row("GET", "image/v2/schemas/image", "authenticated", "/image/v2/schemas/image"),
     Row("GET", "image/v2/schemas/images", "authenticated", "/image/v2/schemas/images"),
@@ -274,6 +280,7 @@ def world(db, settings, tmp_path):
         "member": make_persona("bob", "alpha", ["member", "reader"]),
         "reader": make_persona("carol", "alpha", ["reader"]),
         "other": make_persona("mallory", "beta", ["member", "reader"]),
+        "outsider": make_persona("oscar", "beta", ["reader"]),
     }
     dave = make_persona("dave", "alpha", ["member"])
     gamma = make_persona("gus", "gamma", ["member"]).project
@@ -331,13 +338,23 @@ def _expected(kind: str, persona: str) -> set[int] | str:
     if persona in ("none", "expired"):
         return {401}
     table = {
-        "authenticated": dict.fromkeys(["admin", "member", "reader", "other"], "allowed"),
-        "admin": {"admin": "allowed", "member": {403}, "reader": {403}, "other": {403}},
-        "read": {"admin": "allowed", "member": "allowed", "reader": "allowed", "other": {404}},
-        "write": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {404}},
-        "create": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": "allowed"},
-        "own": {"admin": "allowed", "member": "allowed", "reader": "allowed", "other": {403}},
-        "self": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {403}},
+        "authenticated": dict.fromkeys(["admin", "member", "reader", "other", "outsider"], "allowed"),
+        "admin": {"admin": "allowed", "member": {403}, "reader": {403}, "other": {403},
+                  "outsider": {403}},
+        "server_admin": {"admin": "allowed", "member": {403}, "reader": {403}, "other": {404},
+                         "outsider": {404}},
+        "read": {"admin": "allowed", "member": "allowed", "reader": "allowed", "other": {404},
+                 "outsider": {404}},
+        "write": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {404},
+                  "outsider": {404}},
+        "image_write": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {404},
+                        "outsider": {403, 404}},
+        "create": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": "allowed",
+                   "outsider": {403}},
+        "own": {"admin": "allowed", "member": "allowed", "reader": "allowed", "other": {403},
+                "outsider": {403}},
+        "self": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {403},
+                 "outsider": {403}},
     }
     return table[kind][persona]
 
@@ -380,19 +397,24 @@ def test_each_persona_gets_what_the_policy_says(world, row, persona):
         assert response["Content-Type"].startswith("application/json"), detail
 
 
-def test_no_write_of_another_project_changes_anything(world):
-    """Beta's member aims every write at alpha's ids: all 404, and alpha's rows are unchanged."""
+@pytest.mark.parametrize("persona", ["other", "outsider"])
+def test_no_write_of_another_project_changes_anything(world, persona):
+    """Beta's member and reader aim every write at alpha's ids: all 404, and alpha's rows are
+    unchanged."""
     people, ids = world
     before = _snapshot(ids)
     client = Client()
-    headers = people["other"].headers("2.60")
+    headers = people[persona].headers("2.60")
     for row in ROWS:
-        if row.kind != "write":
+        if row.kind not in ("write", "image_write", "server_admin"):
             continue
         path = _fill(row.path, ids)
         data = "" if row.body in (None, "QCOW2") else json.dumps(_fill(row.body, ids))
-        response = client.generic(row.method, path, data, content_type="application/json", **headers)
-        assert response.status_code == 404, f"{row.method} {path} → {response.status_code}"
+        content_type = ("application/openstack-images-v2.1-json-patch" if row.method == "PATCH"
+                        and path.startswith("/image") else "application/json")
+        response = client.generic(row.method, path, data, content_type=content_type, **headers)
+        refused = _expected(row.kind, persona)
+        assert response.status_code in refused, f"{row.method} {path} → {response.status_code}"
     assert _snapshot(ids) == before
 
 
