@@ -1,5 +1,7 @@
-"""Glance v2 subset: image records and their lifecycle (queued → saving → active), visibility and
-ownership rules, and the bytes through cloud.images.storage.
+"""Glance v2 subset: image records (create, JSON-patch update, list, delete), visibility
+and ownership rules, and the entry points for their data: upload_image checks who may and hands the
+bytes to cloud.images.uploads (queued → saving → active, and recovery of abandoned uploads);
+open_image_data reads them back through cloud.images.storage.
 
 Visibility as seen by a project: public and community images, plus every image it owns; an
 admin sees all. An image a project cannot see answers 404 (never 403), so ids of other projects'
@@ -9,16 +11,14 @@ private images do not leak. An image it can see but does not own answers 403 to 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from cloud import errors
 from cloud.identity import policy
@@ -27,24 +27,19 @@ from cloud.identity.models import Project
 from cloud.ids import parse_uuid
 from cloud.validation import parse_bool, validate
 
-from . import storage
-from .inspect import ImageRejected, StreamInspector
+from . import storage, uploads
 from .models import (
     ACTIVE,
     CONTAINER_FORMATS,
     DEACTIVATED,
     DISK_FORMATS,
     QUEUED,
-    SAVING,
     VISIBILITIES,
     Image,
 )
 
-DEFAULT_MAX_SIZE = 10 * 1024**3
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
-HASH_ALGO = "sha512"
-
 # Attributes the server computes. A client that sends one gets 403, as from Glance.
 READ_ONLY = frozenset(
     [
@@ -134,10 +129,6 @@ class ImagePage:
     images: list[Image]
     limit: int
     next_marker: str | None
-
-
-def max_size() -> int:
-    return int(getattr(settings, "KUMO_IMAGE_MAX_SIZE", DEFAULT_MAX_SIZE))
 
 
 # --- lookups
@@ -431,84 +422,24 @@ def _after_marker(
 # --- data
 
 
-def _read_exactly(chunks: Iterable[bytes], expected: int | None) -> Iterator[bytes]:
-    """Pass the chunks through, failing if the body ends before its Content-Length: a client that
-    hangs up mid-upload must not leave a truncated image marked active."""
-    received = 0
-    try:
-        for chunk in chunks:
-            received += len(chunk)
-            yield chunk
-    except OSError as exc:
-        raise errors.BadRequest(f"Error reading the image data: {exc}") from None
-    if expected is not None and received != expected:
-        raise errors.BadRequest(f"Incomplete upload: received {received} of {expected} bytes.")
-
-
 def upload_image(
     ctx: RequestContext, image_id: object, chunks: Iterable[bytes], content_length: int | None
 ) -> Image:
-    """Store the image's bytes: queued → saving → active. A failed upload returns the image to
-    queued and keeps no data, so the client may simply try again; so does one whose bytes are not
-    the declared disk_format or unsafe for qemu-img (400, see cloud.images.inspect)."""
+    """Store the image's bytes: queued → saving → active (cloud.images.uploads). A failed upload
+    returns the image to queued and keeps no data, so the client may simply try again; so does one
+    whose bytes are not the declared disk_format or unsafe for qemu-img (400, see
+    cloud.images.inspect), or go past KUMO_IMAGE_MAX_SIZE (413). `content_length` is None for a
+    body sent without one (chunked)."""
     _authorize(ctx, "image:upload")
     image = _owned(ctx, image_id, "upload data to")
     if not image.disk_format or not image.container_format:
         raise errors.BadRequest(
             "Properties disk_format, container_format must be set prior to saving data."
         )
-    cap = max_size()
-    if content_length is not None and content_length > cap:
-        raise errors.RequestTooLarge(f"Image exceeds the size limit of {cap} bytes.")
     try:
-        inspector = StreamInspector(image.disk_format)
-    except ImageRejected as exc:
-        raise errors.BadRequest(str(exc)) from None
-    # The conditional update is the lock: of two concurrent uploads only one moves it to saving.
-    claimed = Image.objects.filter(pk=image.pk, status=QUEUED).update(
-        status=SAVING, updated_at=timezone.now()
-    )
-    if not claimed:
-        image.refresh_from_db(fields=["status"])
-        raise errors.Conflict(
-            f"Image status transition from {image.status} to saving is not allowed"
-        )
-    # The inspector sees every byte on its way to disk and refuses a hostile image before the
-    # file is complete, so nothing (qemu-img above all) ever finds one under an image's name.
-    data = inspector.watch(_read_exactly(chunks, content_length))
-    try:
-        size, md5, sha512 = storage.store(image.pk, data, cap)
-    except storage.ImageTooLarge as exc:
-        _back_to_queued(image)
-        raise errors.RequestTooLarge(str(exc)) from None
-    except ImageRejected as exc:
-        _back_to_queued(image)
-        raise errors.BadRequest(str(exc)) from None
-    except BaseException:
-        _back_to_queued(image)
-        raise
-    finished = Image.objects.filter(pk=image.pk, status=SAVING).update(
-        status=ACTIVE,
-        size=size,
-        virtual_size=inspector.verdict().virtual_size,
-        checksum=md5,
-        os_hash_algo=HASH_ALGO,
-        os_hash_value=sha512,
-        updated_at=timezone.now(),
-    )
-    if not finished:
-        # Deleted while we were writing: the file we just put in place belongs to nobody.
-        storage.delete(image.pk)
-        raise _not_found(image_id)
-    image.refresh_from_db()
-    return image
-
-
-def _back_to_queued(image: Image) -> None:
-    Image.objects.filter(pk=image.pk, status=SAVING).update(
-        status=QUEUED, updated_at=timezone.now()
-    )
-    storage.delete(image.pk)
+        return uploads.receive(image, chunks, content_length)
+    except errors.NotFound:
+        raise _not_found(image_id) from None
 
 
 def open_image_data(ctx: RequestContext, image_id: object) -> tuple[Image, BinaryIO | None]:

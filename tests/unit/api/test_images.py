@@ -11,7 +11,6 @@ import pytest
 from cloud import errors
 from cloud.identity.context import RequestContext
 from cloud.images import images as image_records
-from cloud.images import storage
 from cloud.images.models import Image
 
 DATA = b"kumo image bytes\n" * 4096
@@ -470,23 +469,3 @@ def test_schemas(api_as, member):
     images = api.get("/image/v2/schemas/images")
     assert images.status_code == 200
     assert images.json()["properties"]["images"]["items"]["name"] == "image"
-
-
-@pytest.mark.parametrize("bad", ["../etc/passwd", "", "abc", None, "/tmp/x"])
-def test_storage_refuses_non_uuid_paths(bad):
-    with pytest.raises(ValueError):
-        storage.path_for(bad)
-
-
-def test_storage_round_trip(image_dir):
-    image_id = uuid.uuid4()
-    size, md5, sha512 = storage.store(image_id, iter([b"ab", b"", b"cd"]), 10)
-    assert (size, md5, sha512) == (
-        4,
-        hashlib.md5(b"abcd").hexdigest(),
-        hashlib.sha512(b"abcd").hexdigest(),
-    )
-    with storage.open_image(str(image_id).upper()) as f:
-        assert f.read() == b"abcd"
-    assert storage.delete(image_id) is True
-    assert storage.delete(image_id) is False
