@@ -14,6 +14,7 @@ The access log is written here, without query strings (console tokens travel in 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -93,7 +94,56 @@ class AccessLog:
             )
 
 
-http_application = WSGIMiddleware(get_wsgi_application(), workers=settings.KUMO_WEB_THREADS)
+class RequestBodyCutShort(ConnectionError):
+    """The client went away, or went silent, before the end of a chunked request body."""
+
+
+class StrictRequestBody:
+    """a2wsgi's wsgi.input ends quietly when the client disconnects: it reads `http.disconnect` as
+    the end of the body. A body with a Content-Length is checked against it by whoever reads it,
+    but a chunked one (an image upload from python-glanceclient, Tempest, any streaming client)
+    has no length, so half an image would be stored as a whole one. For a chunked body the read
+    raises instead (an OSError, in the WSGI thread reading it).
+
+    It does the same when the client sends nothing for KUMO_REQUEST_BODY_TIMEOUT seconds (default
+    300): uvicorn has no read timeout of its own, so a client whose machine vanished mid-upload
+    would hold its upload, and a thread, forever. A body with a Content-Length just ends there,
+    short of its length, which its reader already refuses with a 400. Only reads of the request
+    body wait on `receive`, so nothing else changes."""
+
+    def __init__(self, app: Any, idle_timeout: float) -> None:
+        self.app = app
+        self.idle_timeout = idle_timeout
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunked = any(
+            name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
+            for name, value in scope.get("headers", [])
+        )
+
+        async def strict_receive() -> dict:
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_timeout)
+            except TimeoutError:
+                if chunked:
+                    raise RequestBodyCutShort(
+                        f"no request body data for {self.idle_timeout:g} seconds"
+                    ) from None
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if message["type"] == "http.disconnect" and chunked:
+                raise RequestBodyCutShort("the client disconnected before the end of the body")
+            return message
+
+        await self.app(scope, strict_receive, send)
+
+
+http_application = StrictRequestBody(
+    WSGIMiddleware(get_wsgi_application(), workers=settings.KUMO_WEB_THREADS),
+    idle_timeout=float(getattr(settings, "KUMO_REQUEST_BODY_TIMEOUT", 300)),
+)
 
 application = AccessLog(
     ProtocolTypeRouter({

@@ -328,8 +328,10 @@ def _limit(value: str | None) -> int:
         limit = int(value)
     except ValueError:
         raise errors.BadRequest("limit param must be an integer") from None
-    if limit < 0:
-        raise errors.BadRequest("limit param must be positive")
+    # Glance itself answers limit=0 with an empty page; a page of nothing is never what a client
+    # meant, so it is refused rather than answered with no "next" to follow.
+    if limit < 1:
+        raise errors.BadRequest("limit param must be a positive integer")
     return min(limit, MAX_LIMIT)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django.http import FileResponse, HttpResponse
@@ -128,14 +129,33 @@ class ImageDetail(GlanceView):
         return Response(status=204)
 
 
-def _raw_chunks(request: Request) -> Iterator[bytes]:
-    # request.stream is the unparsed WSGI input (None for an empty body); reading it in chunks
-    # keeps a multi-gigabyte upload out of memory.
-    stream = request.stream
+def _chunks(stream: Any) -> Iterator[bytes]:
+    # Read in chunks: a multi-gigabyte upload never sits in memory.
     if stream is None:
         return
     while chunk := stream.read(CHUNK_SIZE):
         yield chunk
+
+
+def upload_body(request: Request) -> tuple[Iterator[bytes], int | None]:
+    """The request body as chunks, and its declared length (None when it was sent chunked).
+
+    Django and DRF know a body's length from Content-Length only. Without one, Django wraps the
+    input in a stream of 0 bytes and DRF's request.stream is None, so a chunked body — what
+    python-glanceclient, Tempest and every streaming client send — used to read as empty, and
+    the image went active with size 0. The server has already undone the chunked framing:
+    uvicorn (cloud/asgi.py hands its body to the WSGI app through a2wsgi, whose wsgi.input ends
+    where the body ends, and raises if the client goes away first), and gunicorn's own workers
+    alike. So a chunked body is read from wsgi.input itself; having no length to check up front,
+    it is capped while it streams (cloud.images.uploads). A request with neither header has no
+    body, per HTTP/1.1."""
+    meta = request.META
+    if "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return _chunks(meta["wsgi.input"]), None
+    length = meta.get("CONTENT_LENGTH")
+    content_length = int(length) if length and length.isdigit() else None
+    # request.stream is the WSGI input limited to Content-Length (None for an empty body).
+    return _chunks(request.stream), content_length
 
 
 class ImageFile(GlanceView):
@@ -143,9 +163,8 @@ class ImageFile(GlanceView):
         content_type = request.content_type.split(";")[0].strip()
         if content_type and content_type != _OCTET_STREAM:
             raise errors.UnsupportedMedia(f"Image data must be sent as {_OCTET_STREAM}.")
-        length = request.META.get("CONTENT_LENGTH")
-        content_length = int(length) if length and length.isdigit() else None
-        image_records.upload_image(self.ctx, image_id, _raw_chunks(request), content_length)
+        chunks, content_length = upload_body(request)
+        image_records.upload_image(self.ctx, image_id, chunks, content_length)
         return Response(status=204)
 
     def get(self, request: Request, image_id: str) -> HttpResponse:

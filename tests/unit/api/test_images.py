@@ -469,3 +469,101 @@ def test_schemas(api_as, member):
     images = api.get("/image/v2/schemas/images")
     assert images.status_code == 200
     assert images.json()["properties"]["images"]["items"]["name"] == "image"
+
+
+# --- bodies without a length, and bodies too large
+
+
+class DecodedChunkedBody:
+    """What a server hands the WSGI app for a `Transfer-Encoding: chunked` body (a2wsgi's input
+    under uvicorn, gunicorn's own): the bytes with the framing gone, read(n) giving at most n,
+    b"" at the end, and no CONTENT_LENGTH at all. `fail` raises after that many bytes, as the
+    input does when the client goes away (cloud/asgi.py)."""
+
+    def __init__(self, data: bytes, piece: int = 1000, fail: int | None = None):
+        self.data, self.piece, self.fail, self.offset = data, piece, fail, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.fail is not None and self.offset >= self.fail:
+            raise ConnectionResetError("the client disconnected before the end of the body")
+        # Like a network read, one piece at a time whatever was asked for.
+        size = self.piece if size < 0 else min(size, self.piece)
+        chunk = self.data[self.offset : self.offset + size]
+        self.offset += len(chunk)
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:  # WSGI asks for it; uploads never call it
+        raise AssertionError("an upload must not read its body by lines")
+
+
+def upload_chunked(api, image_id: str, body: DecodedChunkedBody):
+    return api.client.put(
+        f"/image/v2/images/{image_id}/file",
+        CONTENT_TYPE="application/octet-stream",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input": body},
+        **api._headers(None),
+    )
+
+
+def test_a_chunked_upload_stores_what_was_sent(api_as, member, image_dir):
+    data = bytes(range(256)) * 4099  # a size that is no multiple of any chunk size
+    api = api_as(member)
+    image = create(api)
+    response = upload_chunked(api, image["id"], DecodedChunkedBody(data, piece=65521))
+    assert response.status_code == 204, response.content
+    shown = api.get(f"/image/v2/images/{image['id']}").json()
+    assert shown["status"] == "active"
+    assert shown["size"] == len(data)
+    assert shown["checksum"] == hashlib.md5(data).hexdigest()
+    assert shown["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert download_bytes(api.get(f"/image/v2/images/{image['id']}/file")) == data
+    assert [p.name for p in leftovers(image_dir)] == [image["id"]]
+
+
+def test_a_chunked_upload_over_the_limit_is_413_and_keeps_nothing(
+    api_as, member, settings, image_dir
+):
+    settings.KUMO_IMAGE_MAX_SIZE = 5000
+    api = api_as(member)
+    image = create(api)
+    body = DecodedChunkedBody(b"x" * 50_000)
+    response = upload_chunked(api, image["id"], body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 413
+    assert body.offset < 50_000  # refused while it streamed, not after reading all of it
+    assert Image.objects.get(pk=image["id"]).status == "queued"
+    assert leftovers(image_dir) == []
+    assert upload_chunked(api, image["id"], DecodedChunkedBody(b"x" * 5000)).status_code == 204
+
+
+def test_a_chunked_upload_cut_short_is_400_and_keeps_nothing(api_as, member, image_dir):
+    api = api_as(member)
+    image = create(api)
+    response = upload_chunked(api, image["id"], DecodedChunkedBody(DATA, fail=len(DATA) // 2))
+    assert response.status_code == 400
+    assert "disconnected" in response.json()["error"]["message"]
+    assert Image.objects.get(pk=image["id"]).status == "queued"
+    assert leftovers(image_dir) == []
+
+
+def test_limit_zero_is_400_in_glance_shape(api_as, member):
+    response = api_as(member).get("/image/v2/images?limit=0")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 400
+    assert api_as(member).get("/image/v2/images?limit=-1").status_code == 400
+    assert api_as(member).get("/image/v2/images?limit=1").status_code == 200
+
+
+def test_a_json_body_over_the_limit_is_413_and_changes_nothing(api_as, member, settings):
+    api = api_as(member)
+    image = create(api)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    big = "y" * 2000
+    response = api.post("/image/v2/images", {"name": "big", "note": big})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 413
+    response = patch(api, image["id"], [{"op": "add", "path": "/note", "value": big}])
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 413
+    assert [(i.name, i.properties) for i in Image.objects.all()] == [("img", {})]
