@@ -40,6 +40,13 @@ from .models import (
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 1000
+# Glance's two JSON-patch dialects, named by the JSON Schema draft of their media type:
+# application/openstack-images-v2.1-json-patch is draft 10 ({"op": "add", "path": "/x"}), the older
+# application/openstack-images-v2.0-json-patch draft 4, where the operation is the key
+# ({"add": "/x"}) and an add may not overwrite.
+PATCH_DRAFTS = (4, 10)
+_PATCH_OPS = ("add", "remove", "replace")
+
 # Attributes the server computes. A client that sends one gets 403, as from Glance.
 READ_ONLY = frozenset(
     [
@@ -247,9 +254,37 @@ def _pointer(path: object) -> str:
     return key
 
 
-def update_image(ctx: RequestContext, image_id: object, ops: Any) -> Image:
-    """Apply a Glance JSON patch (add / replace / remove of one attribute each)."""
+def _change(op: dict, draft: int) -> tuple[str, str]:
+    """The operation and the attribute of one change, in either of Glance's dialects."""
+    if draft == 4:
+        kinds = [kind for kind in _PATCH_OPS if kind in op]
+        if len(kinds) != 1:
+            raise errors.BadRequest(
+                'Operation objects must contain exactly one member named "add", "remove", '
+                'or "replace".'
+            )
+        kind = kinds[0]
+        path = op[kind]
+    else:
+        named = op.get("op")
+        if named not in _PATCH_OPS:
+            raise errors.BadRequest(
+                f"Invalid operation: `{named}`. It must be one of the following: "
+                f"{', '.join(_PATCH_OPS)}."
+            )
+        kind, path = named, op.get("path")
+    key = _pointer(path)
+    if kind != "remove" and "value" not in op:
+        raise errors.BadRequest(f'Operation "{kind}" requires a member named "value".')
+    return kind, key
+
+
+def update_image(ctx: RequestContext, image_id: object, ops: Any, *, draft: int = 10) -> Image:
+    """Apply a Glance JSON patch (add / replace / remove of one attribute each), written in the
+    dialect of JSON Schema `draft` (see PATCH_DRAFTS); all of it or, on any refusal, none."""
     _authorize(ctx, "image:modify")
+    if draft not in PATCH_DRAFTS:
+        raise errors.BadRequest(f"Unrecognized JSON Schema draft version {draft}.")
     if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
         raise errors.BadRequest("The request body must be a JSON-patch list of operations.")
     with transaction.atomic():
@@ -260,7 +295,7 @@ def update_image(ctx: RequestContext, image_id: object, ops: Any) -> Image:
         properties = dict(image.properties)
         changed: set[str] = set()
         for op in ops:
-            _apply(ctx, image, op, core, properties, changed)
+            _apply(ctx, image, op, draft, core, properties, changed)
         _check_values(ctx, {**properties, **{k: v for k, v in core.items() if k in changed}})
         for key in changed & CORE:
             value = core[key]
@@ -279,19 +314,17 @@ def _apply(
     ctx: RequestContext,
     image: Image,
     op: dict,
+    draft: int,
     core: dict[str, Any],
     properties: dict[str, Any],
     changed: set[str],
 ) -> None:
-    kind = op.get("op")
-    key = _pointer(op.get("path"))
-    if kind not in ("add", "replace", "remove"):
-        raise errors.BadRequest(f"Unsupported JSON-patch operation {kind!r}.")
-    if kind != "remove" and "value" not in op:
-        raise errors.BadRequest(f"Operation {kind!r} needs a value.")
+    kind, key = _change(op, draft)
     _check_writable(key, ctx, creating=False)
     if key in ("disk_format", "container_format") and image.status != QUEUED:
         raise errors.Forbidden(f"Attribute {key} can be only replaced for a queued image.")
+    if draft == 4 and kind == "add" and (key in CORE or key in properties):
+        raise errors.Conflict(f"Property {key} already present.")
     if key in CORE:
         if kind == "remove":
             raise errors.Forbidden(f"Attribute '{key}' cannot be removed.")

@@ -21,6 +21,11 @@ from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS, VISIBILITIES, I
 CHUNK_SIZE = 1024 * 1024
 CURRENT_MINOR = 16
 _OCTET_STREAM = "application/octet-stream"
+# PATCH media types → the JSON Schema draft of their dialect (cloud.images.images.PATCH_DRAFTS).
+PATCH_MEDIA_TYPES = {
+    "application/openstack-images-v2.0-json-patch": 4,
+    "application/openstack-images-v2.1-json-patch": 10,
+}
 
 
 def _iso(dt: datetime) -> str:
@@ -121,7 +126,18 @@ class ImageDetail(GlanceView):
         return Response(image_body(image_records.get_image(self.ctx, image_id)))
 
     def patch(self, request: Request, image_id: str) -> Response:
-        image = image_records.update_image(self.ctx, image_id, request.data)
+        media_type = request.content_type.split(";")[0].strip().lower()
+        if media_type not in PATCH_MEDIA_TYPES:
+            allowed = ", ".join(sorted(PATCH_MEDIA_TYPES))
+            return Response(
+                error_bodies.error_body(
+                    self.family, 415, f"Image PATCH expects Content-Type one of: {allowed}"
+                ),
+                status=415,
+                headers={"Accept-Patch": allowed},
+            )
+        draft = PATCH_MEDIA_TYPES[media_type]
+        image = image_records.update_image(self.ctx, image_id, request.data, draft=draft)
         return Response(image_body(image))
 
     def delete(self, request: Request, image_id: str) -> Response:

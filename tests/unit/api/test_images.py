@@ -567,3 +567,67 @@ def test_a_json_body_over_the_limit_is_413_and_changes_nothing(api_as, member, s
     assert response.status_code == 413
     assert response.json()["error"]["code"] == 413
     assert [(i.name, i.properties) for i in Image.objects.all()] == [("img", {})]
+
+
+# --- Glance's older JSON-patch dialect
+
+
+def patch_v20(api, image_id: str, ops: list, content_type: str | None = None):
+    return api.client.patch(
+        f"/image/v2/images/{image_id}",
+        data=json.dumps(ops),
+        content_type=content_type or "application/openstack-images-v2.0-json-patch",
+        **api._headers(None),
+    )
+
+
+def test_the_v20_patch_dialect_names_the_operation_by_its_key(api_as, member):
+    """What Tempest's images client sends: {"replace": "/name", "value": …}."""
+    api = api_as(member)
+    image = create(api, extra="1")
+    response = patch_v20(api, image["id"], [
+        {"replace": "/name", "value": "renamed"},
+        {"add": "/hw_disk_bus", "value": "virtio"},
+        {"remove": "/extra"},
+    ])
+    assert response.status_code == 200, response.content
+    body = api.get(f"/image/v2/images/{image['id']}").json()
+    assert (body["name"], body["hw_disk_bus"]) == ("renamed", "virtio")
+    assert "extra" not in body
+
+
+@pytest.mark.parametrize(
+    "ops, status",
+    [
+        # In this dialect an add may not overwrite, a core attribute or a property.
+        ([{"add": "/name", "value": "x"}], 409),
+        ([{"add": "/extra", "value": "x"}], 409),
+        ([{"replace": "/name", "remove": "/extra", "value": "x"}], 400),
+        ([{"op": "replace", "path": "/name", "value": "x"}], 400),
+        ([{"replace": "/name"}], 400),
+        ([{"replace": "/status", "value": "active"}], 403),
+    ],
+)
+def test_bad_v20_patches_change_nothing(api_as, member, ops, status):
+    api = api_as(member)
+    image = create(api, extra="1")
+    response = patch_v20(api, image["id"], ops)
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == status
+    row = Image.objects.get(pk=image["id"])
+    assert (row.name, row.properties) == ("img", {"extra": "1"})
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json-patch+json"])
+def test_other_patch_media_types_are_415_and_say_which_are_accepted(api_as, member, content_type):
+    api = api_as(member)
+    image = create(api)
+    ops = [{"op": "replace", "path": "/name", "value": "x"}]
+    response = patch_v20(api, image["id"], ops, content_type=content_type)
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == 415
+    assert response["Accept-Patch"] == (
+        "application/openstack-images-v2.0-json-patch, "
+        "application/openstack-images-v2.1-json-patch"
+    )
+    assert Image.objects.get(pk=image["id"]).name == "img"
