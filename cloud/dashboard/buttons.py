@@ -22,9 +22,11 @@ BUTTONS: dict[str, Operation] = {
 }
 
 
-def state_allows(operation: Operation, instance: Instance) -> bool:
+def state_allows(operation: Operation, instance: Instance, *, host_silent: bool = False) -> bool:
     if instance.deleted or instance.task_state == states.DELETING:
         return False
+    if operation.requires_host and host_silent:
+        return False  # the service would answer 409: its host is not responding
     if operation.locked == operations.LOCKED_ONLY_UNLOCKED:
         return not instance.locked
     if operation.locked == operations.LOCKED_ONLY_LOCKED:
@@ -34,9 +36,10 @@ def state_allows(operation: Operation, instance: Instance) -> bool:
     return operation.allows(instance.vm_state, instance.task_state)
 
 
-def offered(ctx: RequestContext, instance: Instance) -> list[Operation]:
+def offered(ctx: RequestContext, instance: Instance, *, host_silent: bool = False) -> list[Operation]:
     """The buttons this user may press on this instance now. A locked instance offers a non-admin
-    only what a lock lets through (unlock), as the services would refuse the rest."""
+    only what a lock lets through (unlock), and one whose host is silent nothing that needs the
+    host, as the services would refuse the rest."""
     locked_out = instance.locked and not ctx.is_admin
     return [
         op
@@ -44,7 +47,7 @@ def offered(ctx: RequestContext, instance: Instance) -> list[Operation]:
         if (not locked_out or op.locked != operations.LOCKED_REFUSES)
         and op.rule is not None
         and policy.allowed(ctx, op.rule)
-        and state_allows(op, instance)
+        and state_allows(op, instance, host_silent=host_silent)
     ]
 
 

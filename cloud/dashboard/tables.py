@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
-from cloud.compute import servers, states
-from cloud.compute.models import Instance, InstanceFault
+from cloud.compute import hosts, servers, states
+from cloud.compute.models import COMPUTE_BINARY, Instance, InstanceFault, Service
 from cloud.compute.operations import Operation
 from cloud.identity.context import RequestContext
 from cloud.ids import parse_uuid
@@ -102,6 +102,7 @@ class Row:
     addresses: list[str]
     actions: list[Operation] = field(default_factory=list)
     fault: InstanceFault | None = None
+    host_silent: bool = False  # its host stopped reporting (host_status UNKNOWN)
 
     @property
     def status(self) -> str:
@@ -143,13 +144,20 @@ def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
             "instance_id", "-created_at", "-id"
         ):
             faults.setdefault(str(fault.instance_id), fault)
+    placed = {i.host for i in instances if i.host}
+    silent = {
+        service.host
+        for service in Service.objects.filter(host__in=placed, binary=COMPUTE_BINARY)
+        if hosts.host_status(service) == hosts.HOST_UNKNOWN
+    } if placed else set()
     return [
         Row(
             instance=i,
             image_name=names.get(i.image_ref, "") or (i.image_ref[:8] if i.image_ref else ""),
             addresses=addresses.get(str(i.uuid), []),
-            actions=buttons.offered(ctx, i),
+            actions=buttons.offered(ctx, i, host_silent=i.host in silent),
             fault=faults.get(str(i.uuid)),
+            host_silent=i.host in silent,
         )
         for i in instances
     ]

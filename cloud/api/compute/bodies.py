@@ -10,10 +10,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from datetime import UTC
 
-from django.conf import settings
-from django.utils import timezone
-
-from cloud.compute import availability_zones, states
+from cloud.compute import availability_zones, hosts, states
 from cloud.compute.models import (
     COMPUTE_BINARY,
     ComputeNode,
@@ -93,24 +90,21 @@ class ServerContext:
                 "instance_id", "-created_at", "-id"
             ):
                 self.faults.setdefault(str(fault.instance_id), fault)
-        hosts = {i.host for i in instances if i.host}
+        host_names = {i.host for i in instances if i.host}
         # A placed server is in its host's zone, whatever it asked for: one query per page.
-        self.zones = availability_zones.host_zones(hosts)
+        self.zones = availability_zones.host_zones(host_names)
+        # Admins see every host_status; others only UNKNOWN (Nova's "unknown-only" rule): that
+        # their server's host stopped answering, without learning anything else about hosts.
         self.host_status: dict[str, str] = {}
-        if is_admin and hosts:
-            for service in Service.objects.filter(host__in=hosts, binary=COMPUTE_BINARY):
-                self.host_status[service.host] = _host_status(service)
+        if host_names:
+            for service in Service.objects.filter(host__in=host_names, binary=COMPUTE_BINARY):
+                status = _host_status(service)
+                if is_admin or status == hosts.HOST_UNKNOWN:
+                    self.host_status[service.host] = status
 
 
 def _host_status(service: Service) -> str:
-    if service.forced_down:
-        return "DOWN"
-    if service.last_seen_up is None:
-        return "UNKNOWN"
-    age = (timezone.now() - service.last_seen_up).total_seconds()
-    if age > settings.KUMO_SERVICE_DOWN_TIME:
-        return "DOWN"
-    return "MAINTENANCE" if service.disabled else "UP"
+    return hosts.host_status(service)
 
 
 def addresses(ports: list[Port], extended: bool) -> dict:
@@ -216,8 +210,8 @@ def server_detail(
                     "OS-EXT-SRV-ATTR:user_data": instance.user_data,
                 }
             )
-        if version.at_least("2.16"):
-            body["host_status"] = page.host_status.get(instance.host or "", "")
+    if version.at_least("2.16") and (is_admin or instance.host in page.host_status):
+        body["host_status"] = page.host_status.get(instance.host or "", "")
     if version.at_least("2.9"):
         body["locked"] = instance.locked
     if version.at_least("2.19"):

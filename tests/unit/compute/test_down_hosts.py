@@ -65,3 +65,18 @@ def test_a_second_delete_of_a_server_being_deleted_sends_the_destroy_again(membe
     assert [s.name for s in sent] == [msg.TASK_DESTROY, msg.TASK_DESTROY]
     assert Instance.objects.get(pk=server.pk).task_state == states.DELETING
     assert server.actions.filter(action="delete").count() == 1
+
+
+def test_a_server_shows_its_silent_host_as_unknown_to_its_owner_and_admins(member, admin, api_as):
+    server = make_server(member)
+    path = f"{V}/servers/{server.uuid}"
+    owner = api_as(member).get(path, version="2.16").json()["server"]
+    assert "host_status" not in owner  # a host that answers is none of a member's business
+    assert api_as(admin).get(path, version="2.16").json()["server"]["host_status"] == "UP"
+    host_up("compute1", up=False)
+    for persona in (member, admin):
+        shown = api_as(persona).get(path, version="2.16").json()["server"]
+        assert shown["host_status"] == "UNKNOWN"
+    assert "host_status" not in api_as(member).get(path, version="2.15").json()["server"]
+    listed = api_as(member).get(f"{V}/servers/detail", version="2.16").json()["servers"]
+    assert [s["host_status"] for s in listed] == ["UNKNOWN"]

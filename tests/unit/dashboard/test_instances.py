@@ -243,3 +243,16 @@ def test_signed_out_visitors_are_sent_to_sign_in(member):
 
     response = Client().get("/instances/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_an_instance_whose_host_went_silent_is_marked_and_offers_only_what_works(member):
+    vm = make_server(member, "vm1")
+    client = signed_in(member)
+    assert "data-host-silent" not in client.get("/instances/").content.decode()
+    host_up("compute1", up=False)
+    table = client.get("/instances/").content.decode()
+    assert "host not responding" in table
+    assert f"/instances/{vm.uuid}/do/stop" not in table  # would be refused: the host is silent
+    assert f"/instances/{vm.uuid}/do/delete" in table  # still works, locally
+    page = client.get(f"/instances/{vm.uuid}/").content.decode()
+    assert "Its host is not responding" in page and "compute1" not in page.split("<main")[-1]
