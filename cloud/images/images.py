@@ -1,4 +1,4 @@
-"""Glance v2 subset: image records (create, JSON-patch update, list, delete), visibility
+"""Glance v2 subset: image records (create, JSON-patch update, list, deactivate, delete), visibility
 and ownership rules, and the entry points for their data: upload_image checks who may and hands the
 bytes to cloud.images.uploads (queued → saving → active, and recovery of abandoned uploads);
 open_image_data reads them back through cloud.images.storage.
@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from cloud import errors
 from cloud.identity import policy
@@ -489,6 +490,34 @@ def open_image_data(ctx: RequestContext, image_id: object) -> tuple[Image, Binar
         return image, storage.open_image(image.pk)
     except FileNotFoundError:
         raise errors.NotFound(f"The data of image {image.pk} could not be found.") from None
+
+
+# --- deactivation
+
+
+def deactivate_image(ctx: RequestContext, image_id: object) -> Image:
+    """Glance's deactivation: the image stays, but only an admin may download its data and no
+    server boots from it. Deactivating a deactivated image changes nothing; from any state but
+    active it is refused (403, as from Glance)."""
+    return _move(ctx, image_id, "deactivate", ACTIVE, DEACTIVATED)
+
+
+def reactivate_image(ctx: RequestContext, image_id: object) -> Image:
+    """Undo deactivate_image; a no-op for an active image, refused (403) from any other state."""
+    return _move(ctx, image_id, "reactivate", DEACTIVATED, ACTIVE)
+
+
+def _move(ctx: RequestContext, image_id: object, verb: str, source: str, target: str) -> Image:
+    # Glance's own rule for both is the one for any change of an image: a member of the owner.
+    _authorize(ctx, "image:modify")
+    image = _owned(ctx, image_id, verb)
+    moved = Image.objects.filter(pk=image.pk, status=source).update(
+        status=target, updated_at=timezone.now()
+    )
+    image.refresh_from_db()
+    if not moved and image.status != target:
+        raise errors.Forbidden(f"Not allowed to {verb} image in status '{image.status}'")
+    return image
 
 
 # --- delete

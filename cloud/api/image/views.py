@@ -196,6 +196,18 @@ class ImageFile(GlanceView):
         return response
 
 
+class ImageDeactivate(GlanceView):
+    def post(self, request: Request, image_id: str) -> Response:
+        image_records.deactivate_image(self.ctx, image_id)
+        return Response(status=204)
+
+
+class ImageReactivate(GlanceView):
+    def post(self, request: Request, image_id: str) -> Response:
+        image_records.reactivate_image(self.ctx, image_id)
+        return Response(status=204)
+
+
 def _nullable(kind: str, **extra) -> dict:
     return {"type": [kind, "null"], **extra}
 

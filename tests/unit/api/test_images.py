@@ -631,3 +631,40 @@ def test_other_patch_media_types_are_415_and_say_which_are_accepted(api_as, memb
         "application/openstack-images-v2.1-json-patch"
     )
     assert Image.objects.get(pk=image["id"]).name == "img"
+
+
+# --- deactivation
+
+
+def action(api, image_id: str, name: str):
+    return api.client.post(f"/image/v2/images/{image_id}/actions/{name}", **api._headers(None))
+
+
+def test_deactivate_and_reactivate(api_as, member, admin):
+    api = api_as(member)
+    image = create(api)
+    upload(api, image["id"])
+    assert action(api, image["id"], "deactivate").status_code == 204
+    assert action(api, image["id"], "deactivate").status_code == 204  # no-op when deactivated
+    assert api.get(f"/image/v2/images/{image['id']}").json()["status"] == "deactivated"
+    refused = api.get(f"/image/v2/images/{image['id']}/file")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == 403
+    assert download_bytes(api_as(admin).get(f"/image/v2/images/{image['id']}/file")) == DATA
+    assert action(api, image["id"], "reactivate").status_code == 204
+    assert action(api, image["id"], "reactivate").status_code == 204  # no-op when active
+    assert api.get(f"/image/v2/images/{image['id']}").json()["status"] == "active"
+    assert download_bytes(api.get(f"/image/v2/images/{image['id']}/file")) == DATA
+
+
+def test_deactivation_is_for_active_images_of_ones_own_project(api_as, member, reader, other):
+    api = api_as(member)
+    image = create(api)
+    for name in ("deactivate", "reactivate"):
+        response = action(api, image["id"], name)
+        assert response.status_code == 403  # queued: as Glance, not allowed from this status
+        assert response.json()["error"]["code"] == 403
+    upload(api, image["id"])
+    assert action(api_as(reader), image["id"], "deactivate").status_code == 403
+    assert action(api_as(other), image["id"], "deactivate").status_code == 404
+    assert Image.objects.get(pk=image["id"]).status == "active"
