@@ -1,8 +1,13 @@
-"""The shared base views: one per API family, so concrete views are mostly declarations."""
+"""The shared base views: one per API family, so concrete views are mostly declarations.
+
+A view declares what it reads: `body_schemas`, the JSON Schema of each method's request body, which
+`valid_body()` validates with, and `query_params`, the names of the query parameters each method
+reads. /openapi.json (cloud/api/openapi.py) is generated from the same declarations.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -15,12 +20,37 @@ from cloud.compute import servers
 from cloud.compute.models import Instance
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
+from cloud.validation import validate
 
 from .microversion import APIVersion, requested_version, version_headers
+
+Schema = dict[str, Any]
+
+
+class Versioned:
+    """A compute request body that changed with the microversion: (first version, schema) pairs,
+    oldest first; a request is validated with the newest its version has reached."""
+
+    def __init__(self, *steps: tuple[str, Schema]) -> None:
+        self.steps = [(APIVersion.parse(since), schema) for since, schema in steps]
+
+    def at(self, version: APIVersion) -> Schema:
+        chosen = self.steps[0][1]
+        for since, schema in self.steps:
+            if version >= since:
+                chosen = schema
+        return chosen
+
+    def schemas(self) -> list[Schema]:
+        return [schema for _, schema in self.steps]
 
 
 class OpenStackView(APIView):
     family = error_bodies.COMPUTE
+    # By HTTP method: the JSON Schema of the request body (validated by valid_body()).
+    body_schemas: ClassVar[dict[str, Schema | Versioned]] = {}
+    # By HTTP method: the query parameters it reads (their schemas: cloud/api/openapi.py).
+    query_params: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @property
     def ctx(self) -> RequestContext:
@@ -36,6 +66,18 @@ class OpenStackView(APIView):
         if key not in data or not isinstance(data[key], dict):
             raise errors.BadRequest(f"Missing or malformed '{key}' in the request body.")
         return data[key]
+
+    def valid_body(self, key: str | None = None) -> Any:
+        """The JSON body (or its `key` member), validated with the schema this view declares for
+        the request's method."""
+        body = self.body()
+        validate(self.body_schema(), body)
+        return body if key is None else body[key]
+
+    def body_schema(self) -> Schema:
+        schema = self.body_schemas[self.request.method]
+        assert not isinstance(schema, Versioned), "only compute bodies change with a microversion"
+        return schema
 
     def authorize(self, action: str) -> None:
         if not policy.allowed(self.ctx, action):
@@ -66,6 +108,10 @@ class ComputeView(OpenStackView):
     @property
     def version(self) -> APIVersion:
         return self.request.api_version
+
+    def body_schema(self) -> Schema:
+        schema = self.body_schemas[self.request.method]
+        return schema.at(self.version) if isinstance(schema, Versioned) else schema
 
     def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -10,7 +10,6 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.api import error_bodies
 from cloud.identity import catalog, tokens
-from cloud.validation import validate
 
 from .base import IdentityView, PublicView
 
@@ -108,6 +107,8 @@ _AUTH_SCHEMA = {
 class AuthTokens(IdentityView):
     """POST issues a token; GET/HEAD validate X-Subject-Token; DELETE revokes it."""
 
+    body_schemas = {"POST": _AUTH_SCHEMA}
+
     def get_authenticators(self):
         if self.request is not None and self.request.method == "POST":
             return []
@@ -119,9 +120,7 @@ class AuthTokens(IdentityView):
         return super().get_permissions()
 
     def post(self, request: Request) -> Response:
-        body = self.body()
-        validate(_AUTH_SCHEMA, body)
-        auth = body["auth"]
+        auth = self.valid_body("auth")
         identity = auth["identity"]
         methods = identity["methods"]
         try:

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.identity import accounts
 from cloud.identity.models import Project, Role, RoleAssignment, User
-from cloud.validation import name_schema, validate
+from cloud.validation import name_schema
 
 from .base import IdentityView
 
@@ -109,11 +109,6 @@ class IdentityAdminView(IdentityView):
             return False
         raise errors.BadRequest(f"Invalid value for query parameter {name}: {value}")
 
-    def parsed(self, schema: dict, key: str) -> dict:
-        body = self.body()
-        validate(schema, body)
-        return body[key]
-
     def project_body(self, project: Project) -> dict:
         return {
             "id": project.id,
@@ -184,6 +179,8 @@ def _domain_body(view: IdentityAdminView) -> dict:
 
 
 class DomainList(IdentityAdminView):
+    query_params = {"GET": ("name", "enabled")}
+
     def get(self, request: Request) -> Response:
         self.authorize("identity:domains:list")
         name, enabled = self.param("name"), self.flag("enabled")
@@ -203,6 +200,10 @@ class DomainDetail(IdentityAdminView):
 
 
 class ProjectList(IdentityAdminView):
+    body_schemas = {"POST": _PROJECT_CREATE}
+    query_params = {"GET": ("name", "enabled", "domain_id", "is_domain", "parent_id", "tags",
+                            "tags-any")}
+
     def get(self, request: Request) -> Response:
         self.authorize("identity:projects:list")
         if self.flag("is_domain") or self.param("tags") or self.param("tags-any"):
@@ -217,7 +218,7 @@ class ProjectList(IdentityAdminView):
 
     def post(self, request: Request) -> Response:
         self.authorize("identity:projects:create")
-        data = self.parsed(_PROJECT_CREATE, "project")
+        data = self.valid_body("project")
         _refuse_unsupported(data, "project")
         project = accounts.create_project(
             **_pick(data, "name", "description", "enabled", "domain_id")
@@ -226,13 +227,15 @@ class ProjectList(IdentityAdminView):
 
 
 class ProjectDetail(IdentityAdminView):
+    body_schemas = {"PATCH": _PROJECT_UPDATE}
+
     def get(self, request: Request, project_id: str) -> Response:
         self.authorize("identity:projects:show")
         return Response({"project": self.project_body(accounts.get_project(project_id))})
 
     def patch(self, request: Request, project_id: str) -> Response:
         self.authorize("identity:projects:update")
-        data = self.parsed(_PROJECT_UPDATE, "project")
+        data = self.valid_body("project")
         _refuse_unsupported(data, "project")
         project = accounts.update_project(
             project_id, **_pick(data, "name", "description", "enabled", "domain_id")
@@ -260,6 +263,9 @@ _USER_KEYS = ("name", "password", "email", "enabled", "default_project_id", "dom
 
 
 class UserList(IdentityAdminView):
+    body_schemas = {"POST": _USER_CREATE}
+    query_params = {"GET": ("name", "enabled", "domain_id")}
+
     def get(self, request: Request) -> Response:
         self.authorize("identity:users:list")
         users = accounts.list_users(
@@ -269,13 +275,15 @@ class UserList(IdentityAdminView):
 
     def post(self, request: Request) -> Response:
         self.authorize("identity:users:create")
-        data = self.parsed(_USER_CREATE, "user")
+        data = self.valid_body("user")
         _refuse_unsupported(data, "user")
         user = accounts.create_user(**_pick(data, *_USER_KEYS))
         return Response({"user": self.user_body(user)}, status=201)
 
 
 class UserDetail(IdentityAdminView):
+    body_schemas = {"PATCH": _USER_UPDATE}
+
     def get(self, request: Request, user_id: str) -> Response:
         own = user_id == self.ctx.user_id
         self.authorize("identity:users:show:own" if own else "identity:users:show")
@@ -283,7 +291,7 @@ class UserDetail(IdentityAdminView):
 
     def patch(self, request: Request, user_id: str) -> Response:
         self.authorize("identity:users:update")
-        data = self.parsed(_USER_UPDATE, "user")
+        data = self.valid_body("user")
         _refuse_unsupported(data, "user")
         user = accounts.update_user(self.ctx, user_id, **_pick(data, *_USER_KEYS))
         return Response({"user": self.user_body(user)})
@@ -306,6 +314,9 @@ class UserProjects(IdentityAdminView):
 
 
 class RoleList(IdentityAdminView):
+    body_schemas = {"POST": _ROLE_CREATE}
+    query_params = {"GET": ("name", "domain_id")}
+
     def get(self, request: Request) -> Response:
         self.authorize("identity:roles:list")
         roles = accounts.list_roles(name=self.param("name"), domain_id=self.param("domain_id"))
@@ -313,20 +324,22 @@ class RoleList(IdentityAdminView):
 
     def post(self, request: Request) -> Response:
         self.authorize("identity:roles:create")
-        data = self.parsed(_ROLE_CREATE, "role")
+        data = self.valid_body("role")
         _refuse_unsupported(data, "role")
         role = accounts.create_role(**_pick(data, "name", "domain_id"))
         return Response({"role": self.role_body(role)}, status=201)
 
 
 class RoleDetail(IdentityAdminView):
+    body_schemas = {"PATCH": _ROLE_UPDATE}
+
     def get(self, request: Request, role_id: str) -> Response:
         self.authorize("identity:roles:show")
         return Response({"role": self.role_body(accounts.get_role(role_id))})
 
     def patch(self, request: Request, role_id: str) -> Response:
         self.authorize("identity:roles:update")
-        data = self.parsed(_ROLE_UPDATE, "role")
+        data = self.valid_body("role")
         _refuse_unsupported(data, "role")
         if data.get("domain_id") is not None:
             raise errors.BadRequest("Domain-specific roles are not supported.")
@@ -367,6 +380,9 @@ class ProjectUserRole(IdentityAdminView):
 
 
 class RoleAssignmentList(IdentityAdminView):
+    query_params = {"GET": ("user.id", "scope.project.id", "role.id", "scope.domain.id", "group.id",
+                            "scope.system", "scope.OS-INHERIT:inherited_to", "include_names")}
+
     def get(self, request: Request) -> Response:
         self.authorize("identity:role_assignments:list")
         # Kumo has no system scope and no inherited assignments, so asking for either finds none.

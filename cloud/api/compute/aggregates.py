@@ -108,6 +108,8 @@ def aggregate_body(aggregate: Aggregate, version: APIVersion, *, full: bool = Tr
 
 
 class AggregateList(ComputeView):
+    body_schemas = {"POST": _CREATE}
+
     def get(self, request: Request) -> Response:
         self.authorize("compute:aggregates:index")
         found = aggregates.list_aggregates()
@@ -115,14 +117,14 @@ class AggregateList(ComputeView):
 
     def post(self, request: Request) -> Response:
         self.authorize("compute:aggregates:create")
-        body = self.body()
-        validate(_CREATE, body)
-        spec = body["aggregate"]
+        spec = self.valid_body("aggregate")
         aggregate = aggregates.create_aggregate(spec["name"], spec.get("availability_zone"))
         return Response({"aggregate": aggregate_body(aggregate, self.version, full=False)})
 
 
 class AggregateItem(ComputeView):
+    body_schemas = {"PUT": _UPDATE}
+
     def get(self, request: Request, aggregate_id: str) -> Response:
         self.authorize("compute:aggregates:show")
         aggregate = aggregates.get_aggregate(aggregate_id)
@@ -130,11 +132,8 @@ class AggregateItem(ComputeView):
 
     def put(self, request: Request, aggregate_id: str) -> Response:
         self.authorize("compute:aggregates:update")
-        body = self.body()
-        validate(_UPDATE, body)
-        aggregate = aggregates.update_aggregate(
-            aggregates.get_aggregate(aggregate_id), **body["aggregate"]
-        )
+        changes = self.valid_body("aggregate")
+        aggregate = aggregates.update_aggregate(aggregates.get_aggregate(aggregate_id), **changes)
         return Response({"aggregate": aggregate_body(aggregate, self.version)})
 
     def delete(self, request: Request, aggregate_id: str) -> Response:
@@ -145,6 +144,8 @@ class AggregateItem(ComputeView):
 
 
 class AggregateAction(ComputeView):
+    body_schemas = {"POST": _ACTION}
+
     def post(self, request: Request, aggregate_id: str) -> Response:
         data = request.data
         action = next(iter(data), None) if isinstance(data, dict) else None
@@ -153,8 +154,7 @@ class AggregateAction(ComputeView):
             self.authorize("compute:aggregates:update")
             raise errors.BadRequest(f"Unknown aggregate action: {action}")
         self.authorize(f"compute:aggregates:{action}")
-        body = self.body()
-        validate(_ACTION, body)
+        body = self.valid_body()
         aggregate = aggregates.get_aggregate(aggregate_id)
         if action == "add_host":
             aggregate = aggregates.add_host(aggregate, body[action]["host"])

@@ -8,7 +8,6 @@ from rest_framework.response import Response
 
 from cloud import errors
 from cloud.compute import flavors
-from cloud.validation import validate
 
 from ..base import ComputeView
 
@@ -28,6 +27,8 @@ _ITEM = {**_SPECS, "minProperties": 1, "maxProperties": 1}
 
 
 class ExtraSpecs(ComputeView):
+    body_schemas = {"POST": _CREATE}
+
     def get(self, request: Request, flavor_id: str) -> Response:
         self.authorize("compute:flavor_extra_specs:index")
         flavor = flavors.get_flavor(self.ctx, flavor_id)
@@ -35,13 +36,14 @@ class ExtraSpecs(ComputeView):
 
     def post(self, request: Request, flavor_id: str) -> Response:
         self.authorize("compute:flavor_extra_specs:create")
-        body = self.body()
-        validate(_CREATE, body)
-        specs = flavors.set_extra_specs(flavors.get_flavor(self.ctx, flavor_id), body["extra_specs"])
+        specs = self.valid_body("extra_specs")
+        specs = flavors.set_extra_specs(flavors.get_flavor(self.ctx, flavor_id), specs)
         return Response({"extra_specs": specs})
 
 
 class ExtraSpec(ComputeView):
+    body_schemas = {"PUT": _ITEM}
+
     def get(self, request: Request, flavor_id: str, key: str) -> Response:
         self.authorize("compute:flavor_extra_specs:show")
         flavor = flavors.get_flavor(self.ctx, flavor_id)
@@ -49,8 +51,7 @@ class ExtraSpec(ComputeView):
 
     def put(self, request: Request, flavor_id: str, key: str) -> Response:
         self.authorize("compute:flavor_extra_specs:update")
-        body = self.body()
-        validate(_ITEM, body)
+        body = self.valid_body()
         if key not in body:
             raise errors.BadRequest("The request body's key must be the one in the URL.")
         flavors.set_extra_specs(flavors.get_flavor(self.ctx, flavor_id), {key: body[key]})

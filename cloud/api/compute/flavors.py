@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from cloud import errors
 from cloud.compute import flavors
-from cloud.validation import name_schema, validate
+from cloud.validation import name_schema
 
 from ..base import ComputeView
 from . import bodies, params
@@ -54,6 +54,9 @@ def _int(value, field: str, minimum: int = 0) -> int:
 
 class FlavorList(ComputeView):
     detail = False
+    body_schemas = {"POST": _CREATE_SCHEMA}
+    query_params = {"GET": ("is_public", "minDisk", "minRam", "sort_key", "sort_dir", "limit",
+                            "marker")}
 
     def get(self, request: Request) -> Response:
         self.authorize("compute:flavors:index")
@@ -85,12 +88,8 @@ class FlavorList(ComputeView):
         return Response(body)
 
     def post(self, request: Request) -> Response:
-        if self.detail:
-            raise errors.MethodNotAllowed()
         self.authorize("compute:flavors:create")
-        body = self.body()
-        validate(_CREATE_SCHEMA, body)
-        spec = body["flavor"]
+        spec = self.valid_body("flavor")
         if "description" in spec and not self.version.at_least("2.55"):
             raise errors.BadRequest("Flavor description needs microversion 2.55 or later.")
         is_public = spec.get("os-flavor-access:is_public", True)
@@ -118,6 +117,7 @@ class FlavorList(ComputeView):
 
 class FlavorDetailList(FlavorList):
     detail = True
+    http_method_names = ["get", "head", "options"]  # flavors are created at /flavors
 
 
 class FlavorItem(ComputeView):

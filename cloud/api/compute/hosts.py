@@ -7,7 +7,6 @@ from rest_framework.response import Response
 
 from cloud import errors
 from cloud.compute import availability_zones, hosts
-from cloud.validation import validate
 
 from ..base import ComputeView
 from . import bodies
@@ -25,6 +24,8 @@ _SERVICE_UPDATE = {
 
 
 class ServiceList(ComputeView):
+    query_params = {"GET": ("binary", "host")}
+
     def get(self, request: Request) -> Response:
         self.authorize("compute:services")
         services = hosts.list_services(request.query_params.get("binary"), request.query_params.get("host"))
@@ -35,12 +36,13 @@ class ServiceList(ComputeView):
 
 
 class ServiceItem(ComputeView):
+    body_schemas = {"PUT": _SERVICE_UPDATE}
+
     def put(self, request: Request, service_id: str) -> Response:
         self.authorize("compute:services")
         if not self.version.at_least("2.53"):
             raise errors.NotFound("Use PUT /os-services/{service_id} from microversion 2.53.")
-        body = self.body()
-        validate(_SERVICE_UPDATE, body)
+        body = self.valid_body()
         if body.get("disabled_reason") and body.get("status") != "disabled":
             raise errors.BadRequest("disabled_reason is only allowed with status 'disabled'.")
         service = hosts.update_service(
@@ -60,6 +62,7 @@ class ServiceItem(ComputeView):
 
 class HypervisorList(ComputeView):
     detail = False
+    query_params = {"GET": ("hypervisor_hostname_pattern",)}
 
     def get(self, request: Request) -> Response:
         self.authorize("compute:hypervisors")

@@ -50,6 +50,7 @@ class ImageProxyView(ComputeView):
 
 class ImageList(ImageProxyView):
     detail = False
+    query_params = {"GET": ("limit", "marker", "name")}
 
     def get(self, request: Request) -> Response:
         query = {k: v for k, v in request.query_params.items() if k in ("limit", "marker", "name")}

@@ -41,6 +41,8 @@ class _ActionsView(ComputeView):
 
 
 class InstanceActionList(_ActionsView):
+    query_params = {"GET": ("limit", "marker", "changes-since")}
+
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.server(server_id)
         self.authorize("compute:instance_actions:index")

@@ -15,9 +15,8 @@ from rest_framework.response import Response
 
 from cloud.compute import keypairs
 from cloud.compute.models import KeyPair
-from cloud.validation import validate
 
-from ..base import ComputeView
+from ..base import ComputeView, Versioned
 from ..microversion import APIVersion
 from . import params
 from .bodies import iso_micro
@@ -91,6 +90,9 @@ class KeyPairView(ComputeView):
 
 
 class KeyPairList(KeyPairView):
+    body_schemas = {"POST": Versioned(("2.1", _CREATE_21), ("2.2", _CREATE_22), ("2.10", _CREATE_210))}
+    query_params = {"GET": ("user_id", "limit", "marker")}
+
     def get(self, request: Request) -> Response:
         self.authorize("compute:keypairs:index")
         query = request.query_params
@@ -110,15 +112,7 @@ class KeyPairList(KeyPairView):
 
     def post(self, request: Request) -> Response:
         self.authorize("compute:keypairs:create")
-        body = self.body()
-        if self.version.at_least("2.10"):
-            schema = _CREATE_210
-        elif self.version.at_least("2.2"):
-            schema = _CREATE_22
-        else:
-            schema = _CREATE_21
-        validate(schema, body)
-        spec = body["keypair"]
+        spec = self.valid_body("keypair")
         keypair, private_key = keypairs.create_keypair(
             self.ctx,
             self.owner(spec.get("user_id")),
@@ -133,6 +127,8 @@ class KeyPairList(KeyPairView):
 
 
 class KeyPairItem(KeyPairView):
+    query_params = {"GET": ("user_id",), "DELETE": ("user_id",)}
+
     def get(self, request: Request, name: str) -> Response:
         self.authorize("compute:keypairs:show")
         keypair = keypairs.get_keypair(self.owner(request.query_params.get("user_id")), name)

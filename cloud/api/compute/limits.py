@@ -54,6 +54,8 @@ def absolute_body(limits: dict[str, int], used: dict[str, int], version: APIVers
 
 
 class Limits(ComputeView):
+    query_params = {"GET": ("tenant_id",)}
+
     def get(self, request: Request) -> Response:
         self.authorize("compute:limits")
         project_id = request.query_params.get("tenant_id") or self.ctx.project_id

@@ -13,9 +13,8 @@ from rest_framework.response import Response
 
 from cloud import errors
 from cloud.compute import quotas
-from cloud.validation import validate
 
-from ..base import ComputeView
+from ..base import ComputeView, Versioned
 from ..microversion import APIVersion
 
 NETWORK_QUOTAS = ("fixed_ips", "floating_ips", "security_groups", "security_group_rules")
@@ -57,18 +56,11 @@ def _update_schema(resources: tuple[str, ...]) -> dict:
     }
 
 
-_UPDATE_SCHEMAS = {
-    version: _update_schema(resources_at(APIVersion.parse(version)))
+# The resources a quota set names change at 2.36 (network quotas gone) and 2.57 (personality).
+_UPDATE = Versioned(*(
+    (version, _update_schema(resources_at(APIVersion.parse(version))))
     for version in ("2.1", "2.36", "2.57")
-}
-
-
-def _update_schema_for(version: APIVersion) -> dict:
-    if version.at_least("2.57"):
-        return _UPDATE_SCHEMAS["2.57"]
-    if version.at_least("2.36"):
-        return _UPDATE_SCHEMAS["2.36"]
-    return _UPDATE_SCHEMAS["2.1"]
+))
 
 
 def _is_true(value: bool | str) -> bool:
@@ -87,6 +79,9 @@ class QuotaView(ComputeView):
 
 
 class QuotaSetItem(QuotaView):
+    body_schemas = {"PUT": _UPDATE}
+    query_params = {"PUT": ("user_id",), "DELETE": ("user_id",)}
+
     def get(self, request: Request, project_id: str) -> Response:
         self.authorize_project("compute:quotas:show", project_id)
         limits = quotas.limits_for(project_id)
@@ -96,9 +91,7 @@ class QuotaSetItem(QuotaView):
         self.authorize("compute:quotas:update")
         if "user_id" in request.query_params:
             raise errors.BadRequest("Per-user quotas are not supported; set the project's.")
-        body = self.body()
-        validate(_update_schema_for(self.version), body)
-        values = dict(body["quota_set"])
+        values = dict(self.valid_body("quota_set"))
         force = _is_true(values.pop("force", False))
         limits = quotas.update_limits(
             project_id, {k: int(v) for k, v in values.items()}, force=force

@@ -31,7 +31,7 @@ _REMOTE_CONSOLE = {
     "additionalProperties": False,
 }
 # Nova's legacy action takes {"type": "novnc" | "xvpvnc"}.
-_GET_VNC_CONSOLE = {
+GET_VNC_CONSOLE = {
     "type": "object",
     "required": ["type"],
     "properties": {"type": {"enum": ["novnc", "xvpvnc"]}},
@@ -40,12 +40,18 @@ _GET_VNC_CONSOLE = {
 
 
 class RemoteConsoles(ComputeView):
+    body_schemas = {"POST": {
+        "type": "object",
+        "required": ["remote_console"],
+        "properties": {"remote_console": _REMOTE_CONSOLE},
+        "additionalProperties": False,
+    }}
+
     def post(self, request: Request, server_id: str) -> Response:
         if not self.version.at_least("2.6"):
             raise errors.NotFound("The resource could not be found.")
         instance = self.authorized_server(server_id, RULE)
-        args = self.body("remote_console")
-        validate(_REMOTE_CONSOLE, args)
+        args = self.valid_body("remote_console")
         url = consoles.create_console(
             self.ctx, instance, args["protocol"], args["type"], self.base_url()
         )
@@ -59,7 +65,7 @@ def get_vnc_console(view: ComputeView, instance: Instance, args: Any) -> Respons
     Nova: remote-consoles replaced it)."""
     if view.version.at_least("2.6"):
         raise errors.NotFound("The resource could not be found.")
-    validate(_GET_VNC_CONSOLE, args)
+    validate(GET_VNC_CONSOLE, args)
     url = consoles.create_console(view.ctx, instance, consoles.PROTOCOL_VNC, args["type"],
                                   view.base_url())
     return Response({"console": {"type": args["type"], "url": url}})

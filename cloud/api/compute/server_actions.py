@@ -140,7 +140,23 @@ _RESPONSES: dict[str, Callable[[ServerAction, Any], Response]] = {
 }
 
 
+def _action_body() -> dict:
+    """The body as /openapi.json publishes it: one key, an operation's API name, whose value is
+    described by the same argument schema the view validates it with."""
+    actions = {
+        api_name: _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)[0]
+        for api_name, operation in operations.BY_API_NAME.items()
+        if operation.rule is not None
+    }
+    actions["os-getVNCConsole"] = remote_consoles.GET_VNC_CONSOLE
+    return {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": actions,
+            "additionalProperties": False}
+
+
 class ServerAction(ComputeView):
+    # Documentation only: the view dispatches on the key and validates the arguments itself.
+    body_schemas = {"POST": _action_body()}
+
     def post(self, request: Request, server_id: str) -> Response:
         body = self.body()
         if len(body) != 1:

@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from cloud.compute import server_groups
 from cloud.compute.models import ServerGroup
 from cloud.identity import policy
-from cloud.validation import name_schema, validate
+from cloud.validation import name_schema
 
-from ..base import ComputeView
+from ..base import ComputeView, Versioned
 from ..microversion import APIVersion
 from . import params
 
@@ -92,6 +92,9 @@ def group_body(group: ServerGroup, members: list[str], version: APIVersion) -> d
 
 
 class ServerGroupList(ComputeView):
+    body_schemas = {"POST": Versioned(("2.1", _CREATE_21), ("2.15", _CREATE_215), ("2.64", _CREATE_264))}
+    query_params = {"GET": ("all_projects", "limit", "offset")}
+
     def get(self, request: Request) -> Response:
         self.authorize("compute:server_groups:index")
         query = request.query_params
@@ -112,15 +115,11 @@ class ServerGroupList(ComputeView):
 
     def post(self, request: Request) -> Response:
         self.authorize("compute:server_groups:create")
-        body = self.body()
+        spec = self.valid_body("server_group")
         if self.version.at_least("2.64"):
-            validate(_CREATE_264, body)
-            spec = body["server_group"]
             chosen = spec["policy"]
             rules = {k: int(v) for k, v in (spec.get("rules") or {}).items()}
         else:
-            validate(_CREATE_215 if self.version.at_least("2.15") else _CREATE_21, body)
-            spec = body["server_group"]
             chosen, rules = spec["policies"][0], {}
         group = server_groups.create_group(self.ctx, spec["name"], chosen, rules)
         return Response({"server_group": group_body(group, [], self.version)})

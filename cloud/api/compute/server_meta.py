@@ -9,7 +9,6 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.compute import server_metadata
 from cloud.compute.models import Instance
-from cloud.validation import validate
 
 from ..base import ComputeView
 from . import bodies
@@ -41,6 +40,8 @@ _META_BODY = {
 
 
 class ServerMetadata(ComputeView):
+    body_schemas = {"POST": _METADATA_BODY, "PUT": _METADATA_BODY}
+
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:server_metadata:index")
         return Response({"metadata": instance.metadata})
@@ -54,24 +55,22 @@ class ServerMetadata(ComputeView):
         return self._write(instance, replace=True)
 
     def _write(self, instance: Instance, *, replace: bool) -> Response:
-        body = self.body()
-        validate(_METADATA_BODY, body)
         metadata = server_metadata.update_metadata(
-            self.ctx, instance, body["metadata"], replace=replace
+            self.ctx, instance, self.valid_body("metadata"), replace=replace
         )
         return Response({"metadata": metadata})
 
 
 class ServerMetadataItem(ComputeView):
+    body_schemas = {"PUT": _META_BODY}
+
     def get(self, request: Request, server_id: str, key: str) -> Response:
         instance = self.authorized_server(server_id, "compute:server_metadata:show")
         return Response({"meta": {key: server_metadata.get_item(instance, key)}})
 
     def put(self, request: Request, server_id: str, key: str) -> Response:
         instance = self.authorized_server(server_id, "compute:server_metadata:update")
-        body = self.body()
-        validate(_META_BODY, body)
-        meta = body["meta"]
+        meta = self.valid_body("meta")
         if len(meta) != 1:
             raise errors.BadRequest("Request body must contain exactly one metadata item.")
         if key not in meta:

@@ -14,9 +14,9 @@ from cloud import errors
 from cloud.compute import servers
 from cloud.compute.models import Instance
 from cloud.compute.servers import ServerFilters, ServerRequest
-from cloud.validation import name_schema, validate
+from cloud.validation import name_schema
 
-from ..base import ComputeView
+from ..base import ComputeView, Versioned
 from . import bodies, params
 
 _NETWORK_ITEM = {
@@ -125,6 +125,9 @@ _UPDATE_SCHEMA_219["properties"]["server"]["properties"]["description"] = {
 # are present only when server_detail put them there.
 class ServerList(ComputeView):
     detail = False
+    body_schemas = {"POST": _CREATE_SCHEMA}
+    query_params = {"GET": ("name", "status", "image", "flavor", "host", "changes-since",
+                            "project_id", "tenant_id", "all_tenants", "deleted", "limit", "marker")}
 
     def get(self, request: Request) -> Response:
         self.authorize("compute:servers:index")
@@ -164,8 +167,7 @@ class ServerList(ComputeView):
 
     def post(self, request: Request) -> Response:
         self.authorize("compute:servers:create")
-        body = self.body()
-        validate(_CREATE_SCHEMA, body)
+        body = self.valid_body()
         server = body["server"]
         image_ref = server.get("imageRef") or ""
         if not image_ref:
@@ -229,12 +231,12 @@ def _normalise_v6(value: str) -> str:
 
 class ServerDetailList(ServerList):
     detail = True
-
-    def post(self, request: Request) -> Response:
-        raise errors.MethodNotAllowed()
+    http_method_names = ["get", "head", "options"]  # servers are created at /servers
 
 
 class ServerItem(ComputeView):
+    body_schemas = {"PUT": Versioned(("2.1", _UPDATE_SCHEMA), ("2.19", _UPDATE_SCHEMA_219))}
+
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:servers:show")
         page = bodies.ServerContext([instance], self.ctx.is_admin)
@@ -243,9 +245,7 @@ class ServerItem(ComputeView):
 
     def put(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:servers:update")
-        body = self.body()
-        validate(_UPDATE_SCHEMA_219 if self.version.at_least("2.19") else _UPDATE_SCHEMA, body)
-        server = body["server"]
+        server = self.valid_body("server")
         fields: dict[str, str | None] = {}
         if "name" in server:
             fields["name"] = server["name"]

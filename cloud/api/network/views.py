@@ -159,12 +159,17 @@ class NetworkV2Root(_AnyAccept, PublicView):
 
 
 class Networks(NeutronView):
+    query_params = {"GET": ("fields", "id", "name", "shared", "router:external", "admin_state_up",
+                            "project_id", "tenant_id", "description", "status")}
+
     def get(self, request: Request) -> Response:
         found = networks.list_networks(self.ctx, self.filters())
         return Response({"networks": [self.pick(network_body(n)) for n in found]})
 
 
 class NetworkDetail(NeutronView):
+    query_params = {"GET": ("fields",)}
+
     def get(self, request: Request, network_id: str) -> Response:
         return Response(
             {"network": self.pick(network_body(networks.get_network(self.ctx, network_id)))}
@@ -172,12 +177,17 @@ class NetworkDetail(NeutronView):
 
 
 class Subnets(NeutronView):
+    query_params = {"GET": ("fields", "id", "name", "network_id", "cidr", "ip_version", "gateway_ip",
+                            "enable_dhcp", "project_id", "tenant_id")}
+
     def get(self, request: Request) -> Response:
         subnets = networks.list_subnets(self.ctx, self.filters())
         return Response({"subnets": [self.pick(subnet_body(s)) for s in subnets]})
 
 
 class SubnetDetail(NeutronView):
+    query_params = {"GET": ("fields",)}
+
     def get(self, request: Request, subnet_id: str) -> Response:
         return Response(
             {"subnet": self.pick(subnet_body(networks.get_subnet(self.ctx, subnet_id)))}
@@ -185,12 +195,17 @@ class SubnetDetail(NeutronView):
 
 
 class Ports(NeutronView):
+    query_params = {"GET": ("fields", "id", "name", "network_id", "device_id", "device_owner",
+                            "mac_address", "status", "admin_state_up", "project_id", "tenant_id")}
+
     def get(self, request: Request) -> Response:
         ports = networks.list_ports(self.ctx, self.filters())
         return Response({"ports": [self.pick(port_body(p)) for p in ports]})
 
 
 class PortDetail(NeutronView):
+    query_params = {"GET": ("fields",)}
+
     def get(self, request: Request, port_id: str) -> Response:
         return Response({"port": self.pick(port_body(networks.get_port(self.ctx, port_id)))})
 
@@ -218,6 +233,8 @@ class FloatingIpDetail(NeutronView):
 
 
 class SecurityGroups(NeutronView):
+    query_params = {"GET": ("fields", "id", "name", "project_id", "tenant_id")}
+
     def get(self, request: Request) -> Response:
         groups = networks.list_security_groups(self.ctx, self.filters())
         return Response({"security_groups": [self.pick(g) for g in groups]})
