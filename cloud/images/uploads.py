@@ -194,7 +194,18 @@ def recover_upload(image_id: object) -> bool:
 def recover_abandoned_uploads() -> int:
     """The sweep: every saving image whose upload died goes back to queued with its files removed,
     and part files that belong to no live upload (their image deleted meanwhile) are removed.
-    Idempotent, safe at any time and alongside live uploads; returns how many images it reset."""
+    Idempotent, safe at any time and alongside live uploads; returns how many images it reset.
+
+    It must run on the host whose KUMO_IMAGE_DIR the web process writes to: elsewhere no part file
+    could be seen, and every upload would look abandoned. A host without that directory has
+    certainly never held an upload, so there it refuses to reset anything."""
+    if not storage.image_dir().is_dir():
+        log.error(
+            "not sweeping abandoned uploads: %s does not exist here, so this is not the host "
+            "the web process stores images on",
+            storage.image_dir(),
+        )
+        return 0
     saving = list(Image.objects.filter(status=SAVING).values_list("pk", flat=True))
     reset = sum(recover_upload(image_id) for image_id in saving)
     orphans = storage.remove_abandoned_parts()

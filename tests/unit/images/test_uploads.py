@@ -196,3 +196,12 @@ def test_the_cap_stops_a_body_without_a_length_while_it_streams(ctx, image_dir, 
     assert len(read) == 3  # stopped at the first chunk past the cap, not at the end of the body
     assert status(image) == "queued"
     assert files(image_dir) == []
+
+
+def test_the_sweep_resets_nothing_on_a_host_without_the_image_directory(ctx, settings, tmp_path):
+    """A sweep run away from the web process's disk sees no part file, live or dead: it must not
+    take every upload in progress for an abandoned one."""
+    image = saving(queued(ctx))
+    settings.KUMO_IMAGE_DIR = tmp_path / "elsewhere"
+    assert recover_abandoned_uploads() == 0
+    assert status(image) == "saving"
