@@ -20,6 +20,8 @@ OUTBOX_RELAY_SECONDS = float(os.environ.get("KUMO_OUTBOX_RELAY_INTERVAL", "5"))
 TASK_PURGE_EXPIRED_TOKENS = "conductor.purge_expired_tokens"
 TASK_RECONCILE = "conductor.reconcile"
 TASK_RELAY_OUTBOX = "conductor.relay_outbox"
+TASK_RECOVER_UPLOADS = "conductor.recover_abandoned_uploads"
+UPLOAD_SWEEP_SECONDS = 60.0
 
 CELERY_BEAT_SCHEDULE = {
     "scheduler-report-alive": {
@@ -52,5 +54,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": TASK_RELAY_OUTBOX,
         "schedule": OUTBOX_RELAY_SECONDS,
         "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": OUTBOX_RELAY_SECONDS},
+    },
+    # An upload whose web process died leaves its image in `saving`: put it back to `queued`.
+    "conductor-recover-abandoned-uploads": {
+        "task": TASK_RECOVER_UPLOADS,
+        "schedule": UPLOAD_SWEEP_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": UPLOAD_SWEEP_SECONDS},
     },
 }

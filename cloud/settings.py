@@ -202,6 +202,11 @@ KUMO_INTERNAL_URL = os.environ.get("KUMO_INTERNAL_URL", "http://127.0.0.1:8000")
 KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
 KUMO_TOKEN_TTL = int(os.environ.get("KUMO_TOKEN_TTL", str(8 * 3600)))
 KUMO_IMAGE_DIR = Path(os.environ.get("KUMO_IMAGE_DIR", VAR_DIR / "images"))
+# The largest image an upload may store (bytes), checked while it streams (cloud/images/uploads.py).
+KUMO_IMAGE_MAX_SIZE = int(os.environ.get("KUMO_IMAGE_MAX_SIZE", str(10 * 1024**3)))
+# A request body that stops arriving for this long fails (cloud/asgi.py): an upload from a client
+# that vanished ends instead of holding its image in `saving`.
+KUMO_REQUEST_BODY_TIMEOUT = _env_float("KUMO_REQUEST_BODY_TIMEOUT", 300)
 KUMO_SERVICE_DOWN_TIME = int(os.environ.get("KUMO_SERVICE_DOWN_TIME", "60"))
 KUMO_HEARTBEAT_INTERVAL = _env_float("KUMO_HEARTBEAT_INTERVAL", 10)
 KUMO_BUILD_TIMEOUT = int(os.environ.get("KUMO_BUILD_TIMEOUT", "600"))

@@ -86,3 +86,28 @@ ensure_redis() {
     done
     die "redis-server did not come up on port $REDIS_PORT"
 }
+
+# An AMQP server answers a protocol header it does not like with its own ("AMQP" + version).
+amqp_answers() {
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf "HELLO!!!" >&3
+        IFS= read -r -n 4 -t 2 reply <&3 && [[ "$reply" == AMQP ]]
+    ' _ "$1" "$2" 2>/dev/null
+}
+
+# Make sure RabbitMQ answers on 127.0.0.1:5672 (the tests run every fault scenario on it as well
+# as on Redis); start (and if need be install) the machine's rabbitmq-server if not. rabbitmqctl
+# must work for the tests to give each stack a virtual host of its own.
+ensure_rabbitmq() {
+    local port="${KUMO_IT_RABBITMQ_PORT:-5672}" i
+    amqp_answers 127.0.0.1 "$port" && command -v rabbitmqctl >/dev/null 2>&1 && return 0
+    command -v rabbitmq-server >/dev/null 2>&1 || apt_install rabbitmq-server
+    log "starting rabbitmq-server"
+    as_root rabbitmq-server -detached >/dev/null 2>&1 || true
+    for i in $(seq 1 150); do
+        amqp_answers 127.0.0.1 "$port" && return 0
+        sleep 0.4
+    done
+    die "RabbitMQ did not come up on 127.0.0.1:$port"
+}

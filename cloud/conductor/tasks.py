@@ -7,10 +7,16 @@ from typing import Any
 
 from celery import shared_task
 
-from cloud.beat import TASK_PURGE_EXPIRED_TOKENS, TASK_RECONCILE, TASK_RELAY_OUTBOX
+from cloud.beat import (
+    TASK_PURGE_EXPIRED_TOKENS,
+    TASK_RECONCILE,
+    TASK_RECOVER_UPLOADS,
+    TASK_RELAY_OUTBOX,
+)
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
 from cloud.identity import tokens
+from cloud.images import uploads
 from cloud.logcontext import request_id_var
 from cloud.outbox import relay
 from compute_agent import messages as msg
@@ -59,3 +65,8 @@ def reconcile() -> None:
 @shared_task(name=TASK_RELAY_OUTBOX)
 def relay_outbox() -> None:
     relay.relay_pending()
+
+
+@shared_task(name=TASK_RECOVER_UPLOADS)
+def recover_abandoned_uploads() -> None:
+    uploads.recover_abandoned_uploads()

@@ -148,9 +148,14 @@ def placed_on(api, ids: list[str], host: str) -> list[str]:
             if api.get(f"{V}/servers/{sid}").json()["server"].get("OS-EXT-SRV-ATTR:host") == host]
 
 
-def test_an_agent_killed_mid_spawn_and_restarted_leaves_no_build_behind():
+BROKERS = ["redis", "rabbitmq"]
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_an_agent_killed_mid_spawn_and_restarted_leaves_no_build_behind(broker):
     agents = [AgentSpec("ks-1", cpus=16, memory_mb=8192)]
-    with Stack("kill-agent-spawn", agents=agents, schedulers=1, extra_env=QUICK).running() as stack:
+    with Stack(f"kill-agent-spawn-{broker}", agents=agents, schedulers=1, broker=broker,
+               extra_env=QUICK).running() as stack:
         api = stack.client()
         image_id = image_for(api)
         freeze(stack, "ks-1")
@@ -163,13 +168,15 @@ def test_an_agent_killed_mid_spawn_and_restarted_leaves_no_build_behind():
         ended = [b["status"] for b in bodies.values()]
         assert ended == ["ACTIVE"] * 4, ended
         left = delete_all_and_check_clean(stack, api, ids)
-        record("agent SIGKILL mid-spawn", in_flight=len(ids), ended=len(bodies),
+        record(f"agent SIGKILL mid-spawn ({broker})", in_flight=len(ids), ended=len(bodies),
                statuses=sorted(ended), slowest_s=round(slowest, 1), left_behind=left)
 
 
-def test_an_agent_killed_mid_delete_and_restarted_finishes_every_delete():
+@pytest.mark.parametrize("broker", BROKERS)
+def test_an_agent_killed_mid_delete_and_restarted_finishes_every_delete(broker):
     agents = [AgentSpec("kd-1", cpus=16, memory_mb=8192)]
-    with Stack("kill-agent-delete", agents=agents, schedulers=1, extra_env=QUICK).running() as stack:
+    with Stack(f"kill-agent-delete-{broker}", agents=agents, schedulers=1, broker=broker,
+               extra_env=QUICK).running() as stack:
         api = stack.client()
         image_id = image_for(api)
         ids = [boot(api, image_id, f"delete-{i}") for i in range(4)]
@@ -181,7 +188,7 @@ def test_an_agent_killed_mid_delete_and_restarted_finishes_every_delete():
         stack.restart("kd-1")
         started = time.monotonic()
         left = delete_all_and_check_clean(stack, api, ids)
-        record("agent SIGKILL mid-delete", in_flight=len(ids), ended=len(ids),
+        record(f"agent SIGKILL mid-delete ({broker})", in_flight=len(ids), ended=len(ids),
                slowest_s=round(time.monotonic() - started, 1), left_behind=left)
 
 
@@ -199,10 +206,12 @@ HELD_ROWS = {
 }
 
 
+@pytest.mark.parametrize("broker", BROKERS)
 @pytest.mark.parametrize("process", sorted(HELD_ROWS))
-def test_a_worker_killed_mid_task_and_restarted_loses_no_boot(process):
+def test_a_worker_killed_mid_task_and_restarted_loses_no_boot(process, broker):
     agents = [AgentSpec("kw-1", cpus=16, memory_mb=8192)]
-    with Stack(f"kill-{process}", agents=agents, schedulers=1, extra_env=QUICK).running() as stack:
+    with Stack(f"kill-{process}-{broker}", agents=agents, schedulers=1, broker=broker,
+               extra_env=QUICK).running() as stack:
         api = stack.client()
         image_id = image_for(api)
         url = stack.env["DATABASE_URL"].replace("postgres://", "postgresql://")
@@ -228,14 +237,16 @@ def test_a_worker_killed_mid_task_and_restarted_loses_no_boot(process):
         redriven = db(stack, "SELECT count(*) FROM compute_instanceactionevent "
                              "WHERE event = 'conductor_redrive'")[0][0]
         left = delete_all_and_check_clean(stack, api, ids)
-        record(f"{process} SIGKILL mid-task", in_flight=len(ids), ended=len(bodies),
+        record(f"{process} SIGKILL mid-task ({broker})", in_flight=len(ids), ended=len(bodies),
                redriven=redriven, slowest_s=round(slowest, 1), left_behind=left)
 
 
-def test_a_host_that_never_returns_strands_nothing():
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_host_that_never_returns_strands_nothing(broker):
     agents = [AgentSpec("hn-1", cpus=16, memory_mb=8192), AgentSpec("hn-2", cpus=16, memory_mb=8192)]
     env = {**QUICK, "KUMO_SERVICE_DOWN_TIME": "6"}
-    with Stack("host-gone", agents=agents, schedulers=1, extra_env=env).running() as stack:
+    with Stack(f"host-gone-{broker}", agents=agents, schedulers=1, broker=broker,
+               extra_env=env).running() as stack:
         api = stack.client()
         image_id = image_for(api)
         ids = [boot(api, image_id, f"gone-{i}") for i in range(4)]
@@ -265,6 +276,6 @@ def test_a_host_that_never_returns_strands_nothing():
         for sid in survivors:
             api.wait_gone(sid)
         wait_until(lambda: allocation_count(stack) == 0, what="every claim released")
-        record("a host that never returns", stranded=len(stranded),
+        record(f"a host that never returns ({broker})", stranded=len(stranded),
                seconds_to_delete_them=round(local_delete, 1), new_boots_elsewhere=len(new),
                left_behind={"claims": allocation_count(stack)})
