@@ -131,3 +131,26 @@ def test_a_server_asking_for_an_aggregates_zone_lands_on_its_host(api, image_id)
     assert removed.status_code == 200, removed.text
     assert api.delete(f"{V}/os-aggregates/{aggregate}").status_code == 200
     assert api.get(f"{V}/os-aggregates").json()["aggregates"] == []
+
+
+def test_ten_concurrent_boots_into_one_group_end_without_a_5xx_and_keep_its_policy(api, image_id):
+    """Two schedulers claim while ten requests reserve quota in one anti-affinity group: no request
+    may fail with a 5xx (a deadlock among their row locks once did), every server ends, and no two
+    members ever share a host."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    group = _group(api, "anti-affinity")
+    body = {"server": {"name": "racer", "imageRef": image_id, "flavorRef": "1",
+                       "networks": "none"}, "os:scheduler_hints": {"group": group}}
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(lambda _: api.post(f"{V}/servers", body), range(10)))
+    assert [r.status_code for r in responses] == [202] * 10, [r.text for r in responses]
+    ids = [r.json()["server"]["id"] for r in responses]
+    servers = [api.wait_for(sid, {"ACTIVE", "ERROR"}, timeout=120) for sid in ids]
+    active = [s for s in servers if s["status"] == "ACTIVE"]
+    assert len(active) == 3, [s.get("fault") for s in servers]
+    assert {s["OS-EXT-SRV-ATTR:host"] for s in active} == HOSTS  # one member per host, no more
+    assert all("No valid host" in s["fault"]["message"] for s in servers if s not in active)
+
+    _delete_all(api, ids, group)
