@@ -51,6 +51,20 @@ class OpenStackView(APIView):
     body_schemas: ClassVar[dict[str, Schema | Versioned]] = {}
     # By HTTP method: the query parameters it reads (their schemas: cloud/api/openapi.py).
     query_params: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # By HTTP method: the request headers it requires besides the token.
+    header_params: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # The methods served without a token (every one of a PublicView's).
+    public_methods: ClassVar[tuple[str, ...]] = ()
+
+    def get_authenticators(self) -> list:
+        if self.request is not None and self.request.method in self.public_methods:
+            return []
+        return super().get_authenticators()
+
+    def get_permissions(self) -> list:
+        if self.request.method in self.public_methods:
+            return []
+        return super().get_permissions()
 
     @property
     def ctx(self) -> RequestContext:

@@ -108,16 +108,8 @@ class AuthTokens(IdentityView):
     """POST issues a token; GET/HEAD validate X-Subject-Token; DELETE revokes it."""
 
     body_schemas = {"POST": _AUTH_SCHEMA}
-
-    def get_authenticators(self):
-        if self.request is not None and self.request.method == "POST":
-            return []
-        return super().get_authenticators()
-
-    def get_permissions(self):
-        if self.request.method == "POST":
-            return []
-        return super().get_permissions()
+    header_params = {"GET": ("X-Subject-Token",), "DELETE": ("X-Subject-Token",)}
+    public_methods = ("POST",)  # the token request itself
 
     def post(self, request: Request) -> Response:
         auth = self.valid_body("auth")

@@ -206,13 +206,14 @@ class ProjectList(IdentityAdminView):
 
     def get(self, request: Request) -> Response:
         self.authorize("identity:projects:list")
+        enabled = self.flag("enabled")  # read first: a malformed flag is a 400 whatever else
         if self.flag("is_domain") or self.param("tags") or self.param("tags-any"):
             return self.list_response("projects", [])
         parent = self.param("parent_id")
         if parent is not None and parent != accounts.DEFAULT_DOMAIN:
             return self.list_response("projects", [])
         projects = accounts.list_projects(
-            name=self.param("name"), enabled=self.flag("enabled"), domain_id=self.param("domain_id")
+            name=self.param("name"), enabled=enabled, domain_id=self.param("domain_id")
         )
         return self.list_response("projects", [self.project_body(p) for p in projects])
 
@@ -385,6 +386,7 @@ class RoleAssignmentList(IdentityAdminView):
 
     def get(self, request: Request) -> Response:
         self.authorize("identity:role_assignments:list")
+        names = bool(self.flag("include_names"))  # read first: a malformed flag is a 400
         # Kumo has no system scope and no inherited assignments, so asking for either finds none.
         if self.param("scope.system") or self.param("scope.OS-INHERIT:inherited_to"):
             return self.list_response("role_assignments", [])
@@ -395,7 +397,6 @@ class RoleAssignmentList(IdentityAdminView):
             domain_id=self.param("scope.domain.id"),
             group_id=self.param("group.id"),
         )
-        names = bool(self.flag("include_names"))
         return self.list_response(
             "role_assignments", [self.assignment_body(a, names) for a in assignments]
         )

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import identity, identity_admin
+from . import identity, identity_admin, openapi
 
 identity_patterns = [
     path("", identity.IdentityRoot.as_view()),
@@ -14,6 +14,7 @@ identity_patterns = [
 ]
 
 urlpatterns = [
+    path("openapi.json", openapi.openapi_json),
     path("identity", include(identity_patterns)),
     path("compute", include("cloud.api.compute.urls")),
     path("image", include("cloud.api.image.urls")),

@@ -31,7 +31,9 @@ _CREATE_SCHEMA = {
                 "disk": _INT,
                 "swap": _INT,
                 "OS-FLV-EXT-DATA:ephemeral": _INT,
-                "rxtx_factor": {"type": ["number", "string"]},
+                # Nova's rule: a positive number that fits a float column, so never "nan" or "inf".
+                "rxtx_factor": {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                                "exclusiveMinimum": 0, "maximum": 3.40282e38},
                 "os-flavor-access:is_public": {"type": ["boolean", "string"]},
                 "description": {"type": ["string", "null"], "maxLength": 65535},
             },
@@ -67,8 +69,8 @@ class FlavorList(ComputeView):
             is_public = params.bool_param(query, "is_public")
         elif raw_public is None:
             is_public = True
-        min_disk = _int(query["minDisk"], "minDisk") if query.get("minDisk") else None
-        min_ram = _int(query["minRam"], "minRam") if query.get("minRam") else None
+        min_disk = _int(query["minDisk"], "minDisk") if "minDisk" in query else None
+        min_ram = _int(query["minRam"], "minRam") if "minRam" in query else None
         qs = flavors.list_flavors(
             self.ctx,
             is_public=is_public,

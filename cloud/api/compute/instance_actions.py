@@ -46,12 +46,13 @@ class InstanceActionList(_ActionsView):
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.server(server_id)
         self.authorize("compute:instance_actions:index")
-        limit = marker = changes_since = None
-        if self.version.at_least("2.58"):  # paging and changes-since arrived with 2.58
-            query = request.query_params
-            limit = params.limit_param(query)
-            marker = query.get("marker")
-            changes_since = params.datetime_param(query, "changes-since")
+        # Paging and changes-since arrived with 2.58; malformed values are refused at any version.
+        query = request.query_params
+        limit = params.limit_param(query)
+        changes_since = params.datetime_param(query, "changes-since")
+        marker = query.get("marker")
+        if not self.version.at_least("2.58"):
+            limit = marker = changes_since = None
         actions = action_records.list_actions(
             instance, limit=limit, marker=marker, changes_since=changes_since
         )

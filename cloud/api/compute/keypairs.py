@@ -98,8 +98,9 @@ class KeyPairList(KeyPairView):
         query = request.query_params
         user_id = self.owner(query.get("user_id"))
         paged = self.version.at_least("2.35")
-        limit = params.limit_param(query) if paged else None
-        marker = query.get("marker") if paged else None
+        # Paging arrived with 2.35; a malformed limit is refused at any version all the same.
+        limit = params.limit_param(query)
+        limit, marker = (limit, query.get("marker")) if paged else (None, None)
         items = keypairs.list_keypairs(user_id, limit=limit, marker=marker)
         body: dict = {"keypairs": [{"keypair": summary_body(k, self.version)} for k in items]}
         if paged and limit and len(items) == limit:

@@ -18,9 +18,10 @@ def limit_param(query) -> int | None:
 
 
 def count_param(query, name: str) -> int | None:
-    """A non-negative integer query parameter (limit, offset), None when absent."""
+    """A non-negative integer query parameter (limit, offset), None when absent; given without a
+    value it is no integer (400), as Nova answers."""
     raw = query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = int(raw)
@@ -49,7 +50,7 @@ def bool_param(query, name: str) -> bool:
 
 def datetime_param(query, name: str) -> datetime | None:
     raw = query.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         # A well-formed date that cannot exist (30 February, hour 25, a 99-hour offset) raises

@@ -64,6 +64,9 @@ ROWS = [
         '{"project": {"name": ' + _NUL + "}}", persona="admin"),
     Bad("surrogate in a user's email", "POST", "/identity/v3/users",
         '{"user": {"name": "u", "email": ' + _SURROGATE + "}}", persona="admin"),
+    Bad("a flavor rxtx_factor of nan", "POST", f"{C}/flavors",
+        '{"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "rxtx_factor": "nan"}}',
+        persona="admin"),
     Bad("bytes that are not UTF-8", "POST", f"{C}/servers", b'{"server": {"name": "\xff"}}'),
     # %00 in a path id
     Bad("NUL in a server id", "GET", f"{C}/servers/abc%00def"),
@@ -96,6 +99,7 @@ ROWS = [
     Bad("servers limit past 64 bits", "GET", f"{C}/servers?limit=99999999999999999999"),
     Bad("servers detail limit past 64 bits", "GET", f"{C}/servers/detail?limit=18446744073709551616"),
     Bad("flavors limit past 64 bits", "GET", f"{C}/flavors/detail?limit=99999999999999999999"),
+    Bad("a limit given without a value", "GET", f"{C}/servers/detail?limit="),
     Bad("key pairs limit past 64 bits", "GET", f"{C}/os-keypairs?limit=99999999999999999999",
         persona="member_235"),
     Bad("server groups limit past 64 bits", "GET", f"{C}/os-server-groups?limit=99999999999999999999"),
