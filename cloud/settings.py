@@ -7,6 +7,7 @@ KUMO_*         Kumo's own knobs, documented in README.md.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -33,7 +34,7 @@ if not SECRET_KEY:
         _key_file.chmod(0o600)
 
 DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "*").split(",")
+# ALLOWED_HOSTS and the HTTPS settings follow from KUMO_PUBLIC_URL: see "Deployment" below.
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -196,7 +197,10 @@ CACHES = {
 }
 
 # --- Kumo
-KUMO_PUBLIC_URL = os.environ.get("KUMO_PUBLIC_URL", "")  # e.g. http://cloud.example:8000
+# The one address clients use (https://cloud.example.com): links, the catalog and console URLs are
+# built from it, never from a request's Host header, and it decides ALLOWED_HOSTS and HTTPS below.
+# Unset, a local first run answers any Host and builds links from it.
+KUMO_PUBLIC_URL = os.environ.get("KUMO_PUBLIC_URL", "").rstrip("/")
 # Where compute hosts reach the image API to download images and upload snapshots.
 KUMO_INTERNAL_URL = os.environ.get("KUMO_INTERNAL_URL", "http://127.0.0.1:8000")
 KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
@@ -245,6 +249,38 @@ KUMO_CONSOLE_ALLOWED_ORIGINS = [
     o.strip().rstrip("/") for o in os.environ.get("KUMO_CONSOLE_ALLOWED_ORIGINS", "").split(",")
     if o.strip()
 ]
+
+# --- Deployment (README "Production settings"). Unset KUMO_PUBLIC_URL keeps a local first run
+# open: any Host, plain HTTP. Set, only the hosts of Kumo's own URLs are served, so a forged Host
+# header is refused (400) rather than trusted; an https URL also turns HTTPS on everywhere.
+def _hosts(*urls: str) -> list[str]:
+    return sorted({urlsplit(url).hostname or "" for url in urls if url} - {""})
+
+
+if os.environ.get("DJANGO_ALLOWED_HOSTS"):
+    ALLOWED_HOSTS = os.environ["DJANGO_ALLOWED_HOSTS"].split(",")
+elif KUMO_PUBLIC_URL:
+    # The compute hosts come in by KUMO_INTERNAL_URL, and a console proxy may share the origin.
+    ALLOWED_HOSTS = _hosts(KUMO_PUBLIC_URL, KUMO_INTERNAL_URL, KUMO_CONSOLE_BASE_URL)
+else:
+    ALLOWED_HOSTS = ["*"]
+
+if urlsplit(KUMO_PUBLIC_URL).scheme == "https":
+    # Behind a proxy that ends TLS, the web process learns the scheme from X-Forwarded-Proto, which
+    # uvicorn trusts from FORWARDED_ALLOW_IPS (default: this machine's own proxy).
+    SECURE_SSL_REDIRECT = True
+    if urlsplit(KUMO_INTERNAL_URL).scheme == "http":
+        # Compute hosts move image data over KUMO_INTERNAL_URL, plain HTTP on a private network:
+        # those two transfers (download, snapshot upload) are not redirected to the public https.
+        SECURE_REDIRECT_EXEMPT = [r"^image/v2/images/[^/]+/file$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("KUMO_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Only a header: a domain joins the browsers' preload list when its owner submits it.
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = [KUMO_PUBLIC_URL]
+
 # noVNC as npm installs it (package.json; scripts/setup.sh runs `npm install`).
 KUMO_NOVNC_DIR = Path(
     os.environ.get("KUMO_NOVNC_DIR", BASE_DIR / "node_modules" / "@novnc" / "novnc")
