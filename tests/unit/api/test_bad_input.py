@@ -73,7 +73,7 @@ ROWS = [
     Bad("NUL in a flavor id", "GET", f"{C}/flavors/1%00"),
     Bad("NUL in a key pair name in the path", "DELETE", f"{C}/os-keypairs/k%00"),
     Bad("NUL in a metadata key in the path", "GET", f"{C}/servers/{{server}}/metadata/a%00"),
-    Bad("NUL in a service id", "GET", f"{C}/os-hypervisors/%00", persona="admin"),
+    Bad("NUL in a hypervisor id", "GET", f"{C}/os-hypervisors/%00", persona="admin"),
     Bad("NUL in a user id", "GET", "/identity/v3/users/%00", persona="admin"),
     Bad("NUL in a network id", "GET", "/network/v2.0/networks/%00"),
     # %00 in a list filter
