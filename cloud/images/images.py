@@ -283,6 +283,7 @@ def _change(op: dict, draft: int) -> tuple[str, str]:
 def update_image(ctx: RequestContext, image_id: object, ops: Any, *, draft: int = 10) -> Image:
     """Apply a Glance JSON patch (add / replace / remove of one attribute each), written in the
     dialect of JSON Schema `draft` (see PATCH_DRAFTS); all of it or, on any refusal, none."""
+    _visible_or_404(ctx, image_id)  # as Glance: an image the caller cannot see is 404 first
     _authorize(ctx, "image:modify")
     if draft not in PATCH_DRAFTS:
         raise errors.BadRequest(f"Unrecognized JSON Schema draft version {draft}.")
@@ -466,6 +467,7 @@ def upload_image(
     whose bytes are not the declared disk_format or unsafe for qemu-img (400, see
     cloud.images.inspect), or go past KUMO_IMAGE_MAX_SIZE (413). `content_length` is None for a
     body sent without one (chunked)."""
+    _visible_or_404(ctx, image_id)
     _authorize(ctx, "image:upload")
     image = _owned(ctx, image_id, "upload data to")
     if not image.disk_format or not image.container_format:
@@ -509,6 +511,7 @@ def reactivate_image(ctx: RequestContext, image_id: object) -> Image:
 
 def _move(ctx: RequestContext, image_id: object, verb: str, source: str, target: str) -> Image:
     # Glance's own rule for both is the one for any change of an image: a member of the owner.
+    _visible_or_404(ctx, image_id)
     _authorize(ctx, "image:modify")
     image = _owned(ctx, image_id, verb)
     moved = Image.objects.filter(pk=image.pk, status=source).update(
@@ -524,6 +527,7 @@ def _move(ctx: RequestContext, image_id: object, verb: str, source: str, target:
 
 
 def delete_image(ctx: RequestContext, image_id: object) -> None:
+    _visible_or_404(ctx, image_id)
     _authorize(ctx, "image:delete")
     with transaction.atomic():
         image = _owned(ctx, image_id, "delete")

@@ -9,8 +9,6 @@ follows from the action's kind:
                    beta's people 404 (Nova looks the server up in the caller's project first)
     read           alpha's admin/member/reader; beta's people get 404 (a foreign id is a missing id)
     write          alpha's admin/member; alpha's reader 403; beta's people 404, whatever their role
-    image_write    a write of alpha's image: as write, but beta's reader may get 403, because the
-                   image service (cloud/images) checks the role before it looks the image up
     create         any member of any project (readers 403): it acts in the caller's own project
     own            quota-style reads of one project: alpha's people; beta's people 403
     self           the user themself or an admin (403 for others)
@@ -200,7 +198,7 @@ ROWS = [
     Row("GET", "compute/v2.1/images", "authenticated", f"{C}/images", version="2.1"),
     Row("GET", "compute/v2.1/images/detail", "authenticated", f"{C}/images/detail", version="2.1"),
     Row("GET", "compute/v2.1/images/<str:image_id>", "read", f"{C}/images/{{image}}", version="2.1"),
-    Row("DELETE", "compute/v2.1/images/<str:image_id>", "image_write", f"{C}/images/{{image}}",
+    Row("DELETE", "compute/v2.1/images/<str:image_id>", "write", f"{C}/images/{{image}}",
         version="2.1"),
     # image
     Row("GET", "image", "public", "/image"),
@@ -209,15 +207,15 @@ ROWS = [
     Row("POST", "image/v2/images", "create", "/image/v2/images",
         {"name": "img-new", "disk_format": "qcow2", "container_format": "bare"}),
     Row("GET", "image/v2/images/<str:image_id>", "read", "/image/v2/images/{image}"),
-    Row("PATCH", "image/v2/images/<str:image_id>", "image_write", "/image/v2/images/{image}",
+    Row("PATCH", "image/v2/images/<str:image_id>", "write", "/image/v2/images/{image}",
         [{"op": "replace", "path": "/name", "value": "renamed"}]),
-    Row("DELETE", "image/v2/images/<str:image_id>", "image_write", "/image/v2/images/{image}"),
-    Row("POST", "image/v2/images/<str:image_id>/actions/deactivate", "image_write",
+    Row("DELETE", "image/v2/images/<str:image_id>", "write", "/image/v2/images/{image}"),
+    Row("POST", "image/v2/images/<str:image_id>/actions/deactivate", "write",
         "/image/v2/images/{image}/actions/deactivate"),
-    Row("POST", "image/v2/images/<str:image_id>/actions/reactivate", "image_write",
+    Row("POST", "image/v2/images/<str:image_id>/actions/reactivate", "write",
         "/image/v2/images/{image}/actions/reactivate"),
     Row("GET", "image/v2/images/<str:image_id>/file", "read", "/image/v2/images/{image}/file"),
-    Row("PUT", "image/v2/images/<str:image_id>/file", "image_write", "/image/v2/images/{queued_image}/file",
+    Row("PUT", "image/v2/images/<str:image_id>/file", "write", "/image/v2/images/{queued_image}/file",
         "QCOW2"),
     Row("GET", "image/v2/schemas/image", "authenticated", "/image/v2/schemas/image"),
     Row("GET", "image/v2/schemas/images", "authenticated", "/image/v2/schemas/images"),
@@ -351,8 +349,6 @@ def _expected(kind: str, persona: str) -> set[int] | str:
                  "outsider": {404}},
         "write": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {404},
                   "outsider": {404}},
-        "image_write": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": {404},
-                        "outsider": {403, 404}},
         "create": {"admin": "allowed", "member": "allowed", "reader": {403}, "other": "allowed",
                    "outsider": {403}},
         "own": {"admin": "allowed", "member": "allowed", "reader": "allowed", "other": {403},
@@ -410,7 +406,7 @@ def test_no_write_of_another_project_changes_anything(world, persona):
     client = Client()
     headers = people[persona].headers("2.60")
     for row in ROWS:
-        if row.kind not in ("write", "image_write", "server_admin"):
+        if row.kind not in ("write", "server_admin"):
             continue
         path = _fill(row.path, ids)
         data = "" if row.body in (None, "QCOW2") else json.dumps(_fill(row.body, ids))
