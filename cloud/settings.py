@@ -221,7 +221,8 @@ KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
 # overrides some: "scheduling=10,spawning=30,default=60".
 KUMO_TASK_DEADLINES = {
     "scheduling": 30, "spawning": 120, "deleting": 60, "image_snapshot": 1800,
-    "rebuilding": 600, "resize_migrating": 600, "resize_reverting": 600, "default": 300,
+    "rebuilding": 600, "resize_migrating": 600, "resize_reverting": 600, "migrating": 600,
+    "default": 300,
     **{
         state.strip(): int(seconds)
         for state, _, seconds in (

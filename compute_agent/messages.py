@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.2"
+CONTRACT_VERSION = "1.3"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -42,6 +42,21 @@ TASK_SNAPSHOT = "compute.snapshot"  # SnapshotRequest -> EVENT_SNAPSHOT_UPLOADED
 # resize or revert (new sizes, the root disk kept and grown).
 TASK_REBUILD = "compute.rebuild"  # SpawnRequest -> EVENT_REBUILT
 TASK_RESIZE = "compute.resize"  # SpawnRequest -> EVENT_RESIZED
+# Moving an instance to another host (contract 1.3), every request a MigrationRequest. Failures
+# answer EVENT_ACTION_FAILED with action ACTION_MIGRATION and the migration's id.
+#   live: destination PREPARE_MIGRATION -> source LIVE_MIGRATE (progress events, then
+#         LIVE_MIGRATED: the guest runs on the destination, nothing of it is left on the source)
+#   cold: destination PREPARE_MIGRATION -> source MIGRATE_DISK (the guest is shut down, its disk
+#         sent) -> destination FINISH_MIGRATION (it runs there, resized if asked) -> then either
+#         DESTROY on the source (confirm) or DESTROY on the destination and REVERT_MIGRATION on
+#         the source (revert: the guest it kept starts again)
+TASK_PREPARE_MIGRATION = "compute.prepare_migration"  # -> EVENT_MIGRATION_PREPARED
+TASK_LIVE_MIGRATE = "compute.live_migrate"  # -> EVENT_MIGRATION_PROGRESS…, EVENT_LIVE_MIGRATED
+TASK_ABORT_MIGRATION = "compute.abort_migration"  # the LIVE_MIGRATE in progress fails, cancelled
+TASK_FORCE_COMPLETE_MIGRATION = "compute.force_complete_migration"  # pause the guest to converge
+TASK_MIGRATE_DISK = "compute.migrate_disk"  # -> EVENT_DISK_MIGRATED
+TASK_FINISH_MIGRATION = "compute.finish_migration"  # -> EVENT_MIGRATION_FINISHED
+TASK_REVERT_MIGRATION = "compute.revert_migration"  # -> EVENT_MIGRATION_REVERTED
 
 
 def compute_queue(host: str) -> str:
@@ -73,6 +88,12 @@ EVENT_SNAPSHOT_UPLOADED = "snapshot_uploaded"  # InstanceEvent.image_id says whi
 EVENT_REBUILT = "rebuilt"
 EVENT_RESIZED = "resized"
 EVENT_ACTION_FAILED = "action_failed"  # InstanceEvent.action names it, .message says why
+EVENT_MIGRATION_PREPARED = "migration_prepared"
+EVENT_MIGRATION_PROGRESS = "migration_progress"  # InstanceEvent.progress holds the figures
+EVENT_LIVE_MIGRATED = "live_migrated"
+EVENT_DISK_MIGRATED = "disk_migrated"
+EVENT_MIGRATION_FINISHED = "migration_finished"
+EVENT_MIGRATION_REVERTED = "migration_reverted"
 
 # The `action` of an EVENT_ACTION_FAILED: one word per instance action task.
 ACTION_START = "start"
@@ -86,6 +107,7 @@ ACTION_CONSOLE_OUTPUT = "console_output"
 ACTION_SNAPSHOT = "snapshot"
 ACTION_REBUILD = "rebuild"
 ACTION_RESIZE = "resize"
+ACTION_MIGRATION = "migration"  # any step of a migration; InstanceEvent.migration_id says which
 
 REBOOT_SOFT = "SOFT"
 REBOOT_HARD = "HARD"
@@ -206,12 +228,35 @@ class SnapshotRequest(Message):
 
 
 @dataclass
+class MigrationRequest(Message):
+    """One step of moving an instance from `source_host` to `dest_host` (see TASK_*_MIGRATION)."""
+
+    request_id: str
+    instance_uuid: str
+    migration_id: str
+    source_host: str = ""
+    dest_host: str = ""
+    # The destination's libvirt as the source reaches it (HostReport.migration_uri), for the
+    # live copy and for sending the disk of a cold migration.
+    dest_uri: str = ""
+    live: bool = True
+    # The instance as it is to be on the destination: its image (fetched there first, so that
+    # only the disk's own layer travels), networks, config drive, and for a resize its new sizes.
+    spawn: SpawnRequest | None = None
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT  # cold: seconds of graceful shutdown first
+
+
+@dataclass
 class DomainState(Message):
     uuid: str
     power_state: str
     # The VNC port of a running domain, read from its live XML (contract 1.2); -1 when it has
     # none (not running, or a hypervisor without a VNC server, such as libvirt's test driver).
     vnc_port: int = -1
+    # The unix socket its VNC server listens on instead of a port, where the host puts them
+    # there (contract 1.3; simulated hosts, whose network namespace the console relay cannot
+    # reach).
+    vnc_socket: str = ""
 
 
 @dataclass
@@ -228,6 +273,9 @@ class HostReport(Message):
     local_gb: int
     cpu_info: dict[str, Any] = field(default_factory=dict)
     domains: list[DomainState] = field(default_factory=list)
+    # How another host's libvirt reaches this one for a migration (contract 1.3); "" when this host
+    # cannot take migrations (libvirt's test driver).
+    migration_uri: str = ""
 
 
 @dataclass
@@ -242,10 +290,15 @@ class InstanceEvent(Message):
     action: str = ""  # EVENT_ACTION_FAILED: which ACTION_* failed
     output: str = ""  # EVENT_CONSOLE_OUTPUT: the console log's tail
     image_id: str = ""  # EVENT_SNAPSHOT_UPLOADED: the image that received the data
+    migration_id: str = ""  # the migration a migration event belongs to (contract 1.3)
+    # EVENT_MIGRATION_PROGRESS: memory_total, memory_processed, memory_remaining, disk_total,
+    # disk_processed, disk_remaining (bytes), as libvirt's job info gives them.
+    progress: dict[str, int] = field(default_factory=dict)
 
 
 _NESTED: dict[tuple[str, str], type[Message]] = {
     ("SpawnRequest", "image"): ImageRef,
     ("SpawnRequest", "networks"): NetworkInfo,
+    ("MigrationRequest", "spawn"): SpawnRequest,
     ("HostReport", "domains"): DomainState,
 }

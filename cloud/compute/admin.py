@@ -12,6 +12,7 @@ from .models import (
     InstanceActionEvent,
     InstanceFault,
     KeyPair,
+    Migration,
     ServerGroup,
     ServerGroupMember,
     Service,
@@ -123,3 +124,10 @@ class ConsoleTokenAdmin(admin.ModelAdmin):
 class AllocationAdmin(admin.ModelAdmin):
     list_display = ("instance", "node", "vcpus", "memory_mb", "disk_gb", "created_at")
     list_filter = ("node",)
+
+
+@admin.register(Migration)
+class MigrationAdmin(admin.ModelAdmin):
+    list_display = ("id", "instance", "migration_type", "status", "source_compute", "dest_compute",
+                    "created_at")
+    list_filter = ("migration_type", "status")

@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Greatest
 
 from . import server_groups, states
-from .models import Allocation, ComputeNode, Instance
+from .models import Allocation, ComputeNode, Instance, Migration
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +41,7 @@ def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
         with transaction.atomic():
             if not _group_policy_holds(instance, host):
                 raise _Refused("the server group's policy no longer allows this host")
-            raised = ComputeNode.objects.filter(
-                pk=node_id,
-                vcpus_used__lte=F("vcpus") * F("cpu_allocation_ratio") - vcpus,
-                memory_mb_used__lte=F("memory_mb") * F("ram_allocation_ratio") - memory_mb,
-                local_gb_used__lte=F("local_gb") * F("disk_allocation_ratio") - disk_gb,
-            ).update(
-                vcpus_used=F("vcpus_used") + vcpus,
-                memory_mb_used=F("memory_mb_used") + memory_mb,
-                local_gb_used=F("local_gb_used") + disk_gb,
-            )
-            if raised != 1:
+            if not _raise_usage(node_id, vcpus, memory_mb, disk_gb):
                 raise _Refused(f"node {node} has no room left")
             Allocation.objects.create(
                 instance_id=instance.pk,
@@ -77,6 +67,83 @@ def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
     return True
 
 
+def _raise_usage(node_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
+    """The one conditional UPDATE that takes room on a node, or changes nothing if it has none."""
+    raised = ComputeNode.objects.filter(
+        pk=node_id,
+        vcpus_used__lte=F("vcpus") * F("cpu_allocation_ratio") - vcpus,
+        memory_mb_used__lte=F("memory_mb") * F("ram_allocation_ratio") - memory_mb,
+        local_gb_used__lte=F("local_gb") * F("disk_allocation_ratio") - disk_gb,
+    ).update(
+        vcpus_used=F("vcpus_used") + vcpus,
+        memory_mb_used=F("memory_mb_used") + memory_mb,
+        local_gb_used=F("local_gb_used") + disk_gb,
+    )
+    return raised == 1
+
+
+def claim_destination(
+    instance: Instance, migration: Migration, *, host: str, node_id: int, vcpus: int,
+    memory_mb: int, disk_gb: int,
+) -> bool:
+    """Claim room for the instance on the destination of a move, and hand its claim on the source
+    to the migration: from here until the move is final or undone it holds both. True only if
+    everything landed (the node had room, the group allows the host, the instance had a claim)."""
+    try:
+        with transaction.atomic():
+            if not _group_policy_holds(instance, host):
+                raise _Refused("the server group's policy does not allow this host")
+            if not _raise_usage(node_id, vcpus, memory_mb, disk_gb):
+                raise _Refused(f"host {host} has no room left")
+            handed = Allocation.objects.filter(instance_id=instance.pk).update(
+                instance=None, migration=migration)
+            if handed != 1:
+                raise _Refused("the instance holds no claim to move")
+            Allocation.objects.create(instance_id=instance.pk, node_id=node_id, vcpus=vcpus,
+                                      memory_mb=memory_mb, disk_gb=disk_gb)
+    except _Refused as refused:
+        log.info("claim of %s on %s for migration %s refused: %s", instance.pk, host,
+                 migration.pk, refused)
+        return False
+    return True
+
+
+def finish_move(migration: Migration) -> None:
+    """The move is final: give back the source's room the migration held. Idempotent."""
+    with transaction.atomic():
+        held = Allocation.objects.filter(migration=migration).first()
+        if held is not None:
+            _give_back(held)
+
+
+def undo_move(migration: Migration) -> None:
+    """The move is undone: give back the destination's room and return the source's claim to
+    the instance. Idempotent: once undone (or finished) there is nothing left to do."""
+    with transaction.atomic():
+        held = Allocation.objects.select_for_update(no_key=True).filter(migration=migration).first()
+        if held is None:
+            return
+        mine = Allocation.objects.filter(instance_id=migration.instance_id).first()
+        if mine is not None:
+            _give_back(mine)
+        Allocation.objects.filter(pk=held.pk).update(instance_id=migration.instance_id,
+                                                     migration=None)
+
+
+def _give_back(allocation: Allocation) -> None:
+    # Whoever deletes the row lowers the counters; a concurrent release deletes nothing.
+    deleted, _ = Allocation.objects.filter(pk=allocation.pk).delete()
+    if not deleted:
+        return
+    # Greatest keeps a drifted counter at zero instead of failing the release forever; the
+    # reconciler corrects drift from the allocations.
+    ComputeNode.objects.filter(pk=allocation.node_id).update(
+        vcpus_used=Greatest(F("vcpus_used") - allocation.vcpus, 0),
+        memory_mb_used=Greatest(F("memory_mb_used") - allocation.memory_mb, 0),
+        local_gb_used=Greatest(F("local_gb_used") - allocation.disk_gb, 0),
+    )
+
+
 def _group_policy_holds(instance: Instance, host: str) -> bool:
     # Locks the group row until the caller's transaction ends (a no-op outside a group).
     placement = server_groups.placement_for(str(instance.pk), lock=True)
@@ -87,19 +154,8 @@ def release(instance_uuid: str) -> None:
     """Give back what the instance claimed. Idempotent: with no allocation there is nothing to do."""
     with transaction.atomic():
         allocation = Allocation.objects.filter(instance_id=instance_uuid).first()
-        if allocation is None:
-            return
-        # Whoever deletes the row lowers the counters; a concurrent release deletes nothing.
-        deleted, _ = Allocation.objects.filter(pk=allocation.pk).delete()
-        if not deleted:
-            return
-        # Greatest keeps a drifted counter at zero instead of failing the release forever; the
-        # reconciler corrects drift from the allocations.
-        ComputeNode.objects.filter(pk=allocation.node_id).update(
-            vcpus_used=Greatest(F("vcpus_used") - allocation.vcpus, 0),
-            memory_mb_used=Greatest(F("memory_mb_used") - allocation.memory_mb, 0),
-            local_gb_used=Greatest(F("local_gb_used") - allocation.disk_gb, 0),
-        )
+        if allocation is not None:
+            _give_back(allocation)
 
 
 def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
@@ -136,17 +192,24 @@ def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -
 
 
 def release_leaked() -> int:
-    """Release the claims of instances that are deleted: no claim outlives its instance. (An
-    allocation row cascades away with its instance row; a deleted instance keeps its row for the
-    API's history, so a delete that crashed before its release would leak.) How many."""
+    """Release the claims of instances that are deleted, and the source claims of migrations that
+    are over: no claim outlives what it is for. (An allocation row cascades away with its
+    instance row; a deleted instance keeps its row for the API's history, so a delete that crashed
+    before its release would leak.) How many."""
     leaked = list(
         Allocation.objects.filter(instance__deleted=True).values_list("instance_id", flat=True)
     )
     for instance_uuid in leaked:
         release(str(instance_uuid))
-    if leaked:
-        log.warning("released %d claim(s) of deleted instances: %s", len(leaked), leaked)
-    return len(leaked)
+    over = list(Allocation.objects.filter(
+        Q(migration__status__in=states.MIGRATION_FINAL) | Q(migration__instance__deleted=True)
+    ))
+    for allocation in over:
+        _give_back(allocation)
+    if leaked or over:
+        log.warning("released %d claim(s) of deleted instances and %d of finished migrations",
+                    len(leaked), len(over))
+    return len(leaked) + len(over)
 
 
 def correct_usage() -> int:

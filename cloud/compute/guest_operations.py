@@ -14,8 +14,9 @@ import uuid
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
-from cloud import errors, rpc
+from cloud import errors, events, rpc
 from cloud.identity import tokens
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid, ref_id
@@ -23,9 +24,9 @@ from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
-from . import quotas, states
+from . import claims, migration_records, quotas, states
 from .claims import resize_claim
-from .models import Flavor, Instance
+from .models import Flavor, Instance, Migration
 from .operations import REGISTRY, Operation, runs
 from .servers import find_flavor, flavor_snapshot
 from .spawn import build_spawn_request
@@ -91,8 +92,12 @@ def rebuild(
     return row
 
 
-@runs("resize")
-def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
+class _NoRoomHere(Exception):
+    """The server's own host cannot grow its claim: undo the resize's start."""
+
+
+def check_resize(instance: Instance, flavor_ref: str) -> Flavor:
+    """The flavor a resize asks for, if it may have it (400 otherwise)."""
     flavor = find_flavor(flavor_ref)
     if flavor is None or flavor.disabled:
         raise errors.BadRequest(f"Flavor {flavor_ref} could not be found.")
@@ -100,49 +105,101 @@ def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> None:
         raise errors.BadRequest("When resizing, instances must change flavor!")
     if flavor.root_gb < instance.root_gb:
         raise errors.BadRequest("Resize to a flavor with a smaller disk is not allowed.")
-    with transaction.atomic():
-        quotas.reserve(ctx.scope, {
-            "cores": max(0, flavor.vcpus - instance.vcpus),
-            "ram": max(0, flavor.memory_mb - instance.memory_mb),
-        })
-        row = begin(
-            ctx, instance, REGISTRY["resize"],
-            old_flavor_snapshot=instance.flavor_snapshot,
-            flavor=flavor, flavor_snapshot=flavor_snapshot(flavor),
-            vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
-            ephemeral_gb=flavor.ephemeral_gb,
-        )
-        # Resize happens on the server's own host, so the claim there changes size in place.
-        if not resize_claim(str(row.uuid), row.vcpus, row.memory_mb, row.root_gb + row.ephemeral_gb):
-            transaction.set_rollback(True)
-            raise errors.Conflict(
-                f"There is not enough room on the server's host for flavor {flavor.name}."
+    return flavor
+
+
+def resize_here(ctx: RequestContext, instance: Instance, flavor_ref: str) -> bool:
+    """Resize on the server's own host if it has room: its claim grows in place and the host
+    redefines the guest. False, and nothing changed, when the host has no room (the scheduler
+    then moves it: cloud/scheduler/moves.py, which registers the resize operation)."""
+    flavor = check_resize(instance, flavor_ref)
+    try:
+        with transaction.atomic():
+            reserve_growth(ctx, instance, flavor)
+            row = begin(
+                ctx, instance, REGISTRY["resize"],
+                old_flavor_snapshot=instance.flavor_snapshot,
+                flavor=flavor, flavor_snapshot=flavor_snapshot(flavor),
+                vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+                ephemeral_gb=flavor.ephemeral_gb,
             )
-        rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
+            if not resize_claim(str(row.uuid), row.vcpus, row.memory_mb,
+                                row.root_gb + row.ephemeral_gb):
+                raise _NoRoomHere
+            rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
+    except _NoRoomHere:
+        return False
+    return True
+
+
+def reserve_growth(ctx: RequestContext, instance: Instance, flavor: Flavor) -> None:
+    """Quota for what a resize adds (inside the caller's transaction)."""
+    quotas.reserve(ctx.scope, {
+        "cores": max(0, flavor.vcpus - instance.vcpus),
+        "ram": max(0, flavor.memory_mb - instance.memory_mb),
+    })
 
 
 @runs("confirm_resize")
 def confirm_resize(ctx: RequestContext, instance: Instance) -> None:
-    """Keep the new size: the host already runs it, so only the row changes."""
+    """Keep the new size (or host): the guest already runs as it should, so only the row changes;
+    after a move, the source's copy goes and so does the claim the migration held there."""
     done = states.ACTIVE if instance.power_state != msg.POWER_SHUTDOWN else states.STOPPED
+    move = migration_records.current(instance)
     with transaction.atomic():
         begin(ctx, instance, REGISTRY["confirm_resize"], vm_state=done, old_flavor_snapshot=None)
+        if move is not None and migration_records.move(
+            move, [states.MIGRATION_FINISHED], states.MIGRATION_CONFIRMED
+        ):
+            claims.finish_move(move)
+            rpc.destroy(move.source_compute, msg.DestroyRequest(
+                request_id=ctx.request_id, instance_uuid=str(instance.uuid)))
 
 
 @runs("revert_resize")
 def revert_resize(ctx: RequestContext, instance: Instance) -> None:
+    """Back to the flavor it had; after a move, back to the host it came from, where the guest
+    was kept shut down (the destination's copy goes)."""
     old = instance.old_flavor_snapshot or {}
+    back = {
+        "flavor": Flavor.objects.filter(flavorid=old.get("id")).first(),
+        "flavor_snapshot": old or instance.flavor_snapshot, "old_flavor_snapshot": None,
+        "vcpus": old.get("vcpus", instance.vcpus), "memory_mb": old.get("ram", instance.memory_mb),
+        "root_gb": old.get("disk", instance.root_gb),
+        "ephemeral_gb": old.get("ephemeral", instance.ephemeral_gb),
+    } if old else {}
+    move = migration_records.current(instance)
     with transaction.atomic():
-        row = begin(
-            ctx, instance, REGISTRY["revert_resize"],
-            flavor=Flavor.objects.filter(flavorid=old.get("id")).first(),
-            flavor_snapshot=old, old_flavor_snapshot=None,
-            vcpus=old.get("vcpus", instance.vcpus), memory_mb=old.get("ram", instance.memory_mb),
-            root_gb=old.get("disk", instance.root_gb),
-            ephemeral_gb=old.get("ephemeral", instance.ephemeral_gb),
-        )
-        resize_claim(str(row.uuid), row.vcpus, row.memory_mb, row.root_gb + row.ephemeral_gb)
-        rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
+        row = begin(ctx, instance, REGISTRY["revert_resize"], **back)
+        if move is None:
+            resize_claim(str(row.uuid), row.vcpus, row.memory_mb, row.root_gb + row.ephemeral_gb)
+            rpc.to_host(row.host, msg.TASK_RESIZE, build_spawn_request(row, ctx.request_id))
+            return
+        if not migration_records.move(move, [states.MIGRATION_FINISHED],
+                                      states.MIGRATION_REVERTING):
+            raise errors.Conflict(f"Migration {move.pk} of instance {row.uuid} is {move.status}; "
+                                  "only a finished one can be reverted.")
+        rpc.destroy(move.dest_compute or "", msg.DestroyRequest(
+            request_id=ctx.request_id, instance_uuid=str(row.uuid)))
+        if move.source_vm_state != states.ACTIVE:
+            # It was shut down before it moved: it stays so, back on its source, at once.
+            finish_revert_here(row, move)
+            return
+        rpc.to_host(move.source_compute, msg.TASK_REVERT_MIGRATION, msg.MigrationRequest(
+            request_id=ctx.request_id, instance_uuid=str(row.uuid), migration_id=str(move.pk),
+            source_host=move.source_compute, dest_host=move.dest_compute or "", live=False,
+            spawn=build_spawn_request(row, ctx.request_id)))
+
+
+def finish_revert_here(instance: Instance, move: Migration) -> None:
+    """A reverted move whose guest was shut down: nothing to start, it is back on its source."""
+    if migration_records.move(move, [states.MIGRATION_REVERTING], states.MIGRATION_REVERTED):
+        Instance.objects.filter(pk=instance.pk).update(
+            host=move.source_compute, node=move.source_node, vm_state=states.STOPPED,
+            task_state=None, power_state=msg.POWER_SHUTDOWN, console_port=None,
+            console_socket="", updated_at=timezone.now())
+        claims.undo_move(move)
+        events.instance_changed(instance.pk)
 
 
 @runs("snapshot")

@@ -91,6 +91,10 @@ class Instance(models.Model):
     # The VNC port of the running domain, from the host's latest report (None: not known / no
     # display). Console tokens are checked against it when a console connects.
     console_port = models.IntegerField(null=True, blank=True)
+    # Or the unix socket it listens on, on hosts that put VNC there (simulated hosts).
+    console_socket = models.CharField(max_length=255, blank=True, default="")
+    # How far a long task is (a live migration's copy), 0-100, as Nova shows it.
+    progress = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-uuid"]
@@ -205,6 +209,8 @@ class ComputeNode(models.Model):
     disk_allocation_ratio = models.FloatField(default=1.0)
     # The domains the hypervisor last said exist, as [{"uuid", "power_state"}].
     domains = models.JSONField(default=list, blank=True)
+    # How another host's libvirt reaches this one to migrate a guest here; "" when it cannot.
+    migration_uri = models.CharField(max_length=255, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -305,6 +311,8 @@ class ConsoleToken(models.Model):
     host_address = models.CharField(max_length=64)
     # None when the host had not reported the port yet; the port known at first use counts then.
     port = models.IntegerField(null=True, blank=True)
+    # Instead of host_address:port, a unix socket on this machine (a simulated host's guest).
+    socket = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
@@ -318,11 +326,63 @@ class ConsoleToken(models.Model):
         return f"{self.console_type} console of {self.instance_id}"
 
 
-class Allocation(models.Model):
-    """What one instance has claimed on one node (cloud/compute/claims.py)."""
+class Migration(models.Model):
+    """One move of an instance to another host, as Nova records it (os-migrations): live, cold, or
+    a resize that had to leave its host. Its steps and statuses are in cloud/compute/migrations.py.
 
-    # One claim per instance: a redelivered schedule task cannot claim twice.
-    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, related_name="allocation")
+    While it is under way the instance holds claims on both hosts: its own allocation on the
+    destination, and the source's, which the migration holds until the move is final (then it is
+    released) or undone (then it goes back to the instance)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="migrations")
+    migration_type = models.CharField(max_length=32)  # migration, resize, live-migration
+    status = models.CharField(max_length=32, db_index=True)
+    source_compute = models.CharField(max_length=255)
+    source_node = models.CharField(max_length=255)
+    dest_compute = models.CharField(max_length=255, null=True, blank=True)
+    dest_node = models.CharField(max_length=255, null=True, blank=True)
+    dest_host = models.CharField(max_length=64, null=True, blank=True)  # its address, as in Nova
+    requested_host = models.CharField(max_length=255, null=True, blank=True)
+    # What the instance was when the move began: a reverted cold move starts it again only if it
+    # was running.
+    source_vm_state = models.CharField(max_length=32, blank=True, default="")
+    old_flavor = models.JSONField(null=True, blank=True)
+    new_flavor = models.JSONField(null=True, blank=True)
+    memory_total = models.BigIntegerField(null=True, blank=True)
+    memory_processed = models.BigIntegerField(null=True, blank=True)
+    memory_remaining = models.BigIntegerField(null=True, blank=True)
+    disk_total = models.BigIntegerField(null=True, blank=True)
+    disk_processed = models.BigIntegerField(null=True, blank=True)
+    disk_remaining = models.BigIntegerField(null=True, blank=True)
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    project_id = models.CharField(max_length=64, blank=True, default="")
+    fault = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["instance", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.migration_type} of {self.instance_id}: {self.source_compute} → " \
+            f"{self.dest_compute} ({self.status})"
+
+
+class Allocation(models.Model):
+    """What one instance (or, for the source of a move, its migration) has claimed on one node
+    (cloud/compute/claims.py)."""
+
+    # One claim per instance: a redelivered schedule task cannot claim twice. During a move the
+    # source's claim belongs to the migration instead (instance NULL), so the instance can hold its
+    # claim on the destination at the same time.
+    instance = models.OneToOneField(
+        Instance, on_delete=models.CASCADE, related_name="allocation", null=True, blank=True
+    )
+    migration = models.OneToOneField(
+        Migration, on_delete=models.CASCADE, related_name="allocation", null=True, blank=True
+    )
     node = models.ForeignKey(ComputeNode, on_delete=models.PROTECT, related_name="allocations")
     vcpus = models.PositiveIntegerField()
     memory_mb = models.PositiveIntegerField()
@@ -332,6 +392,12 @@ class Allocation(models.Model):
     class Meta:
         # Moved from the scheduler app; the table keeps its name (migration 0006).
         db_table = "scheduler_allocation"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(instance__isnull=False) | models.Q(migration__isnull=False),
+                name="allocation_has_a_consumer",
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.instance_id} on {self.node}"
+        return f"{self.instance_id or self.migration_id} on {self.node}"

@@ -152,6 +152,23 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
             "Resize {name} to another flavor? It restarts on the new size; then confirm or revert.",
             "Resizing {name}.", form="resize"),
     ),
+    # Moves to another host (cloud/scheduler/moves.py starts them; the hosts' reports take
+    # them through their steps, cloud/conductor/migration_events.py).
+    Operation(
+        "live_migrate", rule="compute:servers:migrate_live", record="live-migration",
+        vm_states=frozenset({s.ACTIVE, s.PAUSED}), task_state=s.MIGRATING, requires_host=True,
+        api_name="os-migrateLive",
+        button=Button("Live migrate", "Move {name} to another host while it runs?",
+                      "Live-migrating {name}."),
+    ),
+    Operation(
+        "migrate", rule="compute:servers:migrate", record="migrate",
+        vm_states=frozenset({s.ACTIVE, s.STOPPED}), task_state=s.RESIZE_PREP,
+        done_vm_state=s.RESIZED, requires_host=True, api_name="migrate",
+        button=Button(
+            "Migrate", "Move {name} to another host? It is shut down, moved, and started there; "
+            "then confirm or revert.", "Migrating {name}."),
+    ),
     # Keeping the new size is a database change only: the host already runs it.
     Operation(
         "confirm_resize", rule="compute:servers:confirm_resize", record="confirmResize",

@@ -38,9 +38,15 @@ REBUILDING = "rebuilding"
 RESIZE_MIGRATING = "resize_migrating"
 RESIZE_REVERTING = "resize_reverting"
 IMAGE_SNAPSHOT = "image_snapshot"
+# Moving to another host (compute/migrations.py): live, and the steps of a cold one.
+MIGRATING = "migrating"
+RESIZE_PREP = "resize_prep"
+RESIZE_MIGRATED = "resize_migrated"
+RESIZE_FINISH = "resize_finish"
 TASK_STATES = frozenset({
     SCHEDULING, SPAWNING, DELETING, POWERING_ON, POWERING_OFF, REBOOTING, REBOOTING_HARD, PAUSING,
     UNPAUSING, SUSPENDING, RESUMING, REBUILDING, RESIZE_MIGRATING, RESIZE_REVERTING, IMAGE_SNAPSHOT,
+    MIGRATING, RESIZE_PREP, RESIZE_MIGRATED, RESIZE_FINISH,
 })
 
 # Nova's power_state integers, keyed by the contract's names
@@ -77,6 +83,10 @@ _STATUS_BY_TASK_STATE = {
     REBUILDING: "REBUILD",
     RESIZE_MIGRATING: "RESIZE",
     RESIZE_REVERTING: "REVERT_RESIZE",
+    RESIZE_PREP: "RESIZE",
+    RESIZE_MIGRATED: "RESIZE",
+    RESIZE_FINISH: "RESIZE",
+    MIGRATING: "MIGRATING",
 }
 
 
@@ -87,3 +97,33 @@ def status(vm_state: str, task_state: str | None) -> str:
         if shown:
             return shown
     return _STATUS_BY_VM_STATE.get(vm_state, "UNKNOWN")
+
+
+# Migration.status, by Nova's names. A live migration goes queued → preparing → running →
+# completed; a cold one (or a resize to another host) pre-migrating → migrating → post-migrating
+# → finished, then confirmed or reverting → reverted. Any of them can end failed (nothing moved),
+# cancelled (aborted) or error (the reconciler had to give up on it).
+MIGRATION_QUEUED = "queued"
+MIGRATION_PREPARING = "preparing"
+MIGRATION_RUNNING = "running"
+MIGRATION_COMPLETED = "completed"
+MIGRATION_PRE_MIGRATING = "pre-migrating"
+MIGRATION_MIGRATING = "migrating"
+MIGRATION_POST_MIGRATING = "post-migrating"
+MIGRATION_FINISHED = "finished"
+MIGRATION_CONFIRMED = "confirmed"
+MIGRATION_REVERTING = "reverting"
+MIGRATION_REVERTED = "reverted"
+MIGRATION_FAILED = "failed"
+MIGRATION_CANCELLED = "cancelled"
+MIGRATION_ERROR = "error"
+# Where nothing more happens: whatever the migration still holds can be given back.
+MIGRATION_FINAL = frozenset({
+    MIGRATION_COMPLETED, MIGRATION_CONFIRMED, MIGRATION_REVERTED, MIGRATION_FAILED,
+    MIGRATION_CANCELLED, MIGRATION_ERROR,
+})
+# Under way: the instance holds claims on two hosts.
+MIGRATION_IN_PROGRESS = frozenset({
+    MIGRATION_QUEUED, MIGRATION_PREPARING, MIGRATION_RUNNING, MIGRATION_PRE_MIGRATING,
+    MIGRATION_MIGRATING, MIGRATION_POST_MIGRATING, MIGRATION_FINISHED, MIGRATION_REVERTING,
+})

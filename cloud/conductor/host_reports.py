@@ -36,6 +36,7 @@ def apply_host_report(report: msg.HostReport) -> None:
             "memory_mb": report.memory_mb,
             "local_gb": report.local_gb,
             "domains": [{"uuid": d.uuid, "power_state": d.power_state} for d in report.domains],
+            "migration_uri": report.migration_uri,
             "updated_at": timezone.now(),
         }
         _record_console_ports(report)
@@ -59,12 +60,16 @@ def _record_console_ports(report: msg.HostReport) -> None:
     """Store each running domain's VNC port on its instance (console tokens are checked against
     it); instances of this host that reported none lose theirs. Only changed rows are written."""
     ports = {d.uuid: d.vnc_port for d in report.domains if d.vnc_port > 0}
+    sockets = {d.uuid: d.vnc_socket for d in report.domains if d.vnc_socket}
     on_host = Instance.objects.filter(host=report.host, deleted=False)
     for uuid, port in ports.items():
         on_host.filter(uuid=uuid).exclude(console_port=port).update(console_port=port)
+    for uuid, socket in sockets.items():
+        on_host.filter(uuid=uuid).exclude(console_socket=socket).update(console_socket=socket)
     on_host.filter(console_port__isnull=False).exclude(uuid__in=list(ports)).update(
         console_port=None
     )
+    on_host.exclude(console_socket="").exclude(uuid__in=list(sockets)).update(console_socket="")
 
 
 def destroy_orphans(report: msg.HostReport) -> list[str]:

@@ -20,7 +20,7 @@ from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.servers import complete_delete
 from compute_agent import messages as msg
 
-from . import operation_events
+from . import migration_events, operation_events
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ def apply_instance_event(event: msg.InstanceEvent) -> None:
         handlers[name] = operation_events.apply_success
     handlers[msg.EVENT_ACTION_FAILED] = operation_events.apply_failure
     handlers[msg.EVENT_CONSOLE_OUTPUT] = operation_events.apply_console_output
+    handlers.update(migration_events.HANDLERS)
+    if event.event == msg.EVENT_ACTION_FAILED and event.action == msg.ACTION_MIGRATION:
+        handlers[msg.EVENT_ACTION_FAILED] = migration_events.failed
     handler = handlers.get(event.event)
     if handler is None:
         log.warning("ignoring unknown instance event %r for %s", event.event, event.instance_uuid)

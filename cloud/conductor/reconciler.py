@@ -30,14 +30,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import rpc
-from cloud.compute import action_records, claims, hosts, states
+from cloud.compute import action_records, claims, hosts, migration_records, states
 from cloud.compute.models import ComputeNode, Instance
 from cloud.compute.operations import REGISTRY, Operation
 from cloud.compute.servers import complete_delete
 from cloud.compute.spawn import build_spawn_request
 from compute_agent import messages as msg
 
-from . import instance_events
+from . import instance_events, migration_recovery
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,10 @@ def reconcile() -> dict[str, int]:
 def _redrive(instance: Instance) -> str:
     host = instance.host
     up = bool(host) and hosts.host_is_up(host)
+    if instance.task_state in migration_recovery.MOVE_TASKS:
+        move = migration_records.current(instance)
+        if move is not None:
+            return migration_recovery.recover(instance, move)
     if instance.task_state == states.SCHEDULING:
         return _scheduling(instance)
     if instance.task_state == states.SPAWNING:
@@ -207,12 +211,14 @@ def _report_shows_gone(instance: Instance) -> bool:
         instance)
 
 
-def _apply(instance: Instance, event: str, **fields: str) -> None:
+def _apply(instance: Instance, event: str, *, power_state: str = msg.POWER_NOSTATE,
+           message: str = "", action: str = "") -> None:
     """Apply what the host would have reported, through the conductor's own handlers."""
     action_records.record_event(str(instance.uuid), action_records.EVENT_REDRIVE,
                                 action_records.SUCCESS, host=instance.host,
-                                details=f"treated as {event}: {fields.get('message', 'per the host')}")
+                                details=f"treated as {event}: {message or 'per the host'}")
     instance_events.apply_instance_event(msg.InstanceEvent(
         request_id=_request_id(instance), instance_uuid=str(instance.uuid),
-        host=instance.host or "", event=event, **fields,
+        host=instance.host or "", event=event, power_state=power_state, message=message,
+        action=action,
     ))

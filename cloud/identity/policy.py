@@ -116,6 +116,14 @@ RULES: dict[str, str] = {
     "compute:servers:revert_resize": "member",
     "compute:servers:create_image": "member",
     "compute:servers:console_output": "member",
+    # moving a server to another host, and the migrations' records
+    "compute:servers:migrate": "admin",
+    "compute:servers:migrate_live": "admin",
+    "compute:migrations:index": "admin",
+    "compute:server_migrations:index": "admin",
+    "compute:server_migrations:show": "admin",
+    "compute:server_migrations:delete": "admin",
+    "compute:server_migrations:force_complete": "admin",
     # a console URL (remote-consoles, and the legacy os-getVNCConsole action)
     "compute:servers:remote_consoles": "member",
     # flavor extra specs: anyone may read them, as Nova lets any user see a flavor's

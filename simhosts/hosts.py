@@ -1,0 +1,261 @@
+"""Making, finding and removing the simulated hosts of one tag (see the package docstring)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+BASE = Path(os.environ.get("KUMO_SIMHOSTS_DIR", "/tmp/kumo-hosts"))
+SUBNET = "10.77.0"
+# Inside each host's mount namespace: the same path on every host, its own directory underneath.
+INSTANCES_DIR = "/var/lib/kumo/instances"
+_LIBVIRT_PATHS = {
+    "etc": "/etc/libvirt",
+    "run": "/run/libvirt",
+    "lib": "/var/lib/libvirt",
+    "log": "/var/log/libvirt",
+    "cache": "/var/cache/libvirt",
+    "instances": INSTANCES_DIR,
+}
+
+
+class HostError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SimHost:
+    tag: str
+    name: str
+    index: int
+
+    @property
+    def ip(self) -> str:
+        return f"{SUBNET}.{10 + self.index}"
+
+    @property
+    def netns(self) -> str:
+        return f"kumo-{self.tag}-{self.name}"
+
+    @property
+    def dir(self) -> Path:
+        return BASE / self.tag / self.name
+
+    @property
+    def socket(self) -> Path:
+        return self.dir / "run" / "libvirt-sock"
+
+    @property
+    def uri(self) -> str:
+        """The host's libvirt, from any mount namespace on the machine."""
+        return f"qemu:///system?socket={self.socket}"
+
+    @property
+    def peer_uri(self) -> str:
+        """The host's libvirt as another host's libvirtd reaches it for a migration."""
+        return f"qemu+tcp://{self.ip}/system"
+
+    @property
+    def vnc_dir(self) -> Path:
+        """Where its guests' VNC sockets are: the same path from every namespace."""
+        return self.dir / "vnc"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / "run" / "libvirtd.pid"
+
+    def libvirtd_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+
+def fabric_ns(tag: str) -> str:
+    return f"kumo-{tag}-fab"
+
+
+def hosts_of(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
+    return [SimHost(tag, f"{prefix}-{i}", i) for i in range(1, count + 1)]
+
+
+def existing(tag: str) -> list[SimHost]:
+    """The hosts of a tag, from their directories (running or not)."""
+    root = BASE / tag
+    found = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        index_file = path / "index"
+        if index_file.exists():
+            found.append(SimHost(tag, path.name, int(index_file.read_text())))
+    return found
+
+
+def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
+    """Hosts `prefix`-1..count of the tag, each with its libvirtd answering; whatever the tag left
+    behind before (a crash) is removed first."""
+    down(tag)
+    Path(INSTANCES_DIR).mkdir(parents=True, exist_ok=True)  # the mount point, empty outside hosts
+    fab = fabric_ns(tag)
+    _run("ip", "netns", "add", fab)
+    _run("ip", "-n", fab, "link", "set", "lo", "up")
+    _run("ip", "-n", fab, "link", "add", "fbr0", "type", "bridge")
+    _run("ip", "-n", fab, "link", "set", "fbr0", "up")
+    hosts = hosts_of(tag, count, prefix)
+    for host in hosts:
+        _make_dirs(host)
+        _run("ip", "netns", "add", host.netns)
+        _run("ip", "-n", fab, "link", "add", f"h{host.index}", "type", "veth", "peer", "name",
+             "eth0", "netns", host.netns)
+        _run("ip", "-n", fab, "link", "set", f"h{host.index}", "master", "fbr0", "up")
+        _run("ip", "-n", host.netns, "link", "set", "lo", "up")
+        _run("ip", "-n", host.netns, "addr", "add", f"{host.ip}/24", "dev", "eth0")
+        _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+        start_libvirtd(host)
+    return hosts
+
+
+def start_libvirtd(host: SimHost, timeout: float = 30) -> None:
+    """(Re)start the host's libvirtd in a fresh private mount namespace inside its network
+    namespace, and wait until it answers."""
+    binds = "; ".join(f"mount --bind {host.dir / sub} {target}"
+                      for sub, target in _LIBVIRT_PATHS.items())
+    script = (
+        f"{binds}; "
+        # `ip netns exec` remounted /sys, hiding the cgroup mounts; LXC guests need them back.
+        "mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; "
+        "for c in cpu cpuacct cpuset memory devices freezer blkio pids; do "
+        "mkdir -p /sys/fs/cgroup/$c; mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c; done; "
+        "mkdir -p /sys/fs/cgroup/systemd; mount -t cgroup -o none,name=systemd cgroup "
+        "/sys/fs/cgroup/systemd; "
+        "exec /usr/sbin/libvirtd --listen -d --pid-file /run/libvirt/libvirtd.pid"
+    )
+    host.pid_file.unlink(missing_ok=True)
+    _run("ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
+         "sh", "-c", script)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if host.libvirtd_pid() and host.socket.exists() and _answers(host):
+            return
+        time.sleep(0.1)
+    raise HostError(f"libvirtd of {host.name} did not come up; see {host.dir}/log/libvirtd.log")
+
+
+def stop_libvirtd(host: SimHost, *, guests: bool = True) -> None:
+    """Kill the host's libvirtd, and with `guests` its qemu processes too (a dead machine)."""
+    if guests:
+        for pid_file in (host.dir / "run" / "qemu").glob("*.pid"):
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+    pid = host.libvirtd_pid()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if not _alive(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
+def down(tag: str) -> None:
+    """Remove everything the tag made: guests, daemons, namespaces and directories."""
+    for host in existing(tag):
+        stop_libvirtd(host)
+    for ns in _netns_list():
+        if ns.startswith(f"kumo-{tag}-"):
+            _netns_pids_kill(ns)
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+    shutil.rmtree(BASE / tag, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        BASE.rmdir()  # only when no other tag is left
+
+
+def agent_argv(host: SimHost, python: str, extra: list[str]) -> list[str]:
+    """The command that runs the host's compute agent in its mount namespace (and the machine's
+    network namespace, where the broker and the API are)."""
+    pid = host.libvirtd_pid()
+    if pid is None:
+        raise HostError(f"{host.name} is not running (python -m simhosts up)")
+    return [
+        "nsenter", "-t", str(pid), "-m", "--",
+        python, "-m", "compute_agent", "--host", host.name, "--libvirt-uri", host.uri,
+        "--instances-dir", INSTANCES_DIR, "--host-ip", host.ip,
+        "--vnc-socket-dir", str(host.vnc_dir), "--migration-uri", host.peer_uri,
+        *extra,
+    ]
+
+
+# --- helpers
+
+
+def _make_dirs(host: SimHost) -> None:
+    for sub in (*_LIBVIRT_PATHS, "vnc"):
+        (host.dir / sub).mkdir(parents=True, exist_ok=True)
+    (host.dir / "index").write_text(str(host.index))
+    etc = host.dir / "etc"
+    for sub in ("qemu/networks", "storage", "secrets"):
+        (etc / sub).mkdir(parents=True, exist_ok=True)
+    nwfilter = Path("/etc/libvirt/nwfilter")
+    if nwfilter.is_dir():  # the standard filters: definitions, no domains
+        shutil.copytree(nwfilter, etc / "nwfilter", dirs_exist_ok=True)
+    host_uuid = f"00000000-0000-4000-8000-{host.index:012x}"
+    (etc / "libvirtd.conf").write_text(
+        "listen_tls = 0\nlisten_tcp = 1\n"
+        f'listen_addr = "{host.ip}"\nauth_tcp = "none"\nauth_unix_rw = "none"\n'
+        f'host_uuid = "{host_uuid}"\n'
+        'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n'
+    )
+    # Guests of a simulated host run as root (their files are the host's own directories), log
+    # to files (no virtlogd per host) and stay out of the cgroup tree the machine's libvirtd uses.
+    (etc / "qemu.conf").write_text(
+        'user = "root"\ngroup = "root"\ndynamic_ownership = 0\nsecurity_driver = "none"\n'
+        'stdio_handler = "file"\ncgroup_controllers = [ ]\n'
+        f'migration_host = "{host.ip}"\n'
+    )
+    for name in ("libvirt.conf", "lxc.conf"):
+        (etc / name).write_text("")
+
+
+def _answers(host: SimHost) -> bool:
+    result = subprocess.run(["virsh", "-c", host.uri, "version"], capture_output=True,
+                            timeout=10, check=False)
+    return result.returncode == 0
+
+
+def _netns_list() -> list[str]:
+    result = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+
+
+def _netns_pids_kill(ns: str) -> None:
+    """Whatever still runs in the namespace (a guest whose pid file was lost) is killed with it."""
+    result = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                            check=False)
+    for pid in result.stdout.split():
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        if "(zombie)" in Path(f"/proc/{pid}/status").read_text() or \
+                "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text():
+            return False
+    return True
+
+
+def _run(*argv: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise HostError(f"{' '.join(argv)}: {result.stderr.strip()}")
