@@ -135,6 +135,11 @@ class ComputeView(OpenStackView):
                 response[name] = value
         return response
 
+    def require_version(self, first: str) -> None:
+        """A route that appeared at microversion `first` is missing (404) below it, as in Nova."""
+        if not self.version.at_least(first):
+            raise errors.NotFound("The resource could not be found.")
+
     def authorized_server(self, server_id: str, rule: str) -> Instance:
         """The server, looked up in the caller's project before the rule is checked, as Nova does:
         another project's server is missing (404) whatever the caller's role, and only a server

@@ -37,7 +37,7 @@ QUERY_PARAMETERS: dict[str, Schema] = {
          "domain_id", "parent_id", "tags", "tags-any", "user.id", "scope.project.id", "role.id",
          "scope.domain.id", "group.id", "scope.system", "scope.OS-INHERIT:inherited_to", "id",
          "description", "network_id", "cidr", "gateway_ip", "device_id", "device_owner",
-         "mac_address"),
+         "mac_address", "instance_uuid", "migration_type", "source_compute", "hidden"),
         _STRING,
     ),
     **dict.fromkeys(("limit", "offset", "minDisk", "minRam"), _COUNT),
@@ -47,6 +47,7 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     ),
     **dict.fromkeys(("shared", "router:external", "admin_state_up", "enable_dhcp"), _FLAG),
     "changes-since": {"type": "string", "format": "date-time"},
+    "changes-before": {"type": "string", "format": "date-time"},
     "ip_version": {"type": "integer"},
     "fields": {"type": "array", "items": _STRING},
 }

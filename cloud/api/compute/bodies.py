@@ -168,7 +168,7 @@ def server_detail(
         "os-extended-volumes:volumes_attached": [],
     }
     if instance.vm_state in (states.BUILDING, states.ACTIVE):
-        body["progress"] = 0
+        body["progress"] = instance.progress
     if version.at_least("2.47"):
         body["flavor"] = {
             "vcpus": flavor.get("vcpus", instance.vcpus),

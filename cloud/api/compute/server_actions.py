@@ -103,6 +103,29 @@ def _console_output(name: str, args: dict | None) -> Arguments:
     return name, {"length": length}
 
 
+# Live migration: block_migration "auto" from 2.25 (true/false before, with disk_over_commit, which
+# Kumo ignores: it never over-commits a disk), force 2.30-2.67 (ignored: the destination is always
+# checked); the host may be null (the scheduler chooses).
+_LIVE_MIGRATE = {
+    "type": "object",
+    "required": ["block_migration", "host"],
+    "properties": {
+        "host": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+        "block_migration": {"anyOf": [{"type": "boolean"}, {"enum": ["auto"]},
+                                      {"type": "string", "pattern": "^(?i:true|false)$"}]},
+        "disk_over_commit": {"type": ["boolean", "string"]},
+        "force": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+# Cold migration: null, or {"host": …} from 2.56.
+_MIGRATE = {
+    "type": ["null", "object"],
+    "properties": {"host": {"type": ["string", "null"], "minLength": 1, "maxLength": 255}},
+    "additionalProperties": False,
+}
+
+
 # By operation name: the schema of the body's value, and how it becomes the runner's keywords.
 _ARGUMENTS: dict[str, tuple[dict, Callable[[str, Any], Arguments]]] = {
     "lock": (_NULL_OR_OBJECT, lambda name, args: (name, {})),
@@ -114,6 +137,8 @@ _ARGUMENTS: dict[str, tuple[dict, Callable[[str, Any], Arguments]]] = {
     "snapshot": (_CREATE_IMAGE, lambda name, args: (
         name, {"name": args["name"], "metadata": args.get("metadata", {})})),
     "console_output": (_CONSOLE_OUTPUT, _console_output),
+    "live_migrate": (_LIVE_MIGRATE, lambda name, args: (name, {"host": args.get("host")})),
+    "migrate": (_MIGRATE, lambda name, args: (name, {"host": (args or {}).get("host")})),
 }
 _NO_ARGUMENTS: tuple[dict, Callable[[str, Any], Arguments]] = (_NULL, lambda name, args: (name, {}))
 

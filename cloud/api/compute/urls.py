@@ -12,6 +12,7 @@ from . import (
     instance_actions,
     keypairs,
     limits,
+    migrations,
     quotas,
     remote_consoles,
     server_actions,
@@ -49,6 +50,6 @@ for _feature in (
     flavor_extra_specs,
     images,
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
-    instance_actions, server_actions, remote_consoles,
+    instance_actions, server_actions, remote_consoles, migrations,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))
