@@ -9,6 +9,7 @@ legal and libvirt would reject the whole definition.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -85,6 +86,7 @@ def build_domain_xml(
     mac_addresses: Sequence[str] = (),
     video_model: str | None = None,
     machine: str | None = None,
+    vnc_socket: str | None = None,
 ) -> str:
     """Return the persistent domain definition for `request` as a string.
 
@@ -92,7 +94,8 @@ def build_domain_xml(
     for TCG, "kvm"); the caller picks it because only the caller knows which one works on its host.
     Each of `mac_addresses` becomes a user-mode (slirp) NIC: no bridge or firewall is needed, and
     the guest reaches out but nothing reaches in. `machine` pins the machine type ("pc" has the
-    IDE bus the config drive's cdrom sits on).
+    IDE bus the config drive's cdrom sits on). With `vnc_socket` the VNC server listens on that
+    unix socket instead of a TCP port.
     """
     if domain_type not in DOMAIN_TYPES:
         raise ValueError(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
@@ -156,13 +159,30 @@ def build_domain_xml(
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
-    graphics = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=listen)
-    _sub(graphics, "listen", type="address", address=listen)
+    if vnc_socket is None:
+        graphics = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=listen)
+        _sub(graphics, "listen", type="address", address=listen)
+    else:
+        graphics = _sub(devices, "graphics", type="vnc")
+        _sub(graphics, "listen", type="socket", socket=_socket_path(vnc_socket))
     if video_model is not None:
         video = _sub(devices, "video")
         _sub(video, "model", type=_token("video model", video_model))
 
     return ET.tostring(domain, encoding="unicode")
+
+
+# sockaddr_un holds 108 bytes with the terminating NUL.
+UNIX_SOCKET_PATH_MAX = 107
+
+
+def _socket_path(path: str) -> str:
+    if not path.startswith("/") or _NOT_XML_TEXT.search(path):
+        raise ValueError(f"VNC socket {xml_text(path, 80)!r} is not an absolute path")
+    if len(os.fsencode(path)) > UNIX_SOCKET_PATH_MAX:
+        raise ValueError(f"VNC socket path {path!r} is longer than a unix socket allows "
+                         f"({UNIX_SOCKET_PATH_MAX} bytes)")
+    return path
 
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")

@@ -3,6 +3,9 @@
     <instances_dir>/
         _base/<image id>-<md5>          the image cache, shared by instances (compute_agent.image_cache)
         _snapshots/                     snapshot copies while they upload
+        _incoming/<uuid>.disk           a cold migration's disk as it arrives from the source (a
+                                        libvirt storage pool, so the source can upload into it)
+        _vnc                            a link to the VNC socket directory, when there is one
         <uuid>/disk                     the instance's own qcow2 overlay on a cached base
         <uuid>/disk.config              its config drive (ISO 9660, label config-2)
         <uuid>/console.log              its serial console, written by libvirt's virtlogd
@@ -23,6 +26,9 @@ from compute_agent.drivers.base import DriverError
 
 BASE_DIR_NAME = "_base"
 SNAPSHOT_DIR_NAME = "_snapshots"
+INCOMING_DIR_NAME = "_incoming"
+VNC_LINK_NAME = "_vnc"
+INCOMING_DISK_SUFFIX = ".disk"
 DISK_NAME = "disk"
 CONFIG_DRIVE_NAME = "disk.config"
 CONSOLE_LOG_NAME = "console.log"
@@ -56,6 +62,14 @@ class InstanceFiles:
     def snapshot_dir(self) -> Path:
         return self.root / SNAPSHOT_DIR_NAME
 
+    @property
+    def incoming_dir(self) -> Path:
+        return self.root / INCOMING_DIR_NAME
+
+    @property
+    def vnc_link(self) -> Path:
+        return self.root / VNC_LINK_NAME
+
     def ensure_dirs(self) -> None:
         # 0755: under qemu:///system qemu runs as another user and must traverse these to its disks.
         for directory in (self.root, self.base_dir, self.snapshot_dir):
@@ -78,13 +92,41 @@ class InstanceFiles:
     def console_log(self, instance_uuid: str) -> Path:
         return self.path(instance_uuid, CONSOLE_LOG_NAME)
 
+    @staticmethod
+    def incoming_disk_name(instance_uuid: str) -> str:
+        """The storage volume (file) name a cold migration's disk arrives under."""
+        return canonical_uuid(instance_uuid) + INCOMING_DISK_SUFFIX
+
+    def incoming_disk(self, instance_uuid: str) -> Path:
+        return contained(self.incoming_dir / self.incoming_disk_name(instance_uuid),
+                         self.incoming_dir)
+
     def make_instance_dir(self, instance_uuid: str) -> Path:
         self.ensure_dirs()
         directory = self.instance_dir(instance_uuid)
         directory.mkdir(mode=0o755, exist_ok=True)
         return directory
 
+    def ensure_vnc_link(self, socket_dir: str | os.PathLike[str]) -> Path:
+        """The `_vnc` link to `socket_dir`, made or corrected. Guests name their VNC socket
+        through it (compute_agent.drivers.libvirt.connection says why)."""
+        self.ensure_dirs()
+        link, target = self.vnc_link, os.fspath(socket_dir)
+        if link.is_symlink() and os.readlink(link) == target:
+            return link
+        if link.exists() and not link.is_symlink():
+            raise UnsafePath(f"{os.fspath(link)!r} is not a link; the agent will not replace it")
+        partial = self.root / f".{VNC_LINK_NAME}.partial"
+        partial.unlink(missing_ok=True)
+        partial.symlink_to(target)
+        os.replace(partial, link)
+        return link
+
     def remove_instance_dir(self, instance_uuid: str) -> None:
+        """Remove the instance's directory and any disk that arrived for it."""
+        incoming = self.incoming_dir / self.incoming_disk_name(instance_uuid)
+        if incoming.is_symlink() or incoming.is_file():
+            incoming.unlink()
         link = self.root / canonical_uuid(instance_uuid)
         if link.is_symlink():
             link.unlink()  # remove the planted link itself, never what it points to

@@ -1,6 +1,6 @@
 """The agent's service layer: what a compute host does when asked to spawn, destroy, or act on an
 instance (start, stop, reboot, pause, unpause, suspend, resume, console output, snapshot, rebuild,
-resize).
+resize), or to move one to another host (compute_agent.migration_tasks).
 
 Celery tasks (compute_agent.worker) are thin wrappers over ComputeManager; everything here is
 idempotent, because a message can be delivered twice (late acks) or overtaken by a later one:
@@ -13,32 +13,51 @@ idempotent, because a message can be delivered twice (late acks) or overtaken by
   reschedule it elsewhere without two copies ever running.
 - An instance action answers with its own event, or `action_failed` naming the action and why;
   the driver checks the real state first, so a repeated action is a success, not an error.
+- A migration step answers with its own event or `action_failed` (action "migration"), each
+  naming the migration; preparing an instance here lifts its tombstone, since a migration may
+  bring it back to a host it left.
 
 Each method that serves a Celery task says so with @host_task(task name); the worker registers
 exactly those (see host_tasks), parsing each payload into the request type the method is annotated
-with. Serving a new task therefore takes one decorated method here and its driver method.
+with. Serving a new task therefore takes one decorated method here (or in the mixin of its family)
+and its driver method.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import tempfile
-import threading
 import traceback
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar, get_type_hints
 
 from compute_agent import image_transfer
 from compute_agent import messages as msg
-from compute_agent.domain_xml import canonical_uuid
-from compute_agent.drivers.base import Driver, DriverError
+from compute_agent.drivers.base import DriverError
+from compute_agent.host_task import HostTask, declared_task, host_task
 from compute_agent.locks import KeyedLocks
 from compute_agent.logcontext import request_context
-from compute_agent.reporter import Reporter, ReportError
+from compute_agent.manager_base import (
+    TOMBSTONE_LIMIT,
+    RecentIds,
+    Tombstones,
+    instance_key,
+    readable,
+)
+from compute_agent.migration_tasks import MigrationTasks
+from compute_agent.reporter import ReportError
+
+# Re-exported: the manager's public names, wherever they are defined.
+__all__ = [
+    "TOMBSTONE_LIMIT",
+    "ComputeManager",
+    "HostTask",
+    "KeyedLocks",
+    "RecentIds",
+    "Tombstones",
+    "host_task",
+    "host_tasks",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -46,142 +65,16 @@ LOG = logging.getLogger(__name__)
 # keeps a message on the broker small.
 MAX_CONSOLE_LINES = 1000
 
-# Uuids are never reused, so the bound exists only to cap memory on a long-lived host; it is far
-# above how many destroys can race with a spawn still in flight.
-TOMBSTONE_LIMIT = 100_000
 
-
-class Tombstones:
-    """Uuids destroyed by this process, oldest dropped first beyond `limit`."""
-
-    def __init__(self, limit: int = TOMBSTONE_LIMIT) -> None:
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._uuids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, instance_uuid: str) -> None:
-        with self._lock:
-            self._uuids[instance_uuid] = None
-            self._uuids.move_to_end(instance_uuid)
-            while len(self._uuids) > self._limit:
-                self._uuids.popitem(last=False)
-
-    def __contains__(self, instance_uuid: object) -> bool:
-        with self._lock:
-            return instance_uuid in self._uuids
-
-
-@dataclass(frozen=True)
-class HostTask:
-    """A Celery task the agent serves on its host queue: the ComputeManager method that runs it,
-    the request its payload is parsed into, and when it is run again (with backoff)."""
-
-    name: str
-    request_type: type[msg.Message]
-    method_name: str
-    # Every host task is idempotent, so running it again is safe. A report that could not be
-    # published is the one failure all of them retry: the rest they report themselves
-    # (spawn_failed, action_failed).
-    retry_for: tuple[type[Exception], ...] = (ReportError,)
-    max_retries: int = 5
-
-
-# Where host_task leaves its HostTask on the method it declares.
-_HOST_TASK_ATTRIBUTE = "_kumo_host_task"
-
-Method = TypeVar("Method", bound=Callable[..., object])
-
-
-def host_task(
-    name: str,
-    *,
-    retry_for: tuple[type[Exception], ...] = HostTask.retry_for,
-    max_retries: int = HostTask.max_retries,
-) -> Callable[[Method], Method]:
-    """Declare that a ComputeManager method serves the Celery task `name` (a msg.TASK_* name).
-
-    The method takes one request annotated with its compute_agent.messages type; the annotation is
-    read now, so a method that lacks it is refused when its class is defined, not when a message
-    arrives.
-    """
-
-    def declare(method: Method) -> Method:
-        task = HostTask(
-            name=name,
-            request_type=_request_type(method),
-            method_name=method.__name__,
-            retry_for=retry_for,
-            max_retries=max_retries,
-        )
-        setattr(method, _HOST_TASK_ATTRIBUTE, task)
-        return method
-
-    return declare
-
-
-def _request_type(method: Callable[..., object]) -> type[msg.Message]:
-    where = getattr(method, "__qualname__", repr(method))
-    parameters = list(inspect.signature(method).parameters)[1:]  # the first is self
-    if len(parameters) != 1:
-        raise TypeError(f"host task {where} must take exactly one request, not {parameters}")
-    try:
-        hints = get_type_hints(method)
-    except NameError as exc:
-        raise TypeError(f"host task {where}: cannot resolve its annotations: {exc}") from exc
-    request_type = hints.get(parameters[0])
-    if not (isinstance(request_type, type) and issubclass(request_type, msg.Message)):
-        raise TypeError(
-            f"host task {where}: annotate its request with its compute_agent.messages type "
-            f"(found {request_type!r})"
-        )
-    return request_type
-
-
-def _instance_key(instance_uuid: str) -> str:
-    # Two spellings of one uuid must share a lock and a tombstone.
-    try:
-        return canonical_uuid(instance_uuid)
-    except ValueError:
-        return instance_uuid
-
-
-def _readable(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__
-
-
-class ComputeManager:
-    def __init__(
-        self,
-        host: str,
-        driver: Driver,
-        reporter: Reporter,
-        *,
-        host_ip: str = "127.0.0.1",
-        tombstone_limit: int = TOMBSTONE_LIMIT,
-    ) -> None:
-        self.host = host
-        self.driver = driver
-        self.reporter = reporter
-        self.host_ip = host_ip
-        self.tombstones = Tombstones(tombstone_limit)
-        self._locks = KeyedLocks()
-
-    def _event(
-        self, request_id: str, instance_uuid: str, event: str, **fields: str
-    ) -> msg.InstanceEvent:
-        return msg.InstanceEvent(
-            request_id=request_id,
-            instance_uuid=instance_uuid,
-            host=self.host,
-            event=event,
-            **fields,
-        )
+class ComputeManager(MigrationTasks):
+    """Everything a compute host does for the control plane, one @host_task method per task:
+    spawn, destroy and the instance actions here, the migration steps in MigrationTasks, the
+    shared machinery (locks, tombstones, reports) in ManagerBase."""
 
     @host_task(msg.TASK_SPAWN)
     def spawn(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
         """Make the instance run here, report the outcome, then report the host."""
-        key = _instance_key(request.instance_uuid)
+        key = instance_key(request.instance_uuid)
         with request_context(request.request_id):
             with self._locks.hold(key):
                 event = self._spawn_locked(request, key)
@@ -211,7 +104,7 @@ class ComputeManager:
                 request.request_id,
                 request.instance_uuid,
                 msg.EVENT_SPAWN_FAILED,
-                message=_readable(exc),
+                message=readable(exc),
                 details=details,
             )
         LOG.info("instance %s spawned, power state %s", key, power_state)
@@ -225,7 +118,7 @@ class ComputeManager:
             self.driver.destroy(instance_uuid)
         except Exception as exc:
             LOG.exception("cleanup of failed instance %s failed", instance_uuid)
-            return _readable(exc)
+            return readable(exc)
         return ""
 
     # The contract has no "destroy failed" event, so a destroy the hypervisor refused is run
@@ -237,7 +130,7 @@ class ComputeManager:
         A DriverError propagates so that the caller can retry: there is no "destroy failed" event
         in the contract, and destroying again is always safe.
         """
-        key = _instance_key(request.instance_uuid)
+        key = instance_key(request.instance_uuid)
         with request_context(request.request_id):
             with self._locks.hold(key):
                 # Tombstone first: even if the hypervisor fails now, no later spawn may recreate it.
@@ -250,59 +143,6 @@ class ComputeManager:
         return event
 
     # --- instance actions -------------------------------------------------------------------
-
-    def _act(
-        self,
-        request_id: str,
-        instance_uuid: str,
-        action: str,
-        success: str,
-        operation: Callable[[], dict[str, str]],
-    ) -> msg.InstanceEvent:
-        """Run one instance action under the instance's lock and report how it went.
-
-        `operation` returns the success event's fields (at least its power_state). Any exception
-        becomes `action_failed`; only a report that cannot be sent propagates, so the task is
-        retried (every action is safe to repeat).
-        """
-        key = _instance_key(instance_uuid)
-        with request_context(request_id):
-            with self._locks.hold(key):
-                if key in self.tombstones:
-                    event = self._event(
-                        request_id, instance_uuid, msg.EVENT_ACTION_FAILED, action=action,
-                        message="the instance was deleted from this host",
-                    )
-                else:
-                    event = self._run_action(request_id, instance_uuid, action, success, operation)
-                self.reporter.instance_event(event)
-            self.send_host_report()
-        return event
-
-    def _run_action(
-        self,
-        request_id: str,
-        instance_uuid: str,
-        action: str,
-        success: str,
-        operation: Callable[[], dict[str, str]],
-    ) -> msg.InstanceEvent:
-        LOG.info("%s of instance %s", action, instance_uuid)
-        try:
-            fields = operation()
-        except Exception as exc:
-            LOG.exception("%s of instance %s failed", action, instance_uuid)
-            fields = {"action": action, "message": _readable(exc)}
-            try:
-                fields["power_state"] = self.driver.power_state(instance_uuid)
-            except Exception:
-                # The state is a courtesy here; the failure is what must be reported.
-                LOG.warning("power state of %s unknown after the failure", instance_uuid,
-                            exc_info=True)
-            return self._event(request_id, instance_uuid, msg.EVENT_ACTION_FAILED, **fields)
-        LOG.info("%s of instance %s done, power state %s", action, instance_uuid,
-                 fields.get("power_state"))
-        return self._event(request_id, instance_uuid, success, **fields)
 
     @host_task(msg.TASK_START)
     def start(self, request: msg.PowerRequest) -> msg.InstanceEvent:
@@ -432,44 +272,13 @@ class ComputeManager:
             LOG.exception("image cache sweep on %s failed", self.host)
             return []
 
-    # --- the host ---------------------------------------------------------------------------
-
-    def host_report(self) -> msg.HostReport:
-        info = self.driver.host_info()
-        return msg.HostReport(
-            host=self.host,
-            hypervisor_type=info["hypervisor_type"],
-            hypervisor_version=info["hypervisor_version"],
-            hypervisor_hostname=info["hypervisor_hostname"],
-            host_ip=self.host_ip,
-            vcpus=info["vcpus"],
-            memory_mb=info["memory_mb"],
-            local_gb=info["local_gb"],
-            cpu_info=info["cpu_info"],
-            domains=self.driver.list_domains(),
-        )
-
-    def send_host_report(self) -> msg.HostReport | None:
-        """Build and send a host report; on failure log it and return None.
-
-        Never raises: the heartbeat sends another soon, and an instance's outcome must not be
-        retried just because the report after it failed.
-        """
-        try:
-            report = self.host_report()
-            self.reporter.host_report(report)
-        except Exception:
-            LOG.exception("could not send the host report for %s", self.host)
-            return None
-        return report
-
 
 def host_tasks(manager_class: type[ComputeManager] = ComputeManager) -> dict[str, HostTask]:
     """Every task the manager class serves (its @host_task methods), by task name."""
     tasks: dict[str, HostTask] = {}
     for attribute in dir(manager_class):
-        task = getattr(getattr(manager_class, attribute), _HOST_TASK_ATTRIBUTE, None)
-        if not isinstance(task, HostTask):
+        task = declared_task(getattr(manager_class, attribute))
+        if task is None:
             continue
         if task.name in tasks:
             raise TypeError(

@@ -2,6 +2,7 @@
 
     python -m compute_agent --host NAME --libvirt-uri URI [--broker URL] [--concurrency N]
                             [--heartbeat-interval S] [--instances-dir DIR]
+                            [--migration-uri URI] [--vnc-socket-dir DIR]
 
 The worker runs its own Celery app (no Django, no `cloud`) with the threads pool: every task then
 shares one process, hence one libvirt connection and, with `test:///default`, one test-driver
@@ -42,6 +43,9 @@ DEFAULT_HEARTBEAT_INTERVAL = 10.0
 VISIBILITY_TIMEOUT = 1800
 # Platform notes: more than about four concurrent qemu boots on a small host only queue for CPU.
 DEFAULT_CONCURRENCY = 4
+# A live migration holds a worker thread for the whole copy; its abort and force-complete need
+# another one while it runs (compute_agent.migration_tasks).
+MIN_CONCURRENCY = 2
 
 # The host name becomes a queue name and a worker hostname; keep it to characters safe in both.
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -65,6 +69,8 @@ class AgentConfig:
     instances_dir: str = DEFAULT_INSTANCES_DIR
     host_ip: str = "127.0.0.1"
     vnc_listen: str = "127.0.0.1"
+    vnc_socket_dir: str | None = None
+    migration_uri: str = ""
     domain_type: str | None = None
     log_level: str = "INFO"
 
@@ -99,6 +105,14 @@ def parse_args(
     add("--host-ip", default=env.get("KUMO_HOST_IP", "127.0.0.1"),
         help="address the control plane and console proxy use to reach this host")
     add("--vnc-listen", default=env.get("KUMO_VNC_LISTEN", "127.0.0.1"))
+    add("--vnc-socket-dir", default=env.get("KUMO_VNC_SOCKET_DIR") or None,
+        help="guests' VNC listens on a unix socket DIR/<uuid>.vnc instead of a TCP port (a "
+             "directory the console relay can open, e.g. on a host in another network "
+             "namespace)")
+    add("--migration-uri", default=env.get("KUMO_MIGRATION_URI", ""),
+        help="how other hosts' libvirt reaches this one for a migration (qemu+tcp://ADDRESS/"
+             "system, or qemu+unix:///system?socket=PATH); reported to the control plane. "
+             "Without it this host takes no migrations")
     add("--domain-type", choices=("test", "qemu", "kvm"),
         default=env.get("KUMO_DOMAIN_TYPE") or None,
         help="default: 'test' for test:// URIs; for qemu:///, 'kvm' if a probe shows KVM works, "
@@ -108,8 +122,11 @@ def parse_args(
 
     if not _HOST_NAME.match(args.host):
         parser.error(f"--host {args.host!r}: use letters, digits, '.', '_' or '-' (max 63)")
-    if args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
+    if args.concurrency < MIN_CONCURRENCY:
+        parser.error(f"--concurrency must be at least {MIN_CONCURRENCY} (a live migration's "
+                     "abort runs beside it)")
+    if args.vnc_socket_dir is not None and not os.path.isabs(args.vnc_socket_dir):
+        parser.error(f"--vnc-socket-dir {args.vnc_socket_dir!r}: give an absolute path")
     if args.heartbeat_interval <= 0:
         parser.error("--heartbeat-interval must be positive")
     try:
@@ -128,6 +145,8 @@ def parse_args(
         instances_dir=args.instances_dir,
         host_ip=args.host_ip,
         vnc_listen=args.vnc_listen,
+        vnc_socket_dir=args.vnc_socket_dir,
+        migration_uri=args.migration_uri,
         domain_type=args.domain_type,
         log_level=args.log_level.upper(),
     )
@@ -279,14 +298,20 @@ def build_agent(config: AgentConfig) -> Agent:
         instances_dir=config.instances_dir,
         domain_type=domain_type,
         vnc_listen=config.vnc_listen,
+        vnc_socket_dir=config.vnc_socket_dir,
+        takes_migrations=bool(config.migration_uri),
     )
     try:
         driver.host_info()
+        driver.init_host()
     except DriverError:
         driver.close()
         raise
     app = create_app(config)
-    manager = ComputeManager(config.host, driver, CeleryReporter(app), host_ip=config.host_ip)
+    manager = ComputeManager(
+        config.host, driver, CeleryReporter(app), host_ip=config.host_ip,
+        migration_uri=config.migration_uri,
+    )
     register_tasks(app, manager)
     return Agent(config, app, driver, manager, Heartbeat(manager, config.heartbeat_interval))
 

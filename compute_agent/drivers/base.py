@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import tempfile
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 from compute_agent.messages import (
@@ -25,6 +26,14 @@ from compute_agent.messages import (
 
 class DriverError(Exception):
     """The hypervisor refused or failed an operation. str(error) is readable on its own."""
+
+
+class MigrationCancelled(DriverError):
+    """The live migration was aborted before it completed; the guest stayed where it was."""
+
+
+# Called with a live migration's figures (the keys of messages.InstanceEvent.progress, in bytes).
+ProgressCallback = Callable[[dict[str, int]], None]
 
 
 class HostInfo(TypedDict):
@@ -48,7 +57,8 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def destroy(self, instance_uuid: str) -> None:
-        """Stop the domain if it runs and remove its definition. A missing domain is success."""
+        """Stop the domain if it runs and remove its definition and files (a disk received for a
+        migration included). A missing domain is success."""
 
     @abc.abstractmethod
     def power_state(self, instance_uuid: str) -> str:
@@ -106,6 +116,50 @@ class Driver(abc.ABC):
         """Write a standalone copy of the root disk to `target`; return its disk format. The
         guest is paused (or already stopped) while its disk is read, and left as it was."""
 
+    # --- moving an instance to another host ---------------------------------------------------
+    # The steps and who takes them: compute_agent.messages, above TASK_PREPARE_MIGRATION.
+    # `dest_uri` is the destination's HostReport.migration_uri: how this host's hypervisor, and
+    # the agent itself for a cold move's disk, reach the destination's. Each step checks real
+    # state first, so a repeated request finds the work done and succeeds again.
+
+    @abc.abstractmethod
+    def prepare_migration(self, request: SpawnRequest, *, live: bool) -> None:
+        """Destination: make what the instance needs before it arrives: its image in the cache,
+        its directory, config drive and console log and, for a live move, the empty disk the copy
+        lands in. When a domain of the instance is here already, nothing is touched."""
+
+    @abc.abstractmethod
+    def live_migrate(
+        self, instance_uuid: str, dest_uri: str, *, on_progress: ProgressCallback
+    ) -> str:
+        """Source: move the running (or paused) guest, memory and disk, to the destination while
+        it runs; return its power state there. `on_progress` gets the copy's figures about every
+        second. Afterwards nothing of it is left here. A guest that already runs there is
+        success. On any failure it runs on here as before and does not run there;
+        MigrationCancelled when abort_migration stopped it."""
+
+    @abc.abstractmethod
+    def abort_migration(self, instance_uuid: str) -> bool:
+        """Source: cancel the instance's live migration in progress; False if none is."""
+
+    @abc.abstractmethod
+    def force_complete_migration(self, instance_uuid: str) -> bool:
+        """Source: make the instance's live migration converge by pausing the guest (it runs
+        again on the destination, or here if the move fails); False if none is in progress."""
+
+    @abc.abstractmethod
+    def migrate_disk(self, instance_uuid: str, dest_uri: str, *, stop_timeout: float) -> str:
+        """Source of a cold move: make sure the destination can take the disk, shut the guest
+        down (gracefully for `stop_timeout` seconds, then by pulling the plug) and send its root
+        disk there; return its power state here. Its domain and disk stay, for a revert."""
+
+    @abc.abstractmethod
+    def finish_migration(self, request: SpawnRequest) -> str:
+        """Destination of a cold move: put the disk that arrived in place, grow it to the
+        request's root size, define and start the domain; return its power state. A domain that
+        is already active is success; no disk is a DriverError (a new one would lose the guest's
+        data)."""
+
     # Rebuild and resize are compositions of the operations above, the same for every driver.
 
     def rebuild(self, request: SpawnRequest) -> str:
@@ -126,6 +180,9 @@ class Driver(abc.ABC):
         if before in (POWER_SHUTDOWN, POWER_CRASHED):
             state = self.stop(request.instance_uuid, 0)
         return state
+
+    def init_host(self) -> None:
+        """Prepare the host once, when the agent starts (directories, what migrations need)."""
 
     @property
     def scratch_dir(self) -> str:

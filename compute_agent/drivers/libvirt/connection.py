@@ -1,18 +1,21 @@
 """What every role of the libvirt driver shares: the host's configuration and one libvirt
 connection for all worker threads.
 
-LibvirtBase is the common base of the role mixins (lifecycle, power, console, snapshot, host) that
-make up compute_agent.drivers.libvirt.LibvirtDriver. Every libvirt call goes through its _call (or
-_act, for one instance's domain), which holds the connection lock and survives a connection that
-died under it.
+LibvirtBase is the common base of the role mixins (lifecycle, power, console, snapshot, host,
+live and cold migration) that make up compute_agent.drivers.libvirt.LibvirtDriver. Every libvirt
+call goes through its _call (or _act, for one instance's domain), which holds the connection lock
+and survives a connection that died under it; the one exception is a live migration's own
+long-running call, which must not hold every other operation up (live_migration.py).
 """
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +23,7 @@ import libvirt
 
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import Driver, DriverError
+from compute_agent.drivers.libvirt import peers
 from compute_agent.image_cache import ImageCache
 from compute_agent.instance_files import InstanceFiles
 
@@ -54,6 +58,23 @@ def _error_text(exc: libvirt.libvirtError) -> str:
     return exc.get_error_message() or str(exc)
 
 
+QEMU_GROUP = "libvirt-qemu"
+
+
+def _qemu_group() -> int | None:
+    try:
+        return grp.getgrnam(QEMU_GROUP).gr_gid
+    except KeyError:
+        return None
+
+
+@dataclass
+class LiveMigrationJob:
+    """A live migration this driver has running: whether it paused the guest to converge."""
+
+    paused_to_converge: bool = False
+
+
 class LibvirtBase(Driver):
     """One libvirt connection shared by all worker threads, guarded by a lock and reopened when
     it dies (libvirtd restarted, remote link lost), and the host's configuration."""
@@ -65,15 +86,23 @@ class LibvirtBase(Driver):
         instances_dir: str | os.PathLike[str] = DEFAULT_INSTANCES_DIR,
         domain_type: str | None = None,
         vnc_listen: str = "127.0.0.1",
+        vnc_socket_dir: str | os.PathLike[str] | None = None,
+        takes_migrations: bool = False,
     ) -> None:
         self.uri = uri
         self.instances_dir = Path(instances_dir)
         self.domain_type = domain_type or default_domain_type(uri)
         self.vnc_listen = vnc_listen
+        self.vnc_socket_dir = Path(vnc_socket_dir) if vnc_socket_dir is not None else None
+        # Other hosts may send disks here (init_host defines the storage pool they land in).
+        self.takes_migrations = takes_migrations
         self.files = InstanceFiles(self.instances_dir)
         self.image_cache = ImageCache(self.files.base_dir)
         self._lock = threading.RLock()
         self._conn: libvirt.virConnect | None = None
+        # The live migrations this driver runs, by instance (drivers/libvirt/live_migration.py).
+        self._migrations: dict[str, LiveMigrationJob] = {}
+        self._migrations_lock = threading.Lock()
 
     @property
     def has_disks(self) -> bool:
@@ -83,11 +112,59 @@ class LibvirtBase(Driver):
     def scratch_dir(self) -> str:
         return os.fspath(self.files.snapshot_dir)
 
+    def vnc_socket_path(self, instance_uuid: str) -> str | None:
+        """Where the guest's VNC server listens, as its domain names it: None for a TCP port.
+
+        The domain names the socket through `<instances>/_vnc`, a link to the socket directory,
+        never the directory itself. Every host keeps its instances directory at the same path,
+        so a live migration carries a name that means "this host's socket directory" wherever
+        the guest lands. Naming the directory would give the destination's qemu the source's
+        path: on hosts that share /tmp (simulated ones) it would take the source's socket over,
+        and the source's qemu would delete it on its way out.
+        """
+        if self.vnc_socket_dir is None:
+            return None
+        return os.fspath(self.files.vnc_link / f"{canonical_uuid(instance_uuid)}.vnc")
+
+    def reported_vnc_socket(self, path: str) -> str:
+        """The socket a domain listens on as the console relay opens it: through the link's
+        target, the socket directory, which is the same from every namespace."""
+        link = os.fspath(self.files.vnc_link)
+        if self.vnc_socket_dir is not None and os.path.dirname(path) == link:
+            return os.fspath(self.vnc_socket_dir / os.path.basename(path))
+        return path
+
+    def _ensure_vnc_socket_dir(self) -> None:
+        """The socket directory, writable by qemu (a user of group libvirt-qemu, where there is
+        one: the platform notes' "Permission denied" pitfall), and the link guests name it by."""
+        if self.vnc_socket_dir is None:
+            return
+        try:
+            self.vnc_socket_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+            group = _qemu_group()
+            if group is not None and os.geteuid() == 0:
+                os.chown(self.vnc_socket_dir, -1, group)
+                self.vnc_socket_dir.chmod(0o775)
+            self.files.ensure_vnc_link(self.vnc_socket_dir)
+        except OSError as exc:
+            raise DriverError(f"cannot prepare the VNC socket directory: {exc}") from exc
+
+    def _remove_vnc_socket(self, instance_uuid: str) -> None:
+        """A socket its qemu left behind (qemu does not always delete it when it exits)."""
+        if self.vnc_socket_dir is None:
+            return
+        stale = self.vnc_socket_dir / f"{canonical_uuid(instance_uuid)}.vnc"
+        if stale.is_socket():
+            stale.unlink(missing_ok=True)
+
     def _connection(self) -> libvirt.virConnect:
         if self._conn is not None and not self._alive(self._conn):
             LOG.warning("libvirt connection to %s is dead, reconnecting", self.uri)
             self._drop_connection()
         if self._conn is None:
+            if self.has_disks:
+                # Before the first connection: keepalive needs libvirt's event loop.
+                peers.ensure_event_loop()
             try:
                 self._conn = libvirt.open(self.uri)
             except libvirt.libvirtError as exc:

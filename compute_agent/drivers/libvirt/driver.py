@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from compute_agent.drivers.libvirt.cold_migration import ColdMigrationMixin
 from compute_agent.drivers.libvirt.console import ConsoleMixin
 from compute_agent.drivers.libvirt.host import HostMixin
 from compute_agent.drivers.libvirt.lifecycle import LifecycleMixin
+from compute_agent.drivers.libvirt.live_migration import LiveMigrationMixin
 from compute_agent.drivers.libvirt.power import PowerMixin
 from compute_agent.drivers.libvirt.snapshot import SnapshotMixin
 
 
-class LibvirtDriver(LifecycleMixin, PowerMixin, ConsoleMixin, SnapshotMixin, HostMixin):
+class LibvirtDriver(
+    LifecycleMixin,
+    PowerMixin,
+    ConsoleMixin,
+    SnapshotMixin,
+    HostMixin,
+    LiveMigrationMixin,
+    ColdMigrationMixin,
+):
     """compute_agent.drivers.base.Driver on any libvirt URI.
 
     On the test driver (`domain_type` "test") a domain is only a definition: no disks, no config
@@ -18,5 +28,7 @@ class LibvirtDriver(LifecycleMixin, PowerMixin, ConsoleMixin, SnapshotMixin, Hos
 
     Each role lives in a module of its own and shares only LibvirtBase (the connection and the
     host's configuration): lifecycle (spawn, destroy), power (power state and actions), console,
-    snapshot and host (host info, the domain list).
+    snapshot, host (host info, the domain list, init_host), live migration (preparing a
+    destination, the live copy, abort, force-complete) and cold migration (sending the disk,
+    finishing on the destination).
     """

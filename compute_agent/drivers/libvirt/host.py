@@ -1,5 +1,6 @@
 """What the host report needs from libvirt: the hypervisor's capacity and identity, and every
-instance domain with its power state and VNC port."""
+instance domain with its power state and VNC port or socket; and the host's preparation when
+the agent starts."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 import libvirt
 
 from compute_agent import messages as msg
-from compute_agent.drivers.base import HostInfo
+from compute_agent.drivers.base import DriverError, HostInfo
+from compute_agent.drivers.libvirt import incoming
 from compute_agent.drivers.libvirt.connection import LibvirtBase
 from compute_agent.drivers.libvirt.states import domain_power_state
 
@@ -25,9 +27,10 @@ class HostMixin(LibvirtBase):
                 if not _is_instance_domain_name(name):
                     continue  # e.g. the test driver's own "test" domain, or an operator's VM
                 try:
+                    port, socket = _vnc_listen(domain)
                     found.append(msg.DomainState(
-                        uuid=name, power_state=domain_power_state(domain),
-                        vnc_port=_vnc_port(domain),
+                        uuid=name, power_state=domain_power_state(domain), vnc_port=port,
+                        vnc_socket=self.reported_vnc_socket(socket) if socket else "",
                     ))
                 except libvirt.libvirtError as exc:
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
@@ -35,6 +38,21 @@ class HostMixin(LibvirtBase):
             return sorted(found, key=lambda d: d.uuid)
 
         return self._call("listing domains", list_on)
+
+    def init_host(self) -> None:
+        """The instances tree, the VNC socket directory and, on a host that takes migrations,
+        the storage pool other hosts send cold migrations' disks into (incoming.py)."""
+        if not self.has_disks:
+            return
+        try:
+            self.files.ensure_dirs()
+        except OSError as exc:
+            raise DriverError(f"cannot make the instances directory: {exc}") from exc
+        self._ensure_vnc_socket_dir()
+        if self.takes_migrations:
+            path = self.files.incoming_dir
+            self._call("defining the incoming storage pool",
+                       lambda conn: incoming.ensure_pool(conn, path))
 
     def host_info(self) -> HostInfo:
         def info_on(conn: libvirt.virConnect) -> tuple[list[Any], int, str, str, str]:
@@ -78,19 +96,26 @@ def _is_instance_domain_name(name: str) -> bool:
         return False
 
 
-def _vnc_port(domain: libvirt.virDomain) -> int:
-    """The port libvirt gave the running domain's VNC display (autoport), -1 without one.
+def _vnc_listen(domain: libvirt.virDomain) -> tuple[int, str]:
+    """Where the running domain's VNC display listens: the port libvirt gave it (autoport), or
+    -1 and the unix socket it listens on instead; (-1, "") without one.
 
-    Only the live XML has it; an inactive domain's definition keeps port -1.
+    Only the live XML has the port; an inactive domain's definition keeps port -1.
     """
     if not domain.isActive():
-        return -1
+        return -1, ""
     graphics = ET.fromstring(domain.XMLDesc(0)).find("./devices/graphics[@type='vnc']")
+    if graphics is None:
+        return -1, ""
+    listen = graphics.find("listen[@type='socket']")
+    socket = graphics.get("socket") or (listen.get("socket", "") if listen is not None else "")
+    if socket:
+        return -1, socket
     try:
-        port = int(graphics.get("port", "-1")) if graphics is not None else -1
+        port = int(graphics.get("port", "-1"))
     except ValueError:
-        return -1
-    return port if port > 0 else -1
+        return -1, ""
+    return (port if port > 0 else -1), ""
 
 
 def _cpu_info(capabilities_xml: str, info: list[Any]) -> dict[str, Any]:

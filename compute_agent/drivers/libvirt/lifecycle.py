@@ -34,17 +34,21 @@ _UNDEFINE_FLAG_SETS = (
 
 class LifecycleMixin(LibvirtBase):
     def _domain_xml(self, request: msg.SpawnRequest) -> str:
+        vnc_socket = self.vnc_socket_path(request.instance_uuid)
         if not self.has_disks:
             return build_domain_xml(
-                request, domain_type=self.domain_type, vnc_listen=self.vnc_listen
+                request, domain_type=self.domain_type, vnc_listen=self.vnc_listen,
+                vnc_socket=vnc_socket,
             )
         # Downloads and qemu-img run here, outside the connection lock, so one slow image does
         # not hold up every other operation on the host.
         prepared = prepare(request, self.files, self.image_cache)
+        self._ensure_vnc_socket_dir()
         return build_domain_xml(
             request,
             domain_type=self.domain_type,
             vnc_listen=self.vnc_listen,
+            vnc_socket=vnc_socket,
             disks=prepared.disks,
             serial_log_path=prepared.serial_log_path,
             mac_addresses=[nic.mac_address for nic in request.networks if nic.mac_address],
@@ -100,6 +104,7 @@ class LifecycleMixin(LibvirtBase):
         self._call(f"destroy of {instance_uuid}", destroy_on)
         try:
             self.files.remove_instance_dir(instance_uuid)
+            self._remove_vnc_socket(instance_uuid)
         except OSError as exc:
             raise DriverError(f"cannot remove the files of {instance_uuid}: {exc}") from exc
 

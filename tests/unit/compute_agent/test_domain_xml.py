@@ -93,6 +93,26 @@ def test_devices_are_a_serial_console_and_vnc_on_loopback_by_default() -> None:
     assert graphics.find("listen").get("address") == "127.0.0.1"
 
 
+def test_with_a_socket_vnc_listens_on_it_and_on_no_port() -> None:
+    path = "/var/lib/kumo/instances/_vnc/6f1d3c0e-2b7a-4c1e-9a8f-0d5b1e2c3a4f.vnc"
+    graphics = ET.fromstring(
+        build_domain_xml(request(), domain_type="qemu", vnc_socket=path)
+    ).find("devices/graphics")
+    assert graphics.attrib == {"type": "vnc"}
+    [listen] = graphics.findall("listen")
+    assert listen.attrib == {"type": "socket", "socket": path}
+
+
+@pytest.mark.parametrize(("path", "why"), [
+    ("relative/a.vnc", "not an absolute path"),
+    ("/run/\x00/a.vnc", "not an absolute path"),
+    ("/" + "d" * 120 + "/a.vnc", "longer than a unix socket allows"),
+])
+def test_a_vnc_socket_that_cannot_be_one_is_refused(path: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        build_domain_xml(request(), domain_type="qemu", vnc_socket=path)
+
+
 def test_vnc_listen_address_is_configurable() -> None:
     xml = build_domain_xml(request(), domain_type="qemu", vnc_listen="10.0.0.5")
     graphics = ET.fromstring(xml).find("devices/graphics")

@@ -15,7 +15,7 @@ from compute_agent import messages as msg
 from compute_agent.domain_xml import build_domain_xml
 from compute_agent.drivers.base import DriverError
 from compute_agent.image_cache import ImageCache
-from compute_agent.instance_disks import prepare
+from compute_agent.instance_disks import check_received_disk, prepare, prepare_for_migration
 from compute_agent.instance_files import InstanceFiles
 
 from .conftest import make_qcow2, needs_qemu_img
@@ -152,3 +152,73 @@ def test_the_domain_boots_from_its_disk_with_the_config_drive_console_log_and_ni
     assert root.find("devices/video/model").get("type") == "vga"
     assert root.find("devices/graphics").get("type") == "vnc"
     assert root.find("cpu") is None, "never host-passthrough"
+
+
+# --- a migration's destination ------------------------------------------------------------
+
+
+def test_a_live_destination_gets_an_empty_overlay_on_its_own_cached_image(
+    spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
+) -> None:
+    prepare_for_migration(spawn, files, cache, with_disk=True)
+    info = image_info(str(files.disk(UUID)))
+    assert info["virtual-size"] == 1024**3  # as the source's: the copy needs equal sizes
+    assert Path(info["backing-filename"]).parent == files.base_dir.resolve()
+    assert files.config_drive(UUID).is_file() and files.console_log(UUID).is_file()
+    assert files.bases_in_use() == {Path(info["backing-filename"]).name}
+
+
+def test_a_live_destination_never_keeps_what_an_earlier_attempt_copied(
+    spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
+) -> None:
+    prepare_for_migration(spawn, files, cache, with_disk=True)
+    fresh = files.disk(UUID).read_bytes()
+    with open(files.disk(UUID), "ab") as disk:
+        disk.write(b"copied by a failed attempt" * 1000)
+    prepare_for_migration(spawn, files, cache, with_disk=True)
+    assert files.disk(UUID).read_bytes() == fresh
+
+
+def test_without_an_image_the_copy_lands_on_a_flat_disk_of_the_root_size(
+    spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
+) -> None:
+    spawn.image, spawn.root_gb = None, 2
+    prepare_for_migration(spawn, files, cache, with_disk=True)
+    info = image_info(str(files.disk(UUID)))
+    assert info["virtual-size"] == 2 * 1024**3 and "backing-filename" not in info
+
+
+def test_a_cold_destination_caches_the_image_and_waits_for_the_disk(
+    spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
+) -> None:
+    prepare_for_migration(spawn, files, cache, with_disk=False)
+    assert not files.disk(UUID).exists()
+    assert len(files.bases_in_use()) == 1, "the sweep must keep the image the disk needs"
+    assert files.config_drive(UUID).is_file()
+
+
+def test_a_received_overlay_on_a_cached_image_is_accepted(
+    spawn: msg.SpawnRequest, files: InstanceFiles, cache: ImageCache
+) -> None:
+    prepare(spawn, files, cache)
+    check_received_disk(files.disk(UUID), cache)
+
+
+def test_a_received_disk_built_on_a_file_outside_the_cache_is_refused(
+    files: InstanceFiles, cache: ImageCache, tmp_path: Path
+) -> None:
+    make_qcow2(tmp_path / "elsewhere.qcow2")
+    received = tmp_path / "received.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                    str(tmp_path / "elsewhere.qcow2"), str(received)], check=True, timeout=30)
+    with pytest.raises(DriverError, match="outside"):
+        check_received_disk(received, cache)
+
+
+def test_a_received_disk_that_is_not_qcow2_is_refused(
+    cache: ImageCache, tmp_path: Path
+) -> None:
+    received = tmp_path / "received.raw"
+    received.write_bytes(bytes(1024 * 1024))
+    with pytest.raises(DriverError):
+        check_received_disk(received, cache)

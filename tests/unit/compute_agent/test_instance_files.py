@@ -94,3 +94,32 @@ def test_the_bases_in_use_are_read_from_each_instance_directory(files: InstanceF
     files.record_base(UUID, files.base_dir / "img-a")
     files.record_base(other, files.base_dir / "img-b")
     assert files.bases_in_use() == {"img-a", "img-b"}
+
+
+def test_a_disk_that_arrived_for_a_migration_goes_with_the_instance(files: InstanceFiles) -> None:
+    files.make_instance_dir(UUID)
+    files.incoming_dir.mkdir()
+    arrived = files.incoming_disk(UUID)
+    assert arrived == (files.incoming_dir / f"{UUID}.disk").resolve()
+    arrived.write_bytes(b"qcow2")
+    files.remove_instance_dir(UUID)
+    assert not arrived.exists() and not files.instance_dir(UUID).exists()
+
+
+def test_the_vnc_link_is_made_corrected_and_never_replaces_a_directory(
+    files: InstanceFiles, tmp_path: Path
+) -> None:
+    assert files.ensure_vnc_link(tmp_path / "vnc-a") == files.vnc_link
+    assert files.vnc_link.readlink() == tmp_path / "vnc-a"
+    files.ensure_vnc_link(tmp_path / "vnc-b")
+    assert files.vnc_link.readlink() == tmp_path / "vnc-b"
+    files.vnc_link.unlink()
+    files.vnc_link.mkdir()
+    with pytest.raises(UnsafePath):
+        files.ensure_vnc_link(tmp_path / "vnc-a")
+
+
+def test_the_migration_directories_are_not_instances(files: InstanceFiles, tmp_path: Path) -> None:
+    files.incoming_dir.mkdir()
+    files.ensure_vnc_link(tmp_path)
+    assert files.bases_in_use() == set()

@@ -43,6 +43,19 @@ def test_defaults_come_from_the_environment() -> None:
     )
 
 
+def test_migration_uri_and_vnc_socket_dir_come_from_the_command_line_or_the_environment() -> None:
+    env = {"KUMO_MIGRATION_URI": "qemu+tcp://10.0.0.1/system",
+           "KUMO_VNC_SOCKET_DIR": "/run/kumo/vnc"}
+    config = parse_args(["--host", "h"], env)
+    assert (config.migration_uri, config.vnc_socket_dir) == (
+        "qemu+tcp://10.0.0.1/system", "/run/kumo/vnc")
+    config = parse_args(["--host", "h", "--migration-uri", "qemu+unix:///system?socket=/s",
+                         "--vnc-socket-dir", "/v"], env)
+    assert (config.migration_uri, config.vnc_socket_dir) == ("qemu+unix:///system?socket=/s", "/v")
+    config = parse_args(["--host", "h"], {})
+    assert (config.migration_uri, config.vnc_socket_dir) == ("", None)
+
+
 def test_without_environment_the_agent_uses_the_test_driver_and_local_redis() -> None:
     config = parse_args(["--host", "h"], {})
     assert config.libvirt_uri == "test:///default"
@@ -62,6 +75,8 @@ def test_celery_broker_url_wins_over_redis_url_and_the_command_line_over_both() 
         ["--host", "bad host"],
         ["--host", "a/b"],
         ["--host", "h", "--concurrency", "0"],
+        ["--host", "h", "--concurrency", "1"],
+        ["--host", "h", "--vnc-socket-dir", "relative/dir"],
         ["--host", "h", "--heartbeat-interval", "0"],
         ["--host", "h", "--domain-type", "xen"],
     ],
@@ -187,6 +202,11 @@ SAMPLE_REQUESTS: dict[type[msg.Message], msg.Message] = {
         msg.ConsoleOutputRequest(request_id="r", instance_uuid="u", length=10),
         msg.SnapshotRequest(request_id="r", instance_uuid="u", image_id="i",
                             upload_url="http://127.0.0.1/x", token="t"),
+        msg.MigrationRequest(
+            request_id="r", instance_uuid="u", migration_id="7", source_host="a",
+            dest_host="b", dest_uri="qemu+tcp://10.0.0.2/system", live=False,
+            spawn=msg.SpawnRequest(request_id="r", instance_uuid="u", name="n", hostname="n",
+                                   vcpus=2, memory_mb=64, root_gb=2)),
     )
 }
 

@@ -4,6 +4,7 @@ ours with their power state and VNC port."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import libvirt
 import pytest
 
 from compute_agent.drivers.libvirt import LibvirtDriver
-from compute_agent.drivers.libvirt.host import _vnc_port
+from compute_agent.drivers.libvirt.host import _vnc_listen
 
 
 def test_host_info_describes_the_hypervisor(driver: LibvirtDriver, tmp_path: Path) -> None:
@@ -61,14 +62,41 @@ class _Domain:
 
 LIVE = ("<domain><devices><graphics type='vnc' port='{port}' autoport='yes' listen='127.0.0.1'/>"
         "</devices></domain>")
+SOCKET = ("<domain><devices><graphics type='vnc' socket='/run/vnc/a.vnc'>"
+          "<listen type='socket' socket='/run/vnc/a.vnc'/></graphics></devices></domain>")
 
 
-@pytest.mark.parametrize(("xml", "active", "port"), [
-    (LIVE.format(port=5903), True, 5903),
-    (LIVE.format(port=-1), True, -1),
-    (LIVE.format(port=5903), False, -1),
-    ("<domain><devices/></domain>", True, -1),
-    (LIVE.format(port="x"), True, -1),
+@pytest.mark.parametrize(("xml", "active", "listen"), [
+    (LIVE.format(port=5903), True, (5903, "")),
+    (LIVE.format(port=-1), True, (-1, "")),
+    (LIVE.format(port=5903), False, (-1, "")),
+    ("<domain><devices/></domain>", True, (-1, "")),
+    (LIVE.format(port="x"), True, (-1, "")),
+    (SOCKET, True, (-1, "/run/vnc/a.vnc")),
+    (SOCKET, False, (-1, "")),
 ])
-def test_the_vnc_port_is_read_from_the_live_domain(xml: str, active: bool, port: int) -> None:
-    assert _vnc_port(_Domain(xml, active)) == port
+def test_the_vnc_port_or_socket_is_read_from_the_live_domain(
+    xml: str, active: bool, listen: tuple[int, str]
+) -> None:
+    assert _vnc_listen(_Domain(xml, active)) == listen
+
+
+def test_a_vnc_socket_is_reported_through_the_socket_directory(spawn_request) -> None:
+    # pytest's tmp_path is too long for a unix socket's path (107 bytes at most).
+    with tempfile.TemporaryDirectory(prefix="kumo-") as short:
+        check_vnc_socket_report(Path(short), spawn_request())
+
+
+def check_vnc_socket_report(tmp_path: Path, spawned) -> None:
+    sockets = tmp_path / "vnc"
+    driver = LibvirtDriver("test:///default", instances_dir=tmp_path / "i", vnc_socket_dir=sockets)
+    try:
+        driver.spawn(spawned)
+        [state] = [d for d in driver.list_domains() if d.uuid == spawned.instance_uuid]
+        assert (state.vnc_port, state.vnc_socket) == (-1, f"{sockets}/{spawned.instance_uuid}.vnc")
+        assert driver.vnc_socket_path(spawned.instance_uuid) == (
+            f"{tmp_path}/i/_vnc/{spawned.instance_uuid}.vnc"
+        )
+    finally:
+        driver.destroy(spawned.instance_uuid)
+        driver.close()
