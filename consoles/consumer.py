@@ -2,8 +2,9 @@
 
 Order matters, and is the point of this module: the Origin is checked first, then the token is
 consumed (cloud/compute/consoles.py decides everything about it, including where to connect), and
-only then is a TCP connection opened — so a refused handshake never sends a byte to any VNC port.
-The client cannot name a target: host and port come from the token's row.
+only then is a connection opened (TCP to the host's VNC port, or the unix socket a host on this
+machine reported) — so a refused handshake never sends a byte to any VNC server. The client cannot
+name a target: host and port, or the socket's path, come from the token's row.
 
 Once open, frames go both ways with backpressure (the pump awaits each websocket send, and each
 write to the guest is drained before the next frame is taken from the client), and the session
@@ -76,18 +77,18 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             return
         self.target = target
         try:
-            reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(target.host_address, target.port, limit=CHUNK),
-                CONNECT_TIMEOUT,
-            )
+            if target.socket:
+                opening = asyncio.open_unix_connection(target.socket, limit=CHUNK)
+            else:
+                opening = asyncio.open_connection(target.host_address, target.port, limit=CHUNK)
+            reader, self._writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
         except (TimeoutError, OSError) as exc:
-            log.warning("console of %s: cannot reach %s:%s: %s", target.instance_uuid,
-                        target.host_address, target.port, exc)
+            log.warning("console of %s: cannot reach %s: %s", target.instance_uuid, target.where,
+                        exc)
             await self._end_session()
             await self.close()
             return
-        log.info("console of %s open (%s:%s)", target.instance_uuid, target.host_address,
-                 target.port)
+        log.info("console of %s open (%s)", target.instance_uuid, target.where)
         offered = self.scope.get("subprotocols") or []
         await self.accept("binary" if "binary" in offered else None)
         self._tasks = [

@@ -87,7 +87,7 @@ class ConsoleRequestHandler(ProxyRequestHandler):
             raise self.server.EClose(f"console refused: {refused.reason}") from None
         self.console_target = target
         self.server.target_host = target.host_address
-        self.server.target_port = target.port
+        self.server.target_port = target.port or None
 
     def new_websocket_client(self) -> None:
         from django.db import connection
@@ -98,18 +98,22 @@ class ConsoleRequestHandler(ProxyRequestHandler):
         if target is None:  # validate_connection refused it and closed the socket already
             return
         try:
-            tsock = websockifyserver.WebSockifyServer.socket(
-                target.host_address, target.port, connect=True
-            )
+            if target.socket:
+                tsock = websockifyserver.WebSockifyServer.socket(
+                    None, connect=True, unix_socket=target.socket
+                )
+            else:
+                tsock = websockifyserver.WebSockifyServer.socket(
+                    target.host_address, target.port, connect=True
+                )
+                tsock.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
         except Exception as exc:  # noqa: BLE001 - websockify raises bare Exception too
-            self.log_message("console of %s: cannot reach %s:%s: %s", target.instance_uuid,
-                             target.host_address, target.port, exc)
+            self.log_message("console of %s: cannot reach %s: %s", target.instance_uuid,
+                             target.where, exc)
             consoles.close_session(target)
             raise self.CClose(1011, "Failed to connect to the console") from None
-        tsock.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
         self.request.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
-        self.log_message("console of %s open (%s:%s)", target.instance_uuid,
-                         target.host_address, target.port)
+        self.log_message("console of %s open (%s)", target.instance_uuid, target.where)
         stop = threading.Event()
         watcher = threading.Thread(target=self._recheck, args=(target, tsock, stop), daemon=True)
         watcher.start()

@@ -32,7 +32,7 @@ class KumoTokenPlugin(BasePlugin):
         close_old_connections()
         return consoles.consume_token(token)
 
-    def lookup(self, token: str) -> tuple[str, int] | None:
+    def lookup(self, token: str) -> tuple[str, int | str] | None:
         from cloud.compute import consoles
 
         try:
@@ -40,4 +40,6 @@ class KumoTokenPlugin(BasePlugin):
         except consoles.ConsoleRefused as refused:
             log.info("console refused: %s", refused.reason)
             return None
+        if target.socket:
+            return "unix_socket", target.socket  # websockify's own spelling for a socket target
         return target.host_address, target.port

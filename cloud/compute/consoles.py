@@ -2,7 +2,9 @@
 
 A token is 32 random bytes handed out once, in the console URL; only its SHA-256 is stored. It is
 bound to one instance and to the target the proxy will connect to (the compute host's address and
-the VNC port its agent reported), so the client never names a host or a port. It expires after
+the VNC port its agent reported, or the unix socket the agent reported instead — a host whose
+guests' screens are only reachable on this machine, like a simulated host in its own network
+namespace), so the client never names a host, a port or a path. It expires after
 KUMO_CONSOLE_TOKEN_TTL seconds and opens at most one session: consume_token() takes it with a
 conditional UPDATE, under a lock on the instance row that also caps the instance's open sessions at
 KUMO_CONSOLE_MAX_SESSIONS. An open session refreshes `seen_at` each time its proxy re-checks it
@@ -90,7 +92,13 @@ class ConsoleTarget:
     instance_name: str
     host: str
     host_address: str
-    port: int
+    port: int  # 0 when the target is a unix socket
+    socket: str = ""
+
+    @property
+    def where(self) -> str:
+        """The target for log lines."""
+        return self.socket or f"{self.host_address}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,7 @@ def create_console(
             host=instance.host,
             host_address=node.host_ip,
             port=instance.console_port if (instance.console_port or 0) > 0 else None,
+            socket=instance.console_socket,
             expires_at=now + timedelta(seconds=settings.KUMO_CONSOLE_TOKEN_TTL),
         )
     base = settings.KUMO_CONSOLE_BASE_URL or base_url
@@ -181,14 +190,22 @@ def _target_problem(row: ConsoleToken, instance: Instance) -> str | None:
         return GONE
     if instance.host != row.host:
         return MOVED
-    if instance.vm_state not in SHOWABLE_VM_STATES or (instance.console_port or 0) <= 0:
+    if instance.vm_state not in SHOWABLE_VM_STATES or not _has_screen(instance):
         return NOT_RUNNING
+    if row.socket or instance.console_socket:
+        # A socket target is bound exactly: a guest that now reports another socket (or a port)
+        # restarted or moved, and a new link binds where it is now.
+        return None if row.socket == instance.console_socket else MOVED
     if row.port is not None and row.port != instance.console_port:
         return MOVED  # the guest restarted on another port: a new link binds the new one
     address = ComputeNode.objects.filter(host=row.host).values_list("host_ip", flat=True).first()
     if address != row.host_address:
         return MOVED
     return None
+
+
+def _has_screen(instance: Instance) -> bool:
+    return bool(instance.console_socket) or (instance.console_port or 0) > 0
 
 
 def describe_token(token: str | None) -> TokenState:
@@ -244,7 +261,8 @@ def consume_token(token: str | None) -> ConsoleTarget:
         instance_name=instance.display_name,
         host=row.host,
         host_address=row.host_address,
-        port=int(instance.console_port),
+        port=int(instance.console_port or 0),
+        socket=row.socket,
     )
 
 

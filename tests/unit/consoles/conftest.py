@@ -16,3 +16,11 @@ def other_vnc():
     server = FakeVnc()
     yield server
     server.close()
+
+
+@pytest.fixture
+def socket_vnc(tmp_path):
+    """A guest whose VNC server is a unix socket (a guest of a host in its own namespaces)."""
+    server = FakeVnc(path=str(tmp_path / "vnc.sock"))
+    yield server
+    server.close()

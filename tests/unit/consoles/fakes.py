@@ -20,17 +20,24 @@ RFB_BANNER = b"RFB 003.008\n"
 
 @dataclass
 class FakeVnc:
-    """A VNC 'server' on 127.0.0.1: sends the RFB banner, then echoes what it receives."""
+    """A VNC 'server' on 127.0.0.1, or on the unix socket `path` (as qemu listens for a guest of
+    a simulated host): sends the RFB banner, then echoes what it receives."""
 
     banner: bytes = RFB_BANNER
+    path: str | None = None
     connections: int = 0
     received: bytearray = field(default_factory=bytearray)
 
     def __post_init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
+        if self.path is not None:
+            self._sock = socket.socket(socket.AF_UNIX)
+            self._sock.bind(self.path)
+            self.port = 0
+        else:
+            self._sock = socket.socket()
+            self._sock.bind(("127.0.0.1", 0))
+            self.port = self._sock.getsockname()[1]
         self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
         self._lock = threading.Lock()
         self._clients: list[socket.socket] = []
         self._closed = False
@@ -98,14 +105,15 @@ def console_host(host: str = "compute-1", host_ip: str = "127.0.0.1") -> Compute
     return node
 
 
-def server_with_console(owner: Persona, port: int, name: str = "vm1",
-                        host: str = "compute-1") -> Instance:
-    """An ACTIVE server on `host` whose agent reported VNC on `port` (of 127.0.0.1)."""
+def server_with_console(owner: Persona, port: int | None, name: str = "vm1",
+                        host: str = "compute-1", socket_path: str = "") -> Instance:
+    """An ACTIVE server on `host` whose agent reported VNC on `port` (of 127.0.0.1), or on the
+    unix socket `socket_path`."""
     console_host(host)
     return Instance.objects.create(
         display_name=name, project=owner.project, user=owner.user, vcpus=1, memory_mb=128,
         root_gb=1, vm_state=states.ACTIVE, power_state="running", host=host, node=host,
-        console_port=port,
+        console_port=port, console_socket=socket_path,
     )
 
 

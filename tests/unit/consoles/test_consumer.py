@@ -244,3 +244,56 @@ def test_an_unreachable_vnc_port_refuses_the_console_and_frees_its_place(member)
     token = mint(member, instance)
     assert run(refused(f"/console/ws?token={token}"))
     assert ConsoleToken.objects.get().closed_at is not None
+
+
+# --- a guest whose screen is a unix socket (a host in its own namespaces on this machine) -------
+
+
+def test_a_guest_on_a_unix_socket_is_relayed_both_ways(member, socket_vnc, vnc):
+    instance = server_with_console(member, port=None, name="elsewhere", host="compute-2",
+                                   socket_path=socket_vnc.path)
+    token = mint(member, instance)
+
+    async def scenario():
+        comm = communicator(f"/console/ws?token={token}")
+        assert (await comm.connect(timeout=5))[0]
+        assert await comm.receive_from(timeout=5) == RFB_BANNER
+        await comm.send_to(bytes_data=b"key press")
+        echoed = await comm.receive_from(timeout=5)
+        await comm.disconnect()
+        return echoed
+
+    assert run(scenario()) == b"key press"
+    assert bytes(socket_vnc.received) == b"key press"
+    assert not vnc.touched()
+
+
+def test_a_socket_token_is_refused_once_the_guest_reports_another_socket(member, socket_vnc,
+                                                                         tmp_path):
+    """The guest moved or restarted: its screen is elsewhere, and the old link must not reach
+    whatever listens on the old path now."""
+    instance = server_with_console(member, port=None, host="compute-2",
+                                   socket_path=socket_vnc.path)
+    token = mint(member, instance)
+    Instance.objects.filter(pk=instance.pk).update(console_socket=str(tmp_path / "other.sock"))
+    assert run(refused(f"/console/ws?token={token}"))
+    assert not socket_vnc.touched()
+
+
+def test_a_socket_token_ends_its_session_when_the_guest_moves(member, socket_vnc, settings):
+    settings.KUMO_CONSOLE_RECHECK_INTERVAL = 0.1
+    instance = server_with_console(member, port=None, host="compute-2",
+                                   socket_path=socket_vnc.path)
+    token = mint(member, instance)
+
+    async def scenario():
+        comm = communicator(f"/console/ws?token={token}")
+        assert (await comm.connect(timeout=5))[0]
+        assert await comm.receive_from(timeout=5) == RFB_BANNER
+        await sync_to_async(Instance.objects.filter(pk=instance.pk).update)(
+            host="compute-3", console_socket="/elsewhere/vnc.sock")
+        closed = await comm.receive_output(timeout=5)
+        await comm.disconnect()
+        return closed
+
+    assert run(scenario()) == {"type": "websocket.close", "code": 4410}

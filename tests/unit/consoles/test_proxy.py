@@ -173,3 +173,15 @@ def _hash(token: str) -> str:
     from cloud.compute.consoles import hash_token
 
     return hash_token(token)
+
+
+def test_the_proxy_relays_a_guest_on_a_unix_socket(proxy, member, socket_vnc):
+    address, _log = proxy
+    instance = server_with_console(member, port=None, name="elsewhere", host="compute-2",
+                                   socket_path=socket_vnc.path)
+    token = mint(member, instance)
+    with ws(address, f"/console/ws?token={token}") as conn:
+        assert conn.recv(timeout=5) == RFB_BANNER
+        conn.send(b"over the socket")
+        assert conn.recv(timeout=5) == b"over the socket"
+    assert bytes(socket_vnc.received) == b"over the socket"
