@@ -29,3 +29,8 @@ Everything a tag made is found again from its directory and the namespace names,
 `up`, which starts with `down`) cleans up after a crash too. Root with CAP_NET_ADMIN and
 CAP_SYS_ADMIN is required.
 """
+
+from .hosts import HostError, SimHost, agent_argv, down, existing, start_libvirtd, stop_libvirtd, up
+
+__all__ = ["HostError", "SimHost", "agent_argv", "down", "existing", "start_libvirtd",
+           "stop_libvirtd", "up"]

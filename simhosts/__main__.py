@@ -10,20 +10,26 @@ from . import hosts
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simhosts")
-    parser.add_argument("--tag", default=os.environ.get("KUMO_SIMHOSTS_TAG", "run"),
-                        help="which set of hosts (one per stack); default: run")
+    # --tag is taken before or after the verb (`up 3 --tag X`, as the docstring writes it).
+    tag = argparse.ArgumentParser(add_help=False)
+    tag.add_argument("--tag", default=argparse.SUPPRESS,
+                     help="which set of hosts (one per stack); default: run")
+    parser = argparse.ArgumentParser(prog="python -m simhosts", parents=[tag])
     verbs = parser.add_subparsers(dest="verb", required=True)
-    up = verbs.add_parser("up", help="start N hosts (after removing what the tag left)")
+    up = verbs.add_parser("up", parents=[tag],
+                          help="start N hosts (after removing what the tag left)")
     up.add_argument("count", type=int)
     up.add_argument("--prefix", default="compute")
-    verbs.add_parser("down", help="remove the tag's hosts, guests, namespaces and directories")
-    verbs.add_parser("status", help="the tag's hosts")
-    agent = verbs.add_parser("agent", help="exec the compute agent of a host, in its namespace")
+    verbs.add_parser("down", parents=[tag],
+                     help="remove the tag's hosts, guests, namespaces and directories")
+    verbs.add_parser("status", parents=[tag], help="the tag's hosts")
+    agent = verbs.add_parser("agent", parents=[tag],
+                             help="exec the compute agent of a host, in its namespace")
     agent.add_argument("host")
     agent.add_argument("args", nargs=argparse.REMAINDER,
                        help="more compute agent arguments, after --")
     args = parser.parse_args(argv)
+    args.tag = getattr(args, "tag", None) or os.environ.get("KUMO_SIMHOSTS_TAG", "run")
 
     if args.verb == "up":
         for host in hosts.up(args.tag, args.count, args.prefix):

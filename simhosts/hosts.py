@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASE = Path(os.environ.get("KUMO_SIMHOSTS_DIR", "/tmp/kumo-hosts"))
+_REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.77.0"
 # Inside each host's mount namespace: the same path on every host, its own directory underneath.
 INSTANCES_DIR = "/var/lib/kumo/instances"
@@ -58,7 +59,21 @@ class SimHost:
 
     @property
     def peer_uri(self) -> str:
-        """The host's libvirt as another host's libvirtd reaches it for a migration."""
+        """The host's libvirt for a migration: the URI another host's libvirtd opens for the
+        peer-to-peer copy, and another host's agent opens to send a cold migration's disk.
+
+        The agents run in the machine's network namespace, which has no leg on the fabric, so
+        qemu+tcp://<fabric address> would reach the libvirtds but not the agents; the unix socket
+        is the same path from every namespace. qemu+unix (not qemu:///system?socket=, which a
+        libvirtd opens in-process as itself) makes the source's libvirtd use the remote driver.
+        The guests' memory and disk still travel over the fabric: each libvirtd tells the other
+        its migration_host address.
+        """
+        return f"qemu+unix:///system?socket={self.socket}"
+
+    @property
+    def tcp_uri(self) -> str:
+        """The host's libvirt over the fabric, from another host's network namespace only."""
         return f"qemu+tcp://{self.ip}/system"
 
     @property
@@ -122,11 +137,13 @@ def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
 
 
 def start_libvirtd(host: SimHost, timeout: float = 30) -> None:
-    """(Re)start the host's libvirtd in a fresh private mount namespace inside its network
+    """(Re)start the host's libvirtd in a fresh private mount and UTS namespace inside its network
     namespace, and wait until it answers."""
     binds = "; ".join(f"mount --bind {host.dir / sub} {target}"
                       for sub, target in _LIBVIRT_PATHS.items())
     script = (
+        # Its own hostname (a UTS namespace of its own), so libvirt names each hypervisor apart.
+        f"hostname {host.name}; "
         f"{binds}; "
         # `ip netns exec` remounted /sys, hiding the cgroup mounts; LXC guests need them back.
         "mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup; "
@@ -137,8 +154,8 @@ def start_libvirtd(host: SimHost, timeout: float = 30) -> None:
         "exec /usr/sbin/libvirtd --listen -d --pid-file /run/libvirt/libvirtd.pid"
     )
     host.pid_file.unlink(missing_ok=True)
-    _run("ip", "netns", "exec", host.netns, "unshare", "--mount", "--propagation", "private",
-         "sh", "-c", script)
+    _run("ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts",
+         "--propagation", "private", "sh", "-c", script)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if host.libvirtd_pid() and host.socket.exists() and _answers(host):
@@ -183,8 +200,10 @@ def agent_argv(host: SimHost, python: str, extra: list[str]) -> list[str]:
     pid = host.libvirtd_pid()
     if pid is None:
         raise HostError(f"{host.name} is not running (python -m simhosts up)")
+    # Entering a mount namespace moves the working directory to its root: --wd puts it back where
+    # `python -m compute_agent` finds the package (next to this one).
     return [
-        "nsenter", "-t", str(pid), "-m", "--",
+        "nsenter", "-t", str(pid), "-m", f"--wd={_REPO}", "--",
         python, "-m", "compute_agent", "--host", host.name, "--libvirt-uri", host.uri,
         "--instances-dir", INSTANCES_DIR, "--host-ip", host.ip,
         "--vnc-socket-dir", str(host.vnc_dir), "--migration-uri", host.peer_uri,

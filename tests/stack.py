@@ -8,6 +8,10 @@ The broker is the machine's Redis (a database of the stack's own) or, with `brok
 the machine's RabbitMQ (a virtual host of the stack's own). With `broker_link=True` every process
 reaches its broker through a `tests.faults.BrokerLink`, which the fault tests cut to take the
 broker away from this stack alone.
+
+With `simulated_hosts=N` the agents are N simulated hosts instead (simhosts: each a network and
+mount namespace with its own libvirtd running real qemu guests), made when the stack starts and
+removed, guests and all, when it stops. That needs root and libvirtd/qemu installed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import psycopg
 import redis
 import requests
 
+import simhosts
 from tests.faults import BrokerLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +81,9 @@ class Stack:
     broker: str = "redis"  # or "rabbitmq"
     broker_link: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    simulated_hosts: int = 0
     workdir: Path = field(init=False)
+    hosts: list[simhosts.SimHost] = field(init=False, default_factory=list)
     url: str = field(init=False, default="")
     procs: dict[str, subprocess.Popen] = field(init=False, default_factory=dict)
     argvs: dict[str, list[str]] = field(init=False, default_factory=dict)
@@ -91,6 +98,8 @@ class Stack:
         self.workdir = ROOT / "artifacts" / self.name
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A namespace name holds the tag: short, and unique to this stack.
+        self.host_tag = f"it{secrets.token_hex(2)}"
 
     # --- lifecycle
 
@@ -160,8 +169,13 @@ class Stack:
                 "--libvirt-uri", uri, "--heartbeat-interval", "1",
                 "--instances-dir", str(self.workdir / "instances" / agent.host),
             ])
+        if self.simulated_hosts:
+            self.hosts = simhosts.up(self.host_tag, self.simulated_hosts)
+            for host in self.hosts:
+                self._spawn(host.name, simhosts.agent_argv(
+                    host, PYTHON, ["--heartbeat-interval", "1"]))
         self._wait_for_web()
-        self._wait_for_hypervisors(len(self.agents))
+        self._wait_for_hypervisors(len(self.agents) + self.simulated_hosts)
         # Tests fill hosts on purpose; the admin project's default quota must not be what stops them.
         unlimited = {"instances": -1, "cores": -1, "ram": -1}
         admin_project = self.client().get("/identity/v3/auth/projects").json()["projects"]
@@ -190,6 +204,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        if self.simulated_hosts:
+            simhosts.down(self.host_tag)  # their guests, libvirtds, namespaces and directories
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         self._release_redis_db()
