@@ -7,10 +7,12 @@ from .models import (
     ComputeNode,
     ConsoleToken,
     Flavor,
+    FlavorAccess,
     Instance,
     InstanceAction,
     InstanceActionEvent,
     InstanceFault,
+    InstanceTag,
     KeyPair,
     Migration,
     ServerGroup,
@@ -36,6 +38,17 @@ class InstanceAdmin(admin.ModelAdmin):
     list_filter = ("vm_state", "deleted", "host")
     search_fields = ("display_name", "uuid", "host")
     inlines = [FaultInline]
+
+
+@admin.register(FlavorAccess)
+class FlavorAccessAdmin(admin.ModelAdmin):
+    list_display = ("flavor", "project_id")
+
+
+@admin.register(InstanceTag)
+class InstanceTagAdmin(admin.ModelAdmin):
+    list_display = ("instance", "tag")
+    search_fields = ("tag",)
 
 
 @admin.register(InstanceFault)

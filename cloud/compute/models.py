@@ -17,6 +17,10 @@ SCHEDULER_BINARY = "nova-scheduler"
 CONDUCTOR_BINARY = "nova-conductor"
 
 
+def default_security_groups() -> list[str]:
+    return ["default"]
+
+
 class Flavor(models.Model):
     flavorid = models.CharField(max_length=255, unique=True)
     name = models.CharField(max_length=255, unique=True)
@@ -37,6 +41,23 @@ class Flavor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.flavorid})"
+
+
+class FlavorAccess(models.Model):
+    """A project allowed to see and use a private flavor (os-flavor-access). Project ids are
+    taken as given, as Nova does: access can be granted before the project exists."""
+
+    flavor = models.ForeignKey(Flavor, on_delete=models.CASCADE, related_name="access")
+    project_id = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["flavor", "project_id"], name="uniq_flavor_access")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} may use {self.flavor_id}"
 
 
 class Instance(models.Model):
@@ -77,6 +98,14 @@ class Instance(models.Model):
     access_ip_v4 = models.CharField(max_length=64, blank=True, default="")
     access_ip_v6 = models.CharField(max_length=64, blank=True, default="")
     config_drive = models.BooleanField(default=False)
+    # The security groups asked for at boot or added since (by name), as Nova records them; the
+    # network API enforces them on the server's ports.
+    security_groups = models.JSONField(default=default_security_groups, blank=True)
+    # Where an admin asked the server to be built (2.74 host/hypervisor_hostname, or the
+    # "zone:host:node" form of availability_zone); forced skips the scheduler's filters.
+    requested_host = models.CharField(max_length=255, null=True, blank=True)
+    requested_node = models.CharField(max_length=255, null=True, blank=True)
+    force_destination = models.BooleanField(default=False)
     locked = models.BooleanField(default=False)
     locked_reason = models.TextField(null=True, blank=True)
     launch_index = models.PositiveIntegerField(default=0)
@@ -106,6 +135,22 @@ class Instance(models.Model):
     @property
     def status(self) -> str:
         return states.status(self.vm_state, self.task_state)
+
+
+class InstanceTag(models.Model):
+    """One tag of a server (2.26): a short string, at most 50 per server."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="tags")
+    tag = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["tag"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "tag"], name="uniq_instance_tag")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tag} on {self.instance_id}"
 
 
 class InstanceFault(models.Model):
