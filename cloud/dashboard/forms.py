@@ -24,7 +24,7 @@ MAX_USER_DATA = 48 * 1024  # 64 KiB once base64-encoded, the API's limit
 MAX_COUNT = 100
 
 
-def _check_name(value: str, label: str = "Name") -> str:
+def check_name(value: str, label: str = "Name") -> str:
     try:
         validate(name_schema(), value)
     except errors.BadRequest:
@@ -45,6 +45,14 @@ def attach(form: forms.Form, exc: errors.KumoError, field: str | None = None) ->
 def _flavors(ctx: RequestContext) -> list[Flavor]:
     return list(flavors.list_flavors(ctx, is_public=None, min_disk=None, min_ram=None,
                                      sort_key="memory_mb"))
+
+
+def flavor_choices(ctx: RequestContext) -> list[tuple[str, str]]:
+    """The flavors this user may boot, smallest first, as (id, what it gives)."""
+    return [
+        (f.flavorid, f"{f.name} — {f.vcpus} vCPU, {f.memory_mb} MiB RAM, {f.root_gb} GB disk")
+        for f in _flavors(ctx)
+    ]
 
 
 @dataclass
@@ -125,7 +133,7 @@ class LaunchForm(forms.Form):
         ]
 
     def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"])
+        return check_name(self.cleaned_data["name"])
 
     @property
     def chosen_flavor(self) -> Flavor | None:
@@ -156,27 +164,6 @@ class LaunchForm(forms.Form):
     def user_data_b64(self) -> str | None:
         text = self.cleaned_data.get("user_data") or ""
         return base64.b64encode(text.encode()).decode() if text else None
-
-
-# --- instance actions with fields
-
-
-class ResizeForm(forms.Form):
-    flavor = forms.ChoiceField(label="New flavor")
-
-    def __init__(self, ctx: RequestContext, current: str | None, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["flavor"].choices = [
-            (f.flavorid, f"{f.name} — {f.vcpus} vCPU, {f.memory_mb} MiB, {f.root_gb} GB")
-            for f in _flavors(ctx) if f.flavorid != current
-        ]
-
-
-class SnapshotForm(forms.Form):
-    name = forms.CharField(label="Snapshot name", max_length=255)
-
-    def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"], "Snapshot name")
 
 
 # --- images
@@ -232,7 +219,7 @@ class ServerGroupForm(forms.Form):
     ])
 
     def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"])
+        return check_name(self.cleaned_data["name"])
 
 
 # --- admin
@@ -254,7 +241,7 @@ class FlavorForm(forms.Form):
     is_public = forms.BooleanField(label="Public", required=False, initial=True)
 
     def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"])
+        return check_name(self.cleaned_data["name"])
 
 
 class AggregateForm(forms.Form):
@@ -262,7 +249,7 @@ class AggregateForm(forms.Form):
     availability_zone = forms.CharField(label="Availability zone", required=False, max_length=255)
 
     def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"])
+        return check_name(self.cleaned_data["name"])
 
 
 class AggregateHostForm(forms.Form):
@@ -278,7 +265,7 @@ class ProjectForm(forms.Form):
     description = forms.CharField(label="Description", required=False, max_length=255)
 
     def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"])
+        return check_name(self.cleaned_data["name"])
 
 
 class UserForm(forms.Form):
@@ -287,7 +274,7 @@ class UserForm(forms.Form):
     email = forms.EmailField(label="Email", required=False)
 
     def clean_name(self) -> str:
-        return _check_name(self.cleaned_data["name"], "User name")
+        return check_name(self.cleaned_data["name"], "User name")
 
 
 class GrantForm(forms.Form):

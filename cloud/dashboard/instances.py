@@ -15,14 +15,14 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods
 
 from cloud import errors
-from cloud.compute import action_records, consoles, guest_operations, servers, states
+from cloud.compute import action_records, consoles, guest_operations, screens, servers, states
 from cloud.compute.models import Instance, InstanceActionEvent
 from cloud.compute.operations import Operation
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
-from . import buttons, faults, forms, tables
+from . import action_forms, buttons, faults, tables
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -143,6 +143,8 @@ def instance_console(request: HttpRequest, ctx: RequestContext, instance_id: str
     frame_url, problem = "", ""
     if not policy.allowed(ctx, CONSOLE_RULE):
         problem = "Your role in this project does not include opening consoles."
+    elif (no_screen := screens.screen_problem(instance)) is not None:
+        problem = no_screen  # no link: the console page could only say it cannot connect
     else:
         try:
             url = consoles.create_console(
@@ -186,12 +188,8 @@ def _back(request: HttpRequest, instance: Instance) -> str:
 
 
 def _action_form(ctx: RequestContext, instance: Instance, action: Operation, data=None):
-    form = action.button.form if action.button else None
-    if form == "resize":
-        return forms.ResizeForm(ctx, (instance.flavor_snapshot or {}).get("id"), data)
-    if form == "snapshot":
-        return forms.SnapshotForm(data, initial={"name": f"{instance.display_name}-snapshot"})
-    return None
+    form = action_forms.action_form(action)
+    return form.build(ctx, instance, data) if form else None
 
 
 @require_http_methods(["GET", "POST"])
@@ -199,7 +197,7 @@ def _action_form(ctx: RequestContext, instance: Instance, action: Operation, dat
 def instance_action(
     request: HttpRequest, ctx: RequestContext, instance_id: str, name: str
 ) -> HttpResponse:
-    action = buttons.BUTTONS.get(name)
+    action = buttons.MENU.get(name)
     if action is None or action.rule is None or action.button is None:
         raise errors.NotFound(f"There is no instance action named {name}.")
     button = action.button

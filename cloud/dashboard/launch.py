@@ -86,15 +86,22 @@ def launch(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
 @dashboard_view("compute:servers:create")
 def launch_check(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
     """Check the form as it is being filled in: the quota with this launch added, and what would
-    be refused. Creates nothing."""
+    be refused. Creates nothing.
+
+    Every field's errors are sent again (out of band, into the form), so an error goes as soon as
+    the field is corrected. Before the first submit only the fields the user filled in are judged
+    ("required" would scold every field not reached yet); after one, all of them."""
     form = LaunchForm(ctx, request.POST)
     form.is_valid()
-    touched = {k for k, v in request.POST.items() if v and k != "csrfmiddlewaretoken"}
+    submitted = bool(request.POST.get("submitted"))
+    touched = {k for k, v in request.POST.items() if v and k not in ("csrfmiddlewaretoken",
+                                                                      "submitted")}
+    field_errors = [
+        (form[name], form.errors.get(name, []) if submitted or name in touched else [])
+        for name in form.fields
+    ]
     problems = [
-        (form.fields[name].label if name in form.fields else "", message)
-        for name, messages_ in form.errors.items()
-        if name == "__all__" or name in touched
-        for message in messages_
+        ("", message) for message in form.errors.get("__all__", [])
     ]
     return render(request, "dashboard/fragments/launch_check.html",
-                  {"form": form, "problems": problems})
+                  {"form": form, "problems": problems, "field_errors": field_errors})

@@ -103,6 +103,7 @@ class Row:
     actions: list[Operation] = field(default_factory=list)
     fault: InstanceFault | None = None
     host_silent: bool = False  # its host stopped reporting (host_status UNKNOWN)
+    selectable: bool = False  # a check box for the bulk actions (the user has some)
 
     @property
     def status(self) -> str:
@@ -150,6 +151,7 @@ def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
         for service in Service.objects.filter(host__in=placed, binary=COMPUTE_BINARY)
         if hosts.host_status(service) == hosts.HOST_UNKNOWN
     } if placed else set()
+    selectable = bool(buttons.bulk_operations(ctx))
     return [
         Row(
             instance=i,
@@ -158,6 +160,7 @@ def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
             actions=buttons.offered(ctx, i, host_silent=i.host in silent),
             fault=faults.get(str(i.uuid)),
             host_silent=i.host in silent,
+            selectable=selectable,
         )
         for i in instances
     ]
@@ -170,6 +173,7 @@ class TablePage:
     count: int
     number: int
     num_pages: int
+    bulk: list[Operation] = field(default_factory=list)  # what the selected rows may be given
 
     @property
     def has_previous(self) -> bool:
@@ -198,6 +202,7 @@ def instance_page(ctx: RequestContext, query: TableQuery, *, all_projects: bool 
         count=paginator.count,
         number=page.number,
         num_pages=paginator.num_pages,
+        bulk=buttons.bulk_operations(ctx),
     )
 
 

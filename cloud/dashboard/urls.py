@@ -6,6 +6,7 @@ from django.urls import path
 from . import (
     admin_identity,
     admin_pages,
+    bulk,
     images,
     instances,
     keypairs,
@@ -28,6 +29,7 @@ urlpatterns = [
     path("instances/", instances.instance_list, name="instances"),
     path("instances/launch/", launch.launch, name="launch"),
     path("instances/launch/check", launch.launch_check, name="launch-check"),
+    path("instances/bulk", bulk.bulk_action, name="instances-bulk"),
     path(_instance, instances.instance_detail, name="instance"),
     path(_instance + "summary", instances.instance_summary, name="instance-summary"),
     path(_instance + "row", instances.instance_row, name="instance-row"),

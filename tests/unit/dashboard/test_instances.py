@@ -256,3 +256,28 @@ def test_an_instance_whose_host_went_silent_is_marked_and_offers_only_what_works
     assert f"/instances/{vm.uuid}/do/delete" in table  # still works, locally
     page = client.get(f"/instances/{vm.uuid}/").content.decode()
     assert "Its host is not responding" in page and "compute1" not in page.split("<main")[-1]
+
+
+def test_the_console_tab_says_a_test_driver_host_has_no_graphical_console(member):
+    from cloud.compute.models import ComputeNode, ConsoleToken
+
+    service = host_up("compute1")
+    ComputeNode.objects.create(service=service, host="compute1", hypervisor_hostname="compute1",
+                               hypervisor_type="TEST")
+    vm = make_server(member, "vm1")  # ACTIVE, but its host reported no VNC display
+    page = signed_in(member).get(f"/instances/{vm.uuid}/console/").content.decode()
+    assert "This host&#x27;s hypervisor has no graphical console" in page
+    assert "not running" not in page and "iframe" not in page
+    assert not ConsoleToken.objects.exists()  # no link that could only fail
+
+
+def test_the_console_tab_says_when_a_real_host_has_not_reported_the_screen_yet(member):
+    from cloud.compute.models import ComputeNode
+
+    service = host_up("compute1")
+    ComputeNode.objects.create(service=service, host="compute1", hypervisor_hostname="compute1",
+                               hypervisor_type="QEMU")
+    vm = make_server(member, "vm1")
+    page = signed_in(member).get(f"/instances/{vm.uuid}/console/").content.decode()
+    assert "has not reported this instance&#x27;s screen yet" in page
+    assert "not running" not in page

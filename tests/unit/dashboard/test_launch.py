@@ -126,3 +126,39 @@ def test_a_reader_cannot_open_or_post_the_launch_dialog(reader, image, flavor, s
     assert client.post("/instances/launch/", _fields(image, flavor)).status_code == 403
     assert client.post("/instances/launch/check", _fields(image, flavor)).status_code == 403
     assert not Instance.objects.exists()
+
+
+def _shown_errors(page: str, field: str) -> str:
+    """The error block the check sends back for `field` (swapped into the form out of band)."""
+    start = page.index(f'<div class="field-errors" id="errors-{field}" hx-swap-oob="true">')
+    return page[start:page.index("</div>", start)]
+
+
+def test_the_check_clears_an_error_once_its_field_is_corrected(member, image, flavor):
+    client = signed_in(member)
+    submitted = client.post("/instances/launch/", {"count": "1"}).content.decode()
+    assert 'name="submitted"' in submitted  # the form remembers it was submitted
+    assert submitted.count("This field is required.") == 3  # name, image, flavor
+    corrected = client.post("/instances/launch/check", {
+        "submitted": "1", "name": "web", "image": "", "flavor": "", "count": "1",
+    }).content.decode()
+    assert "This field is required." not in _shown_errors(corrected, "name")
+    assert "This field is required." in _shown_errors(corrected, "image")
+    assert "This field is required." in _shown_errors(corrected, "flavor")
+
+
+def test_before_a_submit_only_the_fields_filled_in_are_judged(member, image, flavor):
+    page = signed_in(member).post("/instances/launch/check", {
+        "name": "x" * 256, "count": "1"}).content.decode()
+    assert "at most 255 characters" in _shown_errors(page, "name")
+    assert _shown_errors(page, "image").endswith('hx-swap-oob="true">')  # empty: not reached yet
+
+
+def test_the_quota_preview_follows_the_count_as_it_is_typed(member, image, big_flavor):
+    dialog = signed_in(member).get("/instances/launch/").content.decode()
+    # Typing into the number field fires "input", not "change" (that waits for the field to blur).
+    assert "input delay:400ms from:#launch-form" in dialog
+    page = signed_in(member).post("/instances/launch/check",
+                                  _fields(image, big_flavor, count="3")).content.decode()
+    assert '<tr data-quota="instances"><td>Instances</td><td class="num">0</td><td class="num">+3' in page
+    assert "Over quota: vCPUs would be 24 of 20" in _shown_errors(page, "flavor")

@@ -22,8 +22,16 @@
     holder.innerHTML = html.trim();
     const row = holder.firstElementChild;
     if (!row) return;
+    // A row that changes stays selected, and keeps its menu open if the user had it open.
+    const picked = tr.querySelector('input[name="ids"]');
+    const fresh = row.querySelector('input[name="ids"]');
+    if (picked && fresh) fresh.checked = picked.checked;
+    const menu = tr.querySelector("details.menu[open]");
+    const freshMenu = row.querySelector("details.menu");
     tr.replaceWith(row);
+    if (menu && freshMenu) freshMenu.open = true;
     if (window.htmx) window.htmx.process(row);
+    updateSelection();
   }
 
   function apply(m) {
@@ -121,6 +129,114 @@
     toast(text, "error");
   });
   document.body.addEventListener("htmx:sendError", () => toast("The server cannot be reached.", "error"));
+
+  // --- bulk actions: the table's check boxes belong to #bulk-form; its buttons offer what at
+  // least one selected row allows (each row's data-actions), and the server reports each row.
+  function boxes() {
+    return Array.from(document.querySelectorAll('input[name="ids"][form="bulk-form"]'));
+  }
+  function updateSelection() {
+    const bar = document.querySelector("[data-bulk-bar]");
+    if (!bar) return;
+    const picked = boxes().filter((b) => b.checked);
+    const offered = new Set();
+    picked.forEach((b) => (b.dataset.actions || "").split(" ").forEach((a) => a && offered.add(a)));
+    bar.querySelectorAll("button[data-bulk]").forEach((button) => {
+      button.hidden = !offered.has(button.dataset.bulk);
+    });
+    const count = bar.querySelector("[data-selected-count]");
+    if (count) {
+      count.textContent = picked.length
+        ? picked.length + " selected" + (offered.size ? ":" : ": nothing is possible for them now")
+        : "Tick instances to act on several at once.";
+    }
+    const all = document.querySelector("[data-select-all]");
+    if (all) {
+      const total = boxes().length;
+      all.checked = total > 0 && picked.length === total;
+      all.indeterminate = picked.length > 0 && picked.length < total;
+    }
+    bar.dataset.selected = String(picked.length);
+  }
+  window.kumoUpdateSelection = updateSelection;
+  document.body.addEventListener("change", (event) => {
+    const target = event.target;
+    if (target.matches && target.matches("[data-select-all]")) {
+      boxes().forEach((b) => (b.checked = target.checked));
+    }
+    if (target.matches && target.matches('[data-select-all], input[name="ids"]')) updateSelection();
+  });
+  document.body.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.target && event.detail.target.querySelector("[data-bulk-done]")) {
+      boxes().forEach((b) => (b.checked = false));
+    }
+    updateSelection();
+  });
+  updateSelection();
+
+  // --- action menus: placed in the viewport (fixed), so the table's scrolling box cannot clip
+  // them; above their button when there is no room below, as on the last rows.
+  function placeMenu(details) {
+    const items = details.querySelector(".menu-items");
+    const summary = details.querySelector("summary");
+    if (!items || !summary) return;
+    const margin = 6;
+    items.style.position = "fixed";
+    items.style.right = "auto";
+    items.style.maxHeight = (window.innerHeight - 2 * margin) + "px";
+    items.style.overflowY = "auto";
+    const anchor = summary.getBoundingClientRect();
+    const height = items.offsetHeight;
+    const width = items.offsetWidth;
+    let top = anchor.bottom + 2;
+    if (top + height > window.innerHeight - margin) {
+      const above = anchor.top - 2 - height;
+      top = above >= margin ? above : Math.max(margin, window.innerHeight - margin - height);
+    }
+    let left = anchor.right - width;
+    left = Math.min(Math.max(margin, left), window.innerWidth - margin - width);
+    items.style.top = top + "px";
+    items.style.left = Math.max(margin, left) + "px";
+  }
+  function openMenus() {
+    return Array.from(document.querySelectorAll("details.menu[open]"));
+  }
+  // "toggle" does not bubble: listen in the capture phase.
+  document.addEventListener("toggle", (event) => {
+    const details = event.target;
+    if (!(details instanceof HTMLDetailsElement) || !details.classList.contains("menu")) return;
+    if (details.open) {
+      openMenus().forEach((other) => { if (other !== details) other.open = false; });
+      placeMenu(details);
+    }
+  }, true);
+  document.addEventListener("click", (event) => {
+    openMenus().forEach((details) => {
+      if (!details.contains(event.target)) details.open = false;
+      else if (event.target.closest(".menu-items a")) details.open = false;
+    });
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    openMenus().forEach((details) => {
+      details.open = false;
+      const summary = details.querySelector("summary");
+      if (summary) summary.focus();
+    });
+  });
+  const replaceOpenMenus = () => openMenus().forEach(placeMenu);
+  window.addEventListener("resize", replaceOpenMenus);
+  document.addEventListener("scroll", replaceOpenMenus, true);
+
+  // --- errors shown under a field describe the value that was refused: once the user changes
+  // that field they are stale, so they go (the server checks again on submit). Forms checked
+  // live by the server (the launch dialog) get fresh errors from it instead.
+  document.body.addEventListener("input", (event) => {
+    const field = event.target.closest && event.target.closest(".field");
+    if (!field || field.closest("[data-live-checked]")) return;
+    field.querySelectorAll(".errorlist").forEach((list) => list.remove());
+    event.target.removeAttribute("aria-invalid");
+  });
 
   // The project switcher submits itself when JavaScript runs (a button does it otherwise).
   document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
