@@ -277,6 +277,47 @@ class UserForm(forms.Form):
         return check_name(self.cleaned_data["name"], "User name")
 
 
+class PasswordForm(forms.Form):
+    password = forms.CharField(label="New password", widget=forms.PasswordInput, min_length=8,
+                               strip=False)
+    confirm = forms.CharField(label="The same again", widget=forms.PasswordInput, strip=False)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("password") and cleaned.get("password") != cleaned.get("confirm"):
+            self.add_error("confirm", "The two passwords differ.")
+        return cleaned
+
+
+_QUOTA_LABELS = {
+    "instances": "Instances", "cores": "vCPUs", "ram": "RAM (MiB)",
+    "metadata_items": "Metadata items per instance", "key_pairs": "Key pairs per user",
+    "server_groups": "Server groups", "server_group_members": "Members per server group",
+}
+
+
+class QuotaForm(forms.Form):
+    """One field per quota resource (-1: unlimited), starting from the project's limits now."""
+
+    force = forms.BooleanField(
+        label="Set limits below what the project already uses", required=False)
+
+    def __init__(self, limits: dict[str, int], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.current = limits
+        for resource in quotas.RESOURCES:
+            self.fields[resource] = forms.IntegerField(
+                label=_QUOTA_LABELS.get(resource, resource.replace("_", " ").capitalize()),
+                min_value=quotas.UNLIMITED, max_value=quotas.MAX_LIMIT,
+                initial=limits[resource],
+            )
+        self.order_fields([*quotas.RESOURCES, "force"])
+
+    def changed_limits(self) -> dict[str, int]:
+        return {r: self.cleaned_data[r] for r in quotas.RESOURCES
+                if self.cleaned_data[r] != self.current[r]}
+
+
 class GrantForm(forms.Form):
     user = forms.ChoiceField(label="User")
     project = forms.ChoiceField(label="Project")
