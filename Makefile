@@ -2,6 +2,7 @@
 # a fresh Debian 12 machine and are cheap to repeat.
 #
 #   make run  [PORT=8000] [KUMO_LIBVIRT_URI=test:///default] [DATABASE_URL=…] [REDIS_URL=…]
+#             [HOSTS=3]  (simulated hosts compute-1..3 with real qemu guests instead of one agent)
 #   make test [ARGS="-k boot -x"]
 
 SHELL := /bin/bash
@@ -10,7 +11,8 @@ SHELL := /bin/bash
 PORT ?= 8000
 KUMO_LIBVIRT_URI ?= test:///default
 REDIS_URL ?= redis://127.0.0.1:6379/0
-export PORT KUMO_LIBVIRT_URI REDIS_URL
+HOSTS ?= 0
+export PORT KUMO_LIBVIRT_URI REDIS_URL HOSTS
 # Unset means the embedded SQLite database under var/ (see cloud/settings.py); an empty value
 # would not, so DATABASE_URL is passed on only when it was given.
 ifdef DATABASE_URL

@@ -32,4 +32,24 @@ python manage.py bootstrap --image var/guest/kumo-tiny.qcow2
 
 # Honcho hands each process a PORT of its own, counting up from -p in Procfile order; web is listed
 # first so that it gets exactly $PORT.
-exec honcho start -f Procfile -p "$PORT"
+if [ "${HOSTS:-0}" = 0 ]; then
+    # A run with simulated hosts that crashed left them behind: this run has no use for them.
+    [ -d /tmp/kumo-hosts/run ] && python -m simhosts down --tag run
+    exec honcho start -f Procfile -p "$PORT"
+fi
+
+# HOSTS=N: N simulated hosts compute-1..N (python -m simhosts), each a network and mount namespace
+# with its own libvirtd and real qemu guests, and an agent each instead of the Procfile's one.
+[[ "$HOSTS" =~ ^[1-9][0-9]?$ ]] || die "HOSTS=$HOSTS: give a number of hosts from 1 to 99"
+[ "$(id -u)" -eq 0 ] || die "HOSTS=$HOSTS needs root: simulated hosts are namespaces with a libvirtd each"
+cleanup() { python -m simhosts down --tag run || true; }
+trap cleanup EXIT
+# `up` removes whatever an earlier run (or a crash) left first.
+python -m simhosts up "$HOSTS" --tag run
+procfile=var/Procfile.hosts
+grep -v '^compute:' Procfile > "$procfile"
+for i in $(seq 1 "$HOSTS"); do
+    echo "compute-$i: python -m simhosts --tag run agent compute-$i" >> "$procfile"
+done
+# Not exec: the trap removes the hosts once honcho has stopped every process (Ctrl-C).
+honcho start -f "$procfile" -p "$PORT"

@@ -63,6 +63,14 @@ case "$libvirt_uri" in
     *) log "note: unknown libvirt URI $libvirt_uri; installing nothing for it" ;;
 esac
 
+# Simulated hosts (`make run HOSTS=3`, the multi-host tests): a libvirtd of their own each, in
+# namespaces made with ip(8) and unshare/nsenter (util-linux). The machine's own libvirtd is not
+# needed for them and is not started for them.
+if [ "${HOSTS:-0}" != 0 ] || [ "$requirements" = requirements-test.txt ]; then
+    apt_install libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils \
+        iproute2 util-linux
+fi
+
 # The browser tests (tests/e2e/test_console_browser.py) drive Debian's Chromium through Playwright;
 # Playwright's own browser download is never used (it cannot be fetched here).
 [ "$requirements" = requirements-test.txt ] && apt_install chromium

@@ -3,7 +3,7 @@ running an unmodified libvirtd with its own directories and address.
 
     python -m simhosts up 3 [--tag run]      hosts compute-1..3, joined by a bridge
     python -m simhosts down [--tag run]      every daemon, guest, namespace and directory gone
-    python -m simhosts agent compute-2 [--tag run] [-- AGENT ARGS]
+    python -m simhosts [--tag run] agent compute-2 [-- AGENT ARGS]
                                              the compute agent of that host, in its mount namespace
     python -m simhosts status [--tag run]
 
