@@ -1,5 +1,5 @@
-"""Operator pages, compute side: hypervisors, compute services, flavors, aggregates and
-availability zones, and every project's instances. Each page needs the admin rule of the API call
+"""Operator pages, compute side: hypervisors, compute services, aggregates and availability zones,
+and every project's instances (flavors: admin_flavors.py). Each page needs the admin rule of the API call
 behind it, so a non-admin gets 403 exactly where the API would answer it."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cloud import errors
-from cloud.compute import aggregates, availability_zones, flavors, hosts
+from cloud.compute import aggregates, availability_zones, hosts
 from cloud.compute.models import COMPUTE_BINARY
 from cloud.identity.context import RequestContext
 
 from . import tables
 from .context import authorize, dashboard_view
-from .forms import AggregateForm, AggregateHostForm, FlavorForm, ServiceForm, attach
+from .forms import AggregateForm, AggregateHostForm, ServiceForm, attach
 
 
 @require_GET
@@ -77,42 +77,6 @@ def service_edit(request: HttpRequest, ctx: RequestContext, service_id: str) -> 
         return redirect("/manage/services/")
     return render(request, "dashboard/admin/service_edit.html",
                   {"service": service, "form": form}, status=400 if form.errors else 200)
-
-
-@require_http_methods(["GET", "POST"])
-@dashboard_view("compute:flavors:create")
-def flavor_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
-    form = FlavorForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            flavor = flavors.create_flavor(
-                name=data["name"], ram=data["ram"], vcpus=data["vcpus"], disk=data["disk"],
-                flavorid=data["flavorid"] or None, is_public=data["is_public"],
-            )
-        except errors.Conflict as exc:
-            attach(form, exc, "name")
-        else:
-            messages.success(request, f"Flavor {flavor.name} created.")
-            return redirect("/manage/flavors/")
-    rows = flavors.list_flavors(ctx, is_public=None, min_disk=None, min_ram=None)
-    return render(request, "dashboard/admin/flavors.html", {"flavors": rows, "form": form},
-                  status=400 if form.errors else 200)
-
-
-@require_http_methods(["GET", "POST"])
-@dashboard_view("compute:flavors:delete")
-def flavor_delete(request: HttpRequest, ctx: RequestContext, flavor_id: str) -> HttpResponse:
-    flavor = flavors.get_flavor(ctx, flavor_id)
-    if request.method == "POST":
-        flavors.delete_flavor(flavor)
-        messages.success(request, f"Flavor {flavor.name} deleted.")
-        return redirect("/manage/flavors/")
-    return render(request, "dashboard/confirm_simple.html", {
-        "title": f"Delete flavor {flavor.name}?",
-        "question": "Servers already running with it keep their size.",
-        "button": "Delete flavor", "cancel": "/manage/flavors/",
-    })
 
 
 def _compute_hosts() -> list[str]:

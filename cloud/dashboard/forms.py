@@ -5,6 +5,7 @@ functions, whose errors the views attach to the form."""
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 
 from django import forms
@@ -169,6 +170,38 @@ class LaunchForm(forms.Form):
 # --- images
 
 
+_VISIBILITIES = [
+    ("private", "Private (this project)"), ("shared", "Shared (with chosen projects)"),
+    ("community", "Community (every project)"), ("public", "Public (admins only)"),
+]
+# A property name: up to 255 characters, not starting with a space or '='.
+_PROPERTY_KEY = re.compile(r"^[^\s=][^=]{0,254}$")
+
+
+def parse_tags(text: str) -> list[str]:
+    """Comma-separated tags, trimmed, duplicates dropped, in order."""
+    tags = [t.strip() for t in text.split(",") if t.strip()]
+    for tag in tags:
+        if len(tag) > 255:
+            raise forms.ValidationError(f"Tag {tag[:20]}… is longer than 255 characters.")
+    return list(dict.fromkeys(tags))
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """`key=value` lines → Glance's extra properties (strings)."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not _PROPERTY_KEY.match(key):
+            raise forms.ValidationError(f"Line {number}: write key=value (a key of at most "
+                                        "255 characters).")
+        found[key] = value.strip()
+    return found
+
+
 class ImageForm(forms.Form):
     name = forms.CharField(label="Name", max_length=255)
     disk_format = forms.ChoiceField(
@@ -177,15 +210,79 @@ class ImageForm(forms.Form):
     container_format = forms.ChoiceField(
         label="Container format", choices=[(f, f) for f in CONTAINER_FORMATS], initial="bare"
     )
-    visibility = forms.ChoiceField(label="Visibility", initial="private", choices=[
-        ("private", "Private (this project)"), ("shared", "Shared"),
-        ("community", "Community (every project)"), ("public", "Public (admins only)"),
-    ])
+    visibility = forms.ChoiceField(label="Visibility", initial="private", choices=_VISIBILITIES)
     min_disk = forms.IntegerField(label="Minimum disk (GB)", min_value=0, initial=0)
     min_ram = forms.IntegerField(label="Minimum RAM (MiB)", min_value=0, initial=0)
+    tags = forms.CharField(label="Tags (comma-separated)", required=False, max_length=4096)
+    properties = forms.CharField(
+        label="Properties (one key=value per line)", required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono",
+                                     "placeholder": "os_distro=debian\nhw_disk_bus=virtio"}))
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data.get("tags") or "")
+
+    def clean_properties(self) -> dict[str, str]:
+        return parse_properties(self.cleaned_data.get("properties") or "")
 
     def body(self) -> dict:
-        return dict(self.cleaned_data)
+        """The image API's create body: core fields, tags, and the properties beside them."""
+        data = dict(self.cleaned_data)
+        properties = data.pop("properties")
+        if not data["tags"]:
+            data.pop("tags")
+        return {**properties, **data}
+
+
+class ImageEditForm(forms.Form):
+    """What Glance lets an owner change once the image exists (its formats only while queued,
+    which the upload page sets)."""
+
+    name = forms.CharField(label="Name", max_length=255, required=False)
+    visibility = forms.ChoiceField(label="Visibility", choices=_VISIBILITIES)
+    min_disk = forms.IntegerField(label="Minimum disk (GB)", min_value=0)
+    min_ram = forms.IntegerField(label="Minimum RAM (MiB)", min_value=0)
+    protected = forms.BooleanField(label="Protected (cannot be deleted)", required=False)
+    tags = forms.CharField(label="Tags (comma-separated)", required=False, max_length=4096)
+    properties = forms.CharField(
+        label="Properties (one key=value per line)", required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"}))
+
+    clean_tags = ImageForm.clean_tags
+    clean_properties = ImageForm.clean_properties
+
+    @staticmethod
+    def initial_for(image) -> dict:
+        return {
+            "name": image.name or "", "visibility": image.visibility,
+            "min_disk": image.min_disk, "min_ram": image.min_ram, "protected": image.protected,
+            "tags": ", ".join(image.tags or []),
+            "properties": "\n".join(f"{k}={v}" for k, v in sorted(image.properties.items())),
+        }
+
+    def patch(self, image) -> list[dict]:
+        """The JSON patch (Glance's draft-10 dialect) from the image as it is to this form."""
+        data = self.cleaned_data
+        ops: list[dict] = []
+        for key in ("name", "visibility", "min_disk", "min_ram", "protected"):
+            current = getattr(image, key)
+            wanted = data[key] if key != "name" else (data["name"] or None)
+            if wanted != current:
+                ops.append({"op": "replace", "path": f"/{key}", "value": wanted})
+        if data["tags"] != list(image.tags or []):
+            ops.append({"op": "replace", "path": "/tags", "value": data["tags"]})
+        current_properties = dict(image.properties)
+        for key in sorted(set(current_properties) - set(data["properties"])):
+            ops.append({"op": "remove", "path": "/" + _escape(key)})
+        for key, value in sorted(data["properties"].items()):
+            if current_properties.get(key) != value:
+                ops.append({"op": "add", "path": "/" + _escape(key), "value": value})
+        return ops
+
+
+def _escape(key: str) -> str:
+    # JSON pointer (RFC 6901): ~ and / inside a name.
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 # --- key pairs and server groups
@@ -232,16 +329,81 @@ class ServiceForm(forms.Form):
     forced_down = forms.BooleanField(label="Forced down", required=False)
 
 
+_SPEC_KEY = re.compile(r"^[a-zA-Z0-9-_:. ]{1,255}$")  # the API's rule for extra spec keys
+
+
+def parse_specs(text: str) -> dict[str, str]:
+    """`key=value` lines (blank lines ignored) → extra specs; ValidationError naming the line."""
+    specs: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not _SPEC_KEY.match(key) or len(value) > 255:
+            raise forms.ValidationError(
+                f"Line {number}: write key=value; a key is letters, digits, spaces and -_:. "
+                "(at most 255), a value at most 255 characters.")
+        specs[key] = value
+    return specs
+
+
+def format_specs(specs: dict[str, str]) -> str:
+    return "\n".join(f"{k}={v}" for k, v in sorted(specs.items()))
+
+
 class FlavorForm(forms.Form):
+    """A whole flavor. On an existing one the fields above `description` are Nova's immutable
+    ones: changing any of them replaces the flavor (cloud/compute/flavor_edits.py)."""
+
+    IMMUTABLE = ("name", "vcpus", "ram", "disk", "ephemeral", "swap", "is_public")
+
     name = forms.CharField(label="Name", max_length=255)
+    flavorid = forms.CharField(label="ID (blank: a new UUID)", required=False, max_length=255)
     vcpus = forms.IntegerField(label="vCPUs", min_value=1, max_value=1024)
     ram = forms.IntegerField(label="RAM (MiB)", min_value=1)
     disk = forms.IntegerField(label="Root disk (GB)", min_value=0, initial=1)
-    flavorid = forms.CharField(label="ID (blank: a new UUID)", required=False, max_length=255)
-    is_public = forms.BooleanField(label="Public", required=False, initial=True)
+    ephemeral = forms.IntegerField(label="Ephemeral disk (GB)", min_value=0, initial=0,
+                                   required=False)
+    swap = forms.IntegerField(label="Swap (MiB)", min_value=0, initial=0, required=False)
+    is_public = forms.BooleanField(label="Public (every project may use it)", required=False,
+                                   initial=True)
+    description = forms.CharField(label="Description", required=False, max_length=65535,
+                                  widget=forms.Textarea(attrs={"rows": 2}))
+    projects = forms.MultipleChoiceField(
+        label="Projects that may use it (a private flavor only)", required=False,
+        widget=forms.CheckboxSelectMultiple)
+    extra_specs = forms.CharField(
+        label="Extra specs (one key=value per line)", required=False, strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono",
+                                     "placeholder": "hw:cpu_policy=dedicated"}))
+
+    def __init__(self, projects: list[tuple[str, str]], *args, editing: bool = False,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["projects"].choices = projects
+        if editing:
+            self.fields["flavorid"].disabled = True
+            self.fields["flavorid"].label = "ID (kept)"
 
     def clean_name(self) -> str:
         return check_name(self.cleaned_data["name"])
+
+    def clean_extra_specs(self) -> dict[str, str]:
+        return parse_specs(self.cleaned_data.get("extra_specs") or "")
+
+    def clean_ephemeral(self) -> int:
+        return self.cleaned_data.get("ephemeral") or 0  # blank: none, as the API's default
+
+    def clean_swap(self) -> int:
+        return self.cleaned_data.get("swap") or 0
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("is_public") and cleaned.get("projects"):
+            self.add_error("projects", "A public flavor is open to every project: untick "
+                                       "Public to choose projects.")
+        return cleaned
 
 
 class AggregateForm(forms.Form):

@@ -1,4 +1,5 @@
-"""Images: list, details, delete, and upload from the browser.
+"""Images: list, details, edit (name, visibility, minimums, protection, tags, properties — one
+JSON patch through the image API's own update), delete, and upload from the browser.
 
 Upload is two requests, as with the image API: a form creates the queued image record, then the
 page PUTs the file as the raw request body (XHR, so it can show progress). The body is handed to
@@ -21,7 +22,7 @@ from cloud.identity.context import RequestContext
 from cloud.images import images as image_services
 
 from .context import dashboard_view, error_page
-from .forms import ImageForm, attach
+from .forms import ImageEditForm, ImageForm, attach
 
 CHUNK_SIZE = 1024 * 1024
 PAGE_SIZE = 50
@@ -49,7 +50,33 @@ def image_detail(request: HttpRequest, ctx: RequestContext, image_id: str) -> Ht
     return render(request, "dashboard/image_detail.html", {
         "image": image,
         "can_delete": owned and policy.allowed(ctx, "image:delete") and not image.protected,
+        "can_edit": owned and policy.allowed(ctx, "image:modify"),
     })
+
+
+@require_http_methods(["GET", "POST"])
+@dashboard_view("image:modify")
+def image_edit(request: HttpRequest, ctx: RequestContext, image_id: str) -> HttpResponse:
+    image = image_services.get_image(ctx, image_id)
+    form = ImageEditForm(request.POST or None, initial=ImageEditForm.initial_for(image))
+    if not ctx.is_admin:
+        # Making an image public is an admin's act (image:publicize): not offered otherwise.
+        form.fields["visibility"].choices = [
+            c for c in form.fields["visibility"].choices
+            if c[0] != "public" or image.visibility == "public"]
+    if request.method == "POST" and form.is_valid():
+        try:
+            ops = form.patch(image)
+            if ops:
+                image_services.update_image(ctx, image.id, ops)
+        except errors.KumoError as exc:
+            attach(form, exc)
+        else:
+            messages.success(request, f"Image {image.name or image.id} updated."
+                             if ops else "Nothing changed.")
+            return redirect(f"/images/{image.id}/")
+    return render(request, "dashboard/image_edit.html", {"image": image, "form": form},
+                  status=400 if form.errors else 200)
 
 
 def _json_error(exc: errors.KumoError) -> JsonResponse:

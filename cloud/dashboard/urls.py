@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import (
+    admin_flavors,
     admin_identity,
     admin_pages,
     bulk,
@@ -44,6 +45,7 @@ urlpatterns = [
     path("images/create", images.image_create, name="image-create"),
     path("images/<str:image_id>/", images.image_detail, name="image"),
     path("images/<str:image_id>/data", images.image_data, name="image-data"),
+    path("images/<str:image_id>/edit", images.image_edit, name="image-edit"),
     path("images/<str:image_id>/delete", images.image_delete, name="image-delete"),
     # key pairs and server groups
     path("keypairs/", keypairs.keypair_list, name="keypairs"),
@@ -59,8 +61,10 @@ urlpatterns = [
     path("manage/hypervisors/", admin_pages.hypervisor_list, name="hypervisors"),
     path("manage/services/", admin_pages.service_list, name="services"),
     path("manage/services/<str:service_id>/", admin_pages.service_edit, name="service"),
-    path("manage/flavors/", admin_pages.flavor_list, name="flavors"),
-    path("manage/flavors/<str:flavor_id>/delete", admin_pages.flavor_delete, name="flavor-delete"),
+    path("manage/flavors/", admin_flavors.flavor_list, name="flavors"),
+    path("manage/flavors/<str:flavor_id>/edit", admin_flavors.flavor_edit, name="flavor-edit"),
+    path("manage/flavors/<str:flavor_id>/delete", admin_flavors.flavor_delete,
+         name="flavor-delete"),
     path("manage/aggregates/", admin_pages.aggregate_list, name="aggregates"),
     path("manage/aggregates/<str:aggregate_id>/hosts", admin_pages.aggregate_add_host,
          name="aggregate-add-host"),
