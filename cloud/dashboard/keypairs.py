@@ -1,5 +1,6 @@
-"""Key pairs: the signed-in user's own (they belong to users, not projects). A generated private
-key is handed over once, in the response that created it, and is never stored."""
+"""Key pairs: the signed-in user's own (they belong to users, not projects), each with a page that
+shows its public key. A generated private key is handed over once, in the response that created
+it, and is never stored."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ def _page(request: HttpRequest, ctx: RequestContext, *, create=None, upload=None
 @dashboard_view("compute:keypairs:index")
 def keypair_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
     return _page(request, ctx)
+
+
+@require_GET
+@dashboard_view("compute:keypairs:show")
+def keypair_detail(request: HttpRequest, ctx: RequestContext, name: str) -> HttpResponse:
+    keypair = keypairs.get_keypair(ctx.user_id, name)
+    return render(request, "dashboard/keypair_detail.html", {"keypair": keypair})
 
 
 @require_POST

@@ -51,6 +51,7 @@ urlpatterns = [
     path("keypairs/", keypairs.keypair_list, name="keypairs"),
     path("keypairs/create", keypairs.keypair_create, name="keypair-create"),
     path("keypairs/import", keypairs.keypair_import, name="keypair-import"),
+    path("keypairs/<str:name>/", keypairs.keypair_detail, name="keypair"),
     path("keypairs/<str:name>/delete", keypairs.keypair_delete, name="keypair-delete"),
     path("server-groups/", server_groups.group_list, name="server-groups"),
     path("server-groups/create", server_groups.group_create, name="server-group-create"),

@@ -138,6 +138,20 @@ def test_key_pairs_are_the_users_own(member, other):
     assert KeyPair.objects.filter(name="theirs").exists()
 
 
+def test_a_key_pairs_page_shows_its_public_key_to_its_owner_only(member, other):
+    from cloud.compute.keypairs import generate_ssh_keypair
+
+    public, _ = generate_ssh_keypair()
+    client = signed_in(member)
+    client.post("/keypairs/import", {"import-name": "laptop", "import-public_key": public})
+    listing = client.get("/keypairs/").content.decode()
+    assert 'href="/keypairs/laptop/"' in listing
+    page = client.get("/keypairs/laptop/").content.decode()
+    assert public.strip() in page and "data-public-key" in page
+    assert KeyPair.objects.get(name="laptop").fingerprint in page
+    assert signed_in(other).get("/keypairs/laptop/").status_code == 404
+
+
 # --- server groups
 
 

@@ -238,6 +238,18 @@
     event.target.removeAttribute("aria-invalid");
   });
 
+  // Copy buttons (shown only where the clipboard can be written): data-copy names what to copy.
+  document.querySelectorAll("button[data-copy]").forEach((button) => {
+    if (!navigator.clipboard) return;
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const source = document.querySelector(button.dataset.copy);
+      if (!source) return;
+      navigator.clipboard.writeText(source.textContent.trim()).then(
+        () => toast("Copied."), () => toast("The browser refused to copy.", "error"));
+    });
+  });
+
   // The project switcher submits itself when JavaScript runs (a button does it otherwise).
   document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
     select.addEventListener("change", () => select.form.submit());
