@@ -6,7 +6,8 @@
 #   hostname=<hostname from openstack/latest/meta_data.json>
 #   instance=<uuid>
 #
-# on the serial console (the console log) and on the VGA screen (VNC), then shells on both.
+# on the serial console (the console log) and on the VGA screen (VNC), then shells on both. User
+# data that is a script (#!) runs in the background with its output on the serial console.
 #
 # Shape (see the platform notes): a whole-disk FAT16 "superfloppy" with no partition table and the
 # SYSLINUX boot sector, holding Debian's cloud kernel, an initramfs (static busybox, an init script
@@ -72,6 +73,7 @@ modules_dir=$(find "$work/kernel/lib/modules" -mindepth 1 -maxdepth 1 -type d | 
 # --- the initramfs ---
 root="$work/initramfs"
 mkdir -p "$root"/{bin,dev,etc/acpi/PWRF,lib/modules,mnt/config,proc,sys,tmp,root,var/log,var/run}
+mkdir -p "$root/usr/share/udhcpc"
 cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 
@@ -92,8 +94,10 @@ add_module() {
     printf '%s\n' "$name" >>"$load_order"
 }
 # The config drive is an IDE cdrom (ata_piix, sr_mod) with ISO 9660 on it; button and evdev let
-# busybox's acpid see the ACPI power button, so a graceful shutdown from libvirt works.
-for module in ata_piix sr_mod isofs button evdev; do
+# busybox's acpid see the ACPI power button, so a graceful shutdown from libvirt works. The root
+# disk (vda) and the NIC (eth0) are virtio devices: virtio_pci finds them, virtio_blk and
+# virtio_net drive them (the platform notes: the cloud kernel builds all three as modules).
+for module in ata_piix sr_mod isofs button evdev virtio_pci virtio_blk virtio_net; do
     add_module "$module"
 done
 
@@ -143,8 +147,36 @@ say ""
 say "KUMO TINY GUEST"
 say "hostname=$hostname_"
 say "instance=$instance"
+# User data that is a script (#! on its first line) runs in the background, its output on the
+# serial console, as cloud-init would run it; anything else is left alone.
+user_data=/mnt/config/openstack/latest/user_data
+if [ -f "$user_data" ] && [ "$(head -c 2 "$user_data")" = "#!" ]; then
+    cp "$user_data" /tmp/user-data
+    chmod 0755 /tmp/user-data
+    setsid /tmp/user-data </dev/null >/dev/ttyS0 2>&1 &
+fi
 EOF
 chmod 0755 "$root/etc/rc"
+
+# busybox's udhcpc only reports a lease; this script applies it (address, default route, MTU).
+# Nothing runs udhcpc yet: the guest's networking will.
+cat >"$root/usr/share/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+case "$1" in
+    deconfig)
+        ip addr flush dev "$interface"
+        ip link set "$interface" up
+        ;;
+    bound|renew)
+        ip addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" dev "$interface"
+        [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+        [ -n "$router" ] && ip route replace default via "${router%% *}" dev "$interface"
+        ;;
+esac
+exit 0
+EOF
+chmod 0755 "$root/usr/share/udhcpc/default.script"
 
 cat >"$root/etc/inittab" <<'EOF'
 ::sysinit:/etc/rc
@@ -166,6 +198,8 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
     >"$work/initrd.gz"
 
 # --- the disk: FAT16 superfloppy with SYSLINUX ---
+# no_timer_check: under TCG on a busy host the kernel's IO-APIC timer check can miss its ticks
+# and panic ("IO-APIC + timer doesn't work!"); virtual machines skip the check (as cloud images do).
 cat >"$work/syslinux.cfg" <<'EOF'
 SERIAL 0 115200
 DEFAULT kumo
@@ -174,7 +208,7 @@ TIMEOUT 0
 LABEL kumo
   KERNEL vmlinuz
   INITRD initrd.gz
-  APPEND console=tty0 console=ttyS0,115200
+  APPEND console=tty0 console=ttyS0,115200 no_timer_check
 EOF
 raw="$work/disk.raw"
 truncate -s 32M "$raw"
