@@ -70,3 +70,13 @@ def tiny_image(qemu_conn: object) -> Path:
     return IMAGE
 
 
+@pytest.fixture(scope="module")
+def guest_image() -> Path:
+    """The tiny guest, for tests whose guests run under libvirtds of their own (simulated hosts):
+    built (or found up to date) without opening the machine's own qemu:///system."""
+    result = subprocess.run(
+        [str(REPO / "scripts" / "build_image.sh"), str(IMAGE)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return IMAGE
