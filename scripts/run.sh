@@ -44,6 +44,11 @@ fi
 [ "$(id -u)" -eq 0 ] || die "HOSTS=$HOSTS needs root: simulated hosts are namespaces with a libvirtd each"
 cleanup() { python -m simhosts down --tag run || true; }
 trap cleanup EXIT
+# A signal (Ctrl-C, a supervisor's TERM, a closed terminal) waits for honcho to stop its processes,
+# then leaves through the EXIT trap: the hosts are removed however the run ends.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 # `up` removes whatever an earlier run (or a crash) left first.
 python -m simhosts up "$HOSTS" --tag run
 procfile=var/Procfile.hosts
