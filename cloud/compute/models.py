@@ -373,7 +373,7 @@ class ConsoleToken(models.Model):
 
 class Migration(models.Model):
     """One move of an instance to another host, as Nova records it (os-migrations): live, cold, or
-    a resize that had to leave its host. Its steps and statuses are in cloud/compute/migrations.py.
+    a resize that had to leave its host. Its steps and statuses are in migration_records.py.
 
     While it is under way the instance holds claims on both hosts: its own allocation on the
     destination, and the source's, which the migration holds until the move is final (then it is
@@ -446,3 +446,36 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instance_id or self.migration_id} on {self.node}"
+
+
+class HostDrain(models.Model):
+    """An operator's request to empty a host: it is disabled, then each guest moves away, a few at
+    a time (cloud/scheduler/drains.py). `guests` holds each guest's part: {uuid: {"name", "state"
+    (pending, moving, done, failed), "migration" (its id while moving), "message"}}."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"  # every guest left the host
+    FAILED = "failed"  # done, but some guests could not be moved (their messages say why)
+    CANCELLED = "cancelled"  # stopped by the operator; moves under way were let finish
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    host = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=16, default=RUNNING)
+    reason = models.CharField(max_length=255, blank=True, default="")
+    user_id = models.CharField(max_length=64, blank=True, default="")
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    guests = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A second drain of a host while one runs would start the same guests' moves twice.
+            models.UniqueConstraint(fields=["host"], condition=models.Q(status="running"),
+                                    name="one_running_drain_per_host")
+        ]
+
+    def __str__(self) -> str:
+        return f"drain of {self.host} ({self.status})"
