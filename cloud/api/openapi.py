@@ -50,6 +50,8 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "changes-before": {"type": "string", "format": "date-time"},
     "ip_version": {"type": "integer"},
     "fields": {"type": "array", "items": _STRING},
+    # image tasks (Glance)
+    "type": _STRING,
 }
 
 _ERRORS: dict[str, Schema] = {

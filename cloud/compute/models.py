@@ -462,7 +462,8 @@ class HostDrain(models.Model):
     host = models.CharField(max_length=255, db_index=True)
     status = models.CharField(max_length=16, default=RUNNING)
     reason = models.CharField(max_length=255, blank=True, default="")
-    user_id = models.CharField(max_length=64, blank=True, default="")
+    # Who asked (user and project ids and names): the guests' moves are made in their name.
+    requested_by = models.JSONField(default=dict)
     request_id = models.CharField(max_length=64, blank=True, default="")
     guests = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -132,6 +132,16 @@ RULES: dict[str, str] = {
     "compute:flavor_extra_specs:create": "admin",
     "compute:flavor_extra_specs:update": "admin",
     "compute:flavor_extra_specs:delete": "admin",
+    # image sharing (members answer for themselves; the owner manages), import and its tasks
+    "image:get_members": "reader",
+    "image:get_member": "reader",
+    "image:add_member": "member",
+    "image:modify_member": "member",
+    "image:delete_member": "member",
+    "image:import": "member",
+    "image:import_info": "authenticated",
+    "image:tasks": "reader",
+    "image:tasks:admin": "admin",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

@@ -1,24 +1,20 @@
-"""Glance v2 subset: image records (create, JSON-patch update, list, deactivate, delete), visibility
-and ownership rules, and the entry points for their data: upload_image checks who may and hands the
+"""Glance v2 subset: image records (create, JSON-patch update, tags, list, deactivate, delete),
+ownership rules, and the entry points for their data: upload_image checks who may and hands the
 bytes to cloud.images.uploads (queued → saving → active, and recovery of abandoned uploads);
 open_image_data reads them back through cloud.images.storage.
 
-Visibility as seen by a project: public and community images, plus every image it owns; an
-admin sees all. An image a project cannot see answers 404 (never 403), so ids of other projects'
-private images do not leak. An image it can see but does not own answers 403 to changes.
+Which images a project sees is cloud.images.visibility's rule. An image a project cannot see
+answers 404 (never 403), so ids of other projects' private images do not leak. An image it can
+see but does not own answers 403 to changes.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.db import transaction
-from django.db.models import F, Q, QuerySet, Value
-from django.db.models.fields.json import KeyTransform
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from cloud import errors
@@ -26,9 +22,9 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project
 from cloud.ids import parse_uuid
-from cloud.validation import parse_bool, validate
+from cloud.validation import validate
 
-from . import storage, uploads
+from . import listing, storage, uploads
 from .models import (
     ACTIVE,
     CONTAINER_FORMATS,
@@ -38,9 +34,8 @@ from .models import (
     VISIBILITIES,
     Image,
 )
+from .visibility import visible_images
 
-DEFAULT_LIMIT = 25
-MAX_LIMIT = 1000
 # Glance's two JSON-patch dialects, named by the JSON Schema draft of their media type:
 # application/openstack-images-v2.1-json-patch is draft 10 ({"op": "add", "path": "/x"}), the older
 # application/openstack-images-v2.0-json-patch draft 4, where the operation is the key
@@ -84,28 +79,6 @@ CORE = frozenset(
         "owner",
     ]
 )
-# Query parameters with a meaning of their own; any other one filters on an extra property.
-_LIST_PARAMS = frozenset(
-    [
-        "limit",
-        "marker",
-        "sort_key",
-        "sort_dir",
-        "sort",
-        "name",
-        "id",
-        "status",
-        "visibility",
-        "owner",
-        "os_hidden",
-        "tag",
-        "disk_format",
-        "container_format",
-        "member_status",
-    ]
-)
-_SORT_KEYS = frozenset({"created_at", "updated_at", "name", "id", "status"})
-
 _INT32 = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
 IMAGE_SCHEMA: dict = {
     "type": "object",
@@ -132,13 +105,6 @@ IMAGE_SCHEMA: dict = {
 }
 
 
-@dataclass
-class ImagePage:
-    images: list[Image]
-    limit: int
-    next_marker: str | None
-
-
 # --- lookups
 
 
@@ -156,14 +122,6 @@ def _parse_id(image_id: object) -> uuid.UUID:
     if parsed is None:
         raise _not_found(image_id)
     return parsed
-
-
-def visible_images(ctx: RequestContext) -> QuerySet[Image]:
-    """Every image the caller's project may see (all of them for an admin)."""
-    images = Image.objects.all()
-    if ctx.is_admin:
-        return images
-    return images.filter(Q(visibility__in=["public", "community"]) | Q(owner_id=ctx.project_id))
 
 
 def get_image(ctx: RequestContext, image_id: object) -> Image:
@@ -342,118 +300,53 @@ def _apply(
         properties[key] = op["value"]
 
 
+# --- tags
+
+MAX_TAGS = 128
+MAX_TAG_LENGTH = 255
+
+
+def add_tag(ctx: RequestContext, image_id: object, tag: str) -> Image:
+    """Tag the image; a tag it already carries changes nothing."""
+    _visible_or_404(ctx, image_id)
+    _authorize(ctx, "image:modify")
+    if not tag or len(tag) > MAX_TAG_LENGTH:
+        raise errors.BadRequest(f"A tag is 1 to {MAX_TAG_LENGTH} characters long.")
+    with transaction.atomic():
+        image = _owned(ctx, image_id, "modify")
+        image = Image.objects.select_for_update().get(pk=image.pk)
+        if tag in image.tags:
+            return image
+        if len(image.tags) >= MAX_TAGS:
+            raise errors.RequestTooLarge(f"Maximum number of tags exceeded: {MAX_TAGS}.")
+        image.tags = [*image.tags, tag]
+        image.save(update_fields=["tags", "updated_at"])
+    return image
+
+
+def remove_tag(ctx: RequestContext, image_id: object, tag: str) -> Image:
+    """Take the tag off the image; 404 when it does not carry it."""
+    _visible_or_404(ctx, image_id)
+    _authorize(ctx, "image:modify")
+    with transaction.atomic():
+        image = _owned(ctx, image_id, "modify")
+        image = Image.objects.select_for_update().get(pk=image.pk)
+        if tag not in image.tags:
+            raise errors.NotFound(f"Tag {tag} not found on image {image.pk}.")
+        image.tags = [t for t in image.tags if t != tag]
+        image.save(update_fields=["tags", "updated_at"])
+    return image
+
+
 # --- list
 
 
-def _flag(value: str, name: str) -> bool:
-    return parse_bool(value, f"Invalid value {value!r} for {name}: expected true or false.")
-
-
-def _id_filter(value: str) -> list[uuid.UUID]:
-    raw = value[3:].split(",") if value.startswith("in:") else [value]
-    # An id that cannot exist matches nothing, as an unknown one would.
-    parsed = (parse_uuid(item.strip().strip('"')) for item in raw)
-    return [image_id for image_id in parsed if image_id is not None]
-
-
-def _limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except ValueError:
-        raise errors.BadRequest("limit param must be an integer") from None
-    # Glance itself answers limit=0 with an empty page; a page of nothing is never what a client
-    # meant, so it is refused rather than answered with no "next" to follow.
-    if limit < 1:
-        raise errors.BadRequest("limit param must be a positive integer")
-    return min(limit, MAX_LIMIT)
-
-
-def _sorting(params: Mapping[str, str]) -> tuple[str, bool]:
-    key = params.get("sort_key", "created_at")
-    direction = params.get("sort_dir", "desc")
-    if key not in _SORT_KEYS:
-        raise errors.BadRequest(f"Unsupported sort_key {key!r}; use one of {sorted(_SORT_KEYS)}.")
-    if direction not in ("asc", "desc"):
-        raise errors.BadRequest("sort_dir must be asc or desc.")
-    return key, direction == "desc"
-
-
 def list_images(
-    ctx: RequestContext, params: Mapping[str, str], tags: list[str] | None = None
-) -> ImagePage:
-    """One page of the images the caller sees, filtered as Glance's list is. `params` holds one
-    value per query parameter; `tags` every `tag` value (an image must carry all of them)."""
-    _authorize(ctx, "image:get")
-    images = visible_images(ctx)
-    if "os_hidden" in params:
-        images = images.filter(os_hidden=_flag(params["os_hidden"], "os_hidden"))
-    else:
-        images = images.filter(os_hidden=False)
-    for key in ("name", "status", "disk_format", "container_format"):
-        if key in params:
-            images = images.filter(**{key: params[key]})
-    if "owner" in params:
-        images = images.filter(owner_id=params["owner"])
-    visibility = params.get("visibility")
-    if visibility and visibility != "all":
-        if visibility not in VISIBILITIES:
-            raise errors.BadRequest(f"Invalid visibility value: {visibility}")
-        images = images.filter(visibility=visibility)
-    if "id" in params:
-        images = images.filter(pk__in=_id_filter(params["id"]))
-    for n, (key, value) in enumerate(sorted(params.items())):
-        if key not in _LIST_PARAMS:
-            alias = f"_prop{n}"
-            images = images.annotate(**{alias: KeyTransform(key, "properties")}).filter(
-                **{alias: value}
-            )
-    if tags:
-        # Tags live in a JSON list, which SQLite cannot search by containment: match in Python.
-        wanted = set(tags)
-        matching = [pk for pk, have in images.values_list("pk", "tags") if wanted <= set(have)]
-        images = images.filter(pk__in=matching)
-
-    sort_key, descending = _sorting(params)
-    images = images.annotate(_sort=_sort_expression(sort_key))
-    order = ("-_sort", "-id") if descending else ("_sort", "id")
-    images = images.order_by(*order)
-    if "marker" in params:
-        images = _after_marker(ctx, images, params["marker"], sort_key, descending)
-
-    limit = _limit(params.get("limit"))
-    page = list(images[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
-    return ImagePage(images=page, limit=limit, next_marker=str(page[-1].id) if more else None)
-
-
-def _sort_expression(sort_key: str) -> F | Coalesce:
-    # Names may be null; a null sorts differently per database, so compare it as "" everywhere
-    # (the marker comparison has to agree with the ORDER BY).
-    return Coalesce("name", Value("")) if sort_key == "name" else F(sort_key)
-
-
-def _after_marker(
-    ctx: RequestContext, images: QuerySet[Image], marker: str, sort_key: str, descending: bool
-) -> QuerySet[Image]:
-    marker_id = parse_uuid(marker)
-    last = None
-    if marker_id is not None:
-        last = (
-            visible_images(ctx)
-            .filter(pk=marker_id)
-            .annotate(_sort=_sort_expression(sort_key))
-            .first()
-        )
-    if last is None:
-        raise errors.BadRequest(f"Invalid marker. Image {marker} could not be found.")
-    if descending:
-        after = Q(_sort__lt=last._sort) | Q(_sort=last._sort, id__lt=last.id)
-    else:
-        after = Q(_sort__gt=last._sort) | Q(_sort=last._sort, id__gt=last.id)
-    return images.filter(after)
+    ctx: RequestContext, params: Mapping[str, str], tags: list[str] | None = None,
+    multi: Mapping[str, list[str]] | None = None,
+) -> listing.ImagePage:
+    """One page of the caller's image list (cloud.images.listing)."""
+    return listing.list_images(ctx, params, tags, multi)
 
 
 # --- data

@@ -14,6 +14,8 @@ QUEUED, SAVING, ACTIVE, KILLED, DEACTIVATED, DELETED = (
     "deactivated",
     "deleted",
 )
+# Glance's interoperable import: staged data waits in `uploading`; `importing` while it moves in.
+UPLOADING, IMPORTING = "uploading", "importing"
 DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
 CONTAINER_FORMATS = ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]
 VISIBILITIES = ["public", "private", "shared", "community"]
@@ -49,3 +51,58 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
+
+
+# A member's answer to an image shared with its project.
+PENDING, ACCEPTED, REJECTED = "pending", "accepted", "rejected"
+MEMBER_STATUSES = [PENDING, ACCEPTED, REJECTED]
+
+
+class ImageMember(models.Model):
+    """A project an image of visibility `shared` is shared with, and whether it accepted.
+
+    The member sees the image by id whatever its answer, and in its image list once accepted."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="members")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="shared_images")
+    status = models.CharField(max_length=16, default=PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "project"], name="uniq_image_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.status} on {self.image_id}"
+
+
+class ImageTask(models.Model):
+    """Glance's record of an import (`api_image_import`, or an `import` task of /v2/tasks): what
+    was asked, by whom and in which request, and how it ended."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=32)
+    status = models.CharField(max_length=16, default="pending")
+    image = models.ForeignKey(
+        Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    owner = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="image_tasks"
+    )
+    user_id = models.CharField(max_length=64, default="")
+    request_id = models.CharField(max_length=64, default="")
+    input = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    message = models.TextField(default="", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.status} ({self.id})"

@@ -1,7 +1,9 @@
 """Image bytes on local disk, one file per image under settings.KUMO_IMAGE_DIR, named by its UUID.
 
 An upload writes to a part file beside the image's file, `.<uuid>.<token>.part`, and renames it
-into place only when complete, so a reader never sees half an image. The uploading process holds
+into place only when complete, so a reader never sees half an image. Data staged for Glance's
+import (`PUT /v2/images/{id}/stage`) is written the same way and renamed to `<uuid>.staged`; the
+import renames that into place as the image's file. The uploading process holds
 an exclusive flock(2) on its part file from the moment it creates it until it closes it; the kernel
 drops the lock when the process dies, however it dies. So "is anyone still writing this?" has an
 exact answer at any moment, from any process on this host: try the lock. That is what tells a live
@@ -26,6 +28,7 @@ from typing import BinaryIO
 from django.conf import settings
 
 PART_SUFFIX = ".part"
+STAGED_SUFFIX = ".staged"
 
 
 class ImageTooLarge(Exception):
@@ -47,6 +50,11 @@ def path_for(image_id: object) -> Path:
     """The file of one image. The name is rebuilt from a parsed UUID, so nothing a client sends
     (slashes, "..", odd spellings) can point outside the image directory."""
     return image_dir() / _canonical(image_id)
+
+
+def staged_path_for(image_id: object) -> Path:
+    """Where an image's staged data waits for its import."""
+    return image_dir() / f"{_canonical(image_id)}{STAGED_SUFFIX}"
 
 
 class Part:
@@ -109,13 +117,30 @@ def write_part(part: Part, chunks: Iterable[bytes], max_size: int) -> tuple[int,
     return size, md5.hexdigest(), sha512.hexdigest()
 
 
-def publish(part: Part, image_id: object) -> None:
-    """Rename the complete part file into place as the image's file, durably."""
-    final = path_for(image_id)
+def publish(part: Part, image_id: object, *, staged: bool = False) -> None:
+    """Rename the complete part file into place as the image's file (or, `staged`, as its staged
+    data), durably."""
+    final = staged_path_for(image_id) if staged else path_for(image_id)
     os.replace(part.path, final)
     part.published = True
+    _sync_directory(final.parent)
+
+
+def promote_staged(image_id: object) -> None:
+    """Rename the image's staged data into place as its file; FileNotFoundError if none."""
+    final = path_for(image_id)
+    os.replace(staged_path_for(image_id), final)
+    _sync_directory(final.parent)
+
+
+def unpromote(image_id: object) -> None:
+    """Undo promote_staged (its commit failed): the file goes back to being staged data."""
+    os.replace(path_for(image_id), staged_path_for(image_id))
+
+
+def _sync_directory(directory: Path) -> None:
     # The rename lives in the directory: without this a power cut could lose it after the commit.
-    dir_fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -193,8 +218,22 @@ def exists(image_id: object) -> bool:
     return path_for(image_id).is_file()
 
 
+def staged_exists(image_id: object) -> bool:
+    return staged_path_for(image_id).is_file()
+
+
+def delete_staged(image_id: object) -> bool:
+    """Remove the image's staged data; False when there was none."""
+    try:
+        staged_path_for(image_id).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def delete(image_id: object) -> bool:
-    """Remove the image's file; False when there was none."""
+    """Remove the image's file, and any data staged for it; False when it had no file."""
+    delete_staged(image_id)
     try:
         path_for(image_id).unlink()
     except FileNotFoundError:

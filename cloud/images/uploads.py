@@ -1,7 +1,9 @@
-"""Image data coming in: an upload's way from queued through saving to active, and the recovery of
-uploads whose process died on the way.
+"""Image data coming in: an upload's way from queued through saving to active, the same way for
+data staged for Glance's import, and the recovery of uploads whose process died on the way.
 
-    queued ──claim──▶ saving ──finish──▶ active
+    queued ──claim──▶ saving ──finish──▶ active                 PUT /file
+    queued ──claim──▶ uploading ──finish──▶ uploading, staged   PUT /stage  (imports.py goes on)
+    queued ──claim──▶ importing ──finish──▶ active              web-download
                         │
                         ├─ refused or failed (too large, not the declared format, client gone,
                         │  body stalled) ──▶ queued, nothing kept: the client may simply retry
@@ -12,15 +14,18 @@ An upload (`receive`) goes in this order, and the order is what makes recovery e
 1. `recover_upload` for this image first, so a new upload never answers 409 because an earlier
    one was killed: it takes over at once instead of waiting for a sweep.
 2. A part file is created and flock'ed (cloud.images.storage) *before* the claim. From the moment
-   the row says saving, a live upload therefore always holds a locked part file, and a saving image
-   with none is abandoned — no timeout, no guess: the kernel dropped the lock when the process died.
+   the row says saving (uploading, importing), a live upload therefore always holds a locked part
+   file, and such an image with none is abandoned — no timeout, no guess: the kernel dropped the
+   lock when the process died. (Staged data waiting for its import is the one exception: it holds
+   no lock, and is told apart by its size, which only the finish of its staging records.)
 3. The claim is a conditional UPDATE queued → saving: of two concurrent uploads only one wins.
 4. The bytes stream through the inspector (cloud.images.inspect) and the size cap to the part
    file. A body without a length (chunked) is capped here, while it streams: 413 the moment it
    goes past KUMO_IMAGE_MAX_SIZE, with the part file removed.
-5. The finish holds the row lock: the image must still be saving (not deleted, not recovered),
-   then the part file is renamed into place and the row goes active in the same transaction.
-   Recovery takes the same row lock, so it can never reset an image that is finishing.
+5. The finish holds the row lock: the image must still be in the status it was claimed into (not
+   deleted, not recovered), then the part file is renamed into place (or to the staged name) and
+   the row records it in the same transaction. Recovery takes the same row lock, so it can never
+   reset an image that is finishing.
 
 `recover_abandoned_uploads()` is the sweep: beat runs it through the conductor, so an abandoned
 image goes back to queued even if nobody ever uploads to it again. It must run on the host that
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -40,7 +46,7 @@ from cloud import errors
 
 from . import storage
 from .inspect import ImageRejected, StreamInspector
-from .models import ACTIVE, QUEUED, SAVING, Image
+from .models import ACTIVE, IMPORTING, QUEUED, SAVING, UPLOADING, Image
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +73,21 @@ def _read_exactly(chunks: Iterable[bytes], expected: int | None) -> Iterator[byt
         raise errors.BadRequest(f"Incomplete upload: received {received} of {expected} bytes.")
 
 
-def receive(image: Image, chunks: Iterable[bytes], content_length: int | None) -> Image:
-    """Store the bytes of a queued image and make it active; the caller has checked who may.
+# The statuses an upload passes through, each of which recovery may take back to queued.
+IN_FLIGHT = (SAVING, UPLOADING, IMPORTING)
+
+
+def receive(
+    image: Image,
+    chunks: Iterable[bytes],
+    content_length: int | None,
+    *,
+    via: str = SAVING,
+    stage: bool = False,
+) -> Image:
+    """Store the bytes of a queued image and make it active, passing through status `via`; with
+    `stage`, keep them as its staged data instead and leave it `via` (uploading) for its import.
+    The caller has checked who may.
 
     Every refusal leaves the image queued with no file, part file or claim behind."""
     cap = max_size()
@@ -82,12 +101,12 @@ def receive(image: Image, chunks: Iterable[bytes], content_length: int | None) -
     part = storage.open_part(image.pk)
     try:
         claimed = Image.objects.filter(pk=image.pk, status=QUEUED).update(
-            status=SAVING, updated_at=timezone.now()
+            status=via, updated_at=timezone.now()
         )
         if not claimed:
             image.refresh_from_db(fields=["status"])
             raise errors.Conflict(
-                f"Image status transition from {image.status} to saving is not allowed"
+                f"Image status transition from {image.status} to {via} is not allowed"
             )
         try:
             # The inspector sees every byte on its way to disk and refuses a hostile image before
@@ -95,10 +114,11 @@ def receive(image: Image, chunks: Iterable[bytes], content_length: int | None) -
             # image's name.
             data = inspector.watch(_read_exactly(chunks, content_length))
             size, md5, sha512 = storage.write_part(part, data, cap)
-            _finish(image, part, size, md5, sha512, inspector.verdict().virtual_size)
+            digest = Digest(size, md5, sha512, inspector.verdict().virtual_size)
+            _finish(image, part, digest, via=via, stage=stage)
         except BaseException as exc:
             part.close()
-            _back_to_queued(image)
+            _back_to_queued(image, via)
             if isinstance(exc, storage.ImageTooLarge):
                 raise errors.RequestTooLarge(str(exc)) from None
             if isinstance(exc, ImageRejected):
@@ -110,9 +130,31 @@ def receive(image: Image, chunks: Iterable[bytes], content_length: int | None) -
     return image
 
 
-def _finish(
-    image: Image, part: storage.Part, size: int, md5: str, sha512: str, virtual_size: int | None
-) -> None:
+@dataclass(frozen=True)
+class Digest:
+    """What the finish of an upload records about its bytes."""
+
+    size: int
+    md5: str
+    sha512: str
+    virtual_size: int | None
+
+    def columns(self) -> dict[str, object]:
+        return {
+            "size": self.size,
+            "virtual_size": self.virtual_size,
+            "checksum": self.md5,
+            "os_hash_algo": HASH_ALGO,
+            "os_hash_value": self.sha512,
+        }
+
+
+# Cleared whenever an image goes back to queued: a staged image is told by its size.
+NO_DATA = dict.fromkeys(("size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value"))
+
+
+def _finish(image: Image, part: storage.Part, digest: Digest, *, via: str, stage: bool) -> None:
+    target = via if stage else ACTIVE
     try:
         with transaction.atomic():
             row = Image.objects.select_for_update().filter(pk=image.pk).first()
@@ -120,41 +162,38 @@ def _finish(
                 raise errors.NotFound(
                     f"Image {image.pk} was deleted while its data was being uploaded."
                 )
-            if row.status != SAVING:
+            if row.status != via:
                 # A failed snapshot marks its image killed meanwhile; nothing else may.
                 raise errors.Conflict(
-                    f"Image status transition from {row.status} to active is not allowed"
+                    f"Image status transition from {row.status} to {target} is not allowed"
                 )
-            storage.publish(part, image.pk)
+            storage.publish(part, image.pk, staged=stage)
             Image.objects.filter(pk=image.pk).update(
-                status=ACTIVE,
-                size=size,
-                virtual_size=virtual_size,
-                checksum=md5,
-                os_hash_algo=HASH_ALGO,
-                os_hash_value=sha512,
-                updated_at=timezone.now(),
+                status=target, updated_at=timezone.now(), **digest.columns()
             )
     except BaseException:
         # The file went into place but the commit failed. If the commit happened after all (a
         # connection lost while it returned), the file is the image's data and must stay; if we
-        # cannot even ask, it stays too and recovery removes it should the row still say saving.
-        if part.published and not _active_or_unknown(image):
-            storage.delete(image.pk)
+        # cannot even ask, it stays too and recovery removes it should the row still say so.
+        if part.published and not _finished_or_unknown(image, target):
+            if stage:
+                storage.delete_staged(image.pk)
+            else:
+                storage.delete(image.pk)
         raise
 
 
-def _active_or_unknown(image: Image) -> bool:
+def _finished_or_unknown(image: Image, status: str) -> bool:
     try:
-        return Image.objects.filter(pk=image.pk, status=ACTIVE).exists()
+        return Image.objects.filter(pk=image.pk, status=status, size__isnull=False).exists()
     except DatabaseError:
         return True
 
 
-def _back_to_queued(image: Image) -> None:
+def _back_to_queued(image: Image, via: str) -> None:
     try:
-        Image.objects.filter(pk=image.pk, status=SAVING).update(
-            status=QUEUED, updated_at=timezone.now()
+        Image.objects.filter(pk=image.pk, status=via).update(
+            status=QUEUED, updated_at=timezone.now(), **NO_DATA
         )
     except DatabaseError:
         # The database is out of reach; the image stays saving with no live part file, which is
@@ -165,22 +204,29 @@ def _back_to_queued(image: Image) -> None:
 # --- recovery
 
 
+def is_staged(image: Image) -> bool:
+    """Whether the image holds complete staged data, waiting for its import."""
+    return image.status == UPLOADING and image.size is not None and storage.staged_exists(image.pk)
+
+
 def recover_upload(image_id: object) -> bool:
-    """Return the image to queued if it is saving and no live process is uploading it (its
-    upload's process died): its part file, and any file renamed into place by a process that died
-    before its commit, are removed. Whether it did; a no-op for any other image."""
+    """Return the image to queued if an upload had claimed it (saving, uploading, importing) and
+    no live process is uploading it (its upload's process died): its part file, and any file
+    renamed into place by a process that died before its commit, are removed. Staged data that
+    is complete waits for its import and is left alone. Whether it did; a no-op for any other
+    image."""
     if storage.upload_in_progress(image_id):
         return False
     with transaction.atomic():
         # The row lock waits for an upload that is finishing right now (it holds the lock while
         # it renames and commits), so what we read below is final.
-        row = Image.objects.select_for_update().filter(pk=image_id, status=SAVING).first()
-        if row is None or storage.upload_in_progress(image_id):
+        row = Image.objects.select_for_update().filter(pk=image_id, status__in=IN_FLIGHT).first()
+        if row is None or is_staged(row) or storage.upload_in_progress(image_id):
             return False
         removed = storage.remove_abandoned_parts(image_id)
         storage.delete(image_id)
-        Image.objects.filter(pk=image_id, status=SAVING).update(
-            status=QUEUED, updated_at=timezone.now()
+        Image.objects.filter(pk=image_id, status=row.status).update(
+            status=QUEUED, updated_at=timezone.now(), **NO_DATA
         )
     log.warning(
         "image %s: its upload was abandoned (its process died); back to queued, %d part file(s) "
@@ -206,7 +252,7 @@ def recover_abandoned_uploads() -> int:
             storage.image_dir(),
         )
         return 0
-    saving = list(Image.objects.filter(status=SAVING).values_list("pk", flat=True))
+    saving = list(Image.objects.filter(status__in=IN_FLIGHT).values_list("pk", flat=True))
     reset = sum(recover_upload(image_id) for image_id in saving)
     orphans = storage.remove_abandoned_parts()
     if orphans:

@@ -103,16 +103,20 @@ class ImageV2Root(ImagePublicView):
 
 class Images(GlanceView):
     def get(self, request: Request) -> Response:
-        params = {key: request.query_params.get(key) for key in request.query_params}
-        page = image_records.list_images(self.ctx, params, tags=request.query_params.getlist("tag"))
+        query = request.query_params
+        params = {key: query.get(key) for key in query}
+        multi = {key: query.getlist(key) for key in ("sort_key", "sort_dir")}
+        page = image_records.list_images(self.ctx, params, tags=query.getlist("tag"), multi=multi)
         body = {
             "images": [image_body(image) for image in page.images],
             "first": "/v2/images",
             "schema": "/v2/schemas/images",
         }
         if page.next_marker:
-            following = {k: v for k, v in params.items() if k != "marker"}
-            following.update(marker=page.next_marker, limit=str(page.limit))
+            # Every value of every parameter, repeated ones (tag, sort_key) included.
+            following = [(k, v) for k, values in query.lists() if k not in ("marker", "limit")
+                         for v in values]
+            following += [("marker", page.next_marker), ("limit", str(page.limit))]
             body["next"] = f"/v2/images?{urlencode(following)}"
         return Response(body)
 

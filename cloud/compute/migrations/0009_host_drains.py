@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ("host", models.CharField(db_index=True, max_length=255)),
                 ("status", models.CharField(default="running", max_length=16)),
                 ("reason", models.CharField(blank=True, default="", max_length=255)),
-                ("user_id", models.CharField(blank=True, default="", max_length=64)),
+                ("requested_by", models.JSONField(default=dict)),
                 ("request_id", models.CharField(blank=True, default="", max_length=64)),
                 ("guests", models.JSONField(default=dict)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
