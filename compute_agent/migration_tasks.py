@@ -94,15 +94,21 @@ class MigrationTasks(ManagerBase):
     def live_migrate(self, request: msg.MigrationRequest) -> msg.InstanceEvent:
         instance_uuid = request.instance_uuid
         migration_id = request.migration_id
-        forced = False
+        applied: set[str] = set()
 
         def on_progress(figures: dict[str, int]) -> None:
-            nonlocal forced
-            # An abort or force-complete that came before the copy was visible is applied now.
-            if migration_id and migration_id in self.cancelled_migrations:
-                self.driver.abort_migration(instance_uuid)
-            elif migration_id and migration_id in self.forced_migrations and not forced:
-                forced = self.driver.force_complete_migration(instance_uuid)
+            # An abort or force-complete that came before the copy could be seen is applied now.
+            for marks, what, act in (
+                (self.cancelled_migrations, "abort", self.driver.abort_migration),
+                (self.forced_migrations, "force-complete", self.driver.force_complete_migration),
+            ):
+                if migration_id and migration_id in marks and what not in applied:
+                    try:
+                        if act(instance_uuid):
+                            applied.add(what)
+                    except Exception:
+                        LOG.warning("%s of migration %s failed", what, migration_id,
+                                    exc_info=True)
             self._report_progress(request, figures)
 
         def operation() -> dict[str, str]:

@@ -50,10 +50,15 @@ CANCELLED = "the live migration was cancelled"
 
 
 def _job_active(domain: libvirt.virDomain) -> bool:
+    """Whether an outgoing migration of the domain runs (another kind of job is not ours)."""
     try:
-        return int(domain.jobInfo()[0]) != libvirt.VIR_DOMAIN_JOB_NONE
+        stats = domain.jobStats(0)
     except libvirt.libvirtError:
         return False  # the domain left (or stopped) meanwhile: no job of it runs here
+    if int(stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE)) == libvirt.VIR_DOMAIN_JOB_NONE:
+        return False
+    operation = stats.get("operation", libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT)
+    return int(operation) == libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT
 
 
 def _job_figures(domain: libvirt.virDomain) -> dict[str, int] | None:
@@ -138,7 +143,8 @@ class LiveMigrationMixin(LibvirtBase):
         if thread.is_alive():
             raise DriverError(f"the live migration of {instance_uuid} did not end, even "
                               f"{ABORT_GRACE:.0f} s after it was aborted; libvirt is not answering")
-        if failure or timed_out:
+        if failure:
+            # libvirt left the guest running here; a pause of ours to converge is undone.
             self._undo_pause(instance_uuid, job)
             if timed_out:
                 raise DriverError(f"the live migration did not complete within "
