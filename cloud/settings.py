@@ -302,6 +302,7 @@ KUMO_DEFAULT_QUOTAS = {
 
 # Scheduler filters and weighers: one class, one rule; order matters only for the fault text.
 KUMO_SCHEDULER_FILTERS = [
+    "cloud.scheduler.filters.requested_destination.RequestedDestinationFilter",
     "cloud.scheduler.filters.enabled.ComputeEnabledFilter",
     "cloud.scheduler.filters.alive.ComputeAliveFilter",
     "cloud.scheduler.filters.retry.RetryFilter",

@@ -10,7 +10,15 @@ from django.db.models import Q, QuerySet
 from cloud import errors
 from cloud.identity.context import RequestContext
 
-from .models import Flavor
+from .models import Flavor, FlavorAccess
+
+
+def usable_by(ctx: RequestContext, qs: QuerySet[Flavor]) -> QuerySet[Flavor]:
+    """The flavors of `qs` the caller may see and boot: public ones and the private ones its project
+    was given access to; an admin, all of them (as Nova)."""
+    if ctx.is_admin:
+        return qs
+    return qs.filter(Q(is_public=True) | Q(access__project_id=ctx.project_id or "")).distinct()
 
 
 def list_flavors(
@@ -21,18 +29,29 @@ def list_flavors(
     min_ram: int | None,
     sort_key: str = "flavorid",
     sort_dir: str = "asc",
+    name: str | None = None,
 ) -> QuerySet[Flavor]:
+    """Flavors for a list. A member sees the public ones and those shared with the project
+    (is_public is not theirs to choose); an admin sees the public ones, the private ones with
+    is_public=false, or both with is_public=None."""
     qs = Flavor.objects.filter(disabled=False)
     if not ctx.is_admin:
-        qs = qs.filter(is_public=True)
+        qs = usable_by(ctx, qs)
     elif is_public is not None:
         qs = qs.filter(is_public=is_public)
+    if name is not None:
+        qs = qs.filter(name=name)
     if min_disk is not None:
         qs = qs.filter(root_gb__gte=min_disk)
     if min_ram is not None:
         qs = qs.filter(memory_mb__gte=min_ram)
+    # Nova's sort keys; updated_at and vcpu_weight have no column here and order by id.
     fields = {"flavorid": "flavorid", "name": "name", "memory_mb": "memory_mb",
-              "vcpus": "vcpus", "root_gb": "root_gb", "id": "id", "created_at": "created_at"}
+              "vcpus": "vcpus", "root_gb": "root_gb", "id": "id", "created_at": "created_at",
+              "description": "description", "disabled": "disabled",
+              "ephemeral_gb": "ephemeral_gb", "is_public": "is_public",
+              "rxtx_factor": "rxtx_factor", "swap": "swap", "updated_at": "id",
+              "vcpu_weight": "id"}
     if sort_key not in fields or sort_dir not in ("asc", "desc"):
         raise errors.BadRequest(f"Invalid sort key or direction: {sort_key} {sort_dir}")
     prefix = "-" if sort_dir == "desc" else ""
@@ -52,10 +71,54 @@ def page(qs: QuerySet[Flavor], marker: str | None, limit: int | None) -> list[Fl
 
 
 def get_flavor(ctx: RequestContext, flavor_id: str) -> Flavor:
-    flavor = Flavor.objects.filter(flavorid=flavor_id).first()
-    if flavor is None or (not flavor.is_public and not ctx.is_admin):
+    flavor = usable_by(ctx, Flavor.objects.filter(flavorid=flavor_id)).first()
+    if flavor is None:
         raise errors.NotFound(f"Flavor {flavor_id} could not be found.")
     return flavor
+
+
+def update_description(flavor: Flavor, description: str | None) -> Flavor:
+    """The one thing of a flavor that changes after creation (2.55): servers keep a copy of the
+    rest."""
+    Flavor.objects.filter(pk=flavor.pk).update(description=description)
+    flavor.refresh_from_db()
+    return flavor
+
+
+# --- access to private flavors (os-flavor-access)
+
+
+def access_list(flavor: Flavor) -> list[str]:
+    """The projects given access to a private flavor; 404 for a public one (Nova: there is no
+    list, everyone has access)."""
+    if flavor.is_public:
+        raise errors.NotFound("Access list not available for public flavors.")
+    return list(flavor.access.order_by("id").values_list("project_id", flat=True))
+
+
+def add_access(flavor: Flavor, project_id: str, *, refuse_public: bool = True) -> list[str]:
+    """Let `project_id` see and use the flavor; the projects with access after. 409 for a public
+    flavor (from 2.7; before, Nova recorded it) and for a project that already has access."""
+    if flavor.is_public and refuse_public:
+        raise errors.Conflict("Can not add access to a public flavor.")
+    try:
+        with transaction.atomic():
+            FlavorAccess.objects.create(flavor=flavor, project_id=project_id)
+    except IntegrityError:
+        raise errors.Conflict(
+            f"Flavor access already exists for flavor {flavor.flavorid} and project "
+            f"{project_id} combination."
+        ) from None
+    return list(flavor.access.order_by("id").values_list("project_id", flat=True))
+
+
+def remove_access(flavor: Flavor, project_id: str) -> list[str]:
+    deleted, _ = FlavorAccess.objects.filter(flavor=flavor, project_id=project_id).delete()
+    if not deleted:
+        raise errors.NotFound(
+            f"Flavor access not found for {flavor.flavorid} / {project_id} combination."
+        )
+    return list(flavor.access.order_by("id").values_list("project_id", flat=True))
 
 
 def create_flavor(

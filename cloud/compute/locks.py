@@ -20,13 +20,14 @@ from .transitions import locked_row, write
 
 
 @runs("lock")
-def lock_server(ctx: RequestContext, instance: Instance) -> None:
+def lock_server(ctx: RequestContext, instance: Instance, reason: str | None = None) -> None:
+    """Lock the server, with the reason the user gave (2.73) shown as its locked_reason."""
     with transaction.atomic():
         row = locked_row(instance)
         if row.locked and not ctx.is_admin:
             # As in Nova: a member's second lock is a no-op, so an admin's lock stays the admin's.
             return
-        write(row, locked=True, locked_reason=None)
+        write(row, locked=True, locked_reason=reason)
         record_action(ctx, row, "lock")
 
 

@@ -98,6 +98,14 @@ def members_of(groups: list[ServerGroup]) -> dict[str, list[str]]:
     return result
 
 
+def groups_of_servers(uuids: list[str]) -> dict[str, list[str]]:
+    """server uuid → the uuid of its group in a one-item list (a server is in at most one), for a
+    page of servers (2.71's server_groups) in one query."""
+    rows = ServerGroupMember.objects.filter(instance_id__in=uuids).values_list(
+        "instance_id", "group_id")
+    return {str(instance_id): [str(group_id)] for instance_id, group_id in rows}
+
+
 def group_from_hints(ctx: RequestContext, hints: dict) -> ServerGroup | None:
     """The group a boot asks to join through the `group` scheduler hint; 400 if it is not one the
     caller may use (a missing and a foreign group answer the same)."""

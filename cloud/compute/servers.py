@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from cloud import errors, events, rpc
@@ -21,11 +20,24 @@ from cloud.network import ipam
 from cloud.network.models import Network, Port
 from compute_agent import messages as msg
 
-from . import action_records, availability_zones, claims, consoles, keypairs, server_groups, states
+from . import (
+    action_records,
+    availability_zones,
+    claims,
+    consoles,
+    destinations,
+    flavors,
+    keypairs,
+    server_groups,
+    server_security_groups,
+    server_tags,
+    states,
+)
 from .action_records import record_action
+from .destinations import Destination
 from .hosts import host_is_up
-from .models import MAX_LIST_LIMIT, Flavor, Instance
-from .operations import REGISTRY, runs
+from .models import Flavor, Instance
+from .operations import REGISTRY, perform, runs
 from .transitions import ensure_unlocked, locked_row, move, refusal, write
 
 
@@ -46,10 +58,22 @@ class ServerRequest:
     access_ip_v6: str = ""
     config_drive: bool = False
     scheduler_hints: dict = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    # None: derived from the name (Nova's rule); set from 2.90
+    hostname: str | None = None
+    # By name (or the default group's id); None: the project's default group
+    security_groups: list[str] | None = None
+    destination: Destination = field(default_factory=Destination)
+    trusted_image_certificates: list[str] | None = None
 
 
-def find_flavor(flavor_ref: str) -> Flavor | None:
-    return Flavor.objects.filter(flavorid=ref_id(flavor_ref)).first()
+def find_flavor(flavor_ref: str, ctx: RequestContext | None = None) -> Flavor | None:
+    """The flavor a reference names; with `ctx`, only one the caller may use (a private flavor
+    needs access for the caller's project, or an admin)."""
+    qs = Flavor.objects.filter(flavorid=ref_id(flavor_ref))
+    if ctx is not None:
+        qs = flavors.usable_by(ctx, qs)
+    return qs.first()
 
 
 def hostname_for(name: str) -> str:
@@ -103,8 +127,20 @@ def flavor_snapshot(flavor: Flavor) -> dict:
     }
 
 
+# What Nova answers when trusted certificates reach a host that cannot validate them; no Kumo host
+# validates image signatures, so the boot is refused before anything is made.
+TRUSTED_CERTS_UNSUPPORTED = (
+    "Image signature certificate validation failed: trusted image certificates provided, but no "
+    "compute host supports certificate validation."
+)
+
+
 def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
-    flavor = find_flavor(req.flavor_ref)
+    if req.trusted_image_certificates:
+        raise errors.BadRequest(TRUSTED_CERTS_UNSUPPORTED)
+    if req.hostname is not None and req.max_count > 1:
+        raise errors.BadRequest("Unable to allocate a single hostname to multiple instances")
+    flavor = find_flavor(req.flavor_ref, ctx)
     if flavor is None or flavor.disabled:
         raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
     image_id = canonical_uuid(req.image_id)
@@ -124,7 +160,13 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
         raise errors.BadRequest("Multiple instances cannot share one port or fixed IP.")
 
     snapshot = flavor_snapshot(flavor)
-    zone = availability_zones.validate_requested_zone(ctx, req.availability_zone)
+    destination = req.destination
+    destinations.check_destination(destination.host, destination.node)
+    if destination.forced:
+        zone = destinations.zone_with_forced_host(req.availability_zone, destination.host)
+    else:
+        zone = availability_zones.validate_requested_zone(ctx, req.availability_zone)
+    groups = server_security_groups.requested_groups(ctx, req.security_groups)
     group = server_groups.group_from_hints(ctx, req.scheduler_hints)
     keypair = keypairs.key_for_server(ctx, req.key_name)
     reservation_id = "r-" + secrets.token_hex(4)
@@ -146,7 +188,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
             name = req.name if req.max_count == 1 else f"{req.name}-{index + 1}"
             instance = Instance.objects.create(
                 display_name=name,
-                hostname=hostname_for(name),
+                hostname=req.hostname or hostname_for(name),
                 description=req.description,
                 project_id=ctx.project_id,
                 user_id=ctx.user_id,
@@ -171,7 +213,12 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 config_drive=req.config_drive,
                 launch_index=index,
                 reservation_id=reservation_id,
+                security_groups=groups,
+                requested_host=destination.host,
+                requested_node=destination.node,
+                force_destination=destination.forced,
             )
+            server_tags.add_initial_tags(instance, req.tags)
             _attach_ports(ctx, instance, nets)
             if group is not None:
                 server_groups.add_member(group, instance)
@@ -215,61 +262,6 @@ def get_server(ctx: RequestContext, server_id: str) -> Instance:
     if instance is None:
         raise errors.NotFound(f"Instance {server_id} could not be found.")
     return instance
-
-
-@dataclass
-class ServerFilters:
-    name: str | None = None
-    status: str | None = None
-    image: str | None = None
-    flavor: str | None = None
-    host: str | None = None
-    changes_since: datetime | None = None
-    project_id: str | None = None
-    all_tenants: bool = False
-    deleted: bool = False
-    limit: int | None = None
-    marker: str | None = None
-
-
-def list_servers(ctx: RequestContext, f: ServerFilters) -> list[Instance]:
-    qs = servers_for(ctx, all_tenants=f.all_tenants)
-    if f.project_id and ctx.is_admin and f.all_tenants:
-        qs = qs.filter(project_id=f.project_id)
-    if f.deleted and ctx.is_admin:
-        qs = qs.filter(deleted=True)
-    elif f.changes_since is None:
-        qs = qs.filter(deleted=False)
-    if f.changes_since is not None:
-        qs = qs.filter(updated_at__gte=f.changes_since)
-    if f.name:
-        try:
-            re.compile(f.name)
-        except re.error:
-            raise errors.BadRequest(f"Invalid regular expression for name: {f.name}") from None
-        qs = qs.filter(display_name__regex=f.name)
-    if f.status:
-        vm_states = states.VM_STATES_BY_STATUS.get(f.status.upper())
-        if vm_states is None:
-            return []
-        qs = qs.filter(vm_state__in=vm_states)
-    if f.image:
-        qs = qs.filter(image_ref=ref_id(f.image))
-    if f.flavor:
-        qs = qs.filter(flavor_snapshot__id=ref_id(f.flavor))
-    if f.host and ctx.is_admin:
-        qs = qs.filter(host=f.host)
-    qs = qs.order_by("-created_at", "-uuid")
-    if f.marker:
-        marker = qs.filter(pk=canonical_uuid(f.marker)).first() if canonical_uuid(f.marker) else None
-        if marker is None:
-            raise errors.BadRequest(f"marker [{f.marker}] not found")
-        qs = qs.filter(
-            Q(created_at__lt=marker.created_at)
-            | Q(created_at=marker.created_at, uuid__lt=marker.uuid)
-        )
-    limit = MAX_LIST_LIMIT if f.limit is None else min(f.limit, MAX_LIST_LIMIT)
-    return list(qs[:limit])
 
 
 @runs("delete")
@@ -343,6 +335,7 @@ _UPDATABLE_FIELDS = {
     "access_ip_v4": "access_ip_v4",
     "access_ip_v6": "access_ip_v6",
     "description": "description",
+    "hostname": "hostname",
 }
 
 
@@ -369,6 +362,67 @@ def update_server(ctx: RequestContext, instance: Instance, **fields: str | None)
     events.instance_changed(instance.uuid)
     instance.refresh_from_db()
     return instance
+
+
+def rebuild_server(
+    ctx: RequestContext,
+    instance: Instance,
+    image_ref: str,
+    *,
+    changes: dict[str, str | None],
+    **rebuild: object,
+) -> Instance:
+    """Rebuild with what else the request changes on the way (description, hostname, access
+    addresses, key pair, user data): written in the transaction that starts the rebuild, so the
+    host builds the new disk with them, and nothing changes when the rebuild is refused."""
+    unknown = set(changes) - {"description", "hostname", "access_ip_v4", "access_ip_v6",
+                              "key_name", "user_data"}
+    if unknown:
+        raise TypeError(f"rebuild_server() got unexpected changes {sorted(unknown)}")
+    columns: dict[str, object] = {k: v for k, v in changes.items() if k != "key_name"}
+    if "key_name" in changes:
+        keypair = keypairs.key_for_server(ctx, changes["key_name"])
+        columns["key_name"] = changes["key_name"]
+        columns["key_data"] = keypair.public_key if keypair else ""
+    with transaction.atomic():
+        if columns:
+            Instance.objects.filter(pk=instance.pk, deleted=False).update(**columns)
+        row = perform(ctx, instance, "rebuild", image_ref=image_ref, **rebuild)
+    return row
+
+
+def set_pinned_zone(ctx: RequestContext, instance: Instance, zone: str | None) -> None:
+    """Unpin the server from its availability zone (None) or pin it again to the zone it is in
+    (2.104): its next move goes anywhere, or stays in that zone. Moving a pin from one zone to
+    another directly, or pinning to a zone the server is not in, is 409, as in Nova."""
+    ensure_unlocked(ctx, instance)
+    with transaction.atomic():
+        row = locked_row(instance)
+        pinned = row.availability_zone
+        if zone is None:
+            if pinned is not None:
+                write(row, availability_zone=None)
+            return
+        if pinned is not None:
+            if zone != pinned:
+                raise errors.Conflict(
+                    "Cannot change pinned availability zone directly. Unpin first by setting "
+                    "pinned_availability_zone to null.")
+            return
+        current = current_zone(row)
+        if zone != current:
+            raise errors.Conflict(
+                f"Server can only be pinned to its current availability zone '{current}', but "
+                f"'{zone}' was requested.")
+        write(row, availability_zone=zone)
+
+
+def current_zone(instance: Instance) -> str:
+    """The zone a server is in: its host's, or before it has one the zone it asked for."""
+    if instance.host:
+        zones = availability_zones.host_zones([instance.host])
+        return availability_zones.zone_of(instance.host, zones)
+    return instance.availability_zone or ""
 
 
 # What os-resetState may set, by the name the API takes.

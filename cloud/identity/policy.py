@@ -142,6 +142,38 @@ RULES: dict[str, str] = {
     "image:import_info": "authenticated",
     "image:tasks": "reader",
     "image:tasks:admin": "admin",
+    # compute API (issue 12): server tags (2.26)
+    "compute:server_tags:index": "reader",
+    "compute:server_tags:show": "reader",
+    "compute:server_tags:update": "member",
+    "compute:server_tags:update_all": "member",
+    "compute:server_tags:delete": "member",
+    "compute:server_tags:delete_all": "member",
+    # where a server is built: "zone:host:node" (forced) and 2.74's host/hypervisor_hostname
+    "compute:servers:create:forced_host": "admin",
+    "compute:servers:create:requested_destination": "admin",
+    # a server's security groups (recorded; the network enforces them)
+    "compute:servers:add_security_group": "member",
+    "compute:servers:remove_security_group": "member",
+    "compute:server_security_groups:list": "reader",
+    # the server's ports (os-interface)
+    "compute:server_interfaces:list": "reader",
+    "compute:server_interfaces:show": "reader",
+    # private flavors and who may use them; a flavor's description (2.55)
+    "compute:flavor_access:index": "admin",
+    "compute:flavor_access:add": "admin",
+    "compute:flavor_access:remove": "admin",
+    "compute:flavors:update": "admin",
+    # usage; external events (sent by the network and volume services: admin, Nova's default)
+    "compute:usage:list": "admin",
+    "compute:usage:show": "reader",
+    "compute:usage:other_project": "admin",
+    "compute:server_external_events:create": "admin",
+    # a server's NUMA topology (2.78), diagnostics and password
+    "compute:server_topology:index": "reader",
+    "compute:server_diagnostics": "admin",
+    "compute:server_password:show": "reader",
+    "compute:server_password:clear": "member",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

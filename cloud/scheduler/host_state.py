@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from cloud.compute import availability_zones, server_groups
+from cloud.compute import availability_zones, server_groups, states
 from cloud.compute.models import ComputeNode, Instance
 
 
@@ -64,6 +64,11 @@ class RequestSpec:
     group_policy: str | None = None
     group_rules: dict = field(default_factory=dict)
     group_hosts: tuple[str, ...] = ()
+    # Where an admin asked a new server to be built (host and/or node); forced: the other
+    # filters are skipped (Nova's "zone:host:node"), otherwise they still run (2.74).
+    requested_host: str | None = None
+    requested_node: str | None = None
+    force_destination: bool = False
 
     @property
     def disk_gb(self) -> int:
@@ -91,6 +96,11 @@ def request_spec_for(instance: Instance) -> RequestSpec:
         scheduler_hints=dict(instance.scheduler_hints or {}),
         ignore_hosts=frozenset(instance.tried_hosts or ()),
     )
+    if instance.vm_state == states.BUILDING:
+        # A requested destination is for the boot only; moves choose their own.
+        spec = replace(spec, requested_host=instance.requested_host,
+                       requested_node=instance.requested_node,
+                       force_destination=instance.force_destination)
     return spec.with_group(server_groups.placement_for(str(instance.uuid)))
 
 

@@ -1,7 +1,9 @@
-"""Response bodies for Compute resources, built for the requested microversion.
+"""Response bodies for servers and flavors, built for the requested microversion.
 
 Strict clients (Tempest) reject keys a version does not define, so every optional key is added
-only at the version that introduced it.
+only at the version that introduced it and dropped at the one that removed it. A server body has
+four views, as in Nova: the detail list, show, and the answers to update and rebuild (which below
+2.75 leave out the extensions).
 """
 
 from __future__ import annotations
@@ -10,18 +12,14 @@ import hashlib
 from collections.abc import Callable, Iterable
 from datetime import UTC
 
-from cloud.compute import availability_zones, hosts, states
-from cloud.compute.models import (
-    COMPUTE_BINARY,
-    ComputeNode,
-    Flavor,
-    Instance,
-    InstanceFault,
-    Service,
-)
+from cloud.compute import availability_zones, hosts, server_groups, server_tags, states
+from cloud.compute.models import COMPUTE_BINARY, Flavor, Instance, InstanceFault, Service
+from cloud.images.models import Image
 from cloud.network.models import Port
 
 from ..microversion import APIVersion
+
+DETAIL, SHOW, UPDATE, REBUILD = "detail", "show", "update", "rebuild"
 
 
 def iso(dt) -> str | None:
@@ -53,30 +51,49 @@ def flavor_summary(flavor: Flavor, version: APIVersion, url: Callable[..., str])
     return body
 
 
-def flavor_detail(flavor: Flavor, version: APIVersion, url: Callable[..., str]) -> dict:
+def flavor_detail(
+    flavor: Flavor, version: APIVersion, url: Callable[..., str], extra_specs: bool = True
+) -> dict:
+    """2.55 description; 2.61 extra_specs (for whom the policy lets read them); 2.75 swap 0 rather
+    than ""; 2.102 without rxtx_factor and OS-FLV-DISABLED:disabled."""
     body = flavor_summary(flavor, version, url)
     body.update(
         {
             "ram": flavor.memory_mb,
             "vcpus": flavor.vcpus,
             "disk": flavor.root_gb,
-            "swap": flavor.swap or "",
+            "swap": flavor.swap or (0 if version.at_least("2.75") else ""),
             "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
-            "OS-FLV-DISABLED:disabled": flavor.disabled,
             "os-flavor-access:is_public": flavor.is_public,
-            "rxtx_factor": flavor.rxtx_factor,
         }
     )
+    if not version.at_least("2.102"):
+        body["OS-FLV-DISABLED:disabled"] = flavor.disabled
+        body["rxtx_factor"] = flavor.rxtx_factor
+    if version.at_least("2.61") and extra_specs:
+        body["extra_specs"] = dict(flavor.extra_specs or {})
     return body
 
 
 # --- servers
 
+# Nova shows progress only in these statuses, and a fault only in these.
+_PROGRESS_STATUSES = frozenset({"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
+                                "MIGRATING"})
+_FAULT_STATUSES = frozenset({"ERROR", "DELETED"})
+# Image properties a server shows from 2.98: the ones Nova's image metadata defines.
+_IMAGE_PROPERTY_PREFIXES = ("hw_", "img_", "os_", "traits_")
+_IMAGE_PROPERTY_NAMES = frozenset({
+    "architecture", "auto_disk_config", "vm_mode", "hypervisor_type", "hypervisor_version_requires",
+    "root_device_name", "owner_id", "ipxe_boot", "cache_in_nova", "bittorrent",
+})
+
 
 class ServerContext:
     """What a page of servers needs besides the rows, fetched in a fixed number of queries."""
 
-    def __init__(self, instances: Iterable[Instance], is_admin: bool):
+    def __init__(self, instances: Iterable[Instance], is_admin: bool,
+                 version: APIVersion | None = None):
         instances = list(instances)
         uuids = [str(i.uuid) for i in instances]
         self.ports: dict[str, list[Port]] = {}
@@ -84,7 +101,7 @@ class ServerContext:
             for port in Port.objects.filter(device_id__in=uuids).select_related("network"):
                 self.ports.setdefault(port.device_id, []).append(port)
         self.faults: dict[str, InstanceFault] = {}
-        errored = [i.pk for i in instances if i.vm_state == states.ERROR]
+        errored = [i.pk for i in instances if i.vm_state in (states.ERROR, states.DELETED)]
         if errored:
             for fault in InstanceFault.objects.filter(instance_id__in=errored).order_by(
                 "instance_id", "-created_at", "-id"
@@ -98,13 +115,29 @@ class ServerContext:
         self.host_status: dict[str, str] = {}
         if host_names:
             for service in Service.objects.filter(host__in=host_names, binary=COMPUTE_BINARY):
-                status = _host_status(service)
+                status = hosts.host_status(service)
                 if is_admin or status == hosts.HOST_UNKNOWN:
                     self.host_status[service.host] = status
+        version = version or APIVersion(2, 1)
+        self.tags = server_tags.tags_by_server(uuids) if version.at_least("2.26") else {}
+        self.groups: dict[str, list[str]] = {}
+        if version.at_least("2.71") and uuids:
+            self.groups = server_groups.groups_of_servers(uuids)
+        self.image_properties: dict[str, dict[str, str | None]] = {}
+        if version.at_least("2.98"):
+            refs = {i.image_ref for i in instances if i.image_ref}
+            for image_id, properties in Image.objects.filter(pk__in=refs).values_list(
+                "id", "properties"
+            ):
+                self.image_properties[str(image_id)] = _standard_properties(properties or {})
 
 
-def _host_status(service: Service) -> str:
-    return hosts.host_status(service)
+def _standard_properties(properties: dict) -> dict[str, str | None]:
+    return {
+        key: None if value is None else str(value)[:255]
+        for key, value in properties.items()
+        if key.startswith(_IMAGE_PROPERTY_PREFIXES) or key in _IMAGE_PROPERTY_NAMES
+    }
 
 
 def addresses(ports: list[Port], extended: bool) -> dict:
@@ -124,53 +157,23 @@ def server_summary(instance: Instance, url: Callable[..., str]) -> dict:
     return {"id": uuid, "name": instance.display_name, "links": links(url, "servers", uuid)}
 
 
-def server_detail(
-    instance: Instance,
-    version: APIVersion,
-    url: Callable[..., str],
-    page: ServerContext,
-    is_admin: bool,
-) -> dict:
-    uuid = str(instance.uuid)
-    flavor = instance.flavor_snapshot
-    body = {
-        "id": uuid,
-        "name": instance.display_name,
-        "status": instance.status,
-        "tenant_id": instance.project_id,
-        "user_id": instance.user_id,
-        "metadata": instance.metadata,
-        "hostId": _host_id(instance),
-        "created": iso(instance.created_at),
-        "updated": iso(instance.updated_at),
-        "links": links(url, "servers", uuid),
-        "image": {
-            "id": instance.image_ref,
-            "links": [{"rel": "bookmark", "href": url("images", instance.image_ref, bookmark=True)}],
-        }
-        if instance.image_ref
-        else "",
-        "addresses": addresses(page.ports.get(uuid, []), extended=True),
-        "accessIPv4": instance.access_ip_v4,
-        "accessIPv6": instance.access_ip_v6,
-        "config_drive": "True" if instance.config_drive else "",
-        "key_name": instance.key_name,
-        "security_groups": [{"name": "default"}] if page.ports.get(uuid) else [],
-        "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": availability_zones.zone_of(instance.host, page.zones)
-        if instance.host
-        else instance.availability_zone or "",
-        "OS-EXT-STS:task_state": instance.task_state,
-        "OS-EXT-STS:vm_state": instance.vm_state,
-        "OS-EXT-STS:power_state": states.POWER_STATE_CODES.get(instance.power_state, 0),
-        "OS-SRV-USG:launched_at": iso_micro(instance.launched_at),
-        "OS-SRV-USG:terminated_at": iso_micro(instance.terminated_at),
-        "os-extended-volumes:volumes_attached": [],
+def _image(instance: Instance, version: APIVersion, url: Callable[..., str],
+           page: ServerContext) -> dict | str:
+    if not instance.image_ref:
+        return ""
+    image: dict = {
+        "id": instance.image_ref,
+        "links": [{"rel": "bookmark", "href": url("images", instance.image_ref, bookmark=True)}],
     }
-    if instance.vm_state in (states.BUILDING, states.ACTIVE):
-        body["progress"] = instance.progress
+    if version.at_least("2.98"):
+        image["properties"] = page.image_properties.get(instance.image_ref, {})
+    return image
+
+
+def _flavor(instance: Instance, version: APIVersion, url: Callable[..., str]) -> dict:
+    flavor = instance.flavor_snapshot
     if version.at_least("2.47"):
-        body["flavor"] = {
+        return {
             "vcpus": flavor.get("vcpus", instance.vcpus),
             "ram": flavor.get("ram", instance.memory_mb),
             "disk": flavor.get("disk", instance.root_gb),
@@ -179,25 +182,75 @@ def server_detail(
             "original_name": flavor.get("name", ""),
             "extra_specs": flavor.get("extra_specs", {}),
         }
-    else:
-        flavor_id = flavor.get("id", "")
-        body["flavor"] = {
-            "id": flavor_id,
-            "links": [{"rel": "bookmark", "href": url("flavors", flavor_id, bookmark=True)}],
-        }
-    fault = page.faults.get(uuid)
-    if fault is not None and instance.vm_state == states.ERROR:
-        body["fault"] = {
-            "code": fault.code,
-            "created": iso(fault.created_at),
-            "message": fault.message,
-        }
-        if is_admin or fault.code != 500:
-            body["fault"]["details"] = fault.details
+    flavor_id = flavor.get("id", "")
+    return {
+        "id": flavor_id,
+        "links": [{"rel": "bookmark", "href": url("flavors", flavor_id, bookmark=True)}],
+    }
+
+
+def _fault(instance: Instance, page: ServerContext, is_admin: bool) -> dict | None:
+    fault = page.faults.get(str(instance.uuid))
+    if fault is None:
+        return None
+    body = {"code": fault.code, "created": iso(fault.created_at), "message": fault.message}
+    if fault.details and (is_admin or fault.code != 500):
+        body["details"] = fault.details
+    return body
+
+
+def _base(instance: Instance, version: APIVersion, url: Callable[..., str], page: ServerContext,
+          is_admin: bool, extended_addresses: bool) -> dict:
+    uuid = str(instance.uuid)
+    status = "DELETED" if instance.deleted else instance.status
+    ports = page.ports.get(uuid, [])
+    body = {
+        "id": uuid,
+        "name": instance.display_name,
+        "status": status,
+        "tenant_id": instance.project_id,
+        "user_id": instance.user_id,
+        "metadata": instance.metadata,
+        "hostId": _host_id(instance),
+        "created": iso(instance.created_at),
+        "updated": iso(instance.updated_at),
+        "links": links(url, "servers", uuid),
+        "image": _image(instance, version, url, page),
+        "flavor": _flavor(instance, version, url),
+        "addresses": addresses(ports, extended=extended_addresses),
+        "accessIPv4": instance.access_ip_v4,
+        "accessIPv6": instance.access_ip_v6,
+        "OS-DCF:diskConfig": "MANUAL",
+    }
+    if status in _FAULT_STATUSES:
+        fault = _fault(instance, page, is_admin)
+        if fault is not None:
+            body["fault"] = fault
+    if status in _PROGRESS_STATUSES:
+        body["progress"] = instance.progress
+    return body
+
+
+def _extensions(instance: Instance, version: APIVersion, page: ServerContext, is_admin: bool,
+                user_data: bool) -> dict:
+    """What the show and list views add to the base body (and update and rebuild from 2.75)."""
+    uuid = str(instance.uuid)
+    zone = (availability_zones.zone_of(instance.host, page.zones) if instance.host
+            else instance.availability_zone or "")
+    body: dict = {
+        "OS-EXT-AZ:availability_zone": zone,
+        "config_drive": "True" if instance.config_drive else "",
+        "key_name": instance.key_name,
+        "OS-SRV-USG:launched_at": iso_micro(instance.launched_at),
+        "OS-SRV-USG:terminated_at": iso_micro(instance.terminated_at),
+    }
+    groups = instance.security_groups or []
+    if groups and page.ports.get(uuid):
+        body["security_groups"] = [{"name": name} for name in groups]
     if is_admin:
         body["OS-EXT-SRV-ATTR:host"] = instance.host
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.node
         body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{uuid}"
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.node
         if version.at_least("2.3"):
             body.update(
                 {
@@ -207,37 +260,70 @@ def server_detail(
                     "OS-EXT-SRV-ATTR:ramdisk_id": "",
                     "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
                     "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
-                    "OS-EXT-SRV-ATTR:user_data": instance.user_data,
                 }
             )
+            if user_data:
+                body["OS-EXT-SRV-ATTR:user_data"] = instance.user_data
+    body.update(
+        {
+            "OS-EXT-STS:task_state": instance.task_state,
+            "OS-EXT-STS:vm_state": instance.vm_state,
+            "OS-EXT-STS:power_state": states.POWER_STATE_CODES.get(instance.power_state, 0),
+            "os-extended-volumes:volumes_attached": [],
+        }
+    )
     if version.at_least("2.16") and (is_admin or instance.host in page.host_status):
         body["host_status"] = page.host_status.get(instance.host or "", "")
+    return body
+
+
+def server_detail(
+    instance: Instance,
+    version: APIVersion,
+    url: Callable[..., str],
+    page: ServerContext,
+    is_admin: bool,
+    view: str = SHOW,
+) -> dict:
+    """The server as one of Nova's views shows it at `version`."""
+    full = view in (DETAIL, SHOW) or version.at_least("2.75")
+    uuid = str(instance.uuid)
+    body = _base(instance, version, url, page, is_admin, extended_addresses=full)
+    if full:
+        body.update(_extensions(instance, version, page, is_admin, user_data=view != REBUILD))
+    elif view == REBUILD and version.at_least("2.54"):
+        body["key_name"] = instance.key_name
     if version.at_least("2.9"):
         body["locked"] = instance.locked
     if version.at_least("2.19"):
         body["description"] = instance.description
     if version.at_least("2.26"):
-        body["tags"] = []
+        body["tags"] = page.tags.get(uuid, [])
+    if version.at_least("2.63"):
+        body["trusted_image_certificates"] = None  # no Kumo host validates image signatures
+    if version.at_least("2.71") and view != DETAIL:
+        body["server_groups"] = page.groups.get(uuid, [])
+    if version.at_least("2.73"):
+        body["locked_reason"] = instance.locked_reason if instance.locked else None
+    if version.at_least("2.90"):
+        body["OS-EXT-SRV-ATTR:hostname"] = instance.hostname
+    if version.at_least("2.96") and full:
+        body["pinned_availability_zone"] = instance.availability_zone
+    if version.at_least("2.100"):
+        body["scheduler_hints"] = dict(instance.scheduler_hints or {})
+    if view == REBUILD and version.at_least("2.57"):
+        body["user_data"] = instance.user_data
     return body
-
-
-_REDUCED_KEYS = {
-    "id", "name", "status", "tenant_id", "user_id", "metadata", "hostId", "created", "updated",
-    "links", "image", "flavor", "addresses", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig",
-    "progress", "fault", "locked", "description", "tags",
-}
 
 
 def server_reduced(
-    instance: Instance, version: APIVersion, url: Callable[..., str], is_admin: bool
+    instance: Instance, version: APIVersion, url: Callable[..., str], is_admin: bool,
+    view: str = UPDATE,
 ) -> dict:
-    """The body Nova answers an update or rebuild with: the show body minus its extensions (no
-    OS-EXT-*, key_name, security groups, config drive, MAC addresses); Tempest rejects extra keys."""
-    page = ServerContext([instance], is_admin)
-    full = server_detail(instance, version, url, page, is_admin)
-    body = {key: value for key, value in full.items() if key in _REDUCED_KEYS}
-    body["addresses"] = addresses(page.ports.get(str(instance.uuid), []), extended=False)
-    return body
+    """The answer to an update or a rebuild (Nova's: the show body without its extensions below
+    2.75, the whole of it from there)."""
+    page = ServerContext([instance], is_admin, version)
+    return server_detail(instance, version, url, page, is_admin, view=view)
 
 
 def _host_id(instance: Instance) -> str:
@@ -246,70 +332,3 @@ def _host_id(instance: Instance) -> str:
     if not instance.host:
         return ""
     return hashlib.sha224((instance.project_id + instance.host).encode()).hexdigest()
-
-
-# --- hosts
-
-
-def service_body(service: Service, version: APIVersion, zones: dict[str, str] | None = None) -> dict:
-    """`zones` maps host → availability zone (from availability_zones.host_zones)."""
-    if service.binary == COMPUTE_BINARY:
-        zone = (zones or {}).get(service.host, "nova")
-    else:
-        zone = "internal"
-    body = {
-        "id": str(service.uuid) if version.at_least("2.53") else service.id,
-        "binary": service.binary,
-        "host": service.host,
-        "zone": zone,
-        "status": "disabled" if service.disabled else "enabled",
-        "state": "down" if _host_status(service) in ("DOWN", "UNKNOWN") else "up",
-        "updated_at": iso_micro(service.last_seen_up),
-        "disabled_reason": service.disabled_reason,
-    }
-    if version.at_least("2.11"):
-        body["forced_down"] = service.forced_down
-    return body
-
-
-def hypervisor_summary(node: ComputeNode, version: APIVersion) -> dict:
-    service = node.service
-    return {
-        "id": str(node.uuid) if version.at_least("2.53") else node.id,
-        "hypervisor_hostname": node.hypervisor_hostname,
-        "state": "down" if _host_status(service) in ("DOWN", "UNKNOWN") else "up",
-        "status": "disabled" if service.disabled else "enabled",
-    }
-
-
-def hypervisor_detail(node: ComputeNode, version: APIVersion) -> dict:
-    import json
-
-    body = hypervisor_summary(node, version)
-    service = node.service
-    free_disk = node.local_gb - node.local_gb_used
-    body.update(
-        {
-            "hypervisor_type": node.hypervisor_type,
-            "hypervisor_version": node.hypervisor_version,
-            "host_ip": node.host_ip,
-            "cpu_info": node.cpu_info if version.at_least("2.28") else json.dumps(node.cpu_info),
-            "vcpus": node.vcpus,
-            "vcpus_used": node.vcpus_used,
-            "memory_mb": node.memory_mb,
-            "memory_mb_used": node.memory_mb_used,
-            "local_gb": node.local_gb,
-            "local_gb_used": node.local_gb_used,
-            "free_ram_mb": node.memory_mb - node.memory_mb_used,
-            "free_disk_gb": free_disk,
-            "disk_available_least": free_disk,
-            "current_workload": 0,
-            "running_vms": node.running_vms,
-            "service": {
-                "host": service.host,
-                "id": str(service.uuid) if version.at_least("2.53") else service.id,
-                "disabled_reason": service.disabled_reason,
-            },
-        }
-    )
-    return body

@@ -2,7 +2,8 @@
 
 Shapes by microversion: 2.2 adds `type` (ssh|x509) and answers create with 201 and delete with 204
 (200 and 202 before); 2.10 lets an admin act on another user's key pairs with `user_id`; 2.35 pages
-the list with `limit`/`marker` and `keypairs_links`.
+the list with `limit`/`marker` and `keypairs_links`; 2.75 refuses unknown query parameters; 2.92
+generates no more keys (public_key is required) and lets names hold "@" and ".".
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rest_framework.response import Response
 
 from cloud.compute import keypairs
 from cloud.compute.models import KeyPair
+from cloud.validation import name_schema
 
 from ..base import ComputeView, Versioned
 from ..microversion import APIVersion
@@ -22,16 +24,17 @@ from . import params
 from .bodies import iso_micro
 
 
-def _create_schema(extra: dict) -> dict:
+def _create_schema(extra: dict, name_chars: str = r"_\- a-zA-Z0-9",
+                   required: tuple[str, ...] = ("name",)) -> dict:
     return {
         "type": "object",
         "required": ["keypair"],
         "properties": {
             "keypair": {
                 "type": "object",
-                "required": ["name"],
+                "required": list(required),
                 "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "name": {"allOf": [name_schema(), {"pattern": f"^[{name_chars}]+$"}]},
                     "public_key": {"type": "string"},
                     **extra,
                 },
@@ -43,9 +46,12 @@ def _create_schema(extra: dict) -> dict:
 
 
 _TYPE = {"type": {"type": "string", "enum": list(keypairs.TYPES)}}
+_USER = {"user_id": {"type": "string", "minLength": 1}}
 _CREATE_21 = _create_schema({})
 _CREATE_22 = _create_schema(_TYPE)
-_CREATE_210 = _create_schema({**_TYPE, "user_id": {"type": "string", "minLength": 1}})
+_CREATE_210 = _create_schema({**_TYPE, **_USER})
+_CREATE_292 = _create_schema({**_TYPE, **_USER}, name_chars=r"_\-@. a-zA-Z0-9",
+                             required=("name", "public_key"))
 
 
 def summary_body(keypair: KeyPair, version: APIVersion) -> dict:
@@ -90,8 +96,10 @@ class KeyPairView(ComputeView):
 
 
 class KeyPairList(KeyPairView):
-    body_schemas = {"POST": Versioned(("2.1", _CREATE_21), ("2.2", _CREATE_22), ("2.10", _CREATE_210))}
+    body_schemas = {"POST": Versioned(("2.1", _CREATE_21), ("2.2", _CREATE_22),
+                                      ("2.10", _CREATE_210), ("2.92", _CREATE_292))}
     query_params = {"GET": ("user_id", "limit", "marker")}
+    strict_query_from = "2.75"
 
     def get(self, request: Request) -> Response:
         self.authorize("compute:keypairs:index")
@@ -129,6 +137,7 @@ class KeyPairList(KeyPairView):
 
 class KeyPairItem(KeyPairView):
     query_params = {"GET": ("user_id",), "DELETE": ("user_id",)}
+    strict_query_from = "2.75"
 
     def get(self, request: Request, name: str) -> Response:
         self.authorize("compute:keypairs:show")

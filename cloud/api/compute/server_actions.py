@@ -17,17 +17,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import operations, servers
+from cloud.compute import operations, server_security_groups, servers
 from cloud.compute.models import Instance
 from cloud.validation import name_schema, validate
 
-from ..base import ComputeView
-from . import bodies, remote_consoles
+from ..base import ComputeView, Versioned
+from . import bodies, remote_consoles, server_schemas
+from .servers import normalise_v6
 
 _NULL = {"type": ["null", "object"], "maxProperties": 0}
-# lock/unlock take null or an object; its locked_reason arrives at 2.73, above our maximum, so
-# whatever an object holds is ignored.
+# lock/unlock take null or an object; before 2.73 whatever the object holds is ignored (as Nova
+# does); from 2.73 lock takes a locked_reason.
 _NULL_OR_OBJECT = {"type": ["null", "object"]}
+_LOCK_273 = {
+    "type": ["null", "object"],
+    "properties": {"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "additionalProperties": False,
+}
 _RESET_STATE = {
     "type": "object",
     "required": ["state"],
@@ -38,24 +44,6 @@ _REBOOT = {
     "type": "object",
     "required": ["type"],
     "properties": {"type": {"type": "string", "pattern": "^([Hh][Aa][Rr][Dd]|[Ss][Oo][Ff][Tt])$"}},
-    "additionalProperties": False,
-}
-_REBUILD = {
-    "type": "object",
-    "required": ["imageRef"],
-    "properties": {
-        "imageRef": {"type": "string", "minLength": 1},
-        "name": name_schema(),
-        "metadata": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255}},
-        "user_data": {"type": ["string", "null"], "maxLength": 65535},
-        "adminPass": {"type": "string"},
-        "accessIPv4": {"type": "string"},
-        "accessIPv6": {"type": "string"},
-        "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
-        "preserve_ephemeral": {"type": "boolean"},
-        "description": {"type": ["string", "null"], "maxLength": 255},
-        "key_name": {"type": ["string", "null"]},
-    },
     "additionalProperties": False,
 }
 _RESIZE = {
@@ -90,9 +78,8 @@ def _reboot(name: str, args: dict) -> Arguments:
     return ("reboot_hard" if hard else name), {}
 
 
-def _rebuild(name: str, args: dict) -> Arguments:
-    return name, {"image_ref": args["imageRef"], "name": args.get("name"),
-                  "metadata": args.get("metadata"), "user_data": args.get("user_data")}
+def _lock(name: str, args: dict | None) -> Arguments:
+    return name, {"reason": (args or {}).get("locked_reason")}
 
 
 def _console_output(name: str, args: dict | None) -> Arguments:
@@ -103,36 +90,47 @@ def _console_output(name: str, args: dict | None) -> Arguments:
     return name, {"length": length}
 
 
-# Live migration: block_migration "auto" from 2.25 (true/false before, with disk_over_commit, which
-# Kumo ignores: it never over-commits a disk), force 2.30-2.67 (ignored: the destination is always
-# checked); the host may be null (the scheduler chooses).
-_LIVE_MIGRATE = {
-    "type": "object",
-    "required": ["block_migration", "host"],
-    "properties": {
-        "host": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
-        "block_migration": {"anyOf": [{"type": "boolean"}, {"enum": ["auto"]},
-                                      {"type": "string", "pattern": "^(?i:true|false)$"}]},
-        "disk_over_commit": {"type": ["boolean", "string"]},
-        "force": {"type": "boolean"},
-    },
-    "additionalProperties": False,
-}
-# Cold migration: null, or {"host": …} from 2.56.
+# Live migration: block_migration and disk_over_commit (which Kumo ignores: it never over-commits a
+# disk) until 2.24; from 2.25 block_migration may be "auto" and disk_over_commit is gone; force
+# 2.30-2.67 (ignored: the destination is always checked); the host may be null (the scheduler
+# chooses).
+_HOST = {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
+         "pattern": "^[a-zA-Z0-9-._]*$"}
+
+
+def _live_migrate(block_migration: dict, **extra: dict) -> dict:
+    return {
+        "type": "object",
+        "required": ["block_migration", "host", *(k for k in extra if k == "disk_over_commit")],
+        "properties": {"host": _HOST, "block_migration": block_migration, **extra},
+        "additionalProperties": False,
+    }
+
+
+_BOOLEAN = server_schemas.BOOLEAN
+_BOOLEAN_OR_AUTO = {"type": ["boolean", "string"],
+                    "enum": [*server_schemas.BOOLEAN_VALUES, "auto"]}
+_LIVE_MIGRATE = Versioned(
+    ("2.1", _live_migrate(_BOOLEAN, disk_over_commit=_BOOLEAN)),
+    ("2.25", _live_migrate(_BOOLEAN_OR_AUTO)),
+    ("2.30", _live_migrate(_BOOLEAN_OR_AUTO, force=_BOOLEAN)),
+    ("2.68", _live_migrate(_BOOLEAN_OR_AUTO)),
+)
+# Cold migration: null, or {"host": …}, which Nova reads from 2.56 (and ignores before).
 _MIGRATE = {
     "type": ["null", "object"],
-    "properties": {"host": {"type": ["string", "null"], "minLength": 1, "maxLength": 255}},
+    "properties": {"host": _HOST},
     "additionalProperties": False,
 }
 
 
 # By operation name: the schema of the body's value, and how it becomes the runner's keywords.
-_ARGUMENTS: dict[str, tuple[dict, Callable[[str, Any], Arguments]]] = {
-    "lock": (_NULL_OR_OBJECT, lambda name, args: (name, {})),
+_ARGUMENTS: dict[str, tuple[dict | Versioned, Callable[[str, Any], Arguments]]] = {
+    "lock": (Versioned(("2.1", _NULL_OR_OBJECT), ("2.73", _LOCK_273)), _lock),
     "unlock": (_NULL_OR_OBJECT, lambda name, args: (name, {})),
     "reset_state": (_RESET_STATE, lambda name, args: (name, {"state": args["state"]})),
     "reboot": (_REBOOT, _reboot),
-    "rebuild": (_REBUILD, _rebuild),
+    "rebuild": (server_schemas.REBUILD, lambda name, args: (name, {})),
     "resize": (_RESIZE, lambda name, args: (name, {"flavor_ref": str(args["flavorRef"])})),
     "snapshot": (_CREATE_IMAGE, lambda name, args: (
         name, {"name": args["name"], "metadata": args.get("metadata", {})})),
@@ -140,11 +138,22 @@ _ARGUMENTS: dict[str, tuple[dict, Callable[[str, Any], Arguments]]] = {
     "live_migrate": (_LIVE_MIGRATE, lambda name, args: (name, {"host": args.get("host")})),
     "migrate": (_MIGRATE, lambda name, args: (name, {"host": (args or {}).get("host")})),
 }
+# Keys of the action body that are not operations on the server's state: each has its rule, its
+# argument schema and what it does.
+_SECURITY_GROUP = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255,
+                            "pattern": r"\S"}},
+    "additionalProperties": False,
+}
 _NO_ARGUMENTS: tuple[dict, Callable[[str, Any], Arguments]] = (_NULL, lambda name, args: (name, {}))
 
 
 def _rebuilt(view: ServerAction, row: Instance) -> Response:
-    body = bodies.server_reduced(row, view.version, view.compute_url, view.ctx.is_admin)
+    row.refresh_from_db()
+    body = bodies.server_reduced(row, view.version, view.compute_url, view.ctx.is_admin,
+                                 view=bodies.REBUILD)
     return Response({"server": body}, status=202)
 
 
@@ -168,12 +177,19 @@ _RESPONSES: dict[str, Callable[[ServerAction, Any], Response]] = {
 def _action_body() -> dict:
     """The body as /openapi.json publishes it: one key, an operation's API name, whose value is
     described by the same argument schema the view validates it with."""
+    def published(schema: dict | Versioned) -> dict:
+        if isinstance(schema, Versioned):
+            return {"anyOf": schema.schemas()}
+        return schema
+
     actions = {
-        api_name: _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)[0]
+        api_name: published(_ARGUMENTS.get(operation.name, _NO_ARGUMENTS)[0])
         for api_name, operation in operations.BY_API_NAME.items()
         if operation.rule is not None
     }
     actions["os-getVNCConsole"] = remote_consoles.GET_VNC_CONSOLE
+    actions["addSecurityGroup"] = _SECURITY_GROUP
+    actions["removeSecurityGroup"] = _SECURITY_GROUP
     return {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": actions,
             "additionalProperties": False}
 
@@ -190,16 +206,52 @@ class ServerAction(ComputeView):
         if key == "os-getVNCConsole":
             instance = self.authorized_server(server_id, remote_consoles.RULE)
             return remote_consoles.get_vnc_console(self, instance, args)
+        if key in ("addSecurityGroup", "removeSecurityGroup"):
+            return self._security_group(server_id, key, args)
         operation = operations.BY_API_NAME.get(key)
         if operation is None or operation.rule is None:
             raise errors.BadRequest(f"There is no server action named {key!r}.")
         instance = self.authorized_server(server_id, operation.rule)
         schema, read = _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)
-        validate(schema, args)
-        name, keywords = read(operation.name, args)
-        result = operations.perform(self.ctx, instance, name, **keywords)
+        validate(schema.at(self.version) if isinstance(schema, Versioned) else schema, args)
+        if operation.name == "rebuild":
+            result = self._rebuild(instance, args)
+        else:
+            name, keywords = read(operation.name, args)
+            result = operations.perform(self.ctx, instance, name, **keywords)
         respond = _RESPONSES.get(operation.name)
         return respond(self, result) if respond else Response(status=202)
+
+    def _rebuild(self, instance: Instance, args: dict) -> Instance:
+        """What a rebuild asks besides its image (validated for this version), as the rebuild's
+        own arguments or as changes written with it."""
+        if args.get("personality"):
+            raise errors.BadRequest("Personality files are not supported: pass files with "
+                                    "user_data (cloud-init) instead.")
+        if args.get("trusted_image_certificates"):
+            raise errors.BadRequest(servers.TRUSTED_CERTS_UNSUPPORTED)
+        changes: dict[str, str | None] = {}
+        for field, column in (("description", "description"), ("hostname", "hostname"),
+                              ("key_name", "key_name"), ("accessIPv4", "access_ip_v4")):
+            if field in args:
+                changes[column] = args[field]
+        if "accessIPv6" in args:
+            changes["access_ip_v6"] = normalise_v6(args["accessIPv6"])
+        if "user_data" in args:
+            changes["user_data"] = args["user_data"]
+        return servers.rebuild_server(
+            self.ctx, instance, args["imageRef"], changes=changes, name=args.get("name"),
+            metadata=args.get("metadata"), user_data=args.get("user_data"))
+
+    def _security_group(self, server_id: str, key: str, args: Any) -> Response:
+        adding = key == "addSecurityGroup"
+        rule = ("compute:servers:add_security_group" if adding
+                else "compute:servers:remove_security_group")
+        instance = self.authorized_server(server_id, rule)
+        validate(_SECURITY_GROUP, args)
+        change = server_security_groups.add_group if adding else server_security_groups.remove_group
+        change(self.ctx, instance, args["name"])
+        return Response(status=202)
 
 
 urlpatterns = [path("/servers/<str:server_id>/action", ServerAction.as_view())]

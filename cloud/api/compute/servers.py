@@ -1,166 +1,84 @@
-"""/servers: create, list, detail, show, delete."""
+"""/servers: create, list, detail, show, update, delete."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import copy
+import ipaddress
 from typing import Any
 
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import servers
-from cloud.compute.models import Instance
-from cloud.compute.servers import ServerFilters, ServerRequest
-from cloud.validation import name_schema
+from cloud.compute import destinations, server_filters, server_tags, servers
+from cloud.compute.destinations import Destination
+from cloud.compute.servers import ServerRequest
 
-from ..base import ComputeView, Versioned
-from . import bodies, params
+from ..base import ComputeView
+from . import bodies, params, server_queries, server_schemas
 
-_NETWORK_ITEM = {
-    "type": "object",
-    "properties": {
-        "uuid": {"type": "string"},
-        "port": {"type": ["string", "null"]},
-        "fixed_ip": {"type": "string", "format": "ipv4"},
-        "tag": {"type": "string"},
-    },
-    "additionalProperties": False,
-}
-# No item cap here: the project's metadata_items quota decides (403, as Nova answers).
-_METADATA = {
-    "type": "object",
-    "patternProperties": {
-        "^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255, "pattern": r"^[^\x00-\x1f]*$"}
-    },
-    "additionalProperties": False,
-}
-_BDM = {
-    "type": "array",
-    "items": {
-        "type": "object",
-        "properties": {
-            "uuid": {"type": "string"},
-            "boot_index": {"type": ["integer", "string", "null"]},
-            "source_type": {"enum": ["image", "blank", "volume", "snapshot"]},
-            "destination_type": {"enum": ["local", "volume"]},
-            "delete_on_termination": {"type": ["boolean", "string"]},
-            "volume_size": {"type": ["integer", "string", "null"]},
-        },
-    },
-}
-_COUNT = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1}
-_CREATE_SCHEMA = {
-    "type": "object",
-    "required": ["server"],
-    "properties": {
-        "server": {
-            "type": "object",
-            "required": ["name", "flavorRef"],
-            "properties": {
-                "name": name_schema(),
-                "imageRef": {"type": "string"},
-                "flavorRef": {"type": ["string", "integer"], "minLength": 1},
-                "networks": {
-                    "oneOf": [
-                        {"type": "array", "items": _NETWORK_ITEM},
-                        {"enum": ["auto", "none"]},
-                    ]
-                },
-                "key_name": {"type": ["string", "null"], "maxLength": 255},
-                "user_data": {"type": ["string", "null"], "maxLength": 65535},
-                "availability_zone": {"type": ["string", "null"], "maxLength": 255},
-                "metadata": _METADATA,
-                "min_count": _COUNT,
-                "max_count": _COUNT,
-                "return_reservation_id": {"type": ["boolean", "string"]},
-                "block_device_mapping_v2": _BDM,
-                "security_groups": {"type": "array"},
-                "config_drive": {"type": ["boolean", "string"]},
-                "description": {"type": ["string", "null"], "maxLength": 255},
-                "accessIPv4": {"type": "string", "format": "ipv4"},
-                "accessIPv6": {"type": "string", "format": "ipv6"},
-                "adminPass": {"type": "string"},
-                "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
-            },
-            "additionalProperties": False,
-        },
-        "os:scheduler_hints": {"type": "object"},
-        "OS-SCH-HNT:scheduler_hints": {"type": "object"},
-    },
-    "additionalProperties": False,
-}
+_TRUE = ("true", "1", "yes", "on")
 
 
-_ACCESS_IP = {
-    "ipv4": {"anyOf": [{"type": "string", "format": "ipv4"}, {"enum": ["", None]}]},
-    "ipv6": {"anyOf": [{"type": "string", "format": "ipv6"}, {"enum": ["", None]}]},
-}
-_UPDATE_SCHEMA = {
-    "type": "object",
-    "required": ["server"],
-    "properties": {
-        "server": {
-            "type": "object",
-            "properties": {
-                "name": name_schema(),
-                "accessIPv4": _ACCESS_IP["ipv4"],
-                "accessIPv6": _ACCESS_IP["ipv6"],
-                "OS-DCF:diskConfig": {"enum": ["AUTO", "MANUAL"]},
-            },
-            "additionalProperties": False,
-        },
-    },
-    "additionalProperties": False,
-}
-_UPDATE_SCHEMA_219: dict[str, Any] = copy.deepcopy(_UPDATE_SCHEMA)
-_UPDATE_SCHEMA_219["properties"]["server"]["properties"]["description"] = {
-    "type": ["string", "null"],
-    "maxLength": 255,
-    "pattern": r"^[^\x00-\x1f\x7f]*$",
-}
-# What the update answer keeps of the show body; version-gated keys (locked, description, tags)
-# are present only when server_detail put them there.
+def normalise_v6(value: str) -> str:
+    return ipaddress.ip_address(value).compressed if value else ""
+
+
+def _user_data(value: str | None) -> str | None:
+    if value:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.BadRequest("User data needs to be valid base 64.") from None
+    return value
+
+
+def _boot_image(server: dict) -> str:
+    """The image a server boots from: imageRef, or an image-to-local block device (OSC sends both).
+    Kumo has no volume service, so a device that is or makes a volume, or any other disk, is
+    refused rather than ignored."""
+    image_ref = server.get("imageRef") or ""
+    for bdm in server.get("block_device_mapping_v2", []):
+        source = bdm.get("source_type")
+        destination = bdm.get("destination_type", "local")
+        if source == "image" and destination == "local" and str(bdm.get("boot_index", 0)) == "0":
+            image_ref = image_ref or bdm.get("uuid") or bdm.get("image_id", "")
+            continue
+        raise errors.BadRequest(
+            "Block device mapping is not supported beyond booting from an image to a local disk: "
+            f"source_type {source!r}, destination_type {destination!r} needs a volume service, "
+            "which this cloud does not have.")
+    if server.get("block_device_mapping"):
+        raise errors.BadRequest("Legacy block device mapping (volumes) is not supported: this "
+                                "cloud has no volume service.")
+    if not image_ref:
+        raise errors.BadRequest("Missing imageRef attribute")
+    return image_ref
+
+
 class ServerList(ComputeView):
     detail = False
-    body_schemas = {"POST": _CREATE_SCHEMA}
-    query_params = {"GET": ("name", "status", "image", "flavor", "host", "changes-since",
-                            "project_id", "tenant_id", "all_tenants", "deleted", "limit", "marker")}
+    body_schemas = {"POST": server_schemas.CREATE}
+    query_params = {"GET": server_queries.QUERY_PARAMS}
 
     def get(self, request: Request) -> Response:
         self.authorize("compute:servers:index")
-        query = request.query_params
-        all_tenants = params.bool_param(query, "all_tenants")
-        if all_tenants:
-            self.authorize("compute:servers:all_tenants")
-        limit = params.limit_param(query)
-        filters = ServerFilters(
-            name=query.get("name"),
-            status=query.get("status"),
-            image=query.get("image"),
-            flavor=query.get("flavor"),
-            host=query.get("host"),
-            changes_since=params.datetime_param(query, "changes-since"),
-            project_id=query.get("project_id") or query.get("tenant_id"),
-            all_tenants=all_tenants,
-            deleted=self.ctx.is_admin and params.bool_param(query, "deleted"),
-            limit=limit,
-            marker=query.get("marker"),
-        )
-        instances = servers.list_servers(self.ctx, filters)
+        filters = server_queries.read_filters(request.query_params, self.ctx, self.version)
+        instances = server_filters.list_servers(self.ctx, filters)
         if self.detail:
-            page = bodies.ServerContext(instances, self.ctx.is_admin)
+            page = bodies.ServerContext(instances, self.ctx.is_admin, self.version)
             shown = [
-                bodies.server_detail(i, self.version, self.compute_url, page, self.ctx.is_admin)
+                bodies.server_detail(i, self.version, self.compute_url, page, self.ctx.is_admin,
+                                     view=bodies.DETAIL)
                 for i in instances
             ]
         else:
             shown = [bodies.server_summary(i, self.compute_url) for i in instances]
-        body = {"servers": shown}
+        body: dict[str, Any] = {"servers": shown}
         path = "servers/detail" if self.detail else "servers"
-        links = params.next_link(self.compute_url(path), instances, limit, lambda i: i.uuid)
+        links = params.next_link(self.compute_url(path), instances, filters.limit,
+                                 lambda i: i.uuid)
         if links:
             body["servers_links"] = links
         return Response(body)
@@ -169,64 +87,70 @@ class ServerList(ComputeView):
         self.authorize("compute:servers:create")
         body = self.valid_body()
         server = body["server"]
-        image_ref = server.get("imageRef") or ""
-        if not image_ref:
-            for bdm in server.get("block_device_mapping_v2", []):
-                if bdm.get("source_type") == "image" and bdm.get("destination_type") == "local":
-                    image_ref = bdm.get("uuid", "")
-        if not image_ref:
-            raise errors.BadRequest("Missing imageRef attribute")
         networks = server.get("networks")
         if networks is None:
-            if self.version.at_least("2.37"):
-                raise errors.BadRequest("Invalid input for field/attribute networks: required")
             networks = "auto"
-        elif isinstance(networks, str) and not self.version.at_least("2.37"):
-            raise errors.BadRequest("networks 'auto'/'none' needs microversion 2.37 or later")
-        user_data = server.get("user_data")
-        if user_data:
-            try:
-                base64.b64decode(user_data, validate=True)
-            except (binascii.Error, ValueError):
-                raise errors.BadRequest("User data needs to be valid base 64.") from None
+        personality = server.get("personality")
+        if personality:
+            raise errors.BadRequest("Personality files are not supported: pass files with "
+                                    "user_data (cloud-init) instead.")
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+        min_count = int(server.get("min_count", 1))
         request_spec = ServerRequest(
             name=server["name"],
-            image_id=image_ref,
+            image_id=_boot_image(server),
             flavor_ref=str(server["flavorRef"]),
             networks=networks,
             key_name=server.get("key_name"),
-            user_data=user_data,
-            availability_zone=server.get("availability_zone"),
+            user_data=_user_data(server.get("user_data")),
             metadata=server.get("metadata", {}),
-            min_count=int(server.get("min_count", 1)),
-            max_count=int(server.get("max_count", server.get("min_count", 1))),
-            description=server.get("description"),
+            min_count=min_count,
+            max_count=int(server.get("max_count", min_count)),
+            description=server.get("description") if self.version.at_least("2.19") else None,
             access_ip_v4=server.get("accessIPv4", ""),
-            access_ip_v6=_normalise_v6(server.get("accessIPv6", "")),
-            config_drive=str(server.get("config_drive", "")).lower() in ("true", "1", "yes"),
+            access_ip_v6=normalise_v6(server.get("accessIPv6", "")),
+            config_drive=str(server.get("config_drive", "")).lower() in _TRUE,
             scheduler_hints=hints,
+            tags=server_tags.validate_tags(server.get("tags") or []),
+            hostname=server.get("hostname"),
+            security_groups=[g["name"] for g in server.get("security_groups", []) if g.get("name")]
+            or None,
+            trusted_image_certificates=server.get("trusted_image_certificates"),
         )
         if request_spec.max_count < request_spec.min_count:
             raise errors.BadRequest("min_count must be <= max_count")
+        request_spec.availability_zone, request_spec.destination = self._destination(server)
         instances = servers.create_servers(self.ctx, request_spec)
-        first = instances[0]
-        uuid = str(first.uuid)
+        if str(server.get("return_reservation_id", "")).lower() in _TRUE:
+            return Response({"reservation_id": instances[0].reservation_id}, status=202)
+        uuid = str(instances[0].uuid)
         reply = {
             "id": uuid,
             "links": bodies.links(self.compute_url, "servers", uuid),
             "OS-DCF:diskConfig": "MANUAL",
-            "security_groups": [{"name": "default"}],
+            "security_groups": [{"name": name} for name in instances[0].security_groups],
         }
         response = Response({"server": reply}, status=202)
         response["Location"] = self.compute_url("servers", uuid)
         return response
 
-
-def _normalise_v6(value: str) -> str:
-    import ipaddress
-
-    return ipaddress.ip_address(value).compressed if value else ""
+    def _destination(self, server: dict) -> tuple[str | None, Destination]:
+        """The zone asked for, and the host or node an admin asked for: "zone:host:node" forces
+        it (admin only), 2.74's host/hypervisor_hostname narrow the scheduler (admin only)."""
+        zone, host, node = destinations.split_zone(server.get("availability_zone"))
+        if host or node:
+            self.authorize("compute:servers:create:forced_host")
+            if node and not host:
+                host = destinations.node_host(node)
+                if host is None:
+                    raise errors.BadRequest(f"Compute host {node} could not be found.")
+            return zone, Destination(host=host, node=node, forced=True)
+        requested_host = server.get("host")
+        requested_node = server.get("hypervisor_hostname")
+        if requested_host or requested_node:
+            self.authorize("compute:servers:create:requested_destination")
+            return zone, Destination(host=requested_host, node=requested_node)
+        return zone, Destination()
 
 
 class ServerDetailList(ServerList):
@@ -235,12 +159,13 @@ class ServerDetailList(ServerList):
 
 
 class ServerItem(ComputeView):
-    body_schemas = {"PUT": Versioned(("2.1", _UPDATE_SCHEMA), ("2.19", _UPDATE_SCHEMA_219))}
+    body_schemas = {"PUT": server_schemas.UPDATE}
 
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:servers:show")
-        page = bodies.ServerContext([instance], self.ctx.is_admin)
-        body = bodies.server_detail(instance, self.version, self.compute_url, page, self.ctx.is_admin)
+        page = bodies.ServerContext([instance], self.ctx.is_admin, self.version)
+        body = bodies.server_detail(instance, self.version, self.compute_url, page,
+                                    self.ctx.is_admin, view=bodies.SHOW)
         return Response({"server": body})
 
     def put(self, request: Request, server_id: str) -> Response:
@@ -252,14 +177,17 @@ class ServerItem(ComputeView):
         if "accessIPv4" in server:
             fields["access_ip_v4"] = server["accessIPv4"] or ""
         if "accessIPv6" in server:
-            fields["access_ip_v6"] = _normalise_v6(server["accessIPv6"] or "")
+            fields["access_ip_v6"] = normalise_v6(server["accessIPv6"] or "")
         if "description" in server:
             fields["description"] = server["description"]
+        if "hostname" in server:
+            fields["hostname"] = server["hostname"]
+        if "pinned_availability_zone" in server:
+            servers.set_pinned_zone(self.ctx, instance, server["pinned_availability_zone"])
         instance = servers.update_server(self.ctx, instance, **fields)
-        return Response({"server": self._update_body(instance)})
-
-    def _update_body(self, instance: Instance) -> dict:
-        return bodies.server_reduced(instance, self.version, self.compute_url, self.ctx.is_admin)
+        body = bodies.server_reduced(instance, self.version, self.compute_url, self.ctx.is_admin,
+                                     view=bodies.UPDATE)
+        return Response({"server": body})
 
     def delete(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:servers:delete")

@@ -5,20 +5,29 @@ from django.urls import include, path
 from . import (
     aggregates,
     availability_zones,
+    external_events,
     flavor_extra_specs,
     flavors,
     hosts,
     images,
     instance_actions,
+    interfaces,
     keypairs,
     limits,
     migrations,
     quotas,
     remote_consoles,
+    security_groups,
     server_actions,
+    server_diagnostics,
     server_groups,
     server_meta,
+    server_password,
+    server_shares,
+    server_tags,
+    server_topology,
     servers,
+    usage,
     versions,
 )
 
@@ -37,19 +46,17 @@ urlpatterns = [
     path(V + "/flavors", flavors.FlavorList.as_view()),
     path(V + "/flavors/detail", flavors.FlavorDetailList.as_view()),
     path(V + "/flavors/<str:flavor_id>", flavors.FlavorItem.as_view()),
-    path(V + "/os-services", hosts.ServiceList.as_view()),
-    path(V + "/os-services/<str:service_id>", hosts.ServiceItem.as_view()),
-    path(V + "/os-hypervisors", hosts.HypervisorList.as_view()),
-    path(V + "/os-hypervisors/detail", hosts.HypervisorDetailList.as_view()),
-    path(V + "/os-hypervisors/statistics", hosts.HypervisorStatistics.as_view()),
-    path(V + "/os-hypervisors/<str:node_id>", hosts.HypervisorItem.as_view()),
 ]
 
 # Feature modules list their paths relative to /compute/v2.1 (e.g. "/os-keypairs").
 for _feature in (
     flavor_extra_specs,
+    flavors,
+    hosts,
     images,
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
-    instance_actions, server_actions, remote_consoles, migrations,
+    instance_actions, server_actions, remote_consoles, migrations, server_tags,
+    interfaces, security_groups, usage, external_events, server_topology, server_diagnostics,
+    server_password, server_shares,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))

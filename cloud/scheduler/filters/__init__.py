@@ -17,6 +17,13 @@ class HostFilter(Protocol):
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool: ...
 
 
+def applies(host_filter: HostFilter, spec: RequestSpec) -> bool:
+    """Whether the filter runs for this request: every filter does, except when an admin forced
+    the destination ("zone:host:node"), where only those marked `runs_when_forced` do, as Nova
+    skips its filters for a forced host."""
+    return not spec.force_destination or getattr(host_filter, "runs_when_forced", False)
+
+
 @dataclass
 class FilterResult:
     considered: int
@@ -59,6 +66,8 @@ def run_filters(
         # Once nothing is left, later filters have nothing to say about this request.
         if not result.passed:
             break
+        if not applies(host_filter, spec):
+            continue
         kept = [h for h in result.passed if host_filter.host_passes(h, spec)]
         kept_names = {h.host for h in kept}
         dropped = [h.host for h in result.passed if h.host not in kept_names]
