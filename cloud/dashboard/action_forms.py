@@ -3,7 +3,7 @@
 A button of the operations registry that names a form (`Button.form`) is offered with the form
 of that name in FORMS. When FORMS has none, the form is derived from the signature of the
 operation's runner (`@operations.runs`): each keyword after (ctx, instance) becomes a field — an
-image choice for `image`/`image_ref`, a flavor choice for `flavor`/`flavor_ref`, a number for an
+image choice for `image`/`…image_ref`, a flavor choice for `flavor`/`…flavor_ref`, a number for an
 `int`, a tick box for a `bool`, text otherwise; required when it has no default. So a new
 operation with a form appears in the instance menus without a dashboard edit. When its fields
 deserve better than that (a choice list, a hint), FORMS is the one place to add its form:
@@ -133,11 +133,11 @@ def _field(ctx: RequestContext, parameter: inspect.Parameter) -> forms.Field:
     label = _label(parameter.name)
     # Annotations are strings here (postponed evaluation); their words are enough to choose.
     annotation = str(parameter.annotation).replace("typing.", "")
-    if parameter.name in ("image", "image_ref"):
+    if parameter.name == "image" or parameter.name.endswith("image_ref"):
         blank = [] if required else [("", "The instance's own image")]
         return forms.ChoiceField(label=label, required=required,
                                  choices=blank + image_choices(ctx))
-    if parameter.name in ("flavor", "flavor_ref"):
+    if parameter.name == "flavor" or parameter.name.endswith("flavor_ref"):
         return forms.ChoiceField(label=label, required=required, choices=flavor_choices(ctx))
     if any(word in annotation for word in ("dict", "list", "Mapping", "Sequence")):
         raise UnderivableForm(f"{parameter.name}: {annotation}")

@@ -581,3 +581,19 @@ def test_an_admin_creates_and_edits_a_private_flavor(browser, web, stack, people
     assert flavor["description"] == "edited in place"
     specs = stack.client().get(f"{V}/flavors/e2e-private/os-extra_specs").json()
     assert specs["extra_specs"] == {"hw:cpu_policy": "dedicated"}
+
+
+def test_an_error_under_a_field_goes_when_that_field_is_edited(browser, web, stack, people):
+    page = sign_in(browser, web, "admin", stack.admin_password)
+    try:
+        page.goto(f"{web}/manage/users/")
+        page.locator("tr[data-user]", has_text="rita").locator("a[data-user-password]").click()
+        page.fill("#id_password", "a-long-password")
+        page.fill("#id_confirm", "another-password")
+        page.click("#password-form button[type=submit]")
+        error = page.locator("#password-form .errorlist", has_text="The two passwords differ.")
+        error.wait_for()
+        page.fill("#id_confirm", "a-long-password")  # corrected: the old verdict is stale
+        error.wait_for(state="detached")
+    finally:
+        page.context.close()

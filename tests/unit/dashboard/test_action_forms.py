@@ -68,12 +68,23 @@ def test_every_form_in_the_menus_gives_keywords_its_runner_takes(op, member, ima
     inspect.signature(runner).bind(ctx, instance, **arguments)  # TypeError: a keyword it refuses
 
 
+@pytest.mark.parametrize("op", [op for op in buttons.MENU.values()
+                                if action_forms.action_form(op) is None], ids=lambda op: op.name)
+def test_every_button_without_a_form_has_a_runner_that_needs_nothing_more(op):
+    # Pressed alone or in bulk, it is called as runner(ctx, instance): a required keyword would
+    # need a form (Button.form).
+    runner = operations.runner_for(op)
+    assert runner is not None
+    inspect.signature(runner).bind(object(), object())
+
+
 def test_an_operation_with_a_form_the_dashboard_does_not_know_gets_one_from_its_runner(
     monkeypatch, member, image
 ):
     def create_backup(ctx, instance, name: str, backup_type: str, rotation: int,
-                      image_ref: str | None = None, verbose: bool = False) -> None:
-        called.update(name=name, backup_type=backup_type, rotation=rotation, image_ref=image_ref)
+                      rescue_image_ref: str | None = None, verbose: bool = False) -> None:
+        called.update(name=name, backup_type=backup_type, rotation=rotation,
+                      image_ref=rescue_image_ref)
 
     called: dict = {}
     backup = Operation("backup", rule="compute:servers:create_image", vm_states=None,
@@ -86,13 +97,13 @@ def test_an_operation_with_a_form_the_dashboard_does_not_know_gets_one_from_its_
     spec = action_forms.action_form(backup)
     form = spec.build(_ctx(member), None, None)
     fields = form.fields
-    assert list(fields) == ["name", "backup_type", "rotation", "image_ref", "verbose"]
+    assert list(fields) == ["name", "backup_type", "rotation", "rescue_image_ref", "verbose"]
     assert fields["name"].required and isinstance(fields["rotation"], forms.IntegerField)
-    assert not fields["image_ref"].required
-    assert (str(image.id), "cirros") in fields["image_ref"].choices
+    assert not fields["rescue_image_ref"].required
+    assert (str(image.id), "cirros") in fields["rescue_image_ref"].choices
     assert isinstance(fields["verbose"], forms.BooleanField)
     bound = spec.build(_ctx(member), None, {"name": "b1", "backup_type": "daily", "rotation": "2",
-                                            "image_ref": ""})
+                                            "rescue_image_ref": ""})
     assert bound.is_valid(), bound.errors
     operations.perform(_ctx(member), None, "backup", **spec.arguments(bound.cleaned_data))
     assert called == {"name": "b1", "backup_type": "daily", "rotation": 2, "image_ref": None}
