@@ -75,29 +75,31 @@ def flavor_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
                   status=400 if form.errors else 200)
 
 
+# An edit may replace the flavor, change its description, extra specs or access: it needs every
+# rule the API would ask for one of those.
+_EDIT_RULES = ("compute:flavors:create", "compute:flavors:delete", "compute:flavors:update",
+               "compute:flavor_extra_specs:update", "compute:flavor_access:add",
+               "compute:flavor_access:remove")
+
+
 @require_http_methods(["GET", "POST"])
-@dashboard_view("compute:flavors:create")
+@dashboard_view("compute:flavors:update")
 def flavor_edit(request: HttpRequest, ctx: RequestContext, flavor_id: str) -> HttpResponse:
+    for rule in _EDIT_RULES:
+        authorize(ctx, rule)
     flavor = flavors.get_flavor(ctx, flavor_id)
-    initial = _initial(flavor)
-    form = FlavorForm(_project_choices(), request.POST or None, initial=initial, editing=True)
+    form = FlavorForm(_project_choices(), request.POST or None, initial=_initial(flavor),
+                      editing=True)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        replaced = [f for f in FlavorForm.IMMUTABLE if data[f] != initial[f]]
+        edit = flavor_edits.FlavorEdit(
+            immutable={keyword: data[field] for field, keyword in _CREATE_KEYWORDS.items()},
+            description=data["description"] or None,
+            extra_specs=data["extra_specs"],
+            projects=data["projects"],
+        )
         try:
-            if replaced:
-                authorize(ctx, "compute:flavors:delete")
-                flavor = flavor_edits.replace_flavor(flavor, **{
-                    _CREATE_KEYWORDS[f]: data[f] for f in replaced})
-            if data["description"] != (initial["description"] or ""):
-                flavor = flavor_edits.set_description(flavor, data["description"] or None)
-            if data["extra_specs"] != flavor.extra_specs:
-                authorize(ctx, "compute:flavor_extra_specs:update")
-                flavor_edits.set_extra_specs_exactly(flavor, data["extra_specs"])
-            if sorted(data["projects"]) != sorted(flavor_edits.projects_with_access(flavor)):
-                flavor_edits.set_access(flavor, data["projects"])
-        except errors.Forbidden:
-            raise
+            flavor, replaced = flavor_edits.edit_flavor(flavor, edit)
         except errors.KumoError as exc:
             attach(form, exc)
         else:
@@ -108,9 +110,8 @@ def flavor_edit(request: HttpRequest, ctx: RequestContext, flavor_id: str) -> Ht
             else:
                 messages.success(request, f"Flavor {flavor.name} updated in place.")
             return redirect("/manage/flavors/")
-    return render(request, "dashboard/admin/flavor_edit.html", {
-        "flavor": flavor, "form": form, "immutable": FlavorForm.IMMUTABLE,
-    }, status=400 if form.errors else 200)
+    return render(request, "dashboard/admin/flavor_edit.html", {"flavor": flavor, "form": form},
+                  status=400 if form.errors else 200)
 
 
 @require_http_methods(["GET", "POST"])

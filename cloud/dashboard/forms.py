@@ -356,8 +356,6 @@ class FlavorForm(forms.Form):
     """A whole flavor. On an existing one the fields above `description` are Nova's immutable
     ones: changing any of them replaces the flavor (cloud/compute/flavor_edits.py)."""
 
-    IMMUTABLE = ("name", "vcpus", "ram", "disk", "ephemeral", "swap", "is_public")
-
     name = forms.CharField(label="Name", max_length=255)
     flavorid = forms.CharField(label="ID (blank: a new UUID)", required=False, max_length=255)
     vcpus = forms.IntegerField(label="vCPUs", min_value=1, max_value=1024)
