@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 INSTANCE_CHANGED = Signal()
 
 
+# Moves off or onto a host changed: a migration's status or progress, or a drain's step. Receivers
+# get `host=str` (the source host of the move, or the drained host).
+HOST_MOVES_CHANGED = Signal()
+
+
+def host_moves_changed(host: str) -> None:
+    """Announce, once the current transaction commits, that moves concerning `host` changed."""
+    transaction.on_commit(lambda: _send(HOST_MOVES_CHANGED, host=host))
+
+
 def instance_changed(instance_uuid: object) -> None:
     """Announce, once the current transaction commits, that the instance's row changed."""
     uuid = str(instance_uuid)

@@ -18,6 +18,11 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
                   msg.SCHEDULER_QUEUE)
 
 
+def kick_drain(drain_uuid: str) -> None:
+    """The next step of a host drain (cloud/scheduler/drains.py), after commit."""
+    relay.enqueue(msg.TASK_KICK_DRAIN, [drain_uuid], msg.SCHEDULER_QUEUE)
+
+
 def spawn(host: str, request: msg.SpawnRequest) -> None:
     relay.enqueue(msg.TASK_SPAWN, [request.to_dict()], msg.compute_queue(host))
 

@@ -232,6 +232,9 @@ KUMO_TASK_DEADLINES = {
     },
 }
 KUMO_MAX_REDRIVES = int(os.environ.get("KUMO_MAX_REDRIVES", "3"))
+# How many guests a host drain moves at once (cloud/scheduler/drains.py); Nova's
+# max_concurrent_live_migrations is 1 too. Each move copies a whole disk over the hosts' network.
+KUMO_DRAIN_CONCURRENCY = max(1, int(os.environ.get("KUMO_DRAIN_CONCURRENCY", "1")))
 KUMO_CPU_ALLOCATION_RATIO = _env_float("KUMO_CPU_ALLOCATION_RATIO", 4.0)
 KUMO_RAM_ALLOCATION_RATIO = _env_float("KUMO_RAM_ALLOCATION_RATIO", 1.0)
 KUMO_DISK_ALLOCATION_RATIO = _env_float("KUMO_DISK_ALLOCATION_RATIO", 1.0)

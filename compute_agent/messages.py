@@ -21,6 +21,7 @@ COMPUTE_QUEUE_PREFIX = "compute."
 # Task names (the Celery task name is the routing contract; defined once here)
 TASK_SCHEDULE_INSTANCE = "scheduler.schedule_instance"
 TASK_SCHEDULER_ALIVE = "scheduler.report_alive"
+TASK_KICK_DRAIN = "scheduler.kick_drain"  # the control plane's own: the next step of a host drain
 TASK_HOST_REPORT = "conductor.host_report"
 TASK_INSTANCE_EVENT = "conductor.instance_event"
 TASK_CONDUCTOR_ALIVE = "conductor.report_alive"
@@ -244,6 +245,9 @@ class MigrationRequest(Message):
     # only the disk's own layer travels), networks, config drive, and for a resize its new sizes.
     spawn: SpawnRequest | None = None
     stop_timeout: int = DEFAULT_STOP_TIMEOUT  # cold: seconds of graceful shutdown first
+    # Finish: whether the guest runs on the destination. A guest that was stopped when its cold
+    # move began stays stopped, as in Nova.
+    power_on: bool = True
 
 
 @dataclass

@@ -23,7 +23,7 @@ from cloud.ids import parse_uuid
 from compute_agent import messages as msg
 
 from . import claims, states
-from .models import MAX_LIST_LIMIT, Instance, Migration
+from .models import MAX_LIST_LIMIT, HostDrain, Instance, Migration
 
 LIVE = "live-migration"
 COLD = "migration"
@@ -55,15 +55,29 @@ def move(migration: Migration, from_statuses: Iterable[str], to_status: str,
         migration.status = to_status
         for name, value in changes.items():
             setattr(migration, name, value)
+        _announce(migration)
     return bool(moved)
+
+
+def _announce(migration: Migration) -> None:
+    """Say that moves off the source host changed; a drain of that host takes its next step once
+    one of its moves settles (finished waits for the drain's own confirmation)."""
+    events.host_moves_changed(migration.source_compute)
+    if migration.status in states.MIGRATION_FINAL or migration.status == states.MIGRATION_FINISHED:
+        for drain_uuid in HostDrain.objects.filter(
+                host=migration.source_compute, status=HostDrain.RUNNING).values_list("uuid",
+                                                                                    flat=True):
+            rpc.kick_drain(str(drain_uuid))
 
 
 def record_progress(migration_id: str | int, progress: dict[str, int]) -> None:
     """Keep the figures of a running live migration (bytes of memory and disk)."""
     figures = {k: int(v) for k, v in progress.items() if k in _PROGRESS_FIELDS}
-    if figures:
-        Migration.objects.filter(pk=migration_id, status=states.MIGRATION_RUNNING).update(
-            updated_at=timezone.now(), **figures)
+    if figures and Migration.objects.filter(pk=migration_id, status=states.MIGRATION_RUNNING).update(
+            updated_at=timezone.now(), **figures):
+        source = Migration.objects.filter(pk=migration_id).values_list("source_compute",
+                                                                       flat=True).first()
+        events.host_moves_changed(source or "")
 
 
 def percent_done(migration: Migration) -> int:

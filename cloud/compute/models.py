@@ -450,8 +450,9 @@ class Allocation(models.Model):
 
 class HostDrain(models.Model):
     """An operator's request to empty a host: it is disabled, then each guest moves away, a few at
-    a time (cloud/scheduler/drains.py). `guests` holds each guest's part: {uuid: {"name", "state"
-    (pending, moving, done, failed), "migration" (its id while moving), "message"}}."""
+    a time (cloud/scheduler/drains.py). `guests` holds each guest's part, in the order they move
+    (a list: jsonb keeps no key order): [{"id", "name", "state" (pending, moving, done, failed),
+    "migration" (its id once it moves), "message"}]."""
 
     RUNNING = "running"
     COMPLETED = "completed"  # every guest left the host
@@ -465,7 +466,7 @@ class HostDrain(models.Model):
     # Who asked (user and project ids and names): the guests' moves are made in their name.
     requested_by = models.JSONField(default=dict)
     request_id = models.CharField(max_length=64, blank=True, default="")
-    guests = models.JSONField(default=dict)
+    guests = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import rpc
-from cloud.compute import action_records, claims, hosts, migration_records, states
+from cloud.compute import action_records, claims, host_drains, hosts, migration_records, states
 from cloud.compute.models import ComputeNode, Instance
 from cloud.compute.operations import REGISTRY, Operation
 from cloud.compute.servers import complete_delete
@@ -75,6 +75,10 @@ def reconcile() -> dict[str, int]:
         outcome = _redrive(instance)
         if outcome:
             done[outcome] += 1
+    # A drain's kicks go with its moves' events; one per pass as well carries on a drain whose
+    # kick was lost, or that waits for a guest busy with something else.
+    for drain_uuid in host_drains.running().values_list("uuid", flat=True):
+        rpc.kick_drain(str(drain_uuid))
     if leaked := claims.release_leaked():
         done["claims released"] = leaked
     if drifted := claims.correct_usage():

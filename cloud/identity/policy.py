@@ -124,6 +124,11 @@ RULES: dict[str, str] = {
     "compute:server_migrations:show": "admin",
     "compute:server_migrations:delete": "admin",
     "compute:server_migrations:force_complete": "admin",
+    # host drains (Kumo's extension): disable a host and move every guest away
+    "compute:host_drains:create": "admin",
+    "compute:host_drains:index": "admin",
+    "compute:host_drains:show": "admin",
+    "compute:host_drains:delete": "admin",
     # a console URL (remote-consoles, and the legacy os-getVNCConsole action)
     "compute:servers:remote_consoles": "member",
     # flavor extra specs: anyone may read them, as Nova lets any user see a flavor's

@@ -11,7 +11,7 @@ from cloud.compute.models import SCHEDULER_BINARY
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 
-from . import manager
+from . import drains, manager
 
 
 @shared_task(name=msg.TASK_SCHEDULE_INSTANCE)
@@ -26,3 +26,8 @@ def schedule_instance(instance_uuid: str, request_id: str, wait_for_hosts: bool 
 @shared_task(name=msg.TASK_SCHEDULER_ALIVE)
 def report_alive() -> None:
     record_heartbeat(socket.gethostname(), SCHEDULER_BINARY, msg.SCHEDULER_QUEUE)
+
+
+@shared_task(name=msg.TASK_KICK_DRAIN)
+def kick_drain(drain_uuid: str) -> None:
+    drains.kick(drain_uuid)

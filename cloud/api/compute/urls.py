@@ -8,6 +8,7 @@ from . import (
     external_events,
     flavor_extra_specs,
     flavors,
+    host_drains,
     hosts,
     images,
     instance_actions,
@@ -55,7 +56,7 @@ for _feature in (
     hosts,
     images,
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
-    instance_actions, server_actions, remote_consoles, migrations, server_tags,
+    instance_actions, server_actions, remote_consoles, migrations, host_drains, server_tags,
     interfaces, security_groups, usage, external_events, server_topology, server_diagnostics,
     server_password, server_shares,
 ):

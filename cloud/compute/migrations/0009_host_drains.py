@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ("reason", models.CharField(blank=True, default="", max_length=255)),
                 ("requested_by", models.JSONField(default=dict)),
                 ("request_id", models.CharField(blank=True, default="", max_length=64)),
-                ("guests", models.JSONField(default=dict)),
+                ("guests", models.JSONField(default=list)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
                 ("finished_at", models.DateTimeField(blank=True, null=True)),
