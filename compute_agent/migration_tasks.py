@@ -17,7 +17,8 @@ finds the work done and succeeds again:
   Either may overtake the LIVE_MIGRATE it names, so both are remembered by migration id and
   applied when the copy starts.
 - MIGRATE_DISK (source, cold) shuts the guest down and sends its disk; FINISH_MIGRATION
-  (destination) starts it there from the request's SpawnRequest (new sizes for a resize);
+  (destination) starts it there from the request's SpawnRequest (new sizes for a resize), and
+  leaves it shut down when the request says it was off (power_on);
   REVERT_MIGRATION (source) starts the guest the source kept. Confirming is a DESTROY on the
   source, reverting a DESTROY on the destination first.
 """
@@ -190,7 +191,11 @@ class MigrationTasks(ManagerBase):
     def finish_migration(self, request: msg.MigrationRequest) -> msg.InstanceEvent:
         def operation() -> dict[str, str]:
             self._check_role(request.dest_host, "destination")
-            return {"power_state": self.driver.finish_migration(self._spawn_of(request))}
+            state = self.driver.finish_migration(self._spawn_of(request))
+            if not request.power_on and state != msg.POWER_SHUTDOWN:
+                # Defined and started like any spawn, then off again at once: it was off.
+                state = self.driver.stop(request.instance_uuid, 0)
+            return {"power_state": state}
 
         return self._step(request, msg.EVENT_MIGRATION_FINISHED, operation)
 

@@ -13,8 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cloud import rpc
+from cloud.compute import states
 from cloud.compute.hosts import record_heartbeat
-from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Instance
+from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Instance, Migration
 from cloud.ids import canonical_uuid
 from compute_agent import messages as msg
 
@@ -83,11 +84,18 @@ def destroy_orphans(report: msg.HostReport) -> list[str]:
     if not uuids:
         return []
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
+    # A move under way has the guest on both of its hosts: the destination receiving a live copy
+    # (a paused domain), the source keeping a cold-moved guest for a revert. Neither is an orphan
+    # until the move is over (a finished cold move: until it is confirmed or reverted).
+    moving = Migration.objects.filter(
+        Q(source_compute=report.host) | Q(dest_compute=report.host),
+        instance_id__in=uuids, status__in=states.MIGRATION_IN_PROGRESS,
+    ).values_list("instance_id", flat=True)
     orphans = [
         str(uuid) for uuid in Instance.objects.filter(
             Q(deleted=True) | ~Q(host=report.host) | Q(host__isnull=True),
             uuid__in=uuids, updated_at__lt=timezone.now() - grace,
-        ).values_list("uuid", flat=True)
+        ).exclude(deleted=False, uuid__in=moving).values_list("uuid", flat=True)
     ]
     with transaction.atomic():
         for uuid in orphans:

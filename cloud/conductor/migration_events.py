@@ -109,7 +109,8 @@ def disk_migrated(event: msg.InstanceEvent) -> None:
         instance = Instance.objects.get(pk=migration.instance_id)
         events.instance_changed(instance.pk)
         rpc.to_host(migration.dest_compute or "", msg.TASK_FINISH_MIGRATION, _request(
-            event, migration, spawn=build_spawn_request(instance, event.request_id)))
+            event, migration, spawn=build_spawn_request(instance, event.request_id),
+            power_on=migration.source_vm_state != states.STOPPED))
 
 
 def finished(event: msg.InstanceEvent) -> None:

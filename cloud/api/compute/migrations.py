@@ -24,7 +24,7 @@ _FORCE_COMPLETE = {
 
 def _flavor_id(flavor: dict | None) -> int | None:
     value = (flavor or {}).get("id")
-    return int(value) if str(value).isdigit() else None
+    return int(str(value)) if str(value).isdigit() else None
 
 
 class MigrationList(ComputeView):

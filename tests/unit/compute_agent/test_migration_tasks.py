@@ -379,6 +379,17 @@ def test_finishing_runs_the_guest_on_the_destination_with_its_new_sizes(
     assert not hosts[A].fake.holds(guest.instance_uuid)
 
 
+def test_a_guest_that_was_stopped_is_finished_stopped(
+    hosts: dict[str, Host], guest: msg.SpawnRequest, cold: msg.MigrationRequest
+) -> None:
+    hosts[A].manager.migrate_disk(cold)
+    cold.power_on = False
+    event = hosts[B].manager.finish_migration(cold)
+    assert (event.event, event.power_state) == (msg.EVENT_MIGRATION_FINISHED, msg.POWER_SHUTDOWN)
+    assert hosts[B].fake.domains[guest.instance_uuid].power_state == msg.POWER_SHUTDOWN
+    assert hosts[B].fake.disks[guest.instance_uuid].data == "written by the guest"
+
+
 def test_a_revert_starts_the_guest_the_source_kept(
     hosts: dict[str, Host], guest: msg.SpawnRequest, cold: msg.MigrationRequest
 ) -> None:

@@ -139,6 +139,30 @@ def test_a_host_back_with_domains_of_deleted_or_moved_instances_is_told_to_destr
         [("compute.compute-1", str(deleted.uuid)), ("compute.compute-1", str(moved.uuid))])
 
 
+def test_a_guest_in_the_middle_of_a_move_is_no_orphan_on_either_of_its_hosts(sent):
+    """A cold-moved guest kept on its source for a revert, and a live copy arriving on its
+    destination, are the instance's, until the move is over."""
+    from cloud.compute.models import Migration
+    from cloud.conductor.host_reports import destroy_orphans
+    from tests.factories import make_instance
+
+    kept = make_instance("kept", host="compute-2", task_state=None, vm_state="resized")
+    arriving = make_instance("arriving", host="compute-2", task_state="migrating")
+    done = make_instance("done", host="compute-2", task_state=None)
+    for instance in (kept, arriving, done):
+        _aged(instance)
+    Migration.objects.create(instance=kept, migration_type="migration", status="finished",
+                             source_compute="compute-1", dest_compute="compute-2")
+    Migration.objects.create(instance=arriving, migration_type="live-migration",
+                             status="running", source_compute="compute-2",
+                             dest_compute="compute-1")
+    Migration.objects.create(instance=done, migration_type="migration", status="confirmed",
+                             source_compute="compute-1", dest_compute="compute-2")
+
+    asked = destroy_orphans(report(domains=_domains(kept, arriving, done)))
+    assert asked == [str(done.uuid)]  # confirmed: its source's copy goes
+
+
 def test_a_domain_whose_instance_just_changed_is_left_for_the_next_report(sent):
     from cloud.conductor.host_reports import destroy_orphans
     from tests.factories import make_instance
