@@ -52,6 +52,18 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "fields": {"type": "array", "items": _STRING},
     # image tasks (Glance)
     "type": _STRING,
+    # compute (issue 12): the server-list filters Nova knows, usage, hypervisors, limits
+    **dict.fromkeys(
+        ("ip", "ip6", "not-tags", "not-tags-any", "locked", "availability_zone", "key_name",
+         "config_drive", "created_at", "launched_at", "terminated_at", "power_state",
+         "task_state", "vm_state", "progress", "node", "hostname", "reservation_id", "uuid",
+         "access_ip_v4", "access_ip_v6", "launch_index", "display_name", "display_description",
+         "image_ref", "kernel_id", "ramdisk_id", "root_device_name", "auto_disk_config",
+         "locked_by", "soft_deleted", "block_device_mapping", "services", "metadata",
+         "system_metadata", "info_cache", "security_groups", "pci_devices", "with_servers",
+         "start", "end", "detailed", "reserved"),
+        _STRING,
+    ),
 }
 
 _ERRORS: dict[str, Schema] = {

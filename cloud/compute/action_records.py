@@ -104,11 +104,14 @@ def list_actions(
     limit: int | None = None,
     marker: str | None = None,
     changes_since: datetime | None = None,
+    changes_before: datetime | None = None,
 ) -> list[InstanceAction]:
     """Newest first; `marker` is the request id of the last action of the previous page."""
     rows = InstanceAction.objects.filter(instance=instance).order_by("-start_time", "-id")
     if changes_since is not None:
         rows = rows.filter(updated_at__gte=changes_since)
+    if changes_before is not None:
+        rows = rows.filter(updated_at__lte=changes_before)
     if marker:
         last = rows.filter(request_id=marker).first()
         if last is None:

@@ -23,7 +23,7 @@ from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid, ref_id
 from cloud.network.models import Port
 
-from . import states
+from . import availability_zones, states
 from .models import MAX_LIST_LIMIT, Instance, InstanceTag
 
 # Nova's status of each (vm_state, task_state), as a task map per vm_state with a "default" entry:
@@ -168,6 +168,17 @@ def _regex_matches(qs: QuerySet[Instance], column: str, pattern: str, name: str)
     return Q(uuid__in=found)
 
 
+def _zone_matches(qs: QuerySet[Instance], pattern: str) -> Q:
+    """Servers whose zone matches: a placed server is in its host's zone, an unplaced one in the
+    zone it asked for (as Nova records the zone when it schedules)."""
+    compiled = _valid_regex("availability_zone", pattern)
+    rows = list(qs.values_list("uuid", "host", "availability_zone"))
+    zones = availability_zones.host_zones({host for _, host, _ in rows if host})
+    found = [uuid for uuid, host, asked in rows
+             if compiled.search(availability_zones.zone_of(host, zones) if host else asked or "")]
+    return Q(uuid__in=found)
+
+
 def _servers_with_address(qs: QuerySet[Instance], pattern: str, version: int) -> Q:
     """Servers one of whose fixed addresses of the IP version matches `pattern`."""
     compiled = _valid_regex("ip6" if version == 6 else "ip", pattern)
@@ -254,7 +265,10 @@ def filtered(ctx: RequestContext, f: ServerFilters) -> QuerySet[Instance] | None
     qs = state_qs
     qs = _tag_filters(qs, f)
     for name, pattern in f.regex.items():
-        qs = qs.filter(_regex_matches(qs, REGEX_COLUMNS[name], pattern, name))
+        if name == "availability_zone":
+            qs = qs.filter(_zone_matches(qs, pattern))
+        else:
+            qs = qs.filter(_regex_matches(qs, REGEX_COLUMNS[name], pattern, name))
     if f.config_drive is not None:
         qs = qs.filter(_regex_matches(qs, "config_drive", f.config_drive, "config_drive"))
     if f.ip is not None:

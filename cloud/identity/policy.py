@@ -179,6 +179,7 @@ RULES: dict[str, str] = {
     "compute:server_diagnostics": "admin",
     "compute:server_password:show": "reader",
     "compute:server_password:clear": "member",
+    "compute:instance_actions:events:details": "reader",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

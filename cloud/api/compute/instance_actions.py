@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import action_records
 from cloud.compute.models import Instance, InstanceAction, InstanceActionEvent
 from cloud.identity import policy
@@ -41,7 +44,7 @@ class _ActionsView(ComputeView):
 
 
 class InstanceActionList(_ActionsView):
-    query_params = {"GET": ("limit", "marker", "changes-since")}
+    query_params = {"GET": ("limit", "marker", "changes-since", "changes-before")}
 
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.server(server_id)
@@ -50,11 +53,18 @@ class InstanceActionList(_ActionsView):
         query = request.query_params
         limit = params.limit_param(query)
         changes_since = params.datetime_param(query, "changes-since")
+        changes_before = params.datetime_param(query, "changes-before")
         marker = query.get("marker")
         if not self.version.at_least("2.58"):
             limit = marker = changes_since = None
+        if not self.version.at_least("2.66"):
+            changes_before = None
+        if changes_since and changes_before and changes_before < changes_since:
+            raise errors.BadRequest("The value of changes-since must be less than or equal to "
+                                    "changes-before.")
         actions = action_records.list_actions(
-            instance, limit=limit, marker=marker, changes_since=changes_since
+            instance, limit=limit, marker=marker, changes_since=changes_since,
+            changes_before=changes_before,
         )
         body: dict = {"instanceActions": [self.action_body(a, instance) for a in actions]}
         url = self.compute_url("servers", str(instance.uuid), "os-instance-actions")
@@ -70,23 +80,40 @@ class InstanceActionItem(_ActionsView):
         self.authorize("compute:instance_actions:show")
         action = action_records.get_action(instance, request_id)
         body = self.action_body(action, instance)
-        # Before 2.51 only admins see events; from 2.51 everyone does, the traceback still admin-only.
-        if self.version.at_least("2.51") or policy.allowed(
-            self.ctx, "compute:instance_actions:events"
-        ):
-            show_traceback = policy.allowed(self.ctx, "compute:instance_actions:events:traceback")
-            body["events"] = [_event_body(e, show_traceback) for e in action.events.all()]
+        # Before 2.51 only admins see events; from 2.51 everyone does, the traceback still
+        # admin-only. 2.62 adds the event's hostId (everyone) and host (admins); 2.84 its details.
+        admin = policy.allowed(self.ctx, "compute:instance_actions:events")
+        if self.version.at_least("2.51") or admin:
+            shown = {
+                "traceback": admin
+                and policy.allowed(self.ctx, "compute:instance_actions:events:traceback"),
+                "host": admin and self.version.at_least("2.62"),
+                "hostId": self.version.at_least("2.62"),
+                "details": self.version.at_least("2.84")
+                and policy.allowed(self.ctx, "compute:instance_actions:events:details"),
+            }
+            project = action.project_id or instance.project_id
+            body["events"] = [_event_body(e, shown, project) for e in action.events.all()]
         return Response({"instanceAction": body})
 
 
-def _event_body(event: InstanceActionEvent, show_traceback: bool) -> dict:
-    return {
+def _event_body(event: InstanceActionEvent, shown: dict[str, bool], project_id: str) -> dict:
+    body = {
         "event": event.event,
         "start_time": bodies.iso_micro(event.start_time),
         "finish_time": bodies.iso_micro(event.finish_time),
         "result": event.result,
-        "traceback": event.traceback if show_traceback else None,
     }
+    if shown["traceback"]:
+        body["traceback"] = event.traceback
+    if shown["host"]:
+        body["host"] = event.host
+    if shown["hostId"]:
+        host = event.host or ""
+        body["hostId"] = hashlib.sha224((project_id + host).encode()).hexdigest() if host else ""
+    if shown["details"]:
+        body["details"] = event.details
+    return body
 
 
 urlpatterns = [

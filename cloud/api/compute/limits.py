@@ -54,7 +54,7 @@ def absolute_body(limits: dict[str, int], used: dict[str, int], version: APIVers
 
 
 class Limits(ComputeView):
-    query_params = {"GET": ("tenant_id",)}
+    query_params = {"GET": ("tenant_id", "reserved")}
 
     def get(self, request: Request) -> Response:
         self.authorize("compute:limits")

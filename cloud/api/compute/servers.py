@@ -184,6 +184,7 @@ class ServerItem(ComputeView):
             fields["hostname"] = server["hostname"]
         if "pinned_availability_zone" in server:
             servers.set_pinned_zone(self.ctx, instance, server["pinned_availability_zone"])
+            instance.refresh_from_db()
         instance = servers.update_server(self.ctx, instance, **fields)
         body = bodies.server_reduced(instance, self.version, self.compute_url, self.ctx.is_admin,
                                      view=bodies.UPDATE)
