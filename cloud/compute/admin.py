@@ -15,6 +15,7 @@ from .models import (
     InstanceTag,
     KeyPair,
     Migration,
+    QuotaClass,
     ServerGroup,
     ServerGroupMember,
     Service,
@@ -38,6 +39,11 @@ class InstanceAdmin(admin.ModelAdmin):
     list_filter = ("vm_state", "deleted", "host")
     search_fields = ("display_name", "uuid", "host")
     inlines = [FaultInline]
+
+
+@admin.register(QuotaClass)
+class QuotaClassAdmin(admin.ModelAdmin):
+    list_display = ("name", "resource", "hard_limit")
 
 
 @admin.register(FlavorAccess)

@@ -43,6 +43,26 @@ class Flavor(models.Model):
         return f"{self.name} ({self.flavorid})"
 
 
+class QuotaClass(models.Model):
+    """A quota class's limit for one resource (os-quota-class-sets). The class named "default"
+    gives every project its limits where settings.KUMO_DEFAULT_QUOTAS would (and a project's own
+    Quota rows override both); other classes are stored and shown, as Nova does, but apply to
+    no project."""
+
+    name = models.CharField(max_length=255)
+    resource = models.CharField(max_length=64)
+    hard_limit = models.IntegerField()  # -1 means unlimited
+
+    class Meta:
+        ordering = ["name", "resource"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "resource"], name="uniq_quota_class_resource")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.resource}={self.hard_limit}"
+
+
 class FlavorAccess(models.Model):
     """A project allowed to see and use a private flavor (os-flavor-access). Project ids are
     taken as given, as Nova does: access can be granted before the project exists."""
