@@ -144,6 +144,12 @@ class Instance(models.Model):
     console_socket = models.CharField(max_length=255, blank=True, default="")
     # How far a long task is (a live migration's copy), 0-100, as Nova shows it.
     progress = models.PositiveSmallIntegerField(default=0)
+    # While shelved: the snapshot its disk was saved to, which an unshelve boots from and then
+    # deletes (cloud/compute/shelving.py).
+    shelved_image_id = models.CharField(max_length=36, blank=True, default="")
+    # While a backup uploads: how many backups of its type to keep once it is done
+    # (cloud/compute/backups.py).
+    backup_rotation = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-uuid"]
