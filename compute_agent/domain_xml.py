@@ -45,6 +45,13 @@ class DiskSpec:
     driver_type: str = "qcow2"
     device: str = "disk"  # "disk" or "cdrom"
     read_only: bool = False
+    # Where it comes in the boot order (1 first); a domain gives either every bootable disk an
+    # order or none (then it boots from the first disk).
+    boot_order: int | None = None
+
+
+DISK_BUSES = frozenset({"virtio", "ide", "scsi", "usb", "sata"})
+DISK_DEVICES = frozenset({"disk", "cdrom"})
 
 
 def xml_text(value: object, limit: int | None = METADATA_TEXT_LIMIT) -> str:
@@ -87,6 +94,7 @@ def build_domain_xml(
     video_model: str | None = None,
     machine: str | None = None,
     vnc_socket: str | None = None,
+    rescue: bool = False,
 ) -> str:
     """Return the persistent domain definition for `request` as a string.
 
@@ -95,7 +103,8 @@ def build_domain_xml(
     Each of `mac_addresses` becomes a user-mode (slirp) NIC: no bridge or firewall is needed, and
     the guest reaches out but nothing reaches in. `machine` pins the machine type ("pc" has the
     IDE bus the config drive's cdrom sits on). With `vnc_socket` the VNC server listens on that
-    unix socket instead of a TCP port.
+    unix socket instead of a TCP port. `rescue` marks the definition as the guest's rescue one
+    (is_rescue reads it back), so a repeated rescue or unrescue can tell what is defined.
     """
     if domain_type not in DOMAIN_TYPES:
         raise ValueError(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
@@ -117,6 +126,8 @@ def build_domain_xml(
     instance = _sub(metadata, f"{{{KUMO_XMLNS}}}instance")
     _sub(instance, f"{{{KUMO_XMLNS}}}name", xml_text(request.name))
     _sub(instance, f"{{{KUMO_XMLNS}}}request-id", xml_text(request.request_id))
+    if rescue:
+        _sub(instance, RESCUE_TAG)
 
     _sub(domain, "memory", str(memory_kib), unit="KiB")
     _sub(domain, "currentMemory", str(memory_kib), unit="KiB")
@@ -134,7 +145,8 @@ def build_domain_xml(
     os_type = _sub(os_element, "type", "hvm")
     if machine is not None:
         os_type.set("machine", _token("machine", machine))
-    _sub(os_element, "boot", dev="hd")
+    if not any(disk.boot_order for disk in disks):
+        _sub(os_element, "boot", dev="hd")
     _sub(os_element, "smbios", mode="sysinfo")
 
     features = _sub(domain, "features")
@@ -147,12 +159,12 @@ def build_domain_xml(
     _sub(domain, "on_crash", "destroy")
 
     devices = _sub(domain, "devices")
+    if any(disk.bus == "scsi" for disk in disks):
+        _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for disk in disks:
         _add_disk(devices, disk)
     for mac in mac_addresses:
-        interface = _sub(devices, "interface", type="user")
-        _sub(interface, "mac", address=_mac(mac))
-        _sub(interface, "model", type="virtio")
+        devices.append(_interface(mac))
     serial = _sub(devices, "serial", type="pty")
     if serial_log_path is not None:
         _sub(serial, "log", file=xml_text(serial_log_path, None), append="off")
@@ -203,9 +215,75 @@ def _token(name: str, value: str) -> str:
 
 
 def _add_disk(devices: ET.Element, disk: DiskSpec) -> None:
+    if disk.bus not in DISK_BUSES or disk.device not in DISK_DEVICES:
+        raise ValueError(f"a {disk.device!r} disk on bus {disk.bus!r} is not supported")
     element = _sub(devices, "disk", type="file", device=disk.device)
     _sub(element, "driver", name="qemu", type=disk.driver_type)
     _sub(element, "source", file=xml_text(disk.path, None))
-    _sub(element, "target", dev=disk.target_dev, bus=disk.bus)
+    _sub(element, "target", dev=_token("target device", disk.target_dev), bus=disk.bus)
+    if disk.boot_order is not None:
+        _sub(element, "boot", order=str(_positive_int("boot order", disk.boot_order)))
     if disk.read_only:
         _sub(element, "readonly")
+
+
+# --- reading and editing a definition libvirt gave back (rescue, ports)
+
+RESCUE_TAG = f"{{{KUMO_XMLNS}}}rescue"
+
+
+def _interface(mac: str) -> ET.Element:
+    interface = ET.Element("interface", {"type": "user"})
+    _sub(interface, "mac", address=_mac(mac))
+    _sub(interface, "model", type="virtio")
+    return interface
+
+
+def interface_xml(mac: str) -> str:
+    """One NIC as build_domain_xml makes them, for attaching or detaching it alone."""
+    return ET.tostring(_interface(mac), encoding="unicode")
+
+
+def interface_macs(domain_xml: str) -> list[str]:
+    """The MAC addresses of a definition's NICs, in order, lower case."""
+    root = ET.fromstring(domain_xml)
+    return [str(mac.get("address", "")).lower() for mac in root.findall("devices/interface/mac")]
+
+
+def with_interfaces(domain_xml: str, macs: Sequence[str]) -> str:
+    """The definition with exactly the NICs of `macs`: those it has and keeps stay as they are
+    (with their PCI addresses), the others are added or removed."""
+    wanted = [_mac(mac) for mac in macs]
+    root = ET.fromstring(domain_xml)
+    devices = root.find("devices")
+    if devices is None:
+        devices = _sub(root, "devices")
+    for interface in devices.findall("interface"):
+        element = interface.find("mac")
+        if element is None or str(element.get("address", "")).lower() not in wanted:
+            devices.remove(interface)
+    have = interface_macs(ET.tostring(root, encoding="unicode"))
+    for mac in wanted:
+        if mac not in have:
+            devices.append(_interface(mac))
+    return ET.tostring(root, encoding="unicode")
+
+
+def is_rescue(domain_xml: str) -> bool:
+    """Whether the definition is a rescue one (build_domain_xml's `rescue`, or marked_rescue)."""
+    root = ET.fromstring(domain_xml)
+    return root.find(f"metadata/{{{KUMO_XMLNS}}}instance/{RESCUE_TAG}") is not None
+
+
+def marked_rescue(domain_xml: str) -> str:
+    """The definition marked as a rescue one; what a rescue changes on a host without disks."""
+    root = ET.fromstring(domain_xml)
+    metadata = root.find("metadata")
+    if metadata is None:
+        metadata = _sub(root, "metadata")
+    instance = metadata.find(f"{{{KUMO_XMLNS}}}instance")
+    if instance is None:
+        instance = _sub(metadata, f"{{{KUMO_XMLNS}}}instance")
+    if instance.find(RESCUE_TAG) is None:
+        _sub(instance, RESCUE_TAG)
+    return ET.tostring(root, encoding="unicode")

@@ -92,10 +92,12 @@ def _new_root_disk(
     partial = contained(directory / ".disk.partial", directory)
     partial.unlink(missing_ok=True)
     wanted = request.root_gb * GIB
-    if request.image is None:
+    # An unshelve brings the guest's own disk back: the root disk is built on its shelve snapshot.
+    source = request.restore_from or request.image
+    if source is None:
         qemu_img.create(partial, "qcow2", wanted)
     else:
-        cached = cache.fetch(request.image)
+        cached = cache.fetch(source)
         base = contained(cached.path, cache.directory)
         qemu_img.create_overlay(base, cached.disk_format, partial)
         if wanted > cached.virtual_size:

@@ -1,6 +1,6 @@
 """The agent's service layer: what a compute host does when asked to spawn, destroy, or act on an
 instance (start, stop, reboot, pause, unpause, suspend, resume, console output, snapshot, rebuild,
-resize), or to move one to another host (compute_agent.migration_tasks).
+resize; rescue, shelve, backup, crash dump and NICs in compute_agent.guest_tasks), or to move one to another host (compute_agent.migration_tasks).
 
 Celery tasks (compute_agent.worker) are thin wrappers over ComputeManager; everything here is
 idempotent, because a message can be delivered twice (late acks) or overtaken by a later one:
@@ -26,14 +26,12 @@ and its driver method.
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import traceback
 from collections.abc import Callable
 
-from compute_agent import image_transfer
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
+from compute_agent.guest_tasks import GuestTasks
 from compute_agent.host_task import HostTask, declared_task, host_task
 from compute_agent.locks import KeyedLocks
 from compute_agent.logcontext import request_context
@@ -66,10 +64,10 @@ LOG = logging.getLogger(__name__)
 MAX_CONSOLE_LINES = 1000
 
 
-class ComputeManager(MigrationTasks):
+class ComputeManager(MigrationTasks, GuestTasks):
     """Everything a compute host does for the control plane, one @host_task method per task:
-    spawn, destroy and the instance actions here, the migration steps in MigrationTasks, the
-    shared machinery (locks, tombstones, reports) in ManagerBase."""
+    spawn, destroy and the instance actions here, the migration steps in MigrationTasks, rescue,
+    shelve, backups, crash dumps and NICs in GuestTasks, the shared machinery (locks, tombstones, reports) in ManagerBase."""
 
     @host_task(msg.TASK_SPAWN)
     def spawn(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
@@ -242,18 +240,7 @@ class ComputeManager(MigrationTasks):
         """Copy the root disk to a scratch file, PUT it to the image API, remove the copy."""
 
         def operation() -> dict[str, str]:
-            os.makedirs(self.driver.scratch_dir, mode=0o755, exist_ok=True)
-            fd, target = tempfile.mkstemp(prefix="snapshot-", dir=self.driver.scratch_dir)
-            os.close(fd)
-            try:
-                os.unlink(target)  # qemu-img makes the file itself
-                self.driver.snapshot(request.instance_uuid, target)
-                size = image_transfer.upload(request.upload_url, request.token, target)
-            finally:
-                if os.path.exists(target):
-                    os.unlink(target)
-            LOG.info("snapshot of %s uploaded as image %s (%d bytes)",
-                     request.instance_uuid, request.image_id, size)
+            self.upload_root_disk(request)
             return {
                 "power_state": self.driver.power_state(request.instance_uuid),
                 "image_id": request.image_id,

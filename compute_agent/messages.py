@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -58,6 +58,18 @@ TASK_FORCE_COMPLETE_MIGRATION = "compute.force_complete_migration"  # pause the 
 TASK_MIGRATE_DISK = "compute.migrate_disk"  # -> EVENT_DISK_MIGRATED
 TASK_FINISH_MIGRATION = "compute.finish_migration"  # -> EVENT_MIGRATION_FINISHED
 TASK_REVERT_MIGRATION = "compute.revert_migration"  # -> EVENT_MIGRATION_REVERTED
+# Rescue, shelve, backup, a crash dump and ports. Each answers with its own event, or
+# EVENT_ACTION_FAILED with the ACTION_* of the same name. A server shelved off its host comes back
+# through the scheduler's ordinary spawn, its SpawnRequest naming the snapshot (restore_from).
+TASK_RESCUE = "compute.rescue"  # RescueRequest -> EVENT_RESCUED
+TASK_UNRESCUE = "compute.unrescue"  # SpawnRequest (the guest as it normally is) -> EVENT_UNRESCUED
+TASK_SHELVE = "compute.shelve"  # SnapshotRequest -> EVENT_SHELVED (EVENT_SHELVE_OFFLOADED: offload)
+TASK_SHELVE_OFFLOAD = "compute.shelve_offload"  # PowerRequest -> EVENT_SHELVE_OFFLOADED
+TASK_UNSHELVE = "compute.unshelve"  # PowerRequest (a shelved guest still here) -> EVENT_UNSHELVED
+TASK_BACKUP = "compute.backup"  # SnapshotRequest -> EVENT_BACKUP_UPLOADED
+TASK_TRIGGER_CRASH_DUMP = "compute.trigger_crash_dump"  # PowerRequest -> EVENT_CRASH_DUMP_TRIGGERED
+TASK_ATTACH_INTERFACE = "compute.attach_interface"  # InterfaceRequest -> EVENT_INTERFACE_ATTACHED
+TASK_DETACH_INTERFACE = "compute.detach_interface"  # InterfaceRequest -> EVENT_INTERFACE_DETACHED
 
 
 def compute_queue(host: str) -> str:
@@ -95,6 +107,15 @@ EVENT_LIVE_MIGRATED = "live_migrated"
 EVENT_DISK_MIGRATED = "disk_migrated"
 EVENT_MIGRATION_FINISHED = "migration_finished"
 EVENT_MIGRATION_REVERTED = "migration_reverted"
+EVENT_RESCUED = "rescued"
+EVENT_UNRESCUED = "unrescued"
+EVENT_SHELVED = "shelved"  # InstanceEvent.image_id: the snapshot that received the disk
+EVENT_SHELVE_OFFLOADED = "shelve_offloaded"  # nothing of the guest is left on the host
+EVENT_UNSHELVED = "unshelved"
+EVENT_BACKUP_UPLOADED = "backup_uploaded"  # InstanceEvent.image_id says which image
+EVENT_CRASH_DUMP_TRIGGERED = "crash_dump_triggered"
+EVENT_INTERFACE_ATTACHED = "interface_attached"  # InstanceEvent.port_id says which port
+EVENT_INTERFACE_DETACHED = "interface_detached"
 
 # The `action` of an EVENT_ACTION_FAILED: one word per instance action task.
 ACTION_START = "start"
@@ -109,6 +130,15 @@ ACTION_SNAPSHOT = "snapshot"
 ACTION_REBUILD = "rebuild"
 ACTION_RESIZE = "resize"
 ACTION_MIGRATION = "migration"  # any step of a migration; InstanceEvent.migration_id says which
+ACTION_RESCUE = "rescue"
+ACTION_UNRESCUE = "unrescue"
+ACTION_SHELVE = "shelve"
+ACTION_SHELVE_OFFLOAD = "shelve_offload"
+ACTION_UNSHELVE = "unshelve"
+ACTION_BACKUP = "backup"
+ACTION_TRIGGER_CRASH_DUMP = "trigger_crash_dump"
+ACTION_ATTACH_INTERFACE = "attach_interface"
+ACTION_DETACH_INTERFACE = "detach_interface"
 
 REBOOT_SOFT = "SOFT"
 REBOOT_HARD = "HARD"
@@ -183,6 +213,9 @@ class SpawnRequest(Message):
     availability_zone: str = ""
     key_name: str = ""
     launch_index: int = 0
+    # An unshelve: the shelve snapshot holding the guest's disk. The root disk is an overlay on
+    # it (cached like any image) instead of on `image`.
+    restore_from: ImageRef | None = None
 
 
 @dataclass
@@ -226,6 +259,37 @@ class SnapshotRequest(Message):
     upload_url: str
     token: str = field(default="", repr=False)
     disk_format: str = "qcow2"
+    # TASK_SHELVE: the guest is shut down first (gracefully for stop_timeout seconds), and with
+    # `offload` removed from the host once its disk is uploaded.
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT
+    offload: bool = False
+
+
+@dataclass
+class RescueRequest(Message):
+    """Boot the instance from a rescue disk made from `image`, its own root disk attached second
+    (vdb); or, with `device` and `bus` (the image's hw_rescue_device and hw_rescue_bus), Nova's
+    stable device rescue: the instance's disks stay where they are and the rescue disk is added on
+    that bus and booted first (refused by Kumo's hosts for now). `spawn` is the instance as it
+    normally runs."""
+
+    request_id: str
+    instance_uuid: str
+    image: ImageRef | None = None
+    spawn: SpawnRequest | None = None
+    device: str = ""  # "disk" or "cdrom"
+    bus: str = ""  # "virtio", "ide", "scsi" or "usb"
+
+
+@dataclass
+class InterfaceRequest(Message):
+    """Plug in or unplug one port. `networks` are all the NICs the instance is to have afterwards:
+    the host makes the domain's match them (by MAC), so a repeated request finds the work done."""
+
+    request_id: str
+    instance_uuid: str
+    port_id: str = ""
+    networks: list[NetworkInfo] = field(default_factory=list)
 
 
 @dataclass
@@ -298,6 +362,7 @@ class InstanceEvent(Message):
     # EVENT_MIGRATION_PROGRESS: memory_total, memory_processed, memory_remaining, disk_total,
     # disk_processed, disk_remaining (bytes), as libvirt's job info gives them.
     progress: dict[str, int] = field(default_factory=dict)
+    port_id: str = ""  # EVENT_INTERFACE_*: the port plugged in or out
 
 
 _NESTED: dict[tuple[str, str], type[Message]] = {
@@ -305,4 +370,8 @@ _NESTED: dict[tuple[str, str], type[Message]] = {
     ("SpawnRequest", "networks"): NetworkInfo,
     ("MigrationRequest", "spawn"): SpawnRequest,
     ("HostReport", "domains"): DomainState,
+    ("SpawnRequest", "restore_from"): ImageRef,
+    ("RescueRequest", "image"): ImageRef,
+    ("RescueRequest", "spawn"): SpawnRequest,
+    ("InterfaceRequest", "networks"): NetworkInfo,
 }

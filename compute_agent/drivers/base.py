@@ -20,6 +20,7 @@ from compute_agent.messages import (
     POWER_NOSTATE,
     POWER_SHUTDOWN,
     DomainState,
+    RescueRequest,
     SpawnRequest,
 )
 
@@ -115,6 +116,28 @@ class Driver(abc.ABC):
     def snapshot(self, instance_uuid: str, target: str) -> str:
         """Write a standalone copy of the root disk to `target`; return its disk format. The
         guest is paused (or already stopped) while its disk is read, and left as it was."""
+
+    # --- rescue, crash dumps and NICs (compute_agent.guest_tasks)
+
+    @abc.abstractmethod
+    def rescue(self, request: RescueRequest) -> str:
+        """Boot the guest from a fresh disk made from the rescue image, its own root disk attached
+        second; return its power state. A guest already rescued is left as it is."""
+
+    @abc.abstractmethod
+    def unrescue(self, request: SpawnRequest) -> str:
+        """Boot the guest from its own disk again, as `request` defines it, and drop the rescue
+        disk; return its power state. A guest not rescued that runs is left as it is."""
+
+    @abc.abstractmethod
+    def trigger_crash_dump(self, instance_uuid: str) -> str:
+        """Inject an NMI into the running guest (its kernel dumps itself); a guest that does not
+        run is a DriverError."""
+
+    @abc.abstractmethod
+    def set_interfaces(self, instance_uuid: str, mac_addresses: list[str]) -> str:
+        """Give the domain exactly the NICs of `mac_addresses`: plug in the missing ones and
+        unplug the others, live where the hypervisor can (always in its definition)."""
 
     # --- moving an instance to another host ---------------------------------------------------
     # The steps and who takes them: compute_agent.messages, above TASK_PREPARE_MIGRATION.

@@ -46,6 +46,9 @@ class FakeDomain:
     memory_mb: int
     power_state: str = msg.POWER_RUNNING
     incoming: bool = False  # a live copy in progress, not a guest yet
+    rescued: bool = False  # booted from a rescue disk, its own attached second
+    macs: list[str] = field(default_factory=list)  # its NICs
+    crash_dumps: int = 0  # NMIs injected
 
 
 @dataclass
@@ -243,6 +246,34 @@ class FakeDriver(Driver):
         with open(os.fspath(target), "w") as copy:
             copy.write(data)
         return "qcow2"
+
+    # --- rescue, crash dumps, NICs ------------------------------------------------------------
+
+    def rescue(self, request: msg.RescueRequest) -> str:
+        with self.cloud.lock:
+            domain = self._domain(request.instance_uuid)
+            domain.rescued, domain.power_state = True, msg.POWER_RUNNING
+            return domain.power_state
+
+    def unrescue(self, request: msg.SpawnRequest) -> str:
+        with self.cloud.lock:
+            domain = self._domain(request.instance_uuid)
+            domain.rescued, domain.power_state = False, msg.POWER_RUNNING
+            return domain.power_state
+
+    def trigger_crash_dump(self, instance_uuid: str) -> str:
+        with self.cloud.lock:
+            domain = self._domain(instance_uuid)
+            if domain.power_state != msg.POWER_RUNNING:
+                raise DriverError(f"instance {instance_uuid} is not running; no crash dump")
+            domain.crash_dumps += 1
+            return domain.power_state
+
+    def set_interfaces(self, instance_uuid: str, mac_addresses: list[str]) -> str:
+        with self.cloud.lock:
+            domain = self._domain(instance_uuid)
+            domain.macs = [mac.lower() for mac in mac_addresses]
+            return domain.power_state
 
     # --- migrations -------------------------------------------------------------------------
 

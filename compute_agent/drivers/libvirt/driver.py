@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from compute_agent.drivers.libvirt.cold_migration import ColdMigrationMixin
 from compute_agent.drivers.libvirt.console import ConsoleMixin
+from compute_agent.drivers.libvirt.devices import DevicesMixin
 from compute_agent.drivers.libvirt.host import HostMixin
 from compute_agent.drivers.libvirt.lifecycle import LifecycleMixin
 from compute_agent.drivers.libvirt.live_migration import LiveMigrationMixin
 from compute_agent.drivers.libvirt.power import PowerMixin
+from compute_agent.drivers.libvirt.rescue import RescueMixin
 from compute_agent.drivers.libvirt.snapshot import SnapshotMixin
 
 
@@ -16,6 +18,8 @@ class LibvirtDriver(
     PowerMixin,
     ConsoleMixin,
     SnapshotMixin,
+    RescueMixin,
+    DevicesMixin,
     HostMixin,
     LiveMigrationMixin,
     ColdMigrationMixin,
@@ -28,7 +32,7 @@ class LibvirtDriver(
 
     Each role lives in a module of its own and shares only LibvirtBase (the connection and the
     host's configuration): lifecycle (spawn, destroy), power (power state and actions), console,
-    snapshot, host (host info, the domain list, init_host), live migration (preparing a
+    snapshot, rescue, devices (NICs, crash dumps), host (host info, the domain list, init_host), live migration (preparing a
     destination, the live copy, abort, force-complete) and cold migration (sending the disk,
     finishing on the destination).
     """

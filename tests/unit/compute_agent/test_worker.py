@@ -207,6 +207,14 @@ SAMPLE_REQUESTS: dict[type[msg.Message], msg.Message] = {
             dest_host="b", dest_uri="qemu+tcp://10.0.0.2/system", live=False,
             spawn=msg.SpawnRequest(request_id="r", instance_uuid="u", name="n", hostname="n",
                                    vcpus=2, memory_mb=64, root_gb=2)),
+        msg.RescueRequest(
+            request_id="r", instance_uuid="u", image=msg.ImageRef(id="rescue", token="t"),
+            spawn=msg.SpawnRequest(request_id="r", instance_uuid="u", name="n", hostname="n",
+                                   vcpus=1, memory_mb=64, root_gb=1,
+                                   restore_from=msg.ImageRef(id="shelved"))),
+        msg.InterfaceRequest(request_id="r", instance_uuid="u", port_id="p", networks=[
+            msg.NetworkInfo(network_id="n", network_name="net", port_id="p",
+                            mac_address="fa:16:3e:00:00:01")]),
     )
 }
 

@@ -1,0 +1,55 @@
+"""What a running guest gets plugged into it or injected: NICs in and out, and an NMI for a crash
+dump."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import libvirt
+
+from compute_agent.domain_xml import interface_macs, interface_xml, with_interfaces
+from compute_agent.drivers.libvirt.connection import LibvirtBase
+from compute_agent.drivers.libvirt.power import WrongState
+from compute_agent.drivers.libvirt.states import domain_power_state
+
+LOG = logging.getLogger(__name__)
+
+
+class DevicesMixin(LibvirtBase):
+    def trigger_crash_dump(self, instance_uuid: str) -> str:
+        def inject(domain: libvirt.virDomain) -> str:
+            state, _ = domain.state()
+            if state != libvirt.VIR_DOMAIN_RUNNING:
+                raise WrongState(f"instance {instance_uuid} is not running; no crash dump")
+            domain.injectNMI(0)
+            return domain_power_state(domain)
+
+        return self._act("crash dump", instance_uuid, inject)
+
+    def set_interfaces(self, instance_uuid: str, mac_addresses: Sequence[str]) -> str:
+        wanted = [mac.lower() for mac in mac_addresses]
+
+        def apply(domain: libvirt.virDomain) -> str:
+            defined = interface_macs(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            if domain.isActive():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            try:
+                for mac in wanted:
+                    if mac not in defined:
+                        domain.attachDeviceFlags(interface_xml(mac), flags)
+                for mac in defined:
+                    if mac not in wanted:
+                        domain.detachDeviceFlags(interface_xml(mac), flags)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise
+                # A hypervisor without hot-plug (libvirt's test driver): the definition changes,
+                # and the guest has its NICs from its next boot on.
+                LOG.info("no hot-plug for %s; its NICs change at its next boot", instance_uuid)
+                xml = with_interfaces(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), wanted)
+                domain.connect().defineXML(xml)
+            return domain_power_state(domain)
+
+        return self._act("interface change", instance_uuid, apply)
