@@ -42,9 +42,12 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     ),
     **dict.fromkeys(("limit", "offset", "minDisk", "minRam"), _COUNT),
     **dict.fromkeys(
-        ("all_tenants", "deleted", "all_projects", "enabled", "is_domain", "include_names"),
+        ("all_tenants", "all_projects", "enabled", "is_domain", "include_names"),
         _FLAG_OR_EMPTY,
     ),
+    # The server list reads any value of deleted (an unreadable one lists the live servers), as
+    # Nova does: it is no flag to refuse.
+    "deleted": _STRING,
     **dict.fromkeys(("shared", "router:external", "admin_state_up", "enable_dhcp"), _FLAG),
     "changes-since": {"type": "string", "format": "date-time"},
     "changes-before": {"type": "string", "format": "date-time"},

@@ -8,6 +8,7 @@ from .models import (
     ConsoleToken,
     Flavor,
     FlavorAccess,
+    HostDrain,
     Instance,
     InstanceAction,
     InstanceActionEvent,
@@ -150,3 +151,9 @@ class MigrationAdmin(admin.ModelAdmin):
     list_display = ("id", "instance", "migration_type", "status", "source_compute", "dest_compute",
                     "created_at")
     list_filter = ("migration_type", "status")
+
+
+@admin.register(HostDrain)
+class HostDrainAdmin(admin.ModelAdmin):
+    list_display = ("uuid", "host", "status", "reason", "created_at", "finished_at")
+    list_filter = ("status", "host")

@@ -215,8 +215,11 @@ def _read_states(query: QueryDict, names: set[str], f: ServerFilters, ctx: Reque
 def _read_times(query: QueryDict, names: set[str], f: ServerFilters) -> None:
     if "changes-since" in names:
         f.changes_since = params.datetime_param(query, "changes-since")
+    # Before 2.66 changes-before filters nothing, but a malformed one is refused at any version
+    # (as the instance actions' filters): a script's typo never silently lists every server.
+    changes_before = params.datetime_param(query, "changes-before")
     if "changes-before" in names:
-        f.changes_before = params.datetime_param(query, "changes-before")
+        f.changes_before = changes_before
     if f.changes_since and f.changes_before and f.changes_before < f.changes_since:
         raise errors.BadRequest("The value of changes-since must be less than or equal to "
                                 "changes-before.")

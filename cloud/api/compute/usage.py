@@ -78,7 +78,9 @@ class _UsageView(ComputeView):
         query = self.request.query_params
         start, end = self.period()
         paged = self.version.at_least("2.40")
-        limit = params.limit_param(query) if paged else None
+        # Paging came with 2.40; a malformed limit is refused at any version all the same.
+        limit = params.limit_param(query)
+        limit = limit if paged else None
         projects, servers = usage.usage(start, end, project_id=project_id, limit=limit,
                                         marker=query.get("marker") if paged else None)
         return projects, servers, limit

@@ -77,3 +77,12 @@ def test_from_2_40_server_usages_are_paged(member, api_as, servers):
     unpaged = api.get(url, version="2.39").json()
     assert len(unpaged["tenant_usage"]["server_usages"]) == 2
     assert "tenant_usage_links" not in unpaged
+
+
+def test_a_negative_limit_is_refused_at_every_version(member, api_as, servers):
+    api = api_as(member)
+    url = f"{V}/os-simple-tenant-usage/{member.project.pk}?{_period()}&limit=-1"
+    for version in ("2.1", "2.39", "2.40"):
+        response = api.get(url, version=version)
+        assert response.status_code == 400, (version, response.content)
+        assert "badRequest" in response.json()
