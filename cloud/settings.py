@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "cloud.conductor",
     "cloud.images",
     "cloud.network",
+    "cloud.enrollment",
     "cloud.api",
     "cloud.dashboard",
     "cloud.bootstrap",
@@ -321,6 +322,21 @@ KUMO_SCHEDULER_WEIGHERS = [
     "cloud.scheduler.weighers.server_group_soft_affinity.ServerGroupSoftAffinityWeigher",
     "cloud.scheduler.weighers.server_group_soft_anti_affinity.ServerGroupSoftAntiAffinityWeigher",
 ]
+
+# Hosts that join with a broker credential of their own (docs/adding-a-host.md, cloud/enrollment).
+# Seconds a join token from `manage.py host-token` stays valid unless --ttl says otherwise.
+KUMO_JOIN_TOKEN_TTL = int(os.environ.get("KUMO_JOIN_TOKEN_TTL", "3600"))
+# Who makes the hosts' broker users: auto (by CELERY_BROKER_URL's scheme), rabbitmq, redis, fake.
+KUMO_BROKER_CREDENTIALS = os.environ.get("KUMO_BROKER_CREDENTIALS", "auto")
+# The broker as hosts reach it, without credentials (default: CELERY_BROKER_URL's address).
+KUMO_HOST_BROKER_URL = os.environ.get("KUMO_HOST_BROKER_URL", "")
+# A host's broker user is this prefix and its name; the command that manages RabbitMQ's users.
+KUMO_BROKER_USER_PREFIX = os.environ.get("KUMO_BROKER_USER_PREFIX", "kumo-host-")
+KUMO_RABBITMQCTL = os.environ.get("KUMO_RABBITMQCTL", "rabbitmqctl")
+# On: the conductor refuses every report not sent with the credential of the host it names, so
+# hosts sharing the control plane's broker user (make run HOSTS=N, the default host) stop counting.
+KUMO_REQUIRE_HOST_CREDENTIALS = os.environ.get("KUMO_REQUIRE_HOST_CREDENTIALS", "").lower() in (
+    "1", "true", "yes", "on")
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,10 @@ receivers ignore fields they do not know, so adding a field is a minor change.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -74,6 +78,44 @@ TASK_DETACH_INTERFACE = "compute.detach_interface"  # InterfaceRequest -> EVENT_
 
 def compute_queue(host: str) -> str:
     return f"{COMPUTE_QUEUE_PREFIX}{host}"
+
+
+# A host's name becomes a queue name, a worker hostname and part of broker user names and key
+# patterns: letters, digits, '.', '_' and '-' only, none of them special in a glob or a URL.
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+# --- Hosts with their own broker credential (contract 1.4; docs/adding-a-host.md)
+#
+# A host that joined (`python -m compute_agent join`) holds a broker user limited to its own queue
+# and to publishing into the conductor's, and a secret of its own. It signs every report with the
+# secret, so the conductor can tell which host sent it even where the broker vouches for no
+# sender (Redis); on RabbitMQ it also sets the message's user_id, which the broker validates.
+
+SIGNER_HEADER = "kumo_host"
+SIGNATURE_HEADER = "kumo_signature"
+
+
+def report_signature(secret: str, host: str, task_name: str, payload: dict[str, Any]) -> str:
+    """HMAC-SHA256 of a report as the host sends it: the task, the signing host and the payload
+    in canonical JSON (what a JSON round trip through the broker gives back unchanged)."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    message = f"{task_name}\n{host}\n{body}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def redis_unacked_keys(host: str) -> dict[str, str]:
+    """The keys where kombu's Redis transport keeps a joined host's unacknowledged messages (its
+    transport options of these names). The default keys are one hash shared by every consumer,
+    holding every message taken and not yet acknowledged: a host allowed to read them could read
+    the others' messages, so each joined host has keys of its own, and its broker user may touch
+    only those."""
+    queue = compute_queue(host)
+    return {
+        "unacked_key": f"unacked.{queue}",
+        "unacked_index_key": f"unacked_index.{queue}",
+        "unacked_mutex_key": f"unacked_mutex.{queue}",
+    }
 
 
 # Power states, named once; the libvirt driver maps libvirt's integers onto these names and the

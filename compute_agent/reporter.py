@@ -6,6 +6,7 @@ The manager depends only on the Reporter protocol, so tests hand it a recorder i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from compute_agent import messages as msg
@@ -29,15 +30,51 @@ class TaskSender(Protocol):
     def send_task(self, name: str, args: Any = None, **options: Any) -> Any: ...
 
 
+@dataclass(frozen=True)
+class HostIdentity:
+    """A host that joined with a broker credential of its own (compute_agent.join)."""
+
+    host: str
+    secret: str = field(repr=False)
+    # The RabbitMQ user the agent connects as; "" on Redis, which vouches for no sender.
+    amqp_user: str = ""
+
+    def publish_options(self, task_name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """How a report goes out with this credential.
+
+        The host's broker user may not declare the conductor's queue (declaring includes the right
+        to delete it), so nothing is declared. On RabbitMQ it may write only to the `conductor`
+        exchange (never to the default exchange, through which it could reach any queue) and the
+        broker checks the user_id it sets; on Redis it may only push to the conductor's list,
+        which the default exchange does directly. Either way the report is signed.
+        """
+        options: dict[str, Any] = {
+            "declare": [],
+            "headers": {
+                msg.SIGNER_HEADER: self.host,
+                msg.SIGNATURE_HEADER: msg.report_signature(
+                    self.secret, self.host, task_name, payload),
+            },
+        }
+        if self.amqp_user:
+            options.update(exchange=msg.CONDUCTOR_QUEUE, routing_key=msg.CONDUCTOR_QUEUE,
+                           user_id=self.amqp_user)
+        return options
+
+
 class CeleryReporter:
     """Sends each report as a conductor task, by name: the agent has no code of the conductor."""
 
-    def __init__(self, app: TaskSender) -> None:
+    def __init__(self, app: TaskSender, identity: HostIdentity | None = None) -> None:
         self._app = app
+        self._identity = identity
 
     def _send(self, task_name: str, payload: dict[str, Any]) -> None:
+        options = (
+            {} if self._identity is None else self._identity.publish_options(task_name, payload)
+        )
         try:
-            self._app.send_task(task_name, args=[payload], queue=msg.CONDUCTOR_QUEUE)
+            self._app.send_task(task_name, args=[payload], queue=msg.CONDUCTOR_QUEUE, **options)
         except Exception as exc:
             raise ReportError(f"could not publish {task_name}: {exc}") from exc
 

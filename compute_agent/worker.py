@@ -2,7 +2,11 @@
 
     python -m compute_agent --host NAME --libvirt-uri URI [--broker URL] [--concurrency N]
                             [--heartbeat-interval S] [--instances-dir DIR]
-                            [--migration-uri URI] [--vnc-socket-dir DIR]
+                            [--migration-uri URI] [--vnc-socket-dir DIR] [--config PATH]
+    python -m compute_agent join URL TOKEN …   (compute_agent.join: make this machine a host)
+
+Every option also comes from the environment (KUMO_*), and --config names an environment file
+(what `join` writes) whose values come before the process's own environment.
 
 The worker runs its own Celery app (no Django, no `cloud`) with the threads pool: every task then
 shares one process, hence one libvirt connection and, with `test:///default`, one test-driver
@@ -16,21 +20,22 @@ import argparse
 import ipaddress
 import logging
 import os
-import re
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from compute_agent import messages as msg
 from compute_agent.boundary import forbid_control_plane_imports
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
+from compute_agent.env_file import EnvFileError, read_env_file
 from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
-from compute_agent.reporter import CeleryReporter
+from compute_agent.reporter import CeleryReporter, HostIdentity
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -46,9 +51,6 @@ DEFAULT_CONCURRENCY = 4
 # A live migration holds a worker thread for the whole copy; its abort and force-complete need
 # another one while it runs (compute_agent.migration_tasks).
 MIN_CONCURRENCY = 2
-
-# The host name becomes a queue name and a worker hostname; keep it to characters safe in both.
-_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 _LOG_FORMAT = (
     "[%(asctime)s: %(levelname)s/%(threadName)s] [req:%(request_id)s] %(name)s: %(message)s"
@@ -73,10 +75,26 @@ class AgentConfig:
     migration_uri: str = ""
     domain_type: str | None = None
     log_level: str = "INFO"
+    # The secret this host signs its reports with, given when it joined (compute_agent.join);
+    # empty for a host that shares the control plane's broker credential.
+    host_secret: str = field(default="", repr=False)
 
     @property
     def queue(self) -> str:
         return msg.compute_queue(self.host)
+
+    @property
+    def identity(self) -> HostIdentity | None:
+        """Who this host is to the conductor, when it joined with a credential of its own."""
+        if not self.host_secret:
+            return None
+        url = urlsplit(self.broker_url)
+        return HostIdentity(
+            host=self.host,
+            secret=self.host_secret,
+            amqp_user=unquote(url.username or "") if url.scheme.startswith(("amqp", "pyamqp"))
+            else "",
+        )
 
     @property
     def worker_hostname(self) -> str:
@@ -86,12 +104,22 @@ class AgentConfig:
 def parse_args(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> AgentConfig:
-    """Command line first, then environment, then defaults."""
+    """Command line first, then the --config file, then the environment, then defaults."""
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="python -m compute_agent", description="Kumo compute agent (nova-compute)."
     )
     add = parser.add_argument
+    add("--config", metavar="PATH",
+        help="an environment file of KUMO_* settings, as `python -m compute_agent join` writes")
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--config")
+    config_path = first.parse_known_args(argv)[0].config
+    if config_path:
+        try:
+            env = {**env, **read_env_file(config_path)}
+        except EnvFileError as exc:
+            parser.error(str(exc))
     add("--host", default=env.get("KUMO_COMPUTE_HOST") or socket.gethostname(),
         help="this host's name; the agent consumes queue compute.HOST")
     add("--libvirt-uri", default=env.get("KUMO_LIBVIRT_URI", DEFAULT_LIBVIRT_URI))
@@ -120,7 +148,7 @@ def parse_args(
     add("--log-level", default=env.get("KUMO_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
 
-    if not _HOST_NAME.match(args.host):
+    if not msg.HOST_NAME.match(args.host):
         parser.error(f"--host {args.host!r}: use letters, digits, '.', '_' or '-' (max 63)")
     if args.concurrency < MIN_CONCURRENCY:
         parser.error(f"--concurrency must be at least {MIN_CONCURRENCY} (a live migration's "
@@ -149,6 +177,7 @@ def parse_args(
         migration_uri=args.migration_uri,
         domain_type=args.domain_type,
         log_level=args.log_level.upper(),
+        host_secret=env.get("KUMO_HOST_SECRET", ""),
     )
 
 
@@ -179,7 +208,7 @@ def create_app(config: AgentConfig) -> Celery:
         # agent again after this long; a spawn or a snapshot upload can take minutes on a slow
         # host, so it stays well above that. The control plane's reconciler re-drives stuck work
         # sooner anyway (RabbitMQ redelivers at once on a dropped connection).
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options=_transport_options(config),
         task_queues=[Queue(config.queue)],
         task_default_queue=config.queue,
         # Only the host queue: no pidbox broadcast queue, no events.
@@ -189,6 +218,14 @@ def create_app(config: AgentConfig) -> Celery:
         worker_task_log_format=_TASK_LOG_FORMAT,
     )
     return app
+
+
+def _transport_options(config: AgentConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
+    if config.identity is not None and urlsplit(config.broker_url).scheme.startswith("redis"):
+        # A joined host's Redis user may touch only its own keys (cloud/enrollment/broker_users.py)
+        options.update(msg.redis_unacked_keys(config.host))
+    return options
 
 
 def register_tasks(app: Celery, manager: ComputeManager) -> dict[str, Any]:
@@ -309,7 +346,7 @@ def build_agent(config: AgentConfig) -> Agent:
         raise
     app = create_app(config)
     manager = ComputeManager(
-        config.host, driver, CeleryReporter(app), host_ip=config.host_ip,
+        config.host, driver, CeleryReporter(app, config.identity), host_ip=config.host_ip,
         migration_uri=config.migration_uri,
     )
     register_tasks(app, manager)

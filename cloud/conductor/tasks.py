@@ -1,11 +1,13 @@
-"""The conductor queue's tasks: parse the contract dataclass, set the request id, call services."""
+"""The conductor queue's tasks: parse the contract dataclass, set the request id, call services.
+
+A host's report is applied only if it came from that host (cloud.enrollment.report_senders)."""
 
 from __future__ import annotations
 
 import socket
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from cloud.beat import (
     TASK_PURGE_EXPIRED_TOKENS,
@@ -15,6 +17,7 @@ from cloud.beat import (
 )
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
+from cloud.enrollment import report_senders
 from cloud.identity import tokens
 from cloud.images import uploads
 from cloud.logcontext import request_id_var
@@ -24,17 +27,21 @@ from compute_agent import messages as msg
 from . import build_timeouts, host_reports, instance_events, power_sync, reconciler
 
 
-@shared_task(name=msg.TASK_HOST_REPORT)
-def host_report(data: dict[str, Any]) -> None:
+@shared_task(name=msg.TASK_HOST_REPORT, bind=True)
+def host_report(self: Task, data: dict[str, Any]) -> None:
     report = msg.HostReport.from_dict(data)
+    if not report_senders.accepts(self.request, msg.TASK_HOST_REPORT, data, report.host):
+        return
     host_reports.apply_host_report(report)
     power_sync.sync_power_states(report)
     host_reports.destroy_orphans(report)
 
 
-@shared_task(name=msg.TASK_INSTANCE_EVENT)
-def instance_event(data: dict[str, Any]) -> None:
+@shared_task(name=msg.TASK_INSTANCE_EVENT, bind=True)
+def instance_event(self: Task, data: dict[str, Any]) -> None:
     event = msg.InstanceEvent.from_dict(data)
+    if not report_senders.accepts(self.request, msg.TASK_INSTANCE_EVENT, data, event.host):
+        return
     token = request_id_var.set(event.request_id)
     try:
         instance_events.apply_instance_event(event)

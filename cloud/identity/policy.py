@@ -180,6 +180,9 @@ RULES: dict[str, str] = {
     "compute:server_password:show": "reader",
     "compute:server_password:clear": "member",
     "compute:instance_actions:events:details": "reader",
+    # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
+    # itself is authenticated by its token, not by Keystone
+    "compute:host_tokens:create": "admin",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}

@@ -9,6 +9,7 @@ from . import (
     flavor_extra_specs,
     flavors,
     host_drains,
+    host_tokens,
     hosts,
     images,
     instance_actions,
@@ -58,6 +59,6 @@ for _feature in (
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
     instance_actions, server_actions, remote_consoles, migrations, host_drains, server_tags,
     interfaces, security_groups, usage, external_events, server_topology, server_diagnostics,
-    server_password, server_shares,
+    server_password, server_shares, host_tokens,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))

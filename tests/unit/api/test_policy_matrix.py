@@ -350,6 +350,13 @@ COVERED_ELSEWHERE[("PUT", "image/v2/images/<str:image_id>/members/<str:member_id
     "tests/unit/api/test_image_members.py")
 
 
+# adding compute hosts (cloud/enrollment): a join token for a host, admins only; the join
+# needs no Keystone token (its own token is the authentication, refused with 401 when bad)
+ROWS.append(Row("POST", "compute/v2.1/os-host-tokens", "admin", f"{C}/os-host-tokens",
+                {"host_token": {"host": "compute-9"}}))
+COVERED_ELSEWHERE[("POST", "compute/v2.1/os-host-joins")] = (
+    "tests/unit/enrollment/test_host_tokens_api.py")
+
 def _routes():
     def walk(patterns, prefix=""):
         for p in patterns:
