@@ -132,13 +132,22 @@ def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
         _run("ip", "-n", host.netns, "link", "set", "lo", "up")
         _run("ip", "-n", host.netns, "addr", "add", f"{host.ip}/24", "dev", "eth0")
         _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
-        start_libvirtd(host)
+        _launch_libvirtd(host)
+    # Launched together, awaited together: each daemon's start-up (qemu capability probes) takes
+    # seconds, and they need not wait for one another.
+    for host in hosts:
+        _wait_for_libvirtd(host)
     return hosts
 
 
-def start_libvirtd(host: SimHost, timeout: float = 30) -> None:
+def start_libvirtd(host: SimHost, timeout: float = 60) -> None:
     """(Re)start the host's libvirtd in a fresh private mount and UTS namespace inside its network
     namespace, and wait until it answers."""
+    _launch_libvirtd(host)
+    _wait_for_libvirtd(host, timeout)
+
+
+def _launch_libvirtd(host: SimHost) -> None:
     binds = "; ".join(f"mount --bind {host.dir / sub} {target}"
                       for sub, target in _LIBVIRT_PATHS.items())
     script = (
@@ -156,6 +165,9 @@ def start_libvirtd(host: SimHost, timeout: float = 30) -> None:
     host.pid_file.unlink(missing_ok=True)
     _run("ip", "netns", "exec", host.netns, "unshare", "--mount", "--uts",
          "--propagation", "private", "sh", "-c", script)
+
+
+def _wait_for_libvirtd(host: SimHost, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if host.libvirtd_pid() and host.socket.exists() and _answers(host):
@@ -243,8 +255,11 @@ def _make_dirs(host: SimHost) -> None:
 
 
 def _answers(host: SimHost) -> bool:
-    result = subprocess.run(["virsh", "-c", host.uri, "version"], capture_output=True,
-                            timeout=10, check=False)
+    try:
+        result = subprocess.run(["virsh", "-c", host.uri, "version"], capture_output=True,
+                                timeout=10, check=False)
+    except subprocess.TimeoutExpired:
+        return False  # a daemon still starting on a busy machine: asked again until the deadline
     return result.returncode == 0
 
 

@@ -15,52 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BANNER, BOOT_TIMEOUT
-from tests.stack import ROOT, AgentSpec, Stack
+from tests.e2e.conftest import ARTIFACTS, BANNER, BOOT_TIMEOUT, CANVAS_COLOURS
+from tests.stack import AgentSpec, Stack
 
 pytestmark = pytest.mark.e2e
 V = "/compute/v2.1"
-CHROMIUM = "/usr/bin/chromium"
-# What Chromium needs as root in a container (platform notes); Playwright adds --headless and a
-# fresh profile directory itself.
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts"))
-
-# How many distinct colours a sample of the canvas holds, and how many pixels it sampled.
-CANVAS_COLOURS = """() => {
-  const canvas = document.querySelector("#screen canvas");
-  if (!canvas || !canvas.width || !canvas.height) return [0, 0];
-  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-  const seen = new Set();
-  let sampled = 0;
-  for (let i = 0; i < data.length; i += 4 * 7) {
-    seen.add((data[i] << 16) | (data[i + 1] << 8) | data[i + 2]);
-    sampled += 1;
-  }
-  return [seen.size, sampled];
-}"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (scripts/setup.sh --test installs Debian's chromium)")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        yield launched
-        launched.close()
-
-
 @pytest.fixture(scope="module")
 def stack(qemu_conn, tiny_image):
     live = Stack("console", agents=[AgentSpec("console-1", libvirt_uri="qemu:///system")],

@@ -1,0 +1,473 @@
+"""Many hosts, end to end: one stack (tests/stack.py: web, scheduler, conductor, beat, RabbitMQ) over
+three simulated hosts (simhosts: a network and mount namespace each, with its own libvirtd running
+real qemu guests), driven only through the APIs a user has. Shared by every test of this module;
+at most four guests at once.
+
+What a user would notice: anti-affinity lands on three real hosts; a live migration moves a guest
+whose counter on the serial console goes on without a gap; cold migration with confirm and with
+revert; an abort and a destination whose libvirtd dies mid-copy leave the guest running on its
+source and nothing on the destination; a drain empties a host of three guests; the console of a
+guest on another host opens in Chromium; and once everything is deleted every host is clean.
+
+Figures (live migration time and downtime from the guest's counter, cold migration time, drain
+time, memory per host) are written to artifacts/multihost/figures.json and printed.
+
+Needs root (namespaces, libvirtd): CI runs as root, and there a missing capability fails loudly.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import simhosts
+from tests.e2e.conftest import CANVAS_COLOURS
+from tests.stack import ROOT, ApiClient, Stack
+
+pytestmark = pytest.mark.e2e
+libvirt = pytest.importorskip("libvirt")
+
+V = "/compute/v2.1"
+VERSION = "2.60"
+BOOT_TIMEOUT = 180.0
+MOVE_TIMEOUT = 240.0
+ARTIFACTS = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts")) / "multihost"
+FIGURES: dict[str, object] = {}
+
+TICKER = """#!/bin/sh
+n=0
+while :; do
+    n=$((n + 1))
+    echo "TICK $n"
+    sleep 1
+done
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud(guest_image: Path) -> Iterator[Cloud]:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("simulated hosts need root; CI runs as root")
+        pytest.skip("simulated hosts need root")
+    stack = Stack("multihost", agents=[], simulated_hosts=3, schedulers=1, broker="rabbitmq",
+                  extra_env={"KUMO_TASK_DEADLINES": "scheduling=30,spawning=180,migrating=300,"
+                                                    "default=120"})
+    with stack.running():
+        api = stack.client(version=VERSION)
+        image = api.upload_image("kumo-tiny", guest_image.read_bytes())
+        yield Cloud(stack, api, image)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+    print("\n[multihost figures]\n" + "\n".join(f"  {k}: {v}" for k, v in FIGURES.items()))
+    assert not [ns for ns in _netns() if ns.startswith(f"kumo-{stack.host_tag}-")], \
+        "a namespace of the stack's hosts was left behind"
+
+
+class Cloud:
+    def __init__(self, stack: Stack, api: ApiClient, image: str) -> None:
+        self.stack, self.api, self.image = stack, api, image
+        self.hosts = {h.name: h for h in stack.hosts}
+
+    def boot(self, name: str, *, group: str | None = None, ticker: bool = False) -> str:
+        server: dict = {"name": name, "imageRef": self.image, "flavorRef": "1",
+                        "networks": "none"}
+        if ticker:
+            server["user_data"] = base64.b64encode(TICKER.encode()).decode()
+        body: dict = {"server": server}
+        if group:
+            body["os:scheduler_hints"] = {"group": group}
+        created = self.api.post(f"{V}/servers", body)
+        assert created.status_code == 202, created.text
+        return created.json()["server"]["id"]
+
+    def active(self, *server_ids: str) -> list[dict]:
+        found = [self.api.wait_for(s, {"ACTIVE", "ERROR"}, timeout=BOOT_TIMEOUT)
+                 for s in server_ids]
+        assert [s["status"] for s in found] == ["ACTIVE"] * len(found), found
+        return found
+
+    def show(self, server_id: str) -> dict:
+        return self.api.get(f"{V}/servers/{server_id}").json()["server"]
+
+    def host_of(self, server_id: str) -> str:
+        return self.show(server_id)["OS-EXT-SRV-ATTR:host"]
+
+    def action(self, server_id: str, body: dict, expect: int = 202) -> None:
+        response = self.api.post(f"{V}/servers/{server_id}/action", body)
+        assert response.status_code == expect, response.text
+
+    def settled(self, server_id: str, timeout: float = MOVE_TIMEOUT) -> dict:
+        """The server once no task runs on it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.show(server_id)
+            if server["OS-EXT-STS:task_state"] is None:
+                return server
+            assert time.monotonic() < deadline, f"{server_id} still {server['status']}"
+            time.sleep(0.3)
+
+    def migrations(self, server_id: str) -> list[dict]:
+        return self.api.get(f"{V}/os-migrations?instance_uuid={server_id}").json()["migrations"]
+
+    def delete(self, *server_ids: str) -> None:
+        for server_id in server_ids:
+            self.api.delete(f"{V}/servers/{server_id}")
+        for server_id in server_ids:
+            self.api.wait_gone(server_id, timeout=BOOT_TIMEOUT)
+
+    def console_log(self, host: str, server_id: str) -> Path:
+        return self.hosts[host].dir / "instances" / server_id / "console.log"
+
+    def domains(self, host: str) -> list[str]:
+        """Every domain the host's libvirtd knows (running or not), by uuid."""
+        conn = libvirt.open(self.hosts[host].uri)
+        try:
+            return [d.UUIDString() for d in conn.listAllDomains()]
+        finally:
+            conn.close()
+
+    def instance_dirs(self, host: str) -> list[str]:
+        root = self.hosts[host].dir / "instances"
+        return sorted(p.name for p in root.iterdir() if re.fullmatch(r"[0-9a-f-]{36}", p.name))
+
+    def usage(self) -> dict[str, tuple[int, int]]:
+        nodes = self.api.get(f"{V}/os-hypervisors/detail").json()["hypervisors"]
+        return {n["hypervisor_hostname"]: (n["vcpus_used"], n["memory_mb_used"]) for n in nodes}
+
+    def slow_copies(self, host: str, server_id: str, mib_per_s: int) -> None:
+        """Cap the guest's migration bandwidth (libvirt's own per-domain setting), so that a copy
+        lasts long enough to act on it halfway."""
+        conn = libvirt.open(self.hosts[host].uri)
+        try:
+            conn.lookupByUUIDString(server_id).migrateSetMaxSpeed(mib_per_s, 0)
+        finally:
+            conn.close()
+
+    def set_enabled(self, host: str, enabled: bool) -> None:
+        services = self.api.get(f"{V}/os-services?binary=nova-compute&host={host}").json()
+        (service,) = services["services"]
+        body = {"status": "enabled"} if enabled else {"status": "disabled",
+                                                      "disabled_reason": "test"}
+        response = self.api.put(f"{V}/os-services/{service['id']}", body)
+        assert response.status_code == 200, response.text
+
+
+def ticks(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"TICK (\d+)\r?\n", text)]
+
+
+def wait_for_text(path: Path, needle: str, timeout: float = BOOT_TIMEOUT) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if needle in text:
+            return text
+        assert time.monotonic() < deadline, f"{needle!r} never appeared in {path}"
+        time.sleep(0.2)
+
+
+class TickWatch:
+    """When each TICK first appeared in any of the given console logs (the guest's old and new
+    host): a gap across the switch longer than the usual second is the downtime a user saw."""
+
+    def __init__(self, *logs: Path) -> None:
+        self.logs = logs
+        self.first_seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for log in self.logs:
+                if log.exists():
+                    for n in ticks(log.read_text(errors="replace")):
+                        self.first_seen.setdefault(n, now)
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def worst_gap_ms(self) -> int:
+        seen = sorted(self.first_seen.items())
+        gaps = [b[1] - a[1] for a, b in itertools.pairwise(seen) if b[0] == a[0] + 1]
+        usual = sorted(gaps)[len(gaps) // 2]
+        return round((max(gaps) - usual) * 1000)
+
+
+def _netns() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
+
+
+def _figure(name: str, value: object) -> None:
+    FIGURES[name] = value
+
+
+# --- the scenarios, in order (they share the stack; each leaves it as it found it) ------------
+
+
+def test_every_host_reports_its_own_name_address_and_capacity(cloud: Cloud) -> None:
+    nodes = cloud.api.get(f"{V}/os-hypervisors/detail").json()["hypervisors"]
+    assert sorted((n["hypervisor_hostname"], n["host_ip"], n["state"], n["status"]) for n in nodes) \
+        == [("compute-1", "10.77.0.11", "up", "enabled"), ("compute-2", "10.77.0.12", "up",
+                                                           "enabled"),
+            ("compute-3", "10.77.0.13", "up", "enabled")]
+    assert all(n["hypervisor_type"] == "QEMU" and n["vcpus"] > 0 and n["memory_mb"] > 0
+               for n in nodes)
+    for name, host in cloud.hosts.items():
+        pid = host.libvirtd_pid()
+        assert pid, f"the libvirtd of {name} is not running"
+        rss = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text()
+                       .splitlines() if line.startswith("VmRSS:")))
+        _figure(f"libvirtd RSS of {name} (MB)", round(rss / 1024, 1))
+
+
+def test_an_anti_affinity_group_lands_on_three_real_hosts(cloud: Cloud) -> None:
+    group = cloud.api.post(f"{V}/os-server-groups", {"server_group": {
+        "name": "spread", "policies": ["anti-affinity"]}}).json()["server_group"]["id"]
+    servers = [cloud.boot(f"spread-{i}", group=group) for i in range(3)]
+    try:
+        hosts = {s["OS-EXT-SRV-ATTR:host"] for s in cloud.active(*servers)}
+        assert hosts == {"compute-1", "compute-2", "compute-3"}
+        for server_id in servers:  # each really runs where the API says
+            assert server_id in cloud.domains(cloud.host_of(server_id))
+        fourth = cloud.boot("spread-3", group=group)
+        assert cloud.api.wait_for(fourth, {"ACTIVE", "ERROR"}, BOOT_TIMEOUT)["status"] == "ERROR"
+        servers.append(fourth)
+    finally:
+        cloud.delete(*servers)
+
+
+def test_a_live_migration_keeps_the_guest_counting_and_moves_its_claim(cloud: Cloud) -> None:
+    server_id = cloud.boot("ticker", ticker=True)
+    try:
+        source = cloud.active(server_id)[0]["OS-EXT-SRV-ATTR:host"]
+        wait_for_text(cloud.console_log(source, server_id), "TICK 3")
+        before = cloud.usage()
+        logs = [cloud.console_log(h, server_id) for h in cloud.hosts]
+        watch = TickWatch(*logs)
+        started = time.monotonic()
+        cloud.action(server_id, {"os-migrateLive": {"host": None, "block_migration": "auto"}})
+        server = cloud.settled(server_id)
+        took = time.monotonic() - started
+        dest = server["OS-EXT-SRV-ATTR:host"]
+        assert dest != source and server["status"] == "ACTIVE"
+        last = max(ticks(cloud.console_log(dest, server_id).read_text(errors="replace")))
+        wait_for_text(cloud.console_log(dest, server_id), f"TICK {last + 3}", timeout=30)
+        watch.stop()
+        counted = sorted(watch.first_seen)
+        assert counted == list(range(counted[0], counted[-1] + 1)), "a tick was lost"
+        assert (ticks(cloud.console_log(dest, server_id).read_text(errors="replace"))[0]
+                > 1), "the guest restarted instead of moving"
+        assert server_id not in cloud.domains(source) and server_id in cloud.domains(dest)
+        assert server_id not in cloud.instance_dirs(source)
+        (migration,) = cloud.migrations(server_id)
+        assert (migration["migration_type"], migration["status"]) == ("live-migration",
+                                                                      "completed")
+        after = cloud.usage()
+        assert after[source][1] == before[source][1] - 128
+        assert after[dest][1] == before[dest][1] + 128
+        _figure("live migration: request to ACTIVE on the destination (s)", round(took, 1))
+        _figure("live migration: downtime from the guest's counter (ms)", watch.worst_gap_ms())
+    finally:
+        cloud.delete(server_id)
+
+
+def test_cold_migration_confirmed_and_reverted(cloud: Cloud) -> None:
+    server_id = cloud.boot("cold", ticker=True)
+    try:
+        source = cloud.active(server_id)[0]["OS-EXT-SRV-ATTR:host"]
+        wait_for_text(cloud.console_log(source, server_id), "TICK 2")
+        started = time.monotonic()
+        cloud.action(server_id, {"migrate": None})
+        server = cloud.settled(server_id)
+        took = time.monotonic() - started
+        dest = server["OS-EXT-SRV-ATTR:host"]
+        assert (server["status"], dest != source) == ("VERIFY_RESIZE", True)
+        wait_for_text(cloud.console_log(dest, server_id), "TICK 1")
+        assert server_id in cloud.domains(source), "the source keeps the guest for a revert"
+        cloud.action(server_id, {"confirmResize": None}, expect=204)
+        assert cloud.settled(server_id)["status"] == "ACTIVE"
+        _wait(lambda: server_id not in cloud.domains(source), "the source's copy to go")
+        assert server_id not in cloud.instance_dirs(source)
+        _figure("cold migration: request to VERIFY_RESIZE (s)", round(took, 1))
+
+        # Back again, and this time reverted: the guest comes back to `dest` with its disk.
+        cloud.action(server_id, {"migrate": None})
+        moved = cloud.settled(server_id)
+        assert moved["status"] == "VERIFY_RESIZE"
+        away = moved["OS-EXT-SRV-ATTR:host"]
+        cloud.action(server_id, {"revertResize": None})
+        back = cloud.settled(server_id)
+        assert (back["status"], back["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", dest)
+        _wait(lambda: server_id not in cloud.domains(away), "the reverted copy to go")
+        assert [m["status"] for m in sorted(cloud.migrations(server_id),
+                                            key=lambda m: m["id"])] == ["confirmed", "reverted"]
+    finally:
+        cloud.delete(server_id)
+
+
+def test_an_aborted_live_migration_leaves_the_guest_on_its_source(cloud: Cloud) -> None:
+    server_id = cloud.boot("abort", ticker=True)
+    try:
+        source = cloud.active(server_id)[0]["OS-EXT-SRV-ATTR:host"]
+        wait_for_text(cloud.console_log(source, server_id), "TICK 2")
+        cloud.slow_copies(source, server_id, 1)
+        cloud.action(server_id, {"os-migrateLive": {"host": None, "block_migration": "auto"}})
+        migration = _wait(lambda: next((m for m in cloud.migrations(server_id)
+                                        if m["status"] == "running"), None),
+                          "the copy to run")
+        dest = migration["dest_compute"]
+        response = cloud.api.delete(f"{V}/servers/{server_id}/migrations/{migration['id']}")
+        assert response.status_code == 202, response.text
+        server = cloud.settled(server_id)
+        assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", source)
+        assert cloud.migrations(server_id)[0]["status"] == "cancelled"
+        last = max(ticks(cloud.console_log(source, server_id).read_text(errors="replace")))
+        wait_for_text(cloud.console_log(source, server_id), f"TICK {last + 2}", timeout=30)
+        _assert_nothing_left_on(cloud, dest, server_id)
+    finally:
+        cloud.delete(server_id)
+
+
+def test_a_destination_whose_libvirtd_dies_mid_copy_leaves_the_guest_on_its_source(
+        cloud: Cloud) -> None:
+    server_id = cloud.boot("survivor", ticker=True)
+    source = cloud.active(server_id)[0]["OS-EXT-SRV-ATTR:host"]
+    dest = next(h for h in cloud.hosts if h != source)
+    try:
+        wait_for_text(cloud.console_log(source, server_id), "TICK 2")
+        cloud.slow_copies(source, server_id, 1)
+        cloud.action(server_id, {"os-migrateLive": {"host": dest, "block_migration": "auto"}})
+        _wait(lambda: any(m["status"] == "running" for m in cloud.migrations(server_id)),
+              "the copy to run")
+        simhosts.stop_libvirtd(cloud.hosts[dest], guests=True)  # the machine dies
+        server = cloud.settled(server_id)
+        assert (server["status"], server["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", source)
+        assert cloud.migrations(server_id)[0]["status"] in ("failed", "error")
+        last = max(ticks(cloud.console_log(source, server_id).read_text(errors="replace")))
+        wait_for_text(cloud.console_log(source, server_id), f"TICK {last + 2}", timeout=30)
+    finally:
+        simhosts.start_libvirtd(cloud.hosts[dest])  # the machine comes back
+    try:
+        _assert_nothing_left_on(cloud, dest, server_id)
+    finally:
+        cloud.delete(server_id)
+
+
+def test_a_drain_empties_a_host_of_three_guests(cloud: Cloud) -> None:
+    # Three guests on compute-1: the others take none while these boot.
+    for other in ("compute-2", "compute-3"):
+        cloud.set_enabled(other, False)
+    try:
+        servers = [cloud.boot(f"drained-{i}") for i in range(3)]
+        assert {s["OS-EXT-SRV-ATTR:host"] for s in cloud.active(*servers)} == {"compute-1"}
+    finally:
+        for other in ("compute-2", "compute-3"):
+            cloud.set_enabled(other, True)
+    try:
+        started = time.monotonic()
+        response = cloud.api.post(f"{V}/os-host-drains", {"host_drain": {
+            "host": "compute-1", "reason": "patching"}})
+        assert response.status_code == 202, response.text
+        drain_id = response.json()["host_drain"]["id"]
+        seen_moving: set[str] = set()
+
+        def finished() -> dict | None:
+            drain = cloud.api.get(f"{V}/os-host-drains/{drain_id}").json()["host_drain"]
+            seen_moving.update(g["server_id"] for g in drain["guests"] if g["state"] == "moving")
+            return drain if drain["status"] != "running" else None
+
+        drain = _wait(finished, "the drain to end", timeout=3 * MOVE_TIMEOUT)
+        took = time.monotonic() - started
+        assert drain["status"] == "completed", drain
+        assert drain["summary"] == {"pending": 0, "moving": 0, "done": 3, "failed": 0}
+        assert seen_moving, "the drain's progress was never visible"
+        for server_id in servers:
+            server = cloud.show(server_id)
+            assert (server["status"], server["OS-EXT-SRV-ATTR:host"] != "compute-1") == (
+                "ACTIVE", True)
+        assert cloud.domains("compute-1") == [] and cloud.instance_dirs("compute-1") == []
+        assert cloud.usage()["compute-1"] == (0, 0)
+        services = cloud.api.get(f"{V}/os-services?host=compute-1").json()["services"]
+        assert [(s["status"], s["disabled_reason"]) for s in services
+                if s["binary"] == "nova-compute"] == [("disabled", "patching")]
+        _figure("drain of 3 guests: request to completed (s)", round(took, 1))
+    finally:
+        cloud.set_enabled("compute-1", True)
+        cloud.delete(*servers)
+
+
+def test_the_console_of_a_guest_on_another_host_opens_in_the_browser(cloud: Cloud,
+                                                                     browser) -> None:
+    """Every simulated host's guests draw on a unix socket in the host's own directory; the web
+    process's relay opens it, through the same origin and token rules as any console."""
+    server_id = cloud.boot("screen")
+    try:
+        host = cloud.active(server_id)[0]["OS-EXT-SRV-ATTR:host"]
+
+        def console_url() -> str | None:
+            response = cloud.api.post(f"{V}/servers/{server_id}/remote-consoles",
+                                      {"remote_console": {"protocol": "vnc", "type": "novnc"}})
+            assert response.status_code == 200, response.text
+            url = response.json()["remote_console"]["url"]
+            status = cloud.api.session.get(url.replace("/console/?", "/console/status?"),
+                                           timeout=10)
+            return url if status.json()["state"] == "ready" else None
+
+        url = _wait(console_url, "a console the host reported a socket for", timeout=60)
+        assert url.startswith(f"{cloud.stack.url}/console/?token=")
+        page = browser.new_page(viewport={"width": 1024, "height": 768})
+        page.goto(url)
+        page.wait_for_selector('body[data-state="connected"]', timeout=60_000)
+        colours = _wait(lambda: (n := page.evaluate(CANVAS_COLOURS)[0]) > 1 and n,
+                        "the guest's text on the canvas", timeout=60)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"console-on-{host}.png"))
+        assert colours > 1
+        page.close()
+    finally:
+        cloud.delete(server_id)
+
+
+def test_every_host_is_clean_once_everything_is_deleted(cloud: Cloud) -> None:
+    servers = cloud.api.get(f"{V}/servers?all_tenants=1").json()["servers"]
+    assert servers == []
+    for host in cloud.hosts:
+        assert cloud.domains(host) == [], host
+        assert cloud.instance_dirs(host) == [], host
+    assert set(cloud.usage().values()) == {(0, 0)}
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _wait(check, what: str, timeout: float = MOVE_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def _assert_nothing_left_on(cloud: Cloud, host: str, server_id: str) -> None:
+    """No domain, no disk, no claim of the guest on `host` (after its next reports)."""
+    _wait(lambda: server_id not in cloud.domains(host), f"no domain on {host}", timeout=60)
+    _wait(lambda: server_id not in cloud.instance_dirs(host), f"no files on {host}", timeout=60)
+    assert cloud.usage()[host] == (0, 0)
