@@ -216,6 +216,10 @@ KUMO_SERVICE_DOWN_TIME = int(os.environ.get("KUMO_SERVICE_DOWN_TIME", "60"))
 KUMO_HEARTBEAT_INTERVAL = _env_float("KUMO_HEARTBEAT_INTERVAL", 10)
 KUMO_BUILD_TIMEOUT = int(os.environ.get("KUMO_BUILD_TIMEOUT", "600"))
 KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
+# Nova's shelved_offload_time: 0 (the default) removes a shelved server from its host as soon as
+# its disk is saved (SHELVED_OFFLOADED, its claim released); -1 keeps it there until shelveOffload.
+# A positive delay is not counted down yet and behaves as -1 (cloud/compute/shelving.py).
+KUMO_SHELVED_OFFLOAD_TIME = int(os.environ.get("KUMO_SHELVED_OFFLOAD_TIME", "0"))
 # Nothing stays stuck (cloud/conductor/reconciler.py): past its task state's deadline (seconds
 # without progress) an instance is re-driven — the host asked what is true, the message sent
 # again, or the task failed with a fault — at most KUMO_MAX_REDRIVES times. KUMO_TASK_DEADLINES
@@ -223,6 +227,7 @@ KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
 KUMO_TASK_DEADLINES = {
     "scheduling": 30, "spawning": 120, "deleting": 60, "image_snapshot": 1800,
     "rebuilding": 600, "resize_migrating": 600, "resize_reverting": 600, "migrating": 600,
+    "shelving": 1800, "image_backup": 1800, "rescuing": 600, "unrescuing": 600,
     "default": 300,
     **{
         state.strip(): int(seconds)

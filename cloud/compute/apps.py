@@ -10,7 +10,15 @@ class ComputeConfig(AppConfig):
         from cloud.identity import signals
 
         # The modules whose functions carry operations out register them (operations.runs).
-        from . import guest_operations, locks, servers  # noqa: F401
+        from . import (  # noqa: F401
+            backups,
+            guest_operations,
+            locks,
+            rescue,
+            server_interfaces,
+            servers,
+            shelving,
+        )
 
         # Identity asks before deleting a project or user; compute answers for its servers.
         signals.PROJECT_DELETING.connect(servers.before_project_deleted, dispatch_uid="compute")

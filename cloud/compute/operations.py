@@ -191,6 +191,77 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
         button=Button("Snapshot", "Take a snapshot of {name}? It becomes a new image.",
                       "Taking a snapshot of {name}.", form="snapshot"),
     ),
+    # Rescue: the guest boots from a rescue image, its own disk attached second
+    # (cloud/compute/rescue.py); unrescue boots it from its own disk again.
+    _host(
+        "rescue", vm_states=frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), task_state=s.RESCUING,
+        done_vm_state=s.RESCUED, host_task=msg.TASK_RESCUE, finished_by=msg.EVENT_RESCUED,
+        api_name="rescue", button=Button(
+            "Rescue", "Rescue {name}? It restarts from a rescue image with its own disk "
+            "attached second.", "Rescuing {name}.", form="rescue"),
+    ),
+    _host(
+        "unrescue", vm_states=frozenset({s.RESCUED}), task_state=s.UNRESCUING,
+        done_vm_state=s.ACTIVE, host_task=msg.TASK_UNRESCUE, finished_by=msg.EVENT_UNRESCUED,
+        api_name="unrescue", button=Button(
+            "Unrescue", "Restart {name} from its own disk?", "Unrescuing {name}."),
+    ),
+    # Shelve: the disk goes to an image; with KUMO_SHELVED_OFFLOAD_TIME 0 (Nova's
+    # shelved_offload_time) the host lets go at once and the shelve ends in SHELVED_OFFLOADED
+    # (cloud/compute/shelving.py).
+    _host(
+        "shelve", vm_states=frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),
+        task_state=s.SHELVING, done_vm_state=s.SHELVED, host_task=msg.TASK_SHELVE,
+        finished_by=msg.EVENT_SHELVED, api_name="shelve", button=Button(
+            "Shelve", "Shelve {name}? Its disk is saved to an image and the host's resources "
+            "are freed; unshelve boots it again.", "Shelving {name}."),
+    ),
+    _host(
+        "shelve_offload", record="shelveOffload", vm_states=frozenset({s.SHELVED}),
+        task_state=s.SHELVING_OFFLOADING, done_vm_state=s.SHELVED_OFFLOADED,
+        host_task=msg.TASK_SHELVE_OFFLOAD, finished_by=msg.EVENT_SHELVE_OFFLOADED,
+        api_name="shelveOffload", button=Button(
+            "Shelve offload", "Remove shelved {name} from its host?", "Offloading {name}."),
+    ),
+    # Unshelve of a server still on its host starts it there; one offloaded goes through the
+    # scheduler like a build ("unshelve_offloaded", chosen by the runner).
+    Operation(
+        "unshelve", rule="compute:servers:unshelve", record="unshelve",
+        vm_states=frozenset({s.SHELVED, s.SHELVED_OFFLOADED}), task_state=s.UNSHELVING,
+        done_vm_state=s.ACTIVE, host_task=msg.TASK_UNSHELVE, finished_by=msg.EVENT_UNSHELVED,
+        api_name="unshelve", button=Button("Unshelve", "Unshelve {name}?", "Unshelving {name}."),
+    ),
+    Operation(
+        "unshelve_offloaded", rule=None, record="unshelve",
+        vm_states=frozenset({s.SHELVED_OFFLOADED}), task_state=s.SCHEDULING,
+    ),
+    _host(
+        "backup", rule="compute:servers:create_backup", record="createBackup",
+        vm_states=frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),
+        task_state=s.IMAGE_BACKUP, host_task=msg.TASK_BACKUP,
+        finished_by=msg.EVENT_BACKUP_UPLOADED, api_name="createBackup", button=Button(
+            "Back up", "Back up {name} to an image? The oldest backups of the same type beyond "
+            "the rotation are deleted.", "Backing up {name}.", form="create_backup"),
+    ),
+    # Nova holds no task for it: the host injects an NMI and the guest's kernel dumps itself.
+    _host(
+        "trigger_crash_dump", vm_states=frozenset({s.ACTIVE, s.PAUSED, s.RESCUED, s.RESIZED,
+                                                   s.ERROR}),
+        host_task=msg.TASK_TRIGGER_CRASH_DUMP, finished_by=msg.EVENT_CRASH_DUMP_TRIGGERED,
+        api_name="trigger_crash_dump",
+    ),
+    # A port plugged in or out (POST/DELETE /servers/{id}/os-interface,
+    # cloud/compute/server_interfaces.py).
+    _host(
+        "attach_interface", rule="compute:server_interfaces:create",
+        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED}), task_state=s.INTERFACE_ATTACHING,
+        host_task=msg.TASK_ATTACH_INTERFACE, finished_by=msg.EVENT_INTERFACE_ATTACHED,
+    ),
+    _host(
+        "detach_interface", rule="compute:server_interfaces:delete",
+        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED}), task_state=s.INTERFACE_DETACHING,
+        host_task=msg.TASK_DETACH_INTERFACE, finished_by=msg.EVENT_INTERFACE_DETACHED,
+    ),
     # A question for the host, answered at once: no task, no record, any settled or busy state.
     _host(
         "console_output", record=None, vm_states=None, task_states=frozenset(
@@ -220,7 +291,7 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
     Operation(
         "delete", rule="compute:servers:delete", record="delete",
         vm_states=frozenset({s.BUILDING, s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED, s.RESIZED,
-                             s.ERROR}),
+                             s.ERROR, s.RESCUED, s.SHELVED, s.SHELVED_OFFLOADED}),
         task_states=frozenset({None, s.SCHEDULING, s.SPAWNING}), task_state=s.DELETING,
         host_task=msg.TASK_DESTROY,
         button=Button("Delete", "Delete {name}? Its disk is destroyed; this cannot be undone.",

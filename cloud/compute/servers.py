@@ -31,6 +31,7 @@ from . import (
     server_groups,
     server_security_groups,
     server_tags,
+    shelving,
     states,
 )
 from .action_records import record_action
@@ -324,6 +325,9 @@ def complete_delete(instance_uuid: str) -> None:
         ipam.release_ports(instance_uuid)
         # Its console links die with it; open sessions notice at their next re-check.
         consoles.delete_instance_tokens(instance_uuid)
+        # A shelved server's disk image goes with it, as in Nova.
+        if changes := shelving.drop_shelved_image(instance_uuid):
+            Instance.objects.filter(uuid=instance_uuid).update(**changes)
         action_records.record_event(
             instance_uuid, action_records.EVENT_TERMINATE, action_records.SUCCESS, finish_action=True
         )

@@ -13,9 +13,11 @@ import uuid
 
 from django.conf import settings
 
+from cloud.compute import states
 from cloud.compute.models import Instance
 from cloud.compute.servers import hostname_for
 from cloud.identity import tokens
+from cloud.ids import canonical_uuid
 from cloud.images.models import Image
 from cloud.network.models import Port
 from compute_agent import messages as msg
@@ -37,7 +39,7 @@ def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest
         memory_mb=instance.memory_mb,
         root_gb=instance.root_gb,
         image=_image_ref(instance),
-        networks=_networks(instance),
+        networks=networks_of(instance),
         user_data=instance.user_data or "",
         key_data=instance.key_data or "",
         metadata={str(k): str(v) for k, v in (instance.metadata or {}).items()},
@@ -45,7 +47,16 @@ def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest
         availability_zone=instance.availability_zone or "",
         key_name=instance.key_name or "",
         launch_index=instance.launch_index,
+        restore_from=_shelved_image(instance),
     )
+
+
+def _shelved_image(instance: Instance) -> msg.ImageRef | None:
+    # An offloaded server boots again from the snapshot its disk was shelved to.
+    if instance.vm_state != states.SHELVED_OFFLOADED or not instance.shelved_image_id:
+        return None
+    image = Image.objects.filter(pk=canonical_uuid(instance.shelved_image_id)).first()
+    return download_ref(image, instance) if image is not None else None
 
 
 def image_download_url(image_id: str) -> str:
@@ -63,12 +74,17 @@ def _image_ref(instance: Instance) -> msg.ImageRef | None:
         # Not a UUID: no Image row can match, the agent gets the bare id.
         image = None
     if image is not None:
-        ref.checksum = image.checksum or ""
-        ref.disk_format = image.disk_format or ref.disk_format
-        ref.size = image.size or 0
-        ref.url = image_download_url(str(image.id))
-        ref.token = _download_token(instance)
+        return download_ref(image, instance)
     return ref
+
+
+def download_ref(image: Image, instance: Instance) -> msg.ImageRef:
+    """How the instance's host downloads `image`: its figures, and a token of the instance's user."""
+    return msg.ImageRef(
+        id=str(image.id), checksum=image.checksum or "",
+        disk_format=image.disk_format or "qcow2", size=image.size or 0,
+        url=image_download_url(str(image.id)), token=_download_token(instance),
+    )
 
 
 def _download_token(instance: Instance) -> str:
@@ -84,7 +100,8 @@ def _download_token(instance: Instance) -> str:
     return issued.token
 
 
-def _networks(instance: Instance) -> list[msg.NetworkInfo]:
+def networks_of(instance: Instance) -> list[msg.NetworkInfo]:
+    """The NICs the instance has: one per port bound to it."""
     ports = Port.objects.filter(device_id=str(instance.uuid)).select_related("network")
     return [
         msg.NetworkInfo(

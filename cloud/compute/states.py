@@ -21,6 +21,12 @@ SUSPENDED = "suspended"
 RESIZED = "resized"
 ERROR = "error"
 DELETED = "deleted"
+# Booted from a rescue image with its own disk attached (cloud/compute/rescue.py).
+RESCUED = "rescued"
+# Its disk saved to an image: still on its host (stopped), or offloaded with no host at all
+# (cloud/compute/shelving.py).
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
 
 # task_state
 SCHEDULING = "scheduling"
@@ -43,10 +49,22 @@ MIGRATING = "migrating"
 RESIZE_PREP = "resize_prep"
 RESIZE_MIGRATED = "resize_migrated"
 RESIZE_FINISH = "resize_finish"
+# Rescue, shelve, backup (Nova's names) and a port plugged in or out (Kumo's: Nova holds no
+# task for those, but one at a time per server keeps the host's work in order).
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
+SHELVING = "shelving"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
+IMAGE_BACKUP = "image_backup"
+INTERFACE_ATTACHING = "interface_attaching"
+INTERFACE_DETACHING = "interface_detaching"
 TASK_STATES = frozenset({
     SCHEDULING, SPAWNING, DELETING, POWERING_ON, POWERING_OFF, REBOOTING, REBOOTING_HARD, PAUSING,
     UNPAUSING, SUSPENDING, RESUMING, REBUILDING, RESIZE_MIGRATING, RESIZE_REVERTING, IMAGE_SNAPSHOT,
     MIGRATING, RESIZE_PREP, RESIZE_MIGRATED, RESIZE_FINISH,
+    RESCUING, UNRESCUING, SHELVING, SHELVING_OFFLOADING, UNSHELVING, IMAGE_BACKUP,
+    INTERFACE_ATTACHING, INTERFACE_DETACHING,
 })
 
 # Nova's power_state integers, keyed by the contract's names
@@ -68,6 +86,9 @@ _STATUS_BY_VM_STATE = {
     RESIZED: "VERIFY_RESIZE",
     ERROR: "ERROR",
     DELETED: "DELETED",
+    RESCUED: "RESCUE",
+    SHELVED: "SHELVED",
+    SHELVED_OFFLOADED: "SHELVED_OFFLOADED",
 }
 
 # The status filter of GET /servers accepts statuses; map each back to vm_states.

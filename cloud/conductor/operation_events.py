@@ -7,14 +7,15 @@ state): a redelivered or stale report matches nothing and changes nothing.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from cloud import events
-from cloud.compute import action_records, states
-from cloud.compute.claims import resize_claim
+from cloud.compute import action_records, backups, server_interfaces, shelving, states
+from cloud.compute.claims import release, resize_claim
 from cloud.compute.guest_operations import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
 from cloud.compute.operations import REGISTRY
@@ -25,17 +26,28 @@ log = logging.getLogger(__name__)
 
 # Derived from the operations registry: which running tasks each success report finishes, and the
 # vm_state each task ends in (None: the one it started from).
+# An operation with no task of its own (a crash dump) has its report recorded and nothing else.
 FINISHES: dict[str, set[str]] = {}
 _DONE_BY_TASK: dict[str, str | None] = {}
 for _op in REGISTRY.values():
+    if _op.finished_by:
+        FINISHES.setdefault(_op.finished_by, set())
     if _op.finished_by and _op.task_state:
-        FINISHES.setdefault(_op.finished_by, set()).add(_op.task_state)
+        FINISHES[_op.finished_by].add(_op.task_state)
         _DONE_BY_TASK[_op.task_state] = _op.done_vm_state
+# A shelve whose host let the guest go at once (KUMO_SHELVED_OFFLOAD_TIME 0) ends offloaded.
+FINISHES[msg.EVENT_SHELVE_OFFLOADED].add(states.SHELVING)
 _ALL_ACTION_TASKS = set(_DONE_BY_TASK)
+# Tasks whose failure leaves an image that will never receive its data.
+_IMAGE_TASKS = {states.IMAGE_SNAPSHOT, states.IMAGE_BACKUP, states.SHELVING}
 
 
 def apply_success(event: msg.InstanceEvent) -> None:
     tasks = FINISHES[event.event]
+    if not tasks:
+        action_records.record_event(event.instance_uuid, f"compute_{event.event}",
+                                    action_records.SUCCESS, host=event.host, finish_action=True)
+        return
     with transaction.atomic():
         row = (
             Instance.objects.select_for_update(no_key=True)
@@ -51,6 +63,7 @@ def apply_success(event: msg.InstanceEvent) -> None:
             changes["vm_state"] = done
         if event.event == msg.EVENT_REBUILT:
             changes["launched_at"] = timezone.now()
+        changes.update(_particular_outcome(event, row))
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
         events.instance_changed(event.instance_uuid)
         log.info("instance %s: %s on %s", event.instance_uuid, event.event, event.host)
@@ -58,9 +71,32 @@ def apply_success(event: msg.InstanceEvent) -> None:
                              host=event.host, finish_action=True)
 
 
+def _particular_outcome(event: msg.InstanceEvent, row: Instance) -> dict[str, Any]:
+    """What an operation's success changes besides its task and vm_state."""
+    if event.event == msg.EVENT_SHELVE_OFFLOADED:
+        # Nothing of it is left on the host: its claim goes, it has no host until unshelved.
+        release(str(row.uuid))
+        return {"vm_state": states.SHELVED_OFFLOADED, "host": None, "node": None,
+                "power_state": msg.POWER_NOSTATE, "console_port": None, "console_socket": ""}
+    if event.event == msg.EVENT_BACKUP_UPLOADED:
+        backups.rotate(str(row.uuid), event.image_id, row.backup_rotation)
+        return {"backup_rotation": None}
+    if event.event == msg.EVENT_INTERFACE_DETACHED:
+        server_interfaces.release_detached(str(row.uuid), event.port_id)
+    if event.event == msg.EVENT_UNSHELVED:
+        return shelving.drop_shelved_image(str(row.uuid))
+    return {}
+
+
 def apply_failure(event: msg.InstanceEvent) -> None:
     if event.action == msg.ACTION_CONSOLE_OUTPUT:
         cache.set(console_key(event.request_id), {"error": event.message or "no console"}, 120)
+        return
+    if event.action == msg.ACTION_TRIGGER_CRASH_DUMP:
+        # No task to end (Nova holds none for it): the action's record says it failed.
+        action_records.record_event(event.instance_uuid, f"compute_{event.action}",
+                                    action_records.ERROR, host=event.host, details=event.message,
+                                    finish_action=True)
         return
     with transaction.atomic():
         row = (
@@ -82,10 +118,12 @@ def apply_failure(event: msg.InstanceEvent) -> None:
             )
             resize_claim(str(row.uuid), old["vcpus"], old["ram"],
                          old["disk"] + old.get("ephemeral", 0))
-        if row.task_state == states.IMAGE_SNAPSHOT:
+        if row.task_state in _IMAGE_TASKS:
             Image.objects.filter(
                 properties__instance_uuid=str(row.uuid), status__in=["queued", "saving"]
             ).update(status="killed")
+            changes.update({"shelved_image_id": ""} if row.task_state == states.SHELVING
+                           else {"backup_rotation": None})
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
         events.instance_changed(event.instance_uuid)
         InstanceFault.objects.create(

@@ -73,6 +73,16 @@ class RebuildForm(forms.Form):
         return check_name(name) if name else ""
 
 
+class BackupForm(forms.Form):
+    name = forms.CharField(label="Backup name", max_length=255)
+    backup_type = forms.CharField(label="Backup type", max_length=255, initial="daily",
+                                  help_text="Backups rotate within their type (daily, weekly…).")
+    rotation = forms.IntegerField(label="Backups to keep", min_value=0, initial=7)
+
+    def clean_name(self) -> str:
+        return check_name(self.cleaned_data["name"], "Backup name")
+
+
 class RenameForm(forms.Form):
     name = forms.CharField(label="Name", max_length=255)
     description = forms.CharField(
@@ -94,6 +104,12 @@ FORMS: dict[str, ActionForm] = {
         lambda ctx, instance, data: SnapshotForm(
             data, initial={"name": f"{instance.display_name}-snapshot"}),
         lambda cleaned: {"name": cleaned["name"]},
+    ),
+    "create_backup": ActionForm(
+        lambda ctx, instance, data: BackupForm(
+            data, initial={"name": f"{instance.display_name}-backup"}),
+        lambda cleaned: {"name": cleaned["name"], "backup_type": cleaned["backup_type"],
+                         "rotation": cleaned["rotation"]},
     ),
     "rebuild": ActionForm(
         lambda ctx, instance, data: RebuildForm(ctx, instance.image_ref, data),

@@ -164,6 +164,18 @@ RULES: dict[str, str] = {
     # the server's ports (os-interface)
     "compute:server_interfaces:list": "reader",
     "compute:server_interfaces:show": "reader",
+    "compute:server_interfaces:create": "member",
+    "compute:server_interfaces:delete": "member",
+    # rescue, shelve, backups, crash dumps (Nova's defaults: offloading is an operator's act,
+    # and so is choosing the host an offloaded server comes back on)
+    "compute:servers:rescue": "member",
+    "compute:servers:unrescue": "member",
+    "compute:servers:shelve": "member",
+    "compute:servers:shelve_offload": "admin",
+    "compute:servers:unshelve": "member",
+    "compute:servers:unshelve:to_host": "admin",
+    "compute:servers:create_backup": "member",
+    "compute:servers:trigger_crash_dump": "member",
     # private flavors and who may use them; a flavor's description (2.55)
     "compute:flavor_access:index": "admin",
     "compute:flavor_access:add": "admin",

@@ -108,9 +108,13 @@ def _details(filter_summary: str, lost_races: list[str]) -> str:
 def _no_valid_host(instance_uuid: str, message: str, details: str) -> None:
     log.warning("no valid host for instance %s: %s", instance_uuid, details.replace("\n", " "))
     with transaction.atomic():
-        failed = Instance.objects.filter(
+        waiting = Instance.objects.filter(
             uuid=instance_uuid, deleted=False, task_state=states.SCHEDULING, host__isnull=True
-        ).update(vm_state=states.ERROR, task_state=None)
+        )
+        # An offloaded server being unshelved stays shelved (its disk is safe in its image), as
+        # in Nova; a new one fails.
+        failed = waiting.filter(vm_state=states.SHELVED_OFFLOADED).update(task_state=None)
+        failed = failed or waiting.update(vm_state=states.ERROR, task_state=None)
         if failed != 1:
             return
         InstanceFault.objects.create(

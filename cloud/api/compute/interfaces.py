@@ -1,6 +1,7 @@
-"""GET /servers/{id}/os-interface[/{port_id}]: the server's ports (Nova's interface attachments),
-with a device `tag` from 2.70 (Kumo's ports carry none: null). Attaching and detaching ports is
-POST and DELETE on the same paths."""
+"""/servers/{id}/os-interface[/{port_id}]: the server's ports (Nova's interface attachments), with
+a device `tag` from 2.70 (Kumo's ports carry none: null). POST attaches a port (an unbound one of
+the caller's, or a new one on a network) and DELETE detaches one, each through the operations
+"attach_interface" and "detach_interface" (cloud/compute/server_interfaces.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cloud.compute import server_ports
+from cloud import errors
+from cloud.compute import operations, server_ports
 from cloud.network.models import Port
 
 from ..base import ComputeView
@@ -28,7 +30,47 @@ def interface_body(port: Port, tagged: bool) -> dict:
     return body
 
 
+_ATTACH = {
+    "type": "object",
+    "properties": {
+        "interfaceAttachment": {
+            "type": "object",
+            "properties": {
+                "net_id": {"type": "string", "format": "uuid"},
+                "port_id": {"type": "string", "format": "uuid"},
+                "fixed_ips": {
+                    "type": "array", "minItems": 1, "maxItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["ip_address"],
+                        "properties": {"ip_address": {"type": "string", "format": "ipv4"}},
+                        "additionalProperties": False,
+                    },
+                },
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+
+
 class ServerInterfaceList(ComputeView):
+    body_schemas = {"POST": _ATTACH}
+
+    def post(self, request: Request, server_id: str) -> Response:
+        instance = self.authorized_server(server_id, "compute:server_interfaces:create")
+        wanted = self.valid_body().get("interfaceAttachment") or {}
+        fixed_ips = wanted.get("fixed_ips") or []
+        if fixed_ips and not wanted.get("net_id"):
+            raise errors.BadRequest("fixed_ips need a net_id.")
+        port = operations.perform(
+            self.ctx, instance, "attach_interface", net_id=wanted.get("net_id"),
+            port_id=wanted.get("port_id"),
+            fixed_ip=fixed_ips[0]["ip_address"] if fixed_ips else None)
+        return Response({"interfaceAttachment": interface_body(
+            port, self.version.at_least("2.70"))})
+
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:server_interfaces:list")
         tagged = self.version.at_least("2.70")
@@ -42,6 +84,11 @@ class ServerInterfaceItem(ComputeView):
         port = server_ports.port_of(instance, port_id)
         return Response({"interfaceAttachment": interface_body(
             port, self.version.at_least("2.70"))})
+
+    def delete(self, request: Request, server_id: str, port_id: str) -> Response:
+        instance = self.authorized_server(server_id, "compute:server_interfaces:delete")
+        operations.perform(self.ctx, instance, "detach_interface", port_id=port_id)
+        return Response(status=202)
 
 
 urlpatterns = [

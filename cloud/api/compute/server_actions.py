@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import operations, server_security_groups, servers
+from cloud.compute import operations, server_security_groups, servers, shelving
 from cloud.compute.models import Instance
 from cloud.validation import name_schema, validate
 
@@ -70,6 +70,42 @@ _CONSOLE_OUTPUT = {
     "additionalProperties": False,
 }
 
+_UUID = {"type": "string", "format": "uuid"}
+_RESCUE = {
+    "type": ["object", "null"],
+    "properties": {"adminPass": {"type": "string"}, "rescue_image_ref": _UUID},
+    "additionalProperties": False,
+}
+_NON_NEGATIVE = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0}
+_CREATE_BACKUP = {
+    "type": "object",
+    "required": ["name", "backup_type", "rotation"],
+    "properties": {
+        "name": name_schema(),
+        "backup_type": {"type": "string"},
+        "rotation": _NON_NEGATIVE,
+        "metadata": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255}},
+    },
+    "additionalProperties": False,
+}
+# Unshelve: anything before 2.77 (Nova reads nothing from it); from 2.77 null or a zone; from 2.91
+# a zone (null: unpinned) and/or, for admins, a host.
+_UNSHELVE_277 = {
+    "type": ["object", "null"],
+    "required": ["availability_zone"],
+    "properties": {"availability_zone": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "additionalProperties": False,
+}
+_UNSHELVE_291 = {
+    "type": ["object", "null"],
+    "minProperties": 1,
+    "properties": {
+        "availability_zone": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+        "host": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+    "additionalProperties": False,
+}
+
 Arguments = tuple[str, dict[str, Any]]  # (operation name, runner keywords)
 
 
@@ -88,6 +124,27 @@ def _console_output(name: str, args: dict | None) -> Arguments:
     if length is not None and length < 0:
         length = None  # Nova reads a negative length as "all of it"
     return name, {"length": length}
+
+
+def _rescue(name: str, args: dict | None) -> Arguments:
+    args = args or {}
+    return name, {"rescue_image_ref": args.get("rescue_image_ref"),
+                  "admin_pass": args.get("adminPass")}
+
+
+def _create_backup(name: str, args: dict) -> Arguments:
+    return name, {"name": args["name"], "backup_type": args["backup_type"],
+                  "rotation": int(args["rotation"]), "metadata": args.get("metadata", {})}
+
+
+def _unshelve(name: str, args: dict | None) -> Arguments:
+    # The view reads the version: below 2.77 the arguments never reach here (see ServerAction).
+    if not args:
+        return name, {}
+    zone = args.get("availability_zone")
+    return name, {"destination": shelving.UnshelveTo(
+        zone=zone, unpin_zone="availability_zone" in args and zone is None,
+        host=args.get("host"))}
 
 
 # Live migration: block_migration and disk_over_commit (which Kumo ignores: it never over-commits a
@@ -137,7 +194,14 @@ _ARGUMENTS: dict[str, tuple[dict | Versioned, Callable[[str, Any], Arguments]]] 
     "console_output": (_CONSOLE_OUTPUT, _console_output),
     "live_migrate": (_LIVE_MIGRATE, lambda name, args: (name, {"host": args.get("host")})),
     "migrate": (_MIGRATE, lambda name, args: (name, {"host": (args or {}).get("host")})),
+    "rescue": (_RESCUE, _rescue),
+    "backup": (_CREATE_BACKUP, _create_backup),
+    "unshelve": (Versioned(("2.1", _NULL_OR_OBJECT), ("2.77", _UNSHELVE_277),
+                           ("2.91", _UNSHELVE_291)), _unshelve),
 }
+# Operations a microversion brought: below it the action does not exist (400, as Nova).
+_SINCE = {"trigger_crash_dump": "2.17"}
+UNSHELVE_TO_HOST = "compute:servers:unshelve:to_host"
 # Keys of the action body that are not operations on the server's state: each has its rule, its
 # argument schema and what it does.
 _SECURITY_GROUP = {
@@ -165,12 +229,24 @@ def _image_made(view: ServerAction, image_id: str) -> Response:
     return response
 
 
+def _backup_made(view: ServerAction, image_id: str) -> Response:
+    if view.version.at_least("2.45"):
+        return Response({"image_id": image_id}, status=202)
+    response = Response(status=202)
+    # As Nova: a Location only when the backup is kept (rotation above 0).
+    if int(view.body()["createBackup"]["rotation"]) > 0:
+        response["Location"] = f"{view.base_url()}/image/v2/images/{image_id}"
+    return response
+
+
 # By operation name: the response from what the runner returned (default: an empty 202).
 _RESPONSES: dict[str, Callable[[ServerAction, Any], Response]] = {
     "rebuild": _rebuilt,
     "snapshot": _image_made,
     "confirm_resize": lambda view, _: Response(status=204),
     "console_output": lambda view, output: Response({"output": output}),
+    "rescue": lambda view, password: Response({"adminPass": password}),
+    "backup": _backup_made,
 }
 
 
@@ -209,11 +285,16 @@ class ServerAction(ComputeView):
         if key in ("addSecurityGroup", "removeSecurityGroup"):
             return self._security_group(server_id, key, args)
         operation = operations.BY_API_NAME.get(key)
-        if operation is None or operation.rule is None:
+        since = _SINCE.get(operation.name, "2.1") if operation is not None else "2.1"
+        if operation is None or operation.rule is None or not self.version.at_least(since):
             raise errors.BadRequest(f"There is no server action named {key!r}.")
         instance = self.authorized_server(server_id, operation.rule)
         schema, read = _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)
         validate(schema.at(self.version) if isinstance(schema, Versioned) else schema, args)
+        if operation.name == "unshelve":
+            args = args if self.version.at_least("2.77") else None
+            if args and args.get("host"):
+                self.authorize(UNSHELVE_TO_HOST)
         if operation.name == "rebuild":
             result = self._rebuild(instance, args)
         else:

@@ -175,6 +175,18 @@ ROWS = [
         f"{C}/servers/{{server}}/os-interface"),
     Row("GET", "compute/v2.1/servers/<str:server_id>/os-interface/<str:port_id>", "read",
         f"{C}/servers/{{server}}/os-interface/{{port}}"),
+    Row("POST", "compute/v2.1/servers/<str:server_id>/os-interface", "write",
+        f"{C}/servers/{{server}}/os-interface", {"interfaceAttachment": {"net_id": "{own_network}"}}),
+    Row("DELETE", "compute/v2.1/servers/<str:server_id>/os-interface/<str:port_id>", "write",
+        f"{C}/servers/{{server}}/os-interface/{{port}}"),
+    # rescue, shelve, backups, crash dumps
+    *(Row("POST", "compute/v2.1/servers/<str:server_id>/action", "write",
+          f"{C}/servers/{{server}}/action", body) for body in (
+        {"rescue": None}, {"unrescue": None}, {"shelve": None}, {"unshelve": None},
+        {"createBackup": {"name": "b", "backup_type": "daily", "rotation": 1}},
+        {"trigger_crash_dump": None})),
+    Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
+        f"{C}/servers/{{server}}/action", {"shelveOffload": None}),
     Row("GET", "compute/v2.1/servers/<str:server_id>/os-security-groups", "read",
         f"{C}/servers/{{server}}/os-security-groups"),
     Row("POST", "compute/v2.1/servers/<str:server_id>/action", "write",

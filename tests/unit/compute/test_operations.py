@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from typing import Any
 
 import pytest
 
@@ -97,6 +98,9 @@ _INTO_STATE = {
     states.STOPPED: lambda driver, uuid: driver.stop(uuid, 0),
     states.PAUSED: lambda driver, uuid: driver.pause(uuid),
     states.SUSPENDED: lambda driver, uuid: driver.suspend(uuid),
+    states.RESCUED: lambda driver, uuid: driver.rescue(
+        msg.RescueRequest(request_id="req-rescue", instance_uuid=uuid)),
+    states.SHELVED: lambda driver, uuid: driver.stop(uuid, 0),
 }
 # The events that answer the host tasks that do not finish a task of their own.
 _ANSWERS = {msg.TASK_CONSOLE_OUTPUT: msg.EVENT_CONSOLE_OUTPUT, msg.TASK_DESTROY: msg.EVENT_DESTROYED}
@@ -104,13 +108,17 @@ _ANSWERS = {msg.TASK_CONSOLE_OUTPUT: msg.EVENT_CONSOLE_OUTPUT, msg.TASK_DESTROY:
 
 def _request(task: HostTask, instance_uuid: str, image_server: ImageServer) -> msg.Message:
     """The request the control plane would send for this task, with only what it needs."""
-    base = {"request_id": f"req-{task.name}", "instance_uuid": instance_uuid}
+    base: dict[str, Any] = {"request_id": f"req-{task.name}", "instance_uuid": instance_uuid}
     if task.request_type is msg.SpawnRequest:
         return msg.SpawnRequest(**base, name="vm", hostname="vm", vcpus=1, memory_mb=128,
                                 root_gb=1)
     if task.request_type is msg.SnapshotRequest:
         return msg.SnapshotRequest(**base, image_id="img-snap",
                                    upload_url=image_server.url("v2/images/img-snap/file"))
+    if task.request_type is msg.InterfaceRequest:
+        return msg.InterfaceRequest(**base, port_id="port-1", networks=[msg.NetworkInfo(
+            network_id="net-1", network_name="net", port_id="port-1",
+            mac_address="fa:16:3e:00:00:01")])
     return task.request_type(**base)
 
 
