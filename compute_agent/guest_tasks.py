@@ -130,4 +130,5 @@ class GuestTasks(ManagerBase):
             request.request_id, request.instance_uuid, action, success,
             lambda: {"power_state": self.driver.set_interfaces(request.instance_uuid, macs),
                      "port_id": request.port_id},
+            on_failure={"port_id": request.port_id},
         )

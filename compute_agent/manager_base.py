@@ -120,6 +120,7 @@ class ManagerBase:
         *,
         migration_id: str = "",
         revive: bool = False,
+        on_failure: dict[str, str] | None = None,
     ) -> msg.InstanceEvent:
         """Run one instance action under the instance's lock and report how it went.
 
@@ -127,7 +128,8 @@ class ManagerBase:
         becomes `action_failed`; only a report that cannot be sent propagates, so the task is
         retried (every action is safe to repeat). A step of a migration names it in every event
         (`migration_id`); with `revive` the instance's tombstone here is lifted first (a
-        migration may bring an instance back to a host it left).
+        migration may bring an instance back to a host it left). `on_failure` are fields an
+        `action_failed` carries besides the action and why (the port a failed plug was for).
         """
         key = instance_key(instance_uuid)
         with request_context(request_id):
@@ -137,10 +139,11 @@ class ManagerBase:
                 if key in self.tombstones:
                     event = self._event(
                         request_id, instance_uuid, msg.EVENT_ACTION_FAILED, action=action,
-                        message="the instance was deleted from this host",
+                        message="the instance was deleted from this host", **(on_failure or {}),
                     )
                 else:
-                    event = self._run_action(request_id, instance_uuid, action, success, operation)
+                    event = self._run_action(request_id, instance_uuid, action, success, operation,
+                                             on_failure or {})
                 event.migration_id = migration_id
                 self.reporter.instance_event(event)
             self.send_host_report()
@@ -153,13 +156,14 @@ class ManagerBase:
         action: str,
         success: str,
         operation: Callable[[], dict[str, str]],
+        on_failure: dict[str, str],
     ) -> msg.InstanceEvent:
         LOG.info("%s of instance %s", action, instance_uuid)
         try:
             fields = operation()
         except Exception as exc:
             LOG.exception("%s of instance %s failed", action, instance_uuid)
-            fields = {"action": action, "message": readable(exc)}
+            fields = {**on_failure, "action": action, "message": readable(exc)}
             try:
                 fields["power_state"] = self.driver.power_state(instance_uuid)
             except Exception:

@@ -95,3 +95,12 @@ def release_detached(instance_uuid: str, port_id: str) -> None:
     uuid = canonical_uuid(port_id)
     if uuid:
         Port.objects.filter(pk=uuid, device_id=str(instance_uuid)).delete()
+
+
+def unbind(instance_uuid: str, port_id: str) -> None:
+    """An attach the host could not carry out: the port stays, bound to nothing (a port made for
+    the attach as much as one the caller brought; either may be deleted or attached again)."""
+    uuid = canonical_uuid(port_id)
+    if uuid:
+        Port.objects.filter(pk=uuid, device_id=str(instance_uuid)).update(
+            device_id="", device_owner="")

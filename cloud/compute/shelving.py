@@ -30,7 +30,7 @@ from .destinations import check_destination
 from .disk_images import disk_image, upload_request
 from .models import Instance
 from .operations import REGISTRY, runs
-from .transitions import begin
+from .transitions import begin, ensure_host_up
 
 
 def offload_at_once() -> bool:
@@ -73,6 +73,7 @@ def unshelve(
                 f"The unshelve action on instance {instance.uuid} in vm_state "
                 f"{instance.vm_state} cannot choose an availability zone or a host: only a "
                 "shelved offloaded server can.")
+        ensure_host_up(REGISTRY["unshelve"], instance)
         with transaction.atomic():
             row = begin(ctx, instance, REGISTRY["unshelve"])
             rpc.to_host(row.host, msg.TASK_UNSHELVE, msg.PowerRequest(

@@ -124,6 +124,9 @@ def apply_failure(event: msg.InstanceEvent) -> None:
             ).update(status="killed")
             changes.update({"shelved_image_id": ""} if row.task_state == states.SHELVING
                            else {"backup_rotation": None})
+        if row.task_state == states.INTERFACE_ATTACHING and event.port_id:
+            # The host could not plug it in: the port is the caller's again, bound to nothing.
+            server_interfaces.unbind(str(row.uuid), event.port_id)
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
         events.instance_changed(event.instance_uuid)
         InstanceFault.objects.create(

@@ -123,3 +123,14 @@ def test_readers_may_not_and_bad_bodies_are_400(member, reader, api_as, server, 
                 {"interfaceAttachment": {"net_id": str(nets["alpha"].id), "bogus": 1}}):
         assert _attach(api_as(member), server, bad).status_code == 400, bad
     assert sent == []
+
+
+def test_a_port_the_host_could_not_plug_in_is_left_unbound(member, api_as, server, nets, sent):
+    response = _attach(api_as(member), server, {"interfaceAttachment": {
+        "net_id": str(nets["alpha"].id)}})
+    port_id = response.json()["interfaceAttachment"]["port_id"]
+    _report(server, msg.EVENT_ACTION_FAILED, action=msg.ACTION_ATTACH_INTERFACE,
+            message="no hot-plug", port_id=port_id, power_state="running")
+    assert (server.vm_state, server.task_state) == ("active", None)
+    assert Port.objects.get(pk=port_id).device_id == ""
+    assert server.faults.first().message == "no hot-plug"

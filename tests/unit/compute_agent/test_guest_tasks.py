@@ -216,3 +216,11 @@ def test_rescue_and_unrescue_report_their_events(
     unrescued = manager.unrescue(spawn_request(instance_uuid=running))
     assert unrescued.event == msg.EVENT_UNRESCUED
     assert not is_rescue(_definition(driver, running))
+
+
+def test_a_failed_plug_names_its_port(manager: ComputeManager) -> None:
+    failed = manager.attach_interface(msg.InterfaceRequest(
+        request_id="r", instance_uuid=str(uuid.uuid4()), port_id="port-b",
+        networks=[_nic(MAC_B, "port-b")]))
+    assert (failed.event, failed.action, failed.port_id) == (
+        msg.EVENT_ACTION_FAILED, msg.ACTION_ATTACH_INTERFACE, "port-b")
