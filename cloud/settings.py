@@ -206,6 +206,10 @@ KUMO_PUBLIC_URL = os.environ.get("KUMO_PUBLIC_URL", "").rstrip("/")
 KUMO_INTERNAL_URL = os.environ.get("KUMO_INTERNAL_URL", "http://127.0.0.1:8000")
 KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
 KUMO_TOKEN_TTL = int(os.environ.get("KUMO_TOKEN_TTL", str(8 * 3600)))
+# The Fernet key (32 bytes, URL-safe base64) that the secrets of /v3/credentials (EC2 pairs) are
+# stored encrypted with (cloud/identity/credentials.py); unset, a key derived from SECRET_KEY.
+# Changing either makes the stored ones unreadable: they answer 503 naming the credential key.
+KUMO_CREDENTIAL_KEY = os.environ.get("KUMO_CREDENTIAL_KEY", "")
 KUMO_IMAGE_DIR = Path(os.environ.get("KUMO_IMAGE_DIR", VAR_DIR / "images"))
 # The largest image an upload may store (bytes), checked while it streams (cloud/images/uploads.py).
 KUMO_IMAGE_MAX_SIZE = int(os.environ.get("KUMO_IMAGE_MAX_SIZE", str(10 * 1024**3)))

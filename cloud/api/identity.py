@@ -1,4 +1,5 @@
-"""Keystone v3 subset: version discovery and password tokens."""
+"""Keystone v3 subset: version discovery, and tokens got with a password, another token or an
+application credential; the catalog of a token."""
 
 from __future__ import annotations
 
@@ -83,6 +84,23 @@ _AUTH_SCHEMA = {
                             "required": ["id"],
                             "properties": {"id": {"type": "string"}},
                         },
+                        "application_credential": {
+                            "type": "object",
+                            "required": ["secret"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "name": {"type": "string"},
+                                "secret": {"type": "string"},
+                                "user": {
+                                    "type": "object",
+                                    "properties": {
+                                        "id": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "domain": _REF,
+                                    },
+                                },
+                            },
+                        },
                     },
                 },
                 "scope": {
@@ -115,6 +133,8 @@ class AuthTokens(IdentityView):
         auth = self.valid_body("auth")
         identity = auth["identity"]
         methods = identity["methods"]
+        scope = auth.get("scope")
+        credential = None
         try:
             if "password" in methods and "password" in identity:
                 user_ref = identity["password"]["user"]
@@ -130,18 +150,38 @@ class AuthTokens(IdentityView):
                 if old is None:
                     raise tokens.AuthenticationError("The token is not valid.")
                 user = old.user
+                # A token got with an application credential keeps its limits when renewed.
+                credential = old.application_credential
+            elif "application_credential" in methods and "application_credential" in identity:
+                if scope:
+                    # Its project is the credential's own; Keystone refuses any other scope.
+                    raise tokens.AuthenticationError(
+                        "Application credentials cannot request a scope.")
+                ref = identity["application_credential"]
+                owner = ref.get("user") or {}
+                credential = tokens.authenticate_application_credential(
+                    credential_id=ref.get("id"), name=ref.get("name"),
+                    user_id=owner.get("id"), user_name=owner.get("name"), secret=ref["secret"],
+                )
+                user = credential.user
             else:
                 raise errors.Unauthorized("Unsupported authentication method.")
-            scope = auth.get("scope")
             project = None
-            if isinstance(scope, dict) and "project" in scope:
+            if credential is not None:
+                project = credential.project
+                if isinstance(scope, dict) and "project" in scope:
+                    ref = scope["project"]
+                    if project.id != ref.get("id") and project.name != ref.get("name"):
+                        raise tokens.AuthenticationError(
+                            "A token got with an application credential cannot be rescoped.")
+            elif isinstance(scope, dict) and "project" in scope:
                 ref = scope["project"]
                 project = tokens.find_project(project_id=ref.get("id"), project_name=ref.get("name"))
                 if project is None:
                     raise errors.Unauthorized("The project could not be found or is not accessible.")
             elif scope is None and user.default_project_id:
                 project = user.default_project
-            issued = tokens.issue(user, project, methods)
+            issued = tokens.issue(user, project, methods, application_credential=credential)
         except tokens.AuthenticationError as exc:
             raise errors.Unauthorized(str(exc)) from None
         response = Response({"token": self.token_body(issued.record, issued.roles)}, status=201)
@@ -150,7 +190,7 @@ class AuthTokens(IdentityView):
 
     def get(self, request: Request) -> Response:
         record = self._subject()
-        roles = tokens.roles_of(record.user, record.project)
+        roles = tokens.roles_of(record.user, record.project, record.application_credential)
         response = Response({"token": self.token_body(record, roles)})
         response["X-Subject-Token"] = request.META["HTTP_X_SUBJECT_TOKEN"]
         return response
@@ -196,4 +236,24 @@ class AuthTokens(IdentityView):
             }
             body["roles"] = [{"id": rid, "name": name} for rid, name in roles]
             body["catalog"] = catalog.catalog(self.base_url())
+        credential = record.application_credential
+        if credential is not None:
+            body["application_credential"] = {
+                "id": credential.id,
+                "name": credential.name,
+                "restricted": not credential.unrestricted,
+            }
         return body
+
+
+class AuthCatalog(IdentityView):
+    """The catalog of the caller's token (what `openstack catalog list` shows)."""
+
+    def get(self, request: Request) -> Response:
+        if self.ctx.project_id is None:
+            raise errors.Forbidden("An unscoped token has no catalog.")
+        return Response({
+            "catalog": catalog.catalog(self.base_url()),
+            "links": {"self": f"{self.base_url()}/identity/v3/auth/catalog",
+                      "previous": None, "next": None},
+        })

@@ -13,8 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.identity import accounts
-from cloud.identity.models import Project, Role, RoleAssignment, User
+from cloud.identity import accounts, assignments
+from cloud.identity.models import Project, Role, User
 from cloud.validation import name_schema
 
 from .base import IdentityView
@@ -23,13 +23,13 @@ DOMAIN = {"id": "default", "name": "Default"}
 _TRUE = {"true", "1", "yes", "on", ""}
 _FALSE = {"false", "0", "no", "off"}
 
-_NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 65535}
-_DOMAIN_ID = {"type": ["string", "null"], "maxLength": 64}
+NULLABLE_TEXT = {"type": ["string", "null"], "maxLength": 65535}
+DOMAIN_ID_FIELD = {"type": ["string", "null"], "maxLength": 64}
 _ID = {"type": ["string", "null"], "maxLength": 64}
 _OPTIONS = {"type": "object"}
 
 
-def _envelope(key: str, fields: dict, required: tuple[str, ...] = ()) -> dict:
+def envelope(key: str, fields: dict, required: tuple[str, ...] = ()) -> dict:
     # Unknown keys are let through and ignored, as Keystone stores them as "extra" attributes.
     return {
         "type": "object",
@@ -46,16 +46,16 @@ def _envelope(key: str, fields: dict, required: tuple[str, ...] = ()) -> dict:
 
 _PROJECT_FIELDS = {
     "name": name_schema(64),
-    "description": _NULLABLE_TEXT,
+    "description": NULLABLE_TEXT,
     "enabled": {"type": "boolean"},
-    "domain_id": _DOMAIN_ID,
+    "domain_id": DOMAIN_ID_FIELD,
     "parent_id": _ID,
     "is_domain": {"type": "boolean"},
     "tags": {"type": "array", "items": {"type": "string"}},
     "options": _OPTIONS,
 }
-_PROJECT_CREATE = _envelope("project", _PROJECT_FIELDS, ("name",))
-_PROJECT_UPDATE = _envelope("project", _PROJECT_FIELDS)
+_PROJECT_CREATE = envelope("project", _PROJECT_FIELDS, ("name",))
+_PROJECT_UPDATE = envelope("project", _PROJECT_FIELDS)
 
 _USER_FIELDS = {
     "name": name_schema(255),
@@ -63,24 +63,24 @@ _USER_FIELDS = {
     "email": {"type": ["string", "null"], "maxLength": 254},
     "enabled": {"type": "boolean"},
     "default_project_id": _ID,
-    "domain_id": _DOMAIN_ID,
-    "description": _NULLABLE_TEXT,
+    "domain_id": DOMAIN_ID_FIELD,
+    "description": NULLABLE_TEXT,
     "options": _OPTIONS,
 }
-_USER_CREATE = _envelope("user", _USER_FIELDS, ("name",))
-_USER_UPDATE = _envelope("user", _USER_FIELDS)
+_USER_CREATE = envelope("user", _USER_FIELDS, ("name",))
+_USER_UPDATE = envelope("user", _USER_FIELDS)
 
 _ROLE_FIELDS = {
     "name": name_schema(64),
-    "description": _NULLABLE_TEXT,
-    "domain_id": _DOMAIN_ID,
+    "description": NULLABLE_TEXT,
+    "domain_id": DOMAIN_ID_FIELD,
     "options": _OPTIONS,
 }
-_ROLE_CREATE = _envelope("role", _ROLE_FIELDS, ("name",))
-_ROLE_UPDATE = _envelope("role", _ROLE_FIELDS)
+_ROLE_CREATE = envelope("role", _ROLE_FIELDS, ("name",))
+_ROLE_UPDATE = envelope("role", _ROLE_FIELDS)
 
 
-def _pick(data: dict, *keys: str) -> dict:
+def pick(data: dict, *keys: str) -> dict:
     return {k: data[k] for k in keys if k in data}
 
 
@@ -222,7 +222,7 @@ class ProjectList(IdentityAdminView):
         data = self.valid_body("project")
         _refuse_unsupported(data, "project")
         project = accounts.create_project(
-            **_pick(data, "name", "description", "enabled", "domain_id")
+            **pick(data, "name", "description", "enabled", "domain_id")
         )
         return Response({"project": self.project_body(project)}, status=201)
 
@@ -239,7 +239,7 @@ class ProjectDetail(IdentityAdminView):
         data = self.valid_body("project")
         _refuse_unsupported(data, "project")
         project = accounts.update_project(
-            project_id, **_pick(data, "name", "description", "enabled", "domain_id")
+            project_id, **pick(data, "name", "description", "enabled", "domain_id")
         )
         return Response({"project": self.project_body(project)})
 
@@ -278,7 +278,7 @@ class UserList(IdentityAdminView):
         self.authorize("identity:users:create")
         data = self.valid_body("user")
         _refuse_unsupported(data, "user")
-        user = accounts.create_user(**_pick(data, *_USER_KEYS))
+        user = accounts.create_user(**pick(data, *_USER_KEYS))
         return Response({"user": self.user_body(user)}, status=201)
 
 
@@ -294,7 +294,7 @@ class UserDetail(IdentityAdminView):
         self.authorize("identity:users:update")
         data = self.valid_body("user")
         _refuse_unsupported(data, "user")
-        user = accounts.update_user(self.ctx, user_id, **_pick(data, *_USER_KEYS))
+        user = accounts.update_user(self.ctx, user_id, **pick(data, *_USER_KEYS))
         return Response({"user": self.user_body(user)})
 
     def delete(self, request: Request, user_id: str) -> Response:
@@ -327,7 +327,7 @@ class RoleList(IdentityAdminView):
         self.authorize("identity:roles:create")
         data = self.valid_body("role")
         _refuse_unsupported(data, "role")
-        role = accounts.create_role(**_pick(data, "name", "domain_id"))
+        role = accounts.create_role(**pick(data, "name", "domain_id"))
         return Response({"role": self.role_body(role)}, status=201)
 
 
@@ -344,7 +344,7 @@ class RoleDetail(IdentityAdminView):
         _refuse_unsupported(data, "role")
         if data.get("domain_id") is not None:
             raise errors.BadRequest("Domain-specific roles are not supported.")
-        role = accounts.update_role(role_id, **_pick(data, "name"))
+        role = accounts.update_role(role_id, **pick(data, "name"))
         return Response({"role": self.role_body(role)})
 
     def delete(self, request: Request, role_id: str) -> Response:
@@ -382,37 +382,57 @@ class ProjectUserRole(IdentityAdminView):
 
 class RoleAssignmentList(IdentityAdminView):
     query_params = {"GET": ("user.id", "scope.project.id", "role.id", "scope.domain.id", "group.id",
-                            "scope.system", "scope.OS-INHERIT:inherited_to", "include_names")}
+                            "scope.system", "scope.OS-INHERIT:inherited_to", "include_names",
+                            "effective")}
 
     def get(self, request: Request) -> Response:
         self.authorize("identity:role_assignments:list")
-        names = bool(self.flag("include_names"))  # read first: a malformed flag is a 400
-        # Kumo has no system scope and no inherited assignments, so asking for either finds none.
-        if self.param("scope.system") or self.param("scope.OS-INHERIT:inherited_to"):
+        # Read first: a malformed flag is a 400 whatever else.
+        names = bool(self.flag("include_names"))
+        effective = "effective" in request.query_params and self.flag("effective") is not False
+        # Kumo has no system scope, no domain-scoped and no inherited assignments, so asking for
+        # any of them finds none.
+        if (self.param("scope.system") or self.param("scope.OS-INHERIT:inherited_to")
+                or self.param("scope.domain.id")):
             return self.list_response("role_assignments", [])
-        assignments = accounts.list_assignments(
+        if effective and self.param("group.id"):
+            raise errors.BadRequest("group.id cannot be combined with effective: an effective "
+                                    "listing names users, not groups.")
+        found = assignments.list_assignments(
             user_id=self.param("user.id"),
+            group_id=self.param("group.id"),
             project_id=self.param("scope.project.id"),
             role_id=self.param("role.id"),
-            domain_id=self.param("scope.domain.id"),
-            group_id=self.param("group.id"),
+            effective=effective,
         )
         return self.list_response(
-            "role_assignments", [self.assignment_body(a, names) for a in assignments]
+            "role_assignments", [self.assignment_body(a, names) for a in found]
         )
 
-    def assignment_body(self, a: RoleAssignment, names: bool) -> dict:
-        role, user, project = _ref(a.role, names), _ref(a.user, names), _ref(a.project, names)
+    def assignment_body(self, a: assignments.Assignment, names: bool) -> dict:
+        project = _ref(a.project, names)
         if names:
-            user["domain"] = dict(DOMAIN)
             project["domain"] = dict(DOMAIN)
-        link = self.v3_url("projects", a.project_id, "users", a.user_id, "roles", a.role_id)
-        return {
-            "role": role,
-            "user": user,
-            "scope": {"project": project},
-            "links": {"assignment": link},
-        }
+        body: dict = {"role": _ref(a.role, names), "scope": {"project": project}}
+        grantee = a.via or a.group
+        if a.user is not None:
+            body["user"] = _ref(a.user, names)
+        else:
+            assert a.group is not None
+            body["group"] = _ref(a.group, names)
+        for who in ("user", "group"):
+            if names and who in body:
+                body[who]["domain"] = dict(DOMAIN)
+        if grantee is not None:
+            link = self.v3_url("projects", a.project.pk, "groups", grantee.pk, "roles", a.role.pk)
+            body["links"] = {"assignment": link}
+            if a.via is not None and a.user is not None:
+                body["links"]["membership"] = self.v3_url("groups", a.via.pk, "users", a.user.pk)
+        else:
+            assert a.user is not None
+            link = self.v3_url("projects", a.project.pk, "users", a.user.pk, "roles", a.role.pk)
+            body["links"] = {"assignment": link}
+        return body
 
 
 def _ref(obj: Model, with_name: bool) -> dict:

@@ -55,6 +55,9 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "fields": {"type": "array", "items": _STRING},
     # image tasks (Glance)
     "type": _STRING,
+    # the identity catalog and role assignments (Keystone)
+    **dict.fromkeys(("interface", "service_id", "region_id", "parent_region_id"), _STRING),
+    "effective": _FLAG_OR_EMPTY,
     # compute (issue 12): the server-list filters Nova knows, usage, hypervisors, limits
     **dict.fromkeys(
         ("ip", "ip6", "not-tags", "not-tags-any", "locked", "availability_zone", "key_name",

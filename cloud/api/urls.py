@@ -2,7 +2,14 @@
 
 from django.urls import include, path
 
-from . import identity, identity_admin, openapi
+from . import (
+    identity,
+    identity_admin,
+    identity_catalog,
+    identity_credentials,
+    identity_groups,
+    openapi,
+)
 
 identity_patterns = [
     path("", identity.IdentityRoot.as_view()),
@@ -11,6 +18,10 @@ identity_patterns = [
     path("/v3/", identity.IdentityV3.as_view()),
     path("/v3/auth/tokens", identity.AuthTokens.as_view()),
     *identity_admin.urlpatterns,
+    path("/v3/auth/catalog", identity.AuthCatalog.as_view()),
+    *identity_catalog.urlpatterns,
+    *identity_groups.urlpatterns,
+    *identity_credentials.urlpatterns,
 ]
 
 urlpatterns = [

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 
 from cloud.compute.models import Flavor
+from cloud.identity import catalog
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, Role, RoleAssignment, User
 from cloud.images import images as image_services
@@ -320,7 +321,8 @@ def bootstrap(
     reset_passwords: bool = False,
     image: Path | None = None,
 ) -> BootstrapResult:
-    """Create what is missing of the standard roles, projects, users, flavors and network, then
+    """Create what is missing of the standard roles, projects, users, flavors, network and service
+    catalog (only when there is no service at all: an operator's edits stay), then
     (re)write openrc and clouds.yaml in `output_dir` (default: the repository root)."""
     output_dir = Path(output_dir) if output_dir is not None else Path(settings.BASE_DIR)
     public_url = (public_url or default_public_url()).rstrip("/")
@@ -351,6 +353,8 @@ def bootstrap(
         )
         ensure_flavors(created)
         ensure_private_network(admin_project, created)
+        # The region, services and endpoints the token's catalog is built from.
+        created += catalog.ensure_default_catalog()
     if image is not None:
         ensure_image(Path(image), "kumo-tiny", created)
 

@@ -1,7 +1,8 @@
 """Identity administration: projects, users, roles and role assignments behind the Keystone v3 API.
 
-Kumo has one domain, "default"; there are no groups, no project hierarchy and no domain- or
-system-scoped assignments, so every assignment is (user, project, role).
+Kumo has one domain, "default"; there is no project hierarchy and there are no domain- or
+system-scoped assignments, so every assignment is (user or group, project, role); groups and
+their grants are cloud.identity.groups', and what a user holds in effect cloud.identity.assignments'.
 
 Tokens: disabling a user or project, deleting either, and changing a password end the tokens
 already issued (Keystone does the same, and re-enabling does not bring them back). Role changes
@@ -17,7 +18,7 @@ from django.db.models import ProtectedError, QuerySet
 
 from cloud import errors
 
-from . import signals
+from . import assignments, signals
 from .context import RequestContext
 from .models import Project, Role, RoleAssignment, Token, User
 
@@ -142,9 +143,9 @@ def delete_project(project_id: str) -> None:
 
 
 def projects_of_user(user_id: str) -> QuerySet[Project]:
-    """The projects on which the user holds at least one role."""
+    """The projects on which the user holds at least one role, directly or through a group."""
     user = get_user(user_id)
-    return Project.objects.filter(assignments__user=user).distinct().order_by("name")
+    return assignments.projects_of(user.id)
 
 
 # --- users --------------------------------------------------------------------------------------
@@ -326,26 +327,12 @@ def roles_on_project(project_id: str, user_id: str) -> QuerySet[Role]:
     )
 
 
-def list_assignments(
-    *,
-    user_id: str | None = None,
-    project_id: str | None = None,
-    role_id: str | None = None,
-    domain_id: str | None = None,
-    group_id: str | None = None,
-) -> QuerySet[RoleAssignment]:
-    """Assignments matching every filter given. Kumo has no groups and no domain-scoped
-    assignments, so filtering on either matches nothing."""
-    qs = RoleAssignment.objects.select_related("user", "project", "role")
-    if domain_id is not None or group_id is not None:
-        return qs.none()
-    if user_id is not None:
-        qs = qs.filter(user_id=user_id)
-    if project_id is not None:
-        qs = qs.filter(project_id=project_id)
-    if role_id is not None:
-        qs = qs.filter(role_id=role_id)
-    return qs.order_by("project__name", "user__name", "role__name")
+def list_assignments() -> QuerySet[RoleAssignment]:
+    """Every direct (user) assignment, for the dashboard's table; /v3/role_assignments reads
+    cloud.identity.assignments, which knows groups."""
+    return RoleAssignment.objects.select_related("user", "project", "role").order_by(
+        "project__name", "user__name", "role__name"
+    )
 
 
 def _duplicate(kind: str, name: str) -> errors.Conflict:

@@ -2,7 +2,21 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
-from .models import Project, Quota, Role, RoleAssignment, Token, User
+from .models import (
+    ApplicationCredential,
+    Credential,
+    Endpoint,
+    Group,
+    GroupRoleAssignment,
+    Project,
+    Quota,
+    Region,
+    Role,
+    RoleAssignment,
+    Service,
+    Token,
+    User,
+)
 
 
 @admin.register(Project)
@@ -51,3 +65,55 @@ class TokenAdmin(admin.ModelAdmin):
 class QuotaAdmin(admin.ModelAdmin):
     list_display = ("project", "resource", "hard_limit")
     list_filter = ("resource",)
+
+
+@admin.register(Group)
+class GroupAdmin(admin.ModelAdmin):
+    list_display = ("name", "id", "description")
+    search_fields = ("name", "id")
+    filter_horizontal = ("users",)
+
+
+@admin.register(GroupRoleAssignment)
+class GroupRoleAssignmentAdmin(admin.ModelAdmin):
+    list_display = ("group", "role", "project")
+    list_filter = ("role", "project")
+
+
+@admin.register(ApplicationCredential)
+class ApplicationCredentialAdmin(admin.ModelAdmin):
+    # The secret's hash is nothing an operator can use; it is not shown.
+    list_display = ("name", "id", "user", "project", "unrestricted", "expires_at")
+    exclude = ("secret_hash",)
+    readonly_fields = ("user", "project")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    # The blob holds a secret: never shown here, and credentials are made through the API.
+    list_display = ("id", "type", "user", "project", "created_at")
+    list_filter = ("type",)
+    exclude = ("encrypted_blob",)
+    readonly_fields = ("user", "project", "type")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Region)
+class RegionAdmin(admin.ModelAdmin):
+    list_display = ("id", "description", "parent")
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ("type", "name", "id", "enabled")
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ("service", "interface", "region", "url", "enabled")
+    list_filter = ("interface", "region")

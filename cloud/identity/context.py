@@ -15,6 +15,10 @@ class RequestContext:
     project_name: str | None
     roles: tuple[str, ...] = field(default_factory=tuple)
     request_id: str = "-"
+    # Set when the token was got with an application credential; `restricted` unless that one is
+    # unrestricted (Keystone's rule: a restricted one may not make credentials or trusts).
+    application_credential_id: str | None = None
+    restricted: bool = False
 
     # DRF's IsAuthenticated reads request.user.is_authenticated; the context stands in as the user.
     is_authenticated = True

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
 from django.utils import timezone
 
+from . import assignments
 from .context import RequestContext
-from .models import Project, RoleAssignment, Token, User
+from .models import ApplicationCredential, Project, Token, User
 
 
 class AuthenticationError(Exception):
@@ -30,11 +32,17 @@ class IssuedToken:
     roles: list[tuple[str, str]]  # (role id, role name)
 
 
-def roles_of(user: User, project: Project | None) -> list[tuple[str, str]]:
-    if project is None:
-        return []
-    rows = RoleAssignment.objects.filter(user=user, project=project).select_related("role")
-    return sorted({(a.role.id, a.role.name) for a in rows}, key=lambda r: r[1])
+def roles_of(
+    user: User, project: Project | None, credential: ApplicationCredential | None = None
+) -> list[tuple[str, str]]:
+    """The roles a token of the user on the project carries: every one the user holds there
+    (directly or through a group), or, for an application credential, those of its roles the
+    user still holds."""
+    roles = assignments.roles_of(user.id, project.id if project else None)
+    if credential is not None:
+        delegated = set(credential.roles.values_list("id", flat=True))
+        roles = [r for r in roles if r[0] in delegated]
+    return roles
 
 
 def authenticate_password(
@@ -53,6 +61,31 @@ def authenticate_password(
     return user
 
 
+def authenticate_application_credential(
+    *, credential_id: str | None, name: str | None, user_id: str | None, user_name: str | None,
+    secret: str
+) -> ApplicationCredential:
+    """The application credential named by id, or by name and its user, if the secret is its
+    own, it has not expired and its user is enabled."""
+    credentials = ApplicationCredential.objects.select_related("user", "project")
+    if credential_id:
+        credential = credentials.filter(pk=credential_id).first()
+    elif name and (user_id or user_name):
+        owner = {"user_id": user_id} if user_id else {"user__name": user_name}
+        credential = credentials.filter(name=name, **owner).first()
+    else:
+        raise AuthenticationError("An application credential is named by its id, or by its name "
+                                  "and its user.")
+    if credential is None:
+        make_password(secret)  # spend the time of a real check: no id oracle
+        raise AuthenticationError("The request you have made requires authentication.")
+    if not check_password(secret, credential.secret_hash) or not credential.user.enabled:
+        raise AuthenticationError("The request you have made requires authentication.")
+    if credential.expires_at is not None and credential.expires_at <= timezone.now():
+        raise AuthenticationError("The application credential has expired.")
+    return credential
+
+
 def find_project(*, project_id: str | None, project_name: str | None) -> Project | None:
     if project_id:
         return Project.objects.filter(pk=project_id).first()
@@ -62,28 +95,38 @@ def find_project(*, project_id: str | None, project_name: str | None) -> Project
 
 
 def issue(
-    user: User, project: Project | None, methods: list[str], *, ttl: int | None = None
+    user: User,
+    project: Project | None,
+    methods: list[str],
+    *,
+    ttl: int | None = None,
+    application_credential: ApplicationCredential | None = None,
 ) -> IssuedToken:
-    """A new token for `user`, scoped to `project`, valid `ttl` seconds (KUMO_TOKEN_TTL if None)."""
+    """A new token for `user`, scoped to `project`, valid `ttl` seconds (KUMO_TOKEN_TTL if None)
+    and never beyond the application credential it was got with, if any."""
     roles = []
     if project is not None:
         if not project.enabled:
             raise AuthenticationError("The project is disabled.")
-        roles = roles_of(user, project)
+        roles = roles_of(user, project, application_credential)
         if not roles:
             raise AuthenticationError(
                 "User has no access to the project."
             )
     token = secrets.token_urlsafe(32)
     now = timezone.now()
+    expires_at = now + timedelta(seconds=settings.KUMO_TOKEN_TTL if ttl is None else ttl)
+    if application_credential is not None and application_credential.expires_at is not None:
+        expires_at = min(expires_at, application_credential.expires_at)
     record = Token.objects.create(
         token_hash=_hash(token),
         user=user,
         project=project,
+        application_credential=application_credential,
         methods=methods,
         audit_id=base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("="),
         issued_at=now,
-        expires_at=now + timedelta(seconds=settings.KUMO_TOKEN_TTL if ttl is None else ttl),
+        expires_at=expires_at,
     )
     return IssuedToken(token=token, record=record, roles=roles)
 
@@ -91,7 +134,9 @@ def issue(
 def lookup(token: str) -> Token | None:
     """The live token record for a secret, or None if unknown or expired."""
     record = (
-        Token.objects.select_related("user", "project").filter(token_hash=_hash(token)).first()
+        Token.objects.select_related("user", "project", "application_credential")
+        .filter(token_hash=_hash(token))
+        .first()
     )
     if record is None or record.expires_at <= timezone.now() or not record.user.enabled:
         return None
@@ -104,7 +149,8 @@ def validate(token: str, request_id: str = "-") -> RequestContext | None:
     record = lookup(token)
     if record is None:
         return None
-    roles = tuple(name for _, name in roles_of(record.user, record.project))
+    credential = record.application_credential
+    roles = tuple(name for _, name in roles_of(record.user, record.project, credential))
     if record.project is not None and not roles:
         return None  # every role on the project was revoked since the token was issued
     return RequestContext(
@@ -114,6 +160,8 @@ def validate(token: str, request_id: str = "-") -> RequestContext | None:
         project_name=record.project.name if record.project else None,
         roles=roles,
         request_id=request_id,
+        application_credential_id=credential.id if credential else None,
+        restricted=credential is not None and not credential.unrestricted,
     )
 
 

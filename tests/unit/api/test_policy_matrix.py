@@ -361,6 +361,77 @@ ROWS += [
 COVERED_ELSEWHERE[("PUT", "image/v2/images/<str:image_id>/members/<str:member_id>")] = (
     "tests/unit/api/test_image_members.py")
 
+# identity for automation (issue 12): the catalog, groups, application and EC2 credentials
+_G = "identity/v3/groups/<str:group_id>"
+_PG = "identity/v3/projects/<str:project_id>/groups/<str:group_id>/roles"
+_AC = "identity/v3/users/<str:user_id>/application_credentials"
+_EC2 = "identity/v3/users/<str:user_id>/credentials/OS-EC2"
+ROWS += [
+    Row("GET", "identity/v3/auth/catalog", "authenticated", "/identity/v3/auth/catalog"),
+    Row("GET", "identity/v3/regions", "authenticated", "/identity/v3/regions"),
+    Row("POST", "identity/v3/regions", "admin", "/identity/v3/regions", {"region": {"id": "R2"}}),
+    Row("GET", "identity/v3/regions/<str:region_id>", "authenticated", "/identity/v3/regions/R9"),
+    Row("PUT", "identity/v3/regions/<str:region_id>", "admin", "/identity/v3/regions/R3",
+        {"region": {}}),
+    Row("PATCH", "identity/v3/regions/<str:region_id>", "admin", "/identity/v3/regions/R9",
+        {"region": {"description": "x"}}),
+    Row("DELETE", "identity/v3/regions/<str:region_id>", "admin", "/identity/v3/regions/R9"),
+    Row("GET", "identity/v3/services", "authenticated", "/identity/v3/services"),
+    Row("POST", "identity/v3/services", "admin", "/identity/v3/services",
+        {"service": {"type": "object-store"}}),
+    Row("GET", "identity/v3/services/<str:service_id>", "authenticated", "/identity/v3/services/s9"),
+    Row("PATCH", "identity/v3/services/<str:service_id>", "admin", "/identity/v3/services/s9",
+        {"service": {"name": "x"}}),
+    Row("DELETE", "identity/v3/services/<str:service_id>", "admin", "/identity/v3/services/s9"),
+    Row("GET", "identity/v3/endpoints", "authenticated", "/identity/v3/endpoints"),
+    Row("POST", "identity/v3/endpoints", "admin", "/identity/v3/endpoints", {"endpoint": {
+        "service_id": "s9", "interface": "public", "url": "http://x"}}),
+    Row("GET", "identity/v3/endpoints/<str:endpoint_id>", "authenticated",
+        "/identity/v3/endpoints/e9"),
+    Row("PATCH", "identity/v3/endpoints/<str:endpoint_id>", "admin", "/identity/v3/endpoints/e9",
+        {"endpoint": {"enabled": False}}),
+    Row("DELETE", "identity/v3/endpoints/<str:endpoint_id>", "admin", "/identity/v3/endpoints/e9"),
+    Row("GET", "identity/v3/groups", "admin", "/identity/v3/groups"),
+    Row("POST", "identity/v3/groups", "admin", "/identity/v3/groups", {"group": {"name": "g-new"}}),
+    Row("GET", _G, "admin", "/identity/v3/groups/g9"),
+    Row("PATCH", _G, "admin", "/identity/v3/groups/g9", {"group": {"name": "x"}}),
+    Row("DELETE", _G, "admin", "/identity/v3/groups/g9"),
+    Row("GET", f"{_G}/users", "admin", "/identity/v3/groups/g9/users"),
+    Row("GET", f"{_G}/users/<str:user_id>", "admin", "/identity/v3/groups/g9/users/{bob}"),
+    Row("PUT", f"{_G}/users/<str:user_id>", "admin", "/identity/v3/groups/g9/users/{bob}"),
+    Row("DELETE", f"{_G}/users/<str:user_id>", "admin", "/identity/v3/groups/g9/users/{bob}"),
+    Row("GET", "identity/v3/users/<str:user_id>/groups", "self", "/identity/v3/users/{bob}/groups"),
+    Row("GET", _PG, "admin", "/identity/v3/projects/{alpha}/groups/g9/roles"),
+    Row("GET", f"{_PG}/<str:role_id>", "admin",
+        "/identity/v3/projects/{alpha}/groups/g9/roles/{member_role}"),
+    Row("PUT", f"{_PG}/<str:role_id>", "admin",
+        "/identity/v3/projects/{alpha}/groups/g9/roles/{member_role}"),
+    Row("DELETE", f"{_PG}/<str:role_id>", "admin",
+        "/identity/v3/projects/{alpha}/groups/g9/roles/{member_role}"),
+    Row("GET", _AC, "self", "/identity/v3/users/{bob}/application_credentials"),
+    Row("GET", f"{_AC}/<str:credential_id>", "self",
+        "/identity/v3/users/{bob}/application_credentials/ac9"),
+    Row("DELETE", f"{_AC}/<str:credential_id>", "self",
+        "/identity/v3/users/{bob}/application_credentials/ac9"),
+    Row("GET", "identity/v3/credentials", "authenticated", "/identity/v3/credentials"),
+    Row("POST", "identity/v3/credentials", "self", "/identity/v3/credentials", {"credential": {
+        "type": "totp", "user_id": "{bob}", "blob": "x"}}),
+    Row("GET", "identity/v3/credentials/<str:credential_id>", "authenticated",
+        "/identity/v3/credentials/c9"),
+    Row("PATCH", "identity/v3/credentials/<str:credential_id>", "authenticated",
+        "/identity/v3/credentials/c9", {"credential": {"blob": "y"}}),
+    Row("DELETE", "identity/v3/credentials/<str:credential_id>", "authenticated",
+        "/identity/v3/credentials/c9"),
+    Row("GET", _EC2, "self", "/identity/v3/users/{bob}/credentials/OS-EC2"),
+    Row("POST", _EC2, "self", "/identity/v3/users/{bob}/credentials/OS-EC2",
+        {"tenant_id": "{alpha}"}),
+    Row("GET", f"{_EC2}/<str:access>", "self", "/identity/v3/users/{bob}/credentials/OS-EC2/a9"),
+    Row("DELETE", f"{_EC2}/<str:access>", "self",
+        "/identity/v3/users/{bob}/credentials/OS-EC2/a9"),
+]
+# Only the user themself makes application credentials (an admin may not, for another user).
+COVERED_ELSEWHERE[("POST", _AC)] = "tests/unit/api/test_identity_credentials.py"
+
 
 # adding compute hosts (cloud/enrollment): a join token for a host, admins only; the join
 # needs no Keystone token (its own token is the authentication, refused with 401 when bad)
