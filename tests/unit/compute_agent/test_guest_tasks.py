@@ -4,6 +4,7 @@ rules every driver keeps, on the fake too)."""
 from __future__ import annotations
 
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +12,17 @@ import libvirt
 import pytest
 
 from compute_agent import messages as msg
+from compute_agent import qemu_img
 from compute_agent.domain_xml import interface_macs, is_rescue
 from compute_agent.drivers.base import Driver, DriverError
 from compute_agent.drivers.fake import FakeCloud
 from compute_agent.drivers.libvirt import LibvirtDriver
+from compute_agent.image_cache import ImageCache
+from compute_agent.instance_disks import prepare
+from compute_agent.instance_files import InstanceFiles
 from compute_agent.manager import ComputeManager
 
-from .conftest import SpawnRequestFactory, needs_qemu_img
+from .conftest import SpawnRequestFactory, make_qcow2, needs_qemu_img
 from .image_server import ImageServer
 
 MAC_A = "fa:16:3e:00:00:0a"
@@ -224,3 +229,50 @@ def test_a_failed_plug_names_its_port(manager: ComputeManager) -> None:
         networks=[_nic(MAC_B, "port-b")]))
     assert (failed.event, failed.action, failed.port_id) == (
         msg.EVENT_ACTION_FAILED, msg.ACTION_ATTACH_INTERFACE, "port-b")
+
+
+# --- what a real guest gets (qemu-img and the image cache, no hypervisor)
+
+
+def _image(tmp_path: Path, image_server: ImageServer, name: str) -> msg.ImageRef:
+    data = make_qcow2(tmp_path / name, "64M")
+    checksum = image_server.add(name, data)
+    return msg.ImageRef(id=name.split(".")[0], checksum=checksum, size=len(data),
+                        url=image_server.url(name), token="t")
+
+
+@needs_qemu_img
+def test_a_real_rescue_boots_a_standalone_rescue_disk_with_the_guests_own_disk_second(
+    tmp_path: Path, image_server: ImageServer
+) -> None:
+    driver = LibvirtDriver("test:///default", domain_type="qemu",
+                           instances_dir=tmp_path / "instances")
+    spawn = msg.SpawnRequest(
+        request_id="r", instance_uuid=str(uuid.uuid4()), name="n", hostname="n", vcpus=1,
+        memory_mb=128, root_gb=1, image=_image(tmp_path, image_server, "own.qcow2"),
+        networks=[_nic(MAC_A)])
+    own_disk = driver.files.disk(spawn.instance_uuid)
+    xml = driver._rescue_xml(spawn, _image(tmp_path, image_server, "rescue.qcow2"))
+    root = ET.fromstring(xml)
+    disks = {d.find("target").get("dev"): d.find("source").get("file")
+             for d in root.findall("devices/disk")}
+    rescue_disk = driver.files.path(spawn.instance_uuid, "disk.rescue")
+    assert (disks["vda"], disks["vdb"]) == (str(rescue_disk), str(own_disk))
+    assert "backing-filename" not in qemu_img.info(rescue_disk, "qcow2")
+    assert is_rescue(xml) and interface_macs(xml) == [MAC_A]
+    driver.close()
+
+
+@needs_qemu_img
+def test_an_unshelved_guests_disk_is_built_on_its_shelve_image(
+    tmp_path: Path, image_server: ImageServer
+) -> None:
+    files = InstanceFiles(tmp_path / "instances")
+    cache = ImageCache(files.base_dir)
+    spawn = msg.SpawnRequest(
+        request_id="r", instance_uuid=str(uuid.uuid4()), name="n", hostname="n", vcpus=1,
+        memory_mb=128, root_gb=1, image=_image(tmp_path, image_server, "own.qcow2"),
+        restore_from=_image(tmp_path, image_server, "shelved.qcow2"))
+    prepare(spawn, files, cache)
+    backing = qemu_img.info(files.disk(spawn.instance_uuid), "qcow2")["backing-filename"]
+    assert backing == str(cache.fetch(spawn.restore_from).path)  # type: ignore[arg-type]
