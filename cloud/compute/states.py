@@ -111,6 +111,14 @@ _STATUS_BY_TASK_STATE = {
 }
 
 
+def shown_task_state(vm_state: str, task_state: str | None) -> str | None:
+    """The task state the API shows. An offloaded server being unshelved goes through the
+    scheduler as a build does (scheduling, spawning); Nova shows that whole way as unshelving."""
+    if vm_state == SHELVED_OFFLOADED and task_state in (SCHEDULING, SPAWNING):
+        return UNSHELVING
+    return task_state
+
+
 def status(vm_state: str, task_state: str | None) -> str:
     """The OpenStack status a user sees for a vm_state/task_state pair."""
     if vm_state in (ACTIVE, STOPPED, PAUSED, SUSPENDED, RESIZED, ERROR):

@@ -266,7 +266,8 @@ def _extensions(instance: Instance, version: APIVersion, page: ServerContext, is
                 body["OS-EXT-SRV-ATTR:user_data"] = instance.user_data
     body.update(
         {
-            "OS-EXT-STS:task_state": instance.task_state,
+            "OS-EXT-STS:task_state": states.shown_task_state(instance.vm_state,
+                                                             instance.task_state),
             "OS-EXT-STS:vm_state": instance.vm_state,
             "OS-EXT-STS:power_state": states.POWER_STATE_CODES.get(instance.power_state, 0),
             "os-extended-volumes:volumes_attached": [],

@@ -162,11 +162,13 @@ def test_an_offloaded_server_unshelves_through_the_scheduler_from_its_shelve_ima
                          shelved_image_id=str(shelved.id))
     api = api_as(member)
     assert _act(api, server, {"unshelve": None}).status_code == 202
+    assert _status(api, server) == ("SHELVED_OFFLOADED", "unshelving")  # Nova's words
     ((name, (instance_uuid, *_), _),) = sent
     assert (name, instance_uuid) == ("scheduler.schedule_instance", str(server.uuid))
     scheduler.schedule_instance(str(server.uuid), "req-test")
     server.refresh_from_db()
     assert (server.host, server.task_state) == ("compute1", "spawning")
+    assert _status(api, server) == ("SHELVED_OFFLOADED", "unshelving")
     spawn = sent[-1].args[0]
     assert sent[-1].name == msg.TASK_SPAWN and spawn["restore_from"]["id"] == str(shelved.id)
     _report(server, msg.EVENT_SPAWNED, power_state="running")
