@@ -104,3 +104,18 @@ def unbind(instance_uuid: str, port_id: str) -> None:
     if uuid:
         Port.objects.filter(pk=uuid, device_id=str(instance_uuid)).update(
             device_id="", device_owner="")
+
+
+# Neutron's port status: ACTIVE once the port is plugged into a running guest (which is when a
+# Kumo host reports the NIC in place: there is no separate network agent to say so), DOWN while
+# nothing holds it.
+PORT_ACTIVE = "ACTIVE"
+PORT_DOWN = "DOWN"
+
+
+def mark_ports(instance_uuid: str, status: str, port_id: str | None = None) -> None:
+    """Set the status of the server's ports (or of one of them)."""
+    ports = Port.objects.filter(device_id=str(instance_uuid))
+    if port_id is not None:
+        ports = ports.filter(pk=canonical_uuid(port_id))
+    ports.exclude(status=status).update(status=status)

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events, rpc
-from cloud.compute import action_records, shelving, states
+from cloud.compute import action_records, server_interfaces, shelving, states
 from cloud.compute.claims import release
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.servers import complete_delete
@@ -64,6 +64,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
             # An offloaded server unshelved: it runs from its own disk now.
             if changes := shelving.drop_shelved_image(event.instance_uuid):
                 Instance.objects.filter(uuid=event.instance_uuid).update(**changes)
+            server_interfaces.mark_ports(event.instance_uuid, server_interfaces.PORT_ACTIVE)
             log.info("instance %s is active on %s", event.instance_uuid, event.host)
             events.instance_changed(event.instance_uuid)
             action_records.record_event(

@@ -76,11 +76,14 @@ def _particular_outcome(event: msg.InstanceEvent, row: Instance) -> dict[str, An
     if event.event == msg.EVENT_SHELVE_OFFLOADED:
         # Nothing of it is left on the host: its claim goes, it has no host until unshelved.
         release(str(row.uuid))
+        server_interfaces.mark_ports(str(row.uuid), server_interfaces.PORT_DOWN)
         return {"vm_state": states.SHELVED_OFFLOADED, "host": None, "node": None,
                 "power_state": msg.POWER_NOSTATE, "console_port": None, "console_socket": ""}
     if event.event == msg.EVENT_BACKUP_UPLOADED:
         backups.rotate(str(row.uuid), event.image_id, row.backup_rotation)
         return {"backup_rotation": None}
+    if event.event == msg.EVENT_INTERFACE_ATTACHED and event.port_id:
+        server_interfaces.mark_ports(str(row.uuid), server_interfaces.PORT_ACTIVE, event.port_id)
     if event.event == msg.EVENT_INTERFACE_DETACHED:
         server_interfaces.release_detached(str(row.uuid), event.port_id)
     if event.event == msg.EVENT_UNSHELVED:

@@ -11,7 +11,7 @@ from cloud.conductor.instance_events import apply_instance_event
 from cloud.images.models import Image
 from cloud.scheduler import manager as scheduler
 from compute_agent import messages as msg
-from tests.factories import V, host_up, make_server
+from tests.factories import V, give_address, host_up, make_server
 
 
 @pytest.fixture
@@ -113,8 +113,13 @@ def test_shelve_saves_the_disk_to_an_image_and_offloads_at_once_by_default(
     ((name, (payload,), _),) = sent
     assert name == msg.TASK_SHELVE and payload["offload"] is True
     assert payload["image_id"] == str(image.id) and payload["token"]
+    port = give_address(server)
+    port.status = "ACTIVE"
+    port.save()
     _report(server, msg.EVENT_SHELVE_OFFLOADED, image_id=str(image.id), power_state="nostate")
     assert _status(api, server) == ("SHELVED_OFFLOADED", None)
+    port.refresh_from_db()
+    assert port.status == "DOWN"  # nothing holds it while the server has no host
     assert (server.host, server.node) == (None, None)
     assert not Allocation.objects.filter(instance=server).exists()
     node.refresh_from_db()
@@ -171,8 +176,11 @@ def test_an_offloaded_server_unshelves_through_the_scheduler_from_its_shelve_ima
     assert _status(api, server) == ("SHELVED_OFFLOADED", "unshelving")
     spawn = sent[-1].args[0]
     assert sent[-1].name == msg.TASK_SPAWN and spawn["restore_from"]["id"] == str(shelved.id)
+    port = give_address(server)
     _report(server, msg.EVENT_SPAWNED, power_state="running")
     assert (server.status, server.shelved_image_id) == ("ACTIVE", "")
+    port.refresh_from_db()
+    assert port.status == "ACTIVE"
     assert not Image.objects.filter(pk=shelved.id).exists()
     assert "unshelve" in _actions(server)
 

@@ -46,8 +46,11 @@ def test_attach_makes_a_port_on_the_network_and_asks_the_host_to_plug_it_in(
                                                  str(port.id))
     assert {nic["mac_address"] for nic in payload["networks"]} == set(
         Port.objects.filter(device_id=str(server.uuid)).values_list("mac_address", flat=True))
+    assert body["port_state"] == "DOWN"
     _report(server, msg.EVENT_INTERFACE_ATTACHED, port_id=str(port.id), power_state="running")
     assert (server.vm_state, server.task_state) == ("active", None)
+    shown = api.get(f"{V}/servers/{server.uuid}/os-interface/{port.id}").json()
+    assert shown["interfaceAttachment"]["port_state"] == "ACTIVE"  # plugged into the guest
     listed = api.get(f"{V}/servers/{server.uuid}/os-interface").json()["interfaceAttachments"]
     assert str(port.id) in {entry["port_id"] for entry in listed}
 
