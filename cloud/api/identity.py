@@ -154,7 +154,7 @@ class AuthTokens(IdentityView):
                 credential = old.application_credential
             elif "application_credential" in methods and "application_credential" in identity:
                 if scope:
-                    # Its project is the credential's own; Keystone refuses any other scope.
+                    # Its project is the credential's own; Keystone refuses a scope, even that.
                     raise tokens.AuthenticationError(
                         "Application credentials cannot request a scope.")
                 ref = identity["application_credential"]

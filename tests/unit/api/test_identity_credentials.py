@@ -167,6 +167,22 @@ def test_a_restricted_one_cannot_make_or_delete_credentials_an_unrestricted_one_
     ok(call(unlimited, "delete", f"{path}/{restricted['id']}"), 204)
 
 
+def test_a_token_renewed_from_one_keeps_its_limits(member):
+    made = make(member, roles=[{"name": "reader"}])
+    first = app_login(id=made["id"], secret=made["secret"])["X-Subject-Token"]
+    body = {"auth": {"identity": {"methods": ["token"], "token": {"id": first}},
+                     "scope": {"project": {"id": member.project.id}}}}
+    response = Client().post(f"{V3}/auth/tokens", json.dumps(body),
+                             content_type="application/json")
+    assert response.status_code == 201, response.content
+    renewed = response.json()["token"]
+    assert [r["name"] for r in renewed["roles"]] == ["reader"]
+    assert renewed["application_credential"]["id"] == made["id"]
+    again = Persona(user=member.user, project=None, token=response["X-Subject-Token"])
+    assert call(again, "post", f"/users/{member.user.id}/application_credentials",
+                {"application_credential": {"name": "child"}}).status_code == 403
+
+
 def test_deleting_it_ends_its_tokens(member):
     made = make(member)
     token = as_token(app_login(id=made["id"], secret=made["secret"]))
