@@ -44,3 +44,8 @@ def servers_by_host(hosts: list[str]) -> dict[str, list[tuple[str, str]]]:
     for host, uuid in rows:
         found[host].append((str(uuid), f"instance-{uuid}"))
     return found
+
+
+def servers_on(host: str) -> list[Instance]:
+    """The live servers placed on `host`."""
+    return list(Instance.objects.filter(host=host, deleted=False).order_by("created_at"))

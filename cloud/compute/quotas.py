@@ -22,7 +22,7 @@ from django.db.models import Count, Sum
 from cloud import errors
 from cloud.identity.models import Project, Quota, User
 
-from .models import Instance, KeyPair, ServerGroup
+from .models import Instance, KeyPair, QuotaClass, ServerGroup
 
 UNLIMITED = -1
 MAX_LIMIT = 2**31 - 1
@@ -55,11 +55,41 @@ RESOURCES: tuple[str, ...] = (*ENFORCED, *REPORTED_ONLY)
 _PROJECT_TOTALS = ("instances", "cores", "ram", "server_groups")
 
 
+DEFAULT_CLASS = "default"
+
+
 def default_limits() -> dict[str, int]:
+    """Every project's limits unless it has its own: Nova's defaults, over them the settings, over
+    those the "default" quota class an admin set (os-quota-class-sets)."""
+    return class_limits(DEFAULT_CLASS)
+
+
+def class_limits(name: str) -> dict[str, int]:
+    """A quota class's limits: the default class's for anything the class does not set."""
     configured = getattr(settings, "KUMO_DEFAULT_QUOTAS", {}) or {}
     merged = {**ENFORCED, **REPORTED_ONLY}
     merged.update({k: int(v) for k, v in configured.items() if k in merged})
+    names = [DEFAULT_CLASS] if name == DEFAULT_CLASS else [DEFAULT_CLASS, name]
+    for class_name in names:
+        merged.update({resource: limit for resource, limit in QuotaClass.objects.filter(
+            name=class_name, resource__in=merged).values_list("resource", "hard_limit")})
     return merged
+
+
+def update_class_limits(name: str, values: dict[str, int]) -> dict[str, int]:
+    """Set a quota class's limits (an admin's PUT); the class's limits after."""
+    unknown = set(values) - set(RESOURCES)
+    if unknown:
+        raise errors.BadRequest(f"Unknown quota resources: {', '.join(sorted(unknown))}")
+    for resource, value in values.items():
+        if not UNLIMITED <= value <= MAX_LIMIT:
+            raise errors.BadRequest(
+                f"Quota limit {value} for {resource} must be between -1 and {MAX_LIMIT}.")
+    with transaction.atomic():
+        for resource, value in values.items():
+            QuotaClass.objects.update_or_create(
+                name=name, resource=resource, defaults={"hard_limit": value})
+    return class_limits(name)
 
 
 def limits_for(project_id: str | None) -> dict[str, int]:

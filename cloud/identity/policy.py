@@ -236,6 +236,18 @@ RULES: dict[str, str] = {
     "compute:server_password:show": "reader",
     "compute:server_password:clear": "member",
     "compute:instance_actions:events:details": "reader",
+    "compute:console_auth_tokens": "admin",
+    "compute:quota_classes:show": "admin",
+    "compute:quota_classes:update": "admin",
+    "compute:hosts": "admin",
+    "compute:usage_audit_log": "admin",
+    "compute:volume_attachments:index": "reader",
+    "compute:volume_attachments:show": "reader",
+    "compute:volume_attachments:create": "member",
+    "compute:volume_attachments:update": "admin",
+    "compute:volume_attachments:delete": "member",
+    "compute:networks:index": "reader",
+    "compute:aggregates:images": "admin",
     # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
     # itself is authenticated by its token, not by Keystone
     "compute:host_tokens:create": "admin",

@@ -1,4 +1,5 @@
-"""/flavors/{id}/os-extra_specs: anyone may read a flavor's extra specs; admins change them."""
+"""/flavors/{id}/os-extra_specs: anyone may read a flavor's extra specs; admins change them. From
+2.86 the values of the extra specs Kumo knows are validated (cloud/compute/extra_spec_rules.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import flavors
+from cloud.compute import extra_spec_rules, flavors
 
 from ..base import ComputeView
 
@@ -37,6 +38,8 @@ class ExtraSpecs(ComputeView):
     def post(self, request: Request, flavor_id: str) -> Response:
         self.authorize("compute:flavor_extra_specs:create")
         specs = self.valid_body("extra_specs")
+        if self.version.at_least("2.86"):
+            extra_spec_rules.check(specs)
         specs = flavors.set_extra_specs(flavors.get_flavor(self.ctx, flavor_id), specs)
         return Response({"extra_specs": specs})
 
@@ -54,6 +57,8 @@ class ExtraSpec(ComputeView):
         body = self.valid_body()
         if key not in body:
             raise errors.BadRequest("The request body's key must be the one in the URL.")
+        if self.version.at_least("2.86"):
+            extra_spec_rules.check(body)
         flavors.set_extra_specs(flavors.get_flavor(self.ctx, flavor_id), {key: body[key]})
         return Response({key: body[key]})
 

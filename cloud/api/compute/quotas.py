@@ -80,7 +80,7 @@ class QuotaView(ComputeView):
 
 class QuotaSetItem(QuotaView):
     body_schemas = {"PUT": _UPDATE}
-    query_params = {"PUT": ("user_id",), "DELETE": ("user_id",)}
+    query_params = {"GET": ("user_id",), "PUT": ("user_id",), "DELETE": ("user_id",)}
 
     def get(self, request: Request, project_id: str) -> Response:
         self.authorize_project("compute:quotas:show", project_id)
@@ -126,7 +126,64 @@ class QuotaSetDetail(QuotaView):
         return Response({"quota_set": {"id": project_id, **detail}})
 
 
+# Quota classes (os-quota-class-sets): before 2.50 without the server group quotas and with the
+# network ones; from 2.57 without the personality ones.
+def class_resources_at(version: APIVersion) -> tuple[str, ...]:
+    hidden: tuple[str, ...] = ()
+    if version.at_least("2.50"):
+        hidden += NETWORK_QUOTAS
+    else:
+        hidden += ("server_groups", "server_group_members")
+    if version.at_least("2.57"):
+        hidden += PERSONALITY_QUOTAS
+    return tuple(r for r in quotas.RESOURCES if r not in hidden)
+
+
+def _class_schema(resources: tuple[str, ...]) -> dict:
+    limit = {"type": ["integer", "string"], "pattern": r"^-?[0-9]+$"}
+    return {
+        "type": "object",
+        "required": ["quota_class_set"],
+        "properties": {"quota_class_set": {
+            "type": "object",
+            "properties": dict.fromkeys(resources, limit),
+            "additionalProperties": False,
+        }},
+        "additionalProperties": False,
+    }
+
+
+_CLASS_UPDATE = Versioned(*(
+    (version, _class_schema(class_resources_at(APIVersion.parse(version))))
+    for version in ("2.1", "2.50", "2.57")
+))
+
+
+class QuotaClassSet(ComputeView):
+    """GET and PUT /os-quota-class-sets/{class} (admins): the "default" class is every project's
+    default limits; other classes are kept and shown, and apply to no project (as in Nova)."""
+
+    body_schemas = {"PUT": _CLASS_UPDATE}
+
+    def shaped(self, values: dict) -> dict:
+        return {r: values[r] for r in class_resources_at(self.version)}
+
+    def get(self, request: Request, class_name: str) -> Response:
+        self.authorize("compute:quota_classes:show")
+        limits = quotas.class_limits(class_name)
+        return Response({"quota_class_set": {"id": class_name, **self.shaped(limits)}})
+
+    def put(self, request: Request, class_name: str) -> Response:
+        self.authorize("compute:quota_classes:update")
+        if not 1 <= len(class_name) <= 255:
+            raise errors.BadRequest("quota_class_name has to be 1 to 255 characters long.")
+        values = self.valid_body("quota_class_set")
+        limits = quotas.update_class_limits(class_name, {k: int(v) for k, v in values.items()})
+        return Response({"quota_class_set": self.shaped(limits)})
+
+
 urlpatterns = [
+    path("/os-quota-class-sets/<str:class_name>", QuotaClassSet.as_view()),
     path("/os-quota-sets/<str:project_id>", QuotaSetItem.as_view()),
     path("/os-quota-sets/<str:project_id>/defaults", QuotaSetDefaults.as_view()),
     path("/os-quota-sets/<str:project_id>/detail", QuotaSetDetail.as_view()),

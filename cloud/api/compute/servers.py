@@ -34,6 +34,18 @@ def _user_data(value: str | None) -> str | None:
     return value
 
 
+def _refuse_device_tags(server: dict) -> None:
+    """Nova fails a build whose devices carry tags on a host that cannot expose them (the guest
+    reads them from the metadata API or the config drive); Kumo's hosts do not, so such a request
+    is refused before anything is made."""
+    networks = server.get("networks")
+    tagged = [n for n in networks if n.get("tag")] if isinstance(networks, list) else []
+    tagged += [b for b in server.get("block_device_mapping_v2", []) if b.get("tag")]
+    if tagged:
+        raise errors.BadRequest("Device tagging is not supported by the compute hosts: remove "
+                                "the tag from networks and block_device_mapping_v2.")
+
+
 def _boot_image(server: dict) -> str:
     """The image a server boots from: imageRef, or an image-to-local block device (OSC sends both).
     Kumo has no volume service, so a device that is or makes a volume, or any other disk, is
@@ -90,6 +102,7 @@ class ServerList(ComputeView):
         networks = server.get("networks")
         if networks is None:
             networks = "auto"
+        _refuse_device_tags(server)
         personality = server.get("personality")
         if personality:
             raise errors.BadRequest("Personality files are not supported: pass files with "

@@ -15,10 +15,13 @@ from . import (
     instance_actions,
     interfaces,
     keypairs,
+    legacy_hosts,
     limits,
     migrations,
+    nova_network,
     quotas,
     remote_consoles,
+    retired,
     security_groups,
     server_actions,
     server_diagnostics,
@@ -30,7 +33,10 @@ from . import (
     server_topology,
     servers,
     usage,
+    usage_audit,
     versions,
+    volume_attachments,
+    volumes_boot,
 )
 
 V = "/v2.1"
@@ -59,6 +65,8 @@ for _feature in (
     keypairs, limits, quotas, server_groups, availability_zones, aggregates, server_meta,
     instance_actions, server_actions, remote_consoles, migrations, host_drains, server_tags,
     interfaces, security_groups, usage, external_events, server_topology, server_diagnostics,
-    server_password, server_shares, host_tokens,
+    server_password, server_shares, retired, nova_network, legacy_hosts, usage_audit,
+    volumes_boot, volume_attachments,
+    host_tokens,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))

@@ -419,3 +419,38 @@ def test_2_64_server_group_rules_are_returned_and_only_anti_affinity_takes_them(
                             "rules": {"max_server_per_host": 2}}}
     assert api.post(f"{V}/os-server-groups", bad, version="2.64").status_code == 400
     assert api.post(f"{V}/os-server-groups", body, version="2.63").status_code == 400
+
+
+@pytest.mark.parametrize("key, bad, good", [
+    ("hw:cpu_policy", "bogus", "dedicated"),
+    ("hw:numa_nodes", "0", "2"),
+    ("hw:mem_page_size", "huge", "2MB"),
+    ("trait:HW_CPU_X86_AVX2", "maybe", "required"),
+])
+def test_2_86_known_extra_specs_are_validated(admin, api_as, flavor, key, bad, good):
+    api = api_as(admin)
+    url = f"{V}/flavors/f1/os-extra_specs"
+    assert api.post(url, {"extra_specs": {key: bad}}, version="2.85").status_code == 200
+    refused = api.post(url, {"extra_specs": {key: bad}}, version="2.86")
+    assert refused.status_code == 400
+    assert refused.json()["badRequest"]["message"].startswith("Validation failed;")
+    assert api.put(f"{url}/{key}", {key: bad}, version="2.86").status_code == 400
+    assert api.post(url, {"extra_specs": {key: good}}, version="2.86").status_code == 200
+    # A key no rule names is the operator's own: stored as given.
+    assert api.post(url, {"extra_specs": {"site:rack": "r1"}}, version="2.86").status_code == 200
+
+
+# --- device tags (2.32, 2.42)
+
+
+@pytest.mark.parametrize("version", ["2.32", "2.42"])
+def test_tagged_networks_are_refused_as_hosts_expose_no_device_metadata(member, api_as, tiny,
+                                                                        image, nets, version):
+    networks = [{"uuid": str(nets["alpha"].id), "tag": "nic1"}]
+    refused = boot(api_as(member), image, version=version, networks=networks)
+    assert refused.status_code == 400
+    assert "Device tagging" in refused.json()["badRequest"]["message"]
+    assert not Instance.objects.exists()
+    # Between 2.37 and 2.41 the tag is not part of the schema at all (Nova's bug, kept).
+    unknown = boot(api_as(member), image, version="2.37", networks=networks)
+    assert unknown.status_code == 400 and "Device tagging" not in str(unknown.json())

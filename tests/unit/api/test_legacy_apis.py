@@ -1,0 +1,267 @@
+"""The compute APIs that microversions removed or Nova retired, answered as Nova answers them:
+os-hosts (until 2.42), the network proxies (until 2.35), os-volumes_boot (until 2.102), the
+retired APIs (410 at every version), the usage audit log, volume attachments without a volume
+service, quota classes, console auth tokens and the aggregate image cache (2.81)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.api.compute import retired
+from cloud.compute import quotas
+from cloud.compute.models import Aggregate, ConsoleToken
+from tests.factories import make_node, make_server
+
+pytestmark = pytest.mark.usefixtures("mv2104")
+V = "/compute/v2.1"
+MISSING = "11111111-1111-1111-1111-111111111111"
+
+
+# --- retired: 410 Gone at every version
+
+
+@pytest.mark.parametrize("route", ["/os-agents", "/os-cells", "/os-certificates",
+                                   "/os-fping", "/os-floating-ips-bulk"])
+@pytest.mark.parametrize("version", ["2.1", "2.104"])
+def test_a_retired_api_is_gone_at_every_version(member, api_as, route, version):
+    answer = api_as(member).get(f"{V}{route}", version=version)
+    assert answer.status_code == 410
+    assert answer.json()["computeFault"]["code"] == 410
+
+
+def test_every_retired_route_answers_410_to_each_method(member, api_as):
+    api = api_as(member)
+    for route in retired.RETIRED_ROUTES:
+        url = V + route.replace("<str:server_id>", MISSING).replace("<str:item>", "x") \
+            .replace("<str:domain>", "d")
+        assert api.get(url).status_code == 410, url
+        assert api.delete(url).status_code == 410, url
+
+
+# --- os-hosts: admins, until 2.42
+
+
+@pytest.fixture
+def node(db):
+    return make_node("compute-1")
+
+
+def test_os_hosts_lists_compute_hosts_until_2_42(admin, api_as, node):
+    api = api_as(admin)
+    listed = api.get(f"{V}/os-hosts", version="2.42").json()["hosts"]
+    assert {"host_name": "compute-1", "service": "compute", "zone": "nova"} in listed
+    assert api.get(f"{V}/os-hosts?zone=elsewhere", version="2.42").json()["hosts"] == []
+    assert api.get(f"{V}/os-hosts", version="2.43").status_code == 404
+
+
+def test_os_hosts_shows_what_a_host_holds_by_project(admin, member, api_as, node):
+    make_server(member, host="compute-1")
+    api = api_as(admin)
+    shown = api.get(f"{V}/os-hosts/compute-1", version="2.42").json()["host"]
+    rows = {r["resource"]["project"]: r["resource"] for r in shown}
+    assert rows["(total)"]["memory_mb"] == node.memory_mb
+    assert rows[str(member.project.id)]["cpu"] >= 1
+    assert rows["(used_max)"]["cpu"] == rows[str(member.project.id)]["cpu"]
+    assert api.get(f"{V}/os-hosts/nowhere", version="2.42").status_code == 404
+    assert api.get(f"{V}/os-hosts/compute-1", version="2.43").status_code == 404
+
+
+def test_os_hosts_power_and_maintenance_are_nova_s_501(admin, member, api_as, node):
+    api = api_as(admin)
+    update = api.put(f"{V}/os-hosts/compute-1", {"status": "disable"}, version="2.42")
+    assert update.status_code == 501 and "notImplemented" in update.json()
+    assert api.get(f"{V}/os-hosts/compute-1/reboot", version="2.42").status_code == 501
+    assert api.put(f"{V}/os-hosts/compute-1", {"status": "off"}, version="2.42").status_code == 400
+    assert api_as(member).get(f"{V}/os-hosts", version="2.42").status_code == 403
+
+
+# --- the network proxies, until 2.35
+
+
+def test_os_networks_lists_the_networks_a_project_sees_until_2_35(member, api_as, nets):
+    api = api_as(member)
+    labels = {n["label"] for n in api.get(f"{V}/os-networks", version="2.35").json()["networks"]}
+    assert labels == {"public", "shared", "alpha-net"}
+    shown = api.get(f"{V}/os-networks/{nets['alpha'].id}", version="2.35").json()["network"]
+    assert shown["label"] == "alpha-net" and "vlan" not in shown
+    assert api.get(f"{V}/os-networks/{nets['beta'].id}", version="2.35").status_code == 404
+    assert api.get(f"{V}/os-networks", version="2.36").status_code == 404
+    tenant = api.get(f"{V}/os-tenant-networks", version="2.35").json()["networks"]
+    assert {n["label"] for n in tenant} == labels
+    assert api.get(f"{V}/os-tenant-networks", version="2.36").status_code == 404
+
+
+def test_floating_ip_proxies_until_2_35(member, api_as, nets):
+    api = api_as(member)
+    pools = api.get(f"{V}/os-floating-ip-pools", version="2.35").json()["floating_ip_pools"]
+    assert pools == [{"name": "public"}]
+    assert api.get(f"{V}/os-floating-ips", version="2.35").json() == {"floating_ips": []}
+    assert api.get(f"{V}/os-floating-ips/1", version="2.35").status_code == 404
+    assert api.get(f"{V}/os-floating-ip-pools", version="2.36").status_code == 404
+
+
+# --- os-volumes_boot, until 2.102
+
+
+def test_os_volumes_boot_is_the_servers_api_until_2_103(member, api_as):
+    server = make_server(member)
+    api = api_as(member)
+    listed = api.get(f"{V}/os-volumes_boot", version="2.102").json()["servers"]
+    assert [s["id"] for s in listed] == [str(server.uuid)]
+    assert api.get(f"{V}/os-volumes_boot/{server.uuid}",
+                   version="2.102").json()["server"]["id"] == str(server.uuid)
+    assert api.get(f"{V}/os-volumes_boot", version="2.103").status_code == 404
+    assert api.get(f"{V}/os-volumes_boot/{server.uuid}", version="2.103").status_code == 404
+
+
+# --- the usage audit log
+
+
+def test_the_usage_audit_log_lists_every_compute_host_as_not_run(admin, member, api_as, node):
+    api = api_as(admin)
+    log = api.get(f"{V}/os-instance_usage_audit_log").json()["instance_usage_audit_logs"]
+    assert (log["num_hosts"], log["num_hosts_not_run"], log["hosts_not_run"]) == (
+        1, 1, ["compute-1"])
+    before = api.get(f"{V}/os-instance_usage_audit_log/2026-03-15%2010:00:00").json()
+    period = before["instance_usage_audit_log"]
+    assert (period["period_beginning"], period["period_ending"]) == (
+        "2026-02-01 00:00:00", "2026-03-01 00:00:00")
+    assert api.get(f"{V}/os-instance_usage_audit_log/yesterday").status_code == 400
+    assert api_as(member).get(f"{V}/os-instance_usage_audit_log").status_code == 403
+
+
+# --- volume attachments without a volume service
+
+
+def test_a_server_has_no_volume_attachments(member, api_as):
+    server = make_server(member)
+    api = api_as(member)
+    url = f"{V}/servers/{server.uuid}/os-volume_attachments"
+    assert api.get(url).json() == {"volumeAttachments": []}
+    assert api.get(f"{url}/{MISSING}").status_code == 404
+    assert api.delete(f"{url}/{MISSING}").status_code == 404
+
+
+@pytest.mark.parametrize("field, value, version", [
+    ("tag", "disk1", "2.49"),
+    ("delete_on_termination", True, "2.79"),
+])
+def test_an_attach_field_is_accepted_from_its_microversion(member, api_as, field, value,
+                                                            version):
+    server = make_server(member)
+    url = f"{V}/servers/{server.uuid}/os-volume_attachments"
+    body = {"volumeAttachment": {"volumeId": MISSING, field: value}}
+    below = f"2.{int(version.split('.')[1]) - 1}"
+    assert api_as(member).post(url, body, version=below).status_code == 400
+    # Accepted, then the volume is unknown: there is no volume service.
+    missing = api_as(member).post(url, body, version=version)
+    assert missing.status_code == 404
+    assert MISSING in missing.json()["itemNotFound"]["message"]
+
+
+def test_2_85_delete_on_termination_at_update(admin, member, api_as):
+    server = make_server(member)
+    url = f"{V}/servers/{server.uuid}/os-volume_attachments/{MISSING}"
+    body = {"volumeAttachment": {"volumeId": MISSING, "delete_on_termination": False}}
+    assert api_as(admin).put(url, body, version="2.84").status_code == 400
+    assert api_as(admin).put(url, body, version="2.85").status_code == 404
+
+
+# --- quota classes
+
+
+def test_the_default_quota_class_sets_every_project_s_defaults(admin, member, api_as):
+    api = api_as(admin)
+    shown = api.get(f"{V}/os-quota-class-sets/default").json()["quota_class_set"]
+    assert shown["id"] == "default" and "instances" in shown
+    updated = api.put(f"{V}/os-quota-class-sets/default", {"quota_class_set": {"instances": 7}})
+    assert updated.status_code == 200, updated.content
+    assert updated.json()["quota_class_set"]["instances"] == 7
+    assert quotas.limits_for(str(member.project.id))["instances"] == 7
+    mine = api_as(member).get(f"{V}/os-quota-sets/{member.project.id}").json()["quota_set"]
+    assert mine["instances"] == 7
+    assert api_as(member).get(f"{V}/os-quota-class-sets/default").status_code == 403
+    bad = api.put(f"{V}/os-quota-class-sets/default", {"quota_class_set": {"instances": -2}})
+    assert bad.status_code == 400
+
+
+def test_quota_class_fields_change_at_2_50_and_2_57(admin, api_as):
+    api = api_as(admin)
+
+    def shown(version):
+        return api.get(f"{V}/os-quota-class-sets/default", version=version).json()[
+            "quota_class_set"]
+
+    assert "server_groups" in shown("2.50") and "floating_ips" not in shown("2.50")
+    assert "server_groups" not in shown("2.49") and "floating_ips" in shown("2.49")
+    assert "injected_files" in shown("2.56") and "injected_files" not in shown("2.57")
+    body = {"quota_class_set": {"injected_files": 3}}
+    assert api.put(f"{V}/os-quota-class-sets/default", body, version="2.57").status_code == 400
+    assert api.put(f"{V}/os-quota-class-sets/default", body, version="2.56").status_code == 200
+
+
+# --- console auth tokens (admins)
+
+
+@pytest.fixture
+def token(member):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cloud.compute.consoles import hash_token
+
+    server = make_server(member, host="compute-1")
+    ConsoleToken.objects.create(token_hash=hash_token("t0k3n"), instance=server,
+                                host="compute-1", host_address="192.0.2.5", port=5901,
+                                expires_at=timezone.now() + timedelta(minutes=5))
+    return server
+
+
+def test_a_console_token_shows_where_it_connects_from_2_31(admin, member, api_as, token):
+    api = api_as(admin)
+    shown = api.get(f"{V}/os-console-auth-tokens/t0k3n", version="2.31").json()["console"]
+    assert shown == {"instance_uuid": str(token.uuid), "host": "compute-1", "port": 5901,
+                     "internal_access_path": None}
+    assert api.get(f"{V}/os-console-auth-tokens/t0k3n", version="2.30").status_code == 400
+    assert api.get(f"{V}/os-console-auth-tokens/other", version="2.31").status_code == 404
+    assert api_as(member).get(f"{V}/os-console-auth-tokens/t0k3n",
+                              version="2.31").status_code == 403
+
+
+def test_2_99_console_tokens_take_no_query_parameters(admin, api_as, token):
+    api = api_as(admin)
+    assert api.get(f"{V}/os-console-auth-tokens/t0k3n?x=1", version="2.98").status_code == 200
+    assert api.get(f"{V}/os-console-auth-tokens/t0k3n?x=1", version="2.99").status_code == 400
+
+
+@pytest.mark.parametrize("protocol, kind, version", [
+    ("mks", "webmks", "2.8"),
+    ("spice", "spice-direct", "2.99"),
+])
+def test_a_console_type_is_known_from_its_microversion(member, api_as, protocol, kind, version):
+    """Known from its version (then refused as a type this cloud does not serve), unknown below."""
+    server = make_server(member)
+    body = {"remote_console": {"protocol": protocol, "type": kind}}
+    url = f"{V}/servers/{server.uuid}/remote-consoles"
+    below = f"2.{int(version.split('.')[1]) - 1}"
+    unknown = api_as(member).post(url, body, version=below)
+    assert unknown.status_code == 400 and "is not one of" in unknown.json()["badRequest"]["message"]
+    known = api_as(member).post(url, body, version=version)
+    assert known.status_code in (400, 501)
+    assert "is not one of" not in str(known.json())
+
+
+# --- the aggregate image cache (2.81)
+
+
+def test_2_81_caching_images_on_an_aggregate_is_nova_s_501(admin, api_as, image):
+    aggregate = Aggregate.objects.create(name="agg")
+    api = api_as(admin)
+    url = f"{V}/os-aggregates/{aggregate.id}/images"
+    body = {"cache": [{"id": str(image.id)}]}
+    assert api.post(url, body, version="2.80").status_code == 404
+    refused = api.post(url, body, version="2.81")
+    assert refused.status_code == 501 and "notImplemented" in refused.json()
+    assert api.post(url, {"cache": [{"id": MISSING}]}, version="2.81").status_code == 400
+    assert api.post(f"{V}/os-aggregates/999/images", body, version="2.81").status_code == 404
