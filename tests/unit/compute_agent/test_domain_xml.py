@@ -10,6 +10,11 @@ from compute_agent.domain_xml import (
     METADATA_TEXT_LIMIT,
     DiskSpec,
     build_domain_xml,
+    interface_macs,
+    interface_xml,
+    is_rescue,
+    marked_rescue,
+    with_interfaces,
     xml_text,
 )
 
@@ -260,3 +265,48 @@ def test_the_guest_cpu_is_never_host_passthrough() -> None:
     for domain_type in ("qemu", "kvm"):
         root = ET.fromstring(build_domain_xml(request(), domain_type=domain_type))
         assert root.find("cpu") is None
+
+
+# --- rescue definitions, boot order and NICs edited in place
+
+
+def test_a_rescue_definition_is_marked_and_a_normal_one_is_not() -> None:
+    normal = build_domain_xml(request(), domain_type="test")
+    assert not is_rescue(normal)
+    assert is_rescue(build_domain_xml(request(), domain_type="test", rescue=True))
+    assert is_rescue(marked_rescue(normal))
+    assert marked_rescue(marked_rescue(normal)).count("rescue") == marked_rescue(normal).count(
+        "rescue")
+
+
+def test_disks_with_a_boot_order_replace_the_os_boot_device() -> None:
+    disks = [DiskSpec(path="/i/disk.rescue", boot_order=1),
+             DiskSpec(path="/i/disk", target_dev="sda", bus="scsi", boot_order=2)]
+    root = ET.fromstring(build_domain_xml(request(), domain_type="qemu", disks=disks))
+    assert root.find("os/boot") is None
+    assert [d.find("boot").get("order") for d in root.findall("devices/disk")] == ["1", "2"]
+    assert root.find("devices/controller[@type='scsi']").get("model") == "virtio-scsi"
+
+
+@pytest.mark.parametrize("disk", [DiskSpec(path="/i/d", bus="floppy-ish"),
+                                  DiskSpec(path="/i/d", device="lun"),
+                                  DiskSpec(path="/i/d", target_dev="vda' evil='1"),
+                                  DiskSpec(path="/i/d", boot_order=0)])
+def test_a_disk_libvirt_would_misread_is_refused(disk: DiskSpec) -> None:
+    with pytest.raises(ValueError):
+        build_domain_xml(request(), domain_type="qemu", disks=[disk])
+
+
+def test_nics_are_set_to_a_list_keeping_the_ones_that_stay_as_they_were() -> None:
+    xml = build_domain_xml(request(), domain_type="qemu",
+                           mac_addresses=["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"])
+    root = ET.fromstring(xml)
+    kept = root.find("devices/interface")
+    ET.SubElement(kept, "address", type="pci", slot="0x03")  # what libvirt adds once defined
+    changed = with_interfaces(ET.tostring(root, encoding="unicode"),
+                              ["FA:16:3E:00:00:01", "fa:16:3e:00:00:03"])
+    assert interface_macs(changed) == ["fa:16:3e:00:00:01", "fa:16:3e:00:00:03"]
+    first = ET.fromstring(changed).find("devices/interface")
+    assert first.find("address").get("slot") == "0x03"
+    assert interface_macs(with_interfaces(changed, [])) == []
+    assert interface_xml("fa:16:3e:00:00:09").startswith('<interface type="user">')
