@@ -135,6 +135,7 @@ class AuthTokens(IdentityView):
         methods = identity["methods"]
         scope = auth.get("scope")
         credential = None
+        not_after = None
         try:
             if "password" in methods and "password" in identity:
                 user_ref = identity["password"]["user"]
@@ -152,6 +153,9 @@ class AuthTokens(IdentityView):
                 user = old.user
                 # A token got with an application credential keeps its limits when renewed.
                 credential = old.application_credential
+                # And every token its expiry, as Keystone's: proving who one is again cannot be
+                # put off forever by trading tokens.
+                not_after = old.expires_at
             elif "application_credential" in methods and "application_credential" in identity:
                 if scope:
                     # Its project is the credential's own; Keystone refuses a scope, even that.
@@ -181,7 +185,8 @@ class AuthTokens(IdentityView):
                     raise errors.Unauthorized("The project could not be found or is not accessible.")
             elif scope is None and user.default_project_id:
                 project = user.default_project
-            issued = tokens.issue(user, project, methods, application_credential=credential)
+            issued = tokens.issue(user, project, methods, application_credential=credential,
+                                   not_after=not_after)
         except tokens.AuthenticationError as exc:
             raise errors.Unauthorized(str(exc)) from None
         response = Response({"token": self.token_body(issued.record, issued.roles)}, status=201)

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -101,9 +101,10 @@ def issue(
     *,
     ttl: int | None = None,
     application_credential: ApplicationCredential | None = None,
+    not_after: datetime | None = None,
 ) -> IssuedToken:
-    """A new token for `user`, scoped to `project`, valid `ttl` seconds (KUMO_TOKEN_TTL if None)
-    and never beyond the application credential it was got with, if any."""
+    """A new token for `user`, scoped to `project`, valid `ttl` seconds (KUMO_TOKEN_TTL if None),
+    and never beyond `not_after` nor the application credential it was got with, if any."""
     roles = []
     if project is not None:
         if not project.enabled:
@@ -118,6 +119,8 @@ def issue(
     expires_at = now + timedelta(seconds=settings.KUMO_TOKEN_TTL if ttl is None else ttl)
     if application_credential is not None and application_credential.expires_at is not None:
         expires_at = min(expires_at, application_credential.expires_at)
+    if not_after is not None:
+        expires_at = min(expires_at, not_after)
     record = Token.objects.create(
         token_hash=_hash(token),
         user=user,

@@ -102,6 +102,16 @@ def test_token_validation_and_revocation(member):
 
 
 @pytest.mark.django_db
+def test_a_token_traded_for_another_keeps_its_expiry(member):
+    first = _post(Client(), _password_body())
+    body = {"auth": {"identity": {"methods": ["token"],
+                                  "token": {"id": first["X-Subject-Token"]}}}}
+    second = _post(Client(), body)
+    assert second.status_code == 201, second.content
+    assert second.json()["token"]["expires_at"] == first.json()["token"]["expires_at"]
+
+
+@pytest.mark.django_db
 def test_expired_token_is_refused(member, settings):
     from datetime import timedelta
 
