@@ -52,6 +52,11 @@ def start(ctx: RequestContext, host: str, reason: str = "") -> HostDrain:
     return drain
 
 
+def guests_on(host: str) -> list[Instance]:
+    """What a drain of `host` would move now, oldest first (the dashboard's confirmation)."""
+    return list(Instance.objects.filter(host=host, deleted=False).order_by("created_at"))
+
+
 def new_part(uuid: object, name: str) -> dict[str, Any]:
     return {"id": str(uuid), "name": name, "state": PENDING, "migration": None, "message": ""}
 

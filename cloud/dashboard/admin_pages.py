@@ -14,9 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from cloud import errors
 from cloud.compute import aggregates, availability_zones, hosts
 from cloud.compute.models import COMPUTE_BINARY
+from cloud.identity import policy
 from cloud.identity.context import RequestContext
 
-from . import tables
+from . import drains, tables
 from .context import authorize, dashboard_view
 from .forms import AggregateForm, AggregateHostForm, ServiceForm, attach
 
@@ -47,8 +48,14 @@ def hypervisor_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
             "ram_cap": int(node.memory_mb * node.ram_allocation_ratio),
             "disk_cap": int(node.local_gb * node.disk_allocation_ratio),
         })
-    return render(request, "dashboard/admin/hypervisors.html",
-                  {"nodes": nodes, "totals": hosts.statistics()})
+    running = drains.running_by_host()
+    for entry in nodes:
+        entry["drain"] = running.get(entry["node"].host)
+    return render(request, "dashboard/admin/hypervisors.html", {
+        "nodes": nodes, "totals": hosts.statistics(),
+        "can_drain": policy.allowed(ctx, "compute:host_drains:create"),
+        "recent_drains": drains.recent() if policy.allowed(ctx, "compute:host_drains:index") else [],
+    })
 
 
 @require_GET

@@ -12,3 +12,5 @@ class DashboardConfig(AppConfig):
         from . import live
 
         events.INSTANCE_CHANGED.connect(live.on_instance_changed, dispatch_uid="dashboard.live")
+        events.HOST_MOVES_CHANGED.connect(live.on_host_moves_changed,
+                                          dispatch_uid="dashboard.live.moves")

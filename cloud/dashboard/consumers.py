@@ -9,14 +9,17 @@ row rendered for this user — so the buttons it carries are the ones this user 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from channels.generic.websocket import JsonWebsocketConsumer
 from django.template.loader import render_to_string
 
+from cloud import errors
+from cloud.compute import host_drains
 from cloud.identity import policy
 
-from . import live, tables
+from . import drains, live, tables
 from .context import select
 
 # Close codes in the 4000 range are the application's own (RFC 6455 7.4.2).
@@ -65,6 +68,55 @@ class InstanceStatusConsumer(JsonWebsocketConsumer):
         if row is None:
             return
         self.send_json(message_for(row))
+
+
+class HostMovesConsumer(JsonWebsocketConsumer):
+    """/ws/host-moves/?drain=<id>: the guests' table of one drain, sent again whenever a move on
+    its host changes. Admins only (compute:host_drains:show), checked again at every change."""
+
+    drain_id: str = ""
+
+    def _allowed(self) -> bool:
+        selection = select(self.scope.get("user"), self.scope.get("session") or {})
+        return selection.ctx is not None and policy.allowed(selection.ctx,
+                                                            "compute:host_drains:show")
+
+    def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            self.close(code=CLOSE_SIGNED_OUT)
+            return
+        if not self._allowed():
+            self.close(code=CLOSE_FORBIDDEN)
+            return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.drain_id = (query.get("drain") or [""])[0]
+        async_to_sync(self.channel_layer.group_add)(live.MOVES_GROUP, self.channel_name)
+        self.accept()
+        # What changed between the page's render and this connection is sent at once.
+        self._send_drain()
+
+    def disconnect(self, code: int) -> None:
+        async_to_sync(self.channel_layer.group_discard)(live.MOVES_GROUP, self.channel_name)
+
+    def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The page says nothing; anything it sends is ignored."""
+
+    def host_moves(self, event: dict) -> None:
+        if not self._allowed():
+            self.close(code=CLOSE_FORBIDDEN)
+            return
+        self._send_drain(event.get("host"))
+
+    def _send_drain(self, host: str | None = None) -> None:
+        try:
+            drain = host_drains.get(self.drain_id)
+        except errors.NotFound:
+            return
+        if host is not None and host != drain.host:
+            return
+        self.send_json({"type": "drain", "id": str(drain.uuid), "status": drain.status,
+                        "html": drains.render_guests(drain)})
 
 
 def message_for(row: tables.Row) -> dict:

@@ -43,3 +43,19 @@ def publish(instance_uuid: str) -> None:
         )
     except Exception:  # a missed live update is logged, never fatal
         log.warning("could not publish the change of instance %s", instance_uuid, exc_info=True)
+
+
+# --- host moves (drains): admins watching a drain hear of every change of the drained host's moves
+
+MOVES_GROUP = "host-moves"
+MOVES_EVENT_TYPE = "host.moves"  # handled by HostMovesConsumer.host_moves
+
+
+def on_host_moves_changed(sender: object, host: str, **_: object) -> None:
+    """The receiver of events.HOST_MOVES_CHANGED (a drain's or a migration's change, committed)."""
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(MOVES_GROUP, {"type": MOVES_EVENT_TYPE, "host": host})
+    except Exception:  # a missed live update is logged, never fatal
+        log.warning("could not publish the moves of host %s", host, exc_info=True)

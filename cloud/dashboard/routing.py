@@ -16,7 +16,7 @@ from django.urls import path
 
 from consoles.origin import origin_allowed
 
-from .consumers import InstanceStatusConsumer
+from .consumers import HostMovesConsumer, InstanceStatusConsumer
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -43,4 +43,5 @@ class SameOrigin:
 
 websocket_urlpatterns = [
     path("ws/instances/", SameOrigin(AuthMiddlewareStack(InstanceStatusConsumer.as_asgi()))),
+    path("ws/host-moves/", SameOrigin(AuthMiddlewareStack(HostMovesConsumer.as_asgi()))),
 ]

@@ -8,6 +8,7 @@ from . import (
     admin_identity,
     admin_pages,
     bulk,
+    drains,
     images,
     instances,
     keypairs,
@@ -60,6 +61,9 @@ urlpatterns = [
     # operators
     path("manage/", admin_pages.admin_index, name="manage"),
     path("manage/hypervisors/", admin_pages.hypervisor_list, name="hypervisors"),
+    path("manage/hypervisors/<str:host>/drain", drains.drain_start, name="drain-start"),
+    path("manage/drains/<str:drain_id>/", drains.drain_detail, name="drain"),
+    path("manage/drains/<str:drain_id>/cancel", drains.drain_cancel, name="drain-cancel"),
     path("manage/services/", admin_pages.service_list, name="services"),
     path("manage/services/<str:service_id>/", admin_pages.service_edit, name="service"),
     path("manage/flavors/", admin_flavors.flavor_list, name="flavors"),

@@ -369,7 +369,9 @@ def test_a_destination_whose_libvirtd_dies_mid_copy_leaves_the_guest_on_its_sour
         cloud.delete(server_id)
 
 
-def test_a_drain_empties_a_host_of_three_guests(cloud: Cloud) -> None:
+def test_a_drain_empties_a_host_of_three_guests(cloud: Cloud, browser) -> None:
+    """Started from the hypervisors page's Drain button; the drain's page follows every guest's
+    move as it happens (pushed over its websocket: the page is never reloaded)."""
     # Three guests on compute-1: the others take none while these boot.
     for other in ("compute-2", "compute-3"):
         cloud.set_enabled(other, False)
@@ -379,24 +381,35 @@ def test_a_drain_empties_a_host_of_three_guests(cloud: Cloud) -> None:
     finally:
         for other in ("compute-2", "compute-3"):
             cloud.set_enabled(other, True)
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
     try:
+        page = context.new_page()
+        web = cloud.stack.url
+        page.goto(f"{web}/login/")
+        page.fill("#id_username", "admin")
+        page.fill("#id_password", cloud.stack.admin_password)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{web}/")
+        page.goto(f"{web}/manage/hypervisors/")
+        page.click("a[aria-label='Drain compute-1']")
+        page.fill("#id_reason", "patching")
         started = time.monotonic()
-        response = cloud.api.post(f"{V}/os-host-drains", {"host_drain": {
-            "host": "compute-1", "reason": "patching"}})
-        assert response.status_code == 202, response.text
-        drain_id = response.json()["host_drain"]["id"]
-        seen_moving: set[str] = set()
-
-        def finished() -> dict | None:
-            drain = cloud.api.get(f"{V}/os-host-drains/{drain_id}").json()["host_drain"]
-            seen_moving.update(g["server_id"] for g in drain["guests"] if g["state"] == "moving")
-            return drain if drain["status"] != "running" else None
-
-        drain = _wait(finished, "the drain to end", timeout=3 * MOVE_TIMEOUT)
+        page.get_by_role("button", name="Drain compute-1").click()
+        page.wait_for_url(re.compile(r".*/manage/drains/[0-9a-f-]+/$"))
+        drain_id = page.url.rstrip("/").rsplit("/", 1)[1]
+        page.evaluate("window.__notReloaded = true")
+        page.locator('#drain-guests[data-live="on"]').wait_for(timeout=10_000)
+        # A guest shown moving, then the drain shown completed: both pushed, never reloaded.
+        page.locator('tr[data-state="moving"]').first.wait_for(timeout=MOVE_TIMEOUT * 1000)
+        page.locator('[data-drain-status="completed"]').wait_for(
+            timeout=3 * MOVE_TIMEOUT * 1000)
         took = time.monotonic() - started
+        assert page.evaluate("window.__notReloaded") is True
+        assert page.locator('tr[data-state="done"]').count() == 3
+
+        drain = cloud.api.get(f"{V}/os-host-drains/{drain_id}").json()["host_drain"]
         assert drain["status"] == "completed", drain
         assert drain["summary"] == {"pending": 0, "moving": 0, "done": 3, "failed": 0}
-        assert seen_moving, "the drain's progress was never visible"
         for server_id in servers:
             server = cloud.show(server_id)
             assert (server["status"], server["OS-EXT-SRV-ATTR:host"] != "compute-1") == (
@@ -408,6 +421,7 @@ def test_a_drain_empties_a_host_of_three_guests(cloud: Cloud) -> None:
                 if s["binary"] == "nova-compute"] == [("disabled", "patching")]
         _figure("drain of 3 guests: request to completed (s)", round(took, 1))
     finally:
+        context.close()
         cloud.set_enabled("compute-1", True)
         cloud.delete(*servers)
 

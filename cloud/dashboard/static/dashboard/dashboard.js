@@ -101,6 +101,25 @@
   }
   if (document.body.dataset.liveUpdates === "on" && "WebSocket" in window) connect();
 
+  // --- a host drain's page: its guests' table, pushed again at every change of the host's moves.
+  const drainTable = document.querySelector("[data-drain-live]");
+  function followDrain(delay) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + location.host + "/ws/host-moves/?drain=" +
+                                 encodeURIComponent(drainTable.dataset.drainLive));
+    socket.onopen = () => { drainTable.dataset.live = "on"; delay = 1000; };
+    socket.onmessage = (event) => {
+      const m = JSON.parse(event.data);
+      if (m.type === "drain" && m.id === drainTable.dataset.drainLive) drainTable.innerHTML = m.html;
+    };
+    socket.onclose = (event) => {
+      drainTable.dataset.live = "off";
+      if (event.code === 4401 || event.code === 4403) return;
+      setTimeout(() => followDrain(Math.min(delay * 2, 30000)), delay);
+    };
+  }
+  if (drainTable && "WebSocket" in window) followDrain(1000);
+
   // --- dialogs: links with data-dialog load their page's fragment into the shared <dialog>.
   const dialog = document.getElementById("dialog");
   document.body.addEventListener("htmx:afterSwap", (event) => {
