@@ -131,8 +131,8 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def trigger_crash_dump(self, instance_uuid: str) -> str:
-        """Inject an NMI into the running guest (its kernel dumps itself); a guest that does not
-        run is a DriverError."""
+        """Inject an NMI into the running (or paused) guest: its kernel dumps itself. A guest
+        that is shut off or suspended is a DriverError."""
 
     @abc.abstractmethod
     def set_interfaces(self, instance_uuid: str, mac_addresses: list[str]) -> str:

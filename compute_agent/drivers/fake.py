@@ -264,7 +264,7 @@ class FakeDriver(Driver):
     def trigger_crash_dump(self, instance_uuid: str) -> str:
         with self.cloud.lock:
             domain = self._domain(instance_uuid)
-            if domain.power_state != msg.POWER_RUNNING:
+            if domain.power_state not in (msg.POWER_RUNNING, msg.POWER_PAUSED):
                 raise DriverError(f"instance {instance_uuid} is not running; no crash dump")
             domain.crash_dumps += 1
             return domain.power_state

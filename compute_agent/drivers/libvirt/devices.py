@@ -20,7 +20,8 @@ class DevicesMixin(LibvirtBase):
     def trigger_crash_dump(self, instance_uuid: str) -> str:
         def inject(domain: libvirt.virDomain) -> str:
             state, _ = domain.state()
-            if state != libvirt.VIR_DOMAIN_RUNNING:
+            # A paused guest takes the NMI too; it handles it once it runs again.
+            if state not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED):
                 raise WrongState(f"instance {instance_uuid} is not running; no crash dump")
             domain.injectNMI(0)
             return domain_power_state(domain)

@@ -70,6 +70,8 @@ def test_rescue_and_unrescue_leave_the_guest_running_and_succeed_again(
 
 def test_a_crash_dump_needs_a_running_guest(any_driver: Driver, guest: msg.SpawnRequest) -> None:
     assert any_driver.trigger_crash_dump(guest.instance_uuid) == msg.POWER_RUNNING
+    any_driver.pause(guest.instance_uuid)
+    assert any_driver.trigger_crash_dump(guest.instance_uuid) == msg.POWER_PAUSED
     any_driver.stop(guest.instance_uuid, 0)
     with pytest.raises(DriverError):
         any_driver.trigger_crash_dump(guest.instance_uuid)
