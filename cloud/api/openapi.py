@@ -70,6 +70,8 @@ QUERY_PARAMETERS: dict[str, Schema] = {
          "start", "end", "detailed", "reserved"),
         _STRING,
     ),
+    # os-hosts (until 2.42): the availability zone listed
+    "zone": _STRING,
 }
 
 _ERRORS: dict[str, Schema] = {
