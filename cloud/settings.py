@@ -221,8 +221,8 @@ KUMO_HEARTBEAT_INTERVAL = _env_float("KUMO_HEARTBEAT_INTERVAL", 10)
 KUMO_BUILD_TIMEOUT = int(os.environ.get("KUMO_BUILD_TIMEOUT", "600"))
 KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
 # Nova's shelved_offload_time: 0 (the default) removes a shelved server from its host as soon as
-# its disk is saved (SHELVED_OFFLOADED, its claim released); -1 keeps it there until shelveOffload.
-# A positive delay is not counted down yet and behaves as -1 (cloud/compute/shelving.py).
+# its disk is saved (SHELVED_OFFLOADED, its claim released); a positive value that many seconds
+# later (the reconciler's sweep); -1 keeps it there until shelveOffload (cloud/compute/shelving.py).
 KUMO_SHELVED_OFFLOAD_TIME = int(os.environ.get("KUMO_SHELVED_OFFLOAD_TIME", "0"))
 # Nothing stays stuck (cloud/conductor/reconciler.py): past its task state's deadline (seconds
 # without progress) an instance is re-driven — the host asked what is true, the message sent

@@ -3,8 +3,8 @@
 Shelving saves the server's disk to an image named "<name>-shelved" (Instance.shelved_image_id)
 and shuts it down: SHELVED, still on its host. With KUMO_SHELVED_OFFLOAD_TIME 0 (Nova's
 shelved_offload_time; the default) the host then removes it at once and the claim is released:
-SHELVED_OFFLOADED, no host. -1 keeps shelved servers on their hosts until shelveOffload. (A
-positive delay is not counted down yet: such servers stay until shelveOffload too.)
+SHELVED_OFFLOADED, no host. A positive value offloads them that many seconds after they were
+shelved (the reconciler's sweep, offload_due); -1 keeps them on their hosts until shelveOffload.
 
 Unshelving a server still on its host starts it there. An offloaded one goes through the
 scheduler like a build (scheduling, then spawning; the zone and, for admins, the host it asks
@@ -15,9 +15,11 @@ for narrow the choice) and boots from its shelve image, which is deleted once it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from cloud import errors, rpc
 from cloud.identity.context import RequestContext
@@ -46,6 +48,34 @@ def shelve(ctx: RequestContext, instance: Instance) -> None:
         row = begin(ctx, instance, REGISTRY["shelve"], shelved_image_id=str(image.id))
         rpc.to_host(row.host, msg.TASK_SHELVE, upload_request(
             ctx, row, image, offload=offload_at_once()))
+
+
+def offload_due() -> int:
+    """Offload the servers shelved on their hosts for longer than a positive
+    KUMO_SHELVED_OFFLOAD_TIME (Nova's periodic _poll_shelved_instances); how many were asked. A
+    server whose host is silent, or that changed meanwhile, waits for the next pass. Run by the
+    reconciler's sweep."""
+    delay = settings.KUMO_SHELVED_OFFLOAD_TIME
+    if delay <= 0:
+        return 0
+    due = Instance.objects.filter(
+        deleted=False, vm_state=states.SHELVED, task_state__isnull=True, host__isnull=False,
+        updated_at__lt=timezone.now() - timedelta(seconds=delay))
+    asked = 0
+    for instance in due:
+        # As whom: the server's own user, with the operator's role the offload needs.
+        ctx = RequestContext(user_id=str(instance.user_id), user_name="",
+                             project_id=str(instance.project_id), project_name=None,
+                             roles=("admin",), request_id=f"req-offload-{str(instance.uuid)[:8]}")
+        try:
+            with transaction.atomic():
+                row = begin(ctx, instance, REGISTRY["shelve_offload"])
+                rpc.to_host(row.host, msg.TASK_SHELVE_OFFLOAD, msg.PowerRequest(
+                    request_id=ctx.request_id, instance_uuid=str(row.uuid)))
+        except errors.Conflict:
+            continue
+        asked += 1
+    return asked
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import rpc
-from cloud.compute import action_records, claims, host_drains, hosts, migration_records, states
+from cloud.compute import (
+    action_records,
+    claims,
+    host_drains,
+    hosts,
+    migration_records,
+    shelving,
+    states,
+)
 from cloud.compute.models import ComputeNode, Instance
 from cloud.compute.operations import REGISTRY, Operation
 from cloud.compute.servers import complete_delete
@@ -79,6 +87,8 @@ def reconcile() -> dict[str, int]:
     # kick was lost, or that waits for a guest busy with something else.
     for drain_uuid in host_drains.running().values_list("uuid", flat=True):
         rpc.kick_drain(str(drain_uuid))
+    if offloaded := shelving.offload_due():
+        done["shelved servers offloaded"] = offloaded
     if leaked := claims.release_leaked():
         done["claims released"] = leaked
     if drifted := claims.correct_usage():

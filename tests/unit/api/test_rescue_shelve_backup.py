@@ -338,3 +338,32 @@ def test_deleting_a_shelved_server_deletes_its_shelve_image(member, api_as, imag
     server.refresh_from_db()
     assert server.deleted and not Image.objects.filter(pk=shelved.id).exists()
     assert Image.objects.filter(pk=image.id).exists()
+
+
+def test_a_positive_offload_time_offloads_shelved_servers_once_it_has_passed(
+    member, api_as, image, sent, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cloud.compute.models import Instance
+    from cloud.conductor.reconciler import reconcile
+
+    settings.KUMO_SHELVED_OFFLOAD_TIME = 600
+    long_ago = timezone.now() - timedelta(seconds=601)
+    due = make_server(member, "due", image_ref=str(image.id), vm_state="shelved")
+    fresh = make_server(member, "fresh", image_ref=str(image.id), vm_state="shelved")
+    silent = make_server(member, "silent", image_ref=str(image.id), vm_state="shelved",
+                         host="compute9")
+    host_up("compute9", False)
+    Instance.objects.filter(pk__in=[due.pk, silent.pk]).update(updated_at=long_ago)
+    assert reconcile().get("shelved servers offloaded") == 1
+    for row in (due, fresh, silent):
+        row.refresh_from_db()
+    assert (due.task_state, fresh.task_state, silent.task_state) == (
+        "shelving_offloading", None, None)
+    assert [(m.name, m.queue) for m in sent] == [(msg.TASK_SHELVE_OFFLOAD, "compute.compute1")]
+    _report(due, msg.EVENT_SHELVE_OFFLOADED, power_state="nostate")
+    assert (due.status, due.host) == ("SHELVED_OFFLOADED", None)
+    assert "shelveOffload" in _actions(due)
