@@ -367,3 +367,22 @@ def test_a_positive_offload_time_offloads_shelved_servers_once_it_has_passed(
     _report(due, msg.EVENT_SHELVE_OFFLOADED, power_state="nostate")
     assert (due.status, due.host) == ("SHELVED_OFFLOADED", None)
     assert "shelveOffload" in _actions(due)
+
+
+def test_unshelve_to_a_zone_from_2_77_pins_the_server_there(member, api_as, image, node, sent,
+                                                             mv2104):
+    server = make_server(member, image_ref=str(image.id), vm_state="shelved_offloaded",
+                         host=None, node=None)
+    api = api_as(member)
+    assert _act(api, server, {"unshelve": {"availability_zone": "elsewhere"}},
+                version="2.77").status_code == 400
+    assert _act(api, server, {"unshelve": {"availability_zone": "nova"}},
+                version="2.76").status_code == 202  # ignored below 2.77, as Nova
+    server.refresh_from_db()
+    assert server.availability_zone is None
+    server.task_state = None
+    server.save()
+    assert _act(api, server, {"unshelve": {"availability_zone": "nova"}},
+                version="2.77").status_code == 202
+    server.refresh_from_db()
+    assert (server.availability_zone, server.task_state) == ("nova", "scheduling")
