@@ -130,14 +130,18 @@ class RabbitMQUsers(BrokerUsers):
 KOMBU_PRIORITY_SEP = "\x06\x16"
 
 # What kombu and Celery send for a consumer with acknowledgement emulation and a publisher that
-# declares nothing. No KEYS, SCAN or CLIENT LIST (they would name other hosts' keys and
-# connections) and nothing that reads a key outside the patterns below.
+# declares nothing (kombu 5.7, redis-py 5; tests/integration/test_host_credentials.py runs the real
+# agent under these rules). No KEYS, SCAN or CLIENT LIST (they would name other hosts' keys and
+# connections). Redis checks a script's commands and keys against the same rules, so the scripts
+# redis-py's lock runs can touch nothing more than the user could itself.
 REDIS_COMMANDS = (
+    # (not CLIENT SETINFO: Redis 7.0 does not know it, and redis-py goes on without it)
     "auth", "hello", "ping", "select", "echo", "quit", "reset", "client|setname",
     "brpop", "lpush", "llen",  # the queue
     "sadd", "smembers",  # the binding of its queue, made when it declares it
-    "hset", "hget", "hdel", "zadd", "zrem", "zrevrangebyscore",  # unacknowledged messages
-    "set", "get", "del", "multi", "exec", "watch", "unwatch",  # the restore mutex
+    "hset", "hget", "hdel", "zadd", "zrem", "zrange", "zrevrangebyscore",  # unacknowledged ones
+    "set", "get", "del", "multi", "exec", "watch", "unwatch",  # the restore mutex…
+    "evalsha", "eval", "script|load",  # …which redis-py releases with a script
 )
 
 
