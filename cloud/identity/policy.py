@@ -248,6 +248,7 @@ RULES: dict[str, str] = {
     "compute:volume_attachments:delete": "member",
     "compute:networks:index": "reader",
     "compute:aggregates:images": "admin",
+    "compute:servers:evacuate": "admin",
     # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
     # itself is authenticated by its token, not by Keystone
     "compute:host_tokens:create": "admin",

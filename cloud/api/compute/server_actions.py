@@ -22,7 +22,7 @@ from cloud.compute.models import Instance
 from cloud.validation import name_schema, validate
 
 from ..base import ComputeView, Versioned
-from . import bodies, remote_consoles, server_schemas
+from . import bodies, evacuate, remote_consoles, server_schemas
 from .servers import normalise_v6
 
 _NULL = {"type": ["null", "object"], "maxProperties": 0}
@@ -266,6 +266,7 @@ def _action_body() -> dict:
     actions["os-getVNCConsole"] = remote_consoles.GET_VNC_CONSOLE
     actions["addSecurityGroup"] = _SECURITY_GROUP
     actions["removeSecurityGroup"] = _SECURITY_GROUP
+    actions["evacuate"] = {"anyOf": evacuate.EVACUATE.schemas()}
     return {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": actions,
             "additionalProperties": False}
 
@@ -284,6 +285,8 @@ class ServerAction(ComputeView):
             return remote_consoles.get_vnc_console(self, instance, args)
         if key in ("addSecurityGroup", "removeSecurityGroup"):
             return self._security_group(server_id, key, args)
+        if key == "evacuate":
+            evacuate.evacuate(self, self.authorized_server(server_id, evacuate.RULE), args)
         operation = operations.BY_API_NAME.get(key)
         since = _SINCE.get(operation.name, "2.1") if operation is not None else "2.1"
         if operation is None or operation.rule is None or not self.version.at_least(since):

@@ -188,6 +188,8 @@ ROWS = [
         {"trigger_crash_dump": None})),
     Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
         f"{C}/servers/{{server}}/action", {"shelveOffload": None}),
+    Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
+        f"{C}/servers/{{server}}/action", {"evacuate": {"onSharedStorage": False}}),
     Row("GET", "compute/v2.1/servers/<str:server_id>/os-security-groups", "read",
         f"{C}/servers/{{server}}/os-security-groups"),
     Row("POST", "compute/v2.1/servers/<str:server_id>/action", "write",

@@ -1,0 +1,41 @@
+"""The evacuate server action's body by microversion (Nova's schemas): onSharedStorage required
+until 2.13; from 2.14 gone (and no adminPass in the answer); force 2.29-2.67. What is checked and
+answered is cloud/compute/evacuation.py's."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NoReturn
+
+from cloud import errors
+from cloud.compute import evacuation
+from cloud.compute.models import Instance
+from cloud.validation import validate
+
+from ..base import ComputeView, Versioned
+from .server_schemas import BOOLEAN, FQDN
+
+RULE = "compute:servers:evacuate"
+
+_EVACUATE_21: dict[str, Any] = {
+    "type": "object",
+    "required": ["onSharedStorage"],
+    "properties": {"host": FQDN, "onSharedStorage": BOOLEAN, "adminPass": {"type": "string"}},
+    "additionalProperties": False,
+}
+_EVACUATE_214 = copy.deepcopy(_EVACUATE_21)
+del _EVACUATE_214["properties"]["onSharedStorage"]
+del _EVACUATE_214["required"]
+_EVACUATE_229 = copy.deepcopy(_EVACUATE_214)
+_EVACUATE_229["properties"]["force"] = BOOLEAN
+
+EVACUATE = Versioned(("2.1", _EVACUATE_21), ("2.14", _EVACUATE_214), ("2.29", _EVACUATE_229),
+                     ("2.68", _EVACUATE_214))
+
+
+def evacuate(view: ComputeView, instance: Instance, args: Any) -> NoReturn:
+    validate(EVACUATE.at(view.version), args)
+    host = args.get("host")
+    if str(args.get("force")).lower() in ("true", "1", "on", "yes") and not host:
+        raise errors.BadRequest("Can't force to a non-provided destination")
+    evacuation.evacuate(instance, host)
