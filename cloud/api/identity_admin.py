@@ -138,6 +138,8 @@ class IdentityAdminView(IdentityView):
             body["default_project_id"] = user.default_project_id
         if user.email:
             body["email"] = user.email
+        if user.description:
+            body["description"] = user.description
         return body
 
     def role_body(self, role: Role) -> dict:
@@ -152,9 +154,9 @@ class IdentityAdminView(IdentityView):
 
 def _refuse_unsupported(data: dict, kind: str) -> None:
     """Say so rather than silently drop what Kumo does not store."""
+    if kind == "role" and data.get("description"):
+        raise errors.BadRequest(f"Kumo does not store a description for a {kind}.")
     if kind != "project":
-        if data.get("description"):
-            raise errors.BadRequest(f"Kumo does not store a description for a {kind}.")
         return
     if data.get("tags"):
         raise errors.BadRequest("Project tags are not supported.")
@@ -260,7 +262,9 @@ class AuthProjects(IdentityAdminView):
 
 # --- users --------------------------------------------------------------------------------------
 
-_USER_KEYS = ("name", "password", "email", "enabled", "default_project_id", "domain_id")
+_USER_KEYS = (
+    "name", "password", "email", "description", "enabled", "default_project_id", "domain_id"
+)
 
 
 class UserList(IdentityAdminView):

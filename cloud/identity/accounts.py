@@ -177,6 +177,7 @@ def create_user(
     name: str,
     password: str | None = None,
     email: str | None = None,
+    description: str | None = None,
     enabled: bool = True,
     default_project_id: str | None = None,
     domain_id: str | None = None,
@@ -189,7 +190,8 @@ def create_user(
         with transaction.atomic():
             # create_user hashes the password; None leaves an unusable one (the user cannot log in).
             return User.objects.create_user(
-                name, password, email=email or "", enabled=enabled, default_project=project
+                name, password, email=email or "", description=description or "",
+                enabled=enabled, default_project=project,
             )
     except IntegrityError:
         raise _duplicate("user", name) from None
@@ -202,6 +204,7 @@ def update_user(
     name: str = _UNSET,
     password: str | None = _UNSET,
     email: str | None = _UNSET,
+    description: str | None = _UNSET,
     enabled: bool = _UNSET,
     default_project_id: str | None = _UNSET,
     domain_id: str | None = _UNSET,
@@ -215,6 +218,8 @@ def update_user(
         user.name = name
     if email is not _UNSET:
         user.email = email or ""
+    if description is not _UNSET:
+        user.description = description or ""
     if default_project_id is not _UNSET:
         user.default_project = _project_ref(default_project_id)
     disabling = enabled is False and user.enabled

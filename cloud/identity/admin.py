@@ -32,7 +32,7 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ("enabled", "is_staff")
     search_fields = ("name", "id", "email")
     fieldsets = (
-        (None, {"fields": ("name", "password", "email", "default_project")}),
+        (None, {"fields": ("name", "password", "email", "description", "default_project")}),
         ("Access", {"fields": ("enabled", "is_staff", "is_superuser")}),
     )
     add_fieldsets = ((None, {"fields": ("name", "password1", "password2")}),)

@@ -44,6 +44,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     id = models.CharField(primary_key=True, max_length=64, default=hex_id, editable=False)
     name = models.CharField(max_length=255, unique=True)
     email = models.EmailField(blank=True, default="")
+    # Keystone keeps a user's description (an "extra" attribute there); clients set and show it.
+    description = models.TextField(blank=True, default="")
     enabled = models.BooleanField(default=True)
     domain_id = models.CharField(max_length=64, default="default")
     default_project = models.ForeignKey(
