@@ -1,6 +1,7 @@
 """Join tokens: one-time tickets for a machine to join as a named compute host.
 
-A token is 32 random bytes, shown once when issued (`manage.py host-token`, or
+A token is 32 random bytes in hex (never starting with '-', which a command line would take for
+an option), shown once when issued (`manage.py host-token`, or
 POST /compute/v2.1/os-host-tokens); only its SHA-256 is stored, bound to the host name, with an
 expiry. `take()` spends it.
 """
@@ -47,7 +48,7 @@ def issue(host: str, ttl: int | None = None, issued_by: str = "") -> IssuedToken
     ttl = settings.KUMO_JOIN_TOKEN_TTL if ttl is None else ttl
     if not MIN_TTL <= ttl <= MAX_TTL:
         raise errors.BadRequest(f"Invalid ttl {ttl}: between {MIN_TTL} and {MAX_TTL} seconds.")
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)
     record = JoinToken.objects.create(
         host=host,
         token_hash=_hash(token),

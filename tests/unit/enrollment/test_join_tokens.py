@@ -11,6 +11,7 @@ from django.utils import timezone
 from cloud import errors
 from cloud.enrollment import join_tokens
 from cloud.enrollment.models import JoinToken
+from compute_agent import join
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +23,13 @@ def test_a_token_is_random_shown_once_and_stored_only_as_its_hash():
     row = JoinToken.objects.get(pk=first.record.pk)
     assert row.token_hash == hashlib.sha256(first.token.encode()).hexdigest()
     assert first.token not in {getattr(row, f.attname) for f in JoinToken._meta.fields}
+
+
+def test_a_token_is_one_command_line_argument_whatever_its_bytes():
+    # a token starting with "-" was taken for an option by `python -m compute_agent join`
+    for _ in range(200):
+        token = join_tokens.issue("compute-7").token
+        assert join.parse_args(["http://controller:8000", token]).token == token
 
 
 def test_a_token_expires_after_its_ttl_or_the_default(settings):
