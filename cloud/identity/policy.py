@@ -249,6 +249,7 @@ RULES: dict[str, str] = {
     "compute:networks:index": "reader",
     "compute:aggregates:images": "admin",
     "compute:servers:evacuate": "admin",
+    "compute:servers:network_actions": "member",
     # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
     # itself is authenticated by its token, not by Keystone
     "compute:host_tokens:create": "admin",

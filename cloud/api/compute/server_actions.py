@@ -22,7 +22,7 @@ from cloud.compute.models import Instance
 from cloud.validation import name_schema, validate
 
 from ..base import ComputeView, Versioned
-from . import bodies, evacuate, remote_consoles, server_schemas
+from . import bodies, evacuate, network_actions, remote_consoles, server_schemas
 from .servers import normalise_v6
 
 _NULL = {"type": ["null", "object"], "maxProperties": 0}
@@ -267,6 +267,7 @@ def _action_body() -> dict:
     actions["addSecurityGroup"] = _SECURITY_GROUP
     actions["removeSecurityGroup"] = _SECURITY_GROUP
     actions["evacuate"] = {"anyOf": evacuate.EVACUATE.schemas()}
+    actions.update(network_actions.SCHEMAS)
     return {"type": "object", "minProperties": 1, "maxProperties": 1, "properties": actions,
             "additionalProperties": False}
 
@@ -285,6 +286,8 @@ class ServerAction(ComputeView):
             return remote_consoles.get_vnc_console(self, instance, args)
         if key in ("addSecurityGroup", "removeSecurityGroup"):
             return self._security_group(server_id, key, args)
+        if key in network_actions.RULES:
+            network_actions.act(self, server_id, key, args)
         if key == "evacuate":
             evacuate.evacuate(self, self.authorized_server(server_id, evacuate.RULE), args)
         operation = operations.BY_API_NAME.get(key)
@@ -293,6 +296,8 @@ class ServerAction(ComputeView):
             raise errors.BadRequest(f"There is no server action named {key!r}.")
         instance = self.authorized_server(server_id, operation.rule)
         schema, read = _ARGUMENTS.get(operation.name, _NO_ARGUMENTS)
+        if operation.name == "migrate" and not self.version.at_least("2.56"):
+            args = None  # Nova reads no migrate body below 2.56: a host named there is ignored
         validate(schema.at(self.version) if isinstance(schema, Versioned) else schema, args)
         if operation.name == "unshelve":
             args = args if self.version.at_least("2.77") else None
