@@ -54,6 +54,7 @@ def hypervisor_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
     return render(request, "dashboard/admin/hypervisors.html", {
         "nodes": nodes, "totals": hosts.statistics(),
         "can_drain": policy.allowed(ctx, "compute:host_drains:create"),
+        "can_add_host": policy.allowed(ctx, "compute:host_tokens:create"),
         "recent_drains": drains.recent() if policy.allowed(ctx, "compute:host_drains:index") else [],
     })
 

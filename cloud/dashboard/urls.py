@@ -9,6 +9,7 @@ from . import (
     admin_pages,
     bulk,
     drains,
+    host_joins,
     images,
     instances,
     keypairs,
@@ -61,6 +62,7 @@ urlpatterns = [
     # operators
     path("manage/", admin_pages.admin_index, name="manage"),
     path("manage/hypervisors/", admin_pages.hypervisor_list, name="hypervisors"),
+    path("manage/hypervisors/add-host", host_joins.host_token_new, name="host-token-new"),
     path("manage/hypervisors/<str:host>/drain", drains.drain_start, name="drain-start"),
     path("manage/drains/<str:drain_id>/", drains.drain_detail, name="drain"),
     path("manage/drains/<str:drain_id>/cancel", drains.drain_cancel, name="drain-cancel"),
