@@ -5,6 +5,8 @@ the caller's, or a new one on a network) and DELETE detaches one, each through t
 
 from __future__ import annotations
 
+import copy
+
 from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +15,8 @@ from cloud import errors
 from cloud.compute import operations, server_ports
 from cloud.network.models import Port
 
-from ..base import ComputeView
+from ..base import ComputeView, Versioned
+from .server_schemas import DEVICE_TAG
 
 
 def interface_body(port: Port, tagged: bool) -> dict:
@@ -30,7 +33,7 @@ def interface_body(port: Port, tagged: bool) -> dict:
     return body
 
 
-_ATTACH = {
+_ATTACH: dict = {
     "type": "object",
     "properties": {
         "interfaceAttachment": {
@@ -55,12 +58,21 @@ _ATTACH = {
 }
 
 
+# From 2.49 an attachment may carry a device tag; the hosts expose no device metadata, so a tagged
+# attachment is refused with Nova's error for a host that cannot tag (400).
+_ATTACH_249 = copy.deepcopy(_ATTACH)
+_ATTACH_249["properties"]["interfaceAttachment"]["properties"]["tag"] = DEVICE_TAG
+TAG_UNSUPPORTED = "Tagged network interface attachment is not supported for this server instance."
+
+
 class ServerInterfaceList(ComputeView):
-    body_schemas = {"POST": _ATTACH}
+    body_schemas = {"POST": Versioned(("2.1", _ATTACH), ("2.49", _ATTACH_249))}
 
     def post(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:server_interfaces:create")
         wanted = self.valid_body().get("interfaceAttachment") or {}
+        if wanted.get("tag"):
+            raise errors.BadRequest(TAG_UNSUPPORTED)
         fixed_ips = wanted.get("fixed_ips") or []
         if fixed_ips and not wanted.get("net_id"):
             raise errors.BadRequest("fixed_ips need a net_id.")

@@ -96,3 +96,15 @@ def test_2_25_and_2_30_live_migration_bodies(admin, member, api_as, version, bod
                                 version=version)
     refused = answer.status_code == 400 and "Invalid input" in str(answer.json())
     assert refused == schema_error, answer.content
+
+
+def test_2_49_a_tagged_interface_attachment_is_refused_as_nova_refuses_it(member, api_as, nets):
+    server = make_server(member)
+    url = f"{V}/servers/{server.uuid}/os-interface"
+    body = {"interfaceAttachment": {"net_id": str(nets["alpha"].id), "tag": "nic2"}}
+    unknown = api_as(member).post(url, body, version="2.48")
+    assert unknown.status_code == 400 and "tag" in unknown.json()["badRequest"]["message"]
+    refused = api_as(member).post(url, body, version="2.49")
+    assert refused.status_code == 400
+    assert refused.json()["badRequest"]["message"] == (
+        "Tagged network interface attachment is not supported for this server instance.")
