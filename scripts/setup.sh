@@ -117,6 +117,26 @@ if [ "$force" -eq 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     done
 fi
 
+# Ansible for tests/compat/test_ansible.py, in a virtualenv of its own (as Tempest has): the
+# openstack.cloud collection the ansible package ships reads openstack.version, which openstacksdk
+# stopped importing in 4.15, while the openstack client in .venv needs a newer openstacksdk.
+# requirements-ansible.txt pins the versions that work together.
+if [ "$requirements" = requirements-test.txt ]; then
+    if [ -e .venv-ansible ] && ! .venv-ansible/bin/python -c 'pass' >/dev/null 2>&1; then
+        rm -rf .venv-ansible
+    fi
+    ansible_stamp=.venv-ansible/.kumo-installed.sha256
+    ansible_wanted=$({ .venv/bin/python -c 'import sys; print(sys.version)'
+                       cat requirements-ansible.txt; } | sha256sum | cut -d' ' -f1)
+    if [ "$force" -eq 1 ] || [ "$(cat "$ansible_stamp" 2>/dev/null)" != "$ansible_wanted" ]; then
+        log "installing Ansible and its openstacksdk into .venv-ansible (requirements-ansible.txt)"
+        [ -x .venv-ansible/bin/python ] || .venv/bin/python -m venv .venv-ansible
+        PIP_DISABLE_PIP_VERSION_CHECK=1 .venv-ansible/bin/python -m pip install -q \
+            -r requirements-ansible.txt
+        printf '%s\n' "$ansible_wanted" >"$ansible_stamp"
+    fi
+fi
+
 # The browser's libraries (package.json), from the npm registry into node_modules/: noVNC for the
 # console page (consoles/), htmx and Chart.js for the dashboard (cloud/dashboard/). They are
 # dependencies, never copies in the repository. Installed again when one is missing or
