@@ -41,7 +41,7 @@ class APIVersion:
 
 
 MIN_VERSION = APIVersion(2, 1)
-MAX_VERSION = APIVersion(2, 60)
+MAX_VERSION = APIVersion(2, 104)
 DEFAULT_VERSION = MIN_VERSION
 
 

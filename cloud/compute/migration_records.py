@@ -160,13 +160,19 @@ def list_migrations(
     return list(rows[: MAX_LIST_LIMIT if limit is None else min(limit, MAX_LIST_LIMIT)])
 
 
-def abort(ctx: RequestContext, instance: Instance, migration: Migration) -> None:
+def abort(ctx: RequestContext, instance: Instance, migration: Migration,
+          queued_too: bool = True) -> None:
     """Stop a live migration: one not started on its source yet is undone here at once; a running
     one is aborted by the source (its copy then fails, cancelled, and the guest stays). 400 for a
-    migration that cannot be aborted (cold, or over)."""
+    migration that cannot be aborted (cold, or over), and with `queued_too` false (the API below
+    2.65) for one not running yet, as Nova."""
     if migration.migration_type != LIVE:
         raise errors.BadRequest(f"Migration {migration.pk} is not a live migration: it cannot "
                                 "be aborted.")
+    if not queued_too and migration.status != states.MIGRATION_RUNNING:
+        raise errors.BadRequest(
+            f"Migration {migration.pk} state of instance {instance.uuid} is {migration.status}. "
+            "Cannot abort live migration while the migration is in this state.")
     with transaction.atomic():
         if move(migration, [states.MIGRATION_QUEUED, states.MIGRATION_PREPARING],
                 states.MIGRATION_CANCELLED):

@@ -141,7 +141,9 @@ class ServerMigrationItem(ComputeView):
         self.require_version("2.24")
         instance = self.authorized_server(server_id, "compute:server_migrations:delete")
         migration = migration_records.get_migration(instance, migration_id)
-        migration_records.abort(self.ctx, instance, migration)
+        # Before 2.65 only a running live migration can be aborted (not a queued or preparing one).
+        migration_records.abort(self.ctx, instance, migration,
+                                queued_too=self.version.at_least("2.65"))
         return Response(status=202)
 
 

@@ -9,8 +9,10 @@ def test_compute_discovery_is_public_and_advertises_the_range():
     root = client.get("/compute/")
     assert root.status_code == 200
     assert [v["id"] for v in root.json()["versions"]] == ["v2.0", "v2.1"]
-    v21 = client.get("/compute/v2.1").json()["version"]
-    assert v21["min_version"] == "2.1" and v21["version"] == "2.60"
+    assert root.json()["versions"][1]["version"] == "2.104"
+    for url in ("/compute/v2.1", "/compute/v2.1/"):
+        v21 = client.get(url).json()["version"]
+        assert v21["min_version"] == "2.1" and v21["version"] == "2.104"
 
 
 @pytest.mark.django_db
@@ -20,7 +22,8 @@ def test_compute_discovery_is_public_and_advertises_the_range():
         ({}, "2.1"),
         ({"HTTP_OPENSTACK_API_VERSION": "compute 2.37"}, "2.37"),
         ({"HTTP_X_OPENSTACK_NOVA_API_VERSION": "2.47"}, "2.47"),
-        ({"HTTP_OPENSTACK_API_VERSION": "compute latest"}, "2.60"),
+        ({"HTTP_OPENSTACK_API_VERSION": "compute latest"}, "2.104"),
+        ({"HTTP_OPENSTACK_API_VERSION": "compute 2.104"}, "2.104"),
     ],
 )
 def test_requested_microversion_is_echoed(member, headers, expected):
@@ -31,7 +34,7 @@ def test_requested_microversion_is_echoed(member, headers, expected):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("version, status", [("2.61", 406), ("3.0", 406), ("2.0", 406), ("abc", 400)])
+@pytest.mark.parametrize("version, status", [("2.105", 406), ("3.0", 406), ("2.0", 406), ("abc", 400)])
 def test_out_of_range_or_garbled_microversion_is_refused(member, version, status):
     response = Client().get(
         "/compute/v2.1/flavors", HTTP_X_AUTH_TOKEN=member.token, HTTP_X_OPENSTACK_NOVA_API_VERSION=version

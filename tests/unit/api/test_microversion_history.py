@@ -108,3 +108,16 @@ def test_2_49_a_tagged_interface_attachment_is_refused_as_nova_refuses_it(member
     assert refused.status_code == 400
     assert refused.json()["badRequest"]["message"] == (
         "Tagged network interface attachment is not supported for this server instance.")
+
+
+def test_2_67_a_volume_type_is_taken_and_the_volume_refused(member, api_as, tiny, image):
+    from tests.factories import boot
+
+    device = {"boot_index": 0, "uuid": str(image.id), "source_type": "image",
+              "destination_type": "volume", "volume_size": 1, "volume_type": "fast"}
+    unknown = boot(api_as(member), image, version="2.66", block_device_mapping_v2=[device])
+    assert unknown.status_code == 400
+    assert "volume_type" in unknown.json()["badRequest"]["message"]
+    refused = boot(api_as(member), image, version="2.67", block_device_mapping_v2=[device])
+    assert refused.status_code == 400
+    assert "volume service" in refused.json()["badRequest"]["message"]

@@ -139,7 +139,8 @@ def fuzzed_api(db, settings, tmp_path, admin, member, other, tiny, image, nets, 
                 elif parameter["name"] == "OpenStack-API-Version":
                     # Mostly versions that exist, so bodies are judged by their schemas.
                     parameter["schema"] = {"anyOf": [
-                        {"enum": ["compute 2.1", "compute 2.37", "compute 2.60", "compute latest"]},
+                        {"enum": ["compute 2.1", "compute 2.37", "compute 2.60", "compute 2.104",
+                                  "compute latest"]},
                         {"type": "string"},
                     ]}
     # Negative cases need something with a type to get wrong: a body or a typed query parameter

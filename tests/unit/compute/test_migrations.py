@@ -158,8 +158,12 @@ def test_aborting_a_live_migration_before_and_while_it_runs(admin, api_as, serve
     api = api_as(admin)
     act(api, server, {"os-migrateLive": {"host": None, "block_migration": "auto"}})
     first = Migration.objects.get()
+    # A queued migration can be aborted from 2.65 only (before, only a running one: 400).
+    too_early = api.delete(f"{V}/servers/{server.uuid}/migrations/{first.pk}", version="2.64")
+    assert too_early.status_code == 400
+    assert "Cannot abort live migration" in too_early.json()["badRequest"]["message"]
     assert api.delete(f"{V}/servers/{server.uuid}/migrations/{first.pk}",
-                      version="2.24").status_code == 202
+                      version="2.65").status_code == 202
     first.refresh_from_db()
     server.refresh_from_db()
     assert first.status == "cancelled" and server.task_state is None
@@ -180,6 +184,15 @@ def test_aborting_a_live_migration_before_and_while_it_runs(admin, api_as, serve
 
 
 # --- cold migration, resize elsewhere
+
+
+def test_2_56_a_cold_migration_takes_a_host_which_is_ignored_before(admin, api_as, server, hosts):
+    api = api_as(admin)
+    assert act(api, server, {"migrate": {"host": "nowhere"}}, version="2.56").status_code in (
+        400, 404)
+    assert not Migration.objects.exists()
+    assert act(api, server, {"migrate": {"host": "nowhere"}}, version="2.55").status_code == 202
+    assert Migration.objects.get().dest_compute in (None, "", "compute-2")
 
 
 def test_a_cold_migration_confirmed_ends_on_the_destination(admin, api_as, server, hosts, sent):
