@@ -76,6 +76,8 @@ RULES: dict[str, str] = {
     "image:modify": "member",
     "image:publicize": "admin",
     "network:get": "reader",
+    # Neutron's quota delete (back to the defaults): admin only, as Neutron's delete_quota
+    "network:quotas:delete": "admin",
     "identity:auth:projects": "authenticated",
     "identity:domains:list": "authenticated",
     "identity:domains:show": "authenticated",

@@ -198,6 +198,13 @@ def get_quota(ctx: RequestContext, project_id: str) -> dict[str, int]:
     return dict(DEFAULT_QUOTA)
 
 
+def reset_quota(ctx: RequestContext, project_id: str) -> None:
+    """Neutron's quota delete puts a project back on the defaults, which Kumo's fixed network quotas
+    always are: nothing to change, but clients (Ansible's quota state=absent) call it."""
+    if not policy.allowed(ctx, "network:quotas:delete"):
+        raise errors.Forbidden("Policy doesn't allow network:quotas:delete to be performed.")
+
+
 def get_quota_details(ctx: RequestContext, project_id: str) -> dict[str, dict[str, int]]:
     _authorize(ctx)
     _check_project(ctx, project_id)

@@ -20,7 +20,7 @@ urlpatterns = [
     path(f"{V2}/quotas/<str:project_id>", views.Quota.as_view()),
     path(f"{V2}/quotas/<str:project_id>/details", views.QuotaDetails.as_view()),
     # Network quotas are fixed, so the defaults are the quotas themselves.
-    path(f"{V2}/quotas/<str:project_id>/default", views.Quota.as_view()),
+    path(f"{V2}/quotas/<str:project_id>/default", views.QuotaDefault.as_view()),
     path(f"{V2}/floatingips", views.FloatingIps.as_view()),
     path(f"{V2}/floatingips/<str:floatingip_id>", views.FloatingIpDetail.as_view()),
     path(f"{V2}/security-groups", views.SecurityGroups.as_view()),

@@ -210,9 +210,15 @@ class PortDetail(NeutronView):
         return Response({"port": self.pick(port_body(networks.get_port(self.ctx, port_id)))})
 
 
-class Quota(NeutronView):
+class QuotaDefault(NeutronView):
     def get(self, request: Request, project_id: str) -> Response:
         return Response({"quota": networks.get_quota(self.ctx, project_id)})
+
+
+class Quota(QuotaDefault):
+    def delete(self, request: Request, project_id: str) -> Response:
+        networks.reset_quota(self.ctx, project_id)
+        return Response(status=204)
 
 
 class QuotaDetails(NeutronView):

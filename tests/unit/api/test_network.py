@@ -146,6 +146,17 @@ def test_ports_are_only_the_projects_own(api_as, nets, admin, member, other):
     assert names(by_net, "ports") == set()
 
 
+def test_an_admin_resets_a_projects_network_quota_as_neutrons_delete(api_as, nets, admin, member):
+    # Ansible's quota module with state=absent deletes the network quota after the compute one.
+    path = f"/network/v2.0/quotas/{member.project.id}"
+    before = api_as(member).get(path).json()
+    assert api_as(member).delete(path).status_code == 403
+    deleted = api_as(admin).delete(path)
+    assert deleted.status_code == 204 and not deleted.content
+    assert api_as(member).get(path).json() == before
+    assert api_as(admin).delete(f"{path}/default").status_code == 405
+
+
 def test_quota_floating_ips_security_groups(api_as, nets, member, other):
     api = api_as(member)
     quota = api.get(f"/network/v2.0/quotas/{member.project.id}")

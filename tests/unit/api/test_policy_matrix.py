@@ -365,6 +365,7 @@ ROWS = [
     Row("GET", "network/v2.0/ports", "authenticated", "/network/v2.0/ports"),
     Row("GET", "network/v2.0/ports/<str:port_id>", "read", "/network/v2.0/ports/{port}"),
     Row("GET", "network/v2.0/quotas/<str:project_id>", "own", "/network/v2.0/quotas/{alpha}"),
+    Row("DELETE", "network/v2.0/quotas/<str:project_id>", "admin", "/network/v2.0/quotas/{alpha}"),
     Row("GET", "network/v2.0/quotas/<str:project_id>/details", "own", "/network/v2.0/quotas/{alpha}/details"),
     Row("GET", "network/v2.0/quotas/<str:project_id>/default", "own", "/network/v2.0/quotas/{alpha}/default"),
     Row("GET", "network/v2.0/floatingips", "authenticated", "/network/v2.0/floatingips"),
