@@ -79,10 +79,16 @@ def join(token: str, host: str | None = None) -> Joined:
     )
 
 
-def revoke(host: str) -> bool:
+@dataclass(frozen=True)
+class Revoked:
+    credential: bool  # the host had a credential, now gone with its broker user
+    tokens: int  # unspent join tokens withdrawn
+
+
+def revoke(host: str) -> Revoked:
     """Remove the host's broker user (its connections end, and it cannot connect again), its
-    credential and its unspent join tokens; whether it had a credential. Its compute service and
-    instances are untouched."""
+    credential and its unspent join tokens (a host that never joined may have some). Its compute
+    service and instances are untouched."""
     join_tokens.check_host_name(host)
     credential = HostCredential.objects.filter(host=host).first()
     if credential is not None:
@@ -92,8 +98,8 @@ def revoke(host: str) -> bool:
             raise errors.ServiceUnavailable(f"The broker did not remove host {host}'s user: {exc}"
                                             ) from exc
     with transaction.atomic():
-        join_tokens.withdraw(host)
+        withdrawn = join_tokens.withdraw(host)
         deleted, _ = HostCredential.objects.filter(host=host).delete()
     if deleted:
         log.info("host %s revoked: broker user removed", host)
-    return bool(deleted)
+    return Revoked(credential=bool(deleted), tokens=withdrawn)

@@ -38,7 +38,7 @@ def test_the_secret_is_not_stored(fake_broker):
 def test_a_revoked_host_loses_its_user_its_credential_and_its_unspent_tokens(fake_broker):
     _join()
     join_tokens.issue("compute-7")
-    assert host_credentials.revoke("compute-7") is True
+    assert host_credentials.revoke("compute-7") == host_credentials.Revoked(True, 1)
     assert fake_broker.users == {}
     assert not HostCredential.objects.exists()
     assert not JoinToken.objects.filter(used_at__isnull=True).exists()
@@ -81,5 +81,17 @@ def test_manage_host_revoke(fake_broker):
     out = io.StringIO()
     call_command("host-revoke", "compute-7", stdout=out)
     assert "revoked" in out.getvalue() and not fake_broker.users
-    with pytest.raises(CommandError, match="has no credential"):
+    with pytest.raises(CommandError, match="no credential and no unused join token"):
         call_command("host-revoke", "compute-7", stdout=io.StringIO())
+
+
+def test_revoking_a_host_that_never_joined_withdraws_its_tokens(fake_broker):
+    pending = join_tokens.issue("compute-7")
+    join_tokens.issue("compute-8")
+    out = io.StringIO()
+    call_command("host-revoke", "compute-7", stdout=out)
+    assert out.getvalue().strip() == "withdrew 1 unused join token for host compute-7"
+    assert fake_broker.calls == []
+    with pytest.raises(errors.Unauthorized, match="not valid"):
+        host_credentials.join(pending.token)
+    assert JoinToken.objects.get().host == "compute-8"

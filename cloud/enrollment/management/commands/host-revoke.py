@@ -22,11 +22,15 @@ class Command(BaseCommand):
         parser.add_argument("host", help="the host's name")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        host = options["host"]
         try:
-            had = host_credentials.revoke(options["host"])
+            revoked = host_credentials.revoke(host)
         except errors.KumoError as exc:
             raise CommandError(exc.message) from exc
-        if not had:
-            raise CommandError(f"host {options['host']} has no credential (unused join tokens "
-                               "for it, if any, are withdrawn)")
-        self.stdout.write(f"host {options['host']} revoked: its broker user is deleted")
+        if revoked.tokens:
+            self.stdout.write(f"withdrew {revoked.tokens} unused join token"
+                              f"{'' if revoked.tokens == 1 else 's'} for host {host}")
+        if revoked.credential:
+            self.stdout.write(f"host {host} revoked: its broker user is deleted")
+        elif not revoked.tokens:
+            raise CommandError(f"host {host} has no credential and no unused join token")
