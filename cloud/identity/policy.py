@@ -252,6 +252,9 @@ RULES: dict[str, str] = {
     "compute:aggregates:images": "admin",
     "compute:servers:evacuate": "admin",
     "compute:servers:network_actions": "member",
+    "compute:volumes": "reader",
+    "compute:baremetal_nodes": "admin",
+    "compute:assisted_volume_snapshots": "admin",
     # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
     # itself is authenticated by its token, not by Keystone
     "compute:host_tokens:create": "admin",

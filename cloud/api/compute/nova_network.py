@@ -1,6 +1,8 @@
 """The networking APIs Nova proxied to the network service until 2.35 (404 from 2.36): the networks
 a project may use (os-networks, os-tenant-networks) read from Kumo's network API; floating IPs and
-their pools (os-floating-ips, os-floating-ip-pools), of which this cloud has none."""
+their pools (os-floating-ips, os-floating-ip-pools), of which this cloud has none; the project's
+security groups (os-security-groups: its "default" group, the only one Kumo's read-only network
+API has, so creating, deleting and changing rules is refused with 400)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from cloud.network import networks
 from cloud.network.models import Network
 
 from ..base import ComputeView
+from .security_groups import group_body
 
 _ADMIN_FIELDS = ("created_at", "updated_at", "deleted_at", "deleted", "injected", "bridge",
                  "vlan", "vpn_public_address", "vpn_public_port", "vpn_private_address",
@@ -92,7 +95,52 @@ class FloatingIpItem(_ProxyView):
         raise errors.NotFound(f"Floating IP not found for ID {floating_ip_id}")
 
 
+class SecurityGroupList(_ProxyView):
+    def get(self, request: Request) -> Response:
+        self.authorize("compute:networks:index")
+        group = networks.default_security_group(str(self.ctx.project_id))
+        return Response({"security_groups": [group_body(group, {group["id"]: group})]})
+
+    def post(self, request: Request) -> Response:
+        self.authorize("compute:networks:index")
+        raise _READ_ONLY
+
+
+class SecurityGroupItem(_ProxyView):
+    def get(self, request: Request, group_id: str) -> Response:
+        self.authorize("compute:networks:index")
+        group = networks.default_security_group(str(self.ctx.project_id))
+        if group_id != group["id"]:
+            raise errors.NotFound(f"Security group {group_id} not found.")
+        return Response({"security_group": group_body(group, {group["id"]: group})})
+
+    def put(self, request: Request, group_id: str) -> Response:
+        self.authorize("compute:networks:index")
+        raise _READ_ONLY
+
+    delete = put
+
+
+class SecurityGroupRules(_ProxyView):
+    def post(self, request: Request) -> Response:
+        self.authorize("compute:networks:index")
+        raise _READ_ONLY
+
+
+class SecurityGroupRule(_ProxyView):
+    def delete(self, request: Request, rule_id: str) -> Response:
+        self.authorize("compute:networks:index")
+        raise _READ_ONLY
+
+
+_READ_ONLY = errors.BadRequest("Security groups are read-only in this cloud: every project has "
+                               "its default group only.")
+
 urlpatterns = [
+    path("/os-security-groups", SecurityGroupList.as_view()),
+    path("/os-security-groups/<str:group_id>", SecurityGroupItem.as_view()),
+    path("/os-security-group-rules", SecurityGroupRules.as_view()),
+    path("/os-security-group-rules/<str:rule_id>", SecurityGroupRule.as_view()),
     path("/os-networks", NetworkList.as_view()),
     path("/os-networks/<str:network_id>", NetworkItem.as_view()),
     path("/os-tenant-networks", TenantNetworkList.as_view()),

@@ -265,3 +265,30 @@ def test_2_81_caching_images_on_an_aggregate_is_nova_s_501(admin, api_as, image)
     assert refused.status_code == 501 and "notImplemented" in refused.json()
     assert api.post(url, {"cache": [{"id": MISSING}]}, version="2.81").status_code == 400
     assert api.post(f"{V}/os-aggregates/999/images", body, version="2.81").status_code == 404
+
+
+def test_os_security_groups_shows_the_project_s_default_group_until_2_35(member, api_as):
+    api = api_as(member)
+    groups = api.get(f"{V}/os-security-groups", version="2.35").json()["security_groups"]
+    assert [(g["name"], g["tenant_id"]) for g in groups] == [("default", str(member.project.id))]
+    shown = api.get(f"{V}/os-security-groups/{groups[0]['id']}", version="2.35")
+    assert shown.json()["security_group"]["id"] == groups[0]["id"]
+    assert api.get(f"{V}/os-security-groups/{MISSING}", version="2.35").status_code == 404
+    made = api.post(f"{V}/os-security-groups", {"security_group": {"name": "web"}},
+                    version="2.35")
+    assert made.status_code == 400 and "read-only" in made.json()["badRequest"]["message"]
+    assert api.get(f"{V}/os-security-groups", version="2.36").status_code == 404
+    assert api.post(f"{V}/os-security-group-rules", {}, version="2.36").status_code == 404
+
+
+def test_volume_and_bare_metal_proxies_until_2_35(admin, member, api_as):
+    api = api_as(member)
+    assert api.get(f"{V}/os-volumes", version="2.35").json() == {"volumes": []}
+    assert api.get(f"{V}/os-snapshots/detail", version="2.35").json() == {"snapshots": []}
+    assert api.get(f"{V}/os-volumes/{MISSING}", version="2.35").status_code == 404
+    assert api.post(f"{V}/os-volumes", {"volume": {"size": 1}}, version="2.35").status_code == 400
+    assert api.get(f"{V}/os-volumes", version="2.36").status_code == 404
+    nodes = api_as(admin).get(f"{V}/os-baremetal-nodes", version="2.35")
+    assert nodes.status_code == 501 and "notImplemented" in nodes.json()
+    assert api_as(admin).get(f"{V}/os-baremetal-nodes", version="2.36").status_code == 404
+    assert api.get(f"{V}/os-baremetal-nodes", version="2.35").status_code == 403

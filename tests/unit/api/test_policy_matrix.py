@@ -280,6 +280,27 @@ ROWS = [
         version="2.35"),
     Row("GET", "compute/v2.1/os-floating-ips/<str:floating_ip_id>", "authenticated",
         f"{C}/os-floating-ips/1", version="2.35"),
+    Row("GET", "compute/v2.1/os-security-groups", "authenticated", f"{C}/os-security-groups",
+        version="2.35"),
+    Row("POST", "compute/v2.1/os-security-groups", "authenticated", f"{C}/os-security-groups",
+        {"security_group": {"name": "web"}}, version="2.35"),
+    *(Row(method, "compute/v2.1/os-security-groups/<str:group_id>", "authenticated",
+          f"{C}/os-security-groups/g1", version="2.35") for method in ("GET", "PUT", "DELETE")),
+    Row("POST", "compute/v2.1/os-security-group-rules", "authenticated",
+        f"{C}/os-security-group-rules", {}, version="2.35"),
+    Row("DELETE", "compute/v2.1/os-security-group-rules/<str:rule_id>", "authenticated",
+        f"{C}/os-security-group-rules/r1", version="2.35"),
+    *(Row(method, f"compute/v2.1/{kind}", "authenticated", f"{C}/{kind}", version="2.35")
+      for kind in ("os-volumes", "os-snapshots") for method in ("GET", "POST")),
+    *(Row("GET", f"compute/v2.1/{kind}/detail", "authenticated", f"{C}/{kind}/detail",
+          version="2.35") for kind in ("os-volumes", "os-snapshots")),
+    *(Row(method, f"compute/v2.1/{kind}/<str:item_id>", "authenticated", f"{C}/{kind}/v1",
+          version="2.35")
+      for kind in ("os-volumes", "os-snapshots") for method in ("GET", "DELETE")),
+    Row("POST", "compute/v2.1/os-assisted-volume-snapshots", "admin",
+        f"{C}/os-assisted-volume-snapshots", {}),
+    Row("DELETE", "compute/v2.1/os-assisted-volume-snapshots/<str:snapshot_id>", "admin",
+        f"{C}/os-assisted-volume-snapshots/s1"),
     Row("GET", "compute/v2.1/flavors", "authenticated", f"{C}/flavors"),
     Row("GET", "compute/v2.1/flavors/detail", "authenticated", f"{C}/flavors/detail"),
     Row("GET", "compute/v2.1/flavors/<str:flavor_id>", "authenticated", f"{C}/flavors/1"),
@@ -506,6 +527,11 @@ COVERED_ELSEWHERE.update({
 })
 COVERED_ELSEWHERE[("POST", "compute/v2.1/os-aggregates/<str:aggregate_id>/images")] = (
     "tests/unit/api/test_legacy_apis.py")
+# The bare-metal proxy is Nova's 501 for admins (no bare-metal service), 403 for the others.
+COVERED_ELSEWHERE.update({
+    ("GET", "compute/v2.1/os-baremetal-nodes"): "tests/unit/api/test_legacy_apis.py",
+    ("GET", "compute/v2.1/os-baremetal-nodes/<str:node_id>"): "tests/unit/api/test_legacy_apis.py",
+})
 
 
 # adding compute hosts (cloud/enrollment): a join token for a host, admins only; the join
