@@ -255,6 +255,8 @@ RULES: dict[str, str] = {
     "compute:volumes": "reader",
     "compute:baremetal_nodes": "admin",
     "compute:assisted_volume_snapshots": "admin",
+    "compute:image_metadata:show": "reader",
+    "compute:image_metadata:change": "member",
     # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
     # itself is authenticated by its token, not by Keystone
     "compute:host_tokens:create": "admin",

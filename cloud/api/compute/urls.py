@@ -11,6 +11,7 @@ from . import (
     host_drains,
     host_tokens,
     hosts,
+    image_metadata,
     images,
     instance_actions,
     interfaces,
@@ -67,7 +68,7 @@ for _feature in (
     instance_actions, server_actions, remote_consoles, migrations, host_drains, server_tags,
     interfaces, security_groups, usage, external_events, server_topology, server_diagnostics,
     server_password, server_shares, retired, nova_network, legacy_hosts, usage_audit,
-    volumes_boot, volume_attachments, volume_proxies,
+    volumes_boot, volume_attachments, volume_proxies, image_metadata,
     host_tokens,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))

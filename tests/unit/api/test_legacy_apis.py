@@ -292,3 +292,24 @@ def test_volume_and_bare_metal_proxies_until_2_35(admin, member, api_as):
     assert nodes.status_code == 501 and "notImplemented" in nodes.json()
     assert api_as(admin).get(f"{V}/os-baremetal-nodes", version="2.36").status_code == 404
     assert api.get(f"{V}/os-baremetal-nodes", version="2.35").status_code == 403
+
+
+# --- the image-metadata proxy, until 2.38
+
+
+def test_image_metadata_is_read_and_changed_until_2_38(member, reader, api_as, image):
+    api = api_as(member)
+    url = f"{V}/images/{image.id}/metadata"
+    assert api.get(url, version="2.38").json() == {"metadata": {}}
+    added = api.post(url, {"metadata": {"os_distro": "cirros", "k": "1"}}, version="2.38")
+    assert added.json() == {"metadata": {"os_distro": "cirros", "k": "1"}}
+    assert api.get(f"{url}/k", version="2.38").json() == {"meta": {"k": "1"}}
+    assert api.put(f"{url}/k", {"meta": {"k": "2"}}, version="2.38").json() == {"meta": {"k": "2"}}
+    assert api.put(f"{url}/k", {"meta": {"j": "2"}}, version="2.38").status_code == 400
+    replaced = api.put(url, {"metadata": {"k": "3"}}, version="2.38")
+    assert replaced.json() == {"metadata": {"k": "3"}}
+    assert api.delete(f"{url}/k", version="2.38").status_code == 204
+    assert api.get(f"{url}/k", version="2.38").status_code == 404
+    assert api.post(url, {"metadata": {"name": "x"}}, version="2.38").status_code == 400
+    assert api_as(reader).post(url, {"metadata": {"a": "b"}}, version="2.38").status_code == 403
+    assert api.get(url, version="2.39").status_code == 404

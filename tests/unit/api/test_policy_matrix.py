@@ -357,6 +357,17 @@ ROWS = [
     Row("GET", "compute/v2.1/images/<str:image_id>", "read", f"{C}/images/{{image}}", version="2.1"),
     Row("DELETE", "compute/v2.1/images/<str:image_id>", "write", f"{C}/images/{{image}}",
         version="2.1"),
+    Row("GET", "compute/v2.1/images/<str:image_id>/metadata", "read",
+        f"{C}/images/{{image}}/metadata", version="2.38"),
+    *(Row(method, "compute/v2.1/images/<str:image_id>/metadata", "write",
+          f"{C}/images/{{image}}/metadata", {"metadata": {"k": "v"}}, version="2.38")
+      for method in ("POST", "PUT")),
+    Row("GET", "compute/v2.1/images/<str:image_id>/metadata/<str:key>", "read",
+        f"{C}/images/{{image}}/metadata/k", version="2.38"),
+    Row("PUT", "compute/v2.1/images/<str:image_id>/metadata/<str:key>", "write",
+        f"{C}/images/{{image}}/metadata/k", {"meta": {"k": "v"}}, version="2.38"),
+    Row("DELETE", "compute/v2.1/images/<str:image_id>/metadata/<str:key>", "write",
+        f"{C}/images/{{image}}/metadata/k", version="2.38"),
     # image
     Row("GET", "image", "public", "/image"),
     Row("GET", "image/v2", "public", "/image/v2"),
