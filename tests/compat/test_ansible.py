@@ -1,6 +1,7 @@
 """Ansible's openstack.cloud collection, as the ansible package ships it, drives a live Kumo: the
 playbook in tests/compat/ansible/ runs to the end, and a second run changes nothing. What it made is
-then read back through the API, and openstacksdk's server_interfaces() lists the server's port.
+then read back through the API, openstacksdk's server_interfaces() lists the server's port, and
+teardown.yml takes everything away again.
 
 Ansible lives in .venv-ansible (requirements-ansible.txt says why and which versions), made by
 scripts/setup.sh --test; the modules run with that virtualenv's Python on this machine.
@@ -23,6 +24,7 @@ from tests.stack import ROOT, small_qcow2
 
 ANSIBLE_VENV = ROOT / ".venv-ansible"
 PLAYBOOK = Path(__file__).parent / "ansible" / "playbook.yml"
+TEARDOWN = Path(__file__).parent / "ansible" / "teardown.yml"
 USER_PASSWORD = "ansible-Secret-9"
 RECAP = re.compile(
     r"^localhost\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
@@ -37,8 +39,8 @@ def public_key() -> str:
 
 
 @pytest.fixture(scope="module")
-def playbook(stack, tmp_path_factory):
-    """Runs the playbook against the stack; returns the PLAY RECAP counts of each run."""
+def ansible(stack, tmp_path_factory):
+    """Runs a playbook of tests/compat/ansible/ against the stack; returns its PLAY RECAP counts."""
     if not (ANSIBLE_VENV / "bin" / "ansible-playbook").exists():
         pytest.fail(f"{ANSIBLE_VENV} has no Ansible: run scripts/setup.sh --test (or make test)")
     workdir = tmp_path_factory.mktemp("ansible")
@@ -60,34 +62,38 @@ def playbook(stack, tmp_path_factory):
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     })
-    runs: list[dict[str, int]] = []
+    runs = iter(range(1, 100))
 
-    def run() -> dict[str, int]:
+    def run(playbook: Path) -> dict[str, int]:
         done = subprocess.run(
             [str(ANSIBLE_VENV / "bin" / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-             "-e", f"@{extra_vars}", str(PLAYBOOK)],
+             "-e", f"@{extra_vars}", str(playbook)],
             cwd=workdir, env=env, capture_output=True, text=True, timeout=400, check=False,
         )
         output = done.stdout + done.stderr
         # CI keeps the stack's directory: the whole output of each run, for a failure's reader.
-        (stack.workdir / f"ansible-run{len(runs) + 1}.log").write_text(output)
+        log = stack.workdir / f"ansible-run{next(runs)}-{playbook.stem}.log"
+        log.write_text(output)
         recap = RECAP.search(done.stdout)
-        assert recap, f"no PLAY RECAP (exit {done.returncode}):\n{output[-6000:]}"
+        assert recap, f"no PLAY RECAP (exit {done.returncode}), {log}:\n{output[-6000:]}"
         counts = {k: int(v) for k, v in recap.groupdict().items()}
         assert counts["failed"] == 0 and counts["unreachable"] == 0 and done.returncode == 0, (
-            f"run {len(runs) + 1} failed:\n{output[-6000:]}")
-        runs.append(counts)
+            f"{playbook.name} failed, {log}:\n{output[-6000:]}")
         return counts
 
-    run()
-    run()
-    return runs
+    return run
+
+
+@pytest.fixture(scope="module")
+def playbook(ansible):
+    """The PLAY RECAP counts of two runs of playbook.yml."""
+    return [ansible(PLAYBOOK), ansible(PLAYBOOK)]
 
 
 def test_the_playbook_runs_to_the_end_and_again_with_no_changes(playbook):
     first, second = playbook
     assert first["changed"] >= 10  # project, user, role, quota, flavor, image, key, group, server, stop
-    assert second["changed"] == 0, "the second run changed something: see artifacts/*/ansible-run2.log"
+    assert second["changed"] == 0, "the second run changed something: see artifacts/stack/ansible-run2*"
     assert second["ok"] == first["ok"]
 
 
@@ -141,3 +147,16 @@ def test_openstacksdk_lists_the_servers_interfaces(stack, playbook):
         assert port.device_id == server.id and port.mac_address == interface.mac_addr
     finally:
         conn.close()
+
+
+def test_the_teardown_playbook_takes_it_all_away(stack, ansible, playbook):
+    # Last in this module: the state: absent side of each module, the network quota reset included.
+    done = ansible(TEARDOWN)
+    assert done["changed"] == 9
+    api = stack.client()
+    assert api.get("/identity/v3/projects?name=ansible-project").json()["projects"] == []
+    assert api.get("/identity/v3/users?name=ansible-user").json()["users"] == []
+    servers = api.get("/compute/v2.1/servers?all_tenants=1&name=ansible-server").json()["servers"]
+    assert [s for s in servers if s["name"] == "ansible-server"] == []
+    flavors = api.get("/compute/v2.1/flavors?is_public=None").json()["flavors"]
+    assert "ansible.tiny" not in {f["name"] for f in flavors}
