@@ -8,8 +8,6 @@ repaired from outside; unrescue boots it from its own disk again. Both run on th
 
 from __future__ import annotations
 
-import secrets
-
 from django.db import transaction
 
 from cloud import errors, rpc
@@ -23,9 +21,6 @@ from .models import Instance
 from .operations import REGISTRY, runs
 from .spawn import build_spawn_request, download_ref
 from .transitions import begin
-
-# Nova generates one of this length when the request gives none (CONF.password_length).
-PASSWORD_LENGTH = 12
 
 
 def rescue_image(ctx: RequestContext, instance: Instance, rescue_image_ref: str | None) -> Image:
@@ -48,16 +43,15 @@ def rescue(
     instance: Instance,
     rescue_image_ref: str | None = None,
     admin_pass: str | None = None,
-) -> str:
-    """Boot the server from a rescue image; the password Nova answers with (the given one, or a new
-    one). Kumo injects no password into guests: the rescue image's own access applies."""
+) -> None:
+    """Boot the server from a rescue image. A password asked for is ignored: Kumo injects none into
+    guests (as Nova with enable_instance_password off), the rescue image's own access applies."""
     image = rescue_image(ctx, instance, rescue_image_ref)
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["rescue"])
         rpc.to_host(row.host, msg.TASK_RESCUE, msg.RescueRequest(
             request_id=ctx.request_id, instance_uuid=str(row.uuid), image=download_ref(image, row),
             spawn=build_spawn_request(row, ctx.request_id)))
-    return admin_pass or secrets.token_urlsafe(PASSWORD_LENGTH)[:PASSWORD_LENGTH]
 
 
 @runs("unrescue")

@@ -245,7 +245,9 @@ _RESPONSES: dict[str, Callable[[ServerAction, Any], Response]] = {
     "snapshot": _image_made,
     "confirm_resize": lambda view, _: Response(status=204),
     "console_output": lambda view, output: Response({"output": output}),
-    "rescue": lambda view, password: Response({"adminPass": password}),
+    # Nova with enable_instance_password off (Kumo puts no password into a guest, as for create and
+    # rebuild): 200 and an empty body, no adminPass.
+    "rescue": lambda view, _: Response({}),
     "backup": _backup_made,
 }
 
