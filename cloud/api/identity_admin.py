@@ -143,19 +143,20 @@ class IdentityAdminView(IdentityView):
         return body
 
     def role_body(self, role: Role) -> dict:
-        return {
+        body = {
             "id": role.id,
             "name": role.name,
             "domain_id": None,
             "options": {},
             "links": {"self": self.v3_url("roles", role.id)},
         }
+        if role.description:
+            body["description"] = role.description
+        return body
 
 
 def _refuse_unsupported(data: dict, kind: str) -> None:
     """Say so rather than silently drop what Kumo does not store."""
-    if kind == "role" and data.get("description"):
-        raise errors.BadRequest(f"Kumo does not store a description for a {kind}.")
     if kind != "project":
         return
     if data.get("tags"):
@@ -331,7 +332,7 @@ class RoleList(IdentityAdminView):
         self.authorize("identity:roles:create")
         data = self.valid_body("role")
         _refuse_unsupported(data, "role")
-        role = accounts.create_role(**pick(data, "name", "domain_id"))
+        role = accounts.create_role(**pick(data, "name", "description", "domain_id"))
         return Response({"role": self.role_body(role)}, status=201)
 
 
@@ -348,7 +349,7 @@ class RoleDetail(IdentityAdminView):
         _refuse_unsupported(data, "role")
         if data.get("domain_id") is not None:
             raise errors.BadRequest("Domain-specific roles are not supported.")
-        role = accounts.update_role(role_id, **pick(data, "name"))
+        role = accounts.update_role(role_id, **pick(data, "name", "description"))
         return Response({"role": self.role_body(role)})
 
     def delete(self, request: Request, role_id: str) -> Response:

@@ -266,23 +266,28 @@ def get_role(role_id: str) -> Role:
     return role
 
 
-def create_role(*, name: str, domain_id: str | None = None) -> Role:
+def create_role(
+    *, name: str, description: str | None = None, domain_id: str | None = None
+) -> Role:
     if domain_id is not None:
         raise errors.BadRequest("Domain-specific roles are not supported.")
     try:
         with transaction.atomic():
-            return Role.objects.create(name=name)
+            return Role.objects.create(name=name, description=description or "")
     except IntegrityError:
         raise _duplicate("role", name) from None
 
 
-def update_role(role_id: str, *, name: str = _UNSET) -> Role:
+def update_role(role_id: str, *, name: str = _UNSET, description: str | None = _UNSET) -> Role:
     role = get_role(role_id)
-    if name is _UNSET or name == role.name:
-        return role
-    if role.name in POLICY_ROLES:
-        raise errors.Forbidden(f"The '{role.name}' role is used by policy and cannot be renamed.")
-    role.name = name
+    if description is not _UNSET:
+        role.description = description or ""
+    if name is not _UNSET and name != role.name:
+        if role.name in POLICY_ROLES:
+            raise errors.Forbidden(
+                f"The '{role.name}' role is used by policy and cannot be renamed."
+            )
+        role.name = name
     try:
         with transaction.atomic():
             role.save()

@@ -41,7 +41,7 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Role)
 class RoleAdmin(admin.ModelAdmin):
-    list_display = ("name", "id")
+    list_display = ("name", "id", "description")
 
 
 @admin.register(RoleAssignment)

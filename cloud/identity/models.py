@@ -68,6 +68,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 class Role(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=hex_id, editable=False)
     name = models.CharField(max_length=64, unique=True)
+    description = models.TextField(blank=True, default="")
 
     def __str__(self) -> str:
         return self.name

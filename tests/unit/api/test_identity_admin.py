@@ -286,6 +286,23 @@ def test_admin_creates_lists_renames_and_deletes_a_role(admin):
     assert call(admin, "get", f"/roles/{role['id']}").status_code == 404
 
 
+def test_a_roles_description_is_kept_shown_and_changed_as_keystone_does(admin):
+    # `openstack role create --description` and Ansible's identity_role send it (Keystone, Queens on).
+    role = ok(call(admin, "post", "/roles", {"role": {"name": "auditor",
+                                                      "description": "Reads the logs"}}), 201)["role"]
+    assert role["description"] == "Reads the logs"
+    assert ok(call(admin, "get", f"/roles/{role['id']}"))["role"]["description"] == "Reads the logs"
+    changed = ok(call(admin, "patch", f"/roles/{role['id']}",
+                      {"role": {"description": "Reads everything"}}))["role"]
+    assert changed["description"] == "Reads everything" and changed["name"] == "auditor"
+    # A description is no rename: the roles policy depends on take one too.
+    member = ok(call(admin, "patch", f"/roles/{role_id('member')}",
+                     {"role": {"description": "Works in a project"}}))["role"]
+    assert member["name"] == "member" and member["description"] == "Works in a project"
+    plain = ok(call(admin, "post", "/roles", {"role": {"name": "plain"}}), 201)["role"]
+    assert "description" not in plain
+
+
 @pytest.mark.parametrize("name", ["admin", "member", "reader"])
 def test_roles_that_policy_depends_on_cannot_be_deleted_or_renamed(admin, name):
     rid = role_id(name)
