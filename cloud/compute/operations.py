@@ -286,13 +286,15 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
         task_states=frozenset({None, *s.TASK_STATES}), locked=LOCKED_IGNORED,
         api_name="os-resetState",
     ),
-    # Delete is allowed from every state but one already being deleted; the host's `destroyed`
-    # report completes it (conductor/instance_events.py), or the API at once without a host.
+    # Delete is allowed from every state and during any task (Nova's delete has no task rule: a
+    # backup or a migration under way does not keep a server alive) but while already being
+    # deleted; the host's `destroyed` report completes it (conductor/instance_events.py), or the
+    # API at once without a host. The interrupted task's late report finds no task and is ignored.
     Operation(
         "delete", rule="compute:servers:delete", record="delete",
         vm_states=frozenset({s.BUILDING, s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED, s.RESIZED,
                              s.ERROR, s.RESCUED, s.SHELVED, s.SHELVED_OFFLOADED}),
-        task_states=frozenset({None, s.SCHEDULING, s.SPAWNING}), task_state=s.DELETING,
+        task_states=frozenset({None, *s.TASK_STATES} - {s.DELETING}), task_state=s.DELETING,
         host_task=msg.TASK_DESTROY,
         button=Button("Delete", "Delete {name}? Its disk is destroyed; this cannot be undone.",
                       "Deleting {name}.", danger=True),

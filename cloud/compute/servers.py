@@ -37,7 +37,7 @@ from . import (
 from .action_records import record_action
 from .destinations import Destination
 from .hosts import host_is_up
-from .models import Flavor, Instance
+from .models import Flavor, Instance, Migration
 from .operations import REGISTRY, perform, runs
 from .transitions import ensure_unlocked, locked_row, move, refusal, write
 
@@ -322,6 +322,13 @@ def complete_delete(instance_uuid: str) -> None:
             return
         events.instance_changed(instance_uuid)
         claims.release(instance_uuid)
+        # A move the delete interrupted ends in error (a resize waiting to be confirmed, status
+        # finished, stays as it is); its destination's domain, if any, is destroyed at that host's
+        # next report, as any domain without a live instance.
+        Migration.objects.filter(
+            instance__uuid=instance_uuid,
+            status__in=states.MIGRATION_IN_PROGRESS - {states.MIGRATION_FINISHED},
+        ).update(status=states.MIGRATION_ERROR, updated_at=now)
         ipam.release_ports(instance_uuid)
         # Its console links die with it; open sessions notice at their next re-check.
         consoles.delete_instance_tokens(instance_uuid)

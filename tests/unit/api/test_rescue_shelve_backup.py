@@ -253,6 +253,21 @@ def test_backups_keep_the_newest_of_their_type_as_the_rotation_says(member, api_
     assert Image.objects.filter(pk=weekly).exists()  # another type, its own rotation
 
 
+def test_a_server_is_deleted_during_its_backup_and_the_late_report_changes_nothing(
+    member, api_as, server, sent
+):
+    api = api_as(member)
+    image_id = _backup(api, server, 2, version="2.47").json()["image_id"]
+    assert _status(api, server) == ("ACTIVE", "image_backup")
+    assert api.delete(f"{V}/servers/{server.uuid}").status_code == 204
+    assert _status(api, server)[1] == "deleting"
+    assert sent[-1].name == msg.TASK_DESTROY
+    _finish_backup(server, image_id)  # the host finished the backup before the destroy
+    assert server.task_state == "deleting"
+    _report(server, msg.EVENT_DESTROYED, power_state="nostate")
+    assert server.deleted and Image.objects.get(pk=image_id).status == "active"
+
+
 def test_a_backup_before_2_45_answers_a_location_unless_nothing_is_kept(member, api_as, server, sent):
     response = _backup(api_as(member), server, 1, version="2.44")
     assert response.status_code == 202 and "/images/" in response["Location"]
