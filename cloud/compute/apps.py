@@ -12,6 +12,7 @@ class ComputeConfig(AppConfig):
         # The modules whose functions carry operations out register them (operations.runs).
         from . import (  # noqa: F401
             backups,
+            deferred_delete,
             guest_operations,
             locks,
             rescue,

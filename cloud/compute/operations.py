@@ -299,6 +299,21 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
         button=Button("Delete", "Delete {name}? Its disk is destroyed; this cannot be undone.",
                       "Deleting {name}.", danger=True),
     ),
+    # Nova's deferred delete, with no soft delete here (cloud/compute/deferred_delete.py):
+    # restore starts from SOFT_DELETED only, a state no server is ever in, so it is always 409;
+    # forceDelete is a delete from any state. injectNetworkInfo (admins) is accepted from any state.
+    Operation(
+        "restore", rule="compute:servers:restore", record="restore", vm_states=frozenset(),
+        api_name="restore",
+    ),
+    Operation(
+        "force_delete", rule="compute:servers:force_delete", vm_states=None,
+        task_states=frozenset({None, *s.TASK_STATES}), api_name="forceDelete",
+    ),
+    Operation(
+        "inject_network_info", rule="compute:servers:inject_network_info", vm_states=None,
+        task_states=frozenset({None, *s.TASK_STATES}), api_name="injectNetworkInfo",
+    ),
     # As in Nova: metadata changes wait until the instance has settled (not building, no task).
     Operation("update_metadata", rule=None, vm_states=_SETTLED),
 ]}

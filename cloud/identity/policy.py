@@ -222,6 +222,11 @@ RULES: dict[str, str] = {
     "compute:servers:unshelve:to_host": "admin",
     "compute:servers:create_backup": "member",
     "compute:servers:trigger_crash_dump": "member",
+    # Nova's deferred delete (restore, forceDelete: os-deferred-delete, members) and an admin's
+    # injectNetworkInfo (os-admin-actions)
+    "compute:servers:restore": "member",
+    "compute:servers:force_delete": "member",
+    "compute:servers:inject_network_info": "admin",
     # private flavors and who may use them; a flavor's description (2.55)
     "compute:flavor_access:index": "admin",
     "compute:flavor_access:add": "admin",

@@ -185,7 +185,9 @@ ROWS = [
           f"{C}/servers/{{server}}/action", body) for body in (
         {"rescue": None}, {"unrescue": None}, {"shelve": None}, {"unshelve": None},
         {"createBackup": {"name": "b", "backup_type": "daily", "rotation": 1}},
-        {"trigger_crash_dump": None})),
+        {"trigger_crash_dump": None}, {"restore": None}, {"forceDelete": None})),
+    Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
+        f"{C}/servers/{{server}}/action", {"injectNetworkInfo": None}),
     Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
         f"{C}/servers/{{server}}/action", {"shelveOffload": None}),
     Row("POST", "compute/v2.1/servers/<str:server_id>/action", "server_admin",
