@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from cloud import errors
 
 from ..base import ComputeView, Versioned
+from . import params
 from .server_schemas import BOOLEAN, DEVICE_TAG, UUID
 
 _ATTACH_21 = {
@@ -54,6 +55,8 @@ class VolumeAttachmentList(ComputeView):
 
     def get(self, request: Request, server_id: str) -> Response:
         self.authorized_server(server_id, "compute:volume_attachments:index")
+        params.limit_param(request.query_params)  # a malformed page is still a 400
+        params.count_param(request.query_params, "offset")
         return Response({"volumeAttachments": []})
 
     def post(self, request: Request, server_id: str) -> Response:

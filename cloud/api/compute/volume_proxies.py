@@ -1,7 +1,7 @@
 """The volume and bare-metal APIs Nova proxied until 2.35 (404 from 2.36): os-volumes and
 os-snapshots, which this cloud, without a volume service, answers with none (lists empty, any id
-not found, creating refused), and os-baremetal-nodes, Nova's 501 when no bare-metal service is
-there. os-assisted-volume-snapshots (admins, any version) finds no volume either."""
+not found, creating refused), and os-baremetal-nodes, of which it has none either (admins).
+os-assisted-volume-snapshots (admins, any version) finds no volume."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from cloud import errors
 
 from ..base import ComputeView
-from .hosts import FeatureNotSupported
+from . import params
 
 _NO_VOLUMES = "This cloud has no volume service."
 
@@ -30,6 +30,8 @@ def _listing(key: str) -> type[_ProxyView]:
 
         def get(self, request: Request) -> Response:
             self.authorize("compute:volumes")
+            params.limit_param(request.query_params)  # a malformed page is still a 400
+            params.count_param(request.query_params, "offset")
             return Response({key: []})
 
         def post(self, request: Request) -> Response:
@@ -51,9 +53,15 @@ def _item(kind: str) -> type[_ProxyView]:
 
 
 class BaremetalNodes(_ProxyView):
-    def get(self, request: Request, **_: str) -> Response:
+    def get(self, request: Request) -> Response:
         self.authorize("compute:baremetal_nodes")
-        raise FeatureNotSupported("Ironic client unavailable, cannot access Ironic.")
+        return Response({"nodes": []})
+
+
+class BaremetalNode(_ProxyView):
+    def get(self, request: Request, node_id: str) -> Response:
+        self.authorize("compute:baremetal_nodes")
+        raise errors.NotFound(f"Node {node_id} could not be found.")
 
 
 class AssistedSnapshots(ComputeView):
@@ -76,7 +84,7 @@ urlpatterns = [
     path("/os-snapshots/detail", _listing("snapshots").as_view()),
     path("/os-snapshots/<str:item_id>", _item("Snapshot").as_view()),
     path("/os-baremetal-nodes", BaremetalNodes.as_view()),
-    path("/os-baremetal-nodes/<str:node_id>", BaremetalNodes.as_view()),
+    path("/os-baremetal-nodes/<str:node_id>", BaremetalNode.as_view()),
     path("/os-assisted-volume-snapshots", AssistedSnapshots.as_view()),
     path("/os-assisted-volume-snapshots/<str:snapshot_id>", AssistedSnapshot.as_view()),
 ]

@@ -288,8 +288,10 @@ def test_volume_and_bare_metal_proxies_until_2_35(admin, member, api_as):
     assert api.get(f"{V}/os-volumes/{MISSING}", version="2.35").status_code == 404
     assert api.post(f"{V}/os-volumes", {"volume": {"size": 1}}, version="2.35").status_code == 400
     assert api.get(f"{V}/os-volumes", version="2.36").status_code == 404
+    assert api.get(f"{V}/os-volumes?limit=-1", version="2.35").status_code == 400
     nodes = api_as(admin).get(f"{V}/os-baremetal-nodes", version="2.35")
-    assert nodes.status_code == 501 and "notImplemented" in nodes.json()
+    assert nodes.json() == {"nodes": []}
+    assert api_as(admin).get(f"{V}/os-baremetal-nodes/n1", version="2.35").status_code == 404
     assert api_as(admin).get(f"{V}/os-baremetal-nodes", version="2.36").status_code == 404
     assert api.get(f"{V}/os-baremetal-nodes", version="2.35").status_code == 403
 

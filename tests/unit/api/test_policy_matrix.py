@@ -299,6 +299,10 @@ ROWS = [
     *(Row(method, f"compute/v2.1/{kind}/<str:item_id>", "authenticated", f"{C}/{kind}/v1",
           version="2.35")
       for kind in ("os-volumes", "os-snapshots") for method in ("GET", "DELETE")),
+    Row("GET", "compute/v2.1/os-baremetal-nodes", "admin", f"{C}/os-baremetal-nodes",
+        version="2.35"),
+    Row("GET", "compute/v2.1/os-baremetal-nodes/<str:node_id>", "admin",
+        f"{C}/os-baremetal-nodes/n1", version="2.35"),
     Row("POST", "compute/v2.1/os-assisted-volume-snapshots", "admin",
         f"{C}/os-assisted-volume-snapshots", {}),
     Row("DELETE", "compute/v2.1/os-assisted-volume-snapshots/<str:snapshot_id>", "admin",
@@ -540,11 +544,6 @@ COVERED_ELSEWHERE.update({
 })
 COVERED_ELSEWHERE[("POST", "compute/v2.1/os-aggregates/<str:aggregate_id>/images")] = (
     "tests/unit/api/test_legacy_apis.py")
-# The bare-metal proxy is Nova's 501 for admins (no bare-metal service), 403 for the others.
-COVERED_ELSEWHERE.update({
-    ("GET", "compute/v2.1/os-baremetal-nodes"): "tests/unit/api/test_legacy_apis.py",
-    ("GET", "compute/v2.1/os-baremetal-nodes/<str:node_id>"): "tests/unit/api/test_legacy_apis.py",
-})
 
 
 # adding compute hosts (cloud/enrollment): a join token for a host, admins only; the join
