@@ -137,7 +137,7 @@ def reserve_growth(ctx: RequestContext, instance: Instance, flavor: Flavor) -> N
     quotas.reserve(ctx.scope, {
         "cores": max(0, flavor.vcpus - instance.vcpus),
         "ram": max(0, flavor.memory_mb - instance.memory_mb),
-    })
+    }, user_id=str(instance.user_id) if instance.user_id else None)
 
 
 @runs("confirm_resize")

@@ -8,7 +8,9 @@ same ordering.
 
 Limits come from settings.KUMO_DEFAULT_QUOTAS unless the project has its own Quota row; -1 means
 unlimited. Two limits are not project totals: `metadata_items` caps the keys of one server and
-`server_group_members` the members of one group.
+`server_group_members` the members of one group. An admin may also limit one user within a project
+(Nova's per-user quotas, UserQuota rows): never above the project's limit, and a boot is checked
+against both, the user's servers counted for the user's limits.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.db import transaction
 from django.db.models import Count, Sum
 
 from cloud import errors
-from cloud.identity.models import Project, Quota, User
+from cloud.identity.models import Project, Quota, User, UserQuota
 
 from .models import Instance, KeyPair, QuotaClass, ServerGroup
 
@@ -92,8 +94,9 @@ def update_class_limits(name: str, values: dict[str, int]) -> dict[str, int]:
     return class_limits(name)
 
 
-def limits_for(project_id: str | None) -> dict[str, int]:
-    """Every resource's limit for the project: its own Quota rows over the defaults."""
+def limits_for(project_id: str | None, user_id: str | None = None) -> dict[str, int]:
+    """Every resource's limit for the project: its own Quota rows over the defaults; with
+    `user_id`, that user's limits in it (its UserQuota rows over the project's)."""
     limits = default_limits()
     if project_id:
         for resource, hard_limit in Quota.objects.filter(project_id=project_id).values_list(
@@ -101,15 +104,28 @@ def limits_for(project_id: str | None) -> dict[str, int]:
         ):
             if resource in limits:
                 limits[resource] = hard_limit
+    if project_id and user_id:
+        limits.update(_user_rows(project_id, user_id))
     return limits
 
 
-def usage(project_id: str | None, user_id: str | None = None) -> dict[str, int]:
+def _user_rows(project_id: str, user_id: str) -> dict[str, int]:
+    rows = UserQuota.objects.filter(project_id=project_id, user_id=user_id, resource__in=RESOURCES)
+    return dict(rows.values_list("resource", "hard_limit"))
+
+
+def usage(
+    project_id: str | None, user_id: str | None = None, *, users_servers: bool = False
+) -> dict[str, int]:
     """What the project uses now, from its live rows. Key pairs belong to users, so they are
-    counted for `user_id` when given. Per-server and per-group resources report 0, as Nova does."""
+    counted for `user_id` when given; with `users_servers`, so are servers, cores and RAM (what a
+    user's own limits count). Per-server and per-group resources report 0, as Nova does."""
     used = dict.fromkeys(RESOURCES, 0)
     if project_id:
-        totals = Instance.objects.filter(project_id=project_id, deleted=False).aggregate(
+        servers = Instance.objects.filter(project_id=project_id, deleted=False)
+        if users_servers and user_id:
+            servers = servers.filter(user_id=user_id)
+        totals = servers.aggregate(
             instances=Count("pk"), cores=Sum("vcpus"), ram=Sum("memory_mb")
         )
         used.update({k: v or 0 for k, v in totals.items()})
@@ -179,6 +195,25 @@ def reserve(
     ]
     if over:
         raise errors.OverLimit(_over_message(over, wanted, used, limits))
+    if user_id and project_id:
+        _check_user_limits(project_id, user_id, wanted)
+
+
+def _check_user_limits(project_id: str, user_id: str, wanted: dict[str, int]) -> None:
+    """The user's own limits in the project, against what the user's servers use (the project's
+    lock, taken by the caller, covers these counts too)."""
+    limits = _user_rows(project_id, user_id)
+    if not limits.keys() & wanted.keys():
+        return
+    used = usage(project_id, user_id, users_servers=True)
+    over = [
+        resource
+        for resource, delta in wanted.items()
+        if limits.get(resource, UNLIMITED) != UNLIMITED
+        and used[resource] + delta > limits[resource]
+    ]
+    if over:
+        raise errors.OverLimit(_over_message(over, wanted, used, limits))
 
 
 def check_metadata_items(
@@ -244,3 +279,44 @@ def update_limits(
 def reset_limits(project_id: str) -> None:
     """Back to the defaults: the project's own limits are dropped."""
     Quota.objects.filter(project_id=project_id).delete()
+
+
+def update_user_limits(
+    project_id: str, user_id: str, values: dict[str, int], *, force: bool = False
+) -> dict[str, int]:
+    """Set a user's limits within the project (an admin's PUT ?user_id=) and return all of them.
+
+    As Nova: a user's limit may not exceed the project's (nor be unlimited under a limited
+    project) and, without `force`, may not fall below what the user's servers already use."""
+    unknown = set(values) - set(RESOURCES)
+    if unknown:
+        raise errors.BadRequest(f"Unknown quota resources: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        locked = list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk"))
+        if not locked:
+            raise errors.BadRequest(f"Project ID {project_id} is not a valid project.")
+        project_limits = limits_for(project_id)
+        used = usage(project_id, user_id, users_servers=True)
+        for resource, value in values.items():
+            maximum = project_limits[resource]
+            if not UNLIMITED <= value <= MAX_LIMIT:
+                raise errors.BadRequest(
+                    f"Quota limit {value} for {resource} must be between -1 and {MAX_LIMIT}.")
+            if maximum != UNLIMITED and (value == UNLIMITED or value > maximum):
+                raise errors.BadRequest(
+                    f"Quota limit {value} for {resource} must be less than or equal to {maximum}.")
+            if (not force and resource in (*_PROJECT_TOTALS, "key_pairs")
+                    and value != UNLIMITED and value < used[resource]):
+                raise errors.BadRequest(
+                    f"Quota limit {value} for {resource} must be greater than or equal to "
+                    f"already used and reserved {used[resource]}.")
+        for resource, value in values.items():
+            UserQuota.objects.update_or_create(
+                project_id=project_id, user_id=user_id, resource=resource,
+                defaults={"hard_limit": value})
+    return limits_for(project_id, user_id)
+
+
+def reset_user_limits(project_id: str, user_id: str) -> None:
+    """Back to the project's limits: the user's own are dropped."""
+    UserQuota.objects.filter(project_id=project_id, user_id=user_id).delete()

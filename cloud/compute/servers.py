@@ -183,6 +183,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 "metadata_items": len(req.metadata),
                 "server_group_members": req.max_count if group else 0,
             },
+            user_id=ctx.user_id,  # the user's own limits in the project, if an admin set any
             group=group,
         )
         for index in range(req.max_count):

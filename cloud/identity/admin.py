@@ -16,6 +16,7 @@ from .models import (
     Service,
     Token,
     User,
+    UserQuota,
 )
 
 
@@ -64,6 +65,12 @@ class TokenAdmin(admin.ModelAdmin):
 @admin.register(Quota)
 class QuotaAdmin(admin.ModelAdmin):
     list_display = ("project", "resource", "hard_limit")
+    list_filter = ("resource",)
+
+
+@admin.register(UserQuota)
+class UserQuotaAdmin(admin.ModelAdmin):
+    list_display = ("project", "user_id", "resource", "hard_limit")
     list_filter = ("resource",)
 
 

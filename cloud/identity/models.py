@@ -182,6 +182,26 @@ class Quota(models.Model):
         return f"{self.project_id} {self.resource}={self.hard_limit}"
 
 
+class UserQuota(models.Model):
+    """A user's limit for one resource within a project (Nova's per-user quotas): at most the
+    project's, and checked at boot besides the project's. The user is kept by id, as Nova keeps it
+    (project_user_quotas): the rows go with the project, or when an admin resets them."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="user_quotas")
+    user_id = models.CharField(max_length=64)
+    resource = models.CharField(max_length=64)
+    hard_limit = models.IntegerField()  # -1 means unlimited
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user_id", "resource"],
+                                    name="uniq_user_quota_resource")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.user_id} {self.resource}={self.hard_limit}"
+
+
 class Credential(models.Model):
     """Keystone's /v3/credentials: a blob of a given type for a user (EC2 access and secret, for
     an EC2 API to check request signatures with). The blob holds the secret, so it is stored

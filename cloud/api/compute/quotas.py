@@ -1,4 +1,6 @@
-"""/os-quota-sets/{project_id}: show, defaults, detail (with usage), update and reset.
+"""/os-quota-sets/{project_id}: show, defaults, detail (with usage), update and reset; each but the
+defaults for one user within the project with ?user_id= (Nova's per-user quotas: the user's limits
+over the project's, never above them).
 
 Shapes by microversion: the network quotas (fixed_ips, floating_ips, security_groups,
 security_group_rules) disappear at 2.36 and the personality ones (injected_*) at 2.57, both from
@@ -84,26 +86,34 @@ class QuotaSetItem(QuotaView):
 
     def get(self, request: Request, project_id: str) -> Response:
         self.authorize_project("compute:quotas:show", project_id)
-        limits = quotas.limits_for(project_id)
+        limits = quotas.limits_for(project_id, _user_id(request))
         return Response({"quota_set": {"id": project_id, **self.shaped(limits)}})
 
     def put(self, request: Request, project_id: str) -> Response:
         self.authorize("compute:quotas:update")
-        if "user_id" in request.query_params:
-            raise errors.BadRequest("Per-user quotas are not supported; set the project's.")
         values = dict(self.valid_body("quota_set"))
         force = _is_true(values.pop("force", False))
-        limits = quotas.update_limits(
-            project_id, {k: int(v) for k, v in values.items()}, force=force
-        )
+        values = {k: int(v) for k, v in values.items()}
+        user_id = _user_id(request)
+        if user_id:
+            limits = quotas.update_user_limits(project_id, user_id, values, force=force)
+        else:
+            limits = quotas.update_limits(project_id, values, force=force)
         return Response({"quota_set": self.shaped(limits)})
 
     def delete(self, request: Request, project_id: str) -> Response:
         self.authorize("compute:quotas:delete")
-        if "user_id" in request.query_params:
-            raise errors.BadRequest("Per-user quotas are not supported; reset the project's.")
-        quotas.reset_limits(project_id)
+        user_id = _user_id(request)
+        if user_id:
+            quotas.reset_user_limits(project_id, user_id)
+        else:
+            quotas.reset_limits(project_id)
         return Response(status=202)
+
+
+def _user_id(request: Request) -> str | None:
+    """The user a request is about (?user_id=); empty is none, as Nova reads it."""
+    return request.query_params.get("user_id") or None
 
 
 class QuotaSetDefaults(QuotaView):
@@ -114,11 +124,19 @@ class QuotaSetDefaults(QuotaView):
 
 
 class QuotaSetDetail(QuotaView):
+    query_params = {"GET": ("user_id",)}
+
     def get(self, request: Request, project_id: str) -> Response:
         self.authorize_project("compute:quotas:detail", project_id)
-        # Key pairs are counted per user: the caller's, when the caller is in that project.
-        own = project_id == self.ctx.project_id
-        limits, used = quotas.limits_and_usage(project_id, self.ctx.user_id if own else None)
+        user_id = _user_id(request)
+        if user_id:
+            # One user's limits, and what that user's servers and key pairs use.
+            limits = quotas.limits_for(project_id, user_id)
+            used = quotas.usage(project_id, user_id, users_servers=True)
+        else:
+            # Key pairs are counted per user: the caller's, when the caller is in that project.
+            own = project_id == self.ctx.project_id
+            limits, used = quotas.limits_and_usage(project_id, self.ctx.user_id if own else None)
         detail = {
             r: {"in_use": used[r], "limit": limits[r], "reserved": 0}
             for r in resources_at(self.version)

@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 
 from cloud.compute import quotas
 from cloud.compute.models import Instance, KeyPair, ServerGroup, ServerGroupMember
-from cloud.identity.models import Project, Quota
+from cloud.identity.models import Project, Quota, UserQuota
 from tests.factories import boot
 
 V = "/compute/v2.1"
@@ -222,6 +222,58 @@ def test_delete_answers_202_and_puts_the_defaults_back(admin, other, api_as):
     assert not Quota.objects.filter(project=other.project).exists()
     shown = api.get(f"{V}/os-quota-sets/{other.project.id}").json()["quota_set"]
     assert shown == {"id": other.project.id, **ENFORCED}
+
+
+# --- per-user quotas (?user_id=)
+
+
+def test_an_admin_limits_one_user_within_a_project_and_reads_it_back(admin, member, api_as):
+    api = api_as(admin, "2.57")
+    project, user = member.project.id, member.user.id
+    _instance(member, memory_mb=512)
+    _instance(admin, memory_mb=1024)  # another user of the project: not the user's usage
+    response = api.put(f"{V}/os-quota-sets/{project}?user_id={user}", {"quota_set": {"ram": "2048"}})
+    assert response.status_code == 200 and response.json()["quota_set"]["ram"] == 2048
+    shown = api.get(f"{V}/os-quota-sets/{project}?user_id={user}").json()["quota_set"]
+    assert shown == {"id": project, **ENFORCED, "ram": 2048}
+    assert api.get(f"{V}/os-quota-sets/{project}").json()["quota_set"]["ram"] == 51200
+    detail = api.get(f"{V}/os-quota-sets/{project}/detail?user_id={user}").json()["quota_set"]
+    assert detail["ram"] == {"limit": 2048, "in_use": 512, "reserved": 0}
+    assert detail["instances"] == {"limit": 10, "in_use": 1, "reserved": 0}
+
+
+@pytest.mark.parametrize("value", [5000, -1])
+def test_a_users_limit_above_the_projects_is_400(admin, member, api_as, value):
+    _limit(member, "ram", 4096)
+    response = api_as(admin).put(f"{V}/os-quota-sets/{member.project.id}?user_id={member.user.id}",
+                                 {"quota_set": {"ram": value}})
+    assert response.status_code == 400
+    assert "must be less than or equal to 4096" in response.json()["badRequest"]["message"]
+    assert not UserQuota.objects.exists()
+
+
+def test_a_user_at_their_own_limit_cannot_boot_while_others_in_the_project_can(
+    admin, member, api_as, tiny, image
+):
+    UserQuota.objects.create(project=member.project, user_id=member.user.id,
+                             resource="instances", hard_limit=1)
+    _instance(member)
+    response = boot(api_as(member), image)
+    assert response.status_code == 403
+    assert response.json()["forbidden"]["message"] == (
+        "Quota exceeded for instances: Requested 1, but already used 1 of 1 instances")
+    assert boot(api_as(admin), image).status_code == 202
+
+
+def test_delete_with_a_user_drops_only_that_users_limits(admin, member, api_as):
+    _limit(member, "ram", 4096)
+    UserQuota.objects.create(project=member.project, user_id=member.user.id, resource="ram",
+                             hard_limit=1024)
+    api = api_as(admin)
+    url = f"{V}/os-quota-sets/{member.project.id}"
+    assert api.delete(f"{url}?user_id={member.user.id}").status_code == 202
+    assert not UserQuota.objects.exists()
+    assert api.get(f"{url}?user_id={member.user.id}").json()["quota_set"]["ram"] == 4096
 
 
 # --- enforcement
