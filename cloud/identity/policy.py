@@ -78,6 +78,8 @@ RULES: dict[str, str] = {
     "network:get": "reader",
     # Neutron's quota delete (back to the defaults): admin only, as Neutron's delete_quota
     "network:quotas:delete": "admin",
+    # removing a project's default security group: admin only (Neutron's 409 for others)
+    "network:security_groups:delete_default": "admin",
     "identity:auth:projects": "authenticated",
     "identity:domains:list": "authenticated",
     "identity:domains:show": "authenticated",

@@ -286,3 +286,14 @@ def get_security_group(ctx: RequestContext, group_id: str) -> dict:
     for group in list_security_groups(ctx, {"id": [group_id]}):
         return group
     raise _not_found("SecurityGroupNotFound", "Security group", group_id)
+
+
+def delete_security_group(ctx: RequestContext, group_id: str) -> None:
+    """Neutron's delete of a project's default group (the only groups Kumo has): only an admin may
+    (others get Neutron's 409), and Kumo's default group, derived from the project, is back at once
+    as Neutron makes a project's default group again when next needed. Tempest's credential
+    cleanup deletes each test project's default group this way."""
+    get_security_group(ctx, group_id)  # 404 for a group the caller cannot see
+    if not policy.allowed(ctx, "network:security_groups:delete_default"):
+        raise errors.Conflict("Insufficient rights for removing default security group.",
+                              neutron_type="SecurityGroupCannotRemoveDefault")

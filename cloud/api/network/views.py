@@ -252,6 +252,10 @@ class SecurityGroupDetail(NeutronView):
             {"security_group": self.pick(networks.get_security_group(self.ctx, group_id))}
         )
 
+    def delete(self, request: Request, group_id: str) -> Response:
+        networks.delete_security_group(self.ctx, group_id)
+        return Response(status=204)
+
 
 def _extension(alias: str, name: str, description: str) -> dict:
     return {

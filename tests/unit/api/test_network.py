@@ -174,3 +174,17 @@ def test_quota_floating_ips_security_groups(api_as, nets, member, other):
     assert theirs[0]["id"] != groups[0]["id"]
     missing = api.get(f"/network/v2.0/security-groups/{theirs[0]['id']}")
     assert missing.status_code == 404
+
+
+def test_only_an_admin_deletes_a_default_security_group_and_it_is_back_at_once(
+    api_as, nets, admin, member, other
+):
+    groups = api_as(member).get("/network/v2.0/security-groups").json()["security_groups"]
+    path = f"/network/v2.0/security-groups/{groups[0]['id']}"
+    refused = api_as(member).delete(path)
+    assert refused.status_code == 409
+    assert refused.json()["NeutronError"]["type"] == "SecurityGroupCannotRemoveDefault"
+    assert api_as(other).delete(path).status_code == 404
+    deleted = api_as(admin).delete(path)
+    assert deleted.status_code == 204 and not deleted.content
+    assert api_as(member).get(path).status_code == 200

@@ -433,6 +433,7 @@ COVERED_ELSEWHERE = {
     ("DELETE", "compute/v2.1/servers/<str:server_id>/shares/<str:share_id>"):
         "tests/unit/api/test_server_resources.py",
     ("GET", "network/v2.0/security-groups/<str:group_id>"): "tests/unit/api/test_network.py",
+    ("DELETE", "network/v2.0/security-groups/<str:group_id>"): "tests/unit/api/test_network.py",
 }
 
 # image sharing, tags and import (issue 12)
