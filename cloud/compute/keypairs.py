@@ -7,12 +7,14 @@ Key pairs belong to a user, not to a project. The views resolve whose key pairs 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
@@ -86,6 +88,40 @@ def generate_ssh_keypair() -> tuple[str, str]:
     return f"{public} {_GENERATED_COMMENT}", private_pem
 
 
+# Microsoft's User Principal Name, the subjectAltName otherName a WinRM client certificate carries.
+_UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+_X509_VALIDITY = datetime.timedelta(days=3650)
+
+
+def generate_x509_keypair(user_id: str) -> tuple[str, str]:
+    """A fresh self-signed client certificate for the user, as Nova's generate_winrm_x509_cert
+    makes one (RSA 2048, CN=<user id>, clientAuth, UPN <user id>@localhost, ten years):
+    (PEM certificate, PEM private key)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)])
+    upn = f"{user_id}@localhost".encode()
+    upn_der = bytes([0x0C, len(upn)]) + upn  # a DER UTF8String (a user id is short)
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + _X509_VALIDITY)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.OtherName(_UPN_OID, upn_der)]),
+                       critical=False)
+        .sign(private, hashes.SHA256())
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), private_pem
+
+
 def create_keypair(
     ctx: RequestContext,
     user_id: str,
@@ -94,19 +130,17 @@ def create_keypair(
     public_key: str | None = None,
     key_type: str = SSH,
 ) -> tuple[KeyPair, str | None]:
-    """Import `public_key`, or generate an ssh key when none is given. Returns the key pair and the
-    private key (only when generated: it is never stored). The caller's project's key_pairs quota
-    is checked against `user_id`'s key pairs."""
+    """Import `public_key`, or generate one of `key_type` when none is given (an ssh key, or an
+    x509 certificate as Nova made them before 2.92). Returns the key pair and the private key (only
+    when generated: it is never stored). The caller's project's key_pairs quota is checked against
+    `user_id`'s key pairs."""
     validate_name(name)
     if key_type not in TYPES:
         raise errors.BadRequest(f"Keypair data is invalid: unknown key type {key_type}")
     private_key = None
-    if public_key is None:
-        if key_type != SSH:
-            raise errors.BadRequest(
-                "Keypair data is invalid: only ssh key pairs are generated; import the "
-                "certificate as public_key"
-            )
+    if public_key is None and key_type == X509:
+        public_key, private_key = generate_x509_keypair(user_id)
+    elif public_key is None:
         public_key, private_key = generate_ssh_keypair()
     public_key = public_key.strip()
     fingerprint = ssh_fingerprint(public_key) if key_type == SSH else x509_fingerprint(public_key)

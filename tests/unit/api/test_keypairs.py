@@ -137,7 +137,21 @@ def test_a_certificate_sent_as_an_ssh_key_or_garbage_sent_as_x509_is_400(member,
     api = api_as(member)
     assert _create(api, public_key=_certificate_pem(), version="2.2").status_code == 400
     assert _create(api, public_key=ED25519, type="x509", version="2.2").status_code == 400
-    assert _create(api, type="x509", version="2.2").status_code == 400  # x509 is never generated
+
+
+def test_an_x509_key_pair_is_generated_from_2_2_as_nova_made_them(member, api_as):
+    response = _create(api_as(member), type="x509", version="2.2")
+    assert response.status_code == 201, response.content
+    keypair = response.json()["keypair"]
+    assert keypair["type"] == "x509"
+    cert = x509.load_pem_x509_certificate(keypair["public_key"].encode())
+    assert cert.subject.rfc4514_string() == f"CN={member.user.id}"
+    assert keypair["fingerprint"].replace(":", "") == cert.fingerprint(hashes.SHA1()).hex()
+    private = serialization.load_pem_private_key(keypair["private_key"].encode(), password=None)
+    assert private.public_key().public_numbers() == cert.public_key().public_numbers()
+    stored = KeyPair.objects.get(user=member.user, name="kp1")
+    assert (stored.type, stored.public_key) == ("x509", keypair["public_key"].strip())
+    assert "PRIVATE KEY" not in stored.public_key
 
 
 @pytest.mark.parametrize("name", ["my key", "kp_1-a", "x" * 255, "9"])
