@@ -88,6 +88,9 @@ def _particular_outcome(event: msg.InstanceEvent, row: Instance) -> dict[str, An
         server_interfaces.release_detached(str(row.uuid), event.port_id)
     if event.event == msg.EVENT_UNSHELVED:
         return shelving.drop_shelved_image(str(row.uuid))
+    if event.event == msg.EVENT_REBUILT and event.power_state == msg.POWER_SHUTDOWN:
+        # A stopped server is rebuilt stopped (the host shut it down again), as in Nova.
+        return {"vm_state": states.STOPPED}
     return {}
 
 

@@ -187,9 +187,14 @@ class Driver(abc.ABC):
 
     def rebuild(self, request: SpawnRequest) -> str:
         """Re-create the instance from `request` (a new image): domain and root disk are made
-        anew, so nothing of the old guest survives. The result runs, whatever it was before."""
+        anew, so nothing of the old guest survives. A guest that was shut down is shut down again
+        afterwards, as Nova leaves a rebuilt stopped server stopped; any other one runs."""
+        before = self.power_state(request.instance_uuid)
         self.destroy(request.instance_uuid)
-        return self.spawn(request)
+        state = self.spawn(request)
+        if before == POWER_SHUTDOWN:
+            state = self.stop(request.instance_uuid, 0)
+        return state
 
     def resize(self, request: SpawnRequest, *, stop_timeout: float) -> str:
         """Give the instance the sizes in `request` (a resize, or its revert): stop the guest,

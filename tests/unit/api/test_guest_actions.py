@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.compute.models import Allocation, ComputeNode, Flavor, InstanceAction
+from cloud.compute.models import Allocation, ComputeNode, Flavor, Instance, InstanceAction
 from cloud.conductor.instance_events import apply_instance_event
 from cloud.images.models import Image
 from compute_agent import messages as msg
@@ -212,6 +212,18 @@ def test_rebuild_changes_the_image_and_shows_rebuild(member, api_as, server, sen
     assert body["status"] == "REBUILD" and body["name"] == "again" and body["image"]["id"] == str(image.id)
     _report(server, msg.EVENT_REBUILT, power_state="running")
     assert (server.vm_state, server.task_state, server.image_ref) == ("active", None, str(image.id))
+
+
+def test_a_stopped_server_is_rebuilt_stopped(member, api_as, server, sent):
+    Instance.objects.filter(pk=server.pk).update(vm_state="stopped", power_state="shutdown")
+    image = Image.objects.create(name="new", status="active", disk_format="qcow2",
+                                 container_format="bare", owner=member.project)
+    api = api_as(member)
+    response = _act(api, server, {"rebuild": {"imageRef": str(image.id)}})
+    assert response.status_code == 202 and response.json()["server"]["status"] == "REBUILD"
+    _report(server, msg.EVENT_REBUILT, power_state="shutdown")
+    assert (server.vm_state, server.task_state) == ("stopped", None)
+    assert api.get(f"{V}/servers/{server.uuid}").json()["server"]["status"] == "SHUTOFF"
 
 
 def test_console_output_is_asked_of_the_host_and_returned(member, api_as, server, monkeypatch):

@@ -441,14 +441,16 @@ def test_resizing_an_instance_this_host_does_not_have_fails(
     assert (event.event, event.action) == (msg.EVENT_ACTION_FAILED, msg.ACTION_RESIZE)
 
 
-def test_rebuild_recreates_a_running_guest_even_from_stopped(
+def test_a_rebuilt_stopped_guest_stays_stopped_and_a_running_one_runs(
     manager: ComputeManager, spawn_request: SpawnRequestFactory
 ) -> None:
     request = spawn_request()
     manager.spawn(request)
-    manager.stop(power(request.instance_uuid, timeout=0))
     event = manager.rebuild(request)
     assert (event.event, event.power_state) == (msg.EVENT_REBUILT, msg.POWER_RUNNING)
+    manager.stop(power(request.instance_uuid, timeout=0))
+    event = manager.rebuild(request)
+    assert (event.event, event.power_state) == (msg.EVENT_REBUILT, msg.POWER_SHUTDOWN)
 
 
 def test_the_image_cache_sweep_is_a_no_op_on_the_test_driver(manager: ComputeManager) -> None:
