@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from compute_agent import host_load
 from compute_agent import messages as msg
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import Driver
@@ -191,6 +192,8 @@ class ManagerBase:
             cpu_info=info["cpu_info"],
             domains=self.driver.list_domains(),
             migration_uri=self.migration_uri,
+            boot_time=host_load.boot_time(),
+            load_average=host_load.load_average(),
         )
 
     def send_host_report(self) -> msg.HostReport | None:

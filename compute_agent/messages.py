@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.4"
+CONTRACT_VERSION = "1.5"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -386,6 +386,10 @@ class HostReport(Message):
     # How another host's libvirt reaches this one for a migration (contract 1.3); "" when this host
     # cannot take migrations (libvirt's test driver).
     migration_uri: str = ""
+    # When the host booted (epoch seconds) and its 1/5/15-minute load averages, from /proc
+    # (contract 1.5): Nova's hypervisor uptime. 0.0 and []: unknown.
+    boot_time: float = 0.0
+    load_average: list[float] = field(default_factory=list)
 
 
 @dataclass

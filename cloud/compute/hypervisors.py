@@ -3,7 +3,10 @@ servers each one runs. Their records are kept by compute/hosts.py from the hosts
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from cloud import errors
 from cloud.ids import parse_uuid
@@ -49,3 +52,20 @@ def servers_by_host(hosts: list[str]) -> dict[str, list[tuple[str, str]]]:
 def servers_on(host: str) -> list[Instance]:
     """The live servers placed on `host`."""
     return list(Instance.objects.filter(host=host, deleted=False).order_by("created_at"))
+
+
+def uptime_line(node: ComputeNode, now: datetime | None = None) -> str | None:
+    """The host's uptime as Nova's libvirt driver gives it, the `uptime` command's line
+    (" 08:15:33 up 3 days,  2:05,  load average: 0.10, 0.20, 0.30"), composed from the boot time
+    and load averages the host last reported; the time of day is UTC and the count of logged-in
+    users, which hosts do not report, is left out. None while the host has not reported them."""
+    if node.booted_at is None or len(node.load_average) != 3:
+        return None
+    now = now or timezone.now()
+    minutes = max(0, int((now - node.booted_at).total_seconds()) // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    up = f"{days} day{'s' if days != 1 else ''}, " if days else ""
+    up += f"{hours:2d}:{minutes:02d}" if hours else f"{minutes} min"
+    load = ", ".join(f"{value:.2f}" for value in node.load_average)
+    return f" {now.astimezone(UTC):%H:%M:%S} up {up},  load average: {load}"

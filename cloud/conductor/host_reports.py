@@ -5,7 +5,7 @@ Safe to apply twice; power states are synced from the same report by power_sync.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -38,6 +38,9 @@ def apply_host_report(report: msg.HostReport) -> None:
             "local_gb": report.local_gb,
             "domains": [{"uuid": d.uuid, "power_state": d.power_state} for d in report.domains],
             "migration_uri": report.migration_uri,
+            "booted_at": (datetime.fromtimestamp(report.boot_time, UTC) if report.boot_time > 0
+                          else None),
+            "load_average": report.load_average,
             "updated_at": timezone.now(),
         }
         _record_console_ports(report)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from cloud.compute import hosts
+from cloud.compute import hosts, hypervisors
 from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Service
 
 from ..microversion import APIVersion
@@ -67,9 +67,8 @@ def hypervisor_detail(node: ComputeNode, version: APIVersion) -> dict:
         }
     )
     if version.at_least("2.88"):
-        # Hosts do not report their uptime (the agent's HostReport has no such field); Nova
-        # answers null for a driver that cannot tell.
-        body["uptime"] = None
+        # Null, as Nova for a driver that cannot tell, until the host has reported its boot time.
+        body["uptime"] = hypervisors.uptime_line(node)
         return body
     free_disk = node.local_gb - node.local_gb_used
     body.update(

@@ -226,10 +226,15 @@ class HypervisorUptime(_HypervisorView):
         self.authorize("compute:hypervisors")
         if self.version.at_least("2.88"):
             raise errors.NotFound("The resource could not be found.")
-        self.node(node_id)
-        # Nova's answer for a host whose driver cannot tell its uptime: Kumo's hosts do not
-        # report one (the agent's HostReport has no uptime).
-        raise FeatureNotSupported("Feature not supported: hypervisor uptime")
+        node = self.node(node_id)
+        uptime = hypervisors.uptime_line(node)
+        if uptime is None:
+            # Nova's answer for a host whose driver cannot tell its uptime: a host that has not
+            # reported its boot time and load yet (an agent older than contract 1.5).
+            raise FeatureNotSupported("Feature not supported: hypervisor uptime")
+        body = host_bodies.hypervisor_summary(node, self.version)
+        body["uptime"] = uptime
+        return Response({"hypervisor": body})
 
 
 class HypervisorStatistics(ComputeView):

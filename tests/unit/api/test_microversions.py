@@ -5,8 +5,13 @@ docs/microversions.md lists every version 2.1-2.104 and the test that covers it;
 
 from __future__ import annotations
 
-import pytest
+import re
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from cloud.compute import hypervisors
 from cloud.compute.models import ComputeNode, Flavor, Instance, InstanceTag, ServerGroup
 from cloud.images.models import Image
 from tests.factories import boot, give_address, make_node, make_server
@@ -349,14 +354,30 @@ def test_2_88_hypervisors_lose_their_counts_and_gain_uptime(admin, api_as, node)
     assert api.get(f"{V}/os-hypervisors/statistics", version="2.87").status_code == 200
 
 
-def test_uptime_below_2_88_is_nova_s_not_supported(admin, api_as, node):
+def test_uptime_below_2_88_is_nova_s_not_supported_until_the_host_reports_it(admin, api_as, node):
     api = api_as(admin)
     answer = api.get(f"{V}/os-hypervisors/{node.uuid}/uptime", version="2.87")
     assert answer.status_code == 501
     assert "notImplemented" in answer.json()
+    assert _hypervisor(api, node, "2.88").json()["hypervisor"]["uptime"] is None
     assert api.get(f"{V}/os-hypervisors/{node.uuid}/uptime", version="2.88").status_code == 404
     missing = "00000000-0000-0000-0000-000000000000"
     assert api.get(f"{V}/os-hypervisors/{missing}/uptime", version="2.87").status_code == 404
+
+
+def test_uptime_is_the_uptime_commands_line_from_what_the_host_reported(admin, api_as, node):
+    now = timezone.now()
+    node.booted_at = now - timedelta(days=3, hours=2, minutes=5, seconds=30)
+    node.load_average = [0.1, 0.25, 1.5]
+    node.save()
+    api = api_as(admin)
+    body = api.get(f"{V}/os-hypervisors/{node.uuid}/uptime", version="2.87").json()["hypervisor"]
+    assert set(body) == {"id", "hypervisor_hostname", "state", "status", "uptime"}
+    assert re.fullmatch(r" \d\d:\d\d:\d\d up 3 days,  2:0[56],  load average: 0.10, 0.25, 1.50",
+                        body["uptime"]), body["uptime"]
+    assert _hypervisor(api, node, "2.88").json()["hypervisor"]["uptime"] == body["uptime"]
+    assert hypervisors.uptime_line(node, now=node.booted_at + timedelta(minutes=7)).endswith(
+        " up 7 min,  load average: 0.10, 0.25, 1.50")
 
 
 def test_2_53_with_servers_and_2_75_an_empty_list(admin, member, api_as, node):

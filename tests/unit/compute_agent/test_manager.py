@@ -5,6 +5,7 @@ instance action report, and how a method declares the task it serves."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from compute_agent import host_load
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import LibvirtDriver
@@ -226,7 +228,17 @@ def test_host_report_describes_this_host_and_its_domains(
     assert report.hypervisor_type == "TEST"
     assert report.vcpus > 0 and report.memory_mb > 0
     assert msg.DomainState(request.instance_uuid, msg.POWER_RUNNING) in report.domains
+    assert 0 < report.boot_time < time.time() and len(report.load_average) == 3
     assert msg.HostReport.from_dict(report.to_dict()) == report
+
+
+def test_the_hosts_boot_time_and_load_come_from_proc(tmp_path) -> None:
+    (tmp_path / "uptime").write_text("3600.50 7000.00\n")
+    (tmp_path / "loadavg").write_text("0.10 0.20 0.30 1/123 4567\n")
+    assert abs(host_load.boot_time(tmp_path) - (time.time() - 3600.5)) < 5
+    assert host_load.load_average(tmp_path) == [0.1, 0.2, 0.3]
+    empty = tmp_path / "none"
+    assert (host_load.boot_time(empty), host_load.load_average(empty)) == (0.0, [])
 
 
 def test_sending_the_host_report_never_raises(

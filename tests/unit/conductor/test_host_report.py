@@ -65,6 +65,17 @@ def test_later_reports_update_capacity_but_never_the_claimed_counters_or_ratios(
     assert Service.objects.get(host="compute-1").report_count == 2
 
 
+def test_a_report_keeps_the_hosts_boot_time_and_load_and_an_older_agents_leaves_them_unknown():
+    apply_host_report(report(boot_time=1_700_000_000.5, load_average=[0.5, 0.25, 0.125]))
+    node = ComputeNode.objects.get(host="compute-1")
+    assert node.booted_at.timestamp() == 1_700_000_000.5
+    assert node.load_average == [0.5, 0.25, 0.125]
+    apply_host_report(msg.HostReport.from_dict(
+        {k: v for k, v in report().to_dict().items() if k not in ("boot_time", "load_average")}))
+    node.refresh_from_db()
+    assert (node.booted_at, node.load_average) == (None, [])
+
+
 def test_a_report_keeps_an_operators_disabled_flag():
     apply_host_report(report())
     Service.objects.filter(host="compute-1").update(disabled=True, disabled_reason="maintenance")
