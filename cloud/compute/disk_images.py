@@ -14,6 +14,7 @@ from cloud.identity import tokens
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid
 from cloud.images import images as image_services
+from cloud.images import members as image_members
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
@@ -29,14 +30,31 @@ def disk_image(
     """A queued image for the server's disk, with what Nova records on one."""
     base = instance.image_ref
     base_image = Image.objects.filter(pk=canonical_uuid(base)).first() if base else None
-    return image_services.create_image(ctx, {
+    image = image_services.create_image(ctx, {
         "name": name, "disk_format": "qcow2", "container_format": "bare",
+        "visibility": visibility_for(ctx, instance),
         # As Nova does: the image needs what its source needed, and at least its disk.
         "min_ram": base_image.min_ram if base_image else 0,
         "min_disk": max(base_image.min_disk if base_image else 0, instance.root_gb),
         "image_type": image_type, "instance_uuid": str(instance.uuid), "base_image_ref": base,
         **{k: v for k, v in (properties or {}).items() if k not in image_services.CORE},
     })
+    offer_to_owner(ctx, image, instance)
+    return image
+
+
+def visibility_for(ctx: RequestContext, instance: Instance) -> str:
+    """As Nova makes an image of a server's disk: private to the server's project when its own
+    user asks; shared when someone else's project (an admin) does, so that it can be offered to
+    the server's project (offer_to_owner)."""
+    return "private" if str(ctx.project_id) == str(instance.project_id) else "shared"
+
+
+def offer_to_owner(ctx: RequestContext, image: Image, instance: Instance) -> None:
+    """A shared image of another project's server is offered to that project (a membership),
+    as Nova's image API client does, so the server's owner can read its snapshot."""
+    if image.visibility == "shared":
+        image_members.add_member(ctx, image.id, str(instance.project_id))
 
 
 def upload_request(

@@ -24,7 +24,7 @@ from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
-from . import claims, migration_records, quotas, states
+from . import claims, disk_images, migration_records, quotas, states
 from .claims import resize_claim
 from .models import Flavor, Instance, Migration
 from .operations import REGISTRY, Operation, runs
@@ -213,12 +213,14 @@ def create_image(
         row = begin(ctx, instance, REGISTRY["snapshot"])
         image = image_services.create_image(ctx, {
             "name": name, "disk_format": "qcow2", "container_format": "bare",
+            "visibility": disk_images.visibility_for(ctx, row),
             # As Nova does: the snapshot needs what its source needed, and at least its disk.
             "min_ram": base_image.min_ram if base_image else 0,
             "min_disk": max(base_image.min_disk if base_image else 0, row.root_gb),
             "image_type": "snapshot", "instance_uuid": str(row.uuid), "base_image_ref": base,
             **{k: v for k, v in (metadata or {}).items() if k not in image_services.CORE},
         })
+        disk_images.offer_to_owner(ctx, image, row)
         issued = tokens.issue(row.user, row.project, ["token"], ttl=SNAPSHOT_TOKEN_TTL)
         base_url = settings.KUMO_INTERNAL_URL.rstrip("/")
         rpc.to_host(row.host, msg.TASK_SNAPSHOT, msg.SnapshotRequest(

@@ -214,6 +214,33 @@ def test_rebuild_changes_the_image_and_shows_rebuild(member, api_as, server, sen
     assert (server.vm_state, server.task_state, server.image_ref) == ("active", None, str(image.id))
 
 
+@pytest.mark.parametrize("body", [{"createImage": {"name": "snap"}},
+                                  {"createBackup": {"name": "b", "backup_type": "daily",
+                                                    "rotation": 1}}])
+def test_images_of_a_servers_disk_are_private_to_its_project_as_nova_makes_them(
+    member, api_as, server, sent, body
+):
+    image_id = _act(api_as(member), server, body, version="2.45").json()["image_id"]
+    image = Image.objects.get(pk=image_id)
+    assert (image.visibility, image.owner_id) == ("private", member.project.id)
+    listed = api_as(member).get("/image/v2/images?visibility=shared&member_status=pending")
+    assert listed.json()["images"] == []
+
+
+def test_an_admins_snapshot_of_another_projects_server_is_offered_to_that_project(
+    member, api_as, server, sent
+):
+    from tests.personas import make_persona
+
+    operator = make_persona("root", "ops", ["admin", "member", "reader"])
+    image_id = _act(api_as(operator), server, {"createImage": {"name": "s"}},
+                    version="2.45").json()["image_id"]
+    image = Image.objects.get(pk=image_id)
+    assert (image.visibility, image.owner_id) == ("shared", operator.project.id)
+    assert [(m.project_id, m.status) for m in image.members.all()] == [
+        (member.project.id, "pending")]
+
+
 def test_a_stopped_server_is_rebuilt_stopped(member, api_as, server, sent):
     Instance.objects.filter(pk=server.pk).update(vm_state="stopped", power_state="shutdown")
     image = Image.objects.create(name="new", status="active", disk_format="qcow2",
