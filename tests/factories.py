@@ -135,6 +135,21 @@ def host_up(host: str, up: bool = True) -> Service:
     return service
 
 
+def migratable_hosts(count: int) -> dict[int, ComputeNode]:
+    """Hosts compute-1..count that take migrations (a migration URI and an address each), up,
+    each with 8 vCPUs, 4 GiB and 100 GB and the same CPU: what the migration and drain tests move
+    guests between."""
+    nodes = {}
+    for i in range(1, count + 1):
+        nodes[i] = ComputeNode.objects.create(
+            service=host_up(f"compute-{i}"), host=f"compute-{i}",
+            hypervisor_hostname=f"compute-{i}", vcpus=8, memory_mb=4096, local_gb=100,
+            hypervisor_type="QEMU", hypervisor_version=7002000,
+            cpu_info={"arch": "x86_64", "features": ["sse2"]},
+            migration_uri=f"qemu+tcp://10.77.0.1{i}/system", host_ip=f"10.77.0.1{i}")
+    return nodes
+
+
 def give_address(instance: Instance, network_name: str = "private", addr: str = "10.0.0.10") -> Port:
     network = Network.objects.filter(name=network_name).first()
     if network is None:

@@ -11,7 +11,7 @@ from cloud.compute import states
 from cloud.compute.models import Allocation, ComputeNode, Flavor, Instance, Migration
 from cloud.conductor.instance_events import apply_instance_event
 from compute_agent import messages as msg
-from tests.factories import V, host_up, make_server
+from tests.factories import V, host_up, make_server, migratable_hosts
 
 pytestmark = pytest.mark.django_db
 
@@ -19,15 +19,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def hosts(db):
     """Two hosts that take migrations, compute-1 and compute-2, both up."""
-    nodes = {}
-    for i in (1, 2):
-        service = host_up(f"compute-{i}")
-        nodes[i] = ComputeNode.objects.create(
-            service=service, host=f"compute-{i}", hypervisor_hostname=f"compute-{i}",
-            vcpus=8, memory_mb=4096, local_gb=100, hypervisor_type="QEMU",
-            hypervisor_version=7002000, cpu_info={"arch": "x86_64", "features": ["sse2"]},
-            migration_uri=f"qemu+tcp://10.77.0.1{i}/system", host_ip=f"10.77.0.1{i}")
-    return nodes
+    return migratable_hosts(2)
 
 
 @pytest.fixture

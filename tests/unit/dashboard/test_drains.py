@@ -19,7 +19,7 @@ from cloud.dashboard.routing import websocket_urlpatterns
 from cloud.identity.context import RequestContext
 from cloud.scheduler import drains
 from compute_agent import messages as msg
-from tests.factories import host_up, make_server
+from tests.factories import make_server, migratable_hosts
 
 from .conftest import signed_in
 
@@ -28,15 +28,8 @@ application = URLRouter(websocket_urlpatterns)
 
 @pytest.fixture
 def hosts(db):
-    nodes = {}
-    for i in (1, 2):
-        service = host_up(f"compute-{i}")
-        nodes[i] = ComputeNode.objects.create(
-            service=service, host=f"compute-{i}", hypervisor_hostname=f"compute-{i}",
-            vcpus=8, memory_mb=4096, local_gb=100, hypervisor_type="QEMU",
-            hypervisor_version=7002000, cpu_info={"arch": "x86_64", "features": ["sse2"]},
-            migration_uri=f"qemu+tcp://10.77.0.1{i}/system", host_ip=f"10.77.0.1{i}")
-    return nodes
+    """Two hosts that take migrations, both up."""
+    return migratable_hosts(2)
 
 
 def _guests(owner):

@@ -15,7 +15,7 @@ from cloud.conductor.instance_events import apply_instance_event
 from cloud.conductor.reconciler import reconcile
 from cloud.scheduler import drains
 from compute_agent import messages as msg
-from tests.factories import V, host_up, make_server
+from tests.factories import V, make_server, migratable_hosts
 
 pytestmark = pytest.mark.django_db
 
@@ -27,15 +27,7 @@ COLD_STEPS = ((msg.EVENT_MIGRATION_PREPARED, "dest"), (msg.EVENT_DISK_MIGRATED, 
 @pytest.fixture
 def hosts(db):
     """Three hosts that take migrations, all up."""
-    nodes = {}
-    for i in (1, 2, 3):
-        service = host_up(f"compute-{i}")
-        nodes[i] = ComputeNode.objects.create(
-            service=service, host=f"compute-{i}", hypervisor_hostname=f"compute-{i}",
-            vcpus=8, memory_mb=4096, local_gb=100, hypervisor_type="QEMU",
-            hypervisor_version=7002000, cpu_info={"arch": "x86_64", "features": ["sse2"]},
-            migration_uri=f"qemu+tcp://10.77.0.1{i}/system", host_ip=f"10.77.0.1{i}")
-    return nodes
+    return migratable_hosts(3)
 
 
 def guest(owner, hosts, name: str, vm_state: str = states.ACTIVE) -> Instance:
