@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.5"
+CONTRACT_VERSION = "1.6"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -74,6 +74,11 @@ TASK_BACKUP = "compute.backup"  # SnapshotRequest -> EVENT_BACKUP_UPLOADED
 TASK_TRIGGER_CRASH_DUMP = "compute.trigger_crash_dump"  # PowerRequest -> EVENT_CRASH_DUMP_TRIGGERED
 TASK_ATTACH_INTERFACE = "compute.attach_interface"  # InterfaceRequest -> EVENT_INTERFACE_ATTACHED
 TASK_DETACH_INTERFACE = "compute.detach_interface"  # InterfaceRequest -> EVENT_INTERFACE_DETACHED
+# The data plane (contract 1.6). Each carries the whole wanted state of what it names, so a
+# repeated or reordered message converges on the latest: no reply is sent.
+TASK_REFRESH_PORTS = "compute.refresh_ports"  # PortsRefresh: security rules, DHCP entries
+TASK_SYNC_ROUTER = "compute.sync_router"  # RouterSpec: make the router's namespace match it
+TASK_REMOVE_ROUTER = "compute.remove_router"  # RouterSpec (router_id only): remove it
 
 
 def compute_queue(host: str) -> str:
@@ -228,12 +233,88 @@ class ImageRef(Message):
 
 
 @dataclass
+class SecurityRule(Message):
+    """One allow rule of a port's security groups (everything not allowed is dropped)."""
+
+    direction: str  # "ingress" (towards the guest) or "egress" (from it)
+    ethertype: str = "IPv4"  # or "IPv6"
+    protocol: str = ""  # "" for any; a name (tcp, udp, icmp, …) or an IP protocol number
+    port_min: int | None = None  # tcp/udp: ports; icmp: type (port_min) and code (port_max)
+    port_max: int | None = None
+    # The peer addresses (CIDRs) the rule admits: sources for ingress, destinations for egress.
+    # None is any address. A rule naming a remote group arrives with that group's member
+    # addresses already listed, so the agent never looks anything up.
+    remote: list[str] | None = None
+
+
+@dataclass
+class SubnetInfo(Message):
+    subnet_id: str
+    cidr: str
+    gateway_ip: str = ""
+    enable_dhcp: bool = True
+    dns_nameservers: list[str] = field(default_factory=list)
+    host_routes: list[dict[str, str]] = field(default_factory=list)  # destination, nexthop
+
+
+@dataclass
 class NetworkInfo(Message):
+    """One port: a guest's NIC, or (in a RouterSpec) a leg of a router."""
+
     network_id: str
     network_name: str
     port_id: str
     mac_address: str
     ip_address: str = ""
+    # How the port's network reaches the host (contract 1.6). "user": qemu's user-mode NIC, no
+    # data plane (an agent without a network driver, or an old control plane). "vxlan": a tenant
+    # network, a bridge on each host joined to the others' by VXLAN `segmentation_id`. "flat": a
+    # bridge on the host interface the agent maps `physical_network` to.
+    network_type: str = "user"
+    segmentation_id: int | None = None
+    physical_network: str = ""
+    mtu: int = 1450
+    subnets: list[SubnetInfo] = field(default_factory=list)
+    port_security: bool = True
+    # More (ip_address CIDR, mac_address) sources the port may send from.
+    allowed_address_pairs: list[dict[str, str]] = field(default_factory=list)
+    rules: list[SecurityRule] = field(default_factory=list)
+    hostname: str = ""  # the name DHCP hands the guest
+    # This host's DHCP server on the network: a port the control plane reserved for it.
+    dhcp_ip: str = ""
+    dhcp_mac: str = ""
+    # The other hosts' tunnel addresses: where a VXLAN network's broadcasts go.
+    peers: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PortsRefresh(Message):
+    """The current state of some of a host's ports (rules, addresses), and ports it no longer
+    carries (`removed`, by port id)."""
+
+    request_id: str
+    ports: list[NetworkInfo] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FloatingMapping(Message):
+    floating_ip: str
+    fixed_ip: str
+
+
+@dataclass
+class RouterSpec(Message):
+    """A router as it should be on the host that runs it: its legs (ports with their networks),
+    source NAT to the gateway's address, floating IPs, static routes."""
+
+    request_id: str
+    router_id: str
+    gateway: NetworkInfo | None = None
+    interfaces: list[NetworkInfo] = field(default_factory=list)
+    snat: bool = True
+    floating_ips: list[FloatingMapping] = field(default_factory=list)
+    routes: list[dict[str, str]] = field(default_factory=list)  # destination, nexthop
 
 
 @dataclass
@@ -420,4 +501,10 @@ _NESTED: dict[tuple[str, str], type[Message]] = {
     ("RescueRequest", "image"): ImageRef,
     ("RescueRequest", "spawn"): SpawnRequest,
     ("InterfaceRequest", "networks"): NetworkInfo,
+    ("NetworkInfo", "subnets"): SubnetInfo,
+    ("NetworkInfo", "rules"): SecurityRule,
+    ("PortsRefresh", "ports"): NetworkInfo,
+    ("RouterSpec", "gateway"): NetworkInfo,
+    ("RouterSpec", "interfaces"): NetworkInfo,
+    ("RouterSpec", "floating_ips"): FloatingMapping,
 }
