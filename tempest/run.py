@@ -12,6 +12,7 @@ workspace, and runs the tests listed in tempest/tests.txt, one at a time.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import secrets
 import shutil
@@ -218,8 +219,6 @@ def write_accounts(url: str, admin_password: str) -> None:
     entries.append({"username": "tempest_admin", "project_name": "admin", "password": password,
                     "user_domain_name": "Default", "project_domain_name": "Default",
                     "types": ["admin"], "resources": {"network": "private"}})
-    import json
-
     # YAML is a superset of JSON: one entry per line keeps the file readable without PyYAML.
     text = "".join(f"- {json.dumps(e)}\n" for e in entries)
     path = WORKSPACE / "etc" / "accounts.yaml"
@@ -293,7 +292,6 @@ def report(skips: list[tuple[str, str]]) -> None:
                             cwd=WORKSPACE, capture_output=True, check=False)
     parsed = subprocess.run([str(TEMPEST_VENV / "bin" / "python"), "-c", _RESULTS],
                             input=stream.stdout, capture_output=True, check=False)
-    import json
     tests = [json.loads(line) for line in parsed.stdout.decode().splitlines() if line.strip()]
     totals: dict[str, dict[str, int]] = {}
     reasons: dict[str, int] = {}

@@ -10,6 +10,32 @@ import pytest
 from tests.broker import CommitsRun, Sent
 
 
+def _fail_instead(report) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped where nothing may be (KUMO_NO_SKIPS): {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With KUMO_NO_SKIPS set (.ci/run sets it: CI installs everything and runs as root), a test
+    that skips fails instead, with the skip's reason: a missing package, daemon or privilege must
+    not turn a CI run green by leaving tests out."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("KUMO_NO_SKIPS") and report.skipped and not hasattr(report, "wasxfail"):
+        _fail_instead(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while collected (pytest.importorskip at its top)."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("KUMO_NO_SKIPS") and report.skipped:
+        _fail_instead(report)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(request, settings):
     # Unit tests create many users; the production hasher's cost is exercised in integration tests.

@@ -52,14 +52,20 @@ def _has_ports(instance: Instance) -> bool:
     return Port.objects.filter(device_id=str(instance.uuid)).exists()
 
 
-def add_group(ctx: RequestContext, instance: Instance, name: str) -> None:
-    """Record `name` on the server; a group it already has is left as it is."""
+def _checked_group(instance: Instance, name: str) -> str:
+    """The project's group `name` as recorded, for a server that has ports (Nova's 404s)."""
     found = _group_name(instance.project_id, name)
     if found is None:
         raise _not_found(name, instance.project_id)
     if not _has_ports(instance):
         raise errors.NotFound(
             f"instance_id {instance.uuid} could not be found as device id on any ports")
+    return found
+
+
+def add_group(ctx: RequestContext, instance: Instance, name: str) -> None:
+    """Record `name` on the server; a group it already has is left as it is."""
+    found = _checked_group(instance, name)
     with transaction.atomic():
         row = locked_row(instance)
         groups = list(row.security_groups or [])
@@ -68,12 +74,7 @@ def add_group(ctx: RequestContext, instance: Instance, name: str) -> None:
 
 
 def remove_group(ctx: RequestContext, instance: Instance, name: str) -> None:
-    found = _group_name(instance.project_id, name)
-    if found is None:
-        raise _not_found(name, instance.project_id)
-    if not _has_ports(instance):
-        raise errors.NotFound(
-            f"instance_id {instance.uuid} could not be found as device id on any ports")
+    found = _checked_group(instance, name)
     with transaction.atomic():
         row = locked_row(instance)
         groups = list(row.security_groups or [])

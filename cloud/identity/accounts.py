@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import ProtectedError, QuerySet
 
 from cloud import errors
@@ -309,9 +309,14 @@ def delete_role(role_id: str) -> None:
 def grant_role(project_id: str, user_id: str, role_id: str) -> None:
     """Give the user the role on the project; granting it twice is not an error."""
     project, user, role = get_project(project_id), get_user(user_id), get_role(role_id)
+    ensure_assignment(RoleAssignment, project=project, user=user, role=role)
+
+
+def ensure_assignment(model: type[models.Model], **keys: object) -> None:
+    """The assignment row `keys` names, made unless it exists (a user's or a group's)."""
     try:
         with transaction.atomic():
-            RoleAssignment.objects.get_or_create(project=project, user=user, role=role)
+            model.objects.get_or_create(**keys)
     except IntegrityError:
         pass  # a concurrent grant of the same role won: the assignment exists, as asked
 

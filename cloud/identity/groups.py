@@ -14,7 +14,7 @@ from django.db.models import QuerySet
 
 from cloud import errors
 
-from .accounts import DEFAULT_DOMAIN, get_project, get_role, get_user
+from .accounts import DEFAULT_DOMAIN, ensure_assignment, get_project, get_role, get_user
 from .models import Group, GroupRoleAssignment, Role, User
 
 _UNSET: Any = object()
@@ -121,11 +121,7 @@ def _not_in_group(group: Group, user: User) -> errors.NotFound:
 def grant_role(project_id: str, group_id: str, role_id: str) -> None:
     """Give the group the role on the project; granting it twice is not an error."""
     project, group, role = get_project(project_id), get_group(group_id), get_role(role_id)
-    try:
-        with transaction.atomic():
-            GroupRoleAssignment.objects.get_or_create(project=project, group=group, role=role)
-    except IntegrityError:
-        pass  # a concurrent grant of the same role won: the assignment exists, as asked
+    ensure_assignment(GroupRoleAssignment, project=project, group=group, role=role)
 
 
 def revoke_role(project_id: str, group_id: str, role_id: str) -> None:

@@ -119,3 +119,17 @@ def browser():
         )
         yield launched
         launched.close()
+
+
+def sign_in_as(browser, web: str, user: str, password: str, **context_args):
+    """A page of a fresh browser context (its own cookies, storage and cache), signed in to the
+    dashboard at `web` and on its overview."""
+    context_args.setdefault("viewport", {"width": 1280, "height": 860})
+    context = browser.new_context(**context_args)
+    page = context.new_page()
+    page.goto(f"{web}/login/")
+    page.fill("#id_username", user)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{web}/")
+    return page

@@ -19,21 +19,17 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.e2e.conftest import ARTIFACTS as E2E_ARTIFACTS
+from tests.e2e.conftest import sign_in_as
 from tests.stack import PYTHON, ROOT, AgentSpec, Stack, free_port, qcow2_bytes
 
 pytestmark = pytest.mark.e2e
 V = "/compute/v2.1"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts")) / "dashboard"
+ARTIFACTS = E2E_ARTIFACTS / "dashboard"
 PASSWORD = "dashboard-e2e-password"
 LIVE_TIMEOUT = 30_000  # ms: a boot on the test driver takes about a second
 
@@ -121,30 +117,8 @@ def people(stack):
     return {"projects": projects, "image": image.json()["id"]}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (scripts/setup.sh --test installs Debian's chromium)")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        yield launched
-        launched.close()
-
-
 def sign_in(browser, web: str, user: str, password: str = PASSWORD, **context_args):
-    # A new context is a fresh profile: its own cookies, storage and cache.
-    context_args.setdefault("viewport", {"width": 1280, "height": 860})
-    context = browser.new_context(**context_args)
-    page = context.new_page()
-    page.goto(f"{web}/login/")
-    page.fill("#id_username", user)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{web}/")
-    return page
+    return sign_in_as(browser, web, user, password, **context_args)
 
 
 def shot(page, name: str, full_page: bool = True) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from compute_agent import messages as msg
+from compute_agent.drivers.base import Driver
+from compute_agent.drivers.fake import FakeCloud
 from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.logcontext import RequestIdFilter
 from compute_agent.manager import ComputeManager
@@ -23,6 +25,17 @@ from .fakes import RecordingReporter
 TEST_URI = "test:///default"
 
 SpawnRequestFactory = Callable[..., msg.SpawnRequest]
+
+
+@pytest.fixture(params=["libvirt-test", "fake"])
+def any_driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
+    """Each driver in turn: libvirt's test driver and the in-memory fake (the contract they share)."""
+    if request.param == "fake":
+        yield FakeCloud().driver("host-a")
+        return
+    driver = LibvirtDriver("test:///default", instances_dir=tmp_path)
+    yield driver
+    driver.close()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from compute_agent import messages as msg
 from compute_agent import qemu_img
 from compute_agent.domain_xml import interface_macs, is_rescue
 from compute_agent.drivers.base import Driver, DriverError
-from compute_agent.drivers.fake import FakeCloud
 from compute_agent.drivers.libvirt import LibvirtDriver
 from compute_agent.image_cache import ImageCache
 from compute_agent.instance_disks import prepare
@@ -39,16 +38,6 @@ def _nic(mac: str, port: str = "port-a") -> msg.NetworkInfo:
 
 
 # --- every driver
-
-
-@pytest.fixture(params=["libvirt-test", "fake"])
-def any_driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
-    if request.param == "fake":
-        yield FakeCloud().driver("host-a")
-        return
-    driver = LibvirtDriver("test:///default", instances_dir=tmp_path)
-    yield driver
-    driver.close()
 
 
 @pytest.fixture

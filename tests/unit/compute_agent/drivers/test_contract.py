@@ -6,24 +6,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from compute_agent import messages as msg
 from compute_agent.drivers.base import Driver, DriverError
-from compute_agent.drivers.fake import FakeCloud
-from compute_agent.drivers.libvirt import LibvirtDriver
-
-
-@pytest.fixture(params=["libvirt-test", "fake"])
-def any_driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
-    if request.param == "fake":
-        yield FakeCloud().driver("host-a")
-        return
-    driver = LibvirtDriver("test:///default", instances_dir=tmp_path)
-    yield driver
-    driver.close()
 
 
 @pytest.fixture
