@@ -1,0 +1,80 @@
+"""A network driver that only records what it was asked, for tests of the agent's wiring: which
+ports were plugged before a domain started, unplugged after it went, and what happens when the
+data plane fails (`fail_on`).
+
+    network = FakeNetworkDriver()
+    network.fail_on["plug"] = NetworkError("no bridge")   # the next plugs raise this
+    ...
+    assert network.plugged == {"port-a"}
+"""
+
+from __future__ import annotations
+
+import threading
+
+from compute_agent import messages as msg
+
+from .base import NetworkDriver, NetworkError, Nic, bridge_name, tap_name
+
+
+class FakeNetworkDriver(NetworkDriver):
+    name = "fake"
+
+    def __init__(self, *, bridged: bool = True) -> None:
+        # bridged: vxlan and flat ports get a bridge NIC (as linuxbridge gives), else user-mode.
+        self.bridged = bridged
+        self.calls: list[tuple[str, object]] = []  # (method, argument), in order
+        self.plugged: set[str] = set()  # port ids plugged and not unplugged since
+        self.routers: dict[str, msg.RouterSpec] = {}
+        self.refreshed: list[msg.PortsRefresh] = []
+        self.fail_on: dict[str, Exception] = {}  # method name -> what it raises
+        self._lock = threading.Lock()
+
+    def _record(self, method: str, argument: object) -> None:
+        with self._lock:
+            self.calls.append((method, argument))
+            failure = self.fail_on.get(method)
+        if failure is not None:
+            raise failure
+
+    def nic(self, port: msg.NetworkInfo) -> Nic:
+        if self.bridged and port.network_type in ("vxlan", "flat"):
+            return Nic(kind="bridge", mac_address=port.mac_address,
+                       bridge=bridge_name(port.network_id), tap=tap_name(port.port_id),
+                       mtu=port.mtu)
+        return Nic(kind="user", mac_address=port.mac_address)
+
+    def plug(self, ports: list[msg.NetworkInfo]) -> None:
+        self._record("plug", [p.port_id for p in ports])
+        with self._lock:
+            self.plugged.update(p.port_id for p in ports)
+
+    def unplug(self, ports: list[msg.NetworkInfo]) -> None:
+        self._record("unplug", [p.port_id for p in ports])
+        with self._lock:
+            self.plugged.difference_update(p.port_id for p in ports)
+
+    def refresh(self, request: msg.PortsRefresh) -> None:
+        self._record("refresh", request)
+        with self._lock:
+            self.refreshed.append(request)
+            self.plugged.difference_update(request.removed)
+
+    def sync_router(self, spec: msg.RouterSpec) -> None:
+        self._record("sync_router", spec.router_id)
+        with self._lock:
+            self.routers[spec.router_id] = spec
+
+    def remove_router(self, router_id: str) -> None:
+        self._record("remove_router", router_id)
+        with self._lock:
+            self.routers.pop(router_id, None)
+
+    def cleanup(self) -> None:
+        self._record("cleanup", None)
+        with self._lock:
+            self.plugged.clear()
+            self.routers.clear()
+
+
+__all__ = ["FakeNetworkDriver", "NetworkError"]
