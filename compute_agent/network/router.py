@@ -38,6 +38,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -59,6 +60,8 @@ _MARKER = "KUMO_ROUTER"  # the holder's environment names its router: KUMO_ROUTE
 _HOLDER_ARGV = ["unshare", "--net", "--", "sleep", "infinity"]
 _START_TIMEOUT = 5.0
 _IPTABLES_RESTORE = "iptables-legacy-restore"
+_SAFE_ID = re.compile(r"^[0-9A-Za-z-]+$")
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 # One sync or remove at a time per router: two workers converging the same namespace from
 # different reads would fight over it.
@@ -147,6 +150,8 @@ def _stop_holder(pid: int) -> None:
 
 
 def _folder(state_dir: Path, router_id: str) -> Path:
+    if not _SAFE_ID.match(router_id):  # it names a folder that remove() deletes
+        raise NetworkError(f"bad router id {router_id!r}")
     return state_dir / "routers" / router_id
 
 
@@ -181,12 +186,33 @@ class _Namespace:
 
 # --- what the spec asks for ------------------------------------------------------------------
 
+def _check(spec: msg.RouterSpec) -> None:
+    """Refuse, before anything changes, a spec that names what a router here cannot have: the
+    names and addresses go into commands and into the NAT table's text."""
+    _folder(Path(), spec.router_id)
+    try:
+        for leg in [*spec.interfaces, *([spec.gateway] if spec.gateway else [])]:
+            if not _SAFE_ID.match(leg.port_id[:_ID_CHARS]) or not _MAC.match(leg.mac_address):
+                raise NetworkError(f"router leg {leg.port_id!r}: bad port id or MAC address")
+            if leg.ip_address:
+                _cidr_of(leg)
+        for fip in spec.floating_ips:
+            ipaddress.IPv4Address(fip.floating_ip)
+            ipaddress.IPv4Address(fip.fixed_ip)
+        for route in spec.routes:
+            ipaddress.IPv4Network(route["destination"], strict=False)
+            ipaddress.IPv4Address(route["nexthop"])
+    except (ValueError, KeyError) as exc:
+        raise NetworkError(f"router {spec.router_id}: {exc!r}") from exc
+
+
 def _cidr_of(leg: msg.NetworkInfo) -> tuple[ipaddress.IPv4Interface, msg.SubnetInfo]:
-    """The leg's address with its subnet's prefix length, and that subnet."""
-    address = ipaddress.ip_address(leg.ip_address)
+    """The leg's address with its subnet's prefix length, and that subnet (IPv4 only: a
+    router leg's address is its subnet's gateway, and routers here forward IPv4)."""
+    address = ipaddress.IPv4Address(leg.ip_address)
     for subnet in leg.subnets:
         network = ipaddress.ip_network(subnet.cidr, strict=False)
-        if address in network:
+        if network.version == 4 and address in network:
             return ipaddress.IPv4Interface(f"{address}/{network.prefixlen}"), subnet
     raise NetworkError(f"router leg {leg.port_id}: no subnet holds its address {leg.ip_address}")
 
@@ -253,9 +279,10 @@ def sync(runner: Runner, spec: msg.RouterSpec, ensure_bridge: Callable[[msg.Netw
          state_dir: Path) -> None:
     """Make the router `spec.router_id` on this host match `spec`: legs added or removed,
     addresses, floating IPs, SNAT and routes. Idempotent; converges from any earlier state."""
+    _check(spec)
     with _lock(spec.router_id):
         legs = _legs(spec)
-        wanted_addresses = _addresses(spec)  # checks every leg has its subnet before any change
+        wanted_addresses = _addresses(spec)
         wanted_routes = _routes(spec)
         pid = _holder(state_dir, spec.router_id)
         if pid is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -229,6 +229,22 @@ def test_a_leg_whose_address_no_subnet_holds_fails_before_anything_changes(
     bad = spec()
     bad.interfaces[0].ip_address = "192.0.2.1"
     with pytest.raises(NetworkError, match="no subnet holds its address 192.0.2.1"):
+        router.sync(host, bad, bridges, tmp_path)
+    assert host.calls == [] and host.started == []
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda s: setattr(s.floating_ips[0], "floating_ip", "203.0.113.10\n-A PREROUTING -j DNAT"),
+    lambda s: setattr(s.interfaces[0], "ip_address", "fd00::1"),
+    lambda s: setattr(s, "router_id", "../../etc"),
+    lambda s: setattr(s.interfaces[0], "port_id", "qr x;y"),
+    lambda s: s.routes.append({"destination": "10.0.0.0/8"}),
+])
+def test_a_spec_a_router_cannot_have_is_refused_before_anything_changes(
+        host: FakeHost, tmp_path: Path, spoil: Callable[[msg.RouterSpec], None]) -> None:
+    bad = spec()
+    spoil(bad)
+    with pytest.raises(NetworkError):
         router.sync(host, bad, bridges, tmp_path)
     assert host.calls == [] and host.started == []
 
