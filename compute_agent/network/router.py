@@ -263,12 +263,17 @@ def nat_rules(spec: msg.RouterSpec) -> str:
             # Before the subnets' SNAT: a guest with a floating IP goes out as that address.
             lines.append(f"-A POSTROUTING -s {fip.fixed_ip}/32 -o {qg} -j SNAT "
                          f"--to-source {fip.floating_ip}")
+        internal = [_cidr_of(leg)[0].network for leg in spec.interfaces if leg.ip_address]
+        if spec.floating_ips:
+            # A guest reaching a floating IP from inside (its own, or a neighbour's on its
+            # subnet) is answered through the router only if it appears to come from outside.
+            for network in internal:
+                lines.append(f"-A POSTROUTING -s {network} -m conntrack --ctstate DNAT -j SNAT "
+                             f"--to-source {gateway_address}")
         if spec.snat:
-            for leg in spec.interfaces:
-                if leg.ip_address:
-                    network = _cidr_of(leg)[0].network
-                    lines.append(f"-A POSTROUTING -s {network} -o {qg} -j SNAT "
-                                 f"--to-source {gateway_address}")
+            for network in internal:
+                lines.append(f"-A POSTROUTING -s {network} -o {qg} -j SNAT "
+                             f"--to-source {gateway_address}")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
@@ -292,7 +297,9 @@ def sync(runner: Runner, spec: msg.RouterSpec, ensure_bridge: Callable[[msg.Netw
             LOG.info("router %s: new namespace held by pid %d", spec.router_id, pid)
         ns = _Namespace(runner, pid)
         ns.run(["ip", "link", "set", "lo", "up"])
-        ns.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+        # /proc/sys/net shows the namespace of whoever opens it (sh, not sysctl(8): procps is
+        # not on every host).
+        ns.run(["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
 
         present = {link["ifname"] for link in ns.json(["link", "show"])}
         for name in sorted(present - set(legs)):

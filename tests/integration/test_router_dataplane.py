@@ -178,6 +178,8 @@ def test_guest_reaches_outside_and_outside_reaches_guest_by_floating_ip(world: W
     finally:
         server.kill()
         server.wait()
+    # From inside too: the guest reaches its own floating IP (through the router and back).
+    assert pings(world.guest, FLOATING_IP)
     before = world.counted(FLOATING_IP)
     assert pings(world.guest, OUTSIDE_IP)
     assert world.counted(FLOATING_IP) == before + 1
