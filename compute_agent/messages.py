@@ -471,6 +471,9 @@ class HostReport(Message):
     # (contract 1.5): Nova's hypervisor uptime. 0.0 and []: unknown.
     boot_time: float = 0.0
     load_average: list[float] = field(default_factory=list)
+    # The host's data plane (contract 1.6): "linuxbridge" carries tenant networks; "user" (or ""
+    # from an older agent) gives guests qemu's user-mode NICs only.
+    network_driver: str = ""
 
 
 @dataclass

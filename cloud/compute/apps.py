@@ -15,6 +15,7 @@ class ComputeConfig(AppConfig):
             deferred_delete,
             guest_operations,
             locks,
+            network_plane,
             rescue,
             server_interfaces,
             servers,
@@ -24,3 +25,5 @@ class ComputeConfig(AppConfig):
         # Identity asks before deleting a project or user; compute answers for its servers.
         signals.PROJECT_DELETING.connect(servers.before_project_deleted, dispatch_uid="compute")
         signals.USER_DELETING.connect(servers.before_user_deleted, dispatch_uid="compute")
+        # The network domain announces data-plane changes; compute knows which hosts to tell.
+        network_plane.connect()

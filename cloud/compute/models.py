@@ -282,6 +282,9 @@ class ComputeNode(models.Model):
     domains = models.JSONField(default=list, blank=True)
     # How another host's libvirt reaches this one to migrate a guest here; "" when it cannot.
     migration_uri = models.CharField(max_length=255, blank=True, default="")
+    # The host's data plane as it reports it: "linuxbridge" carries tenant networks (bridges,
+    # VXLAN, DHCP, security groups, routers); "user" or "" only qemu's user-mode NICs.
+    network_driver = models.CharField(max_length=32, blank=True, default="")
     # When the host booted and its load averages, as it last reported them (Nova's uptime).
     booted_at = models.DateTimeField(null=True, blank=True)
     load_average = models.JSONField(default=list, blank=True)

@@ -13,7 +13,7 @@ import uuid
 
 from django.conf import settings
 
-from cloud.compute import states
+from cloud.compute import network_plane, states
 from cloud.compute.models import Instance
 from cloud.compute.servers import hostname_for
 from cloud.identity import tokens
@@ -29,17 +29,20 @@ LOG = logging.getLogger(__name__)
 IMAGE_TOKEN_TTL = 900
 
 
-def build_spawn_request(instance: Instance, request_id: str) -> msg.SpawnRequest:
+def build_spawn_request(instance: Instance, request_id: str, host: str = "") -> msg.SpawnRequest:
+    """The request for `host` (default: the instance's own host), whose data plane plugs the
+    instance's ports as the request describes them."""
+    hostname = instance.hostname or hostname_for(instance.display_name)
     return msg.SpawnRequest(
         request_id=request_id,
         instance_uuid=str(instance.uuid),
         name=instance.display_name,
-        hostname=instance.hostname or hostname_for(instance.display_name),
+        hostname=hostname,
         vcpus=instance.vcpus,
         memory_mb=instance.memory_mb,
         root_gb=instance.root_gb,
         image=_image_ref(instance),
-        networks=networks_of(instance),
+        networks=networks_of(instance, host or instance.host or "", hostname=hostname),
         user_data=instance.user_data or "",
         key_data=instance.key_data or "",
         metadata={str(k): str(v) for k, v in (instance.metadata or {}).items()},
@@ -100,19 +103,9 @@ def _download_token(instance: Instance) -> str:
     return issued.token
 
 
-def networks_of(instance: Instance) -> list[msg.NetworkInfo]:
-    """The NICs the instance has: one per port bound to it."""
+def networks_of(instance: Instance, host: str = "", *, hostname: str = "") -> list[msg.NetworkInfo]:
+    """The NICs the instance has (one per port bound to it), as `host` must plug them."""
     ports = Port.objects.filter(device_id=str(instance.uuid)).select_related("network")
-    return [
-        msg.NetworkInfo(
-            network_id=str(port.network_id),
-            network_name=port.network.name,
-            port_id=str(port.id),
-            mac_address=port.mac_address,
-            ip_address=next(
-                (ip.get("ip_address", "") for ip in port.fixed_ips or [] if ip.get("ip_address")),
-                "",
-            ),
-        )
-        for port in ports
-    ]
+    where = host or instance.host or ""
+    return [network_plane.port_info(port, where, hostname=hostname or instance.hostname or "")
+            for port in ports]

@@ -13,9 +13,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cloud import rpc
-from cloud.compute import states
+from cloud.compute import network_plane, states
 from cloud.compute.hosts import record_heartbeat
-from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Instance, Migration
+from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Instance, Migration, Service
 from cloud.ids import canonical_uuid
 from compute_agent import messages as msg
 
@@ -38,26 +38,38 @@ def apply_host_report(report: msg.HostReport) -> None:
             "local_gb": report.local_gb,
             "domains": [{"uuid": d.uuid, "power_state": d.power_state} for d in report.domains],
             "migration_uri": report.migration_uri,
+            "network_driver": report.network_driver,
             "booted_at": (datetime.fromtimestamp(report.boot_time, UTC) if report.boot_time > 0
                           else None),
             "load_average": report.load_average,
             "updated_at": timezone.now(),
         }
         _record_console_ports(report)
-        if ComputeNode.objects.filter(host=report.host).update(**reported):
-            return
-        try:
-            with transaction.atomic():
-                ComputeNode.objects.create(
-                    service=service,
-                    host=report.host,
-                    cpu_allocation_ratio=settings.KUMO_CPU_ALLOCATION_RATIO,
-                    ram_allocation_ratio=settings.KUMO_RAM_ALLOCATION_RATIO,
-                    disk_allocation_ratio=settings.KUMO_DISK_ALLOCATION_RATIO,
-                    **reported,
-                )
-        except IntegrityError:
-            ComputeNode.objects.filter(host=report.host).update(**reported)
+        before = ComputeNode.objects.filter(host=report.host).values_list(
+            "host_ip", "network_driver").first()
+        joined = before != (report.host_ip, report.network_driver) and \
+            report.network_driver == network_plane.LINUXBRIDGE
+        _upsert_node(report, service, reported)
+        if joined:
+            # A new tunnel end: the other hosts' VXLAN flood lists must include it.
+            network_plane.host_joined(report.host)
+
+
+def _upsert_node(report: msg.HostReport, service: Service, reported: dict) -> None:
+    if ComputeNode.objects.filter(host=report.host).update(**reported):
+        return
+    try:
+        with transaction.atomic():
+            ComputeNode.objects.create(
+                service=service,
+                host=report.host,
+                cpu_allocation_ratio=settings.KUMO_CPU_ALLOCATION_RATIO,
+                ram_allocation_ratio=settings.KUMO_RAM_ALLOCATION_RATIO,
+                disk_allocation_ratio=settings.KUMO_DISK_ALLOCATION_RATIO,
+                **reported,
+            )
+    except IntegrityError:
+        ComputeNode.objects.filter(host=report.host).update(**reported)
 
 
 def _record_console_ports(report: msg.HostReport) -> None:

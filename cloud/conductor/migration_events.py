@@ -199,7 +199,8 @@ def undo_move(migration: Migration, *, request_id: str, cold_step: str, message:
         rpc.to_host(migration.source_compute, msg.TASK_REVERT_MIGRATION, msg.MigrationRequest(
             request_id=request_id, instance_uuid=str(instance.pk), migration_id=str(migration.pk),
             source_host=migration.source_compute, dest_host=migration.dest_compute or "",
-            live=False, spawn=build_spawn_request(refreshed, request_id)))
+            live=False, spawn=build_spawn_request(refreshed, request_id,
+                                                 migration.source_compute)))
 
 
 def _recorded(event: msg.InstanceEvent, migration: Migration, result: str, *,

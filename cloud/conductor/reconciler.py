@@ -141,7 +141,7 @@ def _spawning(instance: Instance, up: bool) -> str:
     with transaction.atomic():
         if not _touch(instance, f"asking {host} to build it again"):
             return ""
-        rpc.spawn(host, build_spawn_request(instance, _request_id(instance)))
+        rpc.spawn(host, build_spawn_request(instance, _request_id(instance), host))
     return "spawns resent"
 
 

@@ -59,7 +59,7 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
                 action_records.record_event(
                     instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS, host=host.host
                 )
-                rpc.spawn(host.host, build_spawn_request(instance, request_id))
+                rpc.spawn(host.host, build_spawn_request(instance, request_id, host.host))
                 log.info("instance %s claimed on %s", instance_uuid, host.host)
                 return
         # A refused claim means another request took the room, or this instance changed under us.

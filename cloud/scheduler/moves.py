@@ -109,7 +109,7 @@ def _start(ctx: RequestContext, instance: Instance, operation: Operation, kind: 
             request_id=ctx.request_id, instance_uuid=str(row.uuid),
             migration_id=str(migration.pk), source_host=source, dest_host=dest.host,
             dest_uri=dest.migration_uri, live=live,
-            spawn=build_spawn_request(row, ctx.request_id)))
+            spawn=build_spawn_request(row, ctx.request_id, dest.host)))
     log.info("%s of %s: %s -> %s", kind, row.uuid, source, dest.host)
     return migration
 
