@@ -292,8 +292,12 @@ def sync(runner: Runner, spec: msg.RouterSpec, ensure_bridge: Callable[[msg.Netw
         pid = _holder(state_dir, spec.router_id)
         if pid is None:
             pid = _start_holder(spec.router_id)
-            _pid_file(state_dir, spec.router_id).parent.mkdir(parents=True, exist_ok=True)
-            _pid_file(state_dir, spec.router_id).write_text(f"{pid}\n")
+            try:
+                _pid_file(state_dir, spec.router_id).parent.mkdir(parents=True, exist_ok=True)
+                _pid_file(state_dir, spec.router_id).write_text(f"{pid}\n")
+            except OSError as exc:  # a holder nobody could find again would leak
+                _stop_holder(pid)
+                raise NetworkError(f"router {spec.router_id}: {exc}") from exc
             LOG.info("router %s: new namespace held by pid %d", spec.router_id, pid)
         ns = _Namespace(runner, pid)
         ns.run(["ip", "link", "set", "lo", "up"])
@@ -398,8 +402,9 @@ def remove(runner: Runner, router_id: str, state_dir: Path) -> None:
                 for link in ns.json(["link", "show"]):
                     if link["ifname"].startswith(("qr-", "qg-")):
                         ns.run(["ip", "link", "del", link["ifname"]], check=False)
-            finally:
-                _stop_holder(pid)
+            except NetworkError as exc:  # the host's namespace is gone, say: the holder still goes
+                LOG.warning("router %s: its legs could not be listed: %s", router_id, exc)
+            _stop_holder(pid)
             LOG.info("router %s: removed (pid %d)", router_id, pid)
         shutil.rmtree(_folder(state_dir, router_id), ignore_errors=True)
 

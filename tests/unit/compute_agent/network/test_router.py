@@ -270,6 +270,19 @@ def test_remove_deletes_the_legs_stops_the_holder_and_forgets_the_router(
     router.remove_all(host, tmp_path / "nothing-here")
 
 
+def test_remove_stops_the_holder_even_when_the_host_cannot_be_entered(
+        host: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    router.sync(host, spec(), bridges, tmp_path)
+
+    def gone(argv: Sequence[str], *, check: bool = True, input: str | None = None) -> str:
+        raise NetworkError("nsenter: cannot open /run/netns/fake-host")
+
+    monkeypatch.setattr(host, "run", gone)
+    router.remove(host, "r-1", tmp_path)
+    assert host.alive == set()
+    assert not (tmp_path / "routers" / "r-1").exists()
+
+
 def test_a_router_whose_holder_died_is_rebuilt(host: FakeHost, tmp_path: Path) -> None:
     router.sync(host, spec(), bridges, tmp_path)
     host.alive.clear()  # killed: its namespace and legs are gone
