@@ -8,8 +8,12 @@ Inside a router's namespace:
                and each floating IP as a /32 (so the router answers ARP for them);
   a default route via the external subnet's gateway, `spec.routes` as static routes, IPv4
   forwarding on (in this namespace only), and a `nat` table: per floating IP a DNAT
-  floating→fixed and an SNAT fixed→floating, then (when `snat`) each internal subnet SNATed to
-  the gateway's address on the way out of qg.
+  floating→fixed and an SNAT fixed→floating; traffic from an internal subnet that was DNATed
+  (a guest reaching a floating IP from inside) SNATed to the gateway's address so the answer
+  comes back through the router; then (when `snat`) each internal subnet SNATed to the
+  gateway's address on the way out of qg.
+Each new address on qg is announced by a gratuitous ARP, so the external network forgets at once
+what it cached for a floating IP (another router's MAC, a failed lookup).
 The host end of each leg, in the bridge, is `rtr<port11>` (host_end_name): not `tap…`, which
 are guests' NICs with security rules.
 
@@ -20,9 +24,11 @@ elsewhere. Here each router's namespace is anonymous, made by a small `unshare -
 infinity` process (the holder) the agent starts in a session of its own: the namespace exists
 exactly as long as that process, and killing it takes the namespace and every veth in it away
 (both ends of a veth go together), so nothing can leak that a `kill` does not remove. The
-holder's pid is kept in `state_dir/routers/<router_id>/pid`; an agent that restarts re-adopts a
-live holder (checked by its environment, which names the router, so a reused pid is never taken for
-it) and routers keep forwarding while the agent is away. Commands reach the namespace with
+holder's pid is kept in `state_dir/routers/<router_id>/pid`; an agent that restarts re-adopts
+a live holder (checked by its environment, which names the router, so a reused pid is never
+taken for it) and routers keep forwarding while the agent is away. The holder stays in the
+agent's mount namespace, so a simulated host's teardown (which kills every process in that
+namespace) takes its routers too. Commands reach the namespace with
 `nsenter --net=/proc/<pid>/ns/net`, run through the host's Runner so that one object decides how
 the host is entered (and records everything in unit tests).
 
