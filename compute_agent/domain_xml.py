@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compute_agent.messages import SpawnRequest
+from compute_agent.network.base import Nic
 
 KUMO_XMLNS = "http://kumo.invalid/xmlns/instance/1.0"
 KUMO_XMLNS_PREFIX = "kumo"
@@ -90,7 +91,7 @@ def build_domain_xml(
     vnc_listen: str = "127.0.0.1",
     disks: Sequence[DiskSpec] = (),
     serial_log_path: str | None = None,
-    mac_addresses: Sequence[str] = (),
+    mac_addresses: Sequence[str | Nic] = (),
     video_model: str | None = None,
     machine: str | None = None,
     vnc_socket: str | None = None,
@@ -100,8 +101,9 @@ def build_domain_xml(
 
     `domain_type` is the hypervisor's word for itself ("test" for libvirt's test driver, "qemu"
     for TCG, "kvm"); the caller picks it because only the caller knows which one works on its host.
-    Each of `mac_addresses` becomes a user-mode (slirp) NIC: no bridge or firewall is needed, and
-    the guest reaches out but nothing reaches in. `machine` pins the machine type ("pc" has the
+    Each of `mac_addresses` becomes a NIC: a MAC alone (or a Nic of kind "user") a user-mode
+    (slirp) one, where the guest reaches out but nothing reaches in; a Nic of kind "bridge" a tap
+    in the port's bridge, which the network driver (compute_agent.network) made beforehand. `machine` pins the machine type ("pc" has the
     IDE bus the config drive's cdrom sits on). With `vnc_socket` the VNC server listens on that
     unix socket instead of a TCP port. `rescue` marks the definition as the guest's rescue one
     (is_rescue reads it back), so a repeated rescue or unrescue can tell what is defined.
@@ -232,16 +234,40 @@ def _add_disk(devices: ET.Element, disk: DiskSpec) -> None:
 RESCUE_TAG = f"{{{KUMO_XMLNS}}}rescue"
 
 
-def _interface(mac: str) -> ET.Element:
-    interface = ET.Element("interface", {"type": "user"})
-    _sub(interface, "mac", address=_mac(mac))
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$")  # a Linux interface name
+
+
+def _device(what: str, value: str) -> str:
+    if not _DEVICE.match(value):
+        raise ValueError(f"{what} {xml_text(value, 40)!r} is not an interface name")
+    return value
+
+
+def _nic_mac(nic: str | Nic) -> str:
+    return _mac(nic if isinstance(nic, str) else nic.mac_address)
+
+
+def _interface(nic: str | Nic) -> ET.Element:
+    if isinstance(nic, str) or nic.kind == "user":
+        interface = ET.Element("interface", {"type": "user"})
+        _sub(interface, "mac", address=_nic_mac(nic))
+        _sub(interface, "model", type="virtio")
+        return interface
+    if nic.kind != "bridge":
+        raise ValueError(f"a NIC of kind {nic.kind!r} is not supported")
+    interface = ET.Element("interface", {"type": "bridge"})
+    _sub(interface, "source", bridge=_device("bridge", nic.bridge))
+    _sub(interface, "target", dev=_device("tap", nic.tap))
+    _sub(interface, "mac", address=_nic_mac(nic))
     _sub(interface, "model", type="virtio")
+    if nic.mtu is not None:
+        _sub(interface, "mtu", size=str(_positive_int("mtu", nic.mtu)))
     return interface
 
 
-def interface_xml(mac: str) -> str:
+def interface_xml(nic: str | Nic) -> str:
     """One NIC as build_domain_xml makes them, for attaching or detaching it alone."""
-    return ET.tostring(_interface(mac), encoding="unicode")
+    return ET.tostring(_interface(nic), encoding="unicode")
 
 
 def interface_macs(domain_xml: str) -> list[str]:
@@ -250,10 +276,12 @@ def interface_macs(domain_xml: str) -> list[str]:
     return [str(mac.get("address", "")).lower() for mac in root.findall("devices/interface/mac")]
 
 
-def with_interfaces(domain_xml: str, macs: Sequence[str]) -> str:
-    """The definition with exactly the NICs of `macs`: those it has and keeps stay as they are
-    (with their PCI addresses), the others are added or removed."""
-    wanted = [_mac(mac) for mac in macs]
+def with_interfaces(domain_xml: str, nics: Sequence[str | Nic]) -> str:
+    """The definition with exactly the NICs of `nics` (MACs or Nics, as build_domain_xml takes
+    them): those it has and keeps stay as they are (with their PCI addresses), the others are
+    added or removed."""
+    by_mac = {_nic_mac(nic): nic for nic in nics}
+    wanted = list(by_mac)
     root = ET.fromstring(domain_xml)
     devices = root.find("devices")
     if devices is None:
@@ -265,7 +293,7 @@ def with_interfaces(domain_xml: str, macs: Sequence[str]) -> str:
     have = interface_macs(ET.tostring(root, encoding="unicode"))
     for mac in wanted:
         if mac not in have:
-            devices.append(_interface(mac))
+            devices.append(_interface(by_mac[mac]))
     return ET.tostring(root, encoding="unicode")
 
 
@@ -287,3 +315,15 @@ def marked_rescue(domain_xml: str) -> str:
     if instance.find(RESCUE_TAG) is None:
         _sub(instance, RESCUE_TAG)
     return ET.tostring(root, encoding="unicode")
+
+
+def interface_elements(domain_xml: str) -> dict[str, str]:
+    """A definition's NICs as they are written there, by MAC (lower case): what detaching one
+    must name."""
+    root = ET.fromstring(domain_xml)
+    found = {}
+    for interface in root.findall("devices/interface"):
+        mac = interface.find("mac")
+        if mac is not None:
+            found[str(mac.get("address", "")).lower()] = ET.tostring(interface, encoding="unicode")
+    return found

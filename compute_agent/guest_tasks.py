@@ -43,16 +43,25 @@ class GuestTasks(ManagerBase):
 
     @host_task(msg.TASK_RESCUE)
     def rescue(self, request: msg.RescueRequest) -> msg.InstanceEvent:
+        def operation() -> dict[str, str]:
+            if request.spawn is not None:
+                self.plug(request.instance_uuid, request.spawn.networks)
+            return {"power_state": self.driver.rescue(request)}
+
         return self._act(
             request.request_id, request.instance_uuid, msg.ACTION_RESCUE, msg.EVENT_RESCUED,
-            lambda: {"power_state": self.driver.rescue(request)},
+            operation,
         )
 
     @host_task(msg.TASK_UNRESCUE)
     def unrescue(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
+        def operation() -> dict[str, str]:
+            self.plug(request.instance_uuid, request.networks)
+            return {"power_state": self.driver.unrescue(request)}
+
         return self._act(
             request.request_id, request.instance_uuid, msg.ACTION_UNRESCUE, msg.EVENT_UNRESCUED,
-            lambda: {"power_state": self.driver.unrescue(request)},
+            operation,
         )
 
     # --- shelve
@@ -66,6 +75,7 @@ class GuestTasks(ManagerBase):
             self.upload_root_disk(request)
             if request.offload:
                 self.driver.destroy(request.instance_uuid)
+                self.unplug_quietly(request.instance_uuid)
             return {"power_state": self.driver.power_state(request.instance_uuid),
                     "image_id": request.image_id}
 
@@ -79,6 +89,7 @@ class GuestTasks(ManagerBase):
 
         def operation() -> dict[str, str]:
             self.driver.destroy(request.instance_uuid)
+            self.unplug_quietly(request.instance_uuid)
             return {"power_state": self.driver.power_state(request.instance_uuid)}
 
         return self._act(request.request_id, request.instance_uuid, msg.ACTION_SHELVE_OFFLOAD,
@@ -125,10 +136,18 @@ class GuestTasks(ManagerBase):
     def _interfaces(
         self, request: msg.InterfaceRequest, action: str, success: str
     ) -> msg.InstanceEvent:
-        macs = [nic.mac_address for nic in request.networks if nic.mac_address]
-        return self._act(
-            request.request_id, request.instance_uuid, action, success,
-            lambda: {"power_state": self.driver.set_interfaces(request.instance_uuid, macs),
-                     "port_id": request.port_id},
-            on_failure={"port_id": request.port_id},
-        )
+        """`request.networks` are all the NICs the guest is to have: a new port is plugged
+        before the domain gets its NIC, a port that went is unplugged after its NIC left."""
+        uuid = request.instance_uuid
+
+        def operation() -> dict[str, str]:
+            self.plug(uuid, request.networks)
+            state = self.driver.set_interfaces(uuid, self.driver.nics(request.networks))
+            kept = {port.port_id for port in request.networks}
+            gone = [port_id for port_id in self.network.port_ids(uuid) if port_id not in kept]
+            if gone:
+                self.network.unplug(uuid, gone)
+            return {"power_state": state, "port_id": request.port_id}
+
+        return self._act(request.request_id, uuid, action, success, operation,
+                         on_failure={"port_id": request.port_id})

@@ -43,6 +43,8 @@ from compute_agent.manager_base import (
     readable,
 )
 from compute_agent.migration_tasks import MigrationTasks
+from compute_agent.network.base import NetworkError
+from compute_agent.network_tasks import NetworkTasks
 from compute_agent.reporter import ReportError
 
 # Re-exported: the manager's public names, wherever they are defined.
@@ -64,7 +66,7 @@ LOG = logging.getLogger(__name__)
 MAX_CONSOLE_LINES = 1000
 
 
-class ComputeManager(MigrationTasks, GuestTasks):
+class ComputeManager(MigrationTasks, GuestTasks, NetworkTasks):
     """Everything a compute host does for the control plane, one @host_task method per task:
     spawn, destroy and the instance actions here, the migration steps in MigrationTasks, rescue,
     shelve, backups, crash dumps and NICs in GuestTasks, the shared machinery (locks, tombstones, reports) in ManagerBase."""
@@ -91,6 +93,8 @@ class ComputeManager(MigrationTasks, GuestTasks):
             )
         LOG.info("spawning instance %s (%s vcpus, %s MB)", key, request.vcpus, request.memory_mb)
         try:
+            # The ports first: the domain's NICs are taps in bridges that must exist.
+            self.plug(request.instance_uuid, request.networks)
             power_state = self.driver.spawn(request)
         except Exception as exc:
             LOG.exception("spawn of instance %s failed", key)
@@ -117,16 +121,18 @@ class ComputeManager(MigrationTasks, GuestTasks):
         except Exception as exc:
             LOG.exception("cleanup of failed instance %s failed", instance_uuid)
             return readable(exc)
-        return ""
+        return self.unplug_quietly(instance_uuid)
 
     # The contract has no "destroy failed" event, so a destroy the hypervisor refused is run
     # again too; meanwhile the tombstone already stops any re-spawn.
-    @host_task(msg.TASK_DESTROY, retry_for=(DriverError, ReportError), max_retries=8)
+    @host_task(msg.TASK_DESTROY, retry_for=(DriverError, NetworkError, ReportError),
+               max_retries=8)
     def destroy(self, request: msg.DestroyRequest) -> msg.InstanceEvent:
         """Remove the instance's domain (a missing one is success), report it, report the host.
 
-        A DriverError propagates so that the caller can retry: there is no "destroy failed" event
-        in the contract, and destroying again is always safe.
+        A DriverError (or a NetworkError of unplugging its ports) propagates so that the caller
+        can retry: there is no "destroy failed" event in the contract, and destroying again is
+        always safe.
         """
         key = instance_key(request.instance_uuid)
         with request_context(request.request_id):
@@ -135,6 +141,8 @@ class ComputeManager(MigrationTasks, GuestTasks):
                 self.tombstones.add(key)
                 LOG.info("destroying instance %s", key)
                 self.driver.destroy(request.instance_uuid)
+                # After the domain: its taps are gone, so nothing is cut off that still runs.
+                self.network.unplug(request.instance_uuid)
                 event = self._event(request.request_id, request.instance_uuid, msg.EVENT_DESTROYED)
                 self.reporter.instance_event(event)
             self.send_host_report()
@@ -190,19 +198,26 @@ class ComputeManager(MigrationTasks, GuestTasks):
 
     @host_task(msg.TASK_REBUILD)
     def rebuild(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
+        def operation() -> dict[str, str]:
+            self.plug(request.instance_uuid, request.networks)
+            return {"power_state": self.driver.rebuild(request)}
+
         return self._act(
             request.request_id, request.instance_uuid, msg.ACTION_REBUILD, msg.EVENT_REBUILT,
-            lambda: {"power_state": self.driver.rebuild(request)},
+            operation,
         )
 
     @host_task(msg.TASK_RESIZE)
     def resize(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
         """A resize or its revert: the request carries the sizes to end up with."""
+        def operation() -> dict[str, str]:
+            self.plug(request.instance_uuid, request.networks)
+            return {"power_state": self.driver.resize(request,
+                                                      stop_timeout=msg.DEFAULT_STOP_TIMEOUT)}
+
         return self._act(
             request.request_id, request.instance_uuid, msg.ACTION_RESIZE, msg.EVENT_RESIZED,
-            lambda: {
-                "power_state": self.driver.resize(request, stop_timeout=msg.DEFAULT_STOP_TIMEOUT)
-            },
+            operation,
         )
 
     def _power(

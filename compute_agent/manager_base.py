@@ -21,6 +21,8 @@ from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import Driver
 from compute_agent.locks import KeyedLocks
 from compute_agent.logcontext import request_context
+from compute_agent.network.base import NetworkDriver
+from compute_agent.network.usermode import UserModeDriver
 from compute_agent.reporter import Reporter
 
 LOG = logging.getLogger(__name__)
@@ -86,9 +88,14 @@ class ManagerBase:
         host_ip: str = "127.0.0.1",
         migration_uri: str = "",
         tombstone_limit: int = TOMBSTONE_LIMIT,
+        network: NetworkDriver | None = None,
     ) -> None:
         self.host = host
         self.driver = driver
+        # The data plane: what a port needs on this host before a domain uses it. The domain's
+        # NICs are what it says they are (a tap in a bridge, or qemu's user-mode NIC).
+        self.network: NetworkDriver = network if network is not None else UserModeDriver()
+        driver.nic_of = self.network.nic
         self.reporter = reporter
         self.host_ip = host_ip
         self.migration_uri = migration_uri
@@ -175,6 +182,24 @@ class ManagerBase:
         LOG.info("%s of instance %s done, power state %s", action, instance_uuid,
                  fields.get("power_state"))
         return self._event(request_id, instance_uuid, success, **fields)
+
+    # --- ports
+
+    def plug(self, instance_uuid: str, ports: list[msg.NetworkInfo]) -> None:
+        """Make the instance's ports ready on this host; before its domain is defined or started
+        (a NetworkError fails the step that needed them)."""
+        if ports:
+            self.network.plug(instance_uuid, ports)
+
+    def unplug_quietly(self, instance_uuid: str) -> str:
+        """Remove what the instance's ports needed here, after its domain went; the error, if
+        any (logged), for steps that must not fail because of it."""
+        try:
+            self.network.unplug(instance_uuid)
+        except Exception as exc:
+            LOG.exception("unplugging the ports of %s failed", instance_uuid)
+            return readable(exc)
+        return ""
 
     # --- the host ---------------------------------------------------------------------------
 

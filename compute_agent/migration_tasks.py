@@ -84,7 +84,11 @@ class MigrationTasks(ManagerBase):
     def prepare_migration(self, request: msg.MigrationRequest) -> msg.InstanceEvent:
         def operation() -> dict[str, str]:
             self._check_role(request.dest_host, "destination")
-            self.driver.prepare_migration(self._spawn_of(request), live=request.live)
+            spawn = self._spawn_of(request)
+            # The bridges and rules before the guest arrives: a live guest's NICs must find
+            # their bridges the moment it lands.
+            self.plug(request.instance_uuid, spawn.networks)
+            self.driver.prepare_migration(spawn, live=request.live)
             return {"power_state": self.driver.power_state(request.instance_uuid)}
 
         # A request meant for another host must not lift this host's tombstone.
@@ -119,6 +123,9 @@ class MigrationTasks(ManagerBase):
                     and self.driver.power_state(instance_uuid) != msg.POWER_NOSTATE):
                 raise MigrationCancelled(f"{CANCELLED} before it started")
             state = self.driver.live_migrate(instance_uuid, dest_uri, on_progress=on_progress)
+            # The guest left: its ports here go (a failure to remove them is logged, not the
+            # migration's failure; the guest runs on the destination either way).
+            self.unplug_quietly(instance_uuid)
             return {"power_state": state}
 
         return self._step(request, msg.EVENT_LIVE_MIGRATED, operation)
@@ -191,7 +198,9 @@ class MigrationTasks(ManagerBase):
     def finish_migration(self, request: msg.MigrationRequest) -> msg.InstanceEvent:
         def operation() -> dict[str, str]:
             self._check_role(request.dest_host, "destination")
-            state = self.driver.finish_migration(self._spawn_of(request))
+            spawn = self._spawn_of(request)
+            self.plug(request.instance_uuid, spawn.networks)
+            state = self.driver.finish_migration(spawn)
             if not request.power_on and state != msg.POWER_SHUTDOWN:
                 # Defined and started like any spawn, then off again at once: it was off.
                 state = self.driver.stop(request.instance_uuid, 0)
@@ -203,6 +212,8 @@ class MigrationTasks(ManagerBase):
     def revert_migration(self, request: msg.MigrationRequest) -> msg.InstanceEvent:
         def operation() -> dict[str, str]:
             self._check_role(request.source_host, "source")
+            if request.spawn is not None:
+                self.plug(request.instance_uuid, request.spawn.networks)
             return {"power_state": self.driver.start(request.instance_uuid)}
 
         return self._step(request, msg.EVENT_MIGRATION_REVERTED, operation)

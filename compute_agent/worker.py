@@ -3,6 +3,8 @@
     python -m compute_agent --host NAME --libvirt-uri URI [--broker URL] [--concurrency N]
                             [--heartbeat-interval S] [--instances-dir DIR]
                             [--migration-uri URI] [--vnc-socket-dir DIR] [--config PATH]
+                            [--network-driver user|linuxbridge] [--netns NAME]
+                            [--tunnel-ip IP] [--physical-interface-mapping PHYSNET:IFACE …]
     python -m compute_agent join URL TOKEN …   (compute_agent.join: make this machine a host)
 
 Every option also comes from the environment (KUMO_*), and --config names an environment file
@@ -24,6 +26,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -35,6 +38,8 @@ from compute_agent.env_file import EnvFileError, read_env_file
 from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
+from compute_agent.network import DRIVERS, NetworkDriver, NetworkError
+from compute_agent.network import create_driver as create_network_driver
 from compute_agent.reporter import CeleryReporter, HostIdentity
 
 if TYPE_CHECKING:
@@ -45,6 +50,8 @@ LOG = logging.getLogger(__name__)
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 DEFAULT_LIBVIRT_URI = "test:///default"
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
+# Under the instances directory: what the network driver made (compute_agent.network).
+NETWORK_STATE_DIR = "_network"
 VISIBILITY_TIMEOUT = 1800
 # Platform notes: more than about four concurrent qemu boots on a small host only queue for CPU.
 DEFAULT_CONCURRENCY = 4
@@ -75,6 +82,14 @@ class AgentConfig:
     migration_uri: str = ""
     domain_type: str | None = None
     log_level: str = "INFO"
+    # The data plane (compute_agent.network): which driver, the host's network namespace (a
+    # simulated host's; empty on a real one), the VXLAN source address (default host_ip), and
+    # the interfaces of flat networks (PHYSNET:IFACE).
+    network_driver: str = "user"
+    netns: str = ""
+    tunnel_ip: str = ""
+    physical_interface_mappings: tuple[str, ...] = ()
+    network_driver_allow_host_netns: bool = False
     # The secret this host signs its reports with, given when it joined (compute_agent.join);
     # empty for a host that shares the control plane's broker credential.
     host_secret: str = field(default="", repr=False)
@@ -146,6 +161,21 @@ def parse_args(
         help="default: 'test' for test:// URIs; for qemu:///, 'kvm' if a probe shows KVM works, "
              "else 'qemu' (TCG)")
     add("--log-level", default=env.get("KUMO_LOG_LEVEL", "INFO"))
+    add("--network-driver", choices=DRIVERS, default=env.get("KUMO_NETWORK_DRIVER", "user"),
+        help="'user': every NIC is qemu's user-mode NIC (no data plane); 'linuxbridge': tenant "
+             "networks on bridges, VXLAN, DHCP and security groups in this host's namespace")
+    add("--netns", default=env.get("KUMO_NETNS", ""),
+        help="the host's network namespace (/run/netns/NAME) where its bridges and rules live")
+    add("--tunnel-ip", default=env.get("KUMO_TUNNEL_IP", ""),
+        help="this host's VXLAN source address (default: --host-ip)")
+    add("--physical-interface-mapping", action="append",
+        default=[m for m in env.get("KUMO_PHYSICAL_INTERFACE_MAPPINGS", "").split(",") if m],
+        metavar="PHYSNET:IFACE", help="the interface of a flat network's physical network "
+                                      "(repeatable)")
+    add("--network-driver-allow-host-netns", action="store_true",
+        default=env.get("KUMO_NETWORK_DRIVER_ALLOW_HOST_NETNS", "") in ("1", "true", "yes"),
+        help="let the linuxbridge driver change this machine's own network namespace (a real "
+             "host, not a simulated one)")
     args = parser.parse_args(argv)
 
     if not msg.HOST_NAME.match(args.host):
@@ -178,6 +208,11 @@ def parse_args(
         domain_type=args.domain_type,
         log_level=args.log_level.upper(),
         host_secret=env.get("KUMO_HOST_SECRET", ""),
+        network_driver=args.network_driver,
+        netns=args.netns,
+        tunnel_ip=args.tunnel_ip,
+        physical_interface_mappings=tuple(args.physical_interface_mapping),
+        network_driver_allow_host_netns=args.network_driver_allow_host_netns,
     )
 
 
@@ -317,6 +352,7 @@ class Agent:
     config: AgentConfig
     app: Celery
     driver: LibvirtDriver
+    network: NetworkDriver
     manager: ComputeManager
     heartbeat: Heartbeat
 
@@ -324,8 +360,9 @@ class Agent:
 def build_agent(config: AgentConfig) -> Agent:
     """Connect to the hypervisor, then build the Celery app, manager and heartbeat.
 
-    Raises DriverError when the hypervisor cannot be reached: better not to start than to take
-    work off the queue and fail every task.
+    Raises DriverError when the hypervisor cannot be reached, NetworkError when the network
+    driver cannot run here: better not to start than to take work off the queue and fail every
+    task.
     """
     domain_type = config.domain_type
     if domain_type is None and config.libvirt_uri.startswith("qemu:///"):
@@ -341,16 +378,25 @@ def build_agent(config: AgentConfig) -> Agent:
     try:
         driver.host_info()
         driver.init_host()
-    except DriverError:
+        network = create_network_driver(
+            config.network_driver,
+            state_dir=Path(config.instances_dir) / NETWORK_STATE_DIR,
+            netns=config.netns,
+            tunnel_ip=config.tunnel_ip or config.host_ip,
+            physical_interface_mappings=config.physical_interface_mappings,
+            allow_host_netns=config.network_driver_allow_host_netns,
+        )
+    except (DriverError, NetworkError):
         driver.close()
         raise
     app = create_app(config)
     manager = ComputeManager(
         config.host, driver, CeleryReporter(app, config.identity), host_ip=config.host_ip,
-        migration_uri=config.migration_uri,
+        migration_uri=config.migration_uri, network=network,
     )
     register_tasks(app, manager)
-    return Agent(config, app, driver, manager, Heartbeat(manager, config.heartbeat_interval))
+    return Agent(config, app, driver, network, manager,
+                 Heartbeat(manager, config.heartbeat_interval))
 
 
 def run(config: AgentConfig) -> int:
@@ -359,7 +405,7 @@ def run(config: AgentConfig) -> int:
     install_record_factory()
     try:
         agent = build_agent(config)
-    except DriverError as exc:
+    except (DriverError, NetworkError) as exc:
         logging.basicConfig(level=logging.ERROR)
         LOG.error("compute agent %s cannot start: %s", config.host, exc)
         return 1

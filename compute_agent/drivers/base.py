@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 from compute_agent.messages import (
@@ -20,9 +20,11 @@ from compute_agent.messages import (
     POWER_NOSTATE,
     POWER_SHUTDOWN,
     DomainState,
+    NetworkInfo,
     RescueRequest,
     SpawnRequest,
 )
+from compute_agent.network.base import Nic
 
 
 class DriverError(Exception):
@@ -47,7 +49,19 @@ class HostInfo(TypedDict):
     cpu_info: dict[str, Any]
 
 
+def user_mode_nic(port: NetworkInfo) -> Nic:
+    return Nic(kind="user", mac_address=port.mac_address)
+
+
 class Driver(abc.ABC):
+    # How a port becomes a NIC in the domain: the network driver's choice (ComputeManager sets
+    # it to its network driver's `nic`); user-mode NICs until then.
+    nic_of: Callable[[NetworkInfo], Nic] = staticmethod(user_mode_nic)
+
+    def nics(self, ports: Sequence[NetworkInfo]) -> list[Nic]:
+        """The NICs of a domain with `ports` (those without a MAC have none)."""
+        return [self.nic_of(port) for port in ports if port.mac_address]
+
     @abc.abstractmethod
     def spawn(self, request: SpawnRequest) -> str:
         """Define and start the instance's domain; return its power state name.
@@ -135,9 +149,10 @@ class Driver(abc.ABC):
         that is shut off or suspended is a DriverError."""
 
     @abc.abstractmethod
-    def set_interfaces(self, instance_uuid: str, mac_addresses: list[str]) -> str:
-        """Give the domain exactly the NICs of `mac_addresses`: plug in the missing ones and
-        unplug the others, live where the hypervisor can (always in its definition)."""
+    def set_interfaces(self, instance_uuid: str, nics: Sequence[str | Nic]) -> str:
+        """Give the domain exactly the NICs of `nics` (Nics, or MACs of user-mode NICs): plug in
+        the missing ones and unplug the others, live where the hypervisor can (always in its
+        definition)."""
 
     # --- moving an instance to another host ---------------------------------------------------
     # The steps and who takes them: compute_agent.messages, above TASK_PREPARE_MIGRATION.

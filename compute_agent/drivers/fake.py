@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from compute_agent import messages as msg
@@ -32,6 +32,7 @@ from compute_agent.drivers.base import (
     MigrationCancelled,
     ProgressCallback,
 )
+from compute_agent.network.base import Nic
 
 SCHEME = "fake://"
 MIB = 1024**2
@@ -269,10 +270,11 @@ class FakeDriver(Driver):
             domain.crash_dumps += 1
             return domain.power_state
 
-    def set_interfaces(self, instance_uuid: str, mac_addresses: list[str]) -> str:
+    def set_interfaces(self, instance_uuid: str, nics: Sequence[str | Nic]) -> str:
         with self.cloud.lock:
             domain = self._domain(instance_uuid)
-            domain.macs = [mac.lower() for mac in mac_addresses]
+            domain.macs = [(nic if isinstance(nic, str) else nic.mac_address).lower()
+                           for nic in nics]
             return domain.power_state
 
     # --- migrations -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ user-mode NIC) and every driver leaves it alone.
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from compute_agent import messages as msg
@@ -53,14 +54,20 @@ class NetworkDriver(abc.ABC):
         """How the guest's NIC for `port` is attached in the domain XML."""
 
     @abc.abstractmethod
-    def plug(self, ports: list[msg.NetworkInfo]) -> None:
-        """Make everything `ports` need exist on this host before a domain using them starts
-        (or arrives by migration): bridge, tunnel, DHCP entry, security rules."""
+    def plug(self, instance_uuid: str, ports: list[msg.NetworkInfo]) -> None:
+        """Make everything `ports` (NICs of the instance) need exist on this host before a
+        domain using them starts (or arrives by migration): bridge, tunnel, DHCP entry,
+        security rules. Plugging a port again updates it."""
 
     @abc.abstractmethod
-    def unplug(self, ports: list[msg.NetworkInfo]) -> None:
-        """Remove what only these ports needed; a network's bridge, tunnel and DHCP server go
-        with the last local port on it. Ports never plugged are no error."""
+    def unplug(self, instance_uuid: str, port_ids: Collection[str] | None = None) -> None:
+        """Remove what only these ports of the instance needed (None: all its ports); a
+        network's bridge, tunnel and DHCP server go with the last local port on it. Ports never
+        plugged are no error."""
+
+    @abc.abstractmethod
+    def port_ids(self, instance_uuid: str) -> list[str]:
+        """The ports of the instance plugged here."""
 
     @abc.abstractmethod
     def refresh(self, request: msg.PortsRefresh) -> None:

@@ -5,12 +5,13 @@ data plane fails (`fail_on`).
     network = FakeNetworkDriver()
     network.fail_on["plug"] = NetworkError("no bridge")   # the next plugs raise this
     ...
-    assert network.plugged == {"port-a"}
+    assert network.plugged == {"port-a": instance_uuid}
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 
 from compute_agent import messages as msg
 
@@ -24,7 +25,7 @@ class FakeNetworkDriver(NetworkDriver):
         # bridged: vxlan and flat ports get a bridge NIC (as linuxbridge gives), else user-mode.
         self.bridged = bridged
         self.calls: list[tuple[str, object]] = []  # (method, argument), in order
-        self.plugged: set[str] = set()  # port ids plugged and not unplugged since
+        self.plugged: dict[str, str] = {}  # port id -> instance, plugged and not unplugged since
         self.routers: dict[str, msg.RouterSpec] = {}
         self.refreshed: list[msg.PortsRefresh] = []
         self.fail_on: dict[str, Exception] = {}  # method name -> what it raises
@@ -44,21 +45,28 @@ class FakeNetworkDriver(NetworkDriver):
                        mtu=port.mtu)
         return Nic(kind="user", mac_address=port.mac_address)
 
-    def plug(self, ports: list[msg.NetworkInfo]) -> None:
-        self._record("plug", [p.port_id for p in ports])
+    def plug(self, instance_uuid: str, ports: list[msg.NetworkInfo]) -> None:
+        self._record("plug", (instance_uuid, [p.port_id for p in ports]))
         with self._lock:
-            self.plugged.update(p.port_id for p in ports)
+            for port in ports:
+                self.plugged[port.port_id] = instance_uuid
 
-    def unplug(self, ports: list[msg.NetworkInfo]) -> None:
-        self._record("unplug", [p.port_id for p in ports])
+    def unplug(self, instance_uuid: str, port_ids: Collection[str] | None = None) -> None:
+        self._record("unplug", (instance_uuid, None if port_ids is None else sorted(port_ids)))
         with self._lock:
-            self.plugged.difference_update(p.port_id for p in ports)
+            for port_id in self.port_ids(instance_uuid):
+                if port_ids is None or port_id in port_ids:
+                    del self.plugged[port_id]
+
+    def port_ids(self, instance_uuid: str) -> list[str]:
+        return sorted(p for p, owner in self.plugged.items() if owner == instance_uuid)
 
     def refresh(self, request: msg.PortsRefresh) -> None:
         self._record("refresh", request)
         with self._lock:
             self.refreshed.append(request)
-            self.plugged.difference_update(request.removed)
+            for port_id in request.removed:
+                self.plugged.pop(port_id, None)
 
     def sync_router(self, spec: msg.RouterSpec) -> None:
         self._record("sync_router", spec.router_id)

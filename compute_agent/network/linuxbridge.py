@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,7 @@ class LinuxBridgeDriver(NetworkDriver):
         self.dhcp = dhcp.DhcpServers(self.runner, self.state_dir)
         self._lock = threading.RLock()
         self.ports: dict[str, msg.NetworkInfo] = {}
+        self.owners: dict[str, str] = {}  # port id -> instance uuid
         self.networks: dict[str, dict[str, Any]] = {}  # id -> type, vni, interface, zone
         self._load()
 
@@ -111,6 +112,7 @@ class LinuxBridgeDriver(NetworkDriver):
         data = json.loads(path.read_text())
         self.ports = {pid: msg.NetworkInfo.from_dict(p) for pid, p in data["ports"].items()}
         self.networks = dict(data["networks"])
+        self.owners = dict(data.get("owners", {}))
 
     def _save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +121,7 @@ class LinuxBridgeDriver(NetworkDriver):
         partial.write_text(json.dumps({
             "ports": {pid: p.to_dict() for pid, p in self.ports.items()},
             "networks": self.networks,
+            "owners": self.owners,
         }, indent=1, sort_keys=True))
         os.replace(partial, path)
 
@@ -138,7 +141,7 @@ class LinuxBridgeDriver(NetworkDriver):
         return Nic(kind="bridge", mac_address=port.mac_address,
                    bridge=bridge_name(port.network_id), tap=tap_name(port.port_id), mtu=port.mtu)
 
-    def plug(self, ports: list[msg.NetworkInfo]) -> None:
+    def plug(self, instance_uuid: str, ports: list[msg.NetworkInfo]) -> None:
         wanted = [p for p in ports if p.network_type in DATA_PLANE_TYPES]
         if not wanted:
             return
@@ -146,11 +149,19 @@ class LinuxBridgeDriver(NetworkDriver):
             for port in wanted:
                 self._ensure_network(port)
                 self.ports[port.port_id] = port
+                self.owners[port.port_id] = instance_uuid
             self._save()
             self._sync_all(networks={p.network_id for p in wanted})
 
-    def unplug(self, ports: list[msg.NetworkInfo]) -> None:
-        self._forget([p.port_id for p in ports])
+    def unplug(self, instance_uuid: str, port_ids: Collection[str] | None = None) -> None:
+        with self._lock:
+            mine = self.port_ids(instance_uuid)
+            self._forget([p for p in mine if port_ids is None or p in port_ids])
+
+    def port_ids(self, instance_uuid: str) -> list[str]:
+        with self._lock:
+            return sorted(p for p, owner in self.owners.items()
+                          if owner == instance_uuid and p in self.ports)
 
     def refresh(self, request: msg.PortsRefresh) -> None:
         with self._lock:
@@ -185,6 +196,7 @@ class LinuxBridgeDriver(NetworkDriver):
             if _router is not None:
                 _router.remove_all(self.runner, self.state_dir)
             self.ports.clear()
+            self.owners.clear()
             self._sync_all()
             for network_id in list(self.networks):
                 self._remove_network(network_id, force=True)
@@ -319,6 +331,8 @@ class LinuxBridgeDriver(NetworkDriver):
     def _forget(self, port_ids: list[str]) -> None:
         with self._lock:
             gone = [self.ports.pop(pid) for pid in port_ids if pid in self.ports]
+            for port in gone:
+                self.owners.pop(port.port_id, None)
             if not gone:
                 return
             self._save()

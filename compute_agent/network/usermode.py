@@ -3,6 +3,8 @@ the host's own stack, nothing reaches in), so there is nothing to plug on the ho
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from compute_agent import messages as msg
 
 from .base import NetworkDriver, NetworkError, Nic
@@ -14,11 +16,14 @@ class UserModeDriver(NetworkDriver):
     def nic(self, port: msg.NetworkInfo) -> Nic:
         return Nic(kind="user", mac_address=port.mac_address)
 
-    def plug(self, ports: list[msg.NetworkInfo]) -> None:
+    def plug(self, instance_uuid: str, ports: list[msg.NetworkInfo]) -> None:
         return None
 
-    def unplug(self, ports: list[msg.NetworkInfo]) -> None:
+    def unplug(self, instance_uuid: str, port_ids: Collection[str] | None = None) -> None:
         return None
+
+    def port_ids(self, instance_uuid: str) -> list[str]:
+        return []
 
     def refresh(self, request: msg.PortsRefresh) -> None:
         return None

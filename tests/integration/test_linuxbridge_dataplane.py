@@ -43,6 +43,7 @@ NETWORK = "5a1b2c3d-0000-4000-8000-00000000e001"
 PORT_A = "a0a0a0a0-1111-4000-8000-000000000001"
 PORT_B = "b0b0b0b0-2222-4000-8000-000000000002"
 VNI = 4242
+INSTANCE = "1b5f0000-0000-4000-8000-0000000000aa"
 DHCP_IP = "10.50.0.2"
 ICMP_IN = msg.SecurityRule(direction="ingress", protocol="icmp")
 ANY_OUT = msg.SecurityRule(direction="egress")
@@ -148,8 +149,8 @@ def test_two_guests_dhcp_rules_spoofing_and_cleanup(world: World) -> None:
     a = port(PORT_A, "52:54:00:50:00:11", "10.50.0.11", "guest-a", [ICMP_IN, ANY_OUT])
     b = port(PORT_B, "52:54:00:50:00:12", "10.50.0.12", "guest_b!", [ICMP_IN, ANY_OUT])
     driver = world.driver()
-    driver.plug([a, b])
-    driver.plug([a, b])  # a repeated plug changes nothing
+    driver.plug(INSTANCE, [a, b])
+    driver.plug(INSTANCE, [a, b])  # a repeated plug changes nothing
     bridge, vxlan = bridge_name(NETWORK), vxlan_name(VNI)
     assert {bridge, vxlan, host_leg(NETWORK)} <= world.host_links()
     fdb = in_ns(world.host, "bridge", "fdb", "show", "dev", vxlan).stdout
@@ -188,10 +189,10 @@ def test_two_guests_dhcp_rules_spoofing_and_cleanup(world: World) -> None:
     assert pings(world.guests[PORT_A], "10.50.0.12")
 
     # Unplugging A leaves B working; unplugging B removes the network's every trace.
-    again.unplug([a])
+    again.unplug(INSTANCE, [PORT_A])
     assert tap_name(PORT_A) not in world.host_links()
     assert "kumo-i-a0a0a0a0-11" not in world.kumo_rules()
-    again.unplug([b])
+    again.unplug(INSTANCE)
     assert not {bridge, vxlan, host_leg(NETWORK), tap_name(PORT_B)} & world.host_links()
     assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
     leftover = world.kumo_rules()

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 import libvirt
 
-from compute_agent.domain_xml import interface_macs, interface_xml, with_interfaces
+from compute_agent.domain_xml import interface_elements, interface_xml, with_interfaces
 from compute_agent.drivers.libvirt.connection import LibvirtBase
 from compute_agent.drivers.libvirt.power import WrongState
 from compute_agent.drivers.libvirt.states import domain_power_state
+from compute_agent.network.base import Nic
 
 LOG = logging.getLogger(__name__)
 
@@ -28,28 +29,30 @@ class DevicesMixin(LibvirtBase):
 
         return self._act("crash dump", instance_uuid, inject)
 
-    def set_interfaces(self, instance_uuid: str, mac_addresses: Sequence[str]) -> str:
-        wanted = [mac.lower() for mac in mac_addresses]
+    def set_interfaces(self, instance_uuid: str, nics: Sequence[str | Nic]) -> str:
+        by_mac = {(nic if isinstance(nic, str) else nic.mac_address).lower(): nic for nic in nics}
 
         def apply(domain: libvirt.virDomain) -> str:
-            defined = interface_macs(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            defined = interface_elements(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
             flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
             if domain.isActive():
                 flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
             try:
-                for mac in wanted:
+                for mac, nic in by_mac.items():
                     if mac not in defined:
-                        domain.attachDeviceFlags(interface_xml(mac), flags)
-                for mac in defined:
-                    if mac not in wanted:
-                        domain.detachDeviceFlags(interface_xml(mac), flags)
+                        domain.attachDeviceFlags(interface_xml(nic), flags)
+                for mac, element in defined.items():
+                    if mac not in by_mac:
+                        # As defined: a bridge NIC is found by what its definition says.
+                        domain.detachDeviceFlags(element, flags)
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
                     raise
                 # A hypervisor without hot-plug (libvirt's test driver): the definition changes,
                 # and the guest has its NICs from its next boot on.
                 LOG.info("no hot-plug for %s; its NICs change at its next boot", instance_uuid)
-                xml = with_interfaces(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), wanted)
+                xml = with_interfaces(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
+                                      list(by_mac.values()))
                 domain.connect().defineXML(xml)
             return domain_power_state(domain)
 

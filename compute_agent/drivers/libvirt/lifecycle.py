@@ -51,7 +51,7 @@ class LifecycleMixin(LibvirtBase):
             vnc_socket=vnc_socket,
             disks=prepared.disks,
             serial_log_path=prepared.serial_log_path,
-            mac_addresses=[nic.mac_address for nic in request.networks if nic.mac_address],
+            mac_addresses=self.nics(request.networks),
             video_model="vga",
             machine="pc",
         )

@@ -116,6 +116,6 @@ class RescueMixin(LibvirtBase):
             spawn, domain_type=self.domain_type, vnc_listen=self.vnc_listen,
             vnc_socket=self.vnc_socket_path(instance_uuid), disks=disks,
             serial_log_path=prepared.serial_log_path,
-            mac_addresses=[nic.mac_address for nic in spawn.networks if nic.mac_address],
+            mac_addresses=self.nics(spawn.networks),
             video_model="vga", machine="pc", rescue=True,
         )

@@ -12,6 +12,7 @@ import pytest
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
 from compute_agent.manager import host_tasks
+from compute_agent.network.base import NetworkError
 from compute_agent.reporter import CeleryReporter, ReportError
 from compute_agent.worker import (
     AgentConfig,
@@ -215,6 +216,16 @@ SAMPLE_REQUESTS: dict[type[msg.Message], msg.Message] = {
         msg.InterfaceRequest(request_id="r", instance_uuid="u", port_id="p", networks=[
             msg.NetworkInfo(network_id="n", network_name="net", port_id="p",
                             mac_address="fa:16:3e:00:00:01")]),
+        msg.PortsRefresh(request_id="r", removed=["p"], ports=[
+            msg.NetworkInfo(network_id="n", network_name="net", port_id="q",
+                            mac_address="fa:16:3e:00:00:02", network_type="vxlan",
+                            segmentation_id=7, rules=[msg.SecurityRule(direction="ingress",
+                                                                       protocol="tcp",
+                                                                       port_min=22,
+                                                                       port_max=22,
+                                                                       remote=[])])]),
+        msg.RouterSpec(request_id="r", router_id="rt", floating_ips=[
+            msg.FloatingMapping(floating_ip="203.0.113.9", fixed_ip="10.0.0.9")]),
     )
 }
 
@@ -247,7 +258,15 @@ def test_the_manager_serves_every_task_the_contract_sends_to_a_host() -> None:
 def test_a_refused_destroy_is_retried_and_every_task_retries_a_failed_report() -> None:
     declared = host_tasks()
     destroy = declared.pop(msg.TASK_DESTROY)
-    assert (destroy.retry_for, destroy.max_retries) == ((DriverError, ReportError), 8)
+    assert (destroy.retry_for, destroy.max_retries) == (
+        (DriverError, NetworkError, ReportError), 8
+    )
+    # The data plane's tasks have no event to report a failure in: they are retried too.
+    data_plane = {declared.pop(name) for name in (
+        msg.TASK_REFRESH_PORTS, msg.TASK_SYNC_ROUTER, msg.TASK_REMOVE_ROUTER)}
+    assert {(task.retry_for, task.max_retries) for task in data_plane} == {
+        ((NetworkError, ReportError), 5)
+    }
     assert {(task.retry_for, task.max_retries) for task in declared.values()} == {
         ((ReportError,), 5)
     }
