@@ -72,6 +72,19 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     ),
     # os-hosts (until 2.42): the availability zone listed
     "zone": _STRING,
+    # network (issue 14): Neutron's list filters
+    **dict.fromkeys(
+        ("provider:network_type", "provider:physical_network", "fixed_ips", "binding:host_id",
+         "security_group_id", "direction", "ethertype", "protocol", "remote_ip_prefix",
+         "remote_group_id", "floating_ip_address", "floating_network_id", "fixed_ip_address",
+         "port_id", "router_id", "agent_type", "topic"),
+        _STRING,
+    ),
+    **dict.fromkeys(("port_security_enabled", "stateful", "alive"), _FLAG),
+    "mtu": {"type": "integer"},
+    "provider:segmentation_id": {"type": "integer"},
+    "port_range_min": {"type": "integer"},
+    "port_range_max": {"type": "integer"},
 }
 
 _ERRORS: dict[str, Schema] = {

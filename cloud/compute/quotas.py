@@ -277,8 +277,9 @@ def update_limits(
 
 
 def reset_limits(project_id: str) -> None:
-    """Back to the defaults: the project's own limits are dropped."""
-    Quota.objects.filter(project_id=project_id).delete()
+    """Back to the defaults: the project's own limits are dropped (its network limits, rows of
+    the same table named "network:…", are the network API's)."""
+    Quota.objects.filter(project_id=project_id).exclude(resource__startswith="network:").delete()
 
 
 def update_user_limits(

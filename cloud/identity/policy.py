@@ -80,6 +80,15 @@ RULES: dict[str, str] = {
     "network:quotas:delete": "admin",
     # removing a project's default security group: admin only (Neutron's 409 for others)
     "network:security_groups:delete_default": "admin",
+    # creating, changing and deleting a project's own networks, subnets, ports, security groups,
+    # routers and floating IPs (the service functions check whose the resource is)
+    "network:write": "member",
+    # Neutron's admin-only attributes: shared and external networks
+    "network:networks:shared": "admin",
+    "network:networks:external": "admin",
+    # a project's network quotas; the agents (one set per compute host)
+    "network:quotas:update": "admin",
+    "network:agents": "admin",
     "identity:auth:projects": "authenticated",
     "identity:domains:list": "authenticated",
     "identity:domains:show": "authenticated",

@@ -33,13 +33,25 @@ class NoSubnet(errors.BadRequest):
 class InvalidAddress(errors.BadRequest):
     """The requested fixed IP is not a usable host address of the network's subnets."""
 
+    neutron_type = "InvalidIpForNetwork"
+
 
 class AddressInUse(errors.Conflict):
     """The requested fixed IP is held by another port."""
 
+    neutron_type = "IpAddressAlreadyAllocated"
+
 
 class NoFreeAddress(errors.Conflict):
     """Every address of the subnet's allocation pools is taken."""
+
+    neutron_type = "IpAddressGenerationFailure"
+
+
+class MacInUse(errors.Conflict):
+    """The requested MAC address is another port's."""
+
+    neutron_type = "MacAddressInUse"
 
 
 def _default_pools(subnet: Subnet) -> list[tuple[IPv4, IPv4]]:
@@ -84,9 +96,12 @@ def _ipv4_subnets(network: Network) -> list[Subnet]:
     ]
 
 
-def _used(network: Network) -> set[IPv4]:
+def _used(network: Network, exclude_port: object = None) -> set[IPv4]:
     used: set[IPv4] = set()
-    for fixed_ips in Port.objects.filter(network=network).values_list("fixed_ips", flat=True):
+    ports = Port.objects.filter(network=network)
+    if exclude_port is not None:
+        ports = ports.exclude(pk=exclude_port)
+    for fixed_ips in ports.values_list("fixed_ips", flat=True):
         for entry in fixed_ips or []:
             try:
                 address = ipaddress.ip_address(entry["ip_address"])
@@ -107,7 +122,9 @@ def _free(subnet: Subnet, used: set[IPv4]) -> Iterator[IPv4]:
             address += 1
 
 
-def _requested(subnets: list[Subnet], fixed_ip: str, used: set[IPv4]) -> tuple[Subnet, IPv4]:
+def _requested(
+    subnets: list[Subnet], fixed_ip: str, used: set[IPv4], allow_gateway: bool = False
+) -> tuple[Subnet, IPv4]:
     try:
         address = ipaddress.IPv4Address(fixed_ip)
     except ValueError:
@@ -117,18 +134,100 @@ def _requested(subnets: list[Subnet], fixed_ip: str, used: set[IPv4]) -> tuple[S
         if address not in net:
             continue
         reserved = {net.network_address, net.broadcast_address} if net.num_addresses > 2 else set()
-        if subnet.gateway_ip:
+        if subnet.gateway_ip and not allow_gateway:
             reserved.add(ipaddress.ip_address(subnet.gateway_ip))
         if address in reserved:
             raise InvalidAddress(f"IP address {address} is not a usable host address.")
         if address in used:
-            raise AddressInUse(f"IP address {address} is already allocated in subnet {subnet.id}.")
+            raise AddressInUse(f"IP address {address} already allocated in subnet {subnet.id}")
         return subnet, address
     raise InvalidAddress(f"IP address {address} is not in any subnet of the network.")
 
 
 def _random_mac() -> str:
     return MAC_PREFIX + "".join(f":{b:02x}" for b in secrets.token_bytes(3))
+
+
+def lock(network: Network) -> Network:
+    """The network's row, locked for this transaction: the one gate of every address change."""
+    return Network.objects.select_for_update(no_key=True).get(pk=network.pk)
+
+
+def assign(
+    locked: Network,
+    requests: list[dict] | None,
+    *,
+    port: Port | None = None,
+    allow_gateway: bool = False,
+) -> list[dict]:
+    """The fixed_ips for a port of `locked` (a network row held by lock()), as Neutron picks them.
+
+    `requests` None: one address, the lowest free one of the first IPv4 subnet that has one (none
+    if the network has no subnet). Else one address per entry: {"subnet_id"} the next free one of
+    that subnet, {"ip_address"} that address in whichever subnet holds it, both: that address,
+    which must be in that subnet. `port`: the port being changed, whose own addresses stay its.
+    """
+    subnets = _ipv4_subnets(locked)
+    used = _used(locked, exclude_port=port.pk if port is not None else None)
+    if requests is None:
+        for subnet in subnets:
+            free = next(_free(subnet, used), None)
+            if free is not None:
+                return [{"subnet_id": str(subnet.id), "ip_address": str(free)}]
+        if subnets:
+            raise NoFreeAddress(f"No more IP addresses available on network {locked.id}.")
+        return []
+    by_id = {str(s.id): s for s in subnets}
+    chosen: list[dict] = []
+    for request in requests:
+        subnet_id, fixed_ip = request.get("subnet_id"), request.get("ip_address")
+        named: Subnet | None = by_id.get(str(subnet_id)) if subnet_id is not None else None
+        if subnet_id is not None and named is None:
+            raise InvalidAddress(
+                f"Failed to create port on network {locked.id}, because fixed_ips included "
+                f"invalid subnet {subnet_id}.")
+        if fixed_ip is not None:
+            held, address = _requested(
+                [named] if named else subnets, str(fixed_ip), used, allow_gateway)
+        else:
+            assert named is not None  # the caller asks for a subnet, an address or both
+            held, free = named, next(_free(named, used), None)
+            if free is None:
+                raise NoFreeAddress(f"No more IP addresses available on network {locked.id}.")
+            address = free
+        used.add(address)
+        chosen.append({"subnet_id": str(held.id), "ip_address": str(address)})
+    return chosen
+
+
+def create_port(
+    locked: Network,
+    *,
+    fixed_ips: list[dict],
+    mac_address: str | None = None,
+    **fields: object,
+) -> Port:
+    """A port row on `locked` with addresses from assign(), and `mac_address` or a unique
+    random MAC. Call inside the transaction that locked the network."""
+    if mac_address is not None:
+        if Port.objects.filter(mac_address=mac_address).exists():
+            raise MacInUse(f"Unable to complete operation for network {locked.id}. The mac "
+                           f"address {mac_address} is in use.")
+        return Port.objects.create(network=locked, mac_address=mac_address,
+                                   fixed_ips=fixed_ips, **fields)
+    for _ in range(_MAC_ATTEMPTS):
+        mac = _random_mac()
+        if Port.objects.filter(mac_address=mac).exists():
+            continue
+        try:
+            # A savepoint, so that losing a MAC race to another network's allocation
+            # costs one retry rather than the whole transaction.
+            with transaction.atomic():
+                return Port.objects.create(network=locked, mac_address=mac,
+                                           fixed_ips=fixed_ips, **fields)
+        except IntegrityError:
+            continue
+    raise errors.Conflict("Could not generate a unique MAC address.")
 
 
 def allocate_port(
@@ -143,7 +242,7 @@ def allocate_port(
     """A new port on `network` for `device_id` (an instance uuid) with one IPv4 address: `fixed_ip`
     if given and free, else the lowest free address of the first IPv4 subnet's pools."""
     with transaction.atomic():
-        locked = Network.objects.select_for_update(no_key=True).get(pk=network.pk)
+        locked = lock(network)
         subnets = _ipv4_subnets(locked)
         if not subnets:
             raise NoSubnet(f"Network {locked.id} has no IPv4 subnet.")
@@ -156,26 +255,11 @@ def allocate_port(
             if free is None:
                 raise NoFreeAddress(f"No more IP addresses available on network {locked.id}.")
             address = free
-        for _ in range(_MAC_ATTEMPTS):
-            mac = _random_mac()
-            if Port.objects.filter(mac_address=mac).exists():
-                continue
-            try:
-                # A savepoint, so that losing a MAC race to another network's allocation
-                # costs one retry rather than the whole transaction.
-                with transaction.atomic():
-                    return Port.objects.create(
-                        network=locked,
-                        name=name,
-                        project_id=project_id,
-                        device_id=device_id,
-                        device_owner=device_owner,
-                        mac_address=mac,
-                        fixed_ips=[{"subnet_id": str(subnet.id), "ip_address": str(address)}],
-                    )
-            except IntegrityError:
-                continue
-        raise errors.Conflict("Could not generate a unique MAC address.")
+        return create_port(
+            locked,
+            fixed_ips=[{"subnet_id": str(subnet.id), "ip_address": str(address)}],
+            name=name, project_id=project_id, device_id=device_id, device_owner=device_owner,
+        )
 
 
 def release_ports(device_id: str) -> int:

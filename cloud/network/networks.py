@@ -1,86 +1,36 @@
-"""Neutron v2.0 read-only subset: who sees which network, subnet and port, and the filters the
-clients send. Writes to ports go through cloud.network.ipam.
+"""Neutron v2.0 networks: who sees which, their filters, and their creation, change and removal.
 
 Tenancy: a project sees shared and external networks plus its own, and the subnets of every network
-it sees; it sees only its own ports. An admin sees everything. Anything else answers 404.
+it sees; it sees only its own ports. An admin sees everything. Anything else answers 404; a network
+the caller sees but does not own is refused (403) to anyone but an admin.
+
+A tenant network is a VXLAN segment with a VNI of its own (the lowest free one from FIRST_VNI); an
+external network (admins only) is flat, on the physical network "public".
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
 from cloud import errors
-from cloud.identity import policy
 from cloud.identity.context import RequestContext
-from cloud.identity.models import Project
-from cloud.ids import parse_uuid
-from cloud.validation import parse_bool
 
-from .models import Network, Port, Subnet
+from . import common, dataplane, quotas
+from . import security_groups as groups
+from .models import Network, Port
 
-Filters = Mapping[str, Sequence[str]]
+Filters = common.Filters
 
-# Neutron's stock defaults; Kumo does not enforce network quotas yet, it only reports them.
-DEFAULT_QUOTA = {
-    "network": 100,
-    "subnet": 100,
-    "port": 500,
-    "router": 10,
-    "floatingip": 50,
-    "security_group": 10,
-    "security_group_rule": 100,
-    "rbac_policy": 10,
-    "subnetpool": -1,
-}
-_SG_NAMESPACE = uuid.UUID("3f1c54f4-8a7e-4d55-9d2e-5c1b7a0e6d21")
+FIRST_VNI = 1000
+MAX_VNI = 2**24 - 1
+VXLAN_MTU, FLAT_MTU, MIN_MTU = 1450, 1500, 68
+PUBLIC_PHYSNET = "public"
+_VNI_ATTEMPTS = 8
 
-
-def _authorize(ctx: RequestContext) -> None:
-    if not policy.allowed(ctx, "network:get"):
-        raise errors.Forbidden("Policy doesn't allow network:get to be performed.")
-
-
-def _bool(value: str) -> bool:
-    return parse_bool(value, f"'{value}' cannot be converted to boolean")
-
-
-def _ids(values: Sequence[str]) -> list[uuid.UUID]:
-    # A value that is not a UUID cannot name anything: it matches nothing rather than failing.
-    return [parsed for parsed in map(parse_uuid, values) if parsed is not None]
-
-
-def _filter(
-    queryset: QuerySet, filters: Filters, fields: dict[str, tuple[str, Callable]]
-) -> QuerySet:
-    """Neutron semantics: a repeated parameter is OR, different parameters are AND."""
-    for param, (field, convert) in fields.items():
-        values = filters.get(param)
-        if not values:
-            continue
-        if convert is _ids:
-            queryset = queryset.filter(**{f"{field}__in": _ids(values)})
-        else:
-            queryset = queryset.filter(**{f"{field}__in": [convert(v) for v in values]})
-    return queryset
-
-
-def _not_found(kind: str, noun: str, ident: object) -> errors.NotFound:
-    return errors.NotFound(f"{noun} {ident} could not be found.", neutron_type=kind)
-
-
-def _one(queryset: QuerySet, ident: object, kind: str, noun: str) -> Any:
-    parsed = parse_uuid(str(ident))
-    found = queryset.filter(pk=parsed).first() if parsed else None
-    if found is None:
-        raise _not_found(kind, noun, ident)
-    return found
-
-
-# --- networks
+# kept for existing callers; the quotas live in cloud/network/quotas.py
+DEFAULT_QUOTA = quotas.DEFAULT_QUOTA
+_SG_NAMESPACE = groups._SG_NAMESPACE
 
 
 def visible_networks(ctx: RequestContext) -> QuerySet[Network]:
@@ -90,210 +40,213 @@ def visible_networks(ctx: RequestContext) -> QuerySet[Network]:
     return networks.filter(Q(shared=True) | Q(external=True) | Q(project_id=ctx.project_id))
 
 
-_NETWORK_FILTERS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "id": ("pk", _ids),
+_NETWORK_FILTERS: common.FilterSpec = {
+    "id": ("pk", common.ids),
     "name": ("name", str),
-    "shared": ("shared", _bool),
-    "router:external": ("external", _bool),
-    "admin_state_up": ("admin_state_up", _bool),
+    "shared": ("shared", common.as_bool),
+    "router:external": ("external", common.as_bool),
+    "admin_state_up": ("admin_state_up", common.as_bool),
+    "port_security_enabled": ("port_security_enabled", common.as_bool),
+    "mtu": ("mtu", int),
     "project_id": ("project_id", str),
     "tenant_id": ("project_id", str),
     "description": ("description", str),
+    "provider:network_type": ("network_type", str),
+    "provider:physical_network": ("physical_network", str),
+    "provider:segmentation_id": ("segmentation_id", int),
 }
 
 
 def list_networks(ctx: RequestContext, filters: Filters) -> list[Network]:
-    _authorize(ctx)
-    networks = _filter(visible_networks(ctx), filters, _NETWORK_FILTERS)
+    common.authorize_read(ctx)
+    networks = common.filter_by(visible_networks(ctx), filters, _NETWORK_FILTERS)
     if "status" in filters and "ACTIVE" not in filters["status"]:
         return []  # every network is ACTIVE
     return list(networks.prefetch_related("subnets"))
 
 
 def get_network(ctx: RequestContext, network_id: object) -> Network:
-    _authorize(ctx)
-    return _one(
+    common.authorize_read(ctx)
+    return common.one(
         visible_networks(ctx).prefetch_related("subnets"), network_id, "NetworkNotFound", "Network"
     )
 
 
-# --- subnets
+_ATTRS = ("name", "description", "admin_state_up", "shared", "router:external", "mtu",
+          "port_security_enabled", "project_id", "tenant_id", "provider:network_type",
+          "provider:physical_network", "provider:segmentation_id", "availability_zone_hints",
+          "is_default", "dns_domain", "qos_policy_id")
+_UPDATABLE = ("name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled",
+              "router:external", "is_default", "dns_domain", "qos_policy_id")
 
 
-def visible_subnets(ctx: RequestContext) -> QuerySet[Subnet]:
-    return Subnet.objects.filter(network__in=visible_networks(ctx)).select_related("network")
+def _mtu(value: object, network_type: str) -> int:
+    most = VXLAN_MTU if network_type == "vxlan" else FLAT_MTU
+    mtu = common.integer(value, "mtu", 0, 2**31 - 1)
+    if mtu < MIN_MTU:
+        raise common.invalid("mtu", value, f"'{value}' is too small - must be at least '{MIN_MTU}'")
+    if mtu > most:
+        raise errors.BadRequest(f"Requested MTU is too big, maximum is {most}",
+                                neutron_type="InvalidInput")
+    return mtu
 
 
-_SUBNET_FILTERS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "id": ("pk", _ids),
-    "name": ("name", str),
-    "network_id": ("network_id", _ids),
-    "cidr": ("cidr", str),
-    "ip_version": ("ip_version", int),
-    "gateway_ip": ("gateway_ip", str),
-    "enable_dhcp": ("enable_dhcp", _bool),
-    "project_id": ("project_id", str),
-    "tenant_id": ("project_id", str),
-}
+def _extras(data: dict) -> None:
+    """Attributes clients send that Kumo has no use for: accepted only at their empty value."""
+    if data.get("availability_zone_hints") not in (None, []):
+        raise errors.BadRequest("Availability zones are not supported for networks.")
+    for name in ("is_default", "dns_domain", "qos_policy_id"):
+        if data.get(name) not in (None, False, ""):
+            raise errors.BadRequest(f"The attribute {name} is not supported.")
 
 
-def list_subnets(ctx: RequestContext, filters: Filters) -> list[Subnet]:
-    _authorize(ctx)
-    try:
-        return list(_filter(visible_subnets(ctx), filters, _SUBNET_FILTERS))
-    except ValueError as exc:
-        raise errors.BadRequest(f"Invalid filter value: {exc}") from None
+def _provider(ctx: RequestContext, data: dict, external: bool) -> tuple[str, str | None, int | None]:
+    given = {k: data[k] for k in data if k.startswith("provider:") and data[k] is not None}
+    if given and not ctx.is_admin:
+        raise errors.Forbidden("rule:create_network:provider:network_type is disallowed by "
+                               "policy", neutron_type="PolicyNotAuthorized")
+    if external and not given:
+        return "flat", PUBLIC_PHYSNET, None
+    network_type = given.get("provider:network_type", "vxlan")
+    if network_type not in ("vxlan", "flat"):
+        raise common.invalid("provider:network_type", network_type,
+                             f"network type {network_type} is not supported (vxlan, flat)")
+    if network_type == "flat":
+        physnet = given.get("provider:physical_network", PUBLIC_PHYSNET)
+        if physnet != PUBLIC_PHYSNET:
+            raise common.invalid("provider:physical_network", physnet,
+                                 f"unknown physical network {physnet}")
+        if "provider:segmentation_id" in given:
+            raise common.invalid("provider:segmentation_id", given["provider:segmentation_id"],
+                                 "a flat network has no segmentation id")
+        return "flat", physnet, None
+    if "provider:physical_network" in given:
+        raise common.invalid("provider:physical_network", given["provider:physical_network"],
+                             "a vxlan network has no physical network")
+    vni = given.get("provider:segmentation_id")
+    if vni is not None:
+        vni = common.integer(vni, "provider:segmentation_id", 1, MAX_VNI)
+        if Network.objects.filter(segmentation_id=vni).exists():
+            raise errors.Conflict(f"Unable to create the network. The VXLAN {vni} is in use.",
+                                  neutron_type="TunnelIdInUse")
+    return "vxlan", None, vni
 
 
-def get_subnet(ctx: RequestContext, subnet_id: object) -> Subnet:
-    _authorize(ctx)
-    return _one(visible_subnets(ctx), subnet_id, "SubnetNotFound", "Subnet")
+def _next_vni() -> int:
+    used = Network.objects.filter(segmentation_id__gte=FIRST_VNI).order_by(
+        "segmentation_id").values_list("segmentation_id", flat=True)
+    vni = FIRST_VNI
+    for taken in used:
+        if taken != vni:
+            break
+        vni += 1
+    if vni > MAX_VNI:
+        raise errors.ServiceUnavailable("No free VXLAN network identifier is left.")
+    return vni
 
 
-# --- ports
-
-
-def visible_ports(ctx: RequestContext) -> QuerySet[Port]:
-    ports = Port.objects.all()
-    if ctx.is_admin:
-        return ports
-    return ports.filter(project_id=ctx.project_id)
-
-
-_PORT_FILTERS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "id": ("pk", _ids),
-    "name": ("name", str),
-    "network_id": ("network_id", _ids),
-    "device_id": ("device_id", str),
-    "device_owner": ("device_owner", str),
-    "mac_address": ("mac_address", str),
-    "status": ("status", str),
-    "admin_state_up": ("admin_state_up", _bool),
-    "project_id": ("project_id", str),
-    "tenant_id": ("project_id", str),
-}
-
-
-def list_ports(ctx: RequestContext, filters: Filters) -> list[Port]:
-    _authorize(ctx)
-    return list(_filter(visible_ports(ctx), filters, _PORT_FILTERS))
-
-
-def get_port(ctx: RequestContext, port_id: object) -> Port:
-    _authorize(ctx)
-    return _one(visible_ports(ctx), port_id, "PortNotFound", "Port")
-
-
-# --- quotas, floating IPs, security groups: just enough for `quota show` and `server show`
-
-
-def _check_project(ctx: RequestContext, project_id: str) -> None:
-    if not ctx.is_admin and project_id != ctx.project_id:
-        raise errors.Forbidden("Only admin is authorized to access quotas for another project.")
-
-
-def get_quota(ctx: RequestContext, project_id: str) -> dict[str, int]:
-    _authorize(ctx)
-    _check_project(ctx, project_id)
-    return dict(DEFAULT_QUOTA)
-
-
-def reset_quota(ctx: RequestContext, project_id: str) -> None:
-    """Neutron's quota delete puts a project back on the defaults, which Kumo's fixed network quotas
-    always are: nothing to change, but clients (Ansible's quota state=absent) call it."""
-    if not policy.allowed(ctx, "network:quotas:delete"):
-        raise errors.Forbidden("Policy doesn't allow network:quotas:delete to be performed.")
-
-
-def get_quota_details(ctx: RequestContext, project_id: str) -> dict[str, dict[str, int]]:
-    _authorize(ctx)
-    _check_project(ctx, project_id)
-    used = {
-        "network": Network.objects.filter(project_id=project_id).count(),
-        "subnet": Subnet.objects.filter(project_id=project_id).count(),
-        "port": Port.objects.filter(project_id=project_id).count(),
-        "security_group": 1,
-        "security_group_rule": len(_DEFAULT_RULES),
+def create_network(ctx: RequestContext, body: object) -> Network:
+    common.authorize(ctx, "create_network")
+    data = common.attrs(body, _ATTRS)
+    _extras(data)
+    project_id = common.owner_of(ctx, data)
+    shared = common.boolean(data, "shared", False)
+    external = common.boolean(data, "router:external", False)
+    if shared:
+        common.authorize(ctx, "create_network:shared", "network:networks:shared")
+    if external:
+        common.authorize(ctx, "create_network:router:external", "network:networks:external")
+    network_type, physnet, vni = _provider(ctx, data, external)
+    default_mtu = VXLAN_MTU if network_type == "vxlan" else FLAT_MTU
+    fields = {
+        "name": common.text(data, "name"),
+        "description": common.text(data, "description", max_len=1024),
+        "admin_state_up": common.boolean(data, "admin_state_up", True),
+        "port_security_enabled": common.boolean(data, "port_security_enabled", True),
+        "mtu": _mtu(data["mtu"], network_type) if data.get("mtu") is not None else default_mtu,
+        "project_id": project_id, "shared": shared, "external": external,
+        "network_type": network_type, "physical_network": physnet,
     }
-    return {
-        name: {"limit": limit, "used": used.get(name, 0), "reserved": 0}
-        for name, limit in DEFAULT_QUOTA.items()
-    }
+    for _ in range(_VNI_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                quotas.check(project_id, "network")
+                chosen = vni if vni is not None or network_type != "vxlan" else _next_vni()
+                return Network.objects.create(segmentation_id=chosen, **fields)
+        except IntegrityError:
+            if vni is not None:
+                raise errors.Conflict(f"Unable to create the network. The VXLAN {vni} is in use.",
+                                      neutron_type="TunnelIdInUse") from None
+            continue  # another network took the same VNI at once: take the next
+    raise errors.Conflict("Could not allocate a VXLAN network identifier; try again.")
 
 
-def list_floating_ips(ctx: RequestContext) -> list[dict]:
-    _authorize(ctx)
-    return []
+def update_network(ctx: RequestContext, network_id: str, body: object) -> Network:
+    network = get_network(ctx, network_id)
+    common.authorize(ctx, "update_network")
+    common.check_owner(ctx, network.project_id, "update_network")
+    data = common.attrs(body, _UPDATABLE, read_only=[a for a in _ATTRS if a not in _UPDATABLE])
+    _extras(data)
+    with transaction.atomic():
+        network = Network.objects.select_for_update().get(pk=network.pk)
+        touched_ports = False
+        if "name" in data:
+            network.name = common.text(data, "name")
+        if "description" in data:
+            network.description = common.text(data, "description", max_len=1024)
+        if "shared" in data:
+            shared = common.boolean(data, "shared", network.shared)
+            if shared != network.shared:
+                common.authorize(ctx, "update_network:shared", "network:networks:shared")
+                if not shared and network.ports.exclude(project_id=network.project_id).exclude(
+                        device_owner__startswith="network:").exists():
+                    raise errors.Conflict(
+                        f"Unable to reconfigure sharing settings for network {network.id}. "
+                        "Multiple tenants are using it.", neutron_type="InvalidSharedSetting")
+            network.shared = shared
+        if "router:external" in data:
+            external = common.boolean(data, "router:external", network.external)
+            if external != network.external:
+                raise errors.BadRequest("Changing router:external of an existing network is not "
+                                        "supported; create the network as external.")
+        if "admin_state_up" in data:
+            state = common.boolean(data, "admin_state_up", network.admin_state_up)
+            touched_ports = state != network.admin_state_up
+            network.admin_state_up = state
+        if "mtu" in data and data["mtu"] is not None:
+            mtu = _mtu(data["mtu"], network.network_type)
+            touched_ports = touched_ports or mtu != network.mtu
+            network.mtu = mtu
+        if "port_security_enabled" in data:
+            # The default of the network's new ports: its ports keep their own setting.
+            network.port_security_enabled = common.boolean(
+                data, "port_security_enabled", network.port_security_enabled)
+        network.save()
+        if touched_ports:
+            dataplane.notify_ports([str(p) for p in network.ports.values_list("pk", flat=True)])
+    return get_network(ctx, network_id)
 
 
-# (direction, ethertype, remote is the group itself)
-_DEFAULT_RULES = [
-    ("egress", "IPv4", False),
-    ("egress", "IPv6", False),
-    ("ingress", "IPv4", True),
-    ("ingress", "IPv6", True),
-]
+def delete_network(ctx: RequestContext, network_id: str) -> None:
+    network = get_network(ctx, network_id)
+    common.authorize(ctx, "delete_network")
+    common.check_owner(ctx, network.project_id, "delete_network")
+    with transaction.atomic():
+        network = Network.objects.select_for_update().get(pk=network.pk)
+        if network.ports.exclude(device_owner=common.DHCP).exists():
+            raise errors.Conflict(
+                f"Unable to complete operation on network {network.id}. There are one or more "
+                "ports still in use on the network.", neutron_type="NetworkInUse")
+        for port in network.ports.all():  # DHCP ports go with their network
+            if port.binding_host:
+                dataplane.notify_port_removed(str(port.id), port.binding_host)
+        Port.objects.filter(network=network).delete()
+        network.delete()
+
+
+# --- kept for the compute side until it calls cloud.network.security_groups itself
 
 
 def default_security_group(project_id: str) -> dict:
-    """The "default" group every Neutron project has: egress open, ingress only from members.
-    Kumo stores no groups; the ids are derived from the project so they stay stable."""
-    group_id = str(uuid.uuid5(_SG_NAMESPACE, project_id))
-    rules = [
-        {
-            "id": str(uuid.uuid5(_SG_NAMESPACE, f"{group_id}/{direction}/{ethertype}")),
-            "security_group_id": group_id,
-            "direction": direction,
-            "ethertype": ethertype,
-            "protocol": None,
-            "port_range_min": None,
-            "port_range_max": None,
-            "remote_ip_prefix": None,
-            "remote_group_id": group_id if from_group else None,
-            "description": "",
-            "tenant_id": project_id,
-            "project_id": project_id,
-        }
-        for direction, ethertype, from_group in _DEFAULT_RULES
-    ]
-    return {
-        "id": group_id,
-        "name": "default",
-        "description": "Default security group",
-        "stateful": True,
-        "shared": False,
-        "tenant_id": project_id,
-        "project_id": project_id,
-        "security_group_rules": rules,
-        "tags": [],
-    }
-
-
-def list_security_groups(ctx: RequestContext, filters: Filters) -> list[dict]:
-    _authorize(ctx)
-    if ctx.is_admin:
-        project_ids = list(Project.objects.order_by("name").values_list("id", flat=True))
-    else:
-        project_ids = [ctx.project_id] if ctx.project_id else []
-    groups = [default_security_group(pid) for pid in project_ids]
-    for key in ("id", "name", "project_id", "tenant_id"):
-        if filters.get(key):
-            groups = [g for g in groups if g[key] in filters[key]]
-    return groups
-
-
-def get_security_group(ctx: RequestContext, group_id: str) -> dict:
-    for group in list_security_groups(ctx, {"id": [group_id]}):
-        return group
-    raise _not_found("SecurityGroupNotFound", "Security group", group_id)
-
-
-def delete_security_group(ctx: RequestContext, group_id: str) -> None:
-    """Neutron's delete of a project's default group (the only groups Kumo has): only an admin may
-    (others get Neutron's 409), and Kumo's default group, derived from the project, is back at once
-    as Neutron makes a project's default group again when next needed. Tempest's credential
-    cleanup deletes each test project's default group this way."""
-    get_security_group(ctx, group_id)  # 404 for a group the caller cannot see
-    if not policy.allowed(ctx, "network:security_groups:delete_default"):
-        raise errors.Conflict("Insufficient rights for removing default security group.",
-                              neutron_type="SecurityGroupCannotRemoveDefault")
+    """The project's "default" group in the API's shape (see security_groups.default_group)."""
+    return groups.group_body(groups.default_group(project_id))

@@ -1,8 +1,9 @@
-"""Neutron v2.0 read-only subset over HTTP."""
+"""Neutron v2.0 over HTTP: discovery, networks, subnets, ports, extensions. Security groups, routers,
+floating IPs, quotas and agents: the sibling modules. Views are thin over cloud/network/."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,97 +11,34 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.api import error_bodies
 from cloud.api.base import NetworkView, PublicView
-from cloud.network import ipam, networks
-from cloud.network.models import Network, Port, Subnet
+from cloud.network import networks, ports, subnets
 
-# Extensions whose attributes these bodies really carry; clients probe for some by alias.
+from .bodies import network_body, port_body, subnet_body
+
+# Extensions whose attributes and resources these APIs really have; clients probe by alias.
 EXTENSIONS = [
-    (
-        "external-net",
-        "Neutron external network",
-        "Adds external network attribute to network resource.",
-    ),
+    ("agent", "agent", "The agent management extension."),
+    ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
+    ("binding", "Port Binding", "Expose port bindings of a virtual port"),
+    ("external-net", "Neutron external network", "Adds external network attribute to network"),
+    ("ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Whether SNAT is done"),
+    ("extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router"),
     ("network-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
+    ("net-mtu-writable", "Network MTU (writable)", "A writable MTU attribute for a network"),
     ("port-security", "Port Security", "Provides port security"),
+    ("project-id", "project_id field enabled", "The project_id field is enabled."),
+    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
     ("quotas", "Quota management support", "Expose functions for quotas management per project"),
+    ("quota_details", "Quota details management support", "Quota usage per project"),
+    ("router", "Neutron L3 Router", "Router abstraction for basic L3 forwarding and NAT"),
     ("security-group", "security-group", "The security groups extension."),
+    ("stateful-security-group", "Stateful security group", "Whether a group is stateful"),
+    ("standard-attr-description", "standard-attr-description", "Descriptions of resources"),
+    ("standard-attr-revisions", "Resource revision numbers", "Revision numbers of resources"),
+    ("standard-attr-timestamp", "Resource timestamps", "created_at and updated_at fields"),
 ]
-RESOURCES = ["network", "subnet", "port", "security-group", "floatingip", "quota", "extension"]
-
-
-def _iso(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _owner(project_id: str | None) -> dict:
-    return {"tenant_id": project_id or "", "project_id": project_id or ""}
-
-
-def network_body(network: Network) -> dict:
-    return {
-        "id": str(network.id),
-        "name": network.name,
-        "status": "ACTIVE",
-        "admin_state_up": network.admin_state_up,
-        "shared": network.shared,
-        "subnets": [str(subnet.id) for subnet in network.subnets.all()],
-        **_owner(network.project_id),
-        "router:external": network.external,
-        "mtu": network.mtu,
-        "port_security_enabled": True,
-        "availability_zones": [],
-        "availability_zone_hints": [],
-        "description": network.description,
-        "tags": [],
-        "created_at": _iso(network.created_at),
-        "updated_at": _iso(network.updated_at),
-    }
-
-
-def subnet_body(subnet: Subnet) -> dict:
-    return {
-        "id": str(subnet.id),
-        "name": subnet.name,
-        "network_id": str(subnet.network_id),
-        **_owner(subnet.project_id or subnet.network.project_id),
-        "cidr": subnet.cidr,
-        "ip_version": subnet.ip_version,
-        "gateway_ip": subnet.gateway_ip,
-        "enable_dhcp": subnet.enable_dhcp,
-        "allocation_pools": ipam.allocation_pools(subnet),
-        "dns_nameservers": [],
-        "host_routes": [],
-        "ipv6_ra_mode": None,
-        "ipv6_address_mode": None,
-        "subnetpool_id": None,
-        "description": "",
-        "tags": [],
-        "created_at": _iso(subnet.created_at),
-        "updated_at": _iso(subnet.updated_at),
-    }
-
-
-def port_body(port: Port) -> dict:
-    return {
-        "id": str(port.id),
-        "name": port.name,
-        "network_id": str(port.network_id),
-        "device_id": port.device_id,
-        "device_owner": port.device_owner,
-        "mac_address": port.mac_address,
-        "fixed_ips": list(port.fixed_ips),
-        "status": port.status,
-        "admin_state_up": port.admin_state_up,
-        **_owner(port.project_id),
-        "security_groups": [],
-        "port_security_enabled": True,
-        "allowed_address_pairs": [],
-        "binding:vnic_type": "normal",
-        "description": "",
-        "tags": [],
-        "created_at": _iso(port.created_at),
-        "updated_at": _iso(port.updated_at),
-    }
+RESOURCES = ["network", "subnet", "port", "security-group", "security-group-rule", "router",
+             "floatingip", "quota", "agent", "extension"]
 
 
 class _AnyAccept:
@@ -113,7 +51,9 @@ class _AnyAccept:
 
 class NeutronView(_AnyAccept, NetworkView):
     def filters(self) -> dict[str, list[str]]:
-        return {key: values for key, values in self.request.query_params.lists() if key != "fields"}
+        return {key: values for key, values in self.request.query_params.lists()
+                if key not in ("fields", "limit", "marker", "page_reverse", "sort_key",
+                               "sort_dir")}
 
     def pick(self, body: dict) -> dict:
         """Neutron's `fields=` parameter: return only the attributes asked for."""
@@ -121,6 +61,62 @@ class NeutronView(_AnyAccept, NetworkView):
         if not fields:
             return body
         return {key: value for key, value in body.items() if key in fields}
+
+    def resource(self, key: str) -> object:
+        """The body's `key` member (any JSON: the service functions check it)."""
+        data = self.body()
+        if key not in data:
+            raise errors.BadRequest(f"Resource body required: '{key}'")
+        return data[key]
+
+
+class Collection(NeutronView):
+    """GET lists, POST creates one (a bulk create of a list answers 400)."""
+
+    key = ""
+    lister: Callable
+    creator: Callable
+    shape: Callable
+
+    def get(self, request: Request, **_: str) -> Response:
+        found = type(self).lister(self.ctx, self.filters())
+        return Response({f"{self.key}s": [self.pick(type(self).shape(r)) for r in found]})
+
+    def post(self, request: Request, **_: str) -> Response:
+        if f"{self.key}s" in self.body() and self.key not in self.body():
+            raise errors.BadRequest("Bulk creation is not supported.")
+        made = type(self).creator(self.ctx, self.resource(self.key))
+        return Response({self.key: type(self).shape(made)}, status=201)
+
+
+class FixedMember(NeutronView):
+    """GET shows, DELETE removes one, named by the last path argument."""
+
+    key = ""
+    getter: Callable
+    deleter: Callable
+    shape: Callable
+    query_params = {"GET": ("fields",)}
+
+    def get(self, request: Request, **kw: str) -> Response:
+        (ident,) = kw.values()
+        return Response({self.key: self.pick(type(self).shape(type(self).getter(self.ctx, ident)))})
+
+    def delete(self, request: Request, **kw: str) -> Response:
+        (ident,) = kw.values()
+        type(self).deleter(self.ctx, ident)
+        return Response(status=204)
+
+
+class Member(FixedMember):
+    """…and PUT changes it."""
+
+    updater: Callable
+
+    def put(self, request: Request, **kw: str) -> Response:
+        (ident,) = kw.values()
+        changed = type(self).updater(self.ctx, ident, self.resource(self.key))
+        return Response({self.key: type(self).shape(changed)})
 
 
 class NetworkRoot(_AnyAccept, PublicView):
@@ -158,103 +154,48 @@ class NetworkV2Root(_AnyAccept, PublicView):
         )
 
 
-class Networks(NeutronView):
+class Networks(Collection):
+    key = "network"
+    lister, creator, shape = networks.list_networks, networks.create_network, network_body
     query_params = {"GET": ("fields", "id", "name", "shared", "router:external", "admin_state_up",
-                            "project_id", "tenant_id", "description", "status")}
-
-    def get(self, request: Request) -> Response:
-        found = networks.list_networks(self.ctx, self.filters())
-        return Response({"networks": [self.pick(network_body(n)) for n in found]})
+                            "project_id", "tenant_id", "description", "status", "mtu",
+                            "port_security_enabled", "provider:network_type",
+                            "provider:physical_network", "provider:segmentation_id")}
 
 
-class NetworkDetail(NeutronView):
-    query_params = {"GET": ("fields",)}
-
-    def get(self, request: Request, network_id: str) -> Response:
-        return Response(
-            {"network": self.pick(network_body(networks.get_network(self.ctx, network_id)))}
-        )
+class NetworkDetail(Member):
+    key = "network"
+    getter, updater, deleter = (networks.get_network, networks.update_network,
+                                networks.delete_network)
+    shape = network_body
 
 
-class Subnets(NeutronView):
+class Subnets(Collection):
+    key = "subnet"
+    lister, creator, shape = subnets.list_subnets, subnets.create_subnet, subnet_body
     query_params = {"GET": ("fields", "id", "name", "network_id", "cidr", "ip_version", "gateway_ip",
-                            "enable_dhcp", "project_id", "tenant_id")}
-
-    def get(self, request: Request) -> Response:
-        subnets = networks.list_subnets(self.ctx, self.filters())
-        return Response({"subnets": [self.pick(subnet_body(s)) for s in subnets]})
+                            "enable_dhcp", "project_id", "tenant_id", "description")}
 
 
-class SubnetDetail(NeutronView):
-    query_params = {"GET": ("fields",)}
-
-    def get(self, request: Request, subnet_id: str) -> Response:
-        return Response(
-            {"subnet": self.pick(subnet_body(networks.get_subnet(self.ctx, subnet_id)))}
-        )
+class SubnetDetail(Member):
+    key = "subnet"
+    getter, updater, deleter = subnets.get_subnet, subnets.update_subnet, subnets.delete_subnet
+    shape = subnet_body
 
 
-class Ports(NeutronView):
+class Ports(Collection):
+    key = "port"
+    lister, creator, shape = ports.list_ports, ports.create_port, port_body
     query_params = {"GET": ("fields", "id", "name", "network_id", "device_id", "device_owner",
-                            "mac_address", "status", "admin_state_up", "project_id", "tenant_id")}
-
-    def get(self, request: Request) -> Response:
-        ports = networks.list_ports(self.ctx, self.filters())
-        return Response({"ports": [self.pick(port_body(p)) for p in ports]})
+                            "mac_address", "status", "admin_state_up", "project_id", "tenant_id",
+                            "fixed_ips", "security_groups", "description",
+                            "port_security_enabled", "binding:host_id")}
 
 
-class PortDetail(NeutronView):
-    query_params = {"GET": ("fields",)}
-
-    def get(self, request: Request, port_id: str) -> Response:
-        return Response({"port": self.pick(port_body(networks.get_port(self.ctx, port_id)))})
-
-
-class QuotaDefault(NeutronView):
-    def get(self, request: Request, project_id: str) -> Response:
-        return Response({"quota": networks.get_quota(self.ctx, project_id)})
-
-
-class Quota(QuotaDefault):
-    def delete(self, request: Request, project_id: str) -> Response:
-        networks.reset_quota(self.ctx, project_id)
-        return Response(status=204)
-
-
-class QuotaDetails(NeutronView):
-    def get(self, request: Request, project_id: str) -> Response:
-        return Response({"quota": networks.get_quota_details(self.ctx, project_id)})
-
-
-class FloatingIps(NeutronView):
-    def get(self, request: Request) -> Response:
-        return Response({"floatingips": networks.list_floating_ips(self.ctx)})
-
-
-class FloatingIpDetail(NeutronView):
-    def get(self, request: Request, floatingip_id: str) -> Response:
-        raise errors.NotFound(
-            f"Floating IP {floatingip_id} could not be found.", neutron_type="FloatingIPNotFound"
-        )
-
-
-class SecurityGroups(NeutronView):
-    query_params = {"GET": ("fields", "id", "name", "project_id", "tenant_id")}
-
-    def get(self, request: Request) -> Response:
-        groups = networks.list_security_groups(self.ctx, self.filters())
-        return Response({"security_groups": [self.pick(g) for g in groups]})
-
-
-class SecurityGroupDetail(NeutronView):
-    def get(self, request: Request, group_id: str) -> Response:
-        return Response(
-            {"security_group": self.pick(networks.get_security_group(self.ctx, group_id))}
-        )
-
-    def delete(self, request: Request, group_id: str) -> Response:
-        networks.delete_security_group(self.ctx, group_id)
-        return Response(status=204)
+class PortDetail(Member):
+    key = "port"
+    getter, updater, deleter = ports.get_port, ports.update_port, ports.delete_port
+    shape = port_body
 
 
 def _extension(alias: str, name: str, description: str) -> dict:

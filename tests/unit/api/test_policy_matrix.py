@@ -554,6 +554,54 @@ ROWS.append(Row("POST", "compute/v2.1/os-host-tokens", "admin", f"{C}/os-host-to
 COVERED_ELSEWHERE[("POST", "compute/v2.1/os-host-joins")] = (
     "tests/unit/enrollment/test_host_tokens_api.py")
 
+# network writes (issue 14); the rows that need a resource of the caller's own (a security
+# group, a router, a floating IP on an external network) are in tests/unit/api/test_network_*.py
+_N = "network/v2.0"
+ROWS += [
+    Row("POST", f"{_N}/networks", "create", f"/{_N}/networks", {"network": {"name": "n"}}),
+    Row("PUT", f"{_N}/networks/<str:network_id>", "write", f"/{_N}/networks/{{own_network}}",
+        {"network": {"name": "renamed"}}),
+    Row("DELETE", f"{_N}/networks/<str:network_id>", "write", f"/{_N}/networks/{{own_network}}"),
+    Row("POST", f"{_N}/subnets", "write", f"/{_N}/subnets", {"subnet": {
+        "network_id": "{own_network}", "cidr": "10.9.0.0/24", "ip_version": 4}}),
+    Row("PUT", f"{_N}/subnets/<str:subnet_id>", "write", f"/{_N}/subnets/{{own_subnet}}",
+        {"subnet": {"name": "renamed"}}),
+    Row("DELETE", f"{_N}/subnets/<str:subnet_id>", "write", f"/{_N}/subnets/{{own_subnet}}"),
+    Row("POST", f"{_N}/ports", "write", f"/{_N}/ports", {"port": {"network_id": "{own_network}"}}),
+    Row("PUT", f"{_N}/ports/<str:port_id>", "write", f"/{_N}/ports/{{port}}",
+        {"port": {"name": "renamed"}}),
+    Row("DELETE", f"{_N}/ports/<str:port_id>", "write", f"/{_N}/ports/{{port}}"),
+    Row("POST", f"{_N}/security-groups", "create", f"/{_N}/security-groups",
+        {"security_group": {"name": "web"}}),
+    Row("GET", f"{_N}/security-group-rules", "authenticated", f"/{_N}/security-group-rules"),
+    Row("GET", f"{_N}/routers", "authenticated", f"/{_N}/routers"),
+    Row("POST", f"{_N}/routers", "create", f"/{_N}/routers", {"router": {"name": "r"}}),
+    Row("GET", f"{_N}/quotas", "admin", f"/{_N}/quotas"),
+    Row("PUT", f"{_N}/quotas/<str:project_id>", "admin", f"/{_N}/quotas/{{alpha}}",
+        {"quota": {"network": 5}}),
+    Row("GET", f"{_N}/agents", "admin", f"/{_N}/agents"),
+    Row("GET", f"{_N}/agents/<str:agent_id>", "admin", f"/{_N}/agents/missing"),
+]
+COVERED_ELSEWHERE.update({
+    ("PUT", f"{_N}/security-groups/<str:group_id>"): "tests/unit/api/test_network_security_groups.py",
+    ("POST", f"{_N}/security-group-rules"): "tests/unit/api/test_network_security_groups.py",
+    ("GET", f"{_N}/security-group-rules/<str:rule_id>"):
+        "tests/unit/api/test_network_security_groups.py",
+    ("DELETE", f"{_N}/security-group-rules/<str:rule_id>"):
+        "tests/unit/api/test_network_security_groups.py",
+    ("GET", f"{_N}/routers/<str:router_id>"): "tests/unit/api/test_network_routers.py",
+    ("PUT", f"{_N}/routers/<str:router_id>"): "tests/unit/api/test_network_routers.py",
+    ("DELETE", f"{_N}/routers/<str:router_id>"): "tests/unit/api/test_network_routers.py",
+    ("PUT", f"{_N}/routers/<str:router_id>/add_router_interface"):
+        "tests/unit/api/test_network_routers.py",
+    ("PUT", f"{_N}/routers/<str:router_id>/remove_router_interface"):
+        "tests/unit/api/test_network_routers.py",
+    ("POST", f"{_N}/floatingips"): "tests/unit/api/test_network_routers.py",
+    ("PUT", f"{_N}/floatingips/<str:floatingip_id>"): "tests/unit/api/test_network_routers.py",
+    ("DELETE", f"{_N}/floatingips/<str:floatingip_id>"): "tests/unit/api/test_network_routers.py",
+})
+
+
 def _routes():
     def walk(patterns, prefix=""):
         for p in patterns:
