@@ -285,7 +285,9 @@ class DhcpServers:
         if pid is not None:
             self._stop(pid)
         # Only a half-made leg can be left (its peer never moved in).
-        self.runner.run(["ip", "link", "del", host_leg(network_id)], check=False)
+        leg = host_leg(network_id)
+        if self.runner.run(["ip", "-o", "link", "show", "dev", leg], check=False).strip():
+            self.runner.run(["ip", "link", "del", leg], check=False)
         shutil.rmtree(folder, ignore_errors=True)
 
     def _stop(self, pid: int) -> None:
