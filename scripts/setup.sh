@@ -65,10 +65,13 @@ esac
 
 # Simulated hosts (`make run HOSTS=3`, the multi-host tests): a libvirtd of their own each, in
 # namespaces made with ip(8) and unshare/nsenter (util-linux). The machine's own libvirtd is not
-# needed for them and is not started for them.
+# needed for them and is not started for them. Their data plane (--network-driver linuxbridge,
+# compute_agent/network): dnsmasq (DHCP), iptables-legacy and ebtables (security groups, both
+# from the iptables package), conntrack (dropping a narrowed rule's connections); the data-plane
+# tests play guests with busybox's udhcpc and ping.
 if [ "${HOSTS:-0}" != 0 ] || [ "$requirements" = requirements-test.txt ]; then
     apt_install libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils \
-        iproute2 util-linux
+        iproute2 util-linux dnsmasq-base iptables conntrack busybox-static
 fi
 
 # The browser tests (tests/e2e/test_console_browser.py) drive Debian's Chromium through Playwright;
