@@ -57,6 +57,27 @@ def test_migration_uri_and_vnc_socket_dir_come_from_the_command_line_or_the_envi
     assert (config.migration_uri, config.vnc_socket_dir) == ("", None)
 
 
+def test_the_network_driver_options_come_from_the_command_line_or_the_environment() -> None:
+    config = parse_args(["--host", "h"], {})
+    assert (config.network_driver, config.netns, config.tunnel_ip,
+            config.physical_interface_mappings, config.network_driver_allow_host_netns) == (
+        "user", "", "", (), False)
+    config = parse_args(["--host", "h", "--network-driver", "linuxbridge", "--netns", "kumo-h1",
+                         "--tunnel-ip", "10.77.0.11", "--physical-interface-mapping",
+                         "physnet1:eth1", "--physical-interface-mapping", "ext:eth2"], {})
+    assert (config.network_driver, config.netns, config.tunnel_ip,
+            config.physical_interface_mappings) == (
+        "linuxbridge", "kumo-h1", "10.77.0.11", ("physnet1:eth1", "ext:eth2"))
+    config = parse_args(["--host", "h"], {
+        "KUMO_NETWORK_DRIVER": "linuxbridge", "KUMO_NETWORK_DRIVER_ALLOW_HOST_NETNS": "1",
+        "KUMO_PHYSICAL_INTERFACE_MAPPINGS": "physnet1:eth1,ext:eth2"})
+    assert (config.network_driver, config.network_driver_allow_host_netns,
+            config.physical_interface_mappings) == (
+        "linuxbridge", True, ("physnet1:eth1", "ext:eth2"))
+    with pytest.raises(SystemExit):
+        parse_args(["--host", "h", "--network-driver", "ovs"], {})
+
+
 def test_without_environment_the_agent_uses_the_test_driver_and_local_redis() -> None:
     config = parse_args(["--host", "h"], {})
     assert config.libvirt_uri == "test:///default"
