@@ -81,6 +81,16 @@ ROWS = [
     Bad("NUL in a marker", "GET", f"{C}/flavors?marker=%00"),
     Bad("NUL in a project name filter", "GET", "/identity/v3/projects?name=%00", persona="admin"),
     Bad("NUL in a network name filter", "GET", "/network/v2.0/networks?name=%00"),
+    Bad("NUL in a new network's name", "POST", "/network/v2.0/networks",
+        '{"network": {"name": ' + _NUL + "}}"),
+    Bad("surrogate in a security group's name", "POST", "/network/v2.0/security-groups",
+        '{"security_group": {"name": ' + _SURROGATE + "}}"),
+    Bad("NUL in a port's fixed IP", "POST", "/network/v2.0/ports",
+        '{"port": {"network_id": "00000000-0000-0000-0000-000000000000", "fixed_ips": '
+        '[{"ip_address": ' + _NUL + "}]}}"),
+    Bad("NUL in a port filter", "GET", "/network/v2.0/ports?device_id=%00"),
+    Bad("NUL in a rule id", "GET", "/network/v2.0/security-group-rules/%00"),
+    Bad("a floating IP list filter of NUL", "GET", "/network/v2.0/floatingips?port_id=%00"),
     Bad("NUL in a query parameter's name", "GET", f"{C}/servers?%00=1"),
     # JSON nested deeper than any API takes: past the parser's recursion limit, and below it
     Bad("JSON nested 100,000 deep", "POST", f"{C}/servers", _nested(100_000)),
