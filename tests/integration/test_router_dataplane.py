@@ -12,6 +12,7 @@ busybox (ping and nc); CI (KUMO_NO_SKIPS) turns either into a failure.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -25,7 +26,8 @@ import pytest
 
 from compute_agent import messages as msg
 from compute_agent.network import router
-from compute_agent.network.base import bridge_name
+from compute_agent.network.base import bridge_name, tap_name
+from compute_agent.network.linuxbridge import LinuxBridgeDriver
 from compute_agent.network.runner import Runner
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -219,3 +221,76 @@ def test_a_new_agent_adopts_the_running_router(world: World) -> None:
     router.remove_all(world.runner, world.state_dir)
     started.wait(timeout=5)
     assert holders(rid) == []
+
+
+def test_router_behind_the_linuxbridge_driver(world: World) -> None:
+    """The same router through the network driver the agents use: the tenant network a VXLAN
+    bridge, the external one flat on the host's ext0, the guest's tap under security rules
+    (bridged traffic through iptables, a conntrack zone per network). The router's traffic to
+    the guest is held to the guest's rules, and the answers to the guest's own connections come
+    back through them."""
+    fabric, ext = f"f{world.host}"[:15], "ext0"
+    sh("ip", "-n", world.host, "link", "add", fabric, "type", "veth", "peer", "name", "fab1")
+    in_ns(world.host, "ip", "addr", "add", "10.77.0.11/24", "dev", fabric)
+    for device in (fabric, "fab1"):
+        in_ns(world.host, "ip", "link", "set", device, "up")
+    # The outside moves from the test's external bridge to the driver's, through ext0.
+    sh("ip", "-n", world.host, "link", "set", f"v{world.outside}", "nomaster")
+    sh("ip", "-n", world.host, "link", "set", f"v{world.outside}", "name", ext)
+    driver = LinuxBridgeDriver(state_dir=world.state_dir, netns=world.host,
+                               tunnel_ip="10.77.0.11", physical_interfaces={"public": ext})
+    guest_port = msg.NetworkInfo(
+        network_id=TENANT_NET, network_name="t", port_id="9c9c0000-aaaa-4bbb-8ccc-000000000009",
+        mac_address="fa:16:3e:00:00:09", ip_address=GUEST_IP, network_type="vxlan",
+        segmentation_id=177, mtu=1450,
+        subnets=[msg.SubnetInfo(subnet_id="s", cidr="192.168.77.0/24", gateway_ip="192.168.77.1",
+                                enable_dhcp=False)],
+        rules=[msg.SecurityRule(direction="ingress", protocol="icmp"),
+               msg.SecurityRule(direction="ingress", protocol="tcp", port_min=8080, port_max=8080),
+               msg.SecurityRule(direction="egress")])
+    try:
+        driver.plug("instance-1", [guest_port])
+        # The guest's NIC as libvirt would make it: a tap in the network's bridge.
+        tap = tap_name(guest_port.port_id)
+        in_ns(world.host, "ip", "link", "set", f"v{world.guest}", "nomaster")
+        sh("ip", "-n", world.host, "link", "set", f"v{world.guest}", "name", tap)
+        in_ns(world.host, "ip", "link", "set", tap, "master", bridge_name(TENANT_NET), "up")
+        in_ns(world.guest, "ip", "link", "set", "eth0", "address", guest_port.mac_address)
+
+        rspec = spec(fips=True)
+        assert rspec.gateway is not None
+        rspec.gateway = dataclasses.replace(rspec.gateway, physical_network="public")
+        rspec.interfaces = [dataclasses.replace(rspec.interfaces[0], network_type="vxlan",
+                                                segmentation_id=177, mtu=1450)]
+        driver.sync_router(rspec)
+
+        assert pings(world.outside, FLOATING_IP)
+        assert serves(world, world.guest, FLOATING_IP, 8080)
+        assert not serves(world, world.guest, FLOATING_IP, 9999)  # not in the guest's rules
+        assert serves(world, world.outside, OUTSIDE_IP, 9090, client=world.guest)
+
+        driver.remove_router(rspec.router_id)
+        assert holders(rspec.router_id) == []
+        assert not any(name.startswith("rtr") for name in world.host_links())
+    finally:
+        driver.cleanup()
+
+
+def serves(world: World, server_ns: str, address: str, port: int, client: str = "") -> bool:
+    """Whether a TCP connection from `client` (the outside by default) to address:port reaches
+    a listener in `server_ns`."""
+    server = subprocess.Popen(["ip", "netns", "exec", server_ns, BUSYBOX, "nc", "-l", "-p",
+                               str(port), "-e", "echo", "hello"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # until the listener is up, or long enough to say no
+            reply = in_ns(client or world.outside, BUSYBOX, "nc", "-w", "2", address, str(port),
+                          check=False).stdout
+            if reply.strip() == "hello":
+                return True
+            time.sleep(0.2)
+        return False
+    finally:
+        server.kill()
+        server.wait()
