@@ -130,7 +130,12 @@ class LinuxBridgeDriver(NetworkDriver):
         ports it knew, remove DHCP servers of networks without a local port."""
         with self._lock:
             for network_id in self._local_networks():
-                self._ensure_network(self._ports_of(network_id)[-1])
+                try:
+                    self._ensure_network(self._ports_of(network_id)[-1])
+                except NetworkError:
+                    # One network that cannot be set up (a mapping gone) must not keep the
+                    # agent, and every other network, from starting; its next plug says why.
+                    LOG.exception("network %s could not be set up again", network_id)
             self._sync_all()
 
     # --- the interface
@@ -373,8 +378,12 @@ class LinuxBridgeDriver(NetworkDriver):
 
     def _ensure_hooks(self) -> None:
         """The chains Kumo jumps to from the built-in ones, made once."""
-        self.runner.run(["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
-                        check=False)
+        try:
+            # Without it bridged packets never reach iptables: no security group would hold.
+            self.runner.run(["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
+                            check=False)
+        except NetworkError:
+            LOG.warning("could not set net.bridge.bridge-nf-call-iptables", exc_info=True)
         for table, builtin, chain in (("filter", "FORWARD", secgroups.FORWARD_CHAIN),
                                       ("raw", "PREROUTING", secgroups.ZONE_CHAIN)):
             self.runner.run([IPTABLES, "-w", "-t", table, "-N", chain], check=False)
@@ -407,8 +416,12 @@ class LinuxBridgeDriver(NetworkDriver):
         for a flow it no longer allows (a flow still allowed is picked up again as new)."""
         zone = self.networks.get(network_id, {}).get("zone")
         zone_args = ["-w", str(zone)] if zone is not None else []
-        for flag in ("--orig-src", "--orig-dst"):
-            self.runner.run(["conntrack", "-D", *zone_args, flag, address], check=False)
+        try:
+            for flag in ("--orig-src", "--orig-dst"):
+                self.runner.run(["conntrack", "-D", *zone_args, flag, address], check=False)
+        except NetworkError:
+            # No conntrack tool: the new rules hold for new connections only.
+            LOG.warning("could not drop the connections of %s", address, exc_info=True)
 
     def _remove_hooks(self) -> None:
         for table, builtin, chain in (("filter", "FORWARD", secgroups.FORWARD_CHAIN),
