@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,16 @@ def in_ns(ns: str, *argv: str, check: bool = True) -> subprocess.CompletedProces
 
 def pings(ns: str, address: str) -> bool:
     return in_ns(ns, BUSYBOX, "ping", "-c", "1", "-W", "2", address, check=False).returncode == 0
+
+
+class Recording(Runner):
+    def __init__(self, netns: str) -> None:
+        super().__init__(netns)
+        self.calls: list[list[str]] = []
+
+    def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None) -> str:
+        self.calls.append(list(argv))
+        return super().run(argv, check=check, input=input)
 
 
 @dataclass
@@ -156,7 +166,10 @@ def test_guest_reaches_outside_and_outside_reaches_guest_by_floating_ip(world: W
 
     # SNAT only: the guest reaches the outside, which sees the router's gateway address.
     router.sync(world.runner, spec(fips=False), world.ensure_bridge, world.state_dir)
-    router.sync(world.runner, spec(fips=False), world.ensure_bridge, world.state_dir)  # again
+    recording = Recording(world.host)
+    router.sync(recording, spec(fips=False), world.ensure_bridge, world.state_dir)  # again
+    # Read back from the kernel, the router is found as it should be: nothing is redone.
+    assert [c for c in recording.calls if {"add", "del", "replace"} & set(c)] == []
     assert len(holders(rid)) == 1
     assert pings(world.guest, OUTSIDE_IP)
     assert world.counted(GATEWAY_IP) >= 1 and world.counted(GUEST_IP) == 0
