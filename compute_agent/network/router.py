@@ -415,6 +415,16 @@ def remove(runner: Runner, router_id: str, state_dir: Path) -> None:
         shutil.rmtree(_folder(state_dir, router_id), ignore_errors=True)
 
 
+def known(state_dir: Path) -> list[str]:
+    """The routers this host runs (a live holder each): what an agent that restarts may check
+    against the routers the control plane still gives this host."""
+    folder = state_dir / "routers"
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir()
+                  if _SAFE_ID.match(entry.name) and _holder(state_dir, entry.name) is not None)
+
+
 def remove_all(runner: Runner, state_dir: Path) -> None:
     """Remove every router this host runs (the host leaves for good)."""
     folder = state_dir / "routers"

@@ -262,10 +262,12 @@ def test_a_spec_a_router_cannot_have_is_refused_before_anything_changes(
 def test_remove_deletes_the_legs_stops_the_holder_and_forgets_the_router(
         host: FakeHost, tmp_path: Path) -> None:
     router.sync(host, spec(), bridges, tmp_path)
+    assert router.known(tmp_path) == ["r-1"]
     router.remove(host, "r-1", tmp_path)
     assert host.links == {"lo"}
     assert host.alive == set()
     assert not (tmp_path / "routers" / "r-1").exists()
+    assert router.known(tmp_path) == []
     router.remove(host, "r-1", tmp_path)  # unknown: no error
     router.remove_all(host, tmp_path / "nothing-here")
 
