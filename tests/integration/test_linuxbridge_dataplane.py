@@ -175,10 +175,17 @@ def test_two_guests_dhcp_rules_spoofing_and_cleanup(world: World) -> None:
     driver.refresh(msg.PortsRefresh(request_id="r2", ports=[b]))
     assert eventually(lambda: pings(world.guests[PORT_A], "10.50.0.12"), 4)
 
-    # An address that is not A's own is dropped on its way out; A's own still goes.
-    in_ns(world.guests[PORT_A], "ip", "addr", "add", "10.50.0.99/24", "dev", "eth0")
+    # An address that is not A's own is dropped on its way out; A's own still goes, and so does
+    # one of its allowed address pairs once a refresh lists it.
+    for extra in ("10.50.0.98/32", "10.50.0.99/32"):
+        in_ns(world.guests[PORT_A], "ip", "addr", "add", extra, "dev", "eth0")
     assert not pings(world.guests[PORT_A], "10.50.0.12", source="10.50.0.99")
     assert pings(world.guests[PORT_A], "10.50.0.12", source="10.50.0.11")
+    assert not pings(world.guests[PORT_A], "10.50.0.12", source="10.50.0.98")
+    paired = replace(a, allowed_address_pairs=[{"ip_address": "10.50.0.98"}])
+    driver.refresh(msg.PortsRefresh(request_id="r3", ports=[paired]))
+    assert eventually(lambda: pings(world.guests[PORT_A], "10.50.0.12", source="10.50.0.98"), 4)
+    assert not pings(world.guests[PORT_A], "10.50.0.12", source="10.50.0.99")
 
     # A restarted agent adopts the running server instead of starting a second one.
     pid = driver.dhcp.pid(NETWORK)
