@@ -7,7 +7,7 @@ Both ports are on one VXLAN network; the guests get their addresses by DHCP from
 dnsmasq, ping each other, lose and regain ping as a refresh takes the ICMP rule away and back,
 cannot send from an address not theirs; and unplug and cleanup leave nothing behind.
 
-Skipped only when not root or without busybox/dnsmasq; CI (KUMO_NO_SKIPS) turns that into a
+Skipped only when not root or without busybox, dnsmasq or conntrack; CI (KUMO_NO_SKIPS) turns that into a
 failure.
 """
 
@@ -37,6 +37,8 @@ pytestmark = [
                        reason="busybox (udhcpc, ping) is missing: apt-get install busybox-static"),
     pytest.mark.skipif(shutil.which("dnsmasq") is None,
                        reason="dnsmasq is missing: apt-get install dnsmasq-base"),
+    pytest.mark.skipif(shutil.which("conntrack") is None,
+                       reason="conntrack is missing: apt-get install conntrack"),
 ]
 
 NETWORK = "5a1b2c3d-0000-4000-8000-00000000e001"
@@ -163,6 +165,9 @@ def test_two_guests_dhcp_rules_spoofing_and_cleanup(world: World) -> None:
     assert "10.50.0.12/24" in world.dhcp(PORT_B)
     assert eventually(lambda: pings(world.guests[PORT_A], "10.50.0.12"))
     assert pings(world.guests[PORT_B], "10.50.0.11")
+    # The network's connections are tracked in its own zone (overlapping CIDRs never share one).
+    tracked = in_ns(world.host, "conntrack", "-L", "-p", "icmp", check=False).stdout
+    assert "src=10.50.0.11 dst=10.50.0.12" in tracked and "zone=1" in tracked, tracked
 
     # The ICMP rule of B goes: ping to B stops (even a ping that was flowing); B still pings out
     # (its replies are ESTABLISHED).
