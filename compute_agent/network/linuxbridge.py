@@ -175,6 +175,8 @@ class LinuxBridgeDriver(NetworkDriver):
                 known = self.ports.get(port.port_id)
                 if known is None or port.network_type not in DATA_PLANE_TYPES:
                     continue
+                # Its network too: a host that joined or left changes the VXLAN flood list.
+                self._ensure_network(port)
                 self.ports[port.port_id] = port
                 touched.update({port.network_id, known.network_id})
                 if _filtering(port) != _filtering(known):

@@ -155,6 +155,9 @@ def test_changed_peers_update_the_flood_list(driver: LinuxBridgeDriver, host: Fa
     driver.plug(VM, [port()])
     driver.plug(VM, [port(peers=["192.0.2.3"])])
     assert host.fdb["vxlan-4242"] == {"192.0.2.3"}
+    driver.refresh(msg.PortsRefresh(request_id="r", ports=[port(peers=["192.0.2.3",
+                                                                       "192.0.2.4"])]))
+    assert host.fdb["vxlan-4242"] == {"192.0.2.3", "192.0.2.4"}
 
 
 def test_a_flat_network_bridges_the_mapped_interface(
