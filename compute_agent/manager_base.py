@@ -219,6 +219,7 @@ class ManagerBase:
             migration_uri=self.migration_uri,
             boot_time=host_load.boot_time(),
             load_average=host_load.load_average(),
+            network_driver=self.network.name,
         )
 
     def send_host_report(self) -> msg.HostReport | None:

@@ -169,6 +169,13 @@ def test_the_destination_plugs_before_the_guest_arrives(
     assert network.plugged == {"p-a": vm}
 
 
+def test_the_host_report_names_the_network_driver(
+    wired: ComputeManager, manager: ComputeManager
+) -> None:
+    assert wired.host_report().network_driver == "fake"
+    assert manager.host_report().network_driver == "user"
+
+
 def test_without_a_network_driver_every_nic_is_user_mode(
     manager: ComputeManager, driver: LibvirtDriver
 ) -> None:
