@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 
 from cloud import errors
@@ -227,3 +228,12 @@ def owner_of(ctx: RequestContext, body: Mapping) -> str | None:
     if not Project.objects.filter(pk=project_id).exists():
         raise errors.BadRequest(f"Project {project_id} could not be found.")
     return project_id
+
+
+def bulk(create: Callable[[RequestContext, object], Any], ctx: RequestContext,
+         items: object) -> list[Any]:
+    """Neutron's bulk create ({"networks": [{…}, {…}]}): all of them or none."""
+    if not isinstance(items, list) or not items:
+        raise errors.BadRequest("Bulk create needs a non-empty list of resources.")
+    with transaction.atomic():
+        return [create(ctx, item) for item in items]

@@ -34,10 +34,6 @@ def visible_ports(ctx: RequestContext) -> QuerySet[Port]:
     return ports.filter(project_id=ctx.project_id)
 
 
-def _fixed_ip_filter(value: str) -> str:
-    return value
-
-
 _PORT_FILTERS: common.FilterSpec = {
     "id": ("pk", common.ids),
     "name": ("name", str),
@@ -60,7 +56,10 @@ def _match_fixed_ips(port: Port, wanted: list[dict[str, str]]) -> bool:
     """Neutron's fixed_ips=ip_address=…&fixed_ips=subnet_id=… filter: any entry matches."""
     for want in wanted:
         for entry in port.fixed_ips or []:
-            if all(entry.get(k) == v for k, v in want.items()):
+            if "ip_address_substr" in want:
+                if want["ip_address_substr"] in entry.get("ip_address", ""):
+                    return True
+            elif all(entry.get(k) == v for k, v in want.items()):
                 return True
     return False
 

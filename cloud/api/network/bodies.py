@@ -57,6 +57,7 @@ def subnet_body(subnet: Subnet) -> dict:
         "ip_version": subnet.ip_version,
         "gateway_ip": subnet.gateway_ip,
         "enable_dhcp": subnet.enable_dhcp,
+        "router:external": subnet.network.external,
         "allocation_pools": ipam.allocation_pools(subnet),
         "dns_nameservers": list(subnet.dns_nameservers or []),
         "host_routes": list(subnet.host_routes or []),

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from cloud import errors
 from cloud.api import error_bodies
 from cloud.api.base import NetworkView, PublicView
-from cloud.network import networks, ports, subnets
+from cloud.network import common, networks, ports, subnets
 
 from .bodies import network_body, port_body, subnet_body
 
@@ -36,6 +36,8 @@ EXTENSIONS = [
     ("standard-attr-description", "standard-attr-description", "Descriptions of resources"),
     ("standard-attr-revisions", "Resource revision numbers", "Revision numbers of resources"),
     ("standard-attr-timestamp", "Resource timestamps", "created_at and updated_at fields"),
+    ("subnet-external-network", "Subnet External Network", "router:external on subnets"),
+    ("ip-substring-filtering", "IP address substring filtering", "Port IP substring filters"),
 ]
 RESOURCES = ["network", "subnet", "port", "security-group", "security-group-rule", "router",
              "floatingip", "quota", "agent", "extension"]
@@ -83,10 +85,12 @@ class Collection(NeutronView):
         return Response({f"{self.key}s": [self.pick(type(self).shape(r)) for r in found]})
 
     def post(self, request: Request, **_: str) -> Response:
-        if f"{self.key}s" in self.body() and self.key not in self.body():
-            raise errors.BadRequest("Bulk creation is not supported.")
-        made = type(self).creator(self.ctx, self.resource(self.key))
-        return Response({self.key: type(self).shape(made)}, status=201)
+        plural = f"{self.key}s"
+        if plural in self.body() and self.key not in self.body():
+            made = common.bulk(type(self).creator, self.ctx, self.body()[plural])
+            return Response({plural: [type(self).shape(m) for m in made]}, status=201)
+        one = type(self).creator(self.ctx, self.resource(self.key))
+        return Response({self.key: type(self).shape(one)}, status=201)
 
 
 class FixedMember(NeutronView):

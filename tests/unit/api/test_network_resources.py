@@ -334,3 +334,24 @@ def test_port_quota(api_as, admin, member):
     net = network(api)
     made(api.post(f"{N}/ports", {"port": {"network_id": net["id"]}}), "port")
     error(api.post(f"{N}/ports", {"port": {"network_id": net["id"]}}), 409, "OverQuota")
+
+
+def test_bulk_create_is_all_or_nothing(api_as, member):
+    api = api_as(member)
+    made = api.post(f"{N}/networks", {"networks": [{"name": "a"}, {"name": "b"}]})
+    assert made.status_code == 201, made.content
+    assert [n["name"] for n in made.json()["networks"]] == ["a", "b"]
+    error(api.post(f"{N}/networks", {"networks": [{"name": "c"}, {"mtu": "x"}]}), 400)
+    assert not Network.objects.filter(name="c").exists()
+    error(api.post(f"{N}/networks", {"networks": []}), 400)
+
+
+def test_port_list_filters_by_address_substring(api_as, member):
+    api = api_as(member)
+    net = network(api)
+    subnet(api, net["id"], "10.59.0.0/24")
+    port = made(api.post(f"{N}/ports", {"port": {"network_id": net["id"], "fixed_ips": [
+        {"ip_address": "10.59.0.123"}]}}), "port")
+    made(api.post(f"{N}/ports", {"port": {"network_id": net["id"]}}), "port")
+    found = api.get(f"{N}/ports?fixed_ips=ip_address_substr=0.12").json()["ports"]
+    assert [p["id"] for p in found] == [port["id"]]
