@@ -14,6 +14,7 @@ from django.utils import timezone
 from cloud.compute import claims, states
 from cloud.compute.models import COMPUTE_BINARY, ComputeNode, Instance, InstanceAction, Service
 from cloud.identity.models import Project, User
+from cloud.network import security_groups
 from cloud.network.models import Network, Port, Subnet
 from cloud.scheduler.host_state import HostState, load_host_states
 from tests.personas import Persona
@@ -155,7 +156,7 @@ def give_address(instance: Instance, network_name: str = "private", addr: str = 
     if network is None:
         network = Network.objects.create(name=network_name, shared=True)
         Subnet.objects.create(network=network, cidr="10.0.0.0/24", gateway_ip="10.0.0.1")
-    return Port.objects.create(
+    port = Port.objects.create(
         network=network,
         project_id=instance.project_id,
         device_id=str(instance.uuid),
@@ -163,6 +164,9 @@ def give_address(instance: Instance, network_name: str = "private", addr: str = 
         mac_address=f"fa:16:3e:00:00:{Port.objects.count():02x}",
         fixed_ips=[{"subnet_id": str(network.subnets.first().id), "ip_address": addr}],
     )
+    # As a server made through the API: its port in the project's default security group.
+    port.security_groups.set([security_groups.default_group(str(instance.project_id))])
+    return port
 
 
 def make_network(name: str, project: Project | None, cidr: str = "10.0.0.0/24", **kw) -> Network:

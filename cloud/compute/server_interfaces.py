@@ -15,11 +15,12 @@ from django.db import transaction
 from cloud import errors, rpc
 from cloud.identity.context import RequestContext
 from cloud.ids import canonical_uuid
-from cloud.network import ipam
+from cloud.network import dataplane, ipam
 from cloud.network.models import Network, Port
 from cloud.network.networks import visible_networks
 from compute_agent import messages as msg
 
+from . import server_security_groups
 from .models import Instance
 from .operations import REGISTRY, runs
 from .server_ports import port_of
@@ -73,6 +74,7 @@ def attach_interface(
         else:
             port = ipam.allocate_port(_network(ctx, net_id), project_id=str(row.project_id),
                                       device_id=str(row.uuid), fixed_ip=fixed_ip)
+            server_security_groups.apply_to_port(row, port)
         rpc.to_host(row.host, msg.TASK_ATTACH_INTERFACE, msg.InterfaceRequest(
             request_id=ctx.request_id, instance_uuid=str(row.uuid), port_id=str(port.id),
             networks=networks_of(row)))
@@ -94,7 +96,12 @@ def release_detached(instance_uuid: str, port_id: str) -> None:
     """The host unplugged the port: it is freed (its address with it)."""
     uuid = canonical_uuid(port_id)
     if uuid:
-        Port.objects.filter(pk=uuid, device_id=str(instance_uuid)).delete()
+        port = Port.objects.filter(pk=uuid, device_id=str(instance_uuid)).first()
+        if port is None:
+            return
+        groups = [str(g) for g in port.security_groups.values_list("id", flat=True)]
+        port.delete()
+        dataplane.notify_groups(groups)  # rules naming its groups lose its address
 
 
 def unbind(instance_uuid: str, port_id: str) -> None:

@@ -16,8 +16,8 @@ from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, User
 from cloud.ids import canonical_uuid, ref_id
 from cloud.images.images import visible_images
-from cloud.network import ipam
-from cloud.network.models import Network, Port
+from cloud.network import dataplane, ipam
+from cloud.network.models import FloatingIp, Network, Port
 from compute_agent import messages as msg
 
 from . import (
@@ -235,16 +235,36 @@ def _attach_ports(ctx: RequestContext, instance: Instance, nets: list[dict]) -> 
     for entry in nets:
         port = entry["port"]
         if port is not None:
+            # A port the caller made keeps the security groups it was given, as in Nova.
             port.device_id = str(instance.uuid)
             port.device_owner = "compute:nova"
             port.save(update_fields=["device_id", "device_owner", "updated_at"])
         else:
-            ipam.allocate_port(
+            port = ipam.allocate_port(
                 entry["network"],
                 project_id=ctx.project_id,
                 device_id=str(instance.uuid),
                 fixed_ip=entry["fixed_ip"],
             )
+            server_security_groups.apply_to_port(instance, port)
+
+
+def _release_ports(instance_uuid: str, host: str | None) -> None:
+    """Free the instance's ports; their host's data plane drops them, and rules that name their
+    groups as remote group lose their addresses."""
+    ports = list(Port.objects.filter(device_id=instance_uuid))
+    groups = {str(g) for p in ports for g in p.security_groups.values_list("id", flat=True)}
+    # Their floating IPs stay the project's, associated with nothing (as Neutron does when a
+    # port is deleted), and their routers stop forwarding to the freed addresses.
+    floating = FloatingIp.objects.filter(port__in=ports)
+    routers = {str(r) for r in floating.exclude(router=None).values_list("router_id", flat=True)}
+    floating.update(port=None, fixed_ip_address=None, router=None, status="DOWN")
+    ipam.release_ports(instance_uuid)
+    for router_id in sorted(routers):
+        dataplane.notify_router(router_id)
+    for port in ports:
+        dataplane.notify_port_removed(str(port.id), host or "")
+    dataplane.notify_groups(sorted(groups))
 
 
 def servers_for(ctx: RequestContext, *, all_tenants: bool = False) -> QuerySet[Instance]:
@@ -309,6 +329,7 @@ def complete_delete(instance_uuid: str) -> None:
     """
     with transaction.atomic():
         now = timezone.now()
+        host = Instance.objects.filter(uuid=instance_uuid).values_list("host", flat=True).first()
         marked = Instance.objects.filter(uuid=instance_uuid, deleted=False).update(
             deleted=True,
             vm_state=states.DELETED,
@@ -330,7 +351,7 @@ def complete_delete(instance_uuid: str) -> None:
             instance__uuid=instance_uuid,
             status__in=states.MIGRATION_IN_PROGRESS - {states.MIGRATION_FINISHED},
         ).update(status=states.MIGRATION_ERROR, updated_at=now)
-        ipam.release_ports(instance_uuid)
+        _release_ports(instance_uuid, host)
         # Its console links die with it; open sessions notice at their next re-check.
         consoles.delete_instance_tokens(instance_uuid)
         # A shelved server's disk image goes with it, as in Nova.

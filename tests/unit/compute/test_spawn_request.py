@@ -80,8 +80,10 @@ def test_lists_the_ports_bound_to_the_instance():
             port_id=str(port.id),
             mac_address="fa:16:3e:00:00:01",
             ip_address="10.0.0.5",
+            hostname=request.hostname,  # what DHCP hands the guest
         )
     ]
+    assert request.hostname
 
 
 def test_round_trips_through_the_message_contract():
