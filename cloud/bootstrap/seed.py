@@ -24,7 +24,8 @@ from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, Role, RoleAssignment, User
 from cloud.images import images as image_services
 from cloud.images.models import Image
-from cloud.network.models import Network, Subnet
+from cloud.network import networks, routers
+from cloud.network.models import Network, Port, Router, Subnet
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,15 @@ PRIVATE_SUBNET = "private-subnet"
 PRIVATE_CIDR = "10.0.0.0/24"
 PRIVATE_GATEWAY = "10.0.0.1"
 PRIVATE_POOL = {"start": "10.0.0.10", "end": "10.0.0.250"}
+# The external network: a flat network on the hosts' physical network "public" (the simulated
+# hosts' ext0; on real machines the interface the operator maps it to), DevStack's range.
+DEMO_ROUTER = "router1"
+PUBLIC_NETWORK = "public"
+PUBLIC_SUBNET = "public-subnet"
+PUBLIC_CIDR = os.environ.get("KUMO_PUBLIC_CIDR", "172.24.4.0/24")
+PUBLIC_GATEWAY = os.environ.get("KUMO_PUBLIC_GATEWAY", "172.24.4.1")
+PUBLIC_POOL = {"start": os.environ.get("KUMO_PUBLIC_POOL_START", "172.24.4.10"),
+               "end": os.environ.get("KUMO_PUBLIC_POOL_END", "172.24.4.250")}
 
 OPENRC = "openrc"
 CLOUDS_YAML = "clouds.yaml"
@@ -198,7 +208,8 @@ def ensure_flavors(created: list[str]) -> None:
 def ensure_private_network(project: Project, created: list[str]) -> None:
     network = Network.objects.filter(name=PRIVATE_NETWORK, shared=True).first()
     if network is None:
-        network = Network.objects.create(name=PRIVATE_NETWORK, project=project, shared=True)
+        network = Network.objects.create(name=PRIVATE_NETWORK, project=project, shared=True,
+                                         segmentation_id=networks.next_vni())
         created.append(f"network {PRIVATE_NETWORK}")
     if not network.subnets.filter(name=PRIVATE_SUBNET).exists():
         Subnet.objects.create(
@@ -211,6 +222,45 @@ def ensure_private_network(project: Project, created: list[str]) -> None:
             allocation_pools=[dict(PRIVATE_POOL)],
         )
         created.append(f"subnet {PRIVATE_SUBNET}")
+
+
+def ensure_public_network(project: Project, created: list[str]) -> Network:
+    network = Network.objects.filter(name=PUBLIC_NETWORK, external=True).first()
+    if network is None:
+        network = Network.objects.create(
+            name=PUBLIC_NETWORK, project=project, external=True, network_type="flat",
+            physical_network=PUBLIC_NETWORK, mtu=1500)
+        created.append(f"network {PUBLIC_NETWORK}")
+    if not network.subnets.filter(name=PUBLIC_SUBNET).exists():
+        Subnet.objects.create(
+            network=network, name=PUBLIC_SUBNET, project=project, cidr=PUBLIC_CIDR,
+            ip_version=4, gateway_ip=PUBLIC_GATEWAY, allocation_pools=[dict(PUBLIC_POOL)],
+            enable_dhcp=False,  # floating IPs and router gateways only: nothing asks DHCP there
+        )
+        created.append(f"subnet {PUBLIC_SUBNET}")
+    return network
+
+
+def ensure_demo_router(admin_project: Project, demo_project: Project, public: Network,
+                       created: list[str]) -> None:
+    """The demo project's router `router1`: its gateway on `public` (SNAT, floating IPs), an
+    interface on the shared private subnet. Made through the network API's own service
+    functions, so it is what `openstack router create` would have made."""
+    if Router.objects.filter(name=DEMO_ROUTER, project=demo_project).exists():
+        return
+    subnet = Subnet.objects.filter(name=PRIVATE_SUBNET).first()
+    if subnet is None or Port.objects.filter(
+            network=subnet.network, device_owner="network:router_interface").exists():
+        return  # an operator attached the subnet elsewhere: leave their choice alone
+    admin = User.objects.get(name=ADMIN_NAME)
+    ctx = RequestContext(user_id=str(admin.id), user_name=admin.name,
+                         project_id=str(admin_project.id), project_name=admin_project.name,
+                         roles=("admin", "member", "reader"))
+    router = routers.create_router(ctx, {
+        "name": DEMO_ROUTER, "project_id": str(demo_project.id),
+        "external_gateway_info": {"network_id": str(public.id)}})
+    routers.add_interface(ctx, str(router.id), {"subnet_id": str(subnet.id)})
+    created.append(f"router {DEMO_ROUTER}")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -353,6 +403,8 @@ def bootstrap(
         )
         ensure_flavors(created)
         ensure_private_network(admin_project, created)
+        public = ensure_public_network(admin_project, created)
+        ensure_demo_router(admin_project, demo_project, public, created)
         # The region, services and endpoints the token's catalog is built from.
         created += catalog.ensure_default_catalog()
     if image is not None:

@@ -132,7 +132,7 @@ def _provider(ctx: RequestContext, data: dict, external: bool) -> tuple[str, str
     return "vxlan", None, vni
 
 
-def _next_vni() -> int:
+def next_vni() -> int:
     used = Network.objects.filter(segmentation_id__gte=FIRST_VNI).order_by(
         "segmentation_id").values_list("segmentation_id", flat=True)
     vni = FIRST_VNI
@@ -171,7 +171,7 @@ def create_network(ctx: RequestContext, body: object) -> Network:
         try:
             with transaction.atomic():
                 quotas.check(project_id, "network")
-                chosen = vni if vni is not None or network_type != "vxlan" else _next_vni()
+                chosen = vni if vni is not None or network_type != "vxlan" else next_vni()
                 return Network.objects.create(segmentation_id=chosen, **fields)
         except IntegrityError:
             if vni is not None:

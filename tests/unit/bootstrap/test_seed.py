@@ -210,3 +210,26 @@ def test_a_guest_image_file_becomes_the_public_kumo_tiny_image_once(tmp_path, se
     (image,) = Image.objects.filter(name="kumo-tiny")
     assert (image.status, image.visibility, image.disk_format) == ("active", "public", "qcow2")
     assert image.size == disk.stat().st_size and image.virtual_size == 32 * 1024 * 1024
+
+
+@pytest.mark.django_db
+def test_the_external_network_and_the_demo_router_are_made_once(tmp_path):
+    from cloud.network.models import Port, Router
+
+    bootstrap(tmp_path)
+    public = Network.objects.get(name="public")
+    assert (public.external, public.network_type, public.physical_network) == \
+        (True, "flat", "public")
+    assert public.subnets.get().cidr == "172.24.4.0/24"
+    private = Network.objects.get(name="private")
+    assert private.segmentation_id is not None  # a VXLAN segment of its own
+    router = Router.objects.get(name="router1")
+    assert router.project == Project.objects.get(name="demo")
+    assert router.external_network == public
+    legs = {p.device_owner: p.fixed_ips[0]["ip_address"]
+            for p in Port.objects.filter(device_id=str(router.id))}
+    assert legs["network:router_interface"] == "10.0.0.1"
+    assert legs["network:router_gateway"].startswith("172.24.4.")
+    before = (Router.objects.count(), Port.objects.count())
+    bootstrap(tmp_path)
+    assert (Router.objects.count(), Port.objects.count()) == before
