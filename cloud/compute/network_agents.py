@@ -14,6 +14,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from cloud import errors
+from cloud.validation import parse_bool
 
 from .hosts import list_services, service_is_up
 from .models import COMPUTE_BINARY, Service
@@ -65,7 +66,7 @@ def list_agents(filters: Mapping[str, Sequence[str]]) -> list[dict]:
             agents = [a for a in agents if a[key] in filters[key]]
     for key in ("alive", "admin_state_up"):
         if filters.get(key):
-            wanted = {v.lower() in ("true", "1") for v in filters[key]}
+            wanted = {parse_bool(v, f"'{v}' cannot be converted to boolean") for v in filters[key]}
             agents = [a for a in agents if a[key] in wanted]
     return agents
 
