@@ -323,20 +323,26 @@ def _bad_protocol(value: object) -> errors.BadRequest:
 def _port(value: object, name: str) -> int | None:
     if value is None:
         return None
-    return common.integer(value, name, 0, 65535)
+    # Any integer here: the range depends on the protocol (_port_range says which is wrong).
+    return common.integer(value, name, -(2**31), 2**31 - 1)
 
 
-def _port_range(number: int | None, low: int | None, high: int | None) -> tuple[int | None, int | None]:
+def _port_range(number: int | None, low: int | None,
+                high: int | None) -> tuple[int | None, int | None]:
+    """Neutron's checks and messages (Tempest matches them): ports 1-65535 for the protocols that
+    have ports, ICMP type and code 0-255, and nothing for the others."""
     if low is None and high is None:
         return None, None
     if number is None:
         raise errors.BadRequest("Must also specify protocol if port range is given.",
                                 neutron_type="SecurityGroupProtocolRequiredWithPorts")
     if number in _ICMP:
-        for value, what in ((low, "type (port_range_min)"), (high, "code (port_range_max)")):
-            if value is not None and value > 255:
-                raise errors.BadRequest(f"Invalid value for ICMP {what} {value}. It must be 0 "
-                                        "to 255.", neutron_type="SecurityGroupInvalidIcmpValue")
+        if low is not None and not 0 <= low <= 255:
+            raise errors.BadRequest(f"Invalid value for ICMP type (port-range-min): {low}",
+                                    neutron_type="SecurityGroupInvalidIcmpValue")
+        if high is not None and not 0 <= high <= 255:
+            raise errors.BadRequest(f"Invalid value for ICMP code (port-range-max): {high}",
+                                    neutron_type="SecurityGroupInvalidIcmpValue")
         if low is None:
             raise errors.BadRequest(
                 f"ICMP code (port-range-max) {high} is provided but ICMP type (port-range-min) "
@@ -346,17 +352,14 @@ def _port_range(number: int | None, low: int | None, high: int | None) -> tuple[
         raise errors.BadRequest(
             "Invalid protocol for port range, only supported for TCP, UDP, UDPLITE, SCTP and "
             "DCCP", neutron_type="SecurityGroupInvalidProtocolForPortRange")
-    first = low if low is not None else high
-    last = high if high is not None else low
-    assert first is not None and last is not None  # one of them was given
-    for value in (first, last):
-        if not 1 <= value <= 65535:
-            raise errors.BadRequest(f"Invalid value for port {value}.",
+    for value in (low, high):
+        if value is not None and not 1 <= value <= 65535:
+            raise errors.BadRequest(f"Invalid value for port {value}",
                                     neutron_type="SecurityGroupInvalidPortValue")
-    if first > last:
+    if low is None or (high is not None and low > high):
         raise errors.BadRequest("For TCP/UDP protocols, port_range_min must be <= "
                                 "port_range_max", neutron_type="SecurityGroupInvalidPortRange")
-    return first, last
+    return low, high if high is not None else low
 
 
 _RULE_ATTRS = ("security_group_id", "direction", "ethertype", "protocol", "port_range_min",
@@ -404,8 +407,9 @@ def create_rule(ctx: RequestContext, body: object) -> SecurityGroupRule:
                 neutron_type="SecurityGroupRuleParameterConflict")
         prefix = str(network)
     if remote_group_id is not None:
-        remote_group = common.one(_visible(ctx), common.uuid_value(
-            remote_group_id, "remote_group_id"), "SecurityGroupNotFound", "Security group")
+        # An id that is no UUID names no group: 404, as Neutron answers
+        remote_group = common.one(_visible(ctx), remote_group_id, "SecurityGroupNotFound",
+                                  "Security group")
     description = common.text(data, "description", max_len=1024)
     with transaction.atomic():
         SecurityGroup.objects.select_for_update().filter(pk=group.pk).first()

@@ -194,3 +194,25 @@ def test_group_and_rule_quotas(api_as, admin, member):
                 port_range_max=22).status_code == 201
     error(rule(api, web["id"], protocol="tcp", port_range_min=23, port_range_max=23), 409,
           "OverQuota")
+
+
+@pytest.mark.parametrize(("protocol", "low", "high", "message"), [
+    ("tcp", -16, 80, "Invalid value for port -16"),
+    ("tcp", 80, 65536, "Invalid value for port 65536"),
+    ("tcp", None, 6, "port_range_min must be <= port_range_max"),
+    ("icmp", 1, 256, "Invalid value for ICMP code"),
+    ("icmp", 300, 1, "Invalid value for ICMP type"),
+    ("icmp", None, 6, "ICMP type (port-range-min) is missing"),
+])
+def test_port_range_messages_are_neutrons(api_as, member, protocol, low, high, message):
+    api = api_as(member)
+    web = create(api)
+    body = error(rule(api, web["id"], protocol=protocol, port_range_min=low,
+                      port_range_max=high), 400)
+    assert message in body["message"]
+
+
+def test_a_remote_group_id_that_is_no_uuid_is_missing(api_as, member):
+    api = api_as(member)
+    web = create(api)
+    error(rule(api, web["id"], remote_group_id="bad_group_id"), 404, "SecurityGroupNotFound")
