@@ -18,7 +18,7 @@ from cloud.identity.context import RequestContext
 
 from . import common, dataplane, quotas
 from . import security_groups as groups
-from .models import Network, Port
+from .models import FloatingIp, Network, Port
 
 Filters = common.Filters
 
@@ -207,8 +207,7 @@ def update_network(ctx: RequestContext, network_id: str, body: object) -> Networ
         if "router:external" in data:
             external = common.boolean(data, "router:external", network.external)
             if external != network.external:
-                raise errors.BadRequest("Changing router:external of an existing network is not "
-                                        "supported; create the network as external.")
+                _change_external(ctx, network, external)
         if "admin_state_up" in data:
             state = common.boolean(data, "admin_state_up", network.admin_state_up)
             touched_ports = state != network.admin_state_up
@@ -227,12 +226,36 @@ def update_network(ctx: RequestContext, network_id: str, body: object) -> Networ
     return get_network(ctx, network_id)
 
 
+def _change_external(ctx: RequestContext, network: Network, external: bool) -> None:
+    """An admin makes a network external (a flat network on physnet "public") or internal again
+    (a VXLAN segment of its own); only while nothing but DHCP ports is on it, since the data
+    plane carries the two kinds differently."""
+    common.authorize(ctx, "update_network:router:external", "network:networks:external")
+    if network.ports.exclude(device_owner=common.DHCP).exists():
+        raise errors.Conflict(
+            f"Unable to complete operation on network {network.id}. There are one or more "
+            "ports still in use on the network.", neutron_type="NetworkInUse")
+    network.external = external
+    if external:
+        network.network_type, network.physical_network = "flat", PUBLIC_PHYSNET
+        network.segmentation_id = None
+    else:
+        network.network_type, network.physical_network = "vxlan", None
+        network.segmentation_id = next_vni()
+        network.mtu = min(network.mtu, VXLAN_MTU)
+
+
 def delete_network(ctx: RequestContext, network_id: str) -> None:
     network = get_network(ctx, network_id)
     common.authorize(ctx, "delete_network")
     common.check_owner(ctx, network.project_id, "delete_network")
     with transaction.atomic():
         network = Network.objects.select_for_update().get(pk=network.pk)
+        # Floating IPs that map nothing go with their external network, as in Neutron.
+        loose = FloatingIp.objects.filter(floating_network=network, port__isnull=True)
+        loose_ports = list(loose.values_list("floating_port_id", flat=True))
+        loose.delete()
+        Port.objects.filter(pk__in=loose_ports).delete()
         if network.ports.exclude(device_owner=common.DHCP).exists():
             raise errors.Conflict(
                 f"Unable to complete operation on network {network.id}. There are one or more "

@@ -355,3 +355,27 @@ def test_port_list_filters_by_address_substring(api_as, member):
     made(api.post(f"{N}/ports", {"port": {"network_id": net["id"]}}), "port")
     found = api.get(f"{N}/ports?fixed_ips=ip_address_substr=0.12").json()["ports"]
     assert [p["id"] for p in found] == [port["id"]]
+
+
+def test_an_admin_makes_a_network_external_and_back(api_as, admin, member):
+    net = network(api_as(admin))
+    error(api_as(member).put(f"{N}/networks/{net['id']}", {"network": {"router:external": True}}),
+          403)
+    ext = api_as(admin).put(f"{N}/networks/{net['id']}", {"network": {"router:external": True}})
+    assert ext.status_code == 200, ext.content
+    body = ext.json()["network"]
+    assert body["router:external"] is True and body["provider:network_type"] == "flat"
+    assert body["provider:segmentation_id"] is None
+    back = api_as(admin).put(f"{N}/networks/{net['id']}", {"network": {"router:external": False}})
+    assert back.json()["network"]["provider:network_type"] == "vxlan"
+    assert back.json()["network"]["provider:segmentation_id"] >= 1000
+
+
+def test_an_external_network_goes_with_its_unmapped_floating_ips(api_as, admin):
+    api = api_as(admin)
+    ext = network(api, **{"router:external": True})
+    subnet(api, ext["id"], "198.51.100.0/24")
+    fip = api.post(f"{N}/floatingips", {"floatingip": {"floating_network_id": ext["id"]}})
+    assert fip.status_code == 201, fip.content
+    assert api.delete(f"{N}/networks/{ext['id']}").status_code == 204
+    error(api.get(f"{N}/floatingips/{fip.json()['floatingip']['id']}"), 404)
