@@ -127,7 +127,37 @@ def upload_image(url: str, token: str, name: str) -> str:
     return image_id
 
 
-def write_config(url: str, admin_password: str, image: str, image_alt: str) -> None:
+def public_network(url: str, token: str) -> str:
+    """The external network floating IPs and router gateways come from: the stack's own, or one
+    made here (flat, on the hosts' physical network "public") when it has none."""
+    headers = {"X-Auth-Token": token}
+    base = f"{url}/network/v2.0"
+    found = requests.get(f"{base}/networks?router:external=true", headers=headers, timeout=30)
+    found.raise_for_status()
+    if found.json()["networks"]:
+        return found.json()["networks"][0]["id"]
+    made = requests.post(f"{base}/networks", headers=headers, timeout=30,
+                         json={"network": {"name": "public", "router:external": True}})
+    made.raise_for_status()
+    network = made.json()["network"]["id"]
+    requests.post(f"{base}/subnets", headers=headers, timeout=30, json={"subnet": {
+        "network_id": network, "cidr": "172.24.4.0/24", "ip_version": 4,
+        "enable_dhcp": False, "name": "public-subnet"}}).raise_for_status()
+    return network
+
+
+# The Neutron extensions Kumo has (GET /network/v2.0/extensions): Tempest's default, "all", would
+# run the tests of every extension Neutron has.
+NETWORK_EXTENSIONS = (
+    "agent,allowed-address-pairs,binding,external-net,ext-gw-mode,extraroute,network-mtu,"
+    "net-mtu-writable,port-security,project-id,provider,quotas,quota_details,router,"
+    "security-group,stateful-security-group,standard-attr-description,standard-attr-revisions,"
+    "standard-attr-timestamp,subnet-external-network,ip-substring-filtering"
+)
+
+
+def write_config(url: str, admin_password: str, image: str, image_alt: str,
+                 public: str = "") -> None:
     # The stack's own discovery document says how far its microversions go.
     max_version = requests.get(f"{url}/compute/v2.1", timeout=30).json()["version"]["version"]
     ws = WORKSPACE
@@ -176,9 +206,14 @@ attach_encrypted_volume = false
 disk_config = false
 [image-feature-enabled]
 import_image = true
+[network]
+public_network_id = {public}
+floating_network_name = public
+project_networks_reachable = false
 [network-feature-enabled]
 ipv6 = false
-floating_ips = false
+floating_ips = true
+api_extensions = {NETWORK_EXTENSIONS}
 [validation]
 run_validation = false
 [service_available]
@@ -245,7 +280,7 @@ def run(url: str, admin_password: str, pattern: str | None, concurrency: int) ->
     token = identity.session.headers["X-Auth-Token"]
     write_accounts(url, admin_password)
     write_config(url, admin_password, upload_image(url, token, "tempest-image"),
-                 upload_image(url, token, "tempest-image-alt"))
+                 upload_image(url, token, "tempest-image-alt"), public_network(url, token))
     include = WORKSPACE / "include.txt"
     include.write_text("\n".join(include_lines(ROOT / "tempest" / "tests.txt", pattern)) + "\n")
     exclude = WORKSPACE / "exclude.txt"
