@@ -285,6 +285,10 @@ class NetworkInfo(Message):
     dhcp_mac: str = ""
     # The other hosts' tunnel addresses: where a VXLAN network's broadcasts go.
     peers: list[str] = field(default_factory=list)
+    # Raised by the control plane each time it tells hosts about the port: a host applies the
+    # highest it has seen, so messages handled out of order (a worker's threads) never undo a
+    # newer state with an older one.
+    revision: int = 0
 
 
 @dataclass
@@ -315,6 +319,12 @@ class RouterSpec(Message):
     snat: bool = True
     floating_ips: list[FloatingMapping] = field(default_factory=list)
     routes: list[dict[str, str]] = field(default_factory=list)  # destination, nexthop
+    # As NetworkInfo.revision: a spec older than one applied is ignored. A removal carries
+    # REMOVED_REVISION, so no spec sent before it can bring the router back.
+    revision: int = 0
+
+
+REMOVED_REVISION = 2**62
 
 
 @dataclass

@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from cloud import rpc
 from cloud.network import dataplane, ipam
@@ -145,7 +145,7 @@ def port_info(port: Port, host: str, *, hostname: str = "") -> msg.NetworkInfo:
     info = msg.NetworkInfo(
         network_id=str(network.id), network_name=network.name, port_id=str(port.id),
         mac_address=port.mac_address, ip_address=addresses[0] if addresses else "",
-        hostname=hostname,
+        hostname=hostname, revision=port.revision,
     )
     if not host or not has_dataplane(host):
         return info
@@ -192,7 +192,12 @@ def _hostname(port: Port) -> str:
 def notify_ports(port_ids: Iterable[str]) -> None:
     """Tell each host carrying one of these ports its current state (rules, addresses)."""
     by_host: dict[str, list[msg.NetworkInfo]] = defaultdict(list)
-    ports = Port.objects.filter(pk__in=[p for p in map(_uuid, port_ids) if p])
+    ids = sorted({p for p in map(_uuid, port_ids) if p})
+    # A new revision, taken with the rows' locks (in id order, so two changes cannot deadlock):
+    # the state read below is at least as new as that of any lower revision.
+    for port_id in ids:
+        Port.objects.filter(pk=port_id).update(revision=F("revision") + 1)
+    ports = Port.objects.filter(pk__in=ids)
     for port in ports.select_related("network"):
         host = host_of(port)
         if host and has_dataplane(host):
@@ -266,7 +271,7 @@ def router_spec(router: Router) -> msg.RouterSpec:
     floating = FloatingIp.objects.filter(router=router, port__isnull=False).exclude(
         fixed_ip_address__isnull=True)
     return msg.RouterSpec(
-        request_id=_request_id(), router_id=str(router.id),
+        request_id=_request_id(), router_id=str(router.id), revision=router.revision,
         gateway=_leg(gateway, host) if gateway is not None else None,
         interfaces=[_leg(p, host) for p in interfaces],
         snat=router.enable_snat,
@@ -285,9 +290,9 @@ def _leg(port: Port, host: str) -> msg.NetworkInfo:
 
 def notify_router(router_id: str) -> None:
     """Tell the router's host (chosen now if it has none) what the router is now."""
-    router = Router.objects.filter(pk=_uuid(router_id)).first()
-    if router is None:
+    if not Router.objects.filter(pk=_uuid(router_id)).update(revision=F("revision") + 1):
         return
+    router = Router.objects.get(pk=_uuid(router_id))
     if not router.host or not has_dataplane(router.host):
         host = choose_router_host()
         if not host:
@@ -302,7 +307,8 @@ def notify_router(router_id: str) -> None:
 def notify_router_removed(router_id: str, host: str) -> None:
     if host and has_dataplane(host):
         rpc.to_host(host, msg.TASK_REMOVE_ROUTER,
-                    msg.RouterSpec(request_id=_request_id(), router_id=str(router_id)))
+                    msg.RouterSpec(request_id=_request_id(), router_id=str(router_id),
+                                   revision=msg.REMOVED_REVISION))
 
 
 def routers_without_host() -> list[str]:

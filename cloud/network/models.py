@@ -78,6 +78,8 @@ class Port(models.Model):
     security_groups = models.ManyToManyField("SecurityGroup", blank=True, related_name="ports")
     # The host whose data plane carries the port (Neutron's binding:host_id); "" while unbound.
     binding_host = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    # Raised each time hosts are told about the port (NetworkInfo.revision).
+    revision = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -148,6 +150,8 @@ class Router(models.Model):
     routes = models.JSONField(default=list, blank=True)
     # The host whose data plane runs the router (its namespace, NAT and floating IPs).
     host = models.CharField(max_length=255, blank=True, default="")
+    # Raised each time its host is told about it (RouterSpec.revision).
+    revision = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -101,6 +101,9 @@ class LinuxBridgeDriver(NetworkDriver):
         self.ports: dict[str, msg.NetworkInfo] = {}
         self.owners: dict[str, str] = {}  # port id -> instance uuid
         self.networks: dict[str, dict[str, Any]] = {}  # id -> type, vni, interface, zone
+        # The highest revision applied per router (RouterSpec.revision; a removed router keeps
+        # REMOVED_REVISION, so a spec sent before its removal cannot bring it back).
+        self.router_revisions: dict[str, int] = {}
         self._load()
 
     # --- state on disk
@@ -113,6 +116,7 @@ class LinuxBridgeDriver(NetworkDriver):
         self.ports = {pid: msg.NetworkInfo.from_dict(p) for pid, p in data["ports"].items()}
         self.networks = dict(data["networks"])
         self.owners = dict(data.get("owners", {}))
+        self.router_revisions = {k: int(v) for k, v in data.get("routers", {}).items()}
 
     def _save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -122,6 +126,7 @@ class LinuxBridgeDriver(NetworkDriver):
             "ports": {pid: p.to_dict() for pid, p in self.ports.items()},
             "networks": self.networks,
             "owners": self.owners,
+            "routers": self.router_revisions,
         }, indent=1, sort_keys=True))
         os.replace(partial, path)
 
@@ -152,6 +157,9 @@ class LinuxBridgeDriver(NetworkDriver):
             return
         with self._lock:
             for port in wanted:
+                known = self.ports.get(port.port_id)
+                if known is not None and known.revision > port.revision:
+                    port = known  # a refresh already brought newer rules than this request's
                 self._ensure_network(port)
                 self.ports[port.port_id] = port
                 self.owners[port.port_id] = instance_uuid
@@ -175,6 +183,8 @@ class LinuxBridgeDriver(NetworkDriver):
                 known = self.ports.get(port.port_id)
                 if known is None or port.network_type not in DATA_PLANE_TYPES:
                     continue
+                if port.revision < known.revision:
+                    continue  # handled out of order: a newer state is already applied
                 # Its network too: a host that joined or left changes the VXLAN flood list.
                 self._ensure_network(port)
                 self.ports[port.port_id] = port
@@ -190,12 +200,20 @@ class LinuxBridgeDriver(NetworkDriver):
     def sync_router(self, spec: msg.RouterSpec) -> None:
         router = self._router_module()
         with self._lock:
+            if spec.revision < self.router_revisions.get(spec.router_id, 0):
+                LOG.info("router %s: revision %d is older than the one applied; ignored",
+                         spec.router_id, spec.revision)
+                return
             router.sync(self.runner, spec, self.ensure_bridge, self.state_dir)
+            self.router_revisions[spec.router_id] = spec.revision
+            self._save()
 
     def remove_router(self, router_id: str) -> None:
         router = self._router_module()
         with self._lock:
             router.remove(self.runner, router_id, self.state_dir)
+            self.router_revisions[router_id] = msg.REMOVED_REVISION
+            self._save()
             self._collect_networks()
 
     def cleanup(self) -> None:

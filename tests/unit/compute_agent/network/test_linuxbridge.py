@@ -252,3 +252,36 @@ def test_a_port_without_port_security_gets_no_chains(
     driver.plug(VM, [replace(port(), port_security=False)])
     assert not any(c.startswith(("kumo-i-", "kumo-o-")) for c in host.chains)
     assert host.eb_chains == {"kumo-fwd"}
+
+
+def test_a_refresh_handled_after_a_newer_one_changes_nothing(
+    driver: LinuxBridgeDriver, host: FakeHost
+) -> None:
+    # A worker's threads may handle two refreshes of one port in either order: the older one
+    # (revision 2, with the ICMP rule) must not undo the newer (revision 3, without it).
+    driver.plug(VM, [port(revision=1)])
+    driver.refresh(msg.PortsRefresh(request_id="r3", ports=[port(rules=[], revision=3)]))
+    applied = host.inputs[-2]
+    driver.refresh(msg.PortsRefresh(request_id="r2", ports=[port(revision=2)]))
+    assert "-p icmp" not in host.inputs[-2] and host.inputs[-2] == applied
+    assert driver.ports[port().port_id].revision == 3
+
+
+def test_an_older_router_spec_or_one_after_the_removal_is_ignored(
+    driver: LinuxBridgeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compute_agent.network import router
+
+    synced: list[int] = []
+    monkeypatch.setattr(router, "sync", lambda runner, spec, ensure, state: synced.append(
+        spec.revision))
+    monkeypatch.setattr(router, "remove", lambda runner, router_id, state: None)
+    spec = msg.RouterSpec(request_id="r", router_id="9a000000-1111-4000-8000-000000000009")
+    for revision in (1, 3, 2):
+        spec.revision = revision
+        driver.sync_router(spec)
+    assert synced == [1, 3]
+    driver.remove_router(spec.router_id)
+    spec.revision = 4  # sent before the removal, handled after it
+    driver.sync_router(spec)
+    assert synced == [1, 3]
