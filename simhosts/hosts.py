@@ -14,6 +14,12 @@ from pathlib import Path
 BASE = Path(os.environ.get("KUMO_SIMHOSTS_DIR", "/tmp/kumo-hosts"))
 _REPO = Path(__file__).resolve().parent.parent
 SUBNET = "10.77.0"
+# The "outside world" of the simulated hosts: a namespace on the external network's segment (a
+# bridge in the fabric namespace that every host's `ext0` joins), holding the gateway address of
+# the external network `public` that bootstrap makes. Floating IPs are reached from it.
+EXTERNAL_GATEWAY = "172.24.4.1/24"
+EXTERNAL_INTERFACE = "ext0"  # in each host: the physical interface of physical network "public"
+PHYSICAL_NETWORK = "public"
 # Inside each host's mount namespace: the same path on every host, its own directory underneath.
 INSTANCES_DIR = "/var/lib/kumo/instances"
 _LIBVIRT_PATHS = {
@@ -97,6 +103,12 @@ def fabric_ns(tag: str) -> str:
     return f"kumo-{tag}-fab"
 
 
+def outside_ns(tag: str) -> str:
+    """The outside world's namespace: `kumo-ext` for `make run`'s hosts (tag run), as the README
+    says, and one per tag otherwise so that a test stack never meets a running one."""
+    return "kumo-ext" if tag == "run" else f"kumo-{tag}-ext"
+
+
 def hosts_of(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
     return [SimHost(tag, f"{prefix}-{i}", i) for i in range(1, count + 1)]
 
@@ -122,6 +134,7 @@ def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
     _run("ip", "-n", fab, "link", "set", "lo", "up")
     _run("ip", "-n", fab, "link", "add", "fbr0", "type", "bridge")
     _run("ip", "-n", fab, "link", "set", "fbr0", "up")
+    _make_outside(tag)
     hosts = hosts_of(tag, count, prefix)
     for host in hosts:
         _make_dirs(host)
@@ -132,12 +145,30 @@ def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
         _run("ip", "-n", host.netns, "link", "set", "lo", "up")
         _run("ip", "-n", host.netns, "addr", "add", f"{host.ip}/24", "dev", "eth0")
         _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+        # The external network's wire: no address here, the host's data plane bridges it.
+        _run("ip", "-n", fab, "link", "add", f"x{host.index}", "type", "veth", "peer", "name",
+             EXTERNAL_INTERFACE, "netns", host.netns)
+        _run("ip", "-n", fab, "link", "set", f"x{host.index}", "master", "extbr", "up")
+        _run("ip", "-n", host.netns, "link", "set", EXTERNAL_INTERFACE, "up")
         _launch_libvirtd(host)
     # Launched together, awaited together: each daemon's start-up (qemu capability probes) takes
     # seconds, and they need not wait for one another.
     for host in hosts:
         _wait_for_libvirtd(host)
     return hosts
+
+
+def _make_outside(tag: str) -> None:
+    fab, outside = fabric_ns(tag), outside_ns(tag)
+    _run("ip", "-n", fab, "link", "add", "extbr", "type", "bridge")
+    _run("ip", "-n", fab, "link", "set", "extbr", "up")
+    _run("ip", "netns", "add", outside)
+    _run("ip", "-n", outside, "link", "set", "lo", "up")
+    _run("ip", "-n", fab, "link", "add", "xout", "type", "veth", "peer", "name", "eth0",
+         "netns", outside)
+    _run("ip", "-n", fab, "link", "set", "xout", "master", "extbr", "up")
+    _run("ip", "-n", outside, "addr", "add", EXTERNAL_GATEWAY, "dev", "eth0")
+    _run("ip", "-n", outside, "link", "set", "eth0", "up")
 
 
 def start_libvirtd(host: SimHost, timeout: float = 60) -> None:
@@ -196,9 +227,15 @@ def stop_libvirtd(host: SimHost, *, guests: bool = True) -> None:
 def down(tag: str) -> None:
     """Remove everything the tag made: guests, daemons, namespaces and directories."""
     for host in existing(tag):
+        pid = host.libvirtd_pid()
+        mount_ns = _mount_ns(pid) if pid else None
         stop_libvirtd(host)
+        if mount_ns:
+            # What the host's agent started in the host's mount namespace lives on in namespaces
+            # of its own (a network's DHCP server, a router): it goes with the host.
+            _kill_mount_ns(mount_ns)
     for ns in _netns_list():
-        if ns.startswith(f"kumo-{tag}-"):
+        if ns.startswith(f"kumo-{tag}-") or ns == outside_ns(tag):
             _netns_pids_kill(ns)
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
     shutil.rmtree(BASE / tag, ignore_errors=True)
@@ -219,6 +256,10 @@ def agent_argv(host: SimHost, python: str, extra: list[str]) -> list[str]:
         python, "-m", "compute_agent", "--host", host.name, "--libvirt-uri", host.uri,
         "--instances-dir", INSTANCES_DIR, "--host-ip", host.ip,
         "--vnc-socket-dir", str(host.vnc_dir), "--migration-uri", host.peer_uri,
+        # Tenant networks: bridges, VXLAN, DHCP, security groups and routers in the host's
+        # network namespace; the external network on its ext0.
+        "--network-driver", "linuxbridge", "--netns", host.netns,
+        "--physical-interface-mapping", f"{PHYSICAL_NETWORK}:{EXTERNAL_INTERFACE}",
         *extra,
     ]
 
@@ -275,6 +316,22 @@ def _netns_pids_kill(ns: str) -> None:
     for pid in result.stdout.split():
         with contextlib.suppress(OSError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
+
+
+def _mount_ns(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+def _kill_mount_ns(mount_ns: str) -> None:
+    if mount_ns == _mount_ns(os.getpid()) or mount_ns == _mount_ns(1):
+        return  # never the machine's own
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _mount_ns(int(entry.name)) == mount_ns:
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:

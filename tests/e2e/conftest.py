@@ -133,3 +133,21 @@ def sign_in_as(browser, web: str, user: str, password: str, **context_args):
     page.click("button[type=submit]")
     page.wait_for_url(f"{web}/")
     return page
+
+
+# --- the many-hosts stack, one per test session (tests/e2e/multihost.py)
+
+
+@pytest.fixture(scope="session")
+def multihost():
+    if os.geteuid() != 0:
+        pytest.skip("simulated hosts need root (network and mount namespaces)")
+    from tests.e2e.multihost import running_cloud
+
+    result = subprocess.run(
+        [str(REPO / "scripts" / "build_image.sh"), str(IMAGE)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with running_cloud(IMAGE) as cloud:
+        yield cloud

@@ -1,7 +1,7 @@
-"""Many hosts, end to end: one stack (tests/stack.py: web, scheduler, conductor, beat, RabbitMQ) over
-three simulated hosts (simhosts: a network and mount namespace each, with its own libvirtd running
-real qemu guests), driven only through the APIs a user has. Shared by every test of this module;
-at most four guests at once.
+"""Many hosts, end to end, on the stack the e2e tests share (tests/e2e/multihost.py: web,
+scheduler, conductor, beat and RabbitMQ over three simulated hosts, each a network and mount
+namespace with its own libvirtd running real qemu guests), driven only through the APIs a user
+has. At most four guests at once.
 
 What a user would notice: anti-affinity lands on three real hosts; a live migration moves a guest
 whose counter on the serial console goes on without a gap; cold migration with confirm and with
@@ -17,202 +17,32 @@ Needs root (namespaces, libvirtd): CI runs as root, and there a missing capabili
 
 from __future__ import annotations
 
-import base64
-import itertools
-import json
-import os
 import re
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import simhosts
 from tests.e2e.conftest import CANVAS_COLOURS, sign_in_as
-from tests.stack import ROOT, ApiClient, Stack
+from tests.e2e.multihost import (
+    ARTIFACTS,
+    BOOT_TIMEOUT,
+    MOVE_TIMEOUT,
+    Cloud,
+    TickWatch,
+    V,
+    figure,
+    ticks,
+    wait_for_text,
+)
 
 pytestmark = pytest.mark.e2e
-libvirt = pytest.importorskip("libvirt")
-
-V = "/compute/v2.1"
-VERSION = "2.60"
-BOOT_TIMEOUT = 180.0
-MOVE_TIMEOUT = 240.0
-ARTIFACTS = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts")) / "multihost"
-FIGURES: dict[str, object] = {}
-
-TICKER = """#!/bin/sh
-n=0
-while :; do
-    n=$((n + 1))
-    echo "TICK $n"
-    sleep 1
-done
-"""
 
 
 @pytest.fixture(scope="module")
-def cloud(guest_image: Path) -> Iterator[Cloud]:
-    if os.geteuid() != 0:
-        pytest.skip("simulated hosts need root (network and mount namespaces)")
-    stack = Stack("multihost", agents=[], simulated_hosts=3, schedulers=1, broker="rabbitmq",
-                  extra_env={"KUMO_TASK_DEADLINES": "scheduling=30,spawning=180,migrating=300,"
-                                                    "default=120"})
-    with stack.running():
-        api = stack.client(version=VERSION)
-        image = api.upload_image("kumo-tiny", guest_image.read_bytes())
-        yield Cloud(stack, api, image)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "figures.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
-    print("\n[multihost figures]\n" + "\n".join(f"  {k}: {v}" for k, v in FIGURES.items()))
-    assert not [ns for ns in _netns() if ns.startswith(f"kumo-{stack.host_tag}-")], \
-        "a namespace of the stack's hosts was left behind"
-
-
-class Cloud:
-    def __init__(self, stack: Stack, api: ApiClient, image: str) -> None:
-        self.stack, self.api, self.image = stack, api, image
-        self.hosts = {h.name: h for h in stack.hosts}
-
-    def boot(self, name: str, *, group: str | None = None, ticker: bool = False) -> str:
-        server: dict = {"name": name, "imageRef": self.image, "flavorRef": "1",
-                        "networks": "none"}
-        if ticker:
-            server["user_data"] = base64.b64encode(TICKER.encode()).decode()
-        body: dict = {"server": server}
-        if group:
-            body["os:scheduler_hints"] = {"group": group}
-        created = self.api.post(f"{V}/servers", body)
-        assert created.status_code == 202, created.text
-        return created.json()["server"]["id"]
-
-    def active(self, *server_ids: str) -> list[dict]:
-        found = [self.api.wait_for(s, {"ACTIVE", "ERROR"}, timeout=BOOT_TIMEOUT)
-                 for s in server_ids]
-        assert [s["status"] for s in found] == ["ACTIVE"] * len(found), found
-        return found
-
-    def show(self, server_id: str) -> dict:
-        return self.api.get(f"{V}/servers/{server_id}").json()["server"]
-
-    def host_of(self, server_id: str) -> str:
-        return self.show(server_id)["OS-EXT-SRV-ATTR:host"]
-
-    def action(self, server_id: str, body: dict, expect: int = 202) -> None:
-        response = self.api.post(f"{V}/servers/{server_id}/action", body)
-        assert response.status_code == expect, response.text
-
-    def settled(self, server_id: str, timeout: float = MOVE_TIMEOUT) -> dict:
-        """The server once no task runs on it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            server = self.show(server_id)
-            if server["OS-EXT-STS:task_state"] is None:
-                return server
-            assert time.monotonic() < deadline, f"{server_id} still {server['status']}"
-            time.sleep(0.3)
-
-    def migrations(self, server_id: str) -> list[dict]:
-        return self.api.get(f"{V}/os-migrations?instance_uuid={server_id}").json()["migrations"]
-
-    def delete(self, *server_ids: str) -> None:
-        for server_id in server_ids:
-            self.api.delete(f"{V}/servers/{server_id}")
-        for server_id in server_ids:
-            self.api.wait_gone(server_id, timeout=BOOT_TIMEOUT)
-
-    def console_log(self, host: str, server_id: str) -> Path:
-        return self.hosts[host].dir / "instances" / server_id / "console.log"
-
-    def domains(self, host: str) -> list[str]:
-        """Every domain the host's libvirtd knows (running or not), by uuid."""
-        conn = libvirt.open(self.hosts[host].uri)
-        try:
-            return [d.UUIDString() for d in conn.listAllDomains()]
-        finally:
-            conn.close()
-
-    def instance_dirs(self, host: str) -> list[str]:
-        root = self.hosts[host].dir / "instances"
-        return sorted(p.name for p in root.iterdir() if re.fullmatch(r"[0-9a-f-]{36}", p.name))
-
-    def usage(self) -> dict[str, tuple[int, int]]:
-        nodes = self.api.get(f"{V}/os-hypervisors/detail").json()["hypervisors"]
-        return {n["hypervisor_hostname"]: (n["vcpus_used"], n["memory_mb_used"]) for n in nodes}
-
-    def slow_copies(self, host: str, server_id: str, mib_per_s: int) -> None:
-        """Cap the guest's migration bandwidth (libvirt's own per-domain setting), so that a copy
-        lasts long enough to act on it halfway."""
-        conn = libvirt.open(self.hosts[host].uri)
-        try:
-            conn.lookupByUUIDString(server_id).migrateSetMaxSpeed(mib_per_s, 0)
-        finally:
-            conn.close()
-
-    def set_enabled(self, host: str, enabled: bool) -> None:
-        services = self.api.get(f"{V}/os-services?binary=nova-compute&host={host}").json()
-        (service,) = services["services"]
-        body = {"status": "enabled"} if enabled else {"status": "disabled",
-                                                      "disabled_reason": "test"}
-        response = self.api.put(f"{V}/os-services/{service['id']}", body)
-        assert response.status_code == 200, response.text
-
-
-def ticks(text: str) -> list[int]:
-    return [int(n) for n in re.findall(r"TICK (\d+)\r?\n", text)]
-
-
-def wait_for_text(path: Path, needle: str, timeout: float = BOOT_TIMEOUT) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text(errors="replace") if path.exists() else ""
-        if needle in text:
-            return text
-        assert time.monotonic() < deadline, f"{needle!r} never appeared in {path}"
-        time.sleep(0.2)
-
-
-class TickWatch:
-    """When each TICK first appeared in any of the given console logs (the guest's old and new
-    host): a gap across the switch longer than the usual second is the downtime a user saw."""
-
-    def __init__(self, *logs: Path) -> None:
-        self.logs = logs
-        self.first_seen: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for log in self.logs:
-                if log.exists():
-                    for n in ticks(log.read_text(errors="replace")):
-                        self.first_seen.setdefault(n, now)
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def worst_gap_ms(self) -> int:
-        seen = sorted(self.first_seen.items())
-        gaps = [b[1] - a[1] for a, b in itertools.pairwise(seen) if b[0] == a[0] + 1]
-        usual = sorted(gaps)[len(gaps) // 2]
-        return round((max(gaps) - usual) * 1000)
-
-
-def _netns() -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    return [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
-
-
-def _figure(name: str, value: object) -> None:
-    FIGURES[name] = value
+def cloud(multihost: Cloud) -> Cloud:
+    return multihost
 
 
 # --- the scenarios, in order (they share the stack; each leaves it as it found it) ------------
@@ -231,7 +61,7 @@ def test_every_host_reports_its_own_name_address_and_capacity(cloud: Cloud) -> N
         assert pid, f"the libvirtd of {name} is not running"
         rss = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text()
                        .splitlines() if line.startswith("VmRSS:")))
-        _figure(f"libvirtd RSS of {name} (MB)", round(rss / 1024, 1))
+        figure(f"libvirtd RSS of {name} (MB)", round(rss / 1024, 1))
 
 
 def test_an_anti_affinity_group_lands_on_three_real_hosts(cloud: Cloud) -> None:
@@ -279,8 +109,8 @@ def test_a_live_migration_keeps_the_guest_counting_and_moves_its_claim(cloud: Cl
         after = cloud.usage()
         assert after[source][1] == before[source][1] - 128
         assert after[dest][1] == before[dest][1] + 128
-        _figure("live migration: request to ACTIVE on the destination (s)", round(took, 1))
-        _figure("live migration: downtime from the guest's counter (ms)", watch.worst_gap_ms())
+        figure("live migration: request to ACTIVE on the destination (s)", round(took, 1))
+        figure("live migration: downtime from the guest's counter (ms)", watch.worst_gap_ms())
     finally:
         cloud.delete(server_id)
 
@@ -302,7 +132,7 @@ def test_cold_migration_confirmed_and_reverted(cloud: Cloud) -> None:
         assert cloud.settled(server_id)["status"] == "ACTIVE"
         _wait(lambda: server_id not in cloud.domains(source), "the source's copy to go")
         assert server_id not in cloud.instance_dirs(source)
-        _figure("cold migration: request to VERIFY_RESIZE (s)", round(took, 1))
+        figure("cold migration: request to VERIFY_RESIZE (s)", round(took, 1))
 
         # Back again, and this time reverted: the guest comes back to `dest` with its disk.
         cloud.action(server_id, {"migrate": None})
@@ -411,7 +241,7 @@ def test_a_drain_empties_a_host_of_three_guests(cloud: Cloud, browser) -> None:
         services = cloud.api.get(f"{V}/os-services?host=compute-1").json()["services"]
         assert [(s["status"], s["disabled_reason"]) for s in services
                 if s["binary"] == "nova-compute"] == [("disabled", "patching")]
-        _figure("drain of 3 guests: request to completed (s)", round(took, 1))
+        figure("drain of 3 guests: request to completed (s)", round(took, 1))
     finally:
         page.context.close()
         cloud.set_enabled("compute-1", True)
