@@ -1,21 +1,27 @@
 """The networking APIs Nova proxied to the network service until 2.35 (404 from 2.36): the networks
 a project may use (os-networks, os-tenant-networks) read from Kumo's network API; floating IPs and
 their pools (os-floating-ips, os-floating-ip-pools), of which this cloud has none; the project's
-security groups (os-security-groups: its "default" group, the only one Kumo's read-only network
-API has, so creating, deleting and changing rules is refused with 400)."""
+security groups and their rules (os-security-groups, os-security-group-rules) over the network's
+own (cloud/network/security_groups.py), in Nova's shapes, Neutron's conflicts answered with 400
+as Nova's proxy does."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from django.urls import path
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
+from cloud.ids import parse_uuid
 from cloud.network import networks
-from cloud.network.models import Network
+from cloud.network import security_groups as groups
+from cloud.network.models import Network, SecurityGroup
 
 from ..base import ComputeView
-from .security_groups import group_body
+from .security_groups import _rule_body, group_body
 
 _ADMIN_FIELDS = ("created_at", "updated_at", "deleted_at", "deleted", "injected", "bridge",
                  "vlan", "vpn_public_address", "vpn_public_port", "vpn_private_address",
@@ -95,46 +101,134 @@ class FloatingIpItem(_ProxyView):
         raise errors.NotFound(f"Floating IP not found for ID {floating_ip_id}")
 
 
+def _nova_group(group: SecurityGroup) -> dict:
+    """A group in Nova's shape: its ingress rules, a rule from a group naming that group."""
+    body = groups.group_body(group)
+    remote_ids = {r["remote_group_id"] for r in body["security_group_rules"]
+                  if r["remote_group_id"]}
+    by_id = {str(g.id): groups.group_body(g)
+             for g in SecurityGroup.objects.filter(pk__in=remote_ids - {body["id"]})}
+    by_id[body["id"]] = body
+    return group_body(body, by_id)
+
+
+def _nova_errors(call: Callable[[], Any]) -> Any:
+    """Neutron's refusals as Nova words them for its proxies: a conflict (a group in use, the
+    default group, a rule that exists) is a 400."""
+    try:
+        return call()
+    except errors.Conflict as exc:
+        raise errors.BadRequest(exc.message) from None
+
+
+def _text(body: dict, name: str, required: bool = True) -> str:
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or len(value) > 255 or (required and not value.strip()):
+        raise errors.BadRequest(f"Security group {name} must be a string of 1 to 255 "
+                                "characters.")
+    return value
+
+
 class SecurityGroupList(_ProxyView):
     def get(self, request: Request) -> Response:
         self.authorize("compute:networks:index")
-        group = networks.default_security_group(str(self.ctx.project_id))
-        return Response({"security_groups": [group_body(group, {group["id"]: group})]})
+        found = groups.list_groups(self.ctx, {"project_id": [str(self.ctx.project_id)]})
+        return Response({"security_groups": [_nova_group(g) for g in found]})
 
     def post(self, request: Request) -> Response:
         self.authorize("compute:networks:index")
-        raise _READ_ONLY
+        body = self.body("security_group")
+        made = _nova_errors(lambda: groups.create_group(self.ctx, {
+            "name": _text(body, "name"), "description": _text(body, "description", False)}))
+        return Response({"security_group": _nova_group(made)})
 
 
 class SecurityGroupItem(_ProxyView):
     def get(self, request: Request, group_id: str) -> Response:
         self.authorize("compute:networks:index")
-        group = networks.default_security_group(str(self.ctx.project_id))
-        if group_id != group["id"]:
-            raise errors.NotFound(f"Security group {group_id} not found.")
-        return Response({"security_group": group_body(group, {group["id"]: group})})
+        return Response({"security_group": _nova_group(groups.get_group(self.ctx, group_id))})
 
     def put(self, request: Request, group_id: str) -> Response:
         self.authorize("compute:networks:index")
-        raise _READ_ONLY
+        body = self.body("security_group")
+        changes = {k: _text(body, k) for k in ("name", "description") if k in body}
+        changed = _nova_errors(lambda: groups.update_group(self.ctx, group_id, changes))
+        return Response({"security_group": _nova_group(changed)})
 
-    delete = put
+    def delete(self, request: Request, group_id: str) -> Response:
+        self.authorize("compute:networks:index")
+        group = groups.get_group(self.ctx, group_id)
+        if group.name == groups.DEFAULT:
+            # Nova refuses the default group to everyone, admins too.
+            raise errors.BadRequest("Removing default security group not allowed.")
+        _nova_errors(lambda: groups.delete_group(self.ctx, group_id))
+        return Response(status=202)
+
+
+_NOVA_PROTOCOLS = ("tcp", "udp", "icmp")
+
+
+def _nova_port(value: object, name: str) -> int:
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        raise errors.BadRequest(f"Invalid {name}: {value!r} is not an integer.") from None
+    if not -1 <= port <= 65535:
+        raise errors.BadRequest(f"Invalid {name}: {port} must be between -1 and 65535.")
+    return port
+
+
+def _neutron_rule(body: dict) -> dict:
+    """Nova's rule (ip_protocol, from_port, to_port, cidr or group_id) as Neutron's."""
+    parent = body.get("parent_group_id")
+    if parse_uuid(parent) is None:
+        raise errors.BadRequest(f"Invalid parent_group_id {parent!r}: not a security group id.")
+    protocol = body.get("ip_protocol")
+    if not isinstance(protocol, str) or protocol.lower() not in _NOVA_PROTOCOLS:
+        raise errors.BadRequest(f"Invalid IP protocol {protocol!r}: tcp, udp or icmp.")
+    protocol = protocol.lower()
+    low = _nova_port(body.get("from_port"), "from_port")
+    high = _nova_port(body.get("to_port"), "to_port")
+    rule: dict = {"security_group_id": str(parse_uuid(parent)), "direction": "ingress",
+                  "protocol": protocol}
+    if protocol == "icmp":
+        # -1 is any type or code
+        rule["port_range_min"] = None if low == -1 else low
+        rule["port_range_max"] = None if high == -1 or low == -1 else high
+    else:
+        if not (1 <= low <= 65535 and 1 <= high <= 65535) or low > high:
+            raise errors.BadRequest(f"Invalid port range {low}:{high}.")
+        rule["port_range_min"], rule["port_range_max"] = low, high
+    if body.get("group_id") is not None:
+        rule["remote_group_id"] = body["group_id"]
+    else:
+        cidr = body.get("cidr") or "0.0.0.0/0"
+        rule["remote_ip_prefix"] = cidr
+        if isinstance(cidr, str) and ":" in cidr:
+            rule["ethertype"] = "IPv6"
+    return rule
 
 
 class SecurityGroupRules(_ProxyView):
     def post(self, request: Request) -> Response:
         self.authorize("compute:networks:index")
-        raise _READ_ONLY
+        made = _nova_errors(lambda: groups.create_rule(
+            self.ctx, _neutron_rule(self.body("security_group_rule"))))
+        body = groups.rule_body(made)
+        by_id = {str(g.id): groups.group_body(g) for g in SecurityGroup.objects.filter(
+            pk__in=[made.security_group_id, made.remote_group_id] if made.remote_group_id
+            else [made.security_group_id])}
+        return Response({"security_group_rule": _rule_body(body, by_id)})
 
 
 class SecurityGroupRule(_ProxyView):
     def delete(self, request: Request, rule_id: str) -> Response:
         self.authorize("compute:networks:index")
-        raise _READ_ONLY
+        _nova_errors(lambda: groups.delete_rule(self.ctx, rule_id))
+        return Response(status=202)
 
-
-_READ_ONLY = errors.BadRequest("Security groups are read-only in this cloud: every project has "
-                               "its default group only.")
 
 urlpatterns = [
     path("/os-security-groups", SecurityGroupList.as_view()),

@@ -284,7 +284,8 @@ ROWS = [
         f"{C}/os-floating-ips/1", version="2.35"),
     Row("GET", "compute/v2.1/os-security-groups", "authenticated", f"{C}/os-security-groups",
         version="2.35"),
-    Row("POST", "compute/v2.1/os-security-groups", "authenticated", f"{C}/os-security-groups",
+    # writes go through the network's security groups: members of a project, readers 403
+    Row("POST", "compute/v2.1/os-security-groups", "create", f"{C}/os-security-groups",
         {"security_group": {"name": "web"}}, version="2.35"),
     *(Row(method, "compute/v2.1/os-security-groups/<str:group_id>", "authenticated",
           f"{C}/os-security-groups/g1", version="2.35") for method in ("GET", "PUT", "DELETE")),
