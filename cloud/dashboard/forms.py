@@ -17,10 +17,11 @@ from cloud.identity.context import RequestContext
 from cloud.images import images as image_services
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS
 from cloud.network import networks as network_services
+from cloud.network import ports as port_services
+from cloud.network import security_groups as group_services
 from cloud.validation import name_schema, validate
 
 AUTO_NETWORK = "auto"
-NO_NETWORK = "none"
 MAX_USER_DATA = 48 * 1024  # 64 KiB once base64-encoded, the API's limit
 MAX_COUNT = 100
 
@@ -93,11 +94,26 @@ def quota_lines(ctx: RequestContext, flavor: Flavor | None = None, count: int = 
     ]
 
 
+def launch_networks(ctx: RequestContext) -> list:
+    """Networks a server of this project may be plugged into: its own and shared ones (as
+    create_servers decides; an external network only when shared), or every one for an admin."""
+    networks = network_services.visible_networks(ctx)
+    if not ctx.is_admin:
+        networks = networks.filter(project_id=ctx.project_id) | networks.filter(shared=True)
+    return list(networks.distinct().order_by("name").prefetch_related("subnets"))
+
+
 class LaunchForm(forms.Form):
     name = forms.CharField(max_length=255, label="Name")
     image = forms.ChoiceField(label="Image")
     flavor = forms.ChoiceField(label="Flavor")
-    network = forms.ChoiceField(label="Network", required=False)
+    networks = forms.MultipleChoiceField(
+        label="Networks", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked and no port: the project's network, if it has exactly one.")
+    port = forms.ChoiceField(label="Existing port", required=False)
+    security_groups = forms.MultipleChoiceField(
+        label="Security groups", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: the project's default group.")
     key_name = forms.ChoiceField(label="Key pair", required=False)
     availability_zone = forms.ChoiceField(label="Availability zone", required=False)
     server_group = forms.ChoiceField(label="Server group", required=False)
@@ -119,10 +135,20 @@ class LaunchForm(forms.Form):
             (f.flavorid, f"{f.name} — {f.vcpus} vCPU, {f.memory_mb} MiB RAM, {f.root_gb} GB disk")
             for f in self.flavor_objects.values()
         ]
-        networks = network_services.visible_networks(ctx).order_by("name")
-        self.fields["network"].choices = [(AUTO_NETWORK, "Automatic")] + [
-            (str(n.id), n.name or str(n.id)) for n in networks
-        ] + [(NO_NETWORK, "No network")]
+        self.fields["networks"].choices = [
+            (str(n.id), f"{n.name or n.id} ({', '.join(sn.cidr for sn in n.subnets.all())})"
+             if n.subnets.all() else n.name or str(n.id))
+            for n in launch_networks(ctx)
+        ]
+        self.fields["port"].choices = [("", "None")] + [
+            (str(p.id), f"{p.name or p.id} ({', '.join(e['ip_address'] for e in p.fixed_ips)})")
+            for p in port_services.list_ports(ctx, {"device_id": [""], "device_owner": [""]})
+        ]
+        groups = group_services.list_groups(ctx, {}) if ctx.project_id else []
+        self.fields["security_groups"].choices = [(str(g.id), g.name or str(g.id)) for g in groups]
+        if not self.is_bound:
+            self.initial.setdefault("security_groups", [
+                str(g.id) for g in groups if g.name == group_services.DEFAULT])
         self.fields["key_name"].choices = [("", "None")] + [
             (k.name, k.name) for k in keypairs.keypairs_of(ctx.user_id).order_by("name")
         ]

@@ -22,7 +22,7 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
-from . import action_forms, buttons, faults, tables
+from . import action_forms, buttons, faults, networks, tables
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -72,8 +72,12 @@ def _detail_context(ctx: RequestContext, instance: Instance, tab: str) -> dict:
 @dashboard_view("compute:servers:show")
 def instance_detail(request: HttpRequest, ctx: RequestContext, instance_id: str) -> HttpResponse:
     instance = _instance(ctx, instance_id)
-    return render(request, "dashboard/instance_overview.html",
-                  _detail_context(ctx, instance, "overview"))
+    ports = networks.instance_ports(ctx, str(instance.uuid))
+    groups = {str(g.id): g for p in ports for g in p["groups"]}
+    return render(request, "dashboard/instance_overview.html", {
+        **_detail_context(ctx, instance, "overview"),
+        "ports": ports, "security_groups": list(groups.values()),
+    })
 
 
 @require_GET

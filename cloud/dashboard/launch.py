@@ -15,30 +15,35 @@ from cloud.compute import servers
 from cloud.identity.context import RequestContext
 
 from .context import dashboard_view
-from .forms import AUTO_NETWORK, NO_NETWORK, LaunchForm, attach
+from .forms import AUTO_NETWORK, LaunchForm, attach
 
 # Which form field a service's refusal is about, by a word its message uses.
 _FIELD_BY_WORD = [
-    ("Flavor", "flavor"), ("Image", "image"), ("key_name", "key_name"), ("Network", "network"),
+    ("Security group", "security_groups"), ("Port ", "port"),
+    ("Flavor", "flavor"), ("Image", "image"), ("key_name", "key_name"), ("Network", "networks"),
     ("availability zone", "availability_zone"), ("group", "server_group"),
 ]
 
 
 def _request_for(form: LaunchForm) -> servers.ServerRequest:
     data = form.cleaned_data
-    network = data.get("network") or AUTO_NETWORK
+    # Horizon's order: the chosen networks (a new port on each), then the chosen port.
+    networks: list[dict] = [{"uuid": n} for n in data.get("networks") or []]
+    if data.get("port"):
+        networks.append({"port": data["port"]})
     hints = {"group": data["server_group"]} if data.get("server_group") else {}
     return servers.ServerRequest(
         name=data["name"],
         image_id=data["image"],
         flavor_ref=data["flavor"],
-        networks=network if network in (AUTO_NETWORK, NO_NETWORK) else [{"uuid": network}],
+        networks=networks or AUTO_NETWORK,
         key_name=data.get("key_name") or None,
         user_data=form.user_data_b64(),
         availability_zone=data.get("availability_zone") or None,
         min_count=data["count"],
         max_count=data["count"],
         scheduler_hints=hints,
+        security_groups=list(data.get("security_groups") or []) or None,
     )
 
 
@@ -54,7 +59,7 @@ def _field_for(exc: errors.KumoError) -> str | None:
 @require_http_methods(["GET", "POST"])
 @dashboard_view("compute:servers:create")
 def launch(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
-    form = LaunchForm(ctx, request.POST or None, initial={"network": AUTO_NETWORK})
+    form = LaunchForm(ctx, request.POST or None)
     dialog = bool(request.headers.get("HX-Request"))
     if request.method == "POST" and form.is_valid():
         try:

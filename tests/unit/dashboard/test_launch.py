@@ -88,7 +88,7 @@ def test_a_launch_creates_the_instances_through_the_service(member, image, flavo
                                        policy="anti-affinity")
     response = signed_in(member).post("/instances/launch/", _fields(
         image, flavor, count="2", user_data="#!/bin/sh\necho hi\n", server_group=str(group.uuid),
-        network=str(network.id),
+        networks=[str(network.id)],
     ))
     assert response.status_code == 302 and response["Location"] == "/instances/"
     created = list(Instance.objects.order_by("display_name"))
