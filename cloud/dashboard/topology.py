@@ -135,7 +135,8 @@ def picture(ctx: RequestContext) -> Picture:
                 box.joints.append(found)
         boxes.append(box)
 
-    width = max(LEFT + len(boxes) * COLUMN + 20, 520)
+    # Room on the right for the last column's address labels.
+    width = max(LEFT + len(boxes) * COLUMN + 150, 520)
     height = (max((b.y for b in bars.values()), default=TOP + BOX_H) + BAR_H + 24)
     return Picture(bars=list(bars.values()), boxes=boxes, width=width, height=height)
 

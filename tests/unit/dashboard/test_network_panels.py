@@ -331,9 +331,11 @@ def test_the_topology_draws_networks_routers_and_instances_and_refreshes(member,
     fragment = signed_in(member).get("/topology/svg")
     assert fragment.status_code == 200 and _page(fragment).startswith("<svg")
     assert "their-secret" not in page and str(theirs.id) not in page
-    # Each instance box has a line down to the network its port is on
-    box = page[page.index(f'data-instance="{server.uuid}"'):]
-    assert re.search(r"<line [^>]*y2=\"\d+\"", box[:box.index("</g>")])
+    # The instance's line reaches down to its network's bar (y2 past the bar's top)
+    line = re.search(rf'<line data-link="{server.uuid}"[^>]*y2="(\d+)"', page)
+    bar = re.search(rf'data-network="{network.id}"><a [^>]*>\s*<rect x="10" y="(\d+)"', page)
+    assert line and bar and int(line.group(1)) > int(bar.group(1))
+    assert f'data-link="{router.id}"' in page
 
 
 # --- tenancy and roles
