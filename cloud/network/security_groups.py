@@ -115,7 +115,7 @@ def rule_body(rule: SecurityGroupRule) -> dict:
         "remote_ip_prefix": rule.remote_ip_prefix,
         "remote_group_id": str(rule.remote_group_id) if rule.remote_group_id else None,
         "remote_address_group_id": None,
-        "normalized_cidr": rule.remote_ip_prefix,
+        "normalized_cidr": _normalized(rule.remote_ip_prefix),
         "belongs_to_default_sg": rule.security_group.name == DEFAULT,
         "description": rule.description,
         "tenant_id": project,
@@ -125,6 +125,10 @@ def rule_body(rule: SecurityGroupRule) -> dict:
         "created_at": common_time(rule.created_at),
         "updated_at": common_time(rule.updated_at),
     }
+
+
+def _normalized(prefix: str | None) -> str | None:
+    return str(ipaddress.ip_network(prefix, strict=False)) if prefix else None
 
 
 def common_time(dt: datetime) -> str:
@@ -397,15 +401,16 @@ def create_rule(ctx: RequestContext, body: object) -> SecurityGroupRule:
         raise errors.BadRequest("Only remote_ip_prefix or remote_group_id may be provided.",
                                 neutron_type="SecurityGroupRemoteGroupAndRemoteIpPrefix")
     remote_group = None
+    everywhere = False  # 0.0.0.0/0 or ::/0: the same rule as no prefix at all
     if prefix is not None:
-        network = common.cidr(prefix if "/" in str(prefix) else f"{prefix}/"
-                              f"{32 if ':' not in str(prefix) else 128}",
-                              "remote_ip_prefix", strict=False)
+        # Kept as given (a bare address gets its host length); normalized_cidr shows the network
+        prefix = prefix if "/" in str(prefix) else f"{prefix}/{32 if ':' not in str(prefix) else 128}"
+        network = common.cidr(prefix, "remote_ip_prefix", strict=False)
         if f"IPv{network.version}" != ethertype:
             raise errors.BadRequest(
                 f"Conflicting value ethertype {ethertype} for CIDR {prefix}",
                 neutron_type="SecurityGroupRuleParameterConflict")
-        prefix = str(network)
+        everywhere = network.prefixlen == 0
     if remote_group_id is not None:
         # An id that is no UUID names no group: 404, as Neutron answers
         remote_group = common.one(_visible(ctx), remote_group_id, "SecurityGroupNotFound",
@@ -418,8 +423,7 @@ def create_rule(ctx: RequestContext, body: object) -> SecurityGroupRule:
             port_range_min=low, port_range_max=high, remote_ip_prefix=prefix,
             remote_group=remote_group,
         ).first()
-        if same is None and prefix is not None and ipaddress.ip_network(prefix).prefixlen == 0:
-            # 0.0.0.0/0 and ::/0 are the same rule as no prefix at all
+        if same is None and everywhere:
             same = SecurityGroupRule.objects.filter(
                 security_group=group, direction=direction, ethertype=ethertype,
                 protocol=protocol, port_range_min=low, port_range_max=high,

@@ -216,3 +216,17 @@ def test_a_remote_group_id_that_is_no_uuid_is_missing(api_as, member):
     api = api_as(member)
     web = create(api)
     error(rule(api, web["id"], remote_group_id="bad_group_id"), 404, "SecurityGroupNotFound")
+
+
+def test_a_remote_prefix_is_kept_as_given_and_shown_normalized(api_as, member):
+    api = api_as(member)
+    web = create(api)
+    made = rule(api, web["id"], protocol="tcp", port_range_min=22, port_range_max=22,
+                remote_ip_prefix="10.2.3.124/24")
+    assert made.status_code == 201, made.content
+    body = made.json()["security_group_rule"]
+    assert body["remote_ip_prefix"] == "10.2.3.124/24"
+    assert body["normalized_cidr"] == "10.2.3.0/24"
+    host = rule(api, web["id"], protocol="udp", port_range_min=53, port_range_max=53,
+                remote_ip_prefix="192.0.2.7")
+    assert host.json()["security_group_rule"]["remote_ip_prefix"] == "192.0.2.7/32"
