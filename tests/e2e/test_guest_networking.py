@@ -133,7 +133,8 @@ def _outside(cloud: Cloud, *argv: str, timeout: float = 15) -> subprocess.Comple
 
 
 def _pings(cloud: Cloud, address: str) -> bool:
-    return _outside(cloud, "ping", "-c1", "-W1", address).returncode == 0
+    # busybox: the machine has no iputils (scripts/setup.sh installs busybox-static).
+    return _outside(cloud, "busybox", "ping", "-c1", "-W1", address).returncode == 0
 
 
 def _wait_until(check, what: str, timeout: float) -> float:
@@ -207,7 +208,11 @@ def test_tenant_networks_routers_floating_ips_and_security_groups_carry_real_pac
                               "-o", "BatchMode=yes", f"root@{fip}", "hostname")
             return result.returncode == 0 and result.stdout.strip() == "net-a"
 
-        _wait_until(ssh_hostname, f"ssh root@{fip} hostname = net-a", timeout=BOOT_TIMEOUT)
+        try:
+            _wait_until(ssh_hostname, f"ssh root@{fip} hostname = net-a", timeout=BOOT_TIMEOUT)
+        except AssertionError:
+            print(_diagnosis(cloud, fip))
+            raise
         figure("server create to SSH on its floating IP (s)",
                round(time.monotonic() - started, 1))
 
@@ -270,3 +275,19 @@ def _bridge_has_more_than_ext(host: simhosts.SimHost, bridge: str) -> bool:
                          capture_output=True, text=True, check=False).stdout
     members = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
     return members != [simhosts.hosts.EXTERNAL_INTERFACE]
+
+
+def _diagnosis(cloud: Cloud, fip: str) -> str:
+    """What the routers and the outside see, for a failure's report."""
+    lines = [f"ping {fip}: {_pings(cloud, fip)}",
+             _outside(cloud, "ip", "neigh").stdout]
+    for host in cloud.hosts.values():
+        for pid_file in (host.dir / "instances" / "_network" / "routers").glob("*/pid"):
+            pid = pid_file.read_text().strip()
+            for argv in (["ip", "-br", "addr"], ["ip", "route"], ["iptables-legacy-save", "-t",
+                                                                    "nat"]):
+                out = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", *argv],
+                                     capture_output=True, text=True, check=False)
+                lines.append(f"{host.name} router {pid_file.parent.name} {argv[0]}:\n"
+                             f"{out.stdout}{out.stderr}")
+    return "\n".join(lines)
