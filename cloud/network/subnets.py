@@ -198,6 +198,8 @@ def create_subnet(ctx: RequestContext, body: object) -> Subnet:
                     f"network: {network.id} overlaps with another subnet.",
                     neutron_type="InvalidInput")
         quotas.check(project_id, "subnet")
+        # The network's ports (its DHCP ports among them) now have one more subnet to serve.
+        dataplane.notify_ports([str(p) for p in locked.ports.values_list("pk", flat=True)])
         return Subnet.objects.create(
             network=locked, project_id=project_id, cidr=str(net), ip_version=4,
             gateway_ip=gateway, allocation_pools=pools,
@@ -270,5 +272,6 @@ def delete_subnet(ctx: RequestContext, subnet_id: str) -> None:
         for port in holders(subnet):  # DHCP ports lose their address in it
             port.fixed_ips = [e for e in port.fixed_ips if e.get("subnet_id") != sid]
             port.save(update_fields=["fixed_ips", "updated_at"])
-            dataplane.notify_ports([str(port.id)])
         subnet.delete()
+        dataplane.notify_ports([str(p) for p in Port.objects.filter(
+            network_id=subnet.network_id).values_list("pk", flat=True)])
