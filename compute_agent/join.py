@@ -152,6 +152,10 @@ def agent_settings(joined: dict[str, Any], libvirt_uri: str, host_ip: str) -> di
     interval = joined.get("heartbeat_interval")
     if isinstance(interval, int | float) and interval > 0:
         values["KUMO_HEARTBEAT_INTERVAL"] = f"{interval:g}"
+    internal_url = joined.get("internal_url")
+    if isinstance(internal_url, str) and internal_url:
+        # Where the host's metadata proxy forwards its guests' requests.
+        values["KUMO_INTERNAL_URL"] = internal_url
     return values
 
 

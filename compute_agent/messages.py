@@ -109,6 +109,32 @@ def report_signature(secret: str, host: str, task_name: str, payload: dict[str, 
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+# --- The metadata service (docs/architecture.md, "Guest networking")
+#
+# A host's metadata proxy forwards a guest's request to the control plane's /metadata/ with the
+# network it came in on and its source address, both taken from the socket (never from anything
+# the guest sent), signed: with the host's own secret (and its name as signer) when it joined, or
+# else with the secret every host of the deployment shares (KUMO_METADATA_SECRET, signer "").
+# The timestamp bounds a replay to METADATA_MAX_SKEW seconds.
+
+METADATA_PREFIX = "/metadata"
+METADATA_ADDRESS = "169.254.169.254"
+METADATA_NETWORK_HEADER = "X-Kumo-Network-Id"
+METADATA_ADDRESS_HEADER = "X-Kumo-Source-Address"
+METADATA_SIGNER_HEADER = "X-Kumo-Host"
+METADATA_TIME_HEADER = "X-Kumo-Timestamp"
+METADATA_SIGNATURE_HEADER = "X-Kumo-Signature"
+METADATA_MAX_SKEW = 300
+
+
+def metadata_signature(secret: str, host: str, network_id: str, address: str, path: str,
+                       timestamp: str) -> str:
+    """HMAC-SHA256 of one forwarded metadata request: who forwards it (a joined host's name, or ""
+    for the shared secret), the network and source address it speaks for, the path and when."""
+    message = f"metadata\n{host}\n{network_id}\n{address}\n{path}\n{timestamp}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
 def redis_unacked_keys(host: str) -> dict[str, str]:
     """The keys where kombu's Redis transport keeps a joined host's unacknowledged messages (its
     transport options of these names). The default keys are one hash shared by every consumer,

@@ -38,7 +38,7 @@ from compute_agent.env_file import EnvFileError, read_env_file
 from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
-from compute_agent.network import DRIVERS, NetworkDriver, NetworkError
+from compute_agent.network import DRIVERS, MetadataProxy, NetworkDriver, NetworkError
 from compute_agent.network import create_driver as create_network_driver
 from compute_agent.reporter import CeleryReporter, HostIdentity
 
@@ -93,6 +93,11 @@ class AgentConfig:
     # The secret this host signs its reports with, given when it joined (compute_agent.join);
     # empty for a host that shares the control plane's broker credential.
     host_secret: str = field(default="", repr=False)
+    # The metadata service (compute_agent.network.metadata_proxy): where the control plane answers
+    # (KUMO_INTERNAL_URL), and the secret shared by the hosts that did not join
+    # (KUMO_METADATA_SECRET); a joined host signs with host_secret instead.
+    internal_url: str = ""
+    metadata_secret: str = field(default="", repr=False)
 
     @property
     def queue(self) -> str:
@@ -208,6 +213,8 @@ def parse_args(
         domain_type=args.domain_type,
         log_level=args.log_level.upper(),
         host_secret=env.get("KUMO_HOST_SECRET", ""),
+        internal_url=env.get("KUMO_INTERNAL_URL", ""),
+        metadata_secret=env.get("KUMO_METADATA_SECRET", ""),
         network_driver=args.network_driver,
         netns=args.netns,
         tunnel_ip=args.tunnel_ip,
@@ -385,6 +392,7 @@ def build_agent(config: AgentConfig) -> Agent:
             tunnel_ip=config.tunnel_ip or config.host_ip,
             physical_interface_mappings=config.physical_interface_mappings,
             allow_host_netns=config.network_driver_allow_host_netns,
+            metadata=metadata_proxy(config),
         )
     except (DriverError, NetworkError):
         driver.close()
@@ -397,6 +405,21 @@ def build_agent(config: AgentConfig) -> Agent:
     register_tasks(app, manager)
     return Agent(config, app, driver, network, manager,
                  Heartbeat(manager, config.heartbeat_interval))
+
+
+def metadata_proxy(config: AgentConfig) -> MetadataProxy | None:
+    """The metadata proxy of a host with a data plane, when it can sign: a joined host with its
+    own secret and name, any other with the shared KUMO_METADATA_SECRET. None (and guests use the
+    config drive) without the control plane's URL or a secret."""
+    if config.network_driver != "linuxbridge":
+        return None
+    if not config.internal_url or not (config.host_secret or config.metadata_secret):
+        LOG.warning("no metadata service on this host: it needs KUMO_INTERNAL_URL and "
+                    "KUMO_HOST_SECRET (a joined host) or KUMO_METADATA_SECRET")
+        return None
+    if config.host_secret:
+        return MetadataProxy(config.internal_url, config.host_secret, config.host)
+    return MetadataProxy(config.internal_url, config.metadata_secret)
 
 
 def run(config: AgentConfig) -> int:

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .base import NetworkDriver, NetworkError, Nic
+from .metadata_proxy import MetadataProxy
 
 DRIVERS = ("user", "linuxbridge")
 
-__all__ = ["DRIVERS", "NetworkDriver", "NetworkError", "Nic", "create_driver"]
+__all__ = ["DRIVERS", "MetadataProxy", "NetworkDriver", "NetworkError", "Nic", "create_driver"]
 
 
 def create_driver(
@@ -22,8 +23,11 @@ def create_driver(
     tunnel_ip: str = "",
     physical_interface_mappings: Sequence[str] = (),
     allow_host_netns: bool = False,
+    metadata: MetadataProxy | None = None,
 ) -> NetworkDriver:
-    """The network driver `kind` names (--network-driver); NetworkError if it cannot run here."""
+    """The network driver `kind` names (--network-driver); NetworkError if it cannot run here.
+    `metadata` serves the metadata service in the DHCP namespaces (linuxbridge only: the user-mode
+    NIC's guests have no DHCP server of ours to reach it through)."""
     if kind == "user":
         from .usermode import UserModeDriver
 
@@ -34,7 +38,7 @@ def create_driver(
         driver = LinuxBridgeDriver(
             state_dir=state_dir, netns=netns, tunnel_ip=tunnel_ip,
             physical_interfaces=parse_mappings(physical_interface_mappings),
-            allow_host_netns=allow_host_netns,
+            allow_host_netns=allow_host_netns, metadata=metadata,
         )
         driver.start()
         return driver

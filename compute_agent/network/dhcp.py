@@ -17,6 +17,11 @@ What the server needs is kept under the state directory, one folder per network:
 options files (a SIGHUP makes dnsmasq re-read both), its pid file and the argv it runs with; a
 changed argv (a new subnet) restarts it. An agent that restarts finds these and adopts the
 running server, or removes it when the network has no local port left.
+
+The namespace is also where guests find the metadata service: 169.254.169.254/32 on its loopback,
+reached through the route the leases carry (option 121, via the server's address), and the
+agent's listener on port 80 in it (metadata_proxy.py). That listener holds the namespace alive, so
+it is closed before the server is stopped, and opened again when an agent adopts a server.
 """
 
 from __future__ import annotations
@@ -31,15 +36,20 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compute_agent import messages as msg
 
 from .base import NetworkError, bridge_name
 from .runner import Runner
 
+if TYPE_CHECKING:
+    from .metadata_proxy import MetadataProxy
+
 LOG = logging.getLogger(__name__)
 
 LEASE_SECONDS = 3600
+METADATA_ROUTE = f"{msg.METADATA_ADDRESS}/32"
 _START_TIMEOUT = 5.0
 _ID_CHARS = 11
 _LABEL = re.compile(r"[^a-z0-9-]+")
@@ -94,12 +104,17 @@ def hosts_file(ports: Iterable[msg.NetworkInfo]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def opts_file(subnets: Iterable[msg.SubnetInfo], mtu: int) -> str:
+def opts_file(subnets: Iterable[msg.SubnetInfo], mtu: int, metadata_via: str = "") -> str:
     """Per subnet (tag sN): router (none without a gateway: dnsmasq would offer itself), DNS
     servers, host routes as option 121 (with the default route in it, since a client that
-    gets 121 ignores the router option); and the MTU (option 26) for all."""
+    gets 121 ignores the router option); and the MTU (option 26) for all.
+
+    `metadata_via` (the server's own address) adds the route to the metadata service,
+    169.254.169.254/32 through the DHCP namespace, to the subnet that address is in (guests of
+    other subnets cannot reach it on their link). Through the server, not the router: a network
+    without a router gets the service too, and each guest asks its own host's proxy."""
     lines = []
-    for index, (subnet, _) in enumerate(_ipv4_subnets(subnets)):
+    for index, (subnet, net) in enumerate(_ipv4_subnets(subnets)):
         tag = f"tag:s{index}"
         gateway = subnet.gateway_ip
         lines.append(f"{tag},option:router" + (f",{gateway}" if gateway else ""))
@@ -107,6 +122,10 @@ def opts_file(subnets: Iterable[msg.SubnetInfo], mtu: int) -> str:
         lines.append(f"{tag},option:dns-server" + "".join(f",{s}" for s in servers))
         routes = [(r.get("destination", ""), r.get("nexthop", "")) for r in subnet.host_routes]
         routes = [(d, h) for d, h in routes if d and _is_ipv4(h)]
+        if metadata_via and _is_ipv4(metadata_via) and \
+                ipaddress.ip_address(metadata_via) in net and \
+                not any(d == METADATA_ROUTE for d, _ in routes):
+            routes.insert(0, (METADATA_ROUTE, metadata_via))
         if routes:
             if gateway and not any(d in ("0.0.0.0/0", "default") for d, _ in routes):
                 routes.append(("0.0.0.0/0", gateway))
@@ -195,9 +214,14 @@ class _InNamespaceOf(Runner):
 class DhcpServers:
     """The DHCP servers of one host, their files under `state_dir`/dhcp/<network id>/."""
 
-    def __init__(self, runner: Runner, state_dir: Path) -> None:
+    def __init__(self, runner: Runner, state_dir: Path,
+                 metadata: MetadataProxy | None = None) -> None:
         self.runner = runner
         self.state_dir = state_dir / "dhcp"
+        # The metadata listener in each server's namespace (compute_agent.network.metadata_proxy):
+        # opened once the server's leg is up, closed before the server stops (it would keep the
+        # namespace alive).
+        self.metadata = metadata
         self._children: dict[int, subprocess.Popen[bytes]] = {}  # to reap the ones we started
 
     def folder(self, network_id: str) -> Path:
@@ -223,20 +247,29 @@ class DhcpServers:
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o755)
         changed = _write(folder / "hosts", hosts_file(ports))
-        changed = _write(folder / "opts", opts_file(port.subnets, port.mtu)) or changed
+        changed = _write(folder / "opts", opts_file(port.subnets, port.mtu, port.dhcp_ip)) \
+            or changed
         argv = dnsmasq_argv(port, folder)
         pid = _running_pid(folder)
         same = (folder / "argv").exists() and (folder / "argv").read_text() == "\0".join(argv)
         if pid is not None and not same:
+            self._stop_metadata(network_id)
             self._stop(pid)
             pid = None
         if pid is None:
+            self._stop_metadata(network_id)  # a listener in a dead server's namespace
             (folder / "argv").write_text("\0".join(argv))
             pid = self._start(argv, folder)
             LOG.info("dnsmasq %d serves network %s", pid, network_id)
         elif changed:
             os.kill(pid, signal.SIGHUP)  # re-reads the hosts and options files
         self._ensure_leg(port, pid)
+        if self.metadata is not None:
+            self.metadata.serve(network_id, pid)
+
+    def _stop_metadata(self, network_id: str) -> None:
+        if self.metadata is not None:
+            self.metadata.stop(network_id)
 
     def _start(self, argv: list[str], folder: Path) -> int:
         (folder / "pid").unlink(missing_ok=True)
@@ -276,11 +309,19 @@ class DhcpServers:
         if f" {address} " not in current:
             inside.run(["ip", "addr", "flush", "dev", server])
             inside.run(["ip", "addr", "add", address, "dev", server])
+        # The metadata service's address, on lo: reached through the route DHCP hands out, never
+        # by ARP on the link (arp_ignore=1), where every host's DHCP namespace would answer for
+        # it and a guest could end up at another host's proxy.
+        inside.run(["sysctl", "-q", "-w", f"net.ipv4.conf.{server}.arp_ignore=1"], check=False)
+        if f" {METADATA_ROUTE} " not in inside.run(["ip", "-o", "-4", "addr", "show", "dev",
+                                                    "lo"]):
+            inside.run(["ip", "addr", "add", METADATA_ROUTE, "dev", "lo"])
 
     def remove(self, network_id: str) -> None:
         """Stop the network's server (its namespace and veth go with it) and remove its files;
         none is no error."""
         folder = self.folder(network_id)
+        self._stop_metadata(network_id)
         pid = _running_pid(folder)
         if pid is not None:
             self._stop(pid)

@@ -29,6 +29,7 @@ from compute_agent import messages as msg
 
 from . import dhcp, secgroups
 from .base import NetworkDriver, NetworkError, Nic, bridge_name, tap_name, vxlan_name
+from .metadata_proxy import MetadataProxy
 from .runner import Runner
 
 try:  # compute_agent.network.router (routers) is written beside this module
@@ -83,6 +84,7 @@ class LinuxBridgeDriver(NetworkDriver):
         physical_interfaces: Mapping[str, str] | None = None,
         allow_host_netns: bool = False,
         runner: Runner | None = None,
+        metadata: MetadataProxy | None = None,
     ) -> None:
         if not netns and in_machine_netns() and not allow_host_netns:
             raise NetworkError(
@@ -96,7 +98,9 @@ class LinuxBridgeDriver(NetworkDriver):
         self.tunnel_ip = tunnel_ip
         self.physical_interfaces = dict(physical_interfaces or {})
         self.state_dir = Path(state_dir)
-        self.dhcp = dhcp.DhcpServers(self.runner, self.state_dir)
+        # The metadata service listens in each DHCP namespace (metadata_proxy.py); start() below
+        # opens the listeners again for the servers an earlier run left.
+        self.dhcp = dhcp.DhcpServers(self.runner, self.state_dir, metadata)
         self._lock = threading.RLock()
         self.ports: dict[str, msg.NetworkInfo] = {}
         self.owners: dict[str, str] = {}  # port id -> instance uuid

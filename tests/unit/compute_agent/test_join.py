@@ -102,6 +102,7 @@ def test_join_writes_the_agents_configuration_readable_by_root_only(cloud, tmp_p
         "KUMO_COMPUTE_HOST": "compute-7", "KUMO_LIBVIRT_URI": "test:///default",
         "CELERY_BROKER_URL": ANSWER["join"]["broker_url"], "KUMO_HOST_SECRET": "s" * 64,
         "KUMO_HOST_IP": "10.0.0.7", "KUMO_HEARTBEAT_INTERVAL": "10",
+        "KUMO_INTERNAL_URL": "http://controller:8000",
     }
     out = capsys.readouterr()
     assert "pw-xyz" not in out.out + out.err and "s" * 64 not in out.out + out.err
@@ -117,6 +118,8 @@ def test_the_agent_reads_what_join_wrote(cloud, tmp_path):
     assert (agent.host, agent.broker_url, agent.host_ip) == (
         "compute-7", ANSWER["join"]["broker_url"], "10.0.0.7")
     assert agent.identity is not None and agent.identity.secret == "s" * 64
+    # Its metadata proxy signs with that secret, as this host, towards the control plane's URL.
+    assert agent.internal_url == "http://controller:8000"
 
 
 def test_a_refused_token_says_why_and_writes_nothing(cloud, tmp_path, capsys):

@@ -51,6 +51,19 @@ def test_options_router_dns_mtu_and_host_routes_with_the_default_route() -> None
     ]
 
 
+def test_the_metadata_route_goes_through_the_dhcp_server_of_its_subnet() -> None:
+    """169.254.169.254/32 via the server's own address (option 121, with the default route
+    then, since 121 replaces the router option), for the subnet the server is on only."""
+    other = msg.SubnetInfo(subnet_id="s2", cidr="10.1.0.0/24", gateway_ip="10.1.0.1")
+    lines = dhcp.opts_file([SUBNET, other], 1450, "10.0.0.2").splitlines()
+    assert "tag:s0,option:classless-static-route,169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1" \
+        in lines
+    assert not any(line.startswith("tag:s1,option:classless") for line in lines)
+    isolated = msg.SubnetInfo(subnet_id="s3", cidr="10.0.0.0/24")  # no gateway: no default
+    assert "tag:s0,option:classless-static-route,169.254.169.254/32,10.0.0.2" in \
+        dhcp.opts_file([isolated], 1450, "10.0.0.2").splitlines()
+
+
 def test_dnsmasq_serves_static_leases_only_without_dns_on_its_own_leg(tmp_path: Path) -> None:
     argv = dhcp.dnsmasq_argv(port("a", "fa:16:3e:00:00:01", "10.0.0.5"), tmp_path)
     assert argv[0] == "dnsmasq"
