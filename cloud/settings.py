@@ -346,6 +346,10 @@ KUMO_RABBITMQCTL = os.environ.get("KUMO_RABBITMQCTL", "rabbitmqctl")
 # hosts sharing the control plane's broker user (make run HOSTS=N, the default host) stop counting.
 KUMO_REQUIRE_HOST_CREDENTIALS = os.environ.get("KUMO_REQUIRE_HOST_CREDENTIALS", "").lower() in (
     "1", "true", "yes", "on")
+# The metadata service (/metadata/, cloud/api/metadata.py): the secret that hosts without a
+# credential of their own sign their guests' requests with (the agents get the same value). Unset,
+# only joined hosts (their own secret) are answered. Never the same as any other secret.
+KUMO_METADATA_SECRET = os.environ.get("KUMO_METADATA_SECRET", "")
 
 LOGGING = {
     "version": 1,

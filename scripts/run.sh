@@ -22,6 +22,14 @@ ensure_redis
 # Agents download images from the API on this host's port; honcho gives every process its own
 # PORT, so the address they use is fixed here.
 export KUMO_INTERNAL_URL="${KUMO_INTERNAL_URL:-http://127.0.0.1:$PORT}"
+# The agents' metadata proxies (no host of `make run` joined with a credential of its own) sign
+# their guests' requests with a secret the control plane shares; made once, kept under var/.
+if [ -z "${KUMO_METADATA_SECRET:-}" ]; then
+    mkdir -p var
+    [ -s var/metadata_secret ] || (umask 077 && python -c 'import secrets; print(secrets.token_urlsafe(32))' >var/metadata_secret)
+    KUMO_METADATA_SECRET="$(cat var/metadata_secret)"
+fi
+export KUMO_METADATA_SECRET
 
 mkdir -p var
 python manage.py migrate --noinput

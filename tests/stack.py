@@ -139,6 +139,8 @@ class Stack:
             "KUMO_INTERNAL_URL": self.url,
             "KUMO_POWER_SYNC_GRACE": "3",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
+            # The simulated hosts' metadata proxies sign with it (they joined with no credential).
+            "KUMO_METADATA_SECRET": secrets.token_urlsafe(32),
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
         }

@@ -1,6 +1,6 @@
 """Every OpenStack API path, under one origin: /identity, /compute, /image, /network."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from . import (
     identity,
@@ -8,6 +8,7 @@ from . import (
     identity_catalog,
     identity_credentials,
     identity_groups,
+    metadata,
     openapi,
 )
 
@@ -30,4 +31,6 @@ urlpatterns = [
     path("compute", include("cloud.api.compute.urls")),
     path("image", include("cloud.api.image.urls")),
     path("network", include("cloud.api.network.urls")),
+    # The metadata service, for the hosts' proxies (cloud/api/metadata.py).
+    re_path(r"^metadata(?P<path>/.*)?$", metadata.metadata_view),
 ]
