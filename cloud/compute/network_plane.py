@@ -239,7 +239,9 @@ def host_joined(host: str) -> None:
         ports = Port.objects.filter(
             Q(device_id__in=[str(u) for u in on_host]) | Q(binding_host=node.host))
         notify_ports([str(p) for p in ports.values_list("id", flat=True)])
-    for router in Router.objects.exclude(host=""):
+    # Routers too: those already placed hear of the new tunnel end, and those made while no host
+    # had a data plane (bootstrap's router1 before the first agent reported) get one now.
+    for router in Router.objects.all():
         notify_router(str(router.id))
 
 
@@ -309,10 +311,6 @@ def notify_router_removed(router_id: str, host: str) -> None:
         rpc.to_host(host, msg.TASK_REMOVE_ROUTER,
                     msg.RouterSpec(request_id=_request_id(), router_id=str(router_id),
                                    revision=msg.REMOVED_REVISION))
-
-
-def routers_without_host() -> list[str]:
-    return [str(r) for r in Router.objects.filter(host="").values_list("id", flat=True)]
 
 
 def groups_of(port: Port) -> list[str]:

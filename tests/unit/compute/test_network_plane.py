@@ -130,9 +130,9 @@ def test_a_router_gets_a_host_and_its_spec_lists_legs_and_floating_ips(net, sent
     Subnet.objects.create(network=public, cidr="172.24.4.0/24", gateway_ip="172.24.4.1",
                           enable_dhcp=False)
     router = Router.objects.create(name="r1", external_network=public)
-    gateway = Port.objects.create(network=public, device_id=str(router.id),
-                                  device_owner="network:router_gateway", mac_address="fa:16:3e:aa:00:01",
-                                  fixed_ips=[{"ip_address": "172.24.4.10"}])
+    Port.objects.create(network=public, device_id=str(router.id),
+                        device_owner="network:router_gateway", mac_address="fa:16:3e:aa:00:01",
+                        fixed_ips=[{"ip_address": "172.24.4.10"}])
     Port.objects.create(network=net, device_id=str(router.id),
                         device_owner="network:router_interface", mac_address="fa:16:3e:aa:00:02",
                         fixed_ips=[{"ip_address": "192.168.5.1"}])
@@ -168,3 +168,15 @@ def test_a_new_tunnel_end_is_announced_to_the_hosts_already_carrying_ports(net, 
     (refresh,) = [msg.PortsRefresh.from_dict(s.args[0]) for s in sent
                   if s.queue == "compute.compute-1"]
     assert refresh.ports[0].peers == ["10.77.0.12"]
+
+
+def test_a_router_made_before_any_data_plane_host_is_placed_when_one_joins(net, sent) -> None:
+    router = Router.objects.create(name="router1")
+    with transaction.atomic():
+        dataplane.notify_router(str(router.id))  # bootstrap, before any agent reported
+    assert Router.objects.get(pk=router.pk).host == "" and sent == []
+    _dataplane_host("compute-1", "10.77.0.11")
+    with transaction.atomic():
+        network_plane.host_joined("compute-1")
+    assert Router.objects.get(pk=router.pk).host == "compute-1"
+    assert [s.queue for s in sent if s.name == msg.TASK_SYNC_ROUTER] == ["compute.compute-1"]
