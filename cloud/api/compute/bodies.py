@@ -98,7 +98,8 @@ class ServerContext:
         uuids = [str(i.uuid) for i in instances]
         self.ports: dict[str, list[Port]] = {}
         if uuids:
-            for port in Port.objects.filter(device_id__in=uuids).select_related("network"):
+            for port in Port.objects.filter(device_id__in=uuids).select_related(
+                    "network").prefetch_related("floating_ips"):
                 self.ports.setdefault(port.device_id, []).append(port)
         self.faults: dict[str, InstanceFault] = {}
         errored = [i.pk for i in instances if i.vm_state in (states.ERROR, states.DELETED)]
@@ -149,6 +150,15 @@ def addresses(ports: list[Port], extended: bool) -> dict:
                 entry["OS-EXT-IPS:type"] = "fixed"
                 entry["OS-EXT-IPS-MAC:mac_addr"] = port.mac_address
             result.setdefault(port.network.name, []).append(entry)
+            # As Nova shows them: a floating IP follows the fixed address it maps to.
+            for floating in port.floating_ips.all():
+                if floating.fixed_ip_address != fixed["ip_address"]:
+                    continue
+                entry = {"version": 4, "addr": floating.floating_ip_address}
+                if extended:
+                    entry["OS-EXT-IPS:type"] = "floating"
+                    entry["OS-EXT-IPS-MAC:mac_addr"] = port.mac_address
+                result[port.network.name].append(entry)
     return result
 
 

@@ -97,3 +97,20 @@ def test_shares_from_2_97_none_attached_and_attaching_refused(member, reader, ot
     assert api.get(item, version="2.97").status_code == 404
     assert api.delete(item, version="2.97").status_code == 404
     assert api_as(reader).delete(item, version="2.97").status_code == 403
+
+
+def test_a_floating_ip_shows_in_the_server_addresses_after_its_fixed_one(member, api_as, server):
+    from cloud.network.models import FloatingIp, Network, Port
+
+    public = Network.objects.create(name="public", external=True, network_type="flat")
+    holder = Port.objects.create(network=public, device_owner="network:floatingip",
+                                 mac_address="fa:16:3e:ff:00:01",
+                                 fixed_ips=[{"ip_address": "172.24.4.30"}])
+    FloatingIp.objects.create(floating_network=public, floating_port=holder,
+                              floating_ip_address="172.24.4.30", port=server.port,
+                              fixed_ip_address="10.0.0.10", project=member.project)
+    shown = api_as(member).get(f"{V}/servers/{server.uuid}").json()["server"]["addresses"]
+    assert [(a["addr"], a["OS-EXT-IPS:type"]) for a in shown["private"]] == \
+        [("10.0.0.10", "fixed"), ("172.24.4.30", "floating")]
+    ips = api_as(member).get(f"{V}/servers/{server.uuid}/ips").json()["addresses"]
+    assert [a["addr"] for a in ips["private"]] == ["10.0.0.10", "172.24.4.30"]
