@@ -139,7 +139,9 @@ def build_domain_xml(
     sysinfo = _sub(domain, "sysinfo", type="smbios")
     system = _sub(sysinfo, "system")
     _sub(system, "entry", "Kumo", name="manufacturer")
-    _sub(system, "entry", "Kumo Compute", name="product")
+    # cloud-init recognises an OpenStack platform (and then asks its metadata service at
+    # 169.254.169.254) by this product name, as Nova's guests show "OpenStack Nova".
+    _sub(system, "entry", "OpenStack Compute", name="product")
     _sub(system, "entry", instance_uuid, name="serial")
     _sub(system, "entry", instance_uuid, name="uuid")
 

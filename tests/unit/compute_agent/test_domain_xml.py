@@ -75,6 +75,8 @@ def test_guest_is_hvm_and_reads_its_identity_from_smbios() -> None:
     assert sysinfo.get("type") == "smbios"
     entries = {e.get("name"): e.text for e in sysinfo.findall("system/entry")}
     assert entries["serial"] == UUID
+    # What cloud-init's OpenStack datasource looks for before it asks the metadata service.
+    assert entries["product"] == "OpenStack Compute"
     assert entries["uuid"] == UUID
 
 
