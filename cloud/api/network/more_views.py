@@ -6,8 +6,10 @@ from __future__ import annotations
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cloud import errors
 from cloud.compute import network_agents
-from cloud.network import common, floating_ips, quotas, routers
+from cloud.identity import policy
+from cloud.network import floating_ips, quotas, routers
 from cloud.network import security_groups as groups
 
 from .bodies import floating_ip_body, router_body
@@ -113,7 +115,9 @@ class Agents(NeutronView):
                             "admin_state_up", "availability_zone")}
 
     def get(self, request: Request) -> Response:
-        common.authorize(self.ctx, "get_agent", "network:agents")
+        # Neutron filters a list by the policy of each item: a non-admin sees no agents.
+        if not policy.allowed(self.ctx, "network:agents"):
+            return Response({"agents": []})
         agents = network_agents.list_agents(self.filters())
         return Response({"agents": [self.pick(a) for a in agents]})
 
@@ -122,5 +126,7 @@ class AgentDetail(NeutronView):
     query_params = {"GET": ("fields",)}
 
     def get(self, request: Request, agent_id: str) -> Response:
-        common.authorize(self.ctx, "get_agent", "network:agents")
+        if not policy.allowed(self.ctx, "network:agents"):
+            raise errors.NotFound(f"Agent {agent_id} could not be found",
+                                  neutron_type="AgentNotFound")
         return Response({"agent": self.pick(network_agents.get_agent(agent_id))})
