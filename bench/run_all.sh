@@ -7,3 +7,9 @@ python -m bench.boot_bench "$@"
 python -m bench.dashboard_bench
 python -m bench.web_bench
 python -m bench.console_bench
+# Real guests on simulated hosts: root and the tiny guest image (make image) are needed.
+if [ "$(id -u)" = 0 ] && [ -f var/guest/kumo-tiny.qcow2 ]; then
+    python -m bench.net_bench
+else
+    echo "net_bench skipped: needs root and var/guest/kumo-tiny.qcow2 (make image)"
+fi
