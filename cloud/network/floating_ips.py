@@ -190,3 +190,46 @@ def delete_floating_ip(ctx: RequestContext, fip_id: str) -> None:
         Port.objects.filter(pk=port_id).delete()
         if router_id:
             dataplane.notify_router(str(router_id))
+
+
+# --- for Nova's proxies (os-floating-ips, addFloatingIp, removeFloatingIp): by address and device
+
+
+def by_address(ctx: RequestContext, address: str) -> FloatingIp:
+    common.authorize_read(ctx)
+    found = visible_floating_ips(ctx).filter(floating_ip_address=address).first()
+    if found is None:
+        raise errors.NotFound(f"floating IP not found for address {address}",
+                              neutron_type="FloatingIPNotFound")
+    return found
+
+
+def associate_device(ctx: RequestContext, address: str, device_id: str,
+                     fixed_address: str | None = None) -> FloatingIp:
+    """Map the floating IP `address` onto the device's port that holds `fixed_address` (or its
+    first port with an address); a device that cannot be reached from its network is a 400."""
+    fip = by_address(ctx, address)
+    ports = [p for p in Port.objects.filter(device_id=device_id).order_by("created_at")
+             if p.fixed_ips]
+    if fixed_address is not None:
+        ports = [p for p in ports
+                 if any(e["ip_address"] == fixed_address for e in p.fixed_ips)]
+    if not ports:
+        which = f"fixed IP {fixed_address}" if fixed_address else "fixed IP"
+        raise errors.BadRequest(f"Instance {device_id} has no {which} to associate floating IP "
+                                f"{address} with.")
+    try:
+        return update_floating_ip(ctx, str(fip.id), {
+            "port_id": str(ports[0].id),
+            "fixed_ip_address": fixed_address or ports[0].fixed_ips[0]["ip_address"]})
+    except errors.NotFound as exc:  # the external network is not reachable from the port
+        raise errors.BadRequest(f"Unable to associate floating IP {address}: {exc.message}") \
+            from None
+
+
+def disassociate_device(ctx: RequestContext, address: str, device_id: str) -> FloatingIp:
+    fip = by_address(ctx, address)
+    if fip.port is None or fip.port.device_id != device_id:
+        raise errors.BadRequest(f"Floating IP {address} is not associated with instance "
+                                f"{device_id}.")
+    return update_floating_ip(ctx, str(fip.id), {"port_id": None})

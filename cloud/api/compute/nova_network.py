@@ -1,9 +1,9 @@
 """The networking APIs Nova proxied to the network service until 2.35 (404 from 2.36): the networks
 a project may use (os-networks, os-tenant-networks) read from Kumo's network API; floating IPs and
-their pools (os-floating-ips, os-floating-ip-pools), of which this cloud has none; the project's
-security groups and their rules (os-security-groups, os-security-group-rules) over the network's
-own (cloud/network/security_groups.py), in Nova's shapes, Neutron's conflicts answered with 400
-as Nova's proxy does."""
+their pools (os-floating-ips, os-floating-ip-pools: the external networks) over the Network
+API's floating IPs; the project's security groups and their rules (os-security-groups,
+os-security-group-rules) over the network's own (cloud/network/security_groups.py); in Nova's
+shapes, Neutron's conflicts answered with 400 as Nova's proxy does."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from rest_framework.response import Response
 
 from cloud import errors
 from cloud.ids import parse_uuid
-from cloud.network import networks
+from cloud.network import common as net_common
+from cloud.network import floating_ips, networks
 from cloud.network import security_groups as groups
-from cloud.network.models import Network, SecurityGroup
+from cloud.network.models import FloatingIp, Network, SecurityGroup
 
 from ..base import ComputeView
 from .security_groups import _rule_body, group_body
@@ -89,16 +90,54 @@ class FloatingIpPools(_ProxyView):
         return Response({"floating_ip_pools": [{"name": n.name} for n in pools]})
 
 
+def _nova_floating_ip(fip: FloatingIp) -> dict:
+    port = fip.port
+    return {"id": str(fip.id), "ip": fip.floating_ip_address, "pool": fip.floating_network.name,
+            "fixed_ip": fip.fixed_ip_address,
+            "instance_id": port.device_id if port and port.device_owner.startswith("compute:")
+            else None}
+
+
 class FloatingIpList(_ProxyView):
     def get(self, request: Request) -> Response:
         self.authorize("compute:networks:index")
-        return Response({"floating_ips": []})
+        found = floating_ips.list_floating_ips(self.ctx, {})
+        return Response({"floating_ips": [_nova_floating_ip(f) for f in found]})
+
+    def post(self, request: Request) -> Response:
+        """Allocate a floating IP from the pool (an external network) named, or the first."""
+        self.authorize("compute:networks:index")
+        net_common.authorize(self.ctx, "create_floatingip")
+        data = request.data if isinstance(request.data, dict) else {}
+        pool = data.get("pool")
+        pools = networks.visible_networks(self.ctx).filter(external=True).order_by("name")
+        network = pools.filter(name=pool).first() if pool else pools.first()
+        if network is None:
+            raise errors.NotFound(f"Floating IP pool not found: {pool}")
+        try:
+            made = floating_ips.create_floating_ip(self.ctx, {
+                "floating_network_id": str(network.id)})
+        except errors.Conflict as exc:  # no address left, or the quota
+            raise errors.Forbidden(exc.message) from None
+        return Response({"floating_ip": _nova_floating_ip(made)})
 
 
 class FloatingIpItem(_ProxyView):
+    def _find(self, floating_ip_id: str) -> FloatingIp:
+        try:
+            return floating_ips.get_floating_ip(self.ctx, floating_ip_id)
+        except errors.NotFound:
+            raise errors.NotFound(f"Floating IP not found for ID {floating_ip_id}") from None
+
     def get(self, request: Request, floating_ip_id: str) -> Response:
         self.authorize("compute:networks:index")
-        raise errors.NotFound(f"Floating IP not found for ID {floating_ip_id}")
+        return Response({"floating_ip": _nova_floating_ip(self._find(floating_ip_id))})
+
+    def delete(self, request: Request, floating_ip_id: str) -> Response:
+        self.authorize("compute:networks:index")
+        fip = self._find(floating_ip_id)
+        floating_ips.delete_floating_ip(self.ctx, str(fip.id))
+        return Response(status=202)
 
 
 def _nova_group(group: SecurityGroup) -> dict:

@@ -289,7 +289,7 @@ class ServerAction(ComputeView):
         if key in ("addSecurityGroup", "removeSecurityGroup"):
             return self._security_group(server_id, key, args)
         if key in network_actions.RULES:
-            network_actions.act(self, server_id, key, args)
+            return network_actions.act(self, server_id, key, args)
         if key == "evacuate":
             evacuate.evacuate(self, self.authorized_server(server_id, evacuate.RULE), args)
         operation = operations.BY_API_NAME.get(key)

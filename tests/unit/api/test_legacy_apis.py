@@ -10,7 +10,7 @@ import pytest
 from cloud.api.compute import retired
 from cloud.compute import quotas
 from cloud.compute.models import Aggregate, ConsoleToken
-from tests.factories import make_node, make_server
+from tests.factories import give_address, make_node, make_server
 
 pytestmark = pytest.mark.usefixtures("mv2104")
 V = "/compute/v2.1"
@@ -98,6 +98,39 @@ def test_floating_ip_proxies_until_2_35(member, api_as, nets):
     assert api.get(f"{V}/os-floating-ips", version="2.35").json() == {"floating_ips": []}
     assert api.get(f"{V}/os-floating-ips/1", version="2.35").status_code == 404
     assert api.get(f"{V}/os-floating-ip-pools", version="2.36").status_code == 404
+
+
+def test_floating_ips_through_nova_s_proxies_until_2_35(member, reader, api_as, nets):
+    """Allocated from a pool, mapped onto a server's port with addFloatingIp when a router joins
+    the server's subnet to the pool, taken off with removeFloatingIp, released."""
+    api = api_as(member)
+    server = make_server(member)
+    port = give_address(server, "alpha-net", "10.2.0.50")
+    made = api.post(f"{V}/os-floating-ips", {"pool": "public"}, version="2.35")
+    assert made.status_code == 200, made.content
+    fip = made.json()["floating_ip"]
+    assert fip["pool"] == "public" and fip["instance_id"] is None
+    action = f"{V}/servers/{server.uuid}/action"
+    add = {"addFloatingIp": {"address": fip["ip"]}}
+    # no router joins alpha-net to public yet
+    assert api.post(action, add, version="2.35").status_code == 400
+    router = api.post("/network/v2.0/routers", {"router": {"external_gateway_info": {
+        "network_id": str(nets["public"].id)}}}).json()["router"]
+    api.put(f"/network/v2.0/routers/{router['id']}/add_router_interface",
+            {"subnet_id": port.fixed_ips[0]["subnet_id"]})
+    assert api.post(action, add, version="2.35").status_code == 202
+    shown = api.get(f"{V}/os-floating-ips/{fip['id']}", version="2.35").json()["floating_ip"]
+    assert (shown["fixed_ip"], shown["instance_id"]) == ("10.2.0.50", str(server.uuid))
+    assert api.post(action, {"addFloatingIp": {"address": "198.51.100.1"}},
+                    version="2.35").status_code == 404
+    assert api.post(action, {"removeFloatingIp": {"address": fip["ip"]}},
+                    version="2.35").status_code == 202
+    assert api.post(action, {"removeFloatingIp": {"address": fip["ip"]}},
+                    version="2.35").status_code == 400
+    assert api_as(reader).post(f"{V}/os-floating-ips", {}, version="2.35").status_code == 403
+    assert api.post(f"{V}/os-floating-ips", {"pool": "nope"}, version="2.35").status_code == 404
+    assert api.delete(f"{V}/os-floating-ips/{fip['id']}", version="2.35").status_code == 202
+    assert api.get(f"{V}/os-floating-ips", version="2.35").json() == {"floating_ips": []}
 
 
 # --- os-volumes_boot, until 2.102

@@ -282,6 +282,11 @@ ROWS = [
         version="2.35"),
     Row("GET", "compute/v2.1/os-floating-ips/<str:floating_ip_id>", "authenticated",
         f"{C}/os-floating-ips/1", version="2.35"),
+    # allocating goes through the network's floating IPs: members, readers 403 (no pool here: 404)
+    Row("POST", "compute/v2.1/os-floating-ips", "create", f"{C}/os-floating-ips", {},
+        version="2.35"),
+    Row("DELETE", "compute/v2.1/os-floating-ips/<str:floating_ip_id>", "authenticated",
+        f"{C}/os-floating-ips/1", version="2.35"),
     Row("GET", "compute/v2.1/os-security-groups", "authenticated", f"{C}/os-security-groups",
         version="2.35"),
     # writes go through the network's security groups: members of a project, readers 403
