@@ -217,13 +217,24 @@ fi
 ip link set lo up
 send_hostname=""
 [ "$hostname_" = unknown ] || send_hostname="-x hostname:$hostname_"
-for path in /sys/class/net/eth*; do
-    [ -e "$path" ] || continue
+dhcp_on() {
+    : >"/var/run/udhcpc.$1.started"
     # No -f: udhcpc goes to the background once bound; -b: or after its first 3 tries (6 s) have
     # failed, then tries again every 20 s, so a DHCP server that comes late is still found.
-    udhcpc -i "${path##*/}" -s /usr/share/udhcpc/default.script -b -t 3 -T 2 -A 20 \
+    udhcpc -i "$1" -s /usr/share/udhcpc/default.script -b -t 3 -T 2 -A 20 \
         -O mtu -O staticroutes $send_hostname </dev/null >/dev/null 2>&1 &
+}
+for path in /sys/class/net/eth*; do
+    [ -e "$path" ] && dhcp_on "${path##*/}"
 done
+# A NIC plugged in later (openstack server add port/network) asks for its lease too.
+(
+    while sleep 2; do
+        for path in /sys/class/net/eth*; do
+            [ -e "$path" ] && [ ! -e "/var/run/udhcpc.${path##*/}.started" ] && dhcp_on "${path##*/}"
+        done
+    done
+) </dev/null >/dev/null 2>&1 &
 setsid /etc/kumo-ssh "$meta" </dev/null >/dev/null 2>&1 &
 # Up to 5 s for every NIC's first answer (a lease or none) and for sshd, so that when all goes well
 # their lines come before the shells' prompts on the consoles; never longer.
