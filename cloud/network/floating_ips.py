@@ -222,7 +222,8 @@ def associate_device(ctx: RequestContext, address: str, device_id: str,
         return update_floating_ip(ctx, str(fip.id), {
             "port_id": str(ports[0].id),
             "fixed_ip_address": fixed_address or ports[0].fixed_ips[0]["ip_address"]})
-    except errors.NotFound as exc:  # the external network is not reachable from the port
+    except (errors.NotFound, errors.Conflict) as exc:
+        # not reachable from the port, or the address already has a floating IP: Nova's 400
         raise errors.BadRequest(f"Unable to associate floating IP {address}: {exc.message}") \
             from None
 
@@ -230,6 +231,6 @@ def associate_device(ctx: RequestContext, address: str, device_id: str,
 def disassociate_device(ctx: RequestContext, address: str, device_id: str) -> FloatingIp:
     fip = by_address(ctx, address)
     if fip.port is None or fip.port.device_id != device_id:
-        raise errors.BadRequest(f"Floating IP {address} is not associated with instance "
-                                f"{device_id}.")
+        raise errors.Conflict(f"Floating IP {address} is not associated with instance "
+                              f"{device_id}.")
     return update_floating_ip(ctx, str(fip.id), {"port_id": None})

@@ -111,7 +111,11 @@ class FloatingIpList(_ProxyView):
         data = request.data if isinstance(request.data, dict) else {}
         pool = data.get("pool")
         pools = networks.visible_networks(self.ctx).filter(external=True).order_by("name")
-        network = pools.filter(name=pool).first() if pool else pools.first()
+        if pool:  # a pool is named by the external network's name or id
+            by_id = pools.filter(pk=parse_uuid(pool)).first() if parse_uuid(pool) else None
+            network = by_id or pools.filter(name=pool).first()
+        else:
+            network = pools.first()
         if network is None:
             raise errors.NotFound(f"Floating IP pool not found: {pool}")
         try:

@@ -126,11 +126,14 @@ def test_floating_ips_through_nova_s_proxies_until_2_35(member, reader, api_as, 
     assert api.post(action, {"removeFloatingIp": {"address": fip["ip"]}},
                     version="2.35").status_code == 202
     assert api.post(action, {"removeFloatingIp": {"address": fip["ip"]}},
-                    version="2.35").status_code == 400
+                    version="2.35").status_code == 409  # not associated (Nova's 409)
+    by_id = api.post(f"{V}/os-floating-ips", {"pool": str(nets["public"].id)}, version="2.35")
+    assert by_id.status_code == 200 and by_id.json()["floating_ip"]["pool"] == "public"
     assert api_as(reader).post(f"{V}/os-floating-ips", {}, version="2.35").status_code == 403
     assert api.post(f"{V}/os-floating-ips", {"pool": "nope"}, version="2.35").status_code == 404
     assert api.delete(f"{V}/os-floating-ips/{fip['id']}", version="2.35").status_code == 202
-    assert api.get(f"{V}/os-floating-ips", version="2.35").json() == {"floating_ips": []}
+    left = api.get(f"{V}/os-floating-ips", version="2.35").json()["floating_ips"]
+    assert [f["id"] for f in left] == [by_id.json()["floating_ip"]["id"]]
 
 
 # --- os-volumes_boot, until 2.102
