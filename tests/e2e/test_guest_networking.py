@@ -32,6 +32,7 @@ N = "/network/v2.0"
 NET1, NET2 = "192.168.50", "192.168.60"
 A, B, C = f"{NET1}.11", f"{NET1}.12", f"{NET2}.13"
 PAIR, SPOOF = f"{NET1}.98", f"{NET1}.99"
+OUTSIDE = simhosts.hosts.EXTERNAL_GATEWAY.split("/")[0]  # the outside namespace's address
 
 
 def probe_script(targets: dict[str, str], spoof: bool = False) -> str:
@@ -179,7 +180,7 @@ def test_tenant_networks_routers_floating_ips_and_security_groups_carry_real_pac
                   groups=("default", "edge"))
         servers.append(a)
         b = _boot(cloud, "net-b", "compute-2", net1["id"], B,
-                  user_data=probe_script({"b-a": A}, spoof=True))
+                  user_data=probe_script({"b-a": A, "b-out": OUTSIDE}, spoof=True))
         servers.append(b)
         c = _boot(cloud, "net-c", "compute-3", net2["id"], C, user_data=probe_script({"c-a": A}))
         servers.append(c)
@@ -221,6 +222,8 @@ def test_tenant_networks_routers_floating_ips_and_security_groups_carry_real_pac
         probe_b = Probe(cloud.console_log("compute-2", b))
         probe_c = Probe(cloud.console_log("compute-3", c))
         probe_b.wait("b-a", "ok")
+        # A guest without a floating IP reaches the outside through its router's SNAT.
+        probe_b.wait("b-out", "ok")
         probe_c.wait("c-a", "fail", consecutive=3)
         net.router_interface(router["id"], sub2["id"])
         probe_c.wait("c-a", "ok")
