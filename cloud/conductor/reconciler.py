@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from cloud import rpc
+from cloud import events, rpc
 from cloud.compute import (
     action_records,
     claims,
@@ -39,7 +39,7 @@ from cloud.compute import (
     shelving,
     states,
 )
-from cloud.compute.models import ComputeNode, Instance
+from cloud.compute.models import ComputeNode, Instance, InstanceFault
 from cloud.compute.operations import REGISTRY, Operation
 from cloud.compute.servers import complete_delete
 from cloud.compute.spawn import build_spawn_request
@@ -118,6 +118,11 @@ def _redrive(instance: Instance) -> str:
 
 
 def _scheduling(instance: Instance) -> str:
+    if _redrives(instance) >= settings.KUMO_MAX_REDRIVES:
+        # Even the last try went unanswered (no scheduler took the message): the build ends here
+        # with a fault rather than waiting for ever. A scheduler that answers later finds the
+        # instance no longer waiting and does nothing.
+        return "builds given up" if _scheduling_failed(instance) else ""
     # The last try tells the scheduler to stop waiting for silent hosts and say why it cannot.
     final = _redrives(instance) + 1 >= settings.KUMO_MAX_REDRIVES
     with transaction.atomic():
@@ -126,6 +131,29 @@ def _scheduling(instance: Instance) -> str:
         rpc.schedule_instance(str(instance.uuid), _request_id(instance),
                               wait_for_hosts=not final)
     return "schedules resent"
+
+
+def _scheduling_failed(instance: Instance) -> bool:
+    message = "No scheduler answered: the build was not placed in time."
+    with transaction.atomic():
+        waiting = Instance.objects.filter(pk=instance.pk, deleted=False,
+                                          task_state=states.SCHEDULING,
+                                          updated_at=instance.updated_at)
+        # An offloaded server being unshelved stays shelved (its disk is in its image).
+        failed = waiting.filter(vm_state=states.SHELVED_OFFLOADED).update(
+            task_state=None, updated_at=timezone.now())
+        failed = failed or waiting.update(vm_state=states.ERROR, task_state=None,
+                                          updated_at=timezone.now())
+        if not failed:
+            return False
+        InstanceFault.objects.create(instance_id=instance.pk, code=500, message=message,
+                                     details=f"{settings.KUMO_MAX_REDRIVES} schedule requests "
+                                             "went unanswered")
+        action_records.record_event(str(instance.uuid), action_records.EVENT_REDRIVE,
+                                    action_records.ERROR, details=message, finish_action=True)
+        events.instance_changed(str(instance.uuid))
+    log.warning("instance %s: %s", instance.uuid, message)
+    return True
 
 
 def _spawning(instance: Instance, up: bool) -> str:

@@ -227,3 +227,18 @@ def test_a_claim_whose_instance_is_deleted_is_released_and_counters_follow_the_c
 def test_beat_runs_the_reconciler_on_the_conductor():
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == TASK_RECONCILE]
     assert [e["options"]["queue"] for e in entries] == [msg.CONDUCTOR_QUEUE]
+
+
+def test_a_build_no_scheduler_answers_ends_in_error_after_the_last_try(sent):
+    waiting = stuck(make_instance())
+    reconcile()
+    stuck(waiting)
+    reconcile()  # the last try
+    stuck(waiting)
+    assert reconcile() == {"builds given up": 1}
+    waiting.refresh_from_db()
+    assert (waiting.vm_state, waiting.task_state) == (states.ERROR, None)
+    assert "No scheduler answered" in InstanceFault.objects.get(instance=waiting).message
+    assert len(sent) == 2  # nothing more was sent
+    stuck(waiting)
+    assert reconcile() == {}
