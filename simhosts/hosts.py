@@ -201,7 +201,9 @@ def _launch_libvirtd(host: SimHost) -> None:
 def _wait_for_libvirtd(host: SimHost, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if host.libvirtd_pid() and host.socket.exists() and _answers(host):
+        pid = host.libvirtd_pid()
+        if pid and host.socket.exists() and _answers(host):
+            _remember_mount_ns(host, pid)
             return
         time.sleep(0.1)
     raise HostError(f"libvirtd of {host.name} did not come up; see {host.dir}/log/libvirtd.log")
@@ -228,12 +230,18 @@ def down(tag: str) -> None:
     """Remove everything the tag made: guests, daemons, namespaces and directories."""
     for host in existing(tag):
         pid = host.libvirtd_pid()
-        mount_ns = _mount_ns(pid) if pid else None
+        if pid:
+            _remember_mount_ns(host, pid)
         stop_libvirtd(host)
-        if mount_ns:
-            # What the host's agent started in the host's mount namespace lives on in namespaces
-            # of its own (a network's DHCP server, a router): it goes with the host.
-            _kill_mount_ns(mount_ns)
+        # What the host's agent started in the host's mount namespace lives on in namespaces of
+        # its own (a network's DHCP server, a router): it goes with the host. Every mount
+        # namespace the host had counts: a libvirtd restarted gets a new one, while the agent
+        # (and what it started) stays in the one it entered.
+        current = _mount_ns(pid) if pid else None
+        for mount_ns in _mount_namespaces(host):
+            # An earlier namespace's id may since have been given to someone else's: there,
+            # only what is recognisably the agent's is killed.
+            _kill_mount_ns(mount_ns, only_ours=mount_ns != current)
     for ns in _netns_list():
         if ns.startswith(f"kumo-{tag}-") or ns == outside_ns(tag):
             _netns_pids_kill(ns)
@@ -318,6 +326,20 @@ def _netns_pids_kill(ns: str) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
+def _remember_mount_ns(host: SimHost, pid: int) -> None:
+    mount_ns = _mount_ns(pid)
+    if mount_ns and mount_ns not in _mount_namespaces(host):
+        with (host.dir / "mount-namespaces").open("a") as f:
+            f.write(mount_ns + "\n")
+
+
+def _mount_namespaces(host: SimHost) -> list[str]:
+    try:
+        return (host.dir / "mount-namespaces").read_text().split()
+    except OSError:
+        return []
+
+
 def _mount_ns(pid: int) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/mnt")
@@ -325,13 +347,26 @@ def _mount_ns(pid: int) -> str | None:
         return None
 
 
-def _kill_mount_ns(mount_ns: str) -> None:
+def _kill_mount_ns(mount_ns: str, *, only_ours: bool = False) -> None:
     if mount_ns == _mount_ns(os.getpid()) or mount_ns == _mount_ns(1):
         return  # never the machine's own
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _mount_ns(int(entry.name)) == mount_ns:
-            with contextlib.suppress(OSError):
-                os.kill(int(entry.name), signal.SIGKILL)
+        if not entry.name.isdigit() or _mount_ns(int(entry.name)) != mount_ns:
+            continue
+        if only_ours and not _agents_own(int(entry.name)):
+            continue
+        with contextlib.suppress(OSError):
+            os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _agents_own(pid: int) -> bool:
+    """The agent itself, a DHCP server or a router's namespace holder it started."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return b"compute_agent" in cmdline or b"dnsmasq" in cmdline or b"KUMO_ROUTER=" in environ
 
 
 def _alive(pid: int) -> bool:
