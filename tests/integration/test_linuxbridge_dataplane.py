@@ -13,8 +13,6 @@ failure.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -28,18 +26,15 @@ from compute_agent import messages as msg
 from compute_agent.network.base import bridge_name, tap_name, vxlan_name
 from compute_agent.network.dhcp import host_leg
 from compute_agent.network.linuxbridge import LinuxBridgeDriver
+from tests.integration.dataplane import (
+    BUSYBOX,
+    NEEDS_BUSYBOX,
+    NEEDS_CONNTRACK,
+    NEEDS_DNSMASQ,
+    NEEDS_ROOT,
+)
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, bridges and iptables need root"),
-    pytest.mark.skipif(not os.path.exists(BUSYBOX),
-                       reason="busybox (udhcpc, ping) is missing: apt-get install busybox-static"),
-    pytest.mark.skipif(shutil.which("dnsmasq") is None,
-                       reason="dnsmasq is missing: apt-get install dnsmasq-base"),
-    pytest.mark.skipif(shutil.which("conntrack") is None,
-                       reason="conntrack is missing: apt-get install conntrack"),
-]
+pytestmark = [NEEDS_ROOT, NEEDS_BUSYBOX, NEEDS_DNSMASQ, NEEDS_CONNTRACK]
 
 NETWORK = "5a1b2c3d-0000-4000-8000-00000000e001"
 PORT_A = "a0a0a0a0-1111-4000-8000-000000000001"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -35,16 +34,9 @@ from compute_agent.network.base import bridge_name, tap_name
 from compute_agent.network.dhcp import host_leg
 from compute_agent.network.linuxbridge import LinuxBridgeDriver
 from compute_agent.network.metadata_proxy import MetadataProxy
+from tests.integration.dataplane import BUSYBOX, NEEDS_BUSYBOX, NEEDS_DNSMASQ, NEEDS_ROOT
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, bridges and iptables need root"),
-    pytest.mark.skipif(not os.path.exists(BUSYBOX),
-                       reason="busybox (udhcpc, wget) is missing: apt-get install busybox-static"),
-    pytest.mark.skipif(shutil.which("dnsmasq") is None,
-                       reason="dnsmasq is missing: apt-get install dnsmasq-base"),
-]
+pytestmark = [NEEDS_ROOT, NEEDS_BUSYBOX, NEEDS_DNSMASQ]
 
 NETWORK = "6a1b2c3d-0000-4000-8000-00000000e002"
 PORT_A = "a1a1a1a1-1111-4000-8000-000000000001"

@@ -13,8 +13,6 @@ busybox (ping and nc); CI (KUMO_NO_SKIPS) turns either into a failure.
 from __future__ import annotations
 
 import dataclasses
-import os
-import shutil
 import subprocess
 import time
 import uuid
@@ -29,14 +27,9 @@ from compute_agent.network import router
 from compute_agent.network.base import bridge_name, tap_name
 from compute_agent.network.linuxbridge import LinuxBridgeDriver
 from compute_agent.network.runner import Runner
+from tests.integration.dataplane import BUSYBOX, NEEDS_BUSYBOX, NEEDS_ROOT
 
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
-
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="namespaces, veths and NAT need root"),
-    pytest.mark.skipif(not os.path.exists(BUSYBOX),
-                       reason="busybox (ping, nc) is missing: apt-get install busybox-static"),
-]
+pytestmark = [NEEDS_ROOT, NEEDS_BUSYBOX]
 
 TENANT_NET = "7e4a0c11-0000-4000-8000-000000000001"
 EXTERNAL_NET = "e0a0c11e-0000-4000-8000-000000000002"
