@@ -166,15 +166,16 @@ def port_info(port: Port, host: str, *, hostname: str = "") -> msg.NetworkInfo:
 # --- who carries a port, and telling them
 
 
-def host_of(port: Port) -> str:
+def _carrier(port: Port) -> tuple[str, str]:
+    """The host that carries the port, and the hostname DHCP hands its guest (one query)."""
     if port.device_owner in (ROUTER_INTERFACE_OWNER, ROUTER_GATEWAY_OWNER):
         return Router.objects.filter(pk=_uuid(port.device_id)).values_list(
-            "host", flat=True).first() or ""
+            "host", flat=True).first() or "", ""
     if port.device_owner == DHCP_OWNER:
-        return port.binding_host
+        return port.binding_host, ""
     instance = Instance.objects.filter(uuid=_uuid(port.device_id), deleted=False).only(
         "host", "hostname").first()
-    return instance.host or "" if instance is not None else ""
+    return (instance.host or "", instance.hostname or "") if instance is not None else ("", "")
 
 
 def _uuid(value: str) -> uuid.UUID | None:
@@ -182,11 +183,6 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(str(value))
     except ValueError:
         return None
-
-
-def _hostname(port: Port) -> str:
-    instance = Instance.objects.filter(uuid=_uuid(port.device_id)).only("hostname").first()
-    return (instance.hostname or "") if instance is not None else ""
 
 
 def notify_ports(port_ids: Iterable[str]) -> None:
@@ -199,9 +195,9 @@ def notify_ports(port_ids: Iterable[str]) -> None:
         Port.objects.filter(pk=port_id).update(revision=F("revision") + 1)
     ports = Port.objects.filter(pk__in=ids)
     for port in ports.select_related("network"):
-        host = host_of(port)
+        host, hostname = _carrier(port)
         if host and has_dataplane(host):
-            by_host[host].append(port_info(port, host, hostname=_hostname(port)))
+            by_host[host].append(port_info(port, host, hostname=hostname))
     for host, infos in by_host.items():
         rpc.to_host(host, msg.TASK_REFRESH_PORTS,
                     msg.PortsRefresh(request_id=_request_id(), ports=infos))
