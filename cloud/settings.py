@@ -242,6 +242,11 @@ KUMO_TASK_DEADLINES = {
     },
 }
 KUMO_MAX_REDRIVES = int(os.environ.get("KUMO_MAX_REDRIVES", "3"))
+# Instance HA (cloud/conductor/guest_recovery.py): a running guest whose qemu died, or whose domain
+# its host lost, is restarted there at most KUMO_GUEST_RESTART_BUDGET times within
+# KUMO_GUEST_RESTART_WINDOW seconds; past that it stays SHUTOFF (or ERROR) with a fault.
+KUMO_GUEST_RESTART_BUDGET = int(os.environ.get("KUMO_GUEST_RESTART_BUDGET", "3"))
+KUMO_GUEST_RESTART_WINDOW = _env_float("KUMO_GUEST_RESTART_WINDOW", 600)
 # How many guests a host drain moves at once (cloud/scheduler/drains.py); Nova's
 # max_concurrent_live_migrations is 1 too. Each move copies a whole disk over the hosts' network.
 KUMO_DRAIN_CONCURRENCY = max(1, int(os.environ.get("KUMO_DRAIN_CONCURRENCY", "1")))

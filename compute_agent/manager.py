@@ -184,6 +184,18 @@ class ComputeManager(MigrationTasks, GuestTasks, NetworkTasks):
         def operation() -> dict[str, str]:
             if reboot_type not in (msg.REBOOT_SOFT, msg.REBOOT_HARD):
                 raise ValueError(f"reboot type must be SOFT or HARD, not {request.reboot_type!r}")
+            spawn = request.spawn if reboot_type == msg.REBOOT_HARD else None
+            if spawn is not None:
+                if instance_key(spawn.instance_uuid) != instance_key(request.instance_uuid):
+                    raise ValueError("the reboot's spawn request is for another instance")
+                # Its ports first, as for a spawn: a host that rebooted lost its bridges.
+                self.plug(request.instance_uuid, spawn.networks)
+                if self.driver.power_state(request.instance_uuid) == msg.POWER_NOSTATE:
+                    # The host lost the domain (libvirt's test driver forgets them when the
+                    # agent restarts): made again, on the root disk it kept if there is one.
+                    LOG.warning("instance %s has no domain here; hard reboot re-creates it",
+                                request.instance_uuid)
+                    return {"power_state": self.driver.spawn(spawn)}
             state = self.driver.reboot(
                 request.instance_uuid,
                 hard=reboot_type == msg.REBOOT_HARD,

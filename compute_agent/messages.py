@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.6"
+CONTRACT_VERSION = "1.7"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -398,6 +398,10 @@ class RebootRequest(Message):
     instance_uuid: str
     reboot_type: str = REBOOT_SOFT  # REBOOT_SOFT (ACPI, falls back to HARD) or REBOOT_HARD
     timeout: int = DEFAULT_STOP_TIMEOUT  # SOFT: seconds for the guest to shut down before HARD
+    # HARD (contract 1.7): the instance as the control plane knows it, as Nova's hard reboot
+    # re-creates the guest from its database. The host plugs its ports again and, when it has no
+    # domain for it (a host that lost its domains), defines it anew on the disks it kept.
+    spawn: SpawnRequest | None = None
 
 
 @dataclass
@@ -539,6 +543,7 @@ _NESTED: dict[tuple[str, str], type[Message]] = {
     ("SpawnRequest", "restore_from"): ImageRef,
     ("RescueRequest", "image"): ImageRef,
     ("RescueRequest", "spawn"): SpawnRequest,
+    ("RebootRequest", "spawn"): SpawnRequest,
     ("InterfaceRequest", "networks"): NetworkInfo,
     ("NetworkInfo", "subnets"): SubnetInfo,
     ("NetworkInfo", "rules"): SecurityRule,

@@ -403,6 +403,11 @@ def build_agent(config: AgentConfig) -> Agent:
         migration_uri=config.migration_uri, network=network,
     )
     register_tasks(app, manager)
+    # A guest that dies is reported at once: the control plane restarts it within seconds.
+    def report_stops(_stopped: list[str]) -> None:
+        manager.send_host_report()
+
+    driver.watch_guests(report_stops)
     return Agent(config, app, driver, network, manager,
                  Heartbeat(manager, config.heartbeat_interval))
 

@@ -59,9 +59,17 @@ def reboot_hard(ctx: RequestContext, instance: Instance) -> None:
 def _reboot(ctx: RequestContext, instance: Instance, *, hard: bool) -> None:
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["reboot_hard" if hard else "reboot"])
-        rpc.to_host(row.host, msg.TASK_REBOOT, msg.RebootRequest(
-            request_id=ctx.request_id, instance_uuid=str(row.uuid),
-            reboot_type=msg.REBOOT_HARD if hard else msg.REBOOT_SOFT))
+        rpc.to_host(row.host, msg.TASK_REBOOT, reboot_request(row, ctx.request_id, hard=hard))
+
+
+def reboot_request(row: Instance, request_id: str, *, hard: bool) -> msg.RebootRequest:
+    """What the host is asked. A hard reboot carries the whole guest, as Nova's re-creates it
+    from the database: a host that lost the domain (rebooted, or libvirt's test driver after
+    its agent restarted) defines it again on the disks it kept instead of failing."""
+    return msg.RebootRequest(
+        request_id=request_id, instance_uuid=str(row.uuid),
+        reboot_type=msg.REBOOT_HARD if hard else msg.REBOOT_SOFT,
+        spawn=build_spawn_request(row, request_id) if hard else None)
 
 
 @runs("rebuild")

@@ -1,10 +1,12 @@
 """Power-state sync: what a host's hypervisor says about its domains, applied to the instances that
 are not in the middle of a task.
 
-A guest that shut itself down or crashed outside Kumo becomes SHUTOFF; one whose domain vanished
-becomes ERROR with a fault; otherwise only the recorded power state follows the hypervisor. Rows
-changed within the grace period are left alone, because a heartbeat gathered just before an action
-finished may arrive just after it.
+A running guest whose qemu died, whose domain its host lost, or whose host rebooted under it is
+restarted there (guest_recovery.py, within a budget). Otherwise, as in Nova, a guest that shut
+itself down or crashed outside Kumo becomes SHUTOFF; one whose domain vanished becomes ERROR with a
+fault; and otherwise only the recorded power state follows the hypervisor. Rows changed within the
+grace period are left alone, because a heartbeat gathered just before an action finished may
+arrive just after it (a guest that has run longer than that is seen at once).
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from cloud import events
 from cloud.compute import states
 from cloud.compute.models import Instance, InstanceFault
 from compute_agent import messages as msg
+
+from . import guest_recovery
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +41,20 @@ def sync_power_states(report: msg.HostReport) -> int:
     changed = 0
     for instance in settled:
         power = seen.get(str(instance.uuid), msg.POWER_NOSTATE)
-        if power == instance.power_state:
+        fault: guest_recovery.Fault | None = None
+        cause = guest_recovery.cause_of(instance, power, report)
+        if cause is not None:
+            outcome = guest_recovery.restart(instance, cause, report)
+            if outcome != guest_recovery.GAVE_UP:
+                changed += outcome == guest_recovery.RESTARTING
+                continue
+            fault = guest_recovery.gave_up(instance, cause, report)
+        elif power == instance.power_state:
             continue
         changes: dict = {"power_state": power}
         if power == msg.POWER_NOSTATE:
             changes["vm_state"] = states.ERROR
+            fault = fault or guest_recovery.Fault(guest_recovery.GONE_MESSAGE)
         elif power in _STOPPED_POWER and instance.vm_state == states.ACTIVE:
             changes["vm_state"] = states.STOPPED
         with transaction.atomic():
@@ -48,11 +62,13 @@ def sync_power_states(report: msg.HostReport) -> int:
                 pk=instance.pk, task_state__isnull=True, vm_state=instance.vm_state,
                 power_state=instance.power_state,
             ).update(updated_at=timezone.now(), **changes)
-            if moved and changes.get("vm_state") == states.ERROR:
+            if moved and fault is not None and "vm_state" in changes:
                 InstanceFault.objects.create(
-                    instance=instance, code=500, host=report.host,
-                    message="The instance's domain is gone from its host.",
+                    instance=instance, code=500, host=report.host, message=fault.message[:255],
+                    details=fault.details,
                 )
+            if moved:
+                events.instance_changed(instance.pk)
         if moved:
             changed += 1
             log.warning("instance %s on %s: hypervisor says %s (was %s)", instance.uuid,

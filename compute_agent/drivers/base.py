@@ -227,6 +227,13 @@ class Driver(abc.ABC):
     def init_host(self) -> None:
         """Prepare the host once, when the agent starts (directories, what migrations need)."""
 
+    def watch_guests(self, on_stopped: Callable[[list[str]], None]) -> None:
+        """Call `on_stopped(instance_uuids)`, from a thread of the driver's own, soon after
+        guests stop without being asked to (their qemu died, they crashed or powered themselves
+        off), so the host is reported at once rather than at the next heartbeat. A driver whose
+        guests cannot stop on their own (or that cannot tell) watches nothing: the heartbeat
+        finds them."""
+
     @property
     def scratch_dir(self) -> str:
         """Where the manager may put large temporary files (snapshot copies)."""

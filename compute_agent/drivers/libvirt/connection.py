@@ -169,7 +169,14 @@ class LibvirtBase(Driver):
                 self._conn = libvirt.open(self.uri)
             except libvirt.libvirtError as exc:
                 raise DriverError(f"cannot connect to {self.uri}: {_error_text(exc)}") from exc
+            self._connected(self._conn)
         return self._conn
+
+    def _connected(self, conn: libvirt.virConnect) -> None:
+        """A new connection is open (the guest-events role watches it: events.py)."""
+
+    def _disconnecting(self, conn: libvirt.virConnect) -> None:
+        """The connection is about to be closed."""
 
     @staticmethod
     def _alive(conn: libvirt.virConnect) -> bool:
@@ -181,6 +188,7 @@ class LibvirtBase(Driver):
     def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            self._disconnecting(conn)
             try:
                 conn.close()
             except libvirt.libvirtError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from compute_agent.drivers.libvirt.cold_migration import ColdMigrationMixin
 from compute_agent.drivers.libvirt.console import ConsoleMixin
 from compute_agent.drivers.libvirt.devices import DevicesMixin
+from compute_agent.drivers.libvirt.events import GuestEventsMixin
 from compute_agent.drivers.libvirt.host import HostMixin
 from compute_agent.drivers.libvirt.lifecycle import LifecycleMixin
 from compute_agent.drivers.libvirt.live_migration import LiveMigrationMixin
@@ -23,6 +24,7 @@ class LibvirtDriver(
     HostMixin,
     LiveMigrationMixin,
     ColdMigrationMixin,
+    GuestEventsMixin,
 ):
     """compute_agent.drivers.base.Driver on any libvirt URI.
 
@@ -33,6 +35,6 @@ class LibvirtDriver(
     Each role lives in a module of its own and shares only LibvirtBase (the connection and the
     host's configuration): lifecycle (spawn, destroy), power (power state and actions), console,
     snapshot, rescue, devices (NICs, crash dumps), host (host info, the domain list, init_host), live migration (preparing a
-    destination, the live copy, abort, force-complete) and cold migration (sending the disk,
-    finishing on the destination).
+    destination, the live copy, abort, force-complete), cold migration (sending the disk,
+    finishing on the destination) and events (guests that stop on their own, told at once).
     """

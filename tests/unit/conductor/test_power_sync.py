@@ -39,7 +39,10 @@ def test_a_guest_that_shut_itself_down_becomes_shutoff(owner):
     assert (server.status, server.power_state) == ("SHUTOFF", "shutdown")
 
 
-def test_a_crashed_guest_becomes_shutoff_and_a_vanished_one_error(owner):
+def test_without_instance_ha_a_crashed_guest_becomes_shutoff_and_a_vanished_one_error(
+        owner, settings):
+    # No restart budget: what Nova does (instance HA is tests/unit/conductor/test_guest_recovery).
+    settings.KUMO_GUEST_RESTART_BUDGET = 0
     crashed, vanished = _server(owner), _server(owner)
     sync_power_states(_report((str(crashed.uuid), msg.POWER_CRASHED)))
     crashed.refresh_from_db()
