@@ -23,6 +23,16 @@ def kick_drain(drain_uuid: str) -> None:
     relay.enqueue(msg.TASK_KICK_DRAIN, [drain_uuid], msg.SCHEDULER_QUEUE)
 
 
+# A control-plane task (no agent serves it), so named here rather than in the agent's contract.
+TASK_EVACUATE = "scheduler.evacuate"
+
+
+def evacuate(instance_uuid: str, request_id: str, *, host: str | None = None) -> None:
+    """Rebuild a server of a dead host elsewhere (cloud/scheduler/evacuations.py), after commit:
+    the host recovery's evacuations, and the next try after one failed."""
+    relay.enqueue(TASK_EVACUATE, [str(instance_uuid), request_id, host], msg.SCHEDULER_QUEUE)
+
+
 def spawn(host: str, request: msg.SpawnRequest) -> None:
     relay.enqueue(msg.TASK_SPAWN, [request.to_dict()], msg.compute_queue(host))
 

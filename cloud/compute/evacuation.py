@@ -1,29 +1,44 @@
-"""Evacuating a server from a failed host (Nova's evacuate action, admins): what is checked first,
-in Nova's order and with its errors.
+"""Evacuating a server from a failed host (Nova's evacuate): what is checked first, in Nova's order
+and with its errors, and how an evacuation ends.
 
-Rebuilding the server on another host is not there yet (it comes with the host-failure work): a
-request that passes every check is refused with 409, as Nova refuses an evacuation its compute
-services cannot carry out, and the server stays where it is, untouched.
+An evacuation rebuilds the server from its image on another host: same uuid, ports, addresses,
+floating IPs and metadata; what was on its disk is lost unless storage is shared (Kumo has none
+yet). It is started by cloud/scheduler/evacuations.py (which chooses and claims the new host) as
+the registry's "evacuate" operation: task rebuild_spawning, the server's host already the new
+one, a Migration record of type "evacuation" holding the dead host's claim. The new host's
+"rebuilt" report ends it here (`finish`), as does its failure or the reconciler giving up on it
+(`fail`): the claim goes back to the dead host, and the scheduler is asked to try another host
+until KUMO_MAX_BUILD_RETRIES hosts have failed, then the server is ERROR with a fault.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+import logging
 
-from cloud import errors
+from django.conf import settings
 
-from . import hosts, states
-from .models import Instance
+from cloud import errors, rpc
+from compute_agent import messages as msg
 
+from . import claims, hosts, migration_records, states
+from .models import AggregateHost, Instance, Migration
+
+log = logging.getLogger(__name__)
+
+EVACUATION = "evacuation"  # Migration.migration_type, Nova's name
 # The states Nova evacuates from (its check_instance_state on evacuate).
 EVACUABLE = frozenset({states.ACTIVE, states.STOPPED, states.ERROR})
+# Masakari's convention: this metadata key set to true marks a server for automatic recovery.
+HA_METADATA_KEY = "HA_Enabled"
+HA_AGGREGATE_KEY = "ha"
+
+_TRUE = ("true", "1", "yes", "on")
 
 
-def evacuate(instance: Instance, host: str | None) -> NoReturn:
-    """Check an evacuation of `instance` to `host` (None: the scheduler's choice), then refuse it.
-
-    404 for an unknown destination, 400 for the server's own host or a source host still up,
-    409 for a server in a state Nova does not evacuate from, and 409 when every check passed."""
+def check(instance: Instance, host: str | None) -> None:
+    """May `instance` be evacuated to `host` (None: the scheduler's choice)? 404 for an unknown
+    destination, 400 for the server's own host or a source host still up, 409 for a server in a
+    state Nova does not evacuate from."""
     if host is not None and hosts.compute_service(host) is None:
         raise errors.NotFound(f"Compute host {host} not found.")
     if instance.host == host:
@@ -38,6 +53,73 @@ def evacuate(instance: Instance, host: str | None) -> NoReturn:
         raise errors.Conflict(f"Cannot 'evacuate' instance {instance.uuid}: it is on no host.")
     if hosts.host_is_up(instance.host):
         raise errors.BadRequest(f"Compute service of {instance.host} is still in use.")
-    raise errors.Conflict(
-        f"Evacuation is not supported by this cloud's compute service yet: instance "
-        f"{instance.uuid} stays on {instance.host} until the host comes back.")
+
+
+def is_ha(instance: Instance) -> bool:
+    """Whether the server is recovered automatically when its host dies: its metadata says
+    HA_Enabled=True, or its host is in an aggregate whose metadata says ha=true."""
+    if str((instance.metadata or {}).get(HA_METADATA_KEY, "")).lower() in _TRUE:
+        return True
+    return bool(instance.host) and any(
+        str((meta or {}).get(HA_AGGREGATE_KEY, "")).lower() in _TRUE
+        for meta in AggregateHost.objects.filter(host=instance.host).values_list(
+            "aggregate__metadata", flat=True))
+
+
+def of_instance(instance: Instance) -> Migration | None:
+    """The evacuation under way for the instance, if any."""
+    return instance.migrations.filter(migration_type=EVACUATION,
+                                      status=states.MIGRATION_ACCEPTED).first()
+
+
+def tried_hosts(instance: Instance, source: str) -> list[str]:
+    """The hosts earlier evacuations of the instance from `source` failed on."""
+    return [h for h in instance.migrations.filter(
+        migration_type=EVACUATION, source_compute=source, status=states.MIGRATION_FAILED,
+    ).values_list("dest_compute", flat=True) if h]
+
+
+def finish(row: Instance) -> dict:
+    """The new host rebuilt the server: the evacuation is done and the dead host's claim goes.
+    Returns further changes for the instance's row. Runs in the caller's transaction."""
+    migration = of_instance(row)
+    if migration is None:
+        return {}
+    migration_records.move(migration, [states.MIGRATION_ACCEPTED], states.MIGRATION_DONE)
+    claims.finish_move(migration)
+    log.info("evacuation of %s from %s to %s done", row.uuid, migration.source_compute, row.host)
+    if migration.source_vm_state == states.STOPPED:
+        # Nova leaves a stopped server stopped: the new host is asked to shut it down again.
+        rpc.to_host(row.host or "", msg.TASK_STOP, msg.PowerRequest(
+            request_id=f"req-evacuate-{str(row.uuid)[:8]}", instance_uuid=str(row.uuid),
+            timeout=0))
+        return {"vm_state": states.ACTIVE, "task_state": states.POWERING_OFF}
+    return {}
+
+
+def fail(row: Instance, reason: str) -> dict:
+    """The new host could not rebuild the server (or never answered): its claim is given back,
+    the server is the dead host's again, and another host is tried, up to
+    KUMO_MAX_BUILD_RETRIES failures; after that the server is ERROR. Returns the changes for the
+    instance's row (the caller records the fault). Runs in the caller's transaction."""
+    migration = of_instance(row)
+    if migration is None:
+        return {}
+    failed_on = row.host or ""
+    migration_records.move(migration, [states.MIGRATION_ACCEPTED], states.MIGRATION_FAILED,
+                           fault=reason[:255])
+    claims.undo_move(migration)
+    source = migration.source_compute
+    changes: dict = {"host": source, "node": migration.source_node or source,
+                     "vm_state": migration.source_vm_state or row.vm_state}
+    tried = tried_hosts(row, source)
+    if len(tried) < settings.KUMO_MAX_BUILD_RETRIES:
+        log.warning("evacuation of %s to %s failed (%s); trying another host", row.uuid,
+                    failed_on, reason)
+        rpc.evacuate(str(row.uuid), f"req-evacuate-{str(row.uuid)[:8]}")
+        return changes
+    log.warning("evacuation of %s failed on %s, giving up: %s", row.uuid, ", ".join(tried),
+                reason)
+    changes["vm_state"] = states.ERROR
+    return changes
+

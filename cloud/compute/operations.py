@@ -169,6 +169,19 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
             "Migrate", "Move {name} to another host? It is shut down, moved, and started there; "
             "then confirm or revert.", "Migrating {name}."),
     ),
+    # Rebuilding a server of a dead host on another one (cloud/scheduler/evacuations.py). Its
+    # own host cannot answer, which is the point, so it needs none up: evacuation.check asks for
+    # one that is down instead. The new host's rebuild report finishes it.
+    Operation(
+        "evacuate", rule="compute:servers:evacuate", record="evacuate",
+        vm_states=frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), task_state=s.REBUILD_SPAWNING,
+        done_vm_state=s.ACTIVE, host_task=msg.TASK_REBUILD, finished_by=msg.EVENT_REBUILT,
+        api_name="evacuate",
+        button=Button(
+            "Evacuate", "Rebuild {name} on another host? Its host is down: the server starts "
+            "again from its image, with its addresses, ports and id. What was on its disk is "
+            "lost.", "Evacuating {name}.", danger=True),
+    ),
     # Keeping the new size is a database change only: the host already runs it.
     Operation(
         "confirm_resize", rule="compute:servers:confirm_resize", record="confirmResize",

@@ -41,6 +41,9 @@ UNPAUSING = "unpausing"
 SUSPENDING = "suspending"
 RESUMING = "resuming"
 REBUILDING = "rebuilding"
+# An evacuation: rebuilt from its image on another host because its own host is down (Nova's
+# name for the rebuild's spawn on the new host).
+REBUILD_SPAWNING = "rebuild_spawning"
 RESIZE_MIGRATING = "resize_migrating"
 RESIZE_REVERTING = "resize_reverting"
 IMAGE_SNAPSHOT = "image_snapshot"
@@ -61,7 +64,8 @@ INTERFACE_ATTACHING = "interface_attaching"
 INTERFACE_DETACHING = "interface_detaching"
 TASK_STATES = frozenset({
     SCHEDULING, SPAWNING, DELETING, POWERING_ON, POWERING_OFF, REBOOTING, REBOOTING_HARD, PAUSING,
-    UNPAUSING, SUSPENDING, RESUMING, REBUILDING, RESIZE_MIGRATING, RESIZE_REVERTING, IMAGE_SNAPSHOT,
+    UNPAUSING, SUSPENDING, RESUMING, REBUILDING, REBUILD_SPAWNING, RESIZE_MIGRATING,
+    RESIZE_REVERTING, IMAGE_SNAPSHOT,
     MIGRATING, RESIZE_PREP, RESIZE_MIGRATED, RESIZE_FINISH,
     RESCUING, UNRESCUING, SHELVING, SHELVING_OFFLOADING, UNSHELVING, IMAGE_BACKUP,
     INTERFACE_ATTACHING, INTERFACE_DETACHING,
@@ -102,6 +106,7 @@ _STATUS_BY_TASK_STATE = {
     REBOOTING: "REBOOT",
     REBOOTING_HARD: "HARD_REBOOT",
     REBUILDING: "REBUILD",
+    REBUILD_SPAWNING: "REBUILD",
     RESIZE_MIGRATING: "RESIZE",
     RESIZE_REVERTING: "REVERT_RESIZE",
     RESIZE_PREP: "RESIZE",
@@ -146,10 +151,15 @@ MIGRATION_REVERTED = "reverted"
 MIGRATION_FAILED = "failed"
 MIGRATION_CANCELLED = "cancelled"
 MIGRATION_ERROR = "error"
+# An evacuation (a rebuild on another host while its own is down) is accepted, then done or
+# failed, as Nova records it. It is not "in progress" in the sense below: the dead source keeps
+# no claim worth holding a domain for, and a source that returns must lose its copy at once.
+MIGRATION_ACCEPTED = "accepted"
+MIGRATION_DONE = "done"
 # Where nothing more happens: whatever the migration still holds can be given back.
 MIGRATION_FINAL = frozenset({
     MIGRATION_COMPLETED, MIGRATION_CONFIRMED, MIGRATION_REVERTED, MIGRATION_FAILED,
-    MIGRATION_CANCELLED, MIGRATION_ERROR,
+    MIGRATION_CANCELLED, MIGRATION_ERROR, MIGRATION_DONE,
 })
 # Under way: the instance holds claims on two hosts.
 MIGRATION_IN_PROGRESS = frozenset({

@@ -14,7 +14,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events
-from cloud.compute import action_records, backups, server_interfaces, shelving, states
+from cloud.compute import (
+    action_records,
+    backups,
+    evacuation,
+    server_interfaces,
+    shelving,
+    states,
+)
 from cloud.compute.claims import release, resize_claim
 from cloud.compute.guest_operations import console_key
 from cloud.compute.models import Flavor, Instance, InstanceFault
@@ -88,6 +95,9 @@ def _particular_outcome(event: msg.InstanceEvent, row: Instance) -> dict[str, An
         server_interfaces.release_detached(str(row.uuid), event.port_id)
     if event.event == msg.EVENT_UNSHELVED:
         return shelving.drop_shelved_image(str(row.uuid))
+    if row.task_state == states.REBUILD_SPAWNING:
+        # An evacuation: done once the new host runs it (a stopped server is stopped again).
+        return evacuation.finish(row)
     if event.event == msg.EVENT_REBUILT and event.power_state == msg.POWER_SHUTDOWN:
         # A stopped server is rebuilt stopped (the host shut it down again), as in Nova.
         return {"vm_state": states.STOPPED}
@@ -130,6 +140,9 @@ def apply_failure(event: msg.InstanceEvent) -> None:
             ).update(status="killed")
             changes.update({"shelved_image_id": ""} if row.task_state == states.SHELVING
                            else {"backup_rotation": None})
+        if row.task_state == states.REBUILD_SPAWNING:
+            # The new host could not rebuild it: back to its dead host, and another host tried.
+            changes.update(evacuation.fail(row, event.message or "the rebuild failed"))
         if row.task_state == states.INTERFACE_ATTACHING and event.port_id:
             # The host could not plug it in: the port is the caller's again, bound to nothing.
             server_interfaces.unbind(str(row.uuid), event.port_id)

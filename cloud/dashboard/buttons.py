@@ -68,6 +68,8 @@ def state_allows(operation: Operation, instance: Instance, *, host_silent: bool 
         return False
     if operation.requires_host and host_silent:
         return False  # the service would answer 409: its host is not responding
+    if operation.name == "evacuate" and not host_silent:
+        return False  # only a server whose host is down is evacuated (400 otherwise)
     if operation.locked == operations.LOCKED_ONLY_UNLOCKED:
         return not instance.locked
     if operation.locked == operations.LOCKED_ONLY_LOCKED:

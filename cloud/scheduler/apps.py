@@ -8,4 +8,4 @@ class SchedulerConfig(AppConfig):
 
     def ready(self) -> None:
         # It carries out the operations that move a server to another host (operations.runs).
-        from . import moves  # noqa: F401
+        from . import evacuations, moves  # noqa: F401

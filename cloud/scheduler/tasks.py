@@ -6,12 +6,13 @@ import socket
 
 from celery import shared_task
 
+from cloud import rpc
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import SCHEDULER_BINARY
 from cloud.logcontext import request_id_var
 from compute_agent import messages as msg
 
-from . import drains, manager
+from . import drains, evacuations, manager
 
 
 @shared_task(name=msg.TASK_SCHEDULE_INSTANCE)
@@ -31,3 +32,12 @@ def report_alive() -> None:
 @shared_task(name=msg.TASK_KICK_DRAIN)
 def kick_drain(drain_uuid: str) -> None:
     drains.kick(drain_uuid)
+
+
+@shared_task(name=rpc.TASK_EVACUATE)
+def evacuate(instance_uuid: str, request_id: str, host: str | None = None) -> None:
+    token = request_id_var.set(request_id)
+    try:
+        evacuations.evacuate_for_recovery(instance_uuid, request_id, host)
+    finally:
+        request_id_var.reset(token)

@@ -291,7 +291,7 @@ class ServerAction(ComputeView):
         if key in network_actions.RULES:
             return network_actions.act(self, server_id, key, args)
         if key == "evacuate":
-            evacuate.evacuate(self, self.authorized_server(server_id, evacuate.RULE), args)
+            return evacuate.evacuate(self, self.authorized_server(server_id, evacuate.RULE), args)
         operation = operations.BY_API_NAME.get(key)
         since = _SINCE.get(operation.name, "2.1") if operation is not None else "2.1"
         if operation is None or operation.rule is None or not self.version.at_least(since):

@@ -1,0 +1,105 @@
+"""Starting an evacuation: a server of a dead host rebuilt on another one.
+
+As with the moves (moves.py), everything is decided in one transaction: the checks
+(compute/evacuation.py: Nova's order and errors), the new host chosen by the scheduler's own
+filters and weighers with the dead host and the hosts earlier tries failed on ignored, its room
+claimed (the dead host's claim is held by the evacuation's Migration record until the rebuild is
+done), the server's host switched to the new one (its ports, DHCP lease and security groups then
+follow it there: the network plane derives a port's host from its server's), and the new host
+asked to rebuild it from its image. An operator's request that cannot be carried out is a 400 or
+409 and leaves nothing; a recovery's (the host watch's) is recorded as the instance's fault.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from cloud import errors, rpc
+from cloud.compute import claims, evacuation, migration_records, states
+from cloud.compute.models import ComputeNode, Instance, InstanceFault, Migration
+from cloud.compute.operations import REGISTRY, runs
+from cloud.compute.spawn import build_spawn_request
+from cloud.compute.transitions import begin
+from cloud.identity.context import RequestContext
+from compute_agent import messages as msg
+
+from .filters import run_filters
+from .host_state import RequestSpec, load_host_states, request_spec_for
+from .loader import load_filters, load_weighers
+from .weighers import order_hosts
+
+log = logging.getLogger(__name__)
+
+# Who evacuates when no person asked: the host watch's recoveries and their retries.
+RECOVERY = RequestContext(user_id="", user_name="kumo-recovery", project_id=None,
+                          project_name=None, roles=("admin",), request_id="req-recovery")
+
+
+@runs("evacuate")
+def evacuate(ctx: RequestContext, instance: Instance, *, host: str | None = None) -> Migration:
+    """Rebuild `instance` of a dead host on `host` (None: the scheduler's choice)."""
+    evacuation.check(instance, host)
+    source = instance.host or ""
+    with transaction.atomic():
+        row = begin(ctx, instance, REGISTRY["evacuate"])
+        migration = migration_records.create(ctx, row, evacuation.EVACUATION,
+                                             status=states.MIGRATION_ACCEPTED, requested_host=host)
+        dest = _claim(row, migration, source, host)
+        migration_records.move(migration, [states.MIGRATION_ACCEPTED],
+                               states.MIGRATION_ACCEPTED, dest_compute=dest.host,
+                               dest_node=dest.hypervisor_hostname, dest_host=dest.host_ip)
+        Instance.objects.filter(pk=row.pk).update(host=dest.host, node=dest.hypervisor_hostname,
+                                                  console_port=None, console_socket="")
+        row.host, row.node = dest.host, dest.hypervisor_hostname
+        rpc.to_host(dest.host, msg.TASK_REBUILD, build_spawn_request(row, ctx.request_id,
+                                                                     dest.host))
+    log.info("evacuation of %s: %s -> %s", row.uuid, source, dest.host)
+    return migration
+
+
+def evacuate_for_recovery(instance_uuid: str, request_id: str, host: str | None = None) -> str:
+    """The scheduler task's side: evacuate with the recovery's authority. A server that cannot
+    be evacuated now (deleted, busy, its host back, no room anywhere) gets the reason as its
+    fault; the host watch sees it and says so. Returns the new host, or "" when none."""
+    instance = Instance.objects.filter(uuid=instance_uuid, deleted=False).first()
+    if instance is None:
+        return ""
+    ctx = RequestContext(**{**RECOVERY.__dict__, "request_id": request_id})
+    try:
+        migration = evacuate(ctx, instance, host=host)
+    except errors.KumoError as exc:
+        log.warning("cannot evacuate %s: %s", instance_uuid, exc)
+        if isinstance(exc, errors.BadRequest) and "still in use" in str(exc):
+            return ""  # its host came back: nothing to recover
+        InstanceFault.objects.create(instance=instance, code=getattr(exc, "status", 500),
+                                     host=instance.host,
+                                     message=f"Evacuation not possible: {exc}"[:255])
+        return ""
+    return migration.dest_compute or ""
+
+
+def _claim(instance: Instance, migration: Migration, source: str,
+           requested: str | None) -> ComputeNode:
+    """The best host the filters pass (not the dead one, nor one an earlier try failed on), of
+    the dead host's hypervisor type, claimed; 400 saying why when there is none."""
+    spec = request_spec_for(instance)
+    ignored = frozenset({source, *evacuation.tried_hosts(instance, source)})
+    spec = RequestSpec(**{**spec.__dict__, "ignore_hosts": ignored})
+    candidates = [h for h in load_host_states() if requested in (None, h.host)]
+    result = run_filters(load_filters(), candidates, spec)
+    nodes = {n.host: n for n in ComputeNode.objects.filter(host__in=[h.host for h in result.passed])}
+    source_node = ComputeNode.objects.filter(host=source).first()
+    kind = source_node.hypervisor_type if source_node else None
+    for host_state in order_hosts(load_weighers(), result.passed, spec):
+        node = nodes[host_state.host]
+        if kind and node.hypervisor_type != kind:
+            continue
+        disk_gb = instance.root_gb + instance.ephemeral_gb
+        if claims.claim_destination(instance, migration, host=node.host, node_id=node.pk,
+                                    vcpus=instance.vcpus, memory_mb=instance.memory_mb,
+                                    disk_gb=disk_gb):
+            return node
+    raise errors.BadRequest("No valid host was found for the evacuation. "
+                            + result.describe().replace("\n", " "))
