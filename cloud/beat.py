@@ -21,6 +21,9 @@ TASK_PURGE_EXPIRED_TOKENS = "conductor.purge_expired_tokens"
 TASK_RECONCILE = "conductor.reconcile"
 TASK_RELAY_OUTBOX = "conductor.relay_outbox"
 TASK_RECOVER_UPLOADS = "conductor.recover_abandoned_uploads"
+TASK_WATCH_HOSTS = "conductor.watch_hosts"
+# How often silent hosts are looked for and their failures moved on (fencing, recovery).
+HOST_WATCH_SECONDS = float(os.environ.get("KUMO_HOST_WATCH_INTERVAL", "5"))
 UPLOAD_SWEEP_SECONDS = 60.0
 
 CELERY_BEAT_SCHEDULE = {
@@ -54,6 +57,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": TASK_RELAY_OUTBOX,
         "schedule": OUTBOX_RELAY_SECONDS,
         "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": OUTBOX_RELAY_SECONDS},
+    },
+    "conductor-watch-hosts": {
+        "task": TASK_WATCH_HOSTS,
+        "schedule": HOST_WATCH_SECONDS,
+        "options": {"queue": msg.CONDUCTOR_QUEUE, "expires": HOST_WATCH_SECONDS},
     },
     # An upload whose web process died leaves its image in `saving`: put it back to `queued`.
     "conductor-recover-abandoned-uploads": {

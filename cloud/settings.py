@@ -5,6 +5,7 @@ REDIS_URL      broker for Celery (and, later, the Channels layer).
 KUMO_*         Kumo's own knobs, documented in README.md.
 """
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -247,6 +248,19 @@ KUMO_MAX_REDRIVES = int(os.environ.get("KUMO_MAX_REDRIVES", "3"))
 # KUMO_GUEST_RESTART_WINDOW seconds; past that it stays SHUTOFF (or ERROR) with a fault.
 KUMO_GUEST_RESTART_BUDGET = int(os.environ.get("KUMO_GUEST_RESTART_BUDGET", "3"))
 KUMO_GUEST_RESTART_WINDOW = _env_float("KUMO_GUEST_RESTART_WINDOW", 600)
+# Host failure (cloud/conductor/host_watch.py, docs/failover.md): a compute host silent for
+# KUMO_HOST_FAILURE_AFTER seconds is fenced by its driver (cloud/compute/fencing.py: manual,
+# command, simulated), and once that confirms it is off its HA servers are evacuated,
+# KUMO_EVACUATE_CONCURRENCY at a time.
+KUMO_HOST_FAILURE_AFTER = _env_float("KUMO_HOST_FAILURE_AFTER", 25)
+KUMO_FENCING_DRIVER = os.environ.get("KUMO_FENCING_DRIVER", "manual")
+KUMO_FENCING_HOSTS: dict = json.loads(os.environ.get("KUMO_FENCING_HOSTS", "") or "{}")
+KUMO_FENCE_COMMAND = os.environ.get("KUMO_FENCE_COMMAND", "")
+KUMO_FENCE_VERIFY_COMMAND = os.environ.get("KUMO_FENCE_VERIFY_COMMAND", "")
+KUMO_FENCE_TIMEOUT = _env_float("KUMO_FENCE_TIMEOUT", 30)
+KUMO_FENCE_ATTEMPTS = int(os.environ.get("KUMO_FENCE_ATTEMPTS", "3"))
+KUMO_FENCE_RETRY_INTERVAL = _env_float("KUMO_FENCE_RETRY_INTERVAL", 15)
+KUMO_EVACUATE_CONCURRENCY = max(1, int(os.environ.get("KUMO_EVACUATE_CONCURRENCY", "4")))
 # How many guests a host drain moves at once (cloud/scheduler/drains.py); Nova's
 # max_concurrent_live_migrations is 1 too. Each move copies a whole disk over the hosts' network.
 KUMO_DRAIN_CONCURRENCY = max(1, int(os.environ.get("KUMO_DRAIN_CONCURRENCY", "1")))

@@ -513,3 +513,38 @@ class HostDrain(models.Model):
 
     def __str__(self) -> str:
         return f"drain of {self.host} ({self.status})"
+
+
+class HostFailure(models.Model):
+    """One compute host's failure, from its first missed heartbeats to its guests' recovery and its
+    return (cloud/conductor/host_watch.py moves it; cloud/compute/host_failures.py names the
+    statuses). `guests` holds each guest's part, in the order they are recovered:
+    [{"id", "name", "ha", "state" (pending, evacuating, done, failed, left), "dest", "message"}]."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    host = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=32, db_index=True)
+    # What it waits for or last did, in words an operator can act on.
+    message = models.CharField(max_length=512, blank=True, default="")
+    fencing_driver = models.CharField(max_length=64, blank=True, default="")
+    fence_attempts = models.PositiveIntegerField(default=0)
+    # Whether the host watch set the service's forced_down (then its return unsets it).
+    forced_down_by_watch = models.BooleanField(default=False)
+    guests = models.JSONField(default=list)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    fenced_at = models.DateTimeField(null=True, blank=True)
+    recovered_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            # Two watchers (several conductors) must not open two failures of one host.
+            models.UniqueConstraint(fields=["host"], condition=models.Q(closed_at__isnull=True),
+                                    name="one_open_failure_per_host")
+        ]
+
+    def __str__(self) -> str:
+        return f"failure of {self.host}: {self.status}"

@@ -309,6 +309,23 @@ def notify_router_removed(router_id: str, host: str) -> None:
                                    revision=msg.REMOVED_REVISION))
 
 
+def move_routers_off(host: str) -> list[str]:
+    """A dead host's routers are placed on live hosts (its own are gone with it): each is told to
+    the host choose_router_host picks. Returns the routers moved."""
+    moved = [str(r) for r in Router.objects.filter(host=host).values_list("id", flat=True)]
+    Router.objects.filter(host=host).update(host="")
+    for router_id in moved:
+        notify_router(router_id)
+    return moved
+
+
+def forget_routers_elsewhere(host: str) -> None:
+    """A host that returns after its failure may still hold routers that were moved away: it is
+    told to remove every router it does not carry now."""
+    for router_id in Router.objects.exclude(host=host).values_list("id", flat=True):
+        notify_router_removed(str(router_id), host)
+
+
 def groups_of(port: Port) -> list[str]:
     return [str(g) for g in SecurityGroup.objects.filter(ports=port).values_list("id", flat=True)]
 

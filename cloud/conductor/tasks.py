@@ -14,6 +14,7 @@ from cloud.beat import (
     TASK_RECONCILE,
     TASK_RECOVER_UPLOADS,
     TASK_RELAY_OUTBOX,
+    TASK_WATCH_HOSTS,
 )
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
@@ -24,7 +25,7 @@ from cloud.logcontext import request_id_var
 from cloud.outbox import relay
 from compute_agent import messages as msg
 
-from . import build_timeouts, host_reports, instance_events, power_sync, reconciler
+from . import build_timeouts, host_reports, host_watch, instance_events, power_sync, reconciler
 
 
 @shared_task(name=msg.TASK_HOST_REPORT, bind=True)
@@ -77,3 +78,8 @@ def relay_outbox() -> None:
 @shared_task(name=TASK_RECOVER_UPLOADS)
 def recover_abandoned_uploads() -> None:
     uploads.recover_abandoned_uploads()
+
+
+@shared_task(name=TASK_WATCH_HOSTS)
+def watch_hosts() -> None:
+    host_watch.watch()
