@@ -3,9 +3,14 @@ running an unmodified libvirtd with its own directories and address.
 
     python -m simhosts up 3 [--tag run]      hosts compute-1..3, joined by a bridge
     python -m simhosts down [--tag run]      every daemon, guest, namespace and directory gone
-    python -m simhosts [--tag run] agent compute-2 [-- AGENT ARGS]
-                                             the compute agent of that host, in its mount namespace
+    python -m simhosts [--tag run] agent [--supervise] compute-2 [-- AGENT ARGS]
+                                             the compute agent of that host, in its mount namespace;
+                                             --supervise: started again when it dies (supervise.py)
     python -m simhosts status [--tag run]
+    python -m simhosts [--tag run] fail compute-2     the host dies: every process killed, links cut
+    python -m simhosts [--tag run] fence compute-2    the same; exit 0 = nothing of it runs or
+                                                      reaches anything (also when already failed)
+    python -m simhosts [--tag run] recover compute-2  links up, libvirtd started, guests shut off
 
 How a host is made (the measured recipe in the shared multihost notes):
 
@@ -25,12 +30,18 @@ How a host is made (the measured recipe in the shared multihost notes):
   listens on a unix socket under the host's directory, which the console relay in the machine's
   namespace can open (a TCP port inside the host namespace it could not reach).
 
+A failed host (failures.py) is a machine without power: its directory (libvirt's definitions,
+the disks) stays, and a marker file `failed` in it keeps the agent's supervisor from starting the
+agent until `recover` removes it. `make host-fail HOST=…` / `make host-recover HOST=…` do this to
+the hosts of `make run HOSTS=N`, whose Procfile runs each agent with --supervise.
+
 Everything a tag made is found again from its directory and the namespace names, so `down` (and
 `up`, which starts with `down`) cleans up after a crash too. Root with CAP_NET_ADMIN and
 CAP_SYS_ADMIN is required.
 """
 
+from .failures import fail, fence, is_failed, recover
 from .hosts import HostError, SimHost, agent_argv, down, existing, start_libvirtd, stop_libvirtd, up
 
-__all__ = ["HostError", "SimHost", "agent_argv", "down", "existing", "start_libvirtd",
-           "stop_libvirtd", "up"]
+__all__ = ["HostError", "SimHost", "agent_argv", "down", "existing", "fail", "fence", "is_failed",
+           "recover", "start_libvirtd", "stop_libvirtd", "up"]

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import hosts
+from . import failures, hosts, supervise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     verbs.add_parser("status", parents=[tag], help="the tag's hosts")
     agent = verbs.add_parser("agent", parents=[tag],
                              help="exec the compute agent of a host, in its namespace")
+    agent.add_argument("--supervise", action="store_true",
+                       help="run it as a child, started again when it dies (not while the host "
+                            "is failed); SIGTERM/SIGINT reach it and stop both")
     agent.add_argument("host")
     agent.add_argument("args", nargs=argparse.REMAINDER,
                        help="more compute agent arguments, after --")
+    for verb, text in (
+        ("fail", "kill every process of the host, cut its links, mark it failed"),
+        ("fence", ("the same, for a fencing driver: exit 0 once nothing of the host runs and its "
+                   "links are down (also when already failed)")),
+        ("recover", ("links up, libvirtd started, marker removed (its guests stay shut off; the "
+                     "agent's supervisor starts the agent)")),
+    ):
+        verbs.add_parser(verb, parents=[tag], help=text).add_argument("host")
     args = parser.parse_args(argv)
     args.tag = getattr(args, "tag", None) or os.environ.get("KUMO_SIMHOSTS_TAG", "run")
 
@@ -41,13 +52,36 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "status":
         for host in hosts.existing(args.tag):
             state = "up" if host.libvirtd_pid() else "down"
+            if failures.is_failed(host):
+                state = "failed"
             print(f"{host.name} {host.ip} {state} {host.uri}")
         return 0
+    if args.verb in ("fail", "fence", "recover"):
+        action = {"fail": failures.fail, "fence": failures.fence,
+                  "recover": failures.recover}[args.verb]
+        try:
+            host = action(args.tag, args.host)
+        except hosts.HostError as exc:
+            print(f"simhosts {args.verb}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{host.name}: {'recovered' if args.verb == 'recover' else 'failed'}")
+        return 0
+    # `agent HOST --supervise` as well as `agent --supervise HOST`: after the host, argparse
+    # leaves the option among the agent's arguments.
+    cut = args.args.index("--") if "--" in args.args else len(args.args)
+    before, after = args.args[:cut], args.args[cut:]
+    if "--supervise" in before:
+        args.supervise = True
+        before.remove("--supervise")
+    extra = [a for a in before + after if a != "--"]
     found = {h.name: h for h in hosts.existing(args.tag)}
     if args.host not in found:
         parser.error(f"no host {args.host!r} in tag {args.tag!r}: {sorted(found)}")
-    extra = [a for a in args.args if a != "--"]
-    argv_ = hosts.agent_argv(found[args.host], sys.executable, extra)
+    host = found[args.host]
+    if args.supervise:
+        return supervise.supervise(lambda: hosts.agent_argv(host, sys.executable, extra),
+                                   lambda: failures.is_failed(host))
+    argv_ = hosts.agent_argv(host, sys.executable, extra)
     os.execvp(argv_[0], argv_)
     return 0  # not reached
 

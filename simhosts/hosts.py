@@ -319,11 +319,15 @@ def _netns_list() -> list[str]:
 
 def _netns_pids_kill(ns: str) -> None:
     """Whatever still runs in the namespace (a guest whose pid file was lost) is killed with it."""
+    for pid in _netns_pids(ns):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _netns_pids(ns: str) -> list[int]:
     result = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
                             check=False)
-    for pid in result.stdout.split():
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pid), signal.SIGKILL)
+    return [int(pid) for pid in result.stdout.split() if pid.isdigit()]
 
 
 def _remember_mount_ns(host: SimHost, pid: int) -> None:
@@ -348,15 +352,22 @@ def _mount_ns(pid: int) -> str | None:
 
 
 def _kill_mount_ns(mount_ns: str, *, only_ours: bool = False) -> None:
+    for pid in _mount_ns_pids(mount_ns, only_ours=only_ours):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _mount_ns_pids(mount_ns: str, *, only_ours: bool = False) -> list[int]:
     if mount_ns == _mount_ns(os.getpid()) or mount_ns == _mount_ns(1):
-        return  # never the machine's own
+        return []  # never the machine's own
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or _mount_ns(int(entry.name)) != mount_ns:
             continue
         if only_ours and not _agents_own(int(entry.name)):
             continue
-        with contextlib.suppress(OSError):
-            os.kill(int(entry.name), signal.SIGKILL)
+        found.append(int(entry.name))
+    return found
 
 
 def _agents_own(pid: int) -> bool:
