@@ -4,6 +4,7 @@
 #   make run  [PORT=8000] [KUMO_LIBVIRT_URI=test:///default] [DATABASE_URL=…] [REDIS_URL=…]
 #             [HOSTS=3]  (simulated hosts compute-1..3 with real qemu guests instead of one agent)
 #   make test [ARGS="-k boot -x"]
+#   make host-fail HOST=compute-1 / make host-recover HOST=compute-1   (on make run HOSTS=N's hosts)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -22,7 +23,8 @@ endif
 PYTHON := .venv/bin/python
 ARGS ?=
 
-.PHONY: help run test tempest setup setup-test migrate bootstrap lint bench image clean distclean
+.PHONY: help run test tempest setup setup-test migrate bootstrap lint bench image clean distclean \
+	host-fail host-recover
 
 help:
 	@echo "make run        set up, then start the whole stack on port $(PORT) (Ctrl-C stops it)"
@@ -37,6 +39,10 @@ help:
 	@echo "make image      build the tiny test guest var/guest/kumo-tiny.qcow2 from Debian packages"
 	@echo "make clean      remove var/ (embedded database, images), openrc, clouds.yaml and caches"
 	@echo "make distclean  clean, and remove .venv"
+	@echo "make host-fail HOST=compute-1     a simulated host of 'make run HOSTS=N' dies: its guests,"
+	@echo "                libvirtd and agent are killed, its links cut (root)"
+	@echo "make host-recover HOST=compute-1  it comes back: links up, libvirtd started, its guests"
+	@echo "                shut off; its agent is started again (root)"
 
 run: setup
 	scripts/run.sh
@@ -68,6 +74,14 @@ image:
 
 bench: setup-test
 	@if [ -x bench/run_all.sh ]; then bench/run_all.sh; else echo "no benchmarks yet (bench/run_all.sh)"; fi
+
+# A simulated host's failure and return, on the hosts of a running `make run HOSTS=N` (tag run);
+# the agent's supervisor in the Procfile holds the agent back until the host is recovered.
+HOST ?=
+host-fail host-recover:
+	@[ -n "$(HOST)" ] || { echo "give the host: make $@ HOST=compute-1" >&2; exit 2; }
+	@[ "$$(id -u)" -eq 0 ] || { echo "make $@ needs root, like HOSTS=N" >&2; exit 2; }
+	$(PYTHON) -m simhosts --tag run $(patsubst host-%,%,$@) $(HOST)
 
 # The credentials go with the database they belong to; .venv stays (it is slow to rebuild).
 clean:

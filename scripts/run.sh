@@ -61,8 +61,10 @@ trap 'exit 129' HUP
 python -m simhosts up "$HOSTS" --tag run
 procfile=var/Procfile.hosts
 grep -v '^compute:' Procfile > "$procfile"
+# Each agent under a supervisor of its own (simhosts/supervise.py): honcho stops every process when
+# one exits, and `make host-fail` kills an agent with its host.
 for i in $(seq 1 "$HOSTS"); do
-    echo "compute-$i: python -m simhosts --tag run agent compute-$i" >> "$procfile"
+    echo "compute-$i: python -m simhosts --tag run agent --supervise compute-$i" >> "$procfile"
 done
 # Not exec: the trap removes the hosts once honcho has stopped every process (Ctrl-C).
 honcho start -f "$procfile" -p "$PORT"
