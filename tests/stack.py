@@ -91,6 +91,8 @@ class Stack:
     env: dict[str, str] = field(init=False, default_factory=dict)
     admin_password: str = field(init=False, default="")
     demo_password: str = field(init=False, default="")
+    # Simulated hosts failed on purpose (fail_host): their agents' deaths are no stack failure.
+    failed_hosts: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.db_name = f"kumo_it_{self.name}_{secrets.token_hex(3)}"
@@ -173,9 +175,8 @@ class Stack:
             ])
         if self.simulated_hosts:
             self.hosts = simhosts.up(self.host_tag, self.simulated_hosts)
-            for host in self.hosts:
-                self._spawn(host.name, simhosts.agent_argv(
-                    host, PYTHON, ["--heartbeat-interval", "1"]))
+            for sim in self.hosts:
+                self._spawn_host_agent(sim)
         self._wait_for_web()
         self._wait_for_hypervisors(len(self.agents) + self.simulated_hosts)
         # Tests fill hosts on purpose; the admin project's default quota must not be what stops them.
@@ -248,7 +249,27 @@ class Stack:
         self._spawn(name, self.argvs[name], mode="a")
 
     def alive(self) -> dict[str, bool]:
-        return {name: proc.poll() is None for name, proc in self.procs.items()}
+        """Whether each process that should be running is (a failed host's agent should not)."""
+        return {name: proc.poll() is None for name, proc in self.procs.items()
+                if name not in self.failed_hosts}
+
+    def fail_host(self, name: str) -> None:
+        """The simulated host dies (simhosts.fail): guests, libvirtd, its agent and what that
+        started, all killed; its links cut."""
+        self.failed_hosts.add(name)
+        simhosts.fail(self.host_tag, name)
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything of the agent's outside the host
+        proc.wait()
+
+    def recover_host(self, name: str) -> None:
+        """The host comes back (simhosts.recover: links up, libvirtd started, its old guests shut
+        off) and its agent is started again, as at start()."""
+        simhosts.recover(self.host_tag, name)
+        host = next(h for h in self.hosts if h.name == name)
+        self._spawn_host_agent(host, mode="a")
+        self.failed_hosts.discard(name)
 
     # --- helpers
 
@@ -259,6 +280,12 @@ class Stack:
     def _run(self, argv: list[str]) -> None:
         with open(self.workdir / "setup.log", "a") as log:
             subprocess.run(argv, cwd=ROOT, env=self.env, check=True, stdout=log, stderr=log)
+
+    def _spawn_host_agent(self, host: simhosts.SimHost, mode: str = "w") -> None:
+        # Its command names the host's libvirtd, whose mount namespace it enters: a new one each
+        # time the host comes back.
+        self._spawn(host.name, simhosts.agent_argv(host, PYTHON, ["--heartbeat-interval", "1"]),
+                    mode=mode)
 
     def _spawn(self, name: str, argv: list[str], mode: str = "w") -> None:
         self.argvs[name] = argv
@@ -276,7 +303,8 @@ class Stack:
         raise RuntimeError(f"no OS_PASSWORD in {openrc}")
 
     def _check_alive(self) -> None:
-        dead = {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+        dead = {n: p.returncode for n, p in self.procs.items()
+                if p.poll() is not None and n not in self.failed_hosts}
         if dead:
             raise RuntimeError(f"stack processes exited: {dead}; see {self.workdir}")
 
