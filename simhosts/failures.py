@@ -63,8 +63,9 @@ def fail(tag: str, name: str) -> SimHost:
     host = find(tag, name)
     # The marker first: the agent's supervisor, seeing its agent die, must find the host failed.
     failed_marker(host).touch()
-    _cut_links(host)
-    _kill_everything(host)
+    problems = [_cut_links(host), _kill_everything(host)]  # both tried, whatever the other did
+    if any(problems):
+        raise HostError(f"{host.name}: " + "; ".join(p for p in problems if p))
     return host
 
 
@@ -95,15 +96,17 @@ def recover(tag: str, name: str, timeout: float = 60) -> SimHost:
 # --- helpers
 
 
-def _cut_links(host: SimHost) -> None:
+def _cut_links(host: SimHost) -> str:
     """Both of the host's wires, cut at the fabric's end (a pulled cable: the host cannot put its
-    end back up). A wire that no longer exists is cut too."""
+    end back up). A wire that no longer exists is cut too. What could not be done, or ''."""
     fab = fabric_ns(host.tag)
+    up = []
     for dev in (f"h{host.index}", f"x{host.index}"):
         subprocess.run(["ip", "-n", fab, "link", "set", dev, "down"], capture_output=True,
                        check=False)
         if _link_up(fab, dev):
-            raise HostError(f"{host.name}: could not set {dev} down in {fab}")
+            up.append(dev)
+    return f"could not set {', '.join(up)} down in {fab}" if up else ""
 
 
 def _link_up(ns: str, dev: str) -> bool:
@@ -115,7 +118,8 @@ def _link_up(ns: str, dev: str) -> bool:
     return "UP" in flags
 
 
-def _kill_everything(host: SimHost) -> None:
+def _kill_everything(host: SimHost) -> str:
+    """Every process of the host killed, and gone; what survived, or ''."""
     pids = _processes(host)
     for pid in pids:
         with contextlib.suppress(OSError):
@@ -124,9 +128,9 @@ def _kill_everything(host: SimHost) -> None:
     while True:
         left = [pid for pid in _processes(host) if _alive(pid)]
         if not left:
-            return
+            return ""
         if time.monotonic() > deadline:
-            raise HostError(f"{host.name}: processes survived SIGKILL: {left}")
+            return f"processes survived SIGKILL: {left}"
         for pid in left:  # started meanwhile (a process forking as it died)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
