@@ -4,11 +4,9 @@ behind it, so a non-admin gets 403 exactly where the API would answer it."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cloud import errors
@@ -17,7 +15,7 @@ from cloud.compute.models import COMPUTE_BINARY
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
 
-from . import drains, tables
+from . import drains, host_failures, tables
 from .context import authorize, dashboard_view
 from .forms import AggregateForm, AggregateHostForm, ServiceForm, attach
 
@@ -31,31 +29,27 @@ def admin_index(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
 @require_GET
 @dashboard_view("compute:hypervisors")
 def hypervisor_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
-    now = timezone.now()
     nodes = []
     for node in hosts.list_nodes():
-        service = node.service
-        alive = (
-            not service.forced_down and service.last_seen_up is not None
-            and (now - service.last_seen_up).total_seconds() <= settings.KUMO_SERVICE_DOWN_TIME
-        )
         nodes.append({
             "node": node,
-            "up": alive,
-            "enabled": not service.disabled,
+            "enabled": not node.service.disabled,
             # Capacity as the scheduler sees it: physical size × allocation ratio.
             "vcpus_cap": int(node.vcpus * node.cpu_allocation_ratio),
             "ram_cap": int(node.memory_mb * node.ram_allocation_ratio),
             "disk_cap": int(node.local_gb * node.disk_allocation_ratio),
         })
     running = drains.running_by_host()
+    states = host_failures.states_by_host(entry["node"].service for entry in nodes)
     for entry in nodes:
         entry["drain"] = running.get(entry["node"].host)
+        entry["state"] = states[entry["node"].host]
     return render(request, "dashboard/admin/hypervisors.html", {
         "nodes": nodes, "totals": hosts.statistics(),
         "can_drain": policy.allowed(ctx, "compute:host_drains:create"),
         "can_add_host": policy.allowed(ctx, "compute:host_tokens:create"),
         "recent_drains": drains.recent() if policy.allowed(ctx, "compute:host_drains:index") else [],
+        "can_confirm": policy.allowed(ctx, host_failures.CONFIRM_RULE),
     })
 
 

@@ -19,7 +19,7 @@ from cloud import errors
 from cloud.compute import host_drains
 from cloud.identity import policy
 
-from . import drains, live, tables
+from . import drains, host_failures, live, tables
 from .context import select
 
 # Close codes in the 4000 range are the application's own (RFC 6455 7.4.2).
@@ -72,29 +72,33 @@ class InstanceStatusConsumer(JsonWebsocketConsumer):
 
 class HostMovesConsumer(JsonWebsocketConsumer):
     """/ws/host-moves/?drain=<id>: the guests' table of one drain, sent again whenever a move on
-    its host changes. Admins only (compute:host_drains:show), checked again at every change."""
+    its host changes (compute:host_drains:show). /ws/host-moves/?failure=<id>: a host failure's
+    state, timeline and guests, sent again at every change of its host (host_failures.VIEW_RULE).
+    Admins only, checked again at every change."""
 
     drain_id: str = ""
+    failure_id: str = ""
 
     def _allowed(self) -> bool:
         selection = select(self.scope.get("user"), self.scope.get("session") or {})
-        return selection.ctx is not None and policy.allowed(selection.ctx,
-                                                            "compute:host_drains:show")
+        rule = host_failures.VIEW_RULE if self.failure_id else "compute:host_drains:show"
+        return selection.ctx is not None and policy.allowed(selection.ctx, rule)
 
     def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             self.close(code=CLOSE_SIGNED_OUT)
             return
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.drain_id = (query.get("drain") or [""])[0]
+        self.failure_id = "" if self.drain_id else (query.get("failure") or [""])[0]
         if not self._allowed():
             self.close(code=CLOSE_FORBIDDEN)
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        self.drain_id = (query.get("drain") or [""])[0]
         async_to_sync(self.channel_layer.group_add)(live.MOVES_GROUP, self.channel_name)
         self.accept()
         # What changed between the page's render and this connection is sent at once.
-        self._send_drain()
+        self._send()
 
     def disconnect(self, code: int) -> None:
         async_to_sync(self.channel_layer.group_discard)(live.MOVES_GROUP, self.channel_name)
@@ -106,9 +110,15 @@ class HostMovesConsumer(JsonWebsocketConsumer):
         if not self._allowed():
             self.close(code=CLOSE_FORBIDDEN)
             return
-        self._send_drain(event.get("host"))
+        self._send(event.get("host"))
 
-    def _send_drain(self, host: str | None = None) -> None:
+    def _send(self, host: str | None = None) -> None:
+        if self.failure_id:
+            self._send_failure(host)
+        else:
+            self._send_drain(host)
+
+    def _send_drain(self, host: str | None) -> None:
         try:
             drain = host_drains.get(self.drain_id)
         except errors.NotFound:
@@ -117,6 +127,17 @@ class HostMovesConsumer(JsonWebsocketConsumer):
             return
         self.send_json({"type": "drain", "id": str(drain.uuid), "status": drain.status,
                         "html": drains.render_guests(drain)})
+
+    def _send_failure(self, host: str | None) -> None:
+        try:
+            failure = host_failures.find(self.failure_id)
+        except errors.NotFound:
+            return
+        if host is not None and host != failure.host:
+            return
+        self.send_json({"type": "failure", "id": str(failure.uuid), "status": failure.status,
+                        "closed": failure.closed_at is not None,
+                        "html": host_failures.render_failure(failure)})
 
 
 def message_for(row: tables.Row) -> dict:

@@ -120,6 +120,31 @@
   }
   if (drainTable && "WebSocket" in window) followDrain(1000);
 
+  // --- a host failure's page: its state, timeline and guests, pushed again at every change of
+  // its host; the Confirm button goes once the failure no longer waits for a person.
+  const failureBox = document.querySelector("[data-failure-live]");
+  function followFailure(delay) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(scheme + "//" + location.host + "/ws/host-moves/?failure=" +
+                                 encodeURIComponent(failureBox.dataset.failureLive));
+    socket.onopen = () => { failureBox.dataset.live = "on"; delay = 1000; };
+    socket.onmessage = (event) => {
+      const m = JSON.parse(event.data);
+      if (m.type !== "failure" || m.id !== failureBox.dataset.failureLive) return;
+      failureBox.innerHTML = m.html;
+      const confirm = document.querySelector("[data-confirm-while]");
+      if (confirm && (m.closed || !confirm.dataset.confirmWhile.split(" ").includes(m.status))) {
+        confirm.remove();
+      }
+    };
+    socket.onclose = (event) => {
+      failureBox.dataset.live = "off";
+      if (event.code === 4401 || event.code === 4403) return;
+      setTimeout(() => followFailure(Math.min(delay * 2, 30000)), delay);
+    };
+  }
+  if (failureBox && "WebSocket" in window) followFailure(1000);
+
   // --- dialogs: links with data-dialog load their page's fragment into the shared <dialog>.
   const dialog = document.getElementById("dialog");
   document.body.addEventListener("htmx:afterSwap", (event) => {
