@@ -142,6 +142,8 @@ RULES: dict[str, str] = {
     "compute:host_drains:index": "admin",
     "compute:host_drains:show": "admin",
     "compute:host_drains:delete": "admin",
+    "compute:host_failures:index": "admin",
+    "compute:host_failures:show": "admin",
     # a console URL (remote-consoles, and the legacy os-getVNCConsole action)
     "compute:servers:remote_consoles": "member",
     # flavor extra specs: anyone may read them, as Nova lets any user see a flavor's

@@ -219,3 +219,20 @@ def test_a_disabled_host_is_in_maintenance_and_not_fenced(member, hosts, sent, f
     _silence("compute-1")
     assert host_watch.watch() == {}
     assert fake_fencing.calls == []
+
+
+def test_the_api_shows_failures_to_admins_only(member, hosts, sent, api_as, admin):
+    _server(member, hosts, "ha", ha=True)
+    _silence("compute-1")
+    host_watch.watch()
+    api = api_as(admin)
+    (listed,) = api.get("/compute/v2.1/os-host-failures").json()["host_failures"]
+    assert (listed["host"], listed["status"], listed["closed_at"]) == ("compute-1",
+                                                                       hf.RECOVERING, None)
+    shown = api.get(f"/compute/v2.1/os-host-failures/{listed['id']}").json()["host_failure"]
+    assert [(g["name"], g["ha"], g["state"]) for g in shown["guests"]] == [
+        ("ha", True, hf.EVACUATING)]
+    assert api.get("/compute/v2.1/os-host-failures?host=compute-2").json() == {
+        "host_failures": []}
+    assert api.get("/compute/v2.1/os-host-failures/nope").status_code == 404
+    assert api_as(member).get("/compute/v2.1/os-host-failures").status_code == 403
