@@ -36,7 +36,7 @@ from .context import dashboard_view
 
 # Seeing failures needs what seeing the hosts needs; confirming one is forcing a service down, so
 # it needs the rule of PUT /os-services (a member must not be able to start evacuations).
-VIEW_RULE = "compute:hypervisors"
+VIEW_RULE = "compute:host_failures:index"
 CONFIRM_RULE = "compute:services"
 
 # A person's word is what these wait for (awaiting-confirmation), or what cuts the wait short: the
