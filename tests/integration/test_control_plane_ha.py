@@ -151,7 +151,7 @@ def test_one_of_each_pair_killed_loses_no_boot_and_duplicates_none():
             assert lb.served == {web1: 4, web2: 2}, "the dead web process took no request"
             holder.rollback()
         thaw(stack, "scheduler1")
-        wait_all(api, first, {"ACTIVE"}, timeout=45)
+        _, scheduler_failover = wait_all(api, first, {"ACTIVE"}, timeout=45)
         stack.restart("web2")
         wait_for_web(stack, web2)
 
@@ -176,7 +176,7 @@ def test_one_of_each_pair_killed_loses_no_boot_and_duplicates_none():
             holder.rollback()
         killed_at = log_size(stack, "conductor2")
         thaw(stack, "conductor2")
-        wait_all(api, second, {"ACTIVE"}, timeout=60)
+        _, conductor_failover = wait_all(api, second, {"ACTIVE"}, timeout=60)
         # What the dead conductor held is redelivered only after Redis's visibility timeout
         # (300 s): the reconciler, a periodic task, finished those builds on the second conductor.
         redriven = db(stack, "SELECT count(*) FROM compute_instanceactionevent "
@@ -208,8 +208,10 @@ def test_one_of_each_pair_killed_loses_no_boot_and_duplicates_none():
         for server_id in ids:
             assert api2.delete(f"{V}/servers/{server_id}").status_code == 204
         stack.kill("conductor2")  # with `destroyed` reports in hand, perhaps
+        deleting = time.monotonic()
         for server_id in ids:
             api2.wait_gone(server_id, timeout=45)
+        deleted = time.monotonic() - deleting
         left = delete_all_and_check_clean(stack, api2, ids)  # each DELETE a 404 now
         assert usage(api2) == baseline
         for name in ("web", "conductor2"):
@@ -218,4 +220,7 @@ def test_one_of_each_pair_killed_loses_no_boot_and_duplicates_none():
         assert all(stack.alive().values()), stack.alive()
         record("control plane HA: one of each pair SIGKILLed", servers=len(ids),
                redriven=redriven, seconds_after_start_up=round(time.monotonic() - started, 1),
+               scheduler_killed_to_all_active_s=round(scheduler_failover, 1),
+               conductor_killed_to_all_active_s=round(conductor_failover, 1),
+               conductor_killed_to_all_deleted_s=round(deleted, 1),
                left_behind=left)
