@@ -59,6 +59,8 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 # `up` removes whatever an earlier run (or a crash) left first.
 python -m simhosts up "$HOSTS" --tag run
+# A simulated host that dies (make host-fail) is fenced by simhosts itself (cloud/compute/fencing.py).
+export KUMO_FENCING_DRIVER="${KUMO_FENCING_DRIVER:-simulated}"
 procfile=var/Procfile.hosts
 grep -v '^compute:' Procfile > "$procfile"
 # Each agent under a supervisor of its own (simhosts/supervise.py): honcho stops every process when

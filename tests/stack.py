@@ -143,6 +143,8 @@ class Stack:
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(40),
             # The simulated hosts' metadata proxies sign with it (they joined with no credential).
             "KUMO_METADATA_SECRET": secrets.token_urlsafe(32),
+            # The simulated-hosts fencing driver (python -m simhosts fence) fences this stack's.
+            "KUMO_SIMHOSTS_TAG": self.host_tag,
             "PYTHONUNBUFFERED": "1",
             "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
         }

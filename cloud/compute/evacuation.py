@@ -88,8 +88,9 @@ def finish(row: Instance) -> dict:
     migration_records.move(migration, [states.MIGRATION_ACCEPTED], states.MIGRATION_DONE)
     claims.finish_move(migration)
     log.info("evacuation of %s from %s to %s done", row.uuid, migration.source_compute, row.host)
-    if migration.source_vm_state == states.STOPPED:
-        # Nova leaves a stopped server stopped: the new host is asked to shut it down again.
+    if migration.source_vm_state == states.STOPPED or migration.stop_at_destination:
+        # Nova leaves a stopped server stopped (and, from 2.95, every evacuated one): the new
+        # host is asked to shut it down again.
         rpc.to_host(row.host or "", msg.TASK_STOP, msg.PowerRequest(
             request_id=f"req-evacuate-{str(row.uuid)[:8]}", instance_uuid=str(row.uuid),
             timeout=0))

@@ -424,6 +424,9 @@ class Migration(models.Model):
     # What the instance was when the move began: a reverted cold move starts it again only if it
     # was running.
     source_vm_state = models.CharField(max_length=32, blank=True, default="")
+    # An evacuation asked at 2.95 or later: the server is left stopped on its new host (Nova's
+    # rule), whatever it was before.
+    stop_at_destination = models.BooleanField(default=False)
     old_flavor = models.JSONField(null=True, blank=True)
     new_flavor = models.JSONField(null=True, blank=True)
     memory_total = models.BigIntegerField(null=True, blank=True)

@@ -38,14 +38,19 @@ RECOVERY = RequestContext(user_id="", user_name="kumo-recovery", project_id=None
 
 
 @runs("evacuate")
-def evacuate(ctx: RequestContext, instance: Instance, *, host: str | None = None) -> Migration:
-    """Rebuild `instance` of a dead host on `host` (None: the scheduler's choice)."""
+def evacuate(ctx: RequestContext, instance: Instance, *, host: str | None = None,
+             stop: bool = False) -> Migration:
+    """Rebuild `instance` of a dead host on `host` (None: the scheduler's choice); with `stop`
+    (the API from 2.95) it is left stopped there."""
     evacuation.check(instance, host)
     source = instance.host or ""
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["evacuate"])
         migration = migration_records.create(ctx, row, evacuation.EVACUATION,
                                              status=states.MIGRATION_ACCEPTED, requested_host=host)
+        if stop:
+            migration.stop_at_destination = True
+            migration.save(update_fields=["stop_at_destination"])
         dest = _claim(row, migration, source, host)
         migration_records.move(migration, [states.MIGRATION_ACCEPTED],
                                states.MIGRATION_ACCEPTED, dest_compute=dest.host,

@@ -192,7 +192,12 @@ def running_cloud(guest_image: Path) -> Iterator[Cloud]:
     and no namespace of its hosts may be left behind."""
     stack = Stack("multihost", agents=[], simulated_hosts=3, schedulers=1, broker="rabbitmq",
                   extra_env={"KUMO_TASK_DEADLINES": "scheduling=30,spawning=180,migrating=300,"
-                                                    "default=120"})
+                                                    "default=120",
+                             # Failover (tests/e2e/test_failover.py): the simulated hosts are
+                             # fenced by simhosts, except compute-3, which waits for a person.
+                             "KUMO_FENCING_DRIVER": "simulated",
+                             "KUMO_FENCING_HOSTS": json.dumps({"compute-3": {"driver": "manual"}}),
+                             "KUMO_HOST_FAILURE_AFTER": "10"})
     with stack.running():
         api = stack.client(version=VERSION)
         image = api.upload_image("kumo-tiny", guest_image.read_bytes())

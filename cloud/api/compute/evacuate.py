@@ -38,10 +38,12 @@ EVACUATE = Versioned(("2.1", _EVACUATE_21), ("2.14", _EVACUATE_214), ("2.29", _E
 def evacuate(view: ComputeView, instance: Instance, args: Any) -> Response:
     """200 and no body: Nova with enable_instance_password off (Kumo puts no password into a
     guest) answers so in every version. onSharedStorage is read and ignored: there is no shared
-    storage, so the server is always rebuilt from its image."""
+    storage, so the server is always rebuilt from its image. From 2.95 the server is left stopped
+    on its new host, as Nova does."""
     validate(EVACUATE.at(view.version), args)
     host = args.get("host")
     if str(args.get("force")).lower() in ("true", "1", "on", "yes") and not host:
         raise errors.BadRequest("Can't force to a non-provided destination")
-    operations.perform(view.ctx, instance, "evacuate", host=host)
+    operations.perform(view.ctx, instance, "evacuate", host=host,
+                       stop=view.version.at_least("2.95"))
     return Response(status=200)

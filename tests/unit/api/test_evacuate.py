@@ -94,7 +94,7 @@ def test_members_may_not_evacuate(member, api_as, server):
 def test_an_evacuated_server_is_rebuilt_on_another_host_and_its_claim_follows(
         admin, api_as, server, sent):
     api = api_as(admin)
-    assert _evacuate(api, server, "2.95", host="compute-2").status_code == 200
+    assert _evacuate(api, server, "2.94", host="compute-2").status_code == 200
     server.refresh_from_db()
     migration = Migration.objects.get()
     assert (migration.migration_type, migration.status, migration.source_compute,
@@ -125,6 +125,16 @@ def test_a_stopped_server_is_evacuated_stopped(admin, api_as, server, sent):
     _report(server, msg.EVENT_REBUILT, server.host, power_state=msg.POWER_RUNNING)
     assert server.task_state == states.POWERING_OFF
     assert sent[-1].name == msg.TASK_STOP and sent[-1].queue == f"compute.{server.host}"
+    _report(server, msg.EVENT_STOPPED, server.host, power_state=msg.POWER_SHUTDOWN)
+    assert (server.vm_state, server.task_state) == ("stopped", None)
+
+
+def test_from_2_95_an_evacuated_server_is_left_stopped(admin, api_as, server, sent):
+    assert _evacuate(api_as(admin), server, "2.95").status_code == 200
+    server.refresh_from_db()
+    _report(server, msg.EVENT_REBUILT, server.host, power_state=msg.POWER_RUNNING)
+    assert server.task_state == states.POWERING_OFF
+    assert sent[-1].name == msg.TASK_STOP
     _report(server, msg.EVENT_STOPPED, server.host, power_state=msg.POWER_SHUTDOWN)
     assert (server.vm_state, server.task_state) == ("stopped", None)
 
