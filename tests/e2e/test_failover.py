@@ -215,3 +215,30 @@ def test_with_manual_fencing_nothing_moves_until_an_operator_confirms(
         cloud.api.put(f"{V}/os-services/{service['id']}", {"forced_down": False})
         _until(lambda: _service(cloud, "compute-3")["state"] == "up", "compute-3 back up", 60)
         cloud.delete(*servers)
+
+
+def test_restarting_the_agent_and_the_control_plane_during_boots_strands_nothing(
+        multihost: Cloud, fo_net: dict) -> None:
+    """Two guests booting on compute-2 while its agent, then the conductor and the scheduler, are
+    SIGKILLed and started again: both end ACTIVE, each with exactly one domain in the whole
+    cloud, on the host the API names, with nothing done to them but their creation."""
+    cloud = multihost
+    servers: list[str] = []
+    try:
+        for i in (31, 32):
+            servers.append(_boot(cloud, fo_net, f"fo-restart-{i}", "compute-2", f"{NET}.{i}",
+                                 ha=False))
+        cloud.stack.restart("compute-2")  # mid-spawn: the messages it held are handed out again
+        time.sleep(2)
+        cloud.stack.restart("conductor")
+        cloud.stack.restart("scheduler0")
+        for server in cloud.active(*servers):
+            assert server["OS-EXT-STS:task_state"] is None
+        for server in servers:
+            _until(lambda s=server: [h for h in cloud.hosts if s in cloud.domains(h)]
+                   == ["compute-2"], f"one domain of {server}, on compute-2", 60)
+            assert cloud.host_of(server) == "compute-2"
+            actions = cloud.api.get(f"{V}/servers/{server}/os-instance-actions").json()
+            assert [a["action"] for a in actions["instanceActions"]] == ["create"]
+    finally:
+        cloud.delete(*servers)
