@@ -46,6 +46,20 @@ def run_on_host(ctx: RequestContext, instance: Instance, *, operation: Operation
                     msg.PowerRequest(request_id=ctx.request_id, instance_uuid=str(row.uuid)))
 
 
+@runs("start")
+def start(ctx: RequestContext, instance: Instance) -> None:
+    """Start a stopped server. One whose domain its host no longer has (a stopped server on a
+    rebooted host, or on libvirt's test driver after its agent restarted) is started by a hard
+    reboot, which carries the whole guest and defines it again on the disk it kept."""
+    with transaction.atomic():
+        row = begin(ctx, instance, REGISTRY["start"])
+        if row.power_state == msg.POWER_NOSTATE:
+            rpc.to_host(row.host, msg.TASK_REBOOT, reboot_request(row, ctx.request_id, hard=True))
+        else:
+            rpc.to_host(row.host, msg.TASK_START,
+                        msg.PowerRequest(request_id=ctx.request_id, instance_uuid=str(row.uuid)))
+
+
 @runs("reboot")
 def reboot(ctx: RequestContext, instance: Instance) -> None:
     _reboot(ctx, instance, hard=False)

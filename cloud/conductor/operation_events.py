@@ -44,6 +44,8 @@ for _op in REGISTRY.values():
         _DONE_BY_TASK[_op.task_state] = _op.done_vm_state
 # A shelve whose host let the guest go at once (KUMO_SHELVED_OFFLOAD_TIME 0) ends offloaded.
 FINISHES[msg.EVENT_SHELVE_OFFLOADED].add(states.SHELVING)
+# A start whose domain was gone is carried out as a hard reboot (guest_operations.start).
+FINISHES[msg.EVENT_REBOOTED].add(states.POWERING_ON)
 _ALL_ACTION_TASKS = set(_DONE_BY_TASK)
 # Tasks whose failure leaves an image that will never receive its data.
 _IMAGE_TASKS = {states.IMAGE_SNAPSHOT, states.IMAGE_BACKUP, states.SHELVING}

@@ -52,7 +52,11 @@ def sync_power_states(report: msg.HostReport) -> int:
         elif power == instance.power_state:
             continue
         changes: dict = {"power_state": power}
-        if power == msg.POWER_NOSTATE:
+        if power == msg.POWER_NOSTATE and instance.vm_state == states.STOPPED:
+            # A stopped server stays stopped (its host rebooted, or libvirt's test driver forgot
+            # it): starting it defines the domain again on the disk it kept (guest_operations).
+            pass
+        elif power == msg.POWER_NOSTATE:
             changes["vm_state"] = states.ERROR
             fault = fault or guest_recovery.Fault(guest_recovery.GONE_MESSAGE)
         elif power in _STOPPED_POWER and instance.vm_state == states.ACTIVE:

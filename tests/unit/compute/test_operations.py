@@ -63,8 +63,8 @@ def test_a_runner_for_an_unknown_operation_or_a_second_runner_is_refused():
     with pytest.raises(KeyError):
         operations.runs("no-such-operation")(lambda ctx, instance: None)
     with pytest.raises(ValueError):
-        operations.runs("start", "lock")(lambda ctx, instance: None)
-    assert operations.runner_for(REGISTRY["start"]).__name__ == "run"  # still the generic one
+        operations.runs("pause", "lock")(lambda ctx, instance: None)
+    assert operations.runner_for(REGISTRY["pause"]).__name__ == "run"  # still the generic one
 
 
 # --- the agent's side: every host task an operation names is served, and its driver can do it

@@ -68,3 +68,40 @@ def test_a_matching_report_changes_nothing(owner):
                                      (str(paused.uuid), msg.POWER_PAUSED))) == 1
     paused.refresh_from_db()
     assert (paused.vm_state, paused.power_state) == ("paused", "paused")
+
+
+def test_a_stopped_server_whose_domain_is_gone_stays_stopped_and_starts_again(
+        owner, api_as, sent):
+    """libvirt's test driver after its agent restarted, or a host that rebooted and lost the
+    domain: the server stays SHUTOFF (not ERROR), and a start defines it again through a hard
+    reboot carrying the whole guest, which the host's 'rebooted' finishes."""
+    from cloud.conductor.instance_events import apply_instance_event
+    from tests.factories import host_up
+
+    host_up("h1")
+    server = _server(owner, vm_state="stopped", power_state="shutdown")
+    sync_power_states(_report())
+    server.refresh_from_db()
+    assert (server.status, server.power_state) == ("SHUTOFF", "nostate")
+    assert not server.faults.exists()
+
+    answer = api_as(owner).post(f"/compute/v2.1/servers/{server.uuid}/action", {"os-start": None})
+    assert answer.status_code == 202, answer.content
+    (reboot,) = sent
+    assert reboot.name == msg.TASK_REBOOT and reboot.payload["reboot_type"] == msg.REBOOT_HARD
+    assert reboot.payload["spawn"]["instance_uuid"] == str(server.uuid)
+    apply_instance_event(msg.InstanceEvent(request_id="r", instance_uuid=str(server.uuid),
+                                           host="h1", event=msg.EVENT_REBOOTED,
+                                           power_state=msg.POWER_RUNNING))
+    server.refresh_from_db()
+    assert (server.status, server.task_state) == ("ACTIVE", None)
+
+
+def test_a_stopped_server_with_its_domain_is_started_as_before(owner, api_as, sent):
+    from tests.factories import host_up
+
+    host_up("h1")
+    server = _server(owner, vm_state="stopped", power_state="shutdown")
+    assert api_as(owner).post(f"/compute/v2.1/servers/{server.uuid}/action",
+                              {"os-start": None}).status_code == 202
+    assert [s.name for s in sent] == [msg.TASK_START]
