@@ -38,4 +38,4 @@ class NetworkTasks(ManagerBase):
     def remove_router(self, request: msg.RouterSpec) -> None:
         with request_context(request.request_id):
             LOG.info("removing router %s", request.router_id)
-            self.network.remove_router(request.router_id)
+            self.network.remove_router(request.router_id, request.revision)

@@ -302,11 +302,14 @@ def notify_router(router_id: str) -> None:
     rpc.to_host(router.host, msg.TASK_SYNC_ROUTER, router_spec(router))
 
 
-def notify_router_removed(router_id: str, host: str) -> None:
+def notify_router_removed(router_id: str, host: str, *,
+                          revision: int = msg.REMOVED_REVISION) -> None:
+    """Tell `host` to remove the router: deleted (REMOVED_REVISION: it never comes back there), or
+    moved away at `revision` (a later spec, newer, may bring it back)."""
     if host and has_dataplane(host):
         rpc.to_host(host, msg.TASK_REMOVE_ROUTER,
                     msg.RouterSpec(request_id=_request_id(), router_id=str(router_id),
-                                   revision=msg.REMOVED_REVISION))
+                                   revision=revision))
 
 
 def move_routers_off(host: str) -> list[str]:
@@ -322,8 +325,8 @@ def move_routers_off(host: str) -> list[str]:
 def forget_routers_elsewhere(host: str) -> None:
     """A host that returns after its failure may still hold routers that were moved away: it is
     told to remove every router it does not carry now."""
-    for router_id in Router.objects.exclude(host=host).values_list("id", flat=True):
-        notify_router_removed(str(router_id), host)
+    for router_id, revision in Router.objects.exclude(host=host).values_list("id", "revision"):
+        notify_router_removed(str(router_id), host, revision=revision)
 
 
 def groups_of(port: Port) -> list[str]:

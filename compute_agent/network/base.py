@@ -79,8 +79,10 @@ class NetworkDriver(abc.ABC):
         """Create or update the router so that it matches `spec`."""
 
     @abc.abstractmethod
-    def remove_router(self, router_id: str) -> None:
-        """Remove the router and everything it made; an unknown router is no error."""
+    def remove_router(self, router_id: str, revision: int = msg.REMOVED_REVISION) -> None:
+        """Remove the router and everything it made; an unknown router is no error. `revision`:
+        a router deleted for good (REMOVED_REVISION) never comes back; one moved to another host
+        is removed at its current revision, so that it can come back later with a newer one."""
 
     @abc.abstractmethod
     def cleanup(self) -> None:

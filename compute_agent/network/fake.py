@@ -73,7 +73,7 @@ class FakeNetworkDriver(NetworkDriver):
         with self._lock:
             self.routers[spec.router_id] = spec
 
-    def remove_router(self, router_id: str) -> None:
+    def remove_router(self, router_id: str, revision: int = msg.REMOVED_REVISION) -> None:
         self._record("remove_router", router_id)
         with self._lock:
             self.routers.pop(router_id, None)

@@ -212,11 +212,15 @@ class LinuxBridgeDriver(NetworkDriver):
             self.router_revisions[spec.router_id] = spec.revision
             self._save()
 
-    def remove_router(self, router_id: str) -> None:
+    def remove_router(self, router_id: str, revision: int = msg.REMOVED_REVISION) -> None:
         router = self._router_module()
         with self._lock:
+            if revision < self.router_revisions.get(router_id, 0):
+                LOG.info("router %s: removal at revision %d is older than the one applied; "
+                         "ignored", router_id, revision)
+                return
             router.remove(self.runner, router_id, self.state_dir)
-            self.router_revisions[router_id] = msg.REMOVED_REVISION
+            self.router_revisions[router_id] = revision
             self._save()
             self._collect_networks()
 

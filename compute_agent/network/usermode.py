@@ -32,7 +32,7 @@ class UserModeDriver(NetworkDriver):
         # A router has no data plane here: say so rather than pretend it exists.
         raise NetworkError("this host's network driver (user) cannot run routers")
 
-    def remove_router(self, router_id: str) -> None:
+    def remove_router(self, router_id: str, revision: int = msg.REMOVED_REVISION) -> None:
         return None  # nothing was ever made
 
     def cleanup(self) -> None:

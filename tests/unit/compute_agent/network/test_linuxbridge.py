@@ -285,3 +285,30 @@ def test_an_older_router_spec_or_one_after_the_removal_is_ignored(
     spec.revision = 4  # sent before the removal, handled after it
     driver.sync_router(spec)
     assert synced == [1, 3]
+
+
+def test_a_router_moved_away_at_a_revision_can_come_back_with_a_newer_one(
+    driver: LinuxBridgeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host that returns after a failure is told to drop the routers that moved off it, at
+    their current revision: when one is placed on it again later (a newer revision) it is built
+    again; a spec from before the move is still ignored."""
+    from compute_agent.network import router
+
+    synced: list[int] = []
+    removed: list[str] = []
+    monkeypatch.setattr(router, "sync", lambda runner, spec, ensure, state: synced.append(
+        spec.revision))
+    monkeypatch.setattr(router, "remove", lambda runner, router_id, state: removed.append(
+        router_id))
+    spec = msg.RouterSpec(request_id="r", router_id="9a000000-1111-4000-8000-00000000000a",
+                          revision=3)
+    driver.sync_router(spec)
+    driver.remove_router(spec.router_id, 6)
+    driver.remove_router(spec.router_id, 5)  # an older removal changes nothing more
+    assert removed == [spec.router_id]
+    spec.revision = 5
+    driver.sync_router(spec)
+    spec.revision = 7
+    driver.sync_router(spec)
+    assert synced == [3, 7]
