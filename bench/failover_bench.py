@@ -26,6 +26,7 @@ from tests.e2e.test_failover import (
     _rejoined,
     _running_elsewhere,
     _until,
+    failover_net,
 )
 from tests.e2e.test_guest_networking import Net, _pings
 from tests.stack import ROOT, Stack
@@ -80,19 +81,7 @@ def main() -> None:
     with stack.running():
         api = stack.client(version="2.60")
         cloud = Cloud(stack, api, api.upload_image("kumo-tiny", IMAGE.read_bytes()))
-        net = Net(cloud)
-        public = net.one("network", name="public")
-        network = net.create("network", {"name": "fo-bench"})
-        subnet = net.create("subnet", {"network_id": network["id"], "cidr": f"{NET}.0/24",
-                                       "ip_version": 4, "gateway_ip": f"{NET}.1"})
-        group = net.create("security_group", {"name": "fo-edge"})
-        net.create("security_group_rule", {
-            "security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4",
-            "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"})
-        router = net.create("router", {"name": "fo-bench",
-                                       "external_gateway_info": {"network_id": public["id"]}})
-        net.router_interface(router["id"], subnet["id"])
-        env = {"net": net, "public": public, "network": network}
+        env = failover_net(Net(cloud), f"{NET}.0/24")
         hosts = sorted(cloud.hosts)
         for index in range(args.runs):
             runs.append(one_run(cloud, env, hosts[index % len(hosts)], index))

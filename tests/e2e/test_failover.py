@@ -29,14 +29,13 @@ NET = "192.168.70"
 RECOVERY_TIMEOUT = 150.0
 
 
-@pytest.fixture(scope="module")
-def fo_net(multihost: Cloud) -> Iterator[dict[str, Any]]:
-    """A network with a router to the outside and a group letting ICMP in, for this module."""
-    net = Net(multihost)
+def failover_net(net: Net, cidr: str = f"{NET}.0/24") -> dict[str, Any]:
+    """A network with a router to the outside and a group letting ICMP in (the bench's too)."""
+    prefix = cidr.rsplit(".", 1)[0]
     public = net.one("network", name="public")
-    network = net.create("network", {"name": "fo-net"})
-    subnet = net.create("subnet", {"network_id": network["id"], "cidr": f"{NET}.0/24",
-                                   "ip_version": 4, "gateway_ip": f"{NET}.1"})
+    network = net.create("network", {"name": f"fo-net-{prefix}"})
+    subnet = net.create("subnet", {"network_id": network["id"], "cidr": cidr,
+                                   "ip_version": 4, "gateway_ip": f"{prefix}.1"})
     group = net.create("security_group", {"name": "fo-edge"})
     net.create("security_group_rule", {
         "security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4",
@@ -44,12 +43,23 @@ def fo_net(multihost: Cloud) -> Iterator[dict[str, Any]]:
     router = net.create("router", {"name": "fo-r",
                                    "external_gateway_info": {"network_id": public["id"]}})
     net.router_interface(router["id"], subnet["id"])
-    yield {"net": net, "public": public, "network": network, "subnet": subnet, "group": group,
-           "router": router}
-    net.router_interface(router["id"], subnet["id"], verb="remove")
-    net.delete("router", router["id"])
-    net.delete("security_group", group["id"])
-    net.delete("network", network["id"])
+    return {"net": net, "public": public, "network": network, "subnet": subnet, "group": group,
+            "router": router}
+
+
+def remove_failover_net(env: dict[str, Any]) -> None:
+    net = env["net"]
+    net.router_interface(env["router"]["id"], env["subnet"]["id"], verb="remove")
+    net.delete("router", env["router"]["id"])
+    net.delete("security_group", env["group"]["id"])
+    net.delete("network", env["network"]["id"])
+
+
+@pytest.fixture(scope="module")
+def fo_net(multihost: Cloud) -> Iterator[dict[str, Any]]:
+    env = failover_net(Net(multihost))
+    yield env
+    remove_failover_net(env)
 
 
 def _boot(cloud: Cloud, env: dict, name: str, host: str, ip: str, *, ha: bool) -> str:
@@ -117,12 +127,13 @@ def test_an_ha_guest_of_a_dead_host_comes_back_elsewhere_with_its_addresses(
     try:
         ha = _boot(cloud, fo_net, "fo-ha", "compute-1", f"{NET}.11", ha=True)
         plain = _boot(cloud, fo_net, "fo-plain", "compute-1", f"{NET}.12", ha=False)
-        servers += [ha, plain]
+        stays = _boot(cloud, fo_net, "fo-stays", "compute-1", f"{NET}.13", ha=False)
+        servers += [ha, plain, stays]
         floating = net.create("floatingip", {
             "floating_network_id": fo_net["public"]["id"],
             "port_id": net.one("port", device_id=ha)["id"]})
         fip = floating["floating_ip_address"]
-        before = {s["id"]: s for s in cloud.active(ha, plain)}
+        before = {s["id"]: s for s in cloud.active(ha, plain, stays)}
         _until(lambda: _pings(cloud, fip), f"ping of {fip} before the failure", BOOT_TIMEOUT)
 
         started = time.monotonic()
@@ -147,8 +158,8 @@ def test_an_ha_guest_of_a_dead_host_comes_back_elsewhere_with_its_addresses(
         assert _service(cloud, "compute-1")["forced_down"] is True
         failure = _failure(cloud, "compute-1")
         assert failure is not None
-        assert {g["name"]: g["state"] for g in failure["guests"]} == {"fo-ha": "done",
-                                                                      "fo-plain": "left"}
+        assert {g["name"]: g["state"] for g in failure["guests"]} == {
+            "fo-ha": "done", "fo-plain": "left", "fo-stays": "left"}
         # The non-HA guest is left where it was (its host shown DOWN) until an operator acts.
         plain_now = cloud.show(plain)
         assert plain_now["OS-EXT-SRV-ATTR:host"] == "compute-1"
@@ -166,6 +177,11 @@ def test_an_ha_guest_of_a_dead_host_comes_back_elsewhere_with_its_addresses(
         assert _service(cloud, "compute-1")["forced_down"] is False
         assert _failure(cloud, "compute-1")["status"] == "rejoined"
         assert _pings(cloud, fip)
+        # The guest nobody evacuated comes back with its host, running where it was.
+        _until(lambda: stays in cloud.domains("compute-1")
+               and cloud.show(stays)["OS-EXT-STS:power_state"] == 1,
+               "the guest left on compute-1 to run again", 90)
+        assert cloud.show(stays)["status"] == "ACTIVE"
     finally:
         if failed:
             cloud.stack.recover_host("compute-1")
