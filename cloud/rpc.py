@@ -27,10 +27,10 @@ def kick_drain(drain_uuid: str) -> None:
 TASK_EVACUATE = "scheduler.evacuate"
 
 
-def evacuate(instance_uuid: str, request_id: str, *, host: str | None = None) -> None:
-    """Rebuild a server of a dead host elsewhere (cloud/scheduler/evacuations.py), after commit:
-    the host recovery's evacuations, and the next try after one failed."""
-    relay.enqueue(TASK_EVACUATE, [str(instance_uuid), request_id, host], msg.SCHEDULER_QUEUE)
+def evacuate(instance_uuid: str, request_id: str, *, source: str) -> None:
+    """Rebuild a server of the dead host `source` elsewhere (cloud/scheduler/evacuations.py),
+    after commit: the host recovery's evacuations, and the next try after one failed."""
+    relay.enqueue(TASK_EVACUATE, [str(instance_uuid), request_id, source], msg.SCHEDULER_QUEUE)
 
 
 def spawn(host: str, request: msg.SpawnRequest) -> None:

@@ -231,7 +231,7 @@ KUMO_SHELVED_OFFLOAD_TIME = int(os.environ.get("KUMO_SHELVED_OFFLOAD_TIME", "0")
 # overrides some: "scheduling=10,spawning=30,default=60".
 KUMO_TASK_DEADLINES = {
     "scheduling": 30, "spawning": 120, "deleting": 60, "image_snapshot": 1800,
-    "rebuilding": 600, "resize_migrating": 600, "resize_reverting": 600, "migrating": 600,
+    "rebuilding": 600, "rebuild_spawning": 600, "resize_migrating": 600, "resize_reverting": 600, "migrating": 600,
     "shelving": 1800, "image_backup": 1800, "rescuing": 600, "unrescuing": 600,
     "default": 300,
     **{

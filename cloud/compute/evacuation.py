@@ -31,6 +31,8 @@ EVACUABLE = frozenset({states.ACTIVE, states.STOPPED, states.ERROR})
 # Masakari's convention: this metadata key set to true marks a server for automatic recovery.
 HA_METADATA_KEY = "HA_Enabled"
 HA_AGGREGATE_KEY = "ha"
+# How a recovery's refused evacuation is worded in the server's fault (the host watch reads it).
+NOT_POSSIBLE = "Evacuation not possible"
 
 _TRUE = ("true", "1", "yes", "on")
 
@@ -73,10 +75,22 @@ def of_instance(instance: Instance) -> Migration | None:
 
 
 def tried_hosts(instance: Instance, source: str) -> list[str]:
-    """The hosts earlier evacuations of the instance from `source` failed on."""
-    return [h for h in instance.migrations.filter(
-        migration_type=EVACUATION, source_compute=source, status=states.MIGRATION_FAILED,
-    ).values_list("dest_compute", flat=True) if h]
+    """The hosts this run of evacuations of the instance from `source` failed on: the failed
+    evacuations since its last move that ended otherwise (an older episode's do not count)."""
+    tried: list[str] = []
+    for kind, origin, status, dest in instance.migrations.order_by("-id").values_list(
+            "migration_type", "source_compute", "status", "dest_compute"):
+        if kind == EVACUATION and status == states.MIGRATION_ACCEPTED and not tried:
+            continue  # the one being placed now
+        if kind != EVACUATION or origin != source or status != states.MIGRATION_FAILED:
+            break
+        tried.append(dest or "")
+    return [h for h in tried if h]
+
+
+def gave_up(instance: Instance, source: str) -> bool:
+    """Whether the evacuations from `source` failed on as many hosts as they may."""
+    return len(tried_hosts(instance, source)) > settings.KUMO_MAX_BUILD_RETRIES
 
 
 def finish(row: Instance) -> dict:
@@ -98,29 +112,37 @@ def finish(row: Instance) -> dict:
     return {}
 
 
-def fail(row: Instance, reason: str) -> dict:
-    """The new host could not rebuild the server (or never answered): its claim is given back,
-    the server is the dead host's again, and another host is tried, up to
-    KUMO_MAX_BUILD_RETRIES failures; after that the server is ERROR. Returns the changes for the
-    instance's row (the caller records the fault). Runs in the caller's transaction."""
+def fail(row: Instance, reason: str, *, reported: bool = True) -> dict:
+    """The new host could not rebuild the server. Returns the changes for the instance's row
+    (the caller records the fault); runs in the caller's transaction.
+
+    When the host said so (`reported`), its claim is given back, the server is the dead host's
+    again, and another host is tried, KUMO_MAX_BUILD_RETRIES more at most (as a build), then the
+    server is ERROR. When it never answered (the reconciler gave up), it may still be running
+    the guest: trying elsewhere could run it twice, so the server stays there, ERROR, for that
+    host's own failure handling (or a person: hard reboot, evacuate) to settle, and the dead
+    host's claim goes."""
     migration = of_instance(row)
     if migration is None:
         return {}
     failed_on = row.host or ""
     migration_records.move(migration, [states.MIGRATION_ACCEPTED], states.MIGRATION_FAILED,
                            fault=reason[:255])
+    if not reported:
+        claims.finish_move(migration)
+        log.warning("evacuation of %s to %s did not finish (%s); left there in ERROR", row.uuid,
+                    failed_on, reason)
+        return {"vm_state": states.ERROR}
     claims.undo_move(migration)
     source = migration.source_compute
     changes: dict = {"host": source, "node": migration.source_node or source,
                      "vm_state": migration.source_vm_state or row.vm_state}
-    tried = tried_hosts(row, source)
-    if len(tried) < settings.KUMO_MAX_BUILD_RETRIES:
+    if not gave_up(row, source):
         log.warning("evacuation of %s to %s failed (%s); trying another host", row.uuid,
                     failed_on, reason)
-        rpc.evacuate(str(row.uuid), f"req-evacuate-{str(row.uuid)[:8]}")
+        rpc.evacuate(str(row.uuid), f"req-evacuate-{str(row.uuid)[:8]}", source=source)
         return changes
-    log.warning("evacuation of %s failed on %s, giving up: %s", row.uuid, ", ".join(tried),
-                reason)
+    log.warning("evacuation of %s failed on %s, giving up: %s", row.uuid,
+                ", ".join(tried_hosts(row, source)), reason)
     changes["vm_state"] = states.ERROR
     return changes
-

@@ -93,11 +93,13 @@ class CommandFencer(FencingDriver):
                 return FenceResult(FAILED, f"The {what} command for {host} did not finish in "
                                            f"{self.timeout:g} s.")
             except (OSError, KeyError, ValueError) as exc:
-                return FenceResult(FAILED, f"The {what} command for {host} could not run: {exc}")
+                return FenceResult(FAILED, f"The {what} command for {host} could not run "
+                                           f"({type(exc).__name__}).")
             if done.returncode != 0:
-                tail = (done.stderr or done.stdout or "").strip().splitlines()[-1:] or [""]
+                # The exit status only: what such tools print may echo their credentials, and
+                # this message is shown on the dashboard and in the API.
                 return FenceResult(FAILED, f"The {what} command for {host} failed (exit "
-                                           f"{done.returncode}): {tail[0][:200]}")
+                                           f"{done.returncode}).")
         return FenceResult(CONFIRMED, f"{host} was powered off by its fencing command.")
 
 

@@ -107,6 +107,8 @@ def confirm_down(host: str) -> Service:
     if not silent(service, timezone.now()):
         raise errors.Conflict(f"{host} is still reporting: it is not down.")
     Service.objects.filter(pk=service.pk).update(forced_down=True)
+    HostFailure.objects.filter(host=host, closed_at__isnull=True).update(
+        confirmed_by_operator=True)
     events.host_moves_changed(host)
     service.forced_down = True
     return service

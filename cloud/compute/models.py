@@ -533,6 +533,14 @@ class HostFailure(models.Model):
     fence_attempts = models.PositiveIntegerField(default=0)
     # Whether the host watch set the service's forced_down (then its return unsets it).
     forced_down_by_watch = models.BooleanField(default=False)
+    # The service was forced down already when the failure opened (maintenance, an earlier
+    # failure): that old flag confirms nothing about this failure.
+    was_forced_down = models.BooleanField(default=False)
+    # An operator confirmed on the dashboard that the host is off.
+    confirmed_by_operator = models.BooleanField(default=False)
+    # The first report seen after the fence: the host counts as back only once a later one
+    # arrives too (a single report that waited in the queue proves nothing).
+    seen_after_fence = models.DateTimeField(null=True, blank=True)
     guests = models.JSONField(default=list)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     detected_at = models.DateTimeField(auto_now_add=True)

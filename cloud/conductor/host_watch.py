@@ -57,7 +57,10 @@ def watch(now: datetime | None = None) -> dict[str, str]:
             _move(failure, [failure.status], hf.CLEARED, closed=True,
                   message="The host's service was deleted.")
             continue
-        _step(failure, service, now, guard)
+        try:
+            _step(failure, service, now, guard)
+        except Exception:  # one host's trouble (a bad setting, a driver bug) must not stop the rest
+            log.exception("host watch: the failure of %s could not move on", failure.host)
     return dict(hf.open_failures().values_list("host", "status"))
 
 
@@ -75,6 +78,7 @@ def _open(host: str, service: Service) -> None:
                 return
             HostFailure.objects.create(
                 host=host, status=hf.SUSPECTED, last_heartbeat=service.last_seen_up,
+                was_forced_down=service.forced_down,
                 fencing_driver=fencing.driver_for(host).name,
                 message=f"{host} stopped reporting; it is fenced before anything moves.")
     except IntegrityError:
@@ -83,11 +87,33 @@ def _open(host: str, service: Service) -> None:
     events.host_moves_changed(host)
 
 
+def _confirmed(failure: HostFailure, service: Service) -> bool:
+    """A person's word that the host is off: the dashboard's Confirm, or forced_down set since
+    the failure opened (a flag left from maintenance or an earlier failure confirms nothing)."""
+    return failure.confirmed_by_operator or (service.forced_down and not failure.was_forced_down)
+
+
+def _back(failure: HostFailure, service: Service, now: datetime) -> bool:
+    """Whether the host reports again. Before the fence one report is enough (nothing moved);
+    after it, two reports seen by two passes: the conductor stamps a report when it applies it,
+    so one that waited in the queue while the host was fenced would look like a live host."""
+    seen = service.last_seen_up
+    if seen is None or hf.silent(service, now):
+        return False
+    if failure.fenced_at is None:
+        return seen > (failure.last_heartbeat or failure.detected_at)
+    if seen <= failure.fenced_at:
+        return False
+    if failure.seen_after_fence is None:
+        HostFailure.objects.filter(pk=failure.pk, seen_after_fence__isnull=True).update(
+            seen_after_fence=seen)
+        return False
+    return seen > failure.seen_after_fence
+
+
 def _step(failure: HostFailure, service: Service, now: datetime, guard: str) -> None:
     status = failure.status
-    reported_since = (service.last_seen_up is not None and not hf.silent(service, now)
-                      and service.last_seen_up > (failure.last_heartbeat or failure.detected_at))
-    if reported_since and status != hf.FENCING:
+    if status != hf.FENCING and _back(failure, service, now):
         _returned(failure, service)
         return
     if status == hf.SUSPECTED:
@@ -97,16 +123,18 @@ def _step(failure: HostFailure, service: Service, now: datetime, guard: str) -> 
             return
         _fence(failure, service)
     elif status == hf.FENCING:
-        stale = now - failure.updated_at > timedelta(seconds=settings.KUMO_FENCE_TIMEOUT + 30)
-        if stale:  # the process that fenced died: the fence is tried again
-            _move(failure, [hf.FENCING], hf.FENCE_FAILED,
+        # A power-off and its verify command may each take the whole timeout.
+        longest = settings.KUMO_FENCE_TIMEOUT * (1 + bool(settings.KUMO_FENCE_VERIFY_COMMAND))
+        if now - failure.updated_at > timedelta(seconds=longest + 30):
+            # The process that fenced died: the fence is tried again.
+            _move(failure, [hf.FENCING], hf.FENCE_FAILED, attempt=failure.fence_attempts,
                   message="The fencing attempt was lost (its conductor stopped).")
     elif status == hf.FENCE_FAILED:
         due = now - failure.updated_at >= timedelta(seconds=settings.KUMO_FENCE_RETRY_INTERVAL)
         if due and not guard:
             _fence(failure, service)
     elif status == hf.AWAITING_CONFIRMATION:
-        if service.forced_down:
+        if _confirmed(failure, service):
             _move(failure, [hf.AWAITING_CONFIRMATION], hf.FENCED, fenced_at=timezone.now(),
                   message=f"An operator confirmed that {failure.host} is off.")
             _recover(failure, service)
@@ -117,8 +145,8 @@ def _step(failure: HostFailure, service: Service, now: datetime, guard: str) -> 
 
 
 def _fence(failure: HostFailure, service: Service) -> None:
-    if service.forced_down:
-        # Forced down by a person already: their word is the confirmation.
+    if _confirmed(failure, service):
+        # Forced down by a person since it went silent: their word is the confirmation.
         if _move(failure, [hf.SUSPECTED, hf.FENCE_FAILED], hf.FENCED, fenced_at=timezone.now(),
                  message=f"{failure.host} was already forced down by an operator."):
             _recover(failure, service)
@@ -130,45 +158,55 @@ def _fence(failure: HostFailure, service: Service) -> None:
     driver = fencing.driver_for(failure.host)
     try:
         result = driver.fence(failure.host)
-    except Exception as exc:  # a driver's bug must not leave the failure stuck in fencing
-        log.exception("fencing driver %s failed on %s", driver.name, failure.host)
-        result = fencing.FenceResult(fencing.FAILED, f"The {driver.name} driver failed: {exc}")
+    except Exception as exc:  # noqa: BLE001  (a driver bug must not leave it stuck in fencing)
+        # Its type only: the text of a driver's error may hold what its command was given.
+        log.error("fencing driver %s failed on %s: %s", driver.name, failure.host,
+                  type(exc).__name__)
+        result = fencing.FenceResult(fencing.FAILED,
+                                     f"The {driver.name} driver failed ({type(exc).__name__}).")
     log.warning("fencing %s (%s, attempt %d): %s", failure.host, driver.name, attempt,
                 result.outcome)
     if result.outcome == fencing.CONFIRMED:
-        _move(failure, [hf.FENCING], hf.FENCED, fenced_at=timezone.now(), message=result.message)
-        _recover(failure, service)
+        if _move(failure, [hf.FENCING], hf.FENCED, attempt=attempt, fenced_at=timezone.now(),
+                 message=result.message):
+            _recover(failure, service)
     elif result.outcome == fencing.WAITING:
-        _move(failure, [hf.FENCING], hf.AWAITING_CONFIRMATION, message=result.message)
+        _move(failure, [hf.FENCING], hf.AWAITING_CONFIRMATION, attempt=attempt,
+              message=result.message)
     elif attempt >= settings.KUMO_FENCE_ATTEMPTS:
-        _move(failure, [hf.FENCING], hf.AWAITING_CONFIRMATION, message=(
+        _move(failure, [hf.FENCING], hf.AWAITING_CONFIRMATION, attempt=attempt, message=(
             f"Fencing failed {attempt} times ({result.message}) Confirm that {failure.host} is "
             f"off (`openstack compute service set --down {failure.host} nova-compute`) and its "
             "guests are recovered; nothing moves until then."))
     else:
-        _move(failure, [hf.FENCING], hf.FENCE_FAILED,
+        _move(failure, [hf.FENCING], hf.FENCE_FAILED, attempt=attempt,
               message=f"{result.message} Trying again in {settings.KUMO_FENCE_RETRY_INTERVAL:g} s.")
 
 
 def _recover(failure: HostFailure, service: Service) -> None:
-    """The host is off: force it down, move its routers, list its guests and start recovering."""
-    failure.refresh_from_db()
-    if failure.status != hf.FENCED:
-        return
-    forced_by_watch = not service.forced_down
-    Service.objects.filter(pk=service.pk).update(forced_down=True)
-    routers = network_plane.move_routers_off(failure.host)
+    """The host is off: list its guests and start recovering (the move to recovering comes
+    first, so that two watchers never both do what follows, and a watcher killed halfway leaves
+    a failure whose next pass finishes it)."""
     guests = hf.guests_of(failure.host)
     ha = sum(1 for g in guests if g["ha"])
-    _move(failure, [hf.FENCED], hf.RECOVERING, guests=guests,
-          forced_down_by_watch=forced_by_watch or failure.forced_down_by_watch,
-          message=(f"Fenced. Recovering {ha} HA server(s) of {len(guests)}; "
-                   f"{len(routers)} router(s) moved."))
+    if not _move(failure, [hf.FENCED], hf.RECOVERING, guests=guests,
+                 forced_down_by_watch=failure.forced_down_by_watch or not service.forced_down,
+                 message=f"Fenced. Recovering {ha} HA server(s) of {len(guests)}."):
+        return
     _follow(failure)
+
+
+def _take_over(host: str) -> None:
+    """What a fenced host hands to the others, each pass until done: it is forced down (its
+    servers show host_status DOWN, the scheduler skips it) and its routers run elsewhere."""
+    Service.objects.filter(host=host, binary=COMPUTE_BINARY, forced_down=False).update(
+        forced_down=True)
+    network_plane.move_routers_off(host)
 
 
 def _follow(failure: HostFailure) -> None:
     """Start the next evacuations and note how the started ones went."""
+    _take_over(failure.host)
     with transaction.atomic():
         row = HostFailure.objects.select_for_update(no_key=True).filter(
             pk=failure.pk, status=hf.RECOVERING).first()
@@ -183,8 +221,7 @@ def _follow(failure: HostFailure) -> None:
             if part["state"] == hf.PENDING and busy < settings.KUMO_EVACUATE_CONCURRENCY:
                 part["state"] = hf.EVACUATING
                 part["message"] = "evacuating"
-                part["since"] = timezone.now().isoformat()
-                rpc.evacuate(part["id"], f"req-recovery-{str(row.uuid)[:8]}")
+                _ask(row, part)
                 busy += 1
         left = [g for g in guests if g["state"] in (hf.PENDING, hf.EVACUATING)]
         changes: dict[str, Any] = {"guests": guests}
@@ -197,6 +234,16 @@ def _follow(failure: HostFailure) -> None:
         if guests != row.guests or "status" in changes:
             HostFailure.objects.filter(pk=row.pk).update(updated_at=timezone.now(), **changes)
             events.host_moves_changed(row.host)
+
+
+# How long a guest's evacuation may go unstarted (its request lost, or refused while the server
+# was busy with a task) before it is asked for again.
+_ASK_AGAIN_AFTER = timedelta(seconds=30)
+
+
+def _ask(failure: HostFailure, part: dict) -> None:
+    part["since"] = timezone.now().isoformat()
+    rpc.evacuate(part["id"], f"req-recovery-{str(failure.uuid)[:8]}", source=failure.host)
 
 
 def _note(failure: HostFailure, part: dict) -> None:
@@ -215,22 +262,25 @@ def _note(failure: HostFailure, part: dict) -> None:
     if latest is not None and latest.status == states.MIGRATION_ACCEPTED:
         part.update(dest=latest.dest_compute or "", message=f"rebuilding on {latest.dest_compute}")
         return
-    if instance.vm_state == states.ERROR and instance.host == failure.host:
-        fault = InstanceFault.objects.filter(instance=instance).order_by("-id").first()
-        part.update(state=hf.FAILED, message=fault.message if fault else "evacuation failed")
+    if latest is not None and instance.host != failure.host:
+        # Its rebuild did not finish on the new host, which may still run it: left there
+        # (evacuation.fail) for that host's own failure, or a person, to settle.
+        part.update(state=hf.FAILED, dest=instance.host or "",
+                    message=latest.fault or "the rebuild did not finish")
         return
-    # No evacuation under way: refused (its fault says why), or a retry on its way.
+    if evacuation.gave_up(instance, failure.host):
+        part.update(state=hf.FAILED, message=latest.fault if latest else "evacuation failed")
+        return
     refused = InstanceFault.objects.filter(
-        instance=instance, message__startswith="Evacuation not possible",
+        instance=instance, message__startswith=evacuation.NOT_POSSIBLE,
         created_at__gte=failure.detected_at).order_by("-id").first()
     if refused is not None and (latest is None or refused.created_at > latest.updated_at):
         part.update(state=hf.FAILED, message=refused.message)
         return
     since = datetime.fromisoformat(part.get("since") or timezone.now().isoformat())
-    if timezone.now() - since > timedelta(seconds=120):
-        # The request was lost (a scheduler killed with it): ask again.
-        part["since"] = timezone.now().isoformat()
-        rpc.evacuate(part["id"], f"req-recovery-{str(failure.uuid)[:8]}")
+    if timezone.now() - since > _ASK_AGAIN_AFTER:
+        # Not started (the request lost with a scheduler, or the server was busy): ask again.
+        _ask(failure, part)
 
 
 def _returned(failure: HostFailure, service: Service) -> None:
@@ -240,28 +290,38 @@ def _returned(failure: HostFailure, service: Service) -> None:
                  message=f"{failure.host} reported again before it was fenced; nothing moved."):
             log.warning("host %s reports again: failure cleared", failure.host)
         return
-    if failure.forced_down_by_watch:
-        Service.objects.filter(pk=service.pk).update(forced_down=False)
-    network_plane.forget_routers_elsewhere(failure.host)
-    guests = [dict(g) for g in failure.guests]
-    for part in guests:
-        if part["state"] == hf.PENDING:
-            part.update(state=hf.LEFT, message="its host came back before it was evacuated")
-    still = "" if failure.forced_down_by_watch else (
-        " It stays forced down, as an operator set it: unset it to schedule servers there.")
-    if _move(failure, [failure.status], hf.REJOINED, closed=True, guests=guests,
-             message=(f"{failure.host} reported again and rejoined; the domains of its "
-                      f"evacuated servers are removed from it.{still}")):
-        log.warning("host %s reports again after fencing: rejoined", failure.host)
+    with transaction.atomic():
+        row = HostFailure.objects.select_for_update(no_key=True).filter(
+            pk=failure.pk, closed_at__isnull=True).first()
+        if row is None:
+            return
+        guests = [dict(g) for g in row.guests]
+        for part in guests:
+            if part["state"] == hf.PENDING:
+                part.update(state=hf.LEFT, message="its host came back before it was evacuated")
+        still = "" if row.forced_down_by_watch else (
+            " It stays forced down, as an operator set it: unset it to schedule servers there.")
+        if not _move(row, [row.status], hf.REJOINED, closed=True, guests=guests,
+                     message=(f"{row.host} reported again and rejoined; the domains of its "
+                              f"evacuated servers are removed from it.{still}")):
+            return
+        if row.forced_down_by_watch:
+            Service.objects.filter(pk=service.pk).update(forced_down=False)
+        network_plane.forget_routers_elsewhere(row.host)
+    log.warning("host %s reports again after fencing: rejoined", failure.host)
 
 
 def _move(failure: HostFailure, from_statuses: list[str], to_status: str, *,
-          closed: bool = False, **changes: Any) -> bool:
-    """The failure's compare-and-swap: False (nothing changed) from any other status."""
+          closed: bool = False, attempt: int | None = None, **changes: Any) -> bool:
+    """The failure's compare-and-swap: False (nothing changed) from any other status (or, with
+    `attempt`, once another fencing attempt began: a late answer lands on no one else's)."""
     if closed:
         changes["closed_at"] = timezone.now()
-    moved = HostFailure.objects.filter(pk=failure.pk, status__in=from_statuses,
-                                       closed_at__isnull=True).update(
+    rows = HostFailure.objects.filter(pk=failure.pk, status__in=from_statuses,
+                                      closed_at__isnull=True)
+    if attempt is not None:
+        rows = rows.filter(fence_attempts=attempt)
+    moved = rows.update(
         status=to_status, updated_at=timezone.now(), **changes)
     if moved:
         failure.status = to_status

@@ -47,6 +47,9 @@ FINISHES[msg.EVENT_SHELVE_OFFLOADED].add(states.SHELVING)
 # A start whose domain was gone is carried out as a hard reboot (guest_operations.start).
 FINISHES[msg.EVENT_REBOOTED].add(states.POWERING_ON)
 _ALL_ACTION_TASKS = set(_DONE_BY_TASK)
+# The request id of the reports the reconciler applies for a host that never sent them (its
+# failures say "the host did not answer", not "the host said it failed").
+RECONCILE_REQUEST_PREFIX = "req-reconcile-"
 # Tasks whose failure leaves an image that will never receive its data.
 _IMAGE_TASKS = {states.IMAGE_SNAPSHOT, states.IMAGE_BACKUP, states.SHELVING}
 
@@ -144,7 +147,9 @@ def apply_failure(event: msg.InstanceEvent) -> None:
                            else {"backup_rotation": None})
         if row.task_state == states.REBUILD_SPAWNING:
             # The new host could not rebuild it: back to its dead host, and another host tried.
-            changes.update(evacuation.fail(row, event.message or "the rebuild failed"))
+            changes.update(evacuation.fail(
+                row, event.message or "the rebuild failed",
+                reported=not event.request_id.startswith(RECONCILE_REQUEST_PREFIX)))
         if row.task_state == states.INTERFACE_ATTACHING and event.port_id:
             # The host could not plug it in: the port is the caller's again, bound to nothing.
             server_interfaces.unbind(str(row.uuid), event.port_id)

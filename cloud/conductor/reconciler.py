@@ -45,7 +45,7 @@ from cloud.compute.servers import complete_delete
 from cloud.compute.spawn import build_spawn_request
 from compute_agent import messages as msg
 
-from . import instance_events, migration_recovery
+from . import instance_events, migration_recovery, operation_events
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def _touch(instance: Instance, details: str) -> bool:
 
 
 def _request_id(instance: Instance) -> str:
-    return f"req-reconcile-{str(instance.uuid)[:8]}"
+    return f"{operation_events.RECONCILE_REQUEST_PREFIX}{str(instance.uuid)[:8]}"
 
 
 def _report(instance: Instance) -> ComputeNode | None:

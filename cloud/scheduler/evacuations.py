@@ -12,12 +12,13 @@ asked to rebuild it from its image. An operator's request that cannot be carried
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from django.db import transaction
 
 from cloud import errors, rpc
-from cloud.compute import claims, evacuation, migration_records, states
+from cloud.compute import claims, evacuation, hosts, migration_records, states
 from cloud.compute.models import ComputeNode, Instance, InstanceFault, Migration
 from cloud.compute.operations import REGISTRY, runs
 from cloud.compute.spawn import build_spawn_request
@@ -26,7 +27,7 @@ from cloud.identity.context import RequestContext
 from compute_agent import messages as msg
 
 from .filters import run_filters
-from .host_state import RequestSpec, load_host_states, request_spec_for
+from .host_state import load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
 from .weighers import order_hosts
 
@@ -64,23 +65,24 @@ def evacuate(ctx: RequestContext, instance: Instance, *, host: str | None = None
     return migration
 
 
-def evacuate_for_recovery(instance_uuid: str, request_id: str, host: str | None = None) -> str:
-    """The scheduler task's side: evacuate with the recovery's authority. A server that cannot
-    be evacuated now (deleted, busy, its host back, no room anywhere) gets the reason as its
-    fault; the host watch sees it and says so. Returns the new host, or "" when none."""
+def evacuate_for_recovery(instance_uuid: str, request_id: str, source: str) -> str:
+    """The scheduler task's side: evacuate from the dead host `source` with the recovery's
+    authority. Nothing happens to a server no longer there, busy with a task (the host watch asks
+    again later) or whose host is back; one that cannot be evacuated (no room anywhere, a state
+    Nova does not evacuate from) gets the reason as its fault, which the host watch shows.
+    Returns the new host, or "" when none."""
     instance = Instance.objects.filter(uuid=instance_uuid, deleted=False).first()
-    if instance is None:
+    if instance is None or instance.host != source or instance.task_state is not None:
         return ""
-    ctx = RequestContext(**{**RECOVERY.__dict__, "request_id": request_id})
+    ctx = dataclasses.replace(RECOVERY, request_id=request_id)
     try:
-        migration = evacuate(ctx, instance, host=host)
+        migration = evacuate(ctx, instance)
     except errors.KumoError as exc:
         log.warning("cannot evacuate %s: %s", instance_uuid, exc)
-        if isinstance(exc, errors.BadRequest) and "still in use" in str(exc):
+        if hosts.host_is_up(source):
             return ""  # its host came back: nothing to recover
-        InstanceFault.objects.create(instance=instance, code=getattr(exc, "status", 500),
-                                     host=instance.host,
-                                     message=f"Evacuation not possible: {exc}"[:255])
+        InstanceFault.objects.create(instance=instance, code=exc.status, host=instance.host,
+                                     message=f"{evacuation.NOT_POSSIBLE}: {exc}"[:255])
         return ""
     return migration.dest_compute or ""
 
@@ -91,7 +93,7 @@ def _claim(instance: Instance, migration: Migration, source: str,
     the dead host's hypervisor type, claimed; 400 saying why when there is none."""
     spec = request_spec_for(instance)
     ignored = frozenset({source, *evacuation.tried_hosts(instance, source)})
-    spec = RequestSpec(**{**spec.__dict__, "ignore_hosts": ignored})
+    spec = dataclasses.replace(spec, ignore_hosts=ignored)
     candidates = [h for h in load_host_states() if requested in (None, h.host)]
     result = run_filters(load_filters(), candidates, spec)
     nodes = {n.host: n for n in ComputeNode.objects.filter(host__in=[h.host for h in result.passed])}

@@ -35,9 +35,9 @@ def kick_drain(drain_uuid: str) -> None:
 
 
 @shared_task(name=rpc.TASK_EVACUATE)
-def evacuate(instance_uuid: str, request_id: str, host: str | None = None) -> None:
+def evacuate(instance_uuid: str, request_id: str, source: str) -> None:
     token = request_id_var.set(request_id)
     try:
-        evacuations.evacuate_for_recovery(instance_uuid, request_id, host)
+        evacuations.evacuate_for_recovery(instance_uuid, request_id, source)
     finally:
         request_id_var.reset(token)
