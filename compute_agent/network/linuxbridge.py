@@ -215,8 +215,10 @@ class LinuxBridgeDriver(NetworkDriver):
     def remove_router(self, router_id: str, revision: int = msg.REMOVED_REVISION) -> None:
         router = self._router_module()
         with self._lock:
-            if revision < self.router_revisions.get(router_id, 0):
-                LOG.info("router %s: removal at revision %d is older than the one applied; "
+            # Not older, nor equal: a removal read at the very revision this host was given the
+            # router with was read while the router was being placed here.
+            if revision <= self.router_revisions.get(router_id, 0):
+                LOG.info("router %s: removal at revision %d is not newer than the one applied; "
                          "ignored", router_id, revision)
                 return
             router.remove(self.runner, router_id, self.state_dir)
