@@ -9,6 +9,7 @@ from .models import (
     Flavor,
     FlavorAccess,
     HostDrain,
+    HostFailure,
     Instance,
     InstanceAction,
     InstanceActionEvent,
@@ -157,3 +158,15 @@ class MigrationAdmin(admin.ModelAdmin):
 class HostDrainAdmin(admin.ModelAdmin):
     list_display = ("uuid", "host", "status", "reason", "created_at", "finished_at")
     list_filter = ("status", "host")
+
+
+@admin.register(HostFailure)
+class HostFailureAdmin(admin.ModelAdmin):
+    # The host watch moves a failure by compare-and-swap: edits by hand would race it.
+    list_display = ("uuid", "host", "status", "fencing_driver", "detected_at", "fenced_at",
+                    "recovered_at", "closed_at")
+    list_filter = ("status", "host")
+    readonly_fields = ("uuid", "host", "status", "message", "fencing_driver", "fence_attempts",
+                       "forced_down_by_watch", "was_forced_down", "confirmed_by_operator",
+                       "seen_after_fence", "guests", "last_heartbeat", "detected_at",
+                       "fenced_at", "recovered_at", "closed_at")
