@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from cloud import errors, events
+from cloud.ids import parse_uuid
 
 from . import evacuation
 from .models import COMPUTE_BINARY, HostFailure, Instance, Service
@@ -79,7 +80,9 @@ def history(host: str | None = None, limit: int = 50) -> list[HostFailure]:
 
 
 def get(failure_id: str) -> HostFailure:
-    failure = HostFailure.objects.filter(uuid=failure_id).first()
+    """One failure by its id; 404 for an unknown or malformed one."""
+    parsed = parse_uuid(failure_id)
+    failure = HostFailure.objects.filter(uuid=parsed).first() if parsed else None
     if failure is None:
         raise errors.NotFound(f"Host failure {failure_id} could not be found.")
     return failure

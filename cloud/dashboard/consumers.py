@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 
 from cloud import errors
 from cloud.compute import host_drains
+from cloud.compute import host_failures as hf
 from cloud.identity import policy
 
 from . import drains, host_failures, live, tables
@@ -130,7 +131,7 @@ class HostMovesConsumer(JsonWebsocketConsumer):
 
     def _send_failure(self, host: str | None) -> None:
         try:
-            failure = host_failures.find(self.failure_id)
+            failure = hf.get(self.failure_id)
         except errors.NotFound:
             return
         if host is not None and host != failure.host:

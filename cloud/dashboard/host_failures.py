@@ -30,7 +30,6 @@ from cloud.compute import host_failures as hf
 from cloud.compute.models import HostFailure, Service
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
-from cloud.ids import parse_uuid
 
 from .context import dashboard_view
 
@@ -116,14 +115,6 @@ def render_failure(failure: HostFailure) -> str:
     return render_to_string("dashboard/fragments/host_failure.html", failure_context(failure))
 
 
-def find(failure_id: str) -> HostFailure:
-    """The failure of that id; 404 for anything else, a malformed id included."""
-    parsed = parse_uuid(failure_id)
-    if parsed is None:
-        raise errors.NotFound(f"Host failure {failure_id} could not be found.")
-    return hf.get(str(parsed))
-
-
 @require_GET
 @dashboard_view(VIEW_RULE)
 def failure_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
@@ -136,7 +127,7 @@ def failure_list(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
 @require_GET
 @dashboard_view(VIEW_RULE)
 def failure_detail(request: HttpRequest, ctx: RequestContext, failure_id: str) -> HttpResponse:
-    failure = find(failure_id)
+    failure = hf.get(failure_id)
     return render(request, "dashboard/admin/host_failure.html", {
         **failure_context(failure),
         "can_confirm": (failure.closed_at is None and failure.status in CONFIRMABLE

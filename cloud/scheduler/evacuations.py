@@ -18,7 +18,7 @@ import logging
 from django.db import transaction
 
 from cloud import errors, rpc
-from cloud.compute import claims, evacuation, hosts, migration_records, states
+from cloud.compute import evacuation, hosts, migration_records, states
 from cloud.compute.models import ComputeNode, Instance, InstanceFault, Migration
 from cloud.compute.operations import REGISTRY, runs
 from cloud.compute.spawn import build_spawn_request
@@ -26,10 +26,7 @@ from cloud.compute.transitions import begin
 from cloud.identity.context import RequestContext
 from compute_agent import messages as msg
 
-from .filters import run_filters
-from .host_state import load_host_states, request_spec_for
-from .loader import load_filters, load_weighers
-from .weighers import order_hosts
+from .moves import claim_best_host
 
 log = logging.getLogger(__name__)
 
@@ -89,24 +86,15 @@ def evacuate_for_recovery(instance_uuid: str, request_id: str, source: str) -> s
 
 def _claim(instance: Instance, migration: Migration, source: str,
            requested: str | None) -> ComputeNode:
-    """The best host the filters pass (not the dead one, nor one an earlier try failed on), of
-    the dead host's hypervisor type, claimed; 400 saying why when there is none."""
-    spec = request_spec_for(instance)
-    ignored = frozenset({source, *evacuation.tried_hosts(instance, source)})
-    spec = dataclasses.replace(spec, ignore_hosts=ignored)
-    candidates = [h for h in load_host_states() if requested in (None, h.host)]
-    result = run_filters(load_filters(), candidates, spec)
-    nodes = {n.host: n for n in ComputeNode.objects.filter(host__in=[h.host for h in result.passed])}
+    """The best host for it: not the dead one, nor one an earlier try failed on, and of the dead
+    host's hypervisor type (it runs the same image); no migration ability is needed."""
     source_node = ComputeNode.objects.filter(host=source).first()
     kind = source_node.hypervisor_type if source_node else None
-    for host_state in order_hosts(load_weighers(), result.passed, spec):
-        node = nodes[host_state.host]
-        if kind and node.hypervisor_type != kind:
-            continue
-        disk_gb = instance.root_gb + instance.ephemeral_gb
-        if claims.claim_destination(instance, migration, host=node.host, node_id=node.pk,
-                                    vcpus=instance.vcpus, memory_mb=instance.memory_mb,
-                                    disk_gb=disk_gb):
-            return node
-    raise errors.BadRequest("No valid host was found for the evacuation. "
-                            + result.describe().replace("\n", " "))
+
+    def why_not(node: ComputeNode) -> str:
+        return f"hypervisor {node.hypervisor_type}, not {kind}" if (
+            kind and node.hypervisor_type != kind) else ""
+
+    return claim_best_host(instance, migration,
+                           ignore={source, *evacuation.tried_hosts(instance, source)},
+                           requested=requested, why_not=why_not, what="evacuation")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -32,7 +33,7 @@ from cloud.identity.context import RequestContext
 from compute_agent import messages as msg
 
 from .filters import run_filters
-from .host_state import RequestSpec, load_host_states, request_spec_for
+from .host_state import load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
 from .weighers import order_hosts
 
@@ -128,26 +129,34 @@ def _check_requested_host(source: str, host: str) -> None:
 
 def _claim_destination(instance: Instance, migration: Migration, source: ComputeNode,
                        requested: str | None) -> ComputeNode:
-    """The best host the filters pass that can take this guest, claimed; 400 saying why not."""
-    spec = request_spec_for(instance)
-    spec = RequestSpec(**{**spec.__dict__, "ignore_hosts": frozenset({source.host})})
+    return claim_best_host(instance, migration, ignore={source.host}, requested=requested,
+                           why_not=lambda node: incompatibility(source, node), what="migration")
+
+
+def claim_best_host(instance: Instance, migration: Migration, *, ignore: set[str],
+                    requested: str | None, why_not: Callable[[ComputeNode], str],
+                    what: str) -> ComputeNode:
+    """The best host the filters pass (none of `ignore`; only `requested` when given) that
+    `why_not` has nothing against, claimed for the move (claims.claim_destination); 400 saying
+    why when there is none. Moves and evacuations both choose their destination so."""
+    spec = dataclasses.replace(request_spec_for(instance), ignore_hosts=frozenset(ignore))
     candidates = [h for h in load_host_states() if requested in (None, h.host)]
     result = run_filters(load_filters(), candidates, spec)
     nodes = {n.host: n for n in ComputeNode.objects.filter(host__in=[h.host for h in result.passed])}
-    incompatible: list[str] = []
+    refused: list[str] = []
     for host_state in order_hosts(load_weighers(), result.passed, spec):
         node = nodes[host_state.host]
-        why = incompatibility(source, node)
+        why = why_not(node)
         if why:
-            incompatible.append(f"{node.host}: {why}")
+            refused.append(f"{node.host}: {why}")
             continue
         disk_gb = instance.root_gb + instance.ephemeral_gb
         if claims.claim_destination(instance, migration, host=node.host, node_id=node.pk,
                                     vcpus=instance.vcpus, memory_mb=instance.memory_mb,
                                     disk_gb=disk_gb):
             return node
-    reasons = "; ".join([result.describe().replace("\n", " ")] + incompatible)
-    raise errors.BadRequest(f"No valid host was found for the migration. {reasons}")
+    reasons = "; ".join([result.describe().replace("\n", " ")] + refused)
+    raise errors.BadRequest(f"No valid host was found for the {what}. {reasons}")
 
 
 def incompatibility(source: ComputeNode, dest: ComputeNode) -> str:

@@ -16,7 +16,6 @@ from rest_framework.response import Response
 
 from cloud.compute import host_failures
 from cloud.compute.models import HostFailure
-from cloud.ids import parse_uuid
 
 from ..base import ComputeView
 from . import bodies
@@ -53,10 +52,8 @@ class HostFailureList(ComputeView):
 class HostFailureItem(ComputeView):
     def get(self, request: Request, failure_id: str) -> Response:
         self.authorize("compute:host_failures:show")
-        parsed = parse_uuid(failure_id)
-        return Response({"host_failure": failure_body(
-            host_failures.get(str(parsed) if parsed else "00000000-0000-0000-0000-000000000000"),
-            guests=True)})
+        return Response({"host_failure": failure_body(host_failures.get(failure_id),
+                                                      guests=True)})
 
 
 urlpatterns = [
