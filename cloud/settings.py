@@ -169,6 +169,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# After a reconnect Celery lowers the prefetch count by the tasks that were running and raises it
+# again as their acknowledgements go through; those acknowledgements belong to the dead channel and
+# fail, and in CI a scheduler then took no message at all after a RabbitMQ outage. With a prefetch
+# of one per thread there is nothing to over-fetch, so the reduction buys nothing.
+CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

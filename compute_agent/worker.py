@@ -246,6 +246,9 @@ def create_app(config: AgentConfig) -> Celery:
         broker_connection_retry=True,
         broker_connection_max_retries=None,
         worker_cancel_long_running_tasks_on_connection_loss=True,
+        # As the control plane's workers (cloud/settings.py): the prefetch lowered after a
+        # reconnect is raised again only by acknowledgements that fail on the dead channel.
+        worker_enable_prefetch_count_reduction=False,
         # Redis hands a message the agent took but never acknowledged (it was killed) to the
         # agent again after this long; a spawn or a snapshot upload can take minutes on a slow
         # host, so it stays well above that. The control plane's reconciler re-drives stuck work

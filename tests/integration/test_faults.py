@@ -67,8 +67,11 @@ def wait_all(api, ids: list[str], statuses: set[str], timeout: float) -> tuple[d
             if server["status"] in statuses and server["OS-EXT-STS:task_state"] is None:
                 bodies[sid] = server
         if time.monotonic() > deadline:
-            stuck = {sid: api.get(f"{V}/servers/{sid}").json()["server"]["status"]
-                     for sid in ids if sid not in bodies}
+            stuck = {}
+            for sid in ids:
+                if sid not in bodies:
+                    server = api.get(f"{V}/servers/{sid}").json()["server"]
+                    stuck[sid] = (server["status"], (server.get("fault") or {}).get("message"))
             raise AssertionError(f"not ended after {timeout} s: {stuck}")
         time.sleep(0.3)
     return bodies, time.monotonic() - started

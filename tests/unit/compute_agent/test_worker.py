@@ -123,6 +123,7 @@ def test_app_consumes_only_its_host_queue_with_json_and_late_acks() -> None:
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_enable_prefetch_count_reduction is False
     assert conf.task_ignore_result is True
     assert conf.worker_enable_remote_control is False
     assert not app.fixups, "Celery's Django fixup would import Django"
