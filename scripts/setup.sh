@@ -78,6 +78,10 @@ fi
 # Playwright's own browser download is never used (it cannot be fetched here).
 [ "$requirements" = requirements-test.txt ] && apt_install chromium
 
+# The metrics test (tests/integration/test_metrics_scrape.py) runs Debian's Prometheus against a
+# test stack's /metrics, on a loopback port of its own (the packaged service is never started).
+[ "$requirements" = requirements-test.txt ] && apt_install prometheus
+
 # A virtualenv whose interpreter was removed (e.g. a pyenv version uninstalled) is rebuilt.
 if [ -e .venv ] && ! .venv/bin/python -c 'pass' >/dev/null 2>&1; then
     log "the virtualenv in .venv is broken; recreating it"
