@@ -144,9 +144,13 @@ class Placement:
         if self.policy == AFFINITY:
             return not self.hosts or host in self.hosts
         if self.policy == ANTI_AFFINITY:
-            limit = self.rules.get("max_server_per_host") or 1
-            return self.hosts.count(host) < int(limit)
+            return self.hosts.count(host) < self.per_host_limit
         return True
+
+    @property
+    def per_host_limit(self) -> int:
+        """How many members anti-affinity lets one host hold: the rule max_server_per_host, else 1."""
+        return int(self.rules.get("max_server_per_host") or 1)
 
 
 def placement_for(instance_uuid: str, *, lock: bool = False) -> Placement | None:
@@ -167,10 +171,15 @@ def placement_for(instance_uuid: str, *, lock: bool = False) -> Placement | None
     group = qs.first()
     if group is None:
         return None
-    hosts = (
-        Instance.objects.filter(group_member__group_id=group_id, deleted=False, host__isnull=False)
-        .exclude(pk=instance_uuid)
-        .order_by("host")
-        .values_list("host", flat=True)
-    )
+    return group_placement(group, excluding=instance_uuid)
+
+
+def group_placement(group: ServerGroup, *, excluding: str | None = None) -> Placement:
+    """The group's policy and the hosts of its live placed members (but `excluding`): what the
+    scheduler weighs a new member against."""
+    members = Instance.objects.filter(group_member__group_id=group.pk, deleted=False,
+                                      host__isnull=False)
+    if excluding is not None:
+        members = members.exclude(pk=excluding)
+    hosts = members.order_by("host").values_list("host", flat=True)
     return Placement(policy=group.policy, rules=dict(group.rules or {}), hosts=tuple(hosts))
