@@ -2,10 +2,29 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
+
+from cloud import tracing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
 
 app = Celery("cloud")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _service_of(nodename: str) -> str:
+    """kumo-scheduler for the worker scheduler1@host: the role, not the copy."""
+    return "kumo-" + (nodename.split("@", 1)[0].rstrip("0123456789") or "worker")
+
+
+@signals.celeryd_init.connect
+def _trace_worker(sender: str = "", **_: object) -> None:
+    if tracing.setup(_service_of(str(sender))):
+        tracing.install_celery_hooks()
+
+
+@signals.beat_init.connect
+def _trace_beat(**_: object) -> None:
+    if tracing.setup("kumo-beat"):
+        tracing.install_celery_hooks()

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "cloud.api.middleware.RequestIdMiddleware",
+    "cloud.api.trace_middleware.TraceMiddleware",
     "cloud.api.middleware.ApiErrorMiddleware",
     "cloud.api.middleware.RefuseNulMiddleware",
     "django.middleware.security.SecurityMiddleware",

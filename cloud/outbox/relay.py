@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from cloud import tracing
 from cloud.celery import app
 
 from .models import OutboxMessage
@@ -35,7 +36,8 @@ PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 
 
 def enqueue(task: str, args: list, queue: str) -> OutboxMessage:
     """Store a message inside the caller's transaction, and publish it right after the commit."""
-    message = OutboxMessage.objects.create(task=task, args=args, queue=queue)
+    message = OutboxMessage.objects.create(task=task, args=args, queue=queue,
+                                           headers=tracing.carrier())
     transaction.on_commit(lambda: publish(message))
     return message
 
@@ -45,7 +47,8 @@ def publish(message: OutboxMessage) -> bool:
     when the broker could not take it. Never raises."""
     try:
         app.send_task(message.task, args=message.args, queue=message.queue,
-                      retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+                      headers=message.headers or None, retry=True,
+                      retry_policy=PUBLISH_RETRY_POLICY)
     except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the row stays
         OutboxMessage.objects.filter(pk=message.pk).update(
             attempts=F("attempts") + 1, last_error=f"{type(exc).__name__}: {exc}"[:255])
