@@ -385,13 +385,16 @@ LOGGING = {
         "redact_tokens": {"()": "consoles.redact.RedactTokens"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        # KUMO_LOG_FORMAT=json: one JSON object per line (cloud/logformat.py).
+        "json": {"()": "cloud.logformat.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["request_id", "redact_tokens"],
-            "formatter": "plain",
+            "formatter": "json" if os.environ.get("KUMO_LOG_FORMAT", "").lower() == "json"
+            else "plain",
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("KUMO_LOG_LEVEL", "INFO")},
