@@ -21,7 +21,7 @@ from cloud.compute.models import CONDUCTOR_BINARY
 from cloud.enrollment import report_senders
 from cloud.identity import tokens
 from cloud.images import uploads
-from cloud.logcontext import request_id_var
+from cloud.logcontext import log_context
 from cloud.outbox import relay
 from compute_agent import messages as msg
 
@@ -43,11 +43,8 @@ def instance_event(self: Task, data: dict[str, Any]) -> None:
     event = msg.InstanceEvent.from_dict(data)
     if not report_senders.accepts(self.request, msg.TASK_INSTANCE_EVENT, data, event.host):
         return
-    token = request_id_var.set(event.request_id)
-    try:
+    with log_context(event.request_id, event.instance_uuid):
         instance_events.apply_instance_event(event)
-    finally:
-        request_id_var.reset(token)
 
 
 @shared_task(name=msg.TASK_CONDUCTOR_ALIVE)

@@ -9,7 +9,7 @@ from celery import shared_task
 from cloud import rpc
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import SCHEDULER_BINARY
-from cloud.logcontext import request_id_var
+from cloud.logcontext import log_context
 from compute_agent import messages as msg
 
 from . import drains, evacuations, manager
@@ -17,11 +17,8 @@ from . import drains, evacuations, manager
 
 @shared_task(name=msg.TASK_SCHEDULE_INSTANCE)
 def schedule_instance(instance_uuid: str, request_id: str, wait_for_hosts: bool = True) -> None:
-    token = request_id_var.set(request_id)
-    try:
+    with log_context(request_id, instance_uuid):
         manager.schedule_instance(instance_uuid, request_id, wait_for_hosts=wait_for_hosts)
-    finally:
-        request_id_var.reset(token)
 
 
 @shared_task(name=msg.TASK_SCHEDULER_ALIVE)
@@ -36,8 +33,5 @@ def kick_drain(drain_uuid: str) -> None:
 
 @shared_task(name=rpc.TASK_EVACUATE)
 def evacuate(instance_uuid: str, request_id: str, source: str) -> None:
-    token = request_id_var.set(request_id)
-    try:
+    with log_context(request_id, instance_uuid):
         evacuations.evacuate_for_recovery(instance_uuid, request_id, source)
-    finally:
-        request_id_var.reset(token)
