@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from django.conf import settings
+
 from cloud.compute.hosts import heartbeat_fresh
 from cloud.scheduler.host_state import HostState, RequestSpec
+
+from . import amount
 
 
 class ComputeAliveFilter:
@@ -18,3 +22,12 @@ class ComputeAliveFilter:
         if host.read_at is None:
             return False
         return heartbeat_fresh(host.last_seen_up, host.forced_down, host.read_at)
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        if host.forced_down:
+            return "Service: forced down"
+        if host.last_seen_up is None or host.read_at is None:
+            return "Service: no heartbeat yet"
+        age = (host.read_at - host.last_seen_up).total_seconds()
+        return (f"Service: last heartbeat {amount(round(age))} s ago, down after "
+                f"{settings.KUMO_SERVICE_DOWN_TIME} s")

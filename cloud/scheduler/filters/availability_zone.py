@@ -11,3 +11,6 @@ class AvailabilityZoneFilter:
         if not spec.availability_zone:
             return True
         return host.availability_zone == spec.availability_zone
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        return f"Zone: in {host.availability_zone}, not {spec.availability_zone}"

@@ -8,3 +8,6 @@ class ComputeEnabledFilter:
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         return not host.disabled
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        return "Service: disabled by an operator"

@@ -14,3 +14,8 @@ class RequestedDestinationFilter:
         if spec.requested_host and host.host != spec.requested_host:
             return False
         return not spec.requested_node or host.node == spec.requested_node
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        if spec.requested_host and host.host != spec.requested_host:
+            return f"Destination: {spec.requested_host} was asked for"
+        return f"Destination: node {spec.requested_node} was asked for, this is {host.node}"

@@ -8,3 +8,6 @@ class RetryFilter:
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
         return host.host not in spec.ignore_hosts
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        return "Retry: a failed build of this server already tried it"

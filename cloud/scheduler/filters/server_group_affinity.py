@@ -13,3 +13,7 @@ class ServerGroupAffinityFilter:
             return True
         group = Placement(spec.group_policy, spec.group_rules, spec.group_hosts)
         return group.hard_rule_allows(host.host)
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        where = ", ".join(sorted(set(spec.group_hosts)))
+        return f"Affinity: the group's other members are on {where}"

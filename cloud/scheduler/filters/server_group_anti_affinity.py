@@ -14,3 +14,10 @@ class ServerGroupAntiAffinityFilter:
             return True
         group = Placement(spec.group_policy, spec.group_rules, spec.group_hosts)
         return group.hard_rule_allows(host.host)
+
+    def reason(self, host: HostState, spec: RequestSpec) -> str:
+        group = Placement(spec.group_policy or ANTI_AFFINITY, spec.group_rules, spec.group_hosts)
+        held = spec.group_hosts.count(host.host)
+        members = "member" if held == 1 else "members"
+        return (f"Anti-affinity: holds {held} {members} of the group, at most "
+                f"{group.per_host_limit} per host")

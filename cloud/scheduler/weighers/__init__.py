@@ -7,6 +7,7 @@ negative multiplier turns a spreading weigher into a packing one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cloud.scheduler.host_state import HostState, RequestSpec
@@ -25,16 +26,34 @@ def _normalised(values: list[float]) -> list[float]:
     return [(v - low) / (high - low) for v in values]
 
 
-def order_hosts(
+@dataclass(frozen=True)
+class Weighed:
+    """One host's place in the order: its total and each weigher's part of it (scaled score ×
+    multiplier), so a dry run can show why one host comes before another."""
+
+    host: HostState
+    total: float
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+def weigh_hosts(
     weighers: list[HostWeigher], hosts: list[HostState], spec: RequestSpec
-) -> list[HostState]:
-    """The hosts best-first; ties go to the host name, so the order is the same on every run."""
+) -> list[Weighed]:
+    """The hosts best-first with their weights; ties go to the host name, so the order is the
+    same on every run."""
     if not hosts:
         return []
-    totals = [0.0] * len(hosts)
+    parts: list[dict[str, float]] = [{} for _ in hosts]
     for weigher in weighers:
         scores = _normalised([weigher.weigh(h, spec) for h in hosts])
         for i, score in enumerate(scores):
-            totals[i] += weigher.multiplier * score
-    ranked = sorted(zip(totals, hosts), key=lambda pair: (-pair[0], pair[1].host))
-    return [host for _, host in ranked]
+            parts[i][type(weigher).__name__] = weigher.multiplier * score
+    weighed = [Weighed(h, sum(p.values()), p) for h, p in zip(hosts, parts)]
+    return sorted(weighed, key=lambda w: (-w.total, w.host.host))
+
+
+def order_hosts(
+    weighers: list[HostWeigher], hosts: list[HostState], spec: RequestSpec
+) -> list[HostState]:
+    """The hosts best-first (weigh_hosts without the weights)."""
+    return [w.host for w in weigh_hosts(weighers, hosts, spec)]

@@ -6,9 +6,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils.module_loading import import_string
 
-from cloud.scheduler.filters import run_filters
+from cloud.scheduler.filters import REASONS_PER_FILTER, run_filters
 from cloud.scheduler.filters.alive import ComputeAliveFilter
+from cloud.scheduler.filters.availability_zone import AvailabilityZoneFilter
 from cloud.scheduler.filters.disk import DiskFilter
 from cloud.scheduler.filters.enabled import ComputeEnabledFilter
 from cloud.scheduler.filters.ram import RamFilter
@@ -142,14 +144,65 @@ def test_run_filters_stops_once_no_host_is_left():
     assert result.removed == [("RamFilter", ["compute-1"])]
 
 
-def test_description_names_each_filter_with_the_hosts_it_removed():
-    hosts = [host(host="compute-1", disabled=True), host(host="compute-2", memory_mb_used=4096)]
+def test_description_names_each_filter_with_the_hosts_it_removed_and_why_in_numbers():
+    hosts = [host(host="compute-1", disabled=True), host(host="compute-2", memory_mb_used=3584)]
     text = run_filters([ComputeEnabledFilter(), RamFilter()], hosts, SPEC).describe()
     assert text == (
         "2 hosts considered.\n"
         "ComputeEnabledFilter removed 1 host (compute-1).\n"
-        "RamFilter removed 1 host (compute-2)."
+        "  compute-1: Service: disabled by an operator\n"
+        "RamFilter removed 1 host (compute-2).\n"
+        "  compute-2: RAM: needs 1024 MiB, 512 free after the 1.0× ratio"
     )
+
+
+def test_description_words_the_reasons_of_only_the_first_hosts_of_each_filter():
+    hosts = [host(host=f"compute-{i:02}", disabled=True) for i in range(REASONS_PER_FILTER + 3)]
+    lines = run_filters([ComputeEnabledFilter()], hosts, SPEC).describe().splitlines()
+    assert "compute-12" in lines[1]  # every removed host is still named
+    assert len([line for line in lines if line.startswith("  compute-")]) == REASONS_PER_FILTER
+    assert lines[-1] == "  … and 3 more."
+
+
+# --- each filter's reason, in numbers, for a host it rejects
+
+def test_ram_reason_gives_the_need_and_what_is_free_after_the_ratio():
+    full = host(memory_mb=4096, memory_mb_used=4608, ram_allocation_ratio=1.5)
+    assert not RamFilter().host_passes(full, spec(memory_mb=2048))
+    assert RamFilter().reason(full, spec(memory_mb=2048)) == (
+        "RAM: needs 2048 MiB, 1536 free after the 1.5× ratio")
+
+
+def test_vcpu_reason_gives_the_need_and_what_is_free_after_the_ratio():
+    busy = host(vcpus_used=15, cpu_allocation_ratio=4.0)
+    assert VcpuFilter().reason(busy, spec(vcpus=2)) == "vCPUs: needs 2, 1 free after the 4.0× ratio"
+
+
+def test_disk_reason_counts_root_and_ephemeral_disk():
+    assert DiskFilter().reason(host(local_gb_used=35), spec(root_gb=10, ephemeral_gb=5)) == (
+        "Disk: needs 15 GB, 5 free after the 1.0× ratio")
+
+
+def test_alive_reason_gives_the_heartbeat_age_and_the_down_time():
+    silent = host(last_seen_up=NOW - timedelta(seconds=95))
+    assert ComputeAliveFilter().reason(silent, SPEC) == (
+        "Service: last heartbeat 95 s ago, down after 60 s")
+    assert ComputeAliveFilter().reason(host(forced_down=True), SPEC) == "Service: forced down"
+    assert ComputeAliveFilter().reason(host(last_seen_up=None), SPEC) == (
+        "Service: no heartbeat yet")
+
+
+def test_retry_and_zone_reasons_name_what_stood_in_the_way():
+    tried = spec(ignore_hosts=frozenset({"compute-1"}))
+    assert RetryFilter().reason(host(), tried) == (
+        "Retry: a failed build of this server already tried it")
+    assert AvailabilityZoneFilter().reason(host(availability_zone="az2"),
+                                           spec(availability_zone="az1")) == "Zone: in az2, not az1"
+
+
+def test_every_configured_filter_explains_itself(settings):
+    for path in settings.KUMO_SCHEDULER_FILTERS:
+        assert callable(getattr(import_string(path), "reason", None)), path
 
 
 def test_description_says_when_no_compute_hosts_are_registered():

@@ -90,6 +90,17 @@ def test_a_fourth_anti_affinity_member_on_three_full_hosts_is_refused_by_name():
     assert "ServerGroupAntiAffinityFilter removed 3 hosts (c1, c2, c3)." in result.describe()
 
 
+def test_group_reasons_say_where_the_members_are_and_the_limit():
+    full = in_group("anti-affinity", "c1", "c1", max_server_per_host=2)
+    assert ServerGroupAntiAffinityFilter().reason(host("c1"), full) == (
+        "Anti-affinity: holds 2 members of the group, at most 2 per host")
+    assert ServerGroupAntiAffinityFilter().reason(host("c1"), in_group("anti-affinity", "c1")) == (
+        "Anti-affinity: holds 1 member of the group, at most 1 per host")
+    together = in_group("affinity", "c3", "c2", "c3")
+    assert ServerGroupAffinityFilter().reason(host("c1"), together) == (
+        "Affinity: the group's other members are on c2, c3")
+
+
 # --- soft policies
 
 

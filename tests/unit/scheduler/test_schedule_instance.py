@@ -120,6 +120,10 @@ def test_no_valid_host_puts_the_instance_in_error_with_a_fault_naming_filters_an
     assert "ComputeAliveFilter removed 1 host (compute-5)" in fault.details
     assert "RamFilter removed 2 hosts (compute-1, compute-2)" in fault.details
     assert "VcpuFilter removed 1 host (compute-3)" in fault.details
+    # and each host's reason in numbers, as the dry run gives it (cloud/scheduler/explain.py)
+    assert "  compute-1: RAM: needs 1024 MiB, 512 free after the 1.0× ratio" in fault.details
+    assert "  compute-3: vCPUs: needs 2, 1 free after the 1.0× ratio" in fault.details
+    assert "  compute-4: Service: disabled by an operator" in fault.details
     assert sent == []
     event = InstanceActionEvent.objects.get(action__instance=instance)
     assert (event.event, event.result) == (action_records.EVENT_SCHEDULE, action_records.ERROR)
