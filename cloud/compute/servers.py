@@ -16,6 +16,7 @@ from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, User
 from cloud.ids import canonical_uuid, ref_id
 from cloud.images.images import visible_images
+from cloud.images.models import Image
 from cloud.network import dataplane, ipam
 from cloud.network.models import FloatingIp, Network, Port
 from compute_agent import messages as msg
@@ -136,6 +137,22 @@ TRUSTED_CERTS_UNSUPPORTED = (
 )
 
 
+def image_for_boot(ctx: RequestContext, image_ref: str, flavor: Flavor) -> Image:
+    """The image a boot names, if the caller may use it, it is active and the flavor is big
+    enough for it (its min_ram and min_disk); 400 saying which is not so."""
+    image_id = canonical_uuid(image_ref)
+    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
+    if image is None:
+        raise errors.BadRequest(f"Image {image_ref} could not be found.")
+    if image.status != "active":
+        raise errors.BadRequest(f"Image {image.id} is not active.")
+    if image.min_ram and flavor.memory_mb < image.min_ram:
+        raise errors.BadRequest("Flavor's memory is too small for requested image.")
+    if image.min_disk and flavor.root_gb and flavor.root_gb < image.min_disk:
+        raise errors.BadRequest("Flavor's disk is too small for requested image.")
+    return image
+
+
 def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     if req.trusted_image_certificates:
         raise errors.BadRequest(TRUSTED_CERTS_UNSUPPORTED)
@@ -144,16 +161,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     flavor = find_flavor(req.flavor_ref, ctx)
     if flavor is None or flavor.disabled:
         raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
-    image_id = canonical_uuid(req.image_id)
-    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
-    if image is None:
-        raise errors.BadRequest(f"Image {req.image_id} could not be found.")
-    if image.status != "active":
-        raise errors.BadRequest(f"Image {image.id} is not active.")
-    if image.min_ram and flavor.memory_mb < image.min_ram:
-        raise errors.BadRequest("Flavor's memory is too small for requested image.")
-    if image.min_disk and flavor.root_gb and flavor.root_gb < image.min_disk:
-        raise errors.BadRequest("Flavor's disk is too small for requested image.")
+    image = image_for_boot(ctx, req.image_id, flavor)
     if req.min_count > req.max_count:
         raise errors.BadRequest("min_count must be <= max_count")
     nets = _resolve_networks(ctx, req.networks)
