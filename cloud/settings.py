@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it times everything below it (docs/observability.md).
+    "cloud.api.middleware.MetricsMiddleware",
     "cloud.api.middleware.RequestIdMiddleware",
     "cloud.api.trace_middleware.TraceMiddleware",
     "cloud.api.middleware.ApiErrorMiddleware",
@@ -203,6 +205,17 @@ CACHES = {
         "KEY_PREFIX": "kumo",
     }
 }
+
+# /metrics (docs/observability.md). Counts every process records are summed in this Redis
+# (`memory://`: this process only; `off`: not recorded). /metrics answers the addresses in
+# KUMO_METRICS_ALLOWED_NETS (comma-separated CIDRs) and `Authorization: Bearer KUMO_METRICS_TOKEN`.
+KUMO_METRICS_URL = os.environ.get("KUMO_METRICS_URL", REDIS_URL)
+KUMO_METRICS_ALLOWED_NETS = [
+    net.strip()
+    for net in os.environ.get("KUMO_METRICS_ALLOWED_NETS", "127.0.0.0/8,::1/128").split(",")
+    if net.strip()
+]
+KUMO_METRICS_TOKEN = os.environ.get("KUMO_METRICS_TOKEN", "")
 
 # --- Kumo
 # The one address clients use (https://cloud.example.com): links, the catalog and console URLs are

@@ -17,6 +17,21 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "compute_agent_request_id", default=NO_REQUEST
 )
 
+# The instance a task works on, for the JSON log lines (compute_agent/logformat.py).
+instance_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "compute_agent_instance", default=""
+)
+
+
+@contextlib.contextmanager
+def instance_context(instance_uuid: str) -> Iterator[None]:
+    """Name `instance_uuid` in every log line emitted inside the block (in this thread)."""
+    token = instance_var.set(instance_uuid)
+    try:
+        yield
+    finally:
+        instance_var.reset(token)
+
 
 @contextlib.contextmanager
 def request_context(request_id: str) -> Iterator[None]:

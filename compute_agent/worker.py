@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from compute_agent import logformat, tracing
 from compute_agent import messages as msg
 from compute_agent.boundary import forbid_control_plane_imports
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
 from compute_agent.env_file import EnvFileError, read_env_file
 from compute_agent.kvm import detect_domain_type
-from compute_agent.logcontext import install_record_factory
+from compute_agent.logcontext import install_record_factory, instance_context
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
 from compute_agent.network import DRIVERS, MetadataProxy, NetworkDriver, NetworkError
 from compute_agent.network import create_driver as create_network_driver
@@ -293,7 +294,8 @@ def _register(app: Celery, task: HostTask, method: Callable[[Any], object]) -> A
         max_retries=task.max_retries,
     )
     def run(payload: dict[str, Any]) -> None:
-        method(task.request_type.from_dict(payload))
+        with instance_context(str(payload.get("instance_uuid", ""))):
+            method(task.request_type.from_dict(payload))
 
     return run
 
@@ -453,6 +455,14 @@ def run(config: AgentConfig) -> int:
 
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)
+    if os.environ.get(logformat.FORMAT_ENV, "").strip().lower() == "json":
+        def json_logs(logger: logging.Logger, **_: Any) -> None:
+            logformat.use_json_on(logger, config.host)
+
+        signals.after_setup_logger.connect(json_logs, weak=False)
+        signals.after_setup_task_logger.connect(json_logs, weak=False)
+    if tracing.setup(config.host):
+        tracing.install_celery_hooks()
     try:
         agent.app.worker_main(argv=worker_argv(config))
     except SystemExit as exit_:
