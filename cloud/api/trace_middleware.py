@@ -1,14 +1,20 @@
 """A span for every web request when tracing is on (cloud/tracing.py): the root of a boot's trace,
 under which the scheduler, agent and conductor spans hang. It runs just inside RequestIdMiddleware,
-so the trace takes the request id's UUID as its id."""
+so the trace takes the request id's UUID as its id. It also names the server a request is about
+in the request's log lines (cloud/logcontext.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
 from cloud import tracing
+from cloud.logcontext import instance_var
+
+# The URL arguments that name a server: the API's and the dashboard's.
+INSTANCE_KWARGS = ("server_id", "instance_id")
 
 
 class TraceMiddleware:
@@ -19,8 +25,23 @@ class TraceMiddleware:
             tracing.install_celery_hooks()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not tracing.enabled():
-            return self.get_response(request)
+        # Worker threads serve one request after another: what process_view sets ends here.
+        token = instance_var.set("")
+        try:
+            if not tracing.enabled():
+                return self.get_response(request)
+            return self._traced(request)
+        finally:
+            instance_var.reset(token)
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any,
+                     kwargs: dict[str, Any]) -> None:
+        for name in INSTANCE_KWARGS:
+            if isinstance(kwargs.get(name), str):
+                instance_var.set(kwargs[name])
+                break
+
+    def _traced(self, request: HttpRequest) -> HttpResponse:
         attributes = {"http.request.method": request.method or "", "url.path": request.path,
                       "kumo.request_id": getattr(request, "request_id", "")}
         with tracing.server_span(f"{request.method} {request.path}", attributes) as span:
