@@ -238,6 +238,13 @@ KUMO_IMAGE_MAX_SIZE = int(os.environ.get("KUMO_IMAGE_MAX_SIZE", str(10 * 1024**3
 KUMO_REQUEST_BODY_TIMEOUT = _env_float("KUMO_REQUEST_BODY_TIMEOUT", 300)
 KUMO_SERVICE_DOWN_TIME = int(os.environ.get("KUMO_SERVICE_DOWN_TIME", "60"))
 KUMO_HEARTBEAT_INTERVAL = _env_float("KUMO_HEARTBEAT_INTERVAL", 10)
+# Guests' statistics (cloud/compute/guest_stats.py): the agents send them every
+# KUMO_GUEST_STATS_INTERVAL s (their own setting); the control plane keeps the last
+# KUMO_GUEST_STATS_HISTORY samples of each guest in this Redis, each list expiring once its guest
+# stops reporting, so memory is bounded by the running guests.
+KUMO_GUEST_STATS_URL = os.environ.get("KUMO_GUEST_STATS_URL") or CACHES["default"]["LOCATION"]
+KUMO_GUEST_STATS_PREFIX = os.environ.get("KUMO_GUEST_STATS_PREFIX", "kumo:guest-stats:")
+KUMO_GUEST_STATS_HISTORY = int(os.environ.get("KUMO_GUEST_STATS_HISTORY", "90"))
 KUMO_BUILD_TIMEOUT = int(os.environ.get("KUMO_BUILD_TIMEOUT", "600"))
 KUMO_MAX_BUILD_RETRIES = int(os.environ.get("KUMO_MAX_BUILD_RETRIES", "2"))
 # Nova's shelved_offload_time: 0 (the default) removes a shelved server from its host as soon as
