@@ -5,12 +5,15 @@ import os
 from celery import Celery, signals
 
 from cloud import tracing
+from cloud.metrics import task_timing
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
 
 app = Celery("cloud")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Task latency per queue for /metrics: published-at stamps, run times, one batch per task.
+task_timing.connect()
 
 
 def _service_of(nodename: str) -> str:

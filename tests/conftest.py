@@ -69,6 +69,13 @@ def _process_local_cache(request, settings):
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 
+@pytest.fixture(autouse=True)
+def _process_local_metrics(request, settings):
+    # Unit tests count into this process's memory (cloud/metrics/store.py), not the machine's Redis.
+    if "integration" not in request.keywords and "compat" not in request.keywords:
+        settings.KUMO_METRICS_URL = "memory://"
+
+
 @pytest.fixture
 def sent(db, monkeypatch) -> list[Sent]:
     """Every message the control plane publishes during the test, in order, with on-commit

@@ -10,6 +10,7 @@ from . import (
     identity_groups,
     metadata,
     openapi,
+    scrape,
 )
 
 identity_patterns = [
@@ -27,6 +28,8 @@ identity_patterns = [
 
 urlpatterns = [
     path("openapi.json", openapi.openapi_json),
+    # Prometheus scrapes here (cloud/api/scrape.py; docs/observability.md).
+    path("metrics", scrape.metrics_view),
     path("identity", include(identity_patterns)),
     path("compute", include("cloud.api.compute.urls")),
     path("image", include("cloud.api.image.urls")),

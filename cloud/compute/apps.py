@@ -7,12 +7,14 @@ class ComputeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from cloud import metrics
         from cloud.identity import signals
 
         # The modules whose functions carry operations out register them (operations.runs).
         from . import (  # noqa: F401
             backups,
             deferred_delete,
+            gauges,
             guest_operations,
             locks,
             network_plane,
@@ -27,3 +29,6 @@ class ComputeConfig(AppConfig):
         signals.USER_DELETING.connect(servers.before_user_deleted, dispatch_uid="compute")
         # The network domain announces data-plane changes; compute knows which hosts to tell.
         network_plane.connect()
+        # /metrics reads instances, hosts and queue depths when scraped (docs/observability.md).
+        metrics.register_collector("compute", gauges.collect_state)
+        metrics.register_collector("queues", gauges.collect_queues)
