@@ -21,14 +21,33 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Greatest
 
+from cloud import metrics
+from cloud.metrics.families import CLAIM_CONFLICTS, CLAIMS
+
 from . import server_groups, states
 from .models import Allocation, ComputeNode, Instance, Migration
 
 log = logging.getLogger(__name__)
 
 
+# Kinds and refusal reasons, as /metrics labels them (kumo_claims_total, kumo_claim_conflicts_total).
+INSTANCE, MOVE, RESIZE = "instance", "move", "resize"
+NO_ROOM, GROUP_POLICY, INSTANCE_CHANGED, ALREADY_CLAIMED, NO_CLAIM = (
+    "no_room", "group_policy", "instance_changed", "already_claimed", "no_claim")
+
+
 class _Refused(Exception):
     """A conditional write changed no row: roll the claim back."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def _counted(kind: str, refused: str | None) -> None:
+    metrics.inc(CLAIMS, kind)
+    if refused is not None:
+        metrics.inc(CLAIM_CONFLICTS, kind, refused)
 
 
 def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
@@ -40,9 +59,9 @@ def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
     try:
         with transaction.atomic():
             if not _group_policy_holds(instance, host):
-                raise _Refused("the server group's policy no longer allows this host")
+                raise _Refused(GROUP_POLICY, "the server group's policy no longer allows this host")
             if not _raise_usage(node_id, vcpus, memory_mb, disk_gb):
-                raise _Refused(f"node {node} has no room left")
+                raise _Refused(NO_ROOM, f"node {node} has no room left")
             Allocation.objects.create(
                 instance_id=instance.pk,
                 node_id=node_id,
@@ -57,13 +76,16 @@ def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
                 host__isnull=True,
             ).update(host=host, node=node, task_state=states.SPAWNING)
             if moved != 1:
-                raise _Refused("instance is no longer waiting to be scheduled")
+                raise _Refused(INSTANCE_CHANGED, "instance is no longer waiting to be scheduled")
     except _Refused as refused:
         log.info("claim of %s on %s refused: %s", instance.pk, host, refused)
+        _counted(INSTANCE, refused.reason)
         return False
     except IntegrityError:
         log.info("claim of %s on %s refused: instance already claimed", instance.pk, host)
+        _counted(INSTANCE, ALREADY_CLAIMED)
         return False
+    _counted(INSTANCE, None)
     return True
 
 
@@ -92,19 +114,21 @@ def claim_destination(
     try:
         with transaction.atomic():
             if not _group_policy_holds(instance, host):
-                raise _Refused("the server group's policy does not allow this host")
+                raise _Refused(GROUP_POLICY, "the server group's policy does not allow this host")
             if not _raise_usage(node_id, vcpus, memory_mb, disk_gb):
-                raise _Refused(f"host {host} has no room left")
+                raise _Refused(NO_ROOM, f"host {host} has no room left")
             handed = Allocation.objects.filter(instance_id=instance.pk).update(
                 instance=None, migration=migration)
             if handed != 1:
-                raise _Refused("the instance holds no claim to move")
+                raise _Refused(NO_CLAIM, "the instance holds no claim to move")
             Allocation.objects.create(instance_id=instance.pk, node_id=node_id, vcpus=vcpus,
                                       memory_mb=memory_mb, disk_gb=disk_gb)
     except _Refused as refused:
         log.info("claim of %s on %s for migration %s refused: %s", instance.pk, host,
                  migration.pk, refused)
+        _counted(MOVE, refused.reason)
         return False
+    _counted(MOVE, None)
     return True
 
 
@@ -167,6 +191,7 @@ def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -
     with transaction.atomic():
         allocation = Allocation.objects.select_for_update(no_key=True).filter(instance_id=instance_uuid).first()
         if allocation is None:
+            _counted(RESIZE, NO_CLAIM)
             return False
         dv = vcpus - allocation.vcpus
         dm = memory_mb - allocation.memory_mb
@@ -184,10 +209,12 @@ def resize_claim(instance_uuid: str, vcpus: int, memory_mb: int, disk_gb: int) -
             local_gb_used=Greatest(F("local_gb_used") + dd, 0),
         )
         if changed != 1:
+            _counted(RESIZE, NO_ROOM)
             return False
         Allocation.objects.filter(pk=allocation.pk).update(
             vcpus=vcpus, memory_mb=memory_mb, disk_gb=disk_gb
         )
+    _counted(RESIZE, None)
     return True
 
 
