@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-CONTRACT_VERSION = "1.7"
+CONTRACT_VERSION = "1.8"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -28,6 +28,8 @@ TASK_SCHEDULER_ALIVE = "scheduler.report_alive"
 TASK_KICK_DRAIN = "scheduler.kick_drain"  # the control plane's own: the next step of a host drain
 TASK_HOST_REPORT = "conductor.host_report"
 TASK_INSTANCE_EVENT = "conductor.instance_event"
+# Each host's guests' counters every KUMO_GUEST_STATS_INTERVAL s (contract 1.8): GuestStatsReport.
+TASK_GUEST_STATS = "conductor.guest_stats"
 TASK_CONDUCTOR_ALIVE = "conductor.report_alive"
 TASK_BUILD_TIMEOUTS = "conductor.check_build_timeouts"
 TASK_SPAWN = "compute.spawn"
@@ -517,6 +519,66 @@ class HostReport(Message):
 
 
 @dataclass
+class DiskStats(Message):
+    """One disk of a guest, as counted since its qemu started."""
+
+    name: str  # the guest's device name (vda, sda…)
+    read_bytes: int = 0
+    read_requests: int = 0
+    write_bytes: int = 0
+    write_requests: int = 0
+    errors: int | None = None  # None: the hypervisor does not count them
+
+
+@dataclass
+class NicStats(Message):
+    """One NIC of a guest since its qemu started, counted as the guest sees it (libvirt turns a
+    tap's counters round): rx is what the guest received, tx what it sent."""
+
+    name: str  # the host's device (tap…); "" when the NIC has none (a user-mode NIC)
+    mac_address: str = ""
+    rx_bytes: int = 0
+    rx_packets: int = 0
+    rx_errors: int = 0
+    rx_drops: int = 0
+    tx_bytes: int = 0
+    tx_packets: int = 0
+    tx_errors: int = 0
+    tx_drops: int = 0
+
+
+@dataclass
+class GuestStats(Message):
+    """One guest's counters at one moment (libvirt's domain stats). Counters only ever grow while
+    the same qemu runs; a smaller value than before means the guest started again."""
+
+    uuid: str
+    power_state: str
+    cpu_time_ns: int = 0  # every vCPU and qemu's own threads, since qemu started
+    vcpus: int = 0
+    vcpu_times_ns: list[int] = field(default_factory=list)  # per vCPU; [] when not told
+    memory_max_kib: int = 0  # what the guest may have (the balloon's maximum)
+    memory_kib: int = 0  # what it has now (the balloon's current size)
+    memory_rss_kib: int | None = None  # host memory qemu uses for it; None when not told
+    # The guest's own view, from its balloon driver's statistics; None when it does not report.
+    memory_unused_kib: int | None = None
+    memory_usable_kib: int | None = None
+    disks: list[DiskStats] = field(default_factory=list)
+    nics: list[NicStats] = field(default_factory=list)
+
+
+@dataclass
+class GuestStatsReport(Message):
+    """A host's guests' counters, collected at `collected_at` (epoch seconds, the host's clock);
+    the next report follows about `interval` seconds later."""
+
+    host: str
+    collected_at: float
+    interval: float
+    guests: list[GuestStats] = field(default_factory=list)
+
+
+@dataclass
 class InstanceEvent(Message):
     request_id: str
     instance_uuid: str
@@ -551,4 +613,7 @@ _NESTED: dict[tuple[str, str], type[Message]] = {
     ("RouterSpec", "gateway"): NetworkInfo,
     ("RouterSpec", "interfaces"): NetworkInfo,
     ("RouterSpec", "floating_ips"): FloatingMapping,
+    ("GuestStats", "disks"): DiskStats,
+    ("GuestStats", "nics"): NicStats,
+    ("GuestStatsReport", "guests"): GuestStats,
 }

@@ -69,10 +69,11 @@ class CeleryReporter:
         self._app = app
         self._identity = identity
 
-    def _send(self, task_name: str, payload: dict[str, Any]) -> None:
+    def _send(self, task_name: str, payload: dict[str, Any], **extra: Any) -> None:
         options = (
             {} if self._identity is None else self._identity.publish_options(task_name, payload)
         )
+        options.update(extra)
         try:
             self._app.send_task(task_name, args=[payload], queue=msg.CONDUCTOR_QUEUE, **options)
         except Exception as exc:
@@ -85,3 +86,10 @@ class CeleryReporter:
     def host_report(self, report: msg.HostReport) -> None:
         self._send(msg.TASK_HOST_REPORT, report.to_dict())
         LOG.debug("reported host %s with %d domains", report.host, len(report.domains))
+
+    def guest_stats(self, report: msg.GuestStatsReport) -> None:
+        # Counters are worth something only while they are fresh: a report the conductor could not
+        # take in time (it was down, the queue was long) is dropped by it rather than applied late,
+        # and the next one carries the same counters anyway.
+        self._send(msg.TASK_GUEST_STATS, report.to_dict(), expires=max(30.0, 3 * report.interval))
+        LOG.debug("reported statistics of %d guests", len(report.guests))

@@ -1,7 +1,7 @@
 """The compute agent process: a Celery worker on this host's queue, plus a heartbeat thread.
 
     python -m compute_agent --host NAME --libvirt-uri URI [--broker URL] [--concurrency N]
-                            [--heartbeat-interval S] [--instances-dir DIR]
+                            [--heartbeat-interval S] [--stats-interval S] [--instances-dir DIR]
                             [--migration-uri URI] [--vnc-socket-dir DIR] [--config PATH]
                             [--network-driver user|linuxbridge] [--netns NAME]
                             [--tunnel-ip IP] [--physical-interface-mapping PHYSNET:IFACE …]
@@ -36,6 +36,8 @@ from compute_agent.boundary import forbid_control_plane_imports
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
 from compute_agent.env_file import EnvFileError, read_env_file
+from compute_agent.guest_stats import DEFAULT_INTERVAL as DEFAULT_STATS_INTERVAL
+from compute_agent.guest_stats import StatsLoop
 from compute_agent.kvm import detect_domain_type
 from compute_agent.logcontext import install_record_factory, instance_context
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
@@ -76,6 +78,8 @@ class AgentConfig:
     broker_url: str = DEFAULT_BROKER
     concurrency: int = DEFAULT_CONCURRENCY
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    # How often the guests' counters are sent (compute_agent.guest_stats); 0: never.
+    stats_interval: float = DEFAULT_STATS_INTERVAL
     instances_dir: str = DEFAULT_INSTANCES_DIR
     host_ip: str = "127.0.0.1"
     vnc_listen: str = "127.0.0.1"
@@ -150,6 +154,10 @@ def parse_args(
         default=int(env.get("KUMO_COMPUTE_CONCURRENCY", DEFAULT_CONCURRENCY)))
     add("--heartbeat-interval", type=float,
         default=float(env.get("KUMO_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL)))
+    add("--stats-interval", type=float,
+        default=float(env.get("KUMO_GUEST_STATS_INTERVAL", DEFAULT_STATS_INTERVAL)),
+        help="seconds between reports of the guests' CPU, memory, disk and network counters "
+             "(0: none)")
     add("--instances-dir", default=env.get("KUMO_INSTANCES_DIR", DEFAULT_INSTANCES_DIR))
     add("--host-ip", default=env.get("KUMO_HOST_IP", "127.0.0.1"),
         help="address the control plane and console proxy use to reach this host")
@@ -193,6 +201,8 @@ def parse_args(
         parser.error(f"--vnc-socket-dir {args.vnc_socket_dir!r}: give an absolute path")
     if args.heartbeat_interval <= 0:
         parser.error("--heartbeat-interval must be positive")
+    if args.stats_interval < 0:
+        parser.error("--stats-interval must be positive, or 0 for no statistics")
     try:
         vnc_listen = ipaddress.ip_address(args.vnc_listen)
     except ValueError:
@@ -206,6 +216,7 @@ def parse_args(
         broker_url=args.broker,
         concurrency=args.concurrency,
         heartbeat_interval=args.heartbeat_interval,
+        stats_interval=args.stats_interval,
         instances_dir=args.instances_dir,
         host_ip=args.host_ip,
         vnc_listen=args.vnc_listen,
@@ -367,6 +378,7 @@ class Agent:
     network: NetworkDriver
     manager: ComputeManager
     heartbeat: Heartbeat
+    stats: StatsLoop
 
 
 def build_agent(config: AgentConfig) -> Agent:
@@ -403,8 +415,9 @@ def build_agent(config: AgentConfig) -> Agent:
         driver.close()
         raise
     app = create_app(config)
+    reporter = CeleryReporter(app, config.identity)
     manager = ComputeManager(
-        config.host, driver, CeleryReporter(app, config.identity), host_ip=config.host_ip,
+        config.host, driver, reporter, host_ip=config.host_ip,
         migration_uri=config.migration_uri, network=network,
     )
     register_tasks(app, manager)
@@ -414,7 +427,8 @@ def build_agent(config: AgentConfig) -> Agent:
 
     driver.watch_guests(report_stops)
     return Agent(config, app, driver, network, manager,
-                 Heartbeat(manager, config.heartbeat_interval))
+                 Heartbeat(manager, config.heartbeat_interval),
+                 StatsLoop(config.host, driver, reporter, config.stats_interval))
 
 
 def metadata_proxy(config: AgentConfig) -> MetadataProxy | None:
@@ -449,9 +463,11 @@ def run(config: AgentConfig) -> int:
     def on_ready(**_: Any) -> None:
         LOG.info("compute agent %s ready on %s (%s)", config.host, config.queue, config.libvirt_uri)
         agent.heartbeat.start()
+        agent.stats.start()
 
     def on_shutdown(**_: Any) -> None:
         agent.heartbeat.stop()
+        agent.stats.stop()
 
     signals.worker_ready.connect(on_ready, weak=False)
     signals.worker_shutdown.connect(on_shutdown, weak=False)
@@ -471,6 +487,7 @@ def run(config: AgentConfig) -> int:
         return 1
     finally:
         agent.heartbeat.stop()
+        agent.stats.stop()
         agent.driver.close()
     return 0
 

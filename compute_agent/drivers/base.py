@@ -20,6 +20,7 @@ from compute_agent.messages import (
     POWER_NOSTATE,
     POWER_SHUTDOWN,
     DomainState,
+    GuestStats,
     NetworkInfo,
     RescueRequest,
     SpawnRequest,
@@ -223,6 +224,11 @@ class Driver(abc.ABC):
         if before in (POWER_SHUTDOWN, POWER_CRASHED):
             state = self.stop(request.instance_uuid, 0)
         return state
+
+    def guest_stats(self) -> list[GuestStats]:
+        """The counters of every running instance domain (CPU time, memory, disks, NICs), for
+        the statistics report. A driver that cannot read them reports none."""
+        return []
 
     def init_host(self) -> None:
         """Prepare the host once, when the agent starts (directories, what migrations need)."""

@@ -12,6 +12,7 @@ from compute_agent.drivers.libvirt.live_migration import LiveMigrationMixin
 from compute_agent.drivers.libvirt.power import PowerMixin
 from compute_agent.drivers.libvirt.rescue import RescueMixin
 from compute_agent.drivers.libvirt.snapshot import SnapshotMixin
+from compute_agent.drivers.libvirt.stats import StatsMixin
 
 
 class LibvirtDriver(
@@ -25,6 +26,7 @@ class LibvirtDriver(
     LiveMigrationMixin,
     ColdMigrationMixin,
     GuestEventsMixin,
+    StatsMixin,
 ):
     """compute_agent.drivers.base.Driver on any libvirt URI.
 
@@ -36,5 +38,6 @@ class LibvirtDriver(
     host's configuration): lifecycle (spawn, destroy), power (power state and actions), console,
     snapshot, rescue, devices (NICs, crash dumps), host (host info, the domain list, init_host), live migration (preparing a
     destination, the live copy, abort, force-complete), cold migration (sending the disk,
-    finishing on the destination) and events (guests that stop on their own, told at once).
+    finishing on the destination), events (guests that stop on their own, told at once) and stats
+    (guests' counters for the statistics report).
     """
