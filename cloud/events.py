@@ -28,6 +28,20 @@ INSTANCE_CHANGED = Signal()
 HOST_MOVES_CHANGED = Signal()
 
 
+# A host's guests' statistics were recorded (cloud/compute/guest_stats.py; kept in Redis, so there
+# is no transaction to wait for). Receivers get `host=str` and `instance_uuids=list[str]`.
+GUEST_STATS_RECORDED = Signal()
+
+
+def guest_stats_recorded(host: str, instance_uuids: list[str]) -> None:
+    """Announce at once that new samples of these instances were kept."""
+    for receiver, result in GUEST_STATS_RECORDED.send_robust(
+            sender=None, host=host, instance_uuids=instance_uuids):
+        if isinstance(result, Exception):
+            log.warning("listener %r failed on the statistics of %s", receiver, host,
+                        exc_info=result)
+
+
 def host_moves_changed(host: str) -> None:
     """Announce, once the current transaction commits, that moves concerning `host` changed."""
     transaction.on_commit(lambda: _send(HOST_MOVES_CHANGED, host=host))

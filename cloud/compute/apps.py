@@ -15,6 +15,7 @@ class ComputeConfig(AppConfig):
             backups,
             deferred_delete,
             gauges,
+            guest_metrics,
             guest_operations,
             locks,
             network_plane,
@@ -32,3 +33,4 @@ class ComputeConfig(AppConfig):
         # /metrics reads instances, hosts and queue depths when scraped (docs/observability.md).
         metrics.register_collector("compute", gauges.collect_state)
         metrics.register_collector("queues", gauges.collect_queues)
+        metrics.register_collector("guests", guest_metrics.collect)

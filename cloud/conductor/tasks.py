@@ -16,6 +16,7 @@ from cloud.beat import (
     TASK_RELAY_OUTBOX,
     TASK_WATCH_HOSTS,
 )
+from cloud.compute import guest_stats as guest_statistics
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
 from cloud.enrollment import report_senders
@@ -45,6 +46,14 @@ def instance_event(self: Task, data: dict[str, Any]) -> None:
         return
     with log_context(event.request_id, event.instance_uuid):
         instance_events.apply_instance_event(event)
+
+
+@shared_task(name=msg.TASK_GUEST_STATS, bind=True)
+def guest_stats(self: Task, data: dict[str, Any]) -> None:
+    report = msg.GuestStatsReport.from_dict(data)
+    if not report_senders.accepts(self.request, msg.TASK_GUEST_STATS, data, report.host):
+        return
+    guest_statistics.record(report)
 
 
 @shared_task(name=msg.TASK_CONDUCTOR_ALIVE)
