@@ -77,6 +77,27 @@ def _process_local_metrics(request, settings):
 
 
 @pytest.fixture
+def guest_stats_redis(settings):
+    """Guests' statistics (cloud/compute/guest_stats.py) kept under a key prefix of this test's
+    own in the machine's Redis (a list per guest is what is being tested, so no stand-in), and
+    removed afterwards."""
+    import secrets
+
+    import redis
+
+    prefix = f"kumo-test:{secrets.token_hex(6)}:guest-stats:"
+    settings.KUMO_GUEST_STATS_PREFIX = prefix
+    client = redis.Redis.from_url(settings.KUMO_GUEST_STATS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {settings.KUMO_GUEST_STATS_URL}: {exc}")
+    yield client
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+
+
+@pytest.fixture
 def sent(db, monkeypatch) -> list[Sent]:
     """Every message the control plane publishes during the test, in order, with on-commit
     callbacks run as a real commit would run them (tests/broker.py): a message published before
