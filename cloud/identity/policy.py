@@ -144,6 +144,8 @@ RULES: dict[str, str] = {
     "compute:host_drains:delete": "admin",
     "compute:host_failures:index": "admin",
     "compute:host_failures:show": "admin",
+    # the scheduler's dry run, "where would this fit?" (Kumo's extension): it shows every host
+    "compute:placement_check": "admin",
     # a console URL (remote-consoles, and the legacy os-getVNCConsole action)
     "compute:servers:remote_consoles": "member",
     # flavor extra specs: anyone may read them, as Nova lets any user see a flavor's

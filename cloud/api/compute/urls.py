@@ -21,6 +21,7 @@ from . import (
     limits,
     migrations,
     nova_network,
+    placement_check,
     quotas,
     remote_consoles,
     retired,
@@ -72,5 +73,6 @@ for _feature in (
     server_password, server_shares, retired, nova_network, legacy_hosts, usage_audit,
     volumes_boot, volume_attachments, volume_proxies, image_metadata,
     host_tokens,
+    placement_check,
 ):
     urlpatterns.append(path(V, include(_feature.urlpatterns)))
