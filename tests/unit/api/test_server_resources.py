@@ -1,5 +1,6 @@
 """A server's sub-resources: its ports (os-interface), security groups (os-security-groups and
-the add/remove actions), topology (2.78), diagnostics, password and shares (2.97)."""
+the add/remove actions), topology (2.78), password and shares (2.97). Diagnostics:
+test_server_diagnostics.py."""
 
 from __future__ import annotations
 
@@ -65,12 +66,6 @@ def test_topology_is_empty_from_2_78(member, api_as, server):
     assert api.get(f"{V}/servers/{server.uuid}/topology", version="2.77").status_code == 404
     assert api.get(f"{V}/servers/{server.uuid}/topology", version="2.78").json() == {
         "nodes": [], "pagesize_kb": None}
-
-
-def test_diagnostics_are_not_supported_and_admin_only(admin, member, other, api_as, server):
-    assert api_as(admin).get(f"{V}/servers/{server.uuid}/diagnostics").status_code == 501
-    assert api_as(member).get(f"{V}/servers/{server.uuid}/diagnostics").status_code == 403
-    assert api_as(other).get(f"{V}/servers/{server.uuid}/diagnostics").status_code == 404
 
 
 def test_the_password_is_empty_and_clearing_it_is_204(member, reader, api_as, server):
