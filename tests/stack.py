@@ -137,6 +137,8 @@ class Stack:
             "CELERY_BROKER_URL": broker_url,
             "KUMO_VAR_DIR": str(self.workdir / "var"),
             "KUMO_HEARTBEAT_INTERVAL": "1",
+            # Guests' statistics every second, so diagnostics and charts have samples at once.
+            "KUMO_GUEST_STATS_INTERVAL": "1",
             "KUMO_SERVICE_DOWN_TIME": "20",
             "KUMO_INTERNAL_URL": self.url,
             "KUMO_POWER_SYNC_GRACE": "3",
