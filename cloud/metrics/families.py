@@ -76,7 +76,8 @@ NO_VALID_HOST = Family(
 HOSTS_REMOVED = Family(
     "kumo_scheduler_hosts_removed",
     COUNTER,
-    "Hosts each scheduler filter removed, summed over every decision.",
+    "Hosts each scheduler filter removed in the decisions that found no valid host or waited "
+    "(a placement that succeeds may read only a shortlist of hosts, so it is not counted).",
     ("filter",),
 )
 

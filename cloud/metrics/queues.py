@@ -29,7 +29,8 @@ def depths(queues: Iterable[str]) -> dict[str, int]:
     with Connection(
         settings.CELERY_BROKER_URL, connect_timeout=_TIMEOUT_SECONDS, transport_options=options
     ) as connection:
-        connection.ensure_connection(max_retries=1)
+        connection.ensure_connection(max_retries=1, interval_start=0.1, interval_step=0.1,
+                                     interval_max=0.1)
         for queue in queues:
             # RabbitMQ closes a channel on a passive declare of a missing queue: one per queue.
             channel = connection.channel()
