@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 from cloud.dashboard.routing import websocket_urlpatterns as dashboard_routes
+from cloud.logcontext import request_id_var
 from consoles.redact import RedactTokens
 from consoles.routing import websocket_urlpatterns as console_routes
 
@@ -87,11 +88,16 @@ class AccessLog:
         finally:
             client = scope.get("client") or ("-", 0)
             method = scope.get("method", "WEBSOCKET")
-            access_log.info(
-                '%s "%s %s HTTP/%s" %s %s %dms %s', client[0], method, scope.get("path", ""),
-                scope.get("http_version", "1.1"), seen["status"], seen["bytes"],
-                (time.monotonic() - started) * 1000, seen["request_id"],
-            )
+            # The line names its request in the request_id field too (KUMO_LOG_FORMAT=json).
+            token = request_id_var.set(seen["request_id"])
+            try:
+                access_log.info(
+                    '%s "%s %s HTTP/%s" %s %s %dms %s', client[0], method, scope.get("path", ""),
+                    scope.get("http_version", "1.1"), seen["status"], seen["bytes"],
+                    (time.monotonic() - started) * 1000, seen["request_id"],
+                )
+            finally:
+                request_id_var.reset(token)
 
 
 class RequestBodyCutShort(ConnectionError):

@@ -81,7 +81,8 @@ def test_every_process_logs_the_boot_as_json_with_request_instance_and_host(stac
     assert api.wait_for(server_id, {"ACTIVE", "ERROR"})["status"] == "ACTIVE"
 
     web = _json_lines(stack.workdir / "web.log")
-    assert any(request_id in line["message"] and line["logger"] == "kumo.access" for line in web)
+    assert any(line["request_id"] == request_id and line["logger"] == "kumo.access"
+               for line in web)
     for process, host in (("scheduler0", None), ("compute-a", "compute-a"), ("conductor", None)):
         lines = [line for line in _json_lines(stack.workdir / f"{process}.log")
                  if line["request_id"] == request_id]
