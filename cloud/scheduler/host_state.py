@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
 from cloud.compute import availability_zones, server_groups, states
@@ -101,33 +102,48 @@ def request_spec_for(instance: Instance) -> RequestSpec:
         spec = replace(spec, requested_host=instance.requested_host,
                        requested_node=instance.requested_node,
                        force_destination=instance.force_destination)
-    return spec.with_group(server_groups.placement_for(str(instance.uuid)))
+    return spec.with_group(_placement(instance))
+
+
+def _placement(instance: Instance) -> server_groups.Placement | None:
+    # The scheduler reads the instance together with its group membership (select_related), so a
+    # server in no group, most of them, costs no query here; membership is fixed at boot.
+    try:
+        instance.group_member  # noqa: B018 - read for its DoesNotExist
+    except ObjectDoesNotExist:
+        return None
+    return server_groups.placement_for(str(instance.uuid))
+
+
+# What a decision reads of a compute node and its service, in this order: narrow on purpose (a
+# node's row also holds its CPU description and the list of its domains, which no filter reads).
+HOST_COLUMNS = (
+    "pk", "host", "hypervisor_hostname", "vcpus", "memory_mb", "local_gb", "vcpus_used",
+    "memory_mb_used", "local_gb_used", "cpu_allocation_ratio", "ram_allocation_ratio",
+    "disk_allocation_ratio", "service__disabled", "service__forced_down", "service__last_seen_up",
+)
+
+
+def host_state_from_row(row: tuple, read_at: datetime) -> HostState:
+    """A HostState from HOST_COLUMNS' values followed by the host's zone (None: the default)."""
+    (node_id, host, node, vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used,
+     cpu_ratio, ram_ratio, disk_ratio, disabled, forced_down, last_seen_up, zone) = row
+    return HostState(
+        host=host, node=node, node_id=node_id, vcpus=vcpus, memory_mb=memory_mb,
+        local_gb=local_gb, vcpus_used=vcpus_used, memory_mb_used=memory_mb_used,
+        local_gb_used=local_gb_used, cpu_allocation_ratio=cpu_ratio,
+        ram_allocation_ratio=ram_ratio, disk_allocation_ratio=disk_ratio, disabled=disabled,
+        forced_down=forced_down, last_seen_up=last_seen_up, read_at=read_at,
+        availability_zone=zone or availability_zones.DEFAULT_ZONE,
+    )
 
 
 def load_host_states(now: datetime | None = None) -> list[HostState]:
-    """Every compute node with its service and its zone, in two queries, ordered by host name."""
+    """Every compute node with its service and its zone, in two queries, ordered by host name.
+
+    A decision reads the shortlist instead (prefilter.py); this is for when it must look at every
+    host: to say why none fits, and for moves."""
     read_at = now or timezone.now()
     zones = availability_zones.host_zones()
-    nodes = ComputeNode.objects.select_related("service").order_by("host")
-    return [
-        HostState(
-            host=node.host,
-            node=node.hypervisor_hostname,
-            node_id=node.pk,
-            vcpus=node.vcpus,
-            memory_mb=node.memory_mb,
-            local_gb=node.local_gb,
-            vcpus_used=node.vcpus_used,
-            memory_mb_used=node.memory_mb_used,
-            local_gb_used=node.local_gb_used,
-            cpu_allocation_ratio=node.cpu_allocation_ratio,
-            ram_allocation_ratio=node.ram_allocation_ratio,
-            disk_allocation_ratio=node.disk_allocation_ratio,
-            disabled=node.service.disabled,
-            forced_down=node.service.forced_down,
-            last_seen_up=node.service.last_seen_up,
-            read_at=read_at,
-            availability_zone=availability_zones.zone_of(node.host, zones),
-        )
-        for node in nodes
-    ]
+    rows = ComputeNode.objects.order_by("host").values_list(*HOST_COLUMNS)
+    return [host_state_from_row((*row, zones.get(row[1])), read_at) for row in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from cloud import events, rpc
 from cloud.compute import action_records, claims, states
@@ -14,6 +15,7 @@ from cloud.compute.spawn import build_spawn_request
 from .filters import HostFilter, run_filters
 from .host_state import HostState, RequestSpec, load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
+from .prefilter import load_candidates
 from .weighers import order_hosts
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,8 @@ NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 
 def _schedulable(instance_uuid: str) -> Instance | None:
-    instance = Instance.objects.filter(uuid=instance_uuid).first()
+    # With its group membership: request_spec_for then needs no query for a server in no group.
+    instance = Instance.objects.select_related("group_member").filter(uuid=instance_uuid).first()
     if (
         instance is None
         or instance.deleted
@@ -33,8 +36,16 @@ def _schedulable(instance_uuid: str) -> Instance | None:
     return instance
 
 
+class _Stop(Exception):
+    """The instance changed while it was being scheduled (deleted, placed): leave it alone."""
+
+
 def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bool = True) -> None:
     """Place the instance and send its spawn, or put it in ERROR with a fault saying why not.
+
+    The hosts tried first are the shortlist (prefilter.py: one query, a few dozen rows, however
+    many hosts there are); only when none of them can be claimed are all hosts read, to try the
+    rest and to say why none fits.
 
     When the only hosts that would fit are ones a transient filter removed (they stopped sending
     heartbeats, maybe only because the broker was away), and `wait_for_hosts`, the instance keeps
@@ -50,23 +61,25 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
         return
     spec = request_spec_for(instance)
     filters = load_filters()
-    states_now = load_host_states()
-    result = run_filters(filters, states_now, spec)
+    weighers = load_weighers()
+    read_at = timezone.now()
     lost_races: list[str] = []
-    for host in order_hosts(load_weighers(), result.passed, spec):
-        with transaction.atomic():
-            if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
-                action_records.record_event(
-                    instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS, host=host.host
-                )
-                rpc.spawn(host.host, build_spawn_request(instance, request_id, host.host))
-                log.info("instance %s claimed on %s", instance_uuid, host.host)
-                return
-        # A refused claim means another request took the room, or this instance changed under us.
-        if _schedulable(instance_uuid) is None:
-            log.info("instance %s changed while scheduling; stopping", instance_uuid)
+    try:
+        short = run_filters(filters, load_candidates(filters, weighers, spec, read_at), spec)
+        if _claim_first(instance, request_id, order_hosts(weighers, short.passed, spec),
+                        lost_races):
             return
-        lost_races.append(host.host)
+        # Nothing on the shortlist could be claimed: look at every host, to try the others and
+        # to say why none fits.
+        states_now = load_host_states(read_at)
+        result = run_filters(filters, states_now, spec)
+        tried = set(lost_races)
+        rest = [h for h in order_hosts(weighers, result.passed, spec) if h.host not in tried]
+        if _claim_first(instance, request_id, rest, lost_races):
+            return
+    except _Stop:
+        log.info("instance %s changed while scheduling; stopping", instance_uuid)
+        return
     if wait_for_hosts and not lost_races and _silent_hosts_would_fit(filters, states_now, spec):
         log.warning("instance %s waits: the hosts that would fit are not responding", instance_uuid)
         action_records.record_event(
@@ -78,6 +91,28 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
     _no_valid_host(
         instance_uuid, _summary(result.counts(), lost_races), _details(result.describe(), lost_races)
     )
+
+
+def _claim_first(instance: Instance, request_id: str, hosts: list[HostState],
+                 lost_races: list[str]) -> bool:
+    """Claim the first of `hosts` that still has room and send the spawn there; True once done.
+    Each host whose claim was refused is added to `lost_races`; _Stop when the instance changed."""
+    instance_uuid = str(instance.uuid)
+    for host in hosts:
+        with transaction.atomic():
+            if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
+                action_records.record_event(
+                    instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS,
+                    host=host.host
+                )
+                rpc.spawn(host.host, build_spawn_request(instance, request_id, host.host))
+                log.info("instance %s claimed on %s", instance_uuid, host.host)
+                return True
+        # A refused claim means another request took the room, or this instance changed under us.
+        if _schedulable(instance_uuid) is None:
+            raise _Stop
+        lost_races.append(host.host)
+    return False
 
 
 def _silent_hosts_would_fit(

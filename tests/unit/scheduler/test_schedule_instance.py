@@ -61,14 +61,37 @@ def test_tries_the_next_host_when_the_best_one_is_taken_meanwhile(run, sent, mon
 
     from cloud.scheduler import manager
 
-    real_load = manager.load_host_states
+    real_load = manager.load_candidates
 
-    def load_then_someone_fills_best():
-        hosts = real_load()
+    def load_then_someone_fills_best(*args):
+        hosts = real_load(*args)
         ComputeNode.objects.filter(pk=best.pk).update(memory_mb_used=8192)
         return hosts
 
-    monkeypatch.setattr(manager, "load_host_states", load_then_someone_fills_best)
+    monkeypatch.setattr(manager, "load_candidates", load_then_someone_fills_best)
+    run(instance)
+
+    assert instance.host == "compute-1"
+    assert [s.queue for s in sent] == ["compute.compute-1"]
+
+
+def test_when_every_shortlisted_host_is_taken_meanwhile_the_others_are_tried(
+        run, sent, monkeypatch):
+    from cloud.scheduler import manager, prefilter
+
+    make_node("compute-1", memory_mb=2048)
+    best = make_node("compute-2", memory_mb=8192)
+    instance = make_instance(memory_mb=1024)
+    monkeypatch.setattr(prefilter, "SHORTLIST_SIZE", 1)
+    real_load = manager.load_candidates
+
+    def load_then_someone_fills_best(*args):
+        hosts = real_load(*args)
+        assert [h.host for h in hosts] == ["compute-2"]
+        ComputeNode.objects.filter(pk=best.pk).update(memory_mb_used=8192)
+        return hosts
+
+    monkeypatch.setattr(manager, "load_candidates", load_then_someone_fills_best)
     run(instance)
 
     assert instance.host == "compute-1"
