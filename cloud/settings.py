@@ -222,6 +222,9 @@ KUMO_METRICS_TOKEN = os.environ.get("KUMO_METRICS_TOKEN", "")
 # built from it, never from a request's Host header, and it decides ALLOWED_HOSTS and HTTPS below.
 # Unset, a local first run answers any Host and builds links from it.
 KUMO_PUBLIC_URL = os.environ.get("KUMO_PUBLIC_URL", "").rstrip("/")
+# Where the dashboard links a request's trace, e.g. http://jaeger:16686/trace/{trace_id}
+# (traces go there over OTLP: KUMO_TRACE_EXPORT, cloud/tracing.py).
+KUMO_TRACE_URL = os.environ.get("KUMO_TRACE_URL", "")
 # Where compute hosts reach the image API to download images and upload snapshots.
 KUMO_INTERNAL_URL = os.environ.get("KUMO_INTERNAL_URL", "http://127.0.0.1:8000")
 KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
