@@ -1,25 +1,36 @@
 """Boot and list figures on libvirt's test driver, through the HTTP API of a live stack.
 
-    .venv/bin/python -m bench.boot_bench [--boots 100] [--clients 10] [--servers 1000]
+    .venv/bin/python -m bench.boot_bench [--boots 100] [--clients 10] [--servers 1000] [--hosts 4]
 
-Prints: wall time of N sequential boot+delete cycles, the same with C concurrent clients, and the
-time of GET /servers/detail with M servers — each beside a baseline measured in the same run (one
-authenticated GET /flavors round trip), so the figures can be compared across machines.
+Prints, and writes to artifacts/bench/boot_bench.json: N sequential boot+delete cycles (wall time,
+and the stack's CPU-seconds per boot, summed over every process of the stack from /proc); the same
+with C concurrent clients (boots per second); the control plane's resident memory with the agents
+running; and GET /servers/detail with M servers beside a baseline timed in the same run: the raw SQL
+query of the same rows plus their JSON encoding. One token serves every request, as a real client
+keeps its token: asking for one per boot measured password hashing instead of boots.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from tests.stack import AgentSpec, Stack, qcow2_bytes
+import psycopg
+
+from bench.proc_stats import cpu_seconds, rss_mib
+from tests.stack import ROOT, AgentSpec, ApiClient, Stack, qcow2_bytes
 
 V = "/compute/v2.1"
+OUT = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts")) / "bench" / "boot_bench.json"
 
 
-def boot_and_delete(api, image_id: str, name: str) -> None:
+def boot_and_delete(api: ApiClient, image_id: str, name: str) -> None:
     body = {"server": {"name": name, "imageRef": image_id, "flavorRef": "1", "networks": "none"}}
     response = api.post(f"{V}/servers", body)
     response.raise_for_status()
@@ -40,51 +51,89 @@ def timed(fn, repeat: int) -> list[float]:
     return samples
 
 
+def raw_rows_as_json(dsn: str) -> None:
+    """The baseline for the list: the instances' rows straight from SQL, encoded as JSON."""
+    with psycopg.connect(dsn) as conn:
+        cursor = conn.execute("SELECT * FROM compute_instance WHERE NOT deleted ORDER BY created_at DESC")
+        names = [c.name for c in cursor.description or []]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    json.dumps({"servers": rows}, default=str)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--boots", type=int, default=100)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--servers", type=int, default=1000)
+    parser.add_argument("--hosts", type=int, default=4)
     args = parser.parse_args()
 
-    agents = [AgentSpec("bench-a", cpus=64, memory_mb=512 * 1024),
-              AgentSpec("bench-b", cpus=64, memory_mb=512 * 1024)]
+    agents = [AgentSpec(f"bench-{i}", cpus=64, memory_mb=512 * 1024) for i in range(args.hosts)]
     stack = Stack("bench", agents=agents).start()
+    figures: dict[str, object] = {"boots": args.boots, "clients": args.clients, "hosts": args.hosts,
+                                  "load_average_at_start": os.getloadavg()}
     try:
-        api = stack.client()
+        token = stack.token()
+        api = ApiClient(stack.url, token, "2.60")
+        local = threading.local()
+
+        def client() -> ApiClient:
+            # One session per thread (a requests.Session is not thread-safe), one token for all.
+            if not hasattr(local, "api"):
+                local.api = ApiClient(stack.url, token, "2.60")
+            return local.api
+
         image_id = api.upload_image("bench", qcow2_bytes())
+        pids = [p.pid for p in stack.procs.values()]
+        control = [p.pid for name, p in stack.procs.items() if name not in {a.host for a in agents}]
         baseline = statistics.median(timed(lambda: api.get(f"{V}/flavors").raise_for_status(), 50))
         print(f"baseline: GET /flavors round trip p50 {baseline * 1000:.1f} ms")
 
-        start = time.perf_counter()
+        cpu0, start = cpu_seconds(pids), time.perf_counter()
         for i in range(args.boots):
             boot_and_delete(api, image_id, f"seq-{i}")
         sequential = time.perf_counter() - start
+        cpu_per_boot = (cpu_seconds(pids) - cpu0) / args.boots
         print(f"{args.boots} sequential boot+delete: {sequential:.1f} s "
-              f"({sequential / args.boots * 1000:.0f} ms each, {sequential / args.boots / baseline:.0f}x baseline)")
+              f"({sequential / args.boots * 1000:.0f} ms each); "
+              f"stack CPU {cpu_per_boot:.3f} s per boot+delete")
 
-        start = time.perf_counter()
+        cpu0, start = cpu_seconds(pids), time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.clients) as pool:
-            list(pool.map(lambda i: boot_and_delete(stack.client(), image_id, f"par-{i}"),
+            list(pool.map(lambda i: boot_and_delete(client(), image_id, f"par-{i}"),
                           range(args.boots)))
         concurrent = time.perf_counter() - start
+        concurrent_cpu = (cpu_seconds(pids) - cpu0) / args.boots
         print(f"{args.boots} boot+delete with {args.clients} concurrent clients: {concurrent:.1f} s "
-              f"(speed-up {sequential / concurrent:.2f}x over sequential)")
+              f"= {args.boots / concurrent:.1f} boots/s; stack CPU {concurrent_cpu:.3f} s per boot")
+        rss = rss_mib(control)
+        print(f"control-plane RSS with {args.hosts} agents: {rss:.0f} MiB")
 
         body = {"server": {"name": "list", "imageRef": image_id, "flavorRef": "1",
                            "networks": "none", "min_count": args.servers, "max_count": args.servers}}
         api.post(f"{V}/servers", body).raise_for_status()
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            listed = api.get(f"{V}/servers/detail?status=BUILD").json()["servers"]
-            if not listed:
+            if not api.get(f"{V}/servers/detail?status=BUILD").json()["servers"]:
                 break
             time.sleep(2)
         count = len(api.get(f"{V}/servers/detail").json()["servers"])
         samples = timed(lambda: api.get(f"{V}/servers/detail").raise_for_status(), 10)
+        dsn = stack.env["DATABASE_URL"].replace("postgres://", "postgresql://")
+        raw = statistics.median(timed(lambda: raw_rows_as_json(dsn), 10))
         p50 = statistics.median(samples)
-        print(f"GET /servers/detail with {count} servers: p50 {p50 * 1000:.0f} ms, "
-              f"min {min(samples) * 1000:.0f} ms ({p50 / baseline:.0f}x baseline)")
+        print(f"GET /servers/detail with {count} servers: p50 {p50 * 1000:.0f} ms; raw SQL + JSON "
+              f"of the same rows p50 {raw * 1000:.0f} ms ({p50 / raw:.1f}x)")
+        figures.update({
+            "baseline_get_flavors_s": baseline, "sequential_s": sequential,
+            "stack_cpu_s_per_boot_sequential": cpu_per_boot, "concurrent_s": concurrent,
+            "boots_per_s_concurrent": args.boots / concurrent,
+            "stack_cpu_s_per_boot_concurrent": concurrent_cpu, "control_plane_rss_mib": rss,
+            "servers_listed": count, "servers_detail_p50_s": p50, "raw_sql_json_p50_s": raw,
+            "servers_detail_over_raw": p50 / raw, "load_average_at_end": os.getloadavg(),
+        })
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(figures, indent=2))
     finally:
         stack.stop()
 

@@ -1,0 +1,44 @@
+"""CPU-seconds and resident memory of a stack's processes, read from /proc through psutil.
+
+Figures per operation are CPU-seconds rather than wall time so that they compare across a noisy
+2-core machine: what the stack spent, whoever else was running.
+"""
+
+from __future__ import annotations
+
+import psutil
+
+
+def _tree(pids: list[int]) -> list[psutil.Process]:
+    found: list[psutil.Process] = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            found.append(root)
+            found.extend(root.children(recursive=True))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """user+system CPU of the processes and their children, so far."""
+    total = 0.0
+    for proc in _tree(pids):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of the processes and their children, MiB."""
+    total = 0
+    for proc in _tree(pids):
+        try:
+            total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20
