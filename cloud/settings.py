@@ -216,6 +216,9 @@ KUMO_METRICS_ALLOWED_NETS = [
     if net.strip()
 ]
 KUMO_METRICS_TOKEN = os.environ.get("KUMO_METRICS_TOKEN", "")
+# Each process sends what it counted every this many seconds from a thread of its own, so no
+# request waits for Redis; 0 sends at the end of each request or task instead.
+KUMO_METRICS_FLUSH_INTERVAL = float(os.environ.get("KUMO_METRICS_FLUSH_INTERVAL", "1"))
 
 # --- Kumo
 # The one address clients use (https://cloud.example.com): links, the catalog and console URLs are

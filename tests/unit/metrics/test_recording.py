@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from cloud import metrics
-from cloud.metrics import exposition
+from cloud.metrics import exposition, store
 from cloud.metrics.families import API_REQUEST_SECONDS, CLAIM_CONFLICTS, CLAIMS
 
 from .conftest import Scrape
@@ -116,6 +116,7 @@ def test_a_redis_that_cannot_be_reached_costs_one_attempt_then_is_skipped(
     settings, caplog, monkeypatch
 ):
     settings.KUMO_METRICS_URL = f"redis://127.0.0.1:{_closed_port()}/0"
+    settings.KUMO_METRICS_FLUSH_INTERVAL = 0  # each count is sent at once
     attempts = []
     real_execute = redis.client.Pipeline.execute
 
@@ -132,6 +133,41 @@ def test_a_redis_that_cannot_be_reached_costs_one_attempt_then_is_skipped(
     assert time.monotonic() - started < 0.1
     assert attempts == [1]
     assert "metrics not recorded" in caplog.text
+
+
+KEY = "kumo:metrics:example"
+
+
+def test_a_buffered_store_sends_what_it_gathered_in_one_call_at_a_read(monkeypatch):
+    inner = store.MemoryStore()
+    calls = []
+    real_add = inner.add
+    monkeypatch.setattr(inner, "add", lambda inc: (calls.append(dict(inc)), real_add(inc)))
+    buffered = store.BufferedStore(inner, interval=3600)
+
+    buffered.add({(KEY, "a"): 1})
+    buffered.add({(KEY, "a"): 2, (KEY, "b"): 1.5})
+    assert calls == []
+
+    assert buffered.read([KEY]) == {KEY: {"a": "3", "b": "1.5"}}
+    assert calls == [{(KEY, "a"): 3, (KEY, "b"): 1.5}]
+
+
+def test_a_buffered_store_sends_on_its_own_every_interval():
+    inner = store.MemoryStore()
+    buffered = store.BufferedStore(inner, interval=0.05)
+    buffered.add({(KEY, "a"): 1})
+    deadline = time.monotonic() + 5
+    while not inner.read([KEY])[KEY] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inner.read([KEY]) == {KEY: {"a": "1"}}
+
+
+def test_redis_is_buffered_unless_the_interval_is_zero(settings):
+    settings.KUMO_METRICS_URL = "redis://127.0.0.1:1/0"
+    assert isinstance(store.current(), store.BufferedStore)
+    settings.KUMO_METRICS_FLUSH_INTERVAL = 0
+    assert isinstance(store.current(), store.RedisStore)
 
 
 def test_off_records_nothing(settings):
