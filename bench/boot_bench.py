@@ -1,12 +1,14 @@
 """Boot and list figures on libvirt's test driver, through the HTTP API of a live stack.
 
-    .venv/bin/python -m bench.boot_bench [--boots 100] [--clients 10] [--servers 1000] [--hosts 4]
+    .venv/bin/python -m bench.boot_bench [--boots 100] [--clients 10] [--hosts 4] [--few 25] [--many 250]
 
 Prints, and writes to artifacts/bench/boot_bench.json: N sequential boot+delete cycles (wall time,
 and the stack's CPU-seconds per boot, summed over every process of the stack from /proc); the same
 with C concurrent clients (boots per second); the control plane's resident memory with the agents
-running; and GET /servers/detail with M servers beside a baseline timed in the same run: the raw SQL
-query of the same rows plus their JSON encoding. One token serves every request, as a real client
+running; the agents' and the conductor's CPU-seconds per boot with FEW and then MANY guests resident
+per host (what a boot costs should not grow with what a host already runs); and GET /servers/detail
+with all of those servers beside a baseline timed in the same run: the raw SQL query of the same rows
+plus their JSON encoding. One token serves every request, as a real client
 keeps its token: asking for one per boot measured password hashing instead of boots.
 """
 
@@ -51,6 +53,21 @@ def timed(fn, repeat: int) -> list[float]:
     return samples
 
 
+def fill_to(api: ApiClient, image_id: str, total: int) -> int:
+    """Boot servers (one multi-create) until `total` exist and none is building; how many exist."""
+    have = len(api.get(f"{V}/servers").json()["servers"])
+    if total > have:
+        body = {"server": {"name": "resident", "imageRef": image_id, "flavorRef": "1",
+                           "networks": "none", "min_count": total - have, "max_count": total - have}}
+        api.post(f"{V}/servers", body).raise_for_status()
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if not api.get(f"{V}/servers/detail?status=BUILD").json()["servers"]:
+            break
+        time.sleep(2)
+    return len(api.get(f"{V}/servers").json()["servers"])
+
+
 def raw_rows_as_json(dsn: str) -> None:
     """The baseline for the list: the instances' rows straight from SQL, encoded as JSON."""
     with psycopg.connect(dsn) as conn:
@@ -64,7 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--boots", type=int, default=100)
     parser.add_argument("--clients", type=int, default=10)
-    parser.add_argument("--servers", type=int, default=1000)
+    parser.add_argument("--few", type=int, default=25, help="guests per host, the cheap case")
+    parser.add_argument("--many", type=int, default=250, help="guests per host, the loaded case")
+    parser.add_argument("--probe-boots", type=int, default=20)
     parser.add_argument("--hosts", type=int, default=4)
     args = parser.parse_args()
 
@@ -109,14 +128,21 @@ def main() -> None:
         rss = rss_mib(control)
         print(f"control-plane RSS with {args.hosts} agents: {rss:.0f} MiB")
 
-        body = {"server": {"name": "list", "imageRef": image_id, "flavorRef": "1",
-                           "networks": "none", "min_count": args.servers, "max_count": args.servers}}
-        api.post(f"{V}/servers", body).raise_for_status()
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if not api.get(f"{V}/servers/detail?status=BUILD").json()["servers"]:
-                break
-            time.sleep(2)
+        # Agents and conductor: what a boot costs them with few and with many guests per host.
+        hosts_side = [p.pid for name, p in stack.procs.items()
+                      if name == "conductor" or name in {a.host for a in agents}]
+        host_cost: dict[int, float] = {}
+        for per_host in (args.few, args.many):
+            fill_to(api, image_id, per_host * args.hosts)
+            time.sleep(3)  # the reports of the fill settle first
+            cpu0 = cpu_seconds(hosts_side)
+            for i in range(args.probe_boots):
+                boot_and_delete(api, image_id, f"probe-{per_host}-{i}")
+            host_cost[per_host] = (cpu_seconds(hosts_side) - cpu0) / args.probe_boots
+            print(f"agents + conductor CPU per boot+delete with {per_host} guests per host: "
+                  f"{host_cost[per_host]:.3f} s")
+        growth = host_cost[args.many] / host_cost[args.few]
+        print(f"  {args.many} per host costs {growth:.2f}x what {args.few} per host costs")
         count = len(api.get(f"{V}/servers/detail").json()["servers"])
         samples = timed(lambda: api.get(f"{V}/servers/detail").raise_for_status(), 10)
         dsn = stack.env["DATABASE_URL"].replace("postgres://", "postgresql://")
@@ -129,7 +155,8 @@ def main() -> None:
             "stack_cpu_s_per_boot_sequential": cpu_per_boot, "concurrent_s": concurrent,
             "boots_per_s_concurrent": args.boots / concurrent,
             "stack_cpu_s_per_boot_concurrent": concurrent_cpu, "control_plane_rss_mib": rss,
-            "servers_listed": count, "servers_detail_p50_s": p50, "raw_sql_json_p50_s": raw,
+            "agent_conductor_cpu_s_per_boot": {str(k): v for k, v in host_cost.items()},
+            "agent_conductor_growth": growth, "servers_listed": count, "servers_detail_p50_s": p50, "raw_sql_json_p50_s": raw,
             "servers_detail_over_raw": p50 / raw, "load_average_at_end": os.getloadavg(),
         })
         OUT.parent.mkdir(parents=True, exist_ok=True)
