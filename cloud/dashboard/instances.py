@@ -22,7 +22,7 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
-from . import action_forms, buttons, faults, networks, tables
+from . import action_forms, buttons, faults, networks, request_timeline, tables
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -129,6 +129,22 @@ def instance_history(request: HttpRequest, ctx: RequestContext, instance_id: str
         **_detail_context(ctx, instance, "history"),
         "history": [(a, events.get(a.pk, [])) for a in history],
         "show_events": show_events,
+    })
+
+
+@require_GET
+@dashboard_view("compute:instance_actions:show")
+def instance_request(
+    request: HttpRequest, ctx: RequestContext, instance_id: str, request_id: str
+) -> HttpResponse:
+    """One request's timeline across the processes that worked on it (request_timeline.py)."""
+    instance = _instance(ctx, instance_id)
+    with_events = policy.allowed(ctx, "compute:instance_actions:events")
+    return render(request, "dashboard/instance_request.html", {
+        **_detail_context(ctx, instance, "history"),
+        "timeline": request_timeline.request_timeline(instance, request_id,
+                                                      with_events=with_events),
+        "show_events": with_events,
     })
 
 

@@ -46,6 +46,8 @@ urlpatterns = [
     path(_instance + "log/", instances.instance_log, name="instance-log"),
     path(_instance + "log/output", instances.instance_log_output, name="instance-log-output"),
     path(_instance + "actions/", instances.instance_history, name="instance-history"),
+    path(_instance + "actions/<str:request_id>/", instances.instance_request,
+         name="instance-request"),
     path(_instance + "console/", instances.instance_console, name="instance-console"),
     path(_instance + "do/<str:name>", instances.instance_action, name="instance-action"),
     path("console-frame/", instances.console_frame, name="console-frame"),
