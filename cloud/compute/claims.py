@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Greatest
@@ -170,8 +171,23 @@ def _give_back(allocation: Allocation) -> None:
 
 def _group_policy_holds(instance: Instance, host: str) -> bool:
     # Locks the group row until the caller's transaction ends (a no-op outside a group).
+    if _read_outside_any_group(instance):
+        return True
     placement = server_groups.placement_for(str(instance.pk), lock=True)
     return placement is None or placement.hard_rule_allows(host)
+
+
+def _read_outside_any_group(instance: Instance) -> bool:
+    """Whether the instance was read together with its group membership (the scheduler's
+    select_related) and has none. A server joins its group in the transaction that creates it
+    (servers.py) and never later, so such an instance needs no group query and no group lock."""
+    if not Instance.group_member.is_cached(instance):
+        return False
+    try:
+        instance.group_member  # noqa: B018 - read for its DoesNotExist
+    except ObjectDoesNotExist:
+        return True
+    return False
 
 
 def release(instance_uuid: str) -> None:

@@ -1,0 +1,79 @@
+"""Query-count guards on the scheduler's decision: what one placement costs in SQL must not grow with
+the number of hosts, nor with features the request does not use. A regression fails here instead
+of showing up, later, as a slower benchmark (bench/scheduler_bench.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cloud.compute import states
+from cloud.compute.models import Aggregate, AggregateHost
+from cloud.scheduler.manager import schedule_instance
+from tests.factories import make_instance, make_node
+
+pytestmark = pytest.mark.django_db
+
+# Read the instance and its group membership; read the shortlist; claim (UPDATE the node, INSERT
+# the allocation, UPDATE the instance); record the schedule event (find the action, insert the
+# event); find the ports for the spawn message; write the message to the outbox, and remove it once
+# handed to the broker. Savepoints are not counted: a test runs inside a transaction of its own,
+# which turns the scheduler's transaction into one more.
+QUERIES_PER_DECISION = 10
+
+
+def _hosts(count: int) -> None:
+    for i in range(count):
+        make_node(f"compute-{i:03d}", memory_mb=4096 + i)
+    # A zone the requests do not ask for: nothing about zones should be read for them.
+    edge = Aggregate.objects.create(name="edge", availability_zone="edge")
+    AggregateHost.objects.create(aggregate=edge, host="compute-000")
+
+
+def _decide(**fields) -> list[str]:
+    instance = make_instance(**fields)
+    with CaptureQueriesContext(connection) as queries:
+        schedule_instance(str(instance.uuid), "req-1")
+    instance.refresh_from_db()
+    assert instance.task_state == states.SPAWNING
+    return [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
+@pytest.mark.parametrize("hosts", [3, 60])
+def test_one_decision_costs_the_same_few_queries_however_many_hosts(sent, hosts):
+    _hosts(hosts)
+
+    sql = _decide()
+
+    assert len(sql) == QUERIES_PER_DECISION, "\n".join(sql)
+
+
+def test_a_decision_reads_only_a_shortlist_of_hosts_not_every_host(sent):
+    _hosts(60)
+
+    sql = _decide()
+
+    host_reads = [s for s in sql if 'FROM "compute_computenode"' in s and s.startswith("SELECT")]
+    assert len(host_reads) == 1
+    assert "LIMIT" in host_reads[0]
+
+
+def test_a_server_in_no_group_and_no_zone_asks_nothing_about_groups_or_zones(sent):
+    _hosts(3)
+
+    sql = _decide()
+
+    # Its membership comes with the instance's own row (a join), not from a query of its own.
+    assert not [s for s in sql if 'FROM "compute_servergroup' in s]
+    assert not [s for s in sql if '"host" IN (SELECT' in s]
+
+
+def test_a_zone_asked_for_is_filtered_in_the_shortlist_query_itself(sent):
+    _hosts(3)
+
+    sql = _decide(availability_zone="edge")
+
+    assert len(sql) == QUERIES_PER_DECISION
+    shortlist = next(s for s in sql if 'FROM "compute_computenode"' in s and "LIMIT" in s)
+    assert '"host" IN (SELECT' in shortlist
