@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.proc_stats import cpu_seconds, rss_mib
+from bench.proc_stats import cpu_seconds, pss_mib, rss_mib
 from tests.stack import ROOT, AgentSpec, ApiClient, Stack, qcow2_bytes
 
 V = "/compute/v2.1"
@@ -88,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
 
     agents = [AgentSpec(f"bench-{i}", cpus=64, memory_mb=512 * 1024) for i in range(args.hosts)]
-    stack = Stack("bench", agents=agents).start()
+    stack = Stack("bench", agents=agents, schedulers=1).start()  # as the Procfile
     figures: dict[str, object] = {"boots": args.boots, "clients": args.clients, "hosts": args.hosts,
                                   "load_average_at_start": os.getloadavg()}
     try:
@@ -125,8 +125,9 @@ def main() -> None:
         concurrent_cpu = (cpu_seconds(pids) - cpu0) / args.boots
         print(f"{args.boots} boot+delete with {args.clients} concurrent clients: {concurrent:.1f} s "
               f"= {args.boots / concurrent:.1f} boots/s; stack CPU {concurrent_cpu:.3f} s per boot")
-        rss = rss_mib(control)
-        print(f"control-plane RSS with {args.hosts} agents: {rss:.0f} MiB")
+        rss, pss, with_agents = rss_mib(control), pss_mib(control), rss_mib(pids)
+        print(f"control-plane RSS {rss:.0f} MiB (PSS {pss:.0f}); with its {args.hosts} agents "
+              f"RSS {with_agents:.0f} MiB")
 
         # Agents and conductor: what a boot costs them with few and with many guests per host.
         hosts_side = [p.pid for name, p in stack.procs.items()
@@ -155,6 +156,7 @@ def main() -> None:
             "stack_cpu_s_per_boot_sequential": cpu_per_boot, "concurrent_s": concurrent,
             "boots_per_s_concurrent": args.boots / concurrent,
             "stack_cpu_s_per_boot_concurrent": concurrent_cpu, "control_plane_rss_mib": rss,
+            "control_plane_pss_mib": pss, "stack_rss_mib_with_agents": with_agents,
             "agent_conductor_cpu_s_per_boot": {str(k): v for k, v in host_cost.items()},
             "agent_conductor_growth": growth, "servers_listed": count, "servers_detail_p50_s": p50, "raw_sql_json_p50_s": raw,
             "servers_detail_over_raw": p50 / raw, "load_average_at_end": os.getloadavg(),

@@ -42,3 +42,14 @@ def rss_mib(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             continue
     return total / 2**20
+
+
+def pss_mib(pids: list[int]) -> float:
+    """Proportional memory (shared pages split between their users, as forked workers share), MiB."""
+    total = 0
+    for proc in _tree(pids):
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, AttributeError):
+            continue
+    return total / 2**20

@@ -13,3 +13,4 @@ if [ "$(id -u)" = 0 ] && [ -f var/guest/kumo-tiny.qcow2 ]; then
 else
     echo "net_bench skipped: needs root and var/guest/kumo-tiny.qcow2 (make image)"
 fi
+python -m bench.report
