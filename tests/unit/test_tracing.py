@@ -158,3 +158,42 @@ def test_a_json_log_line_inside_a_span_carries_its_ids(spans):
     assert line["message"] == "hello\nworld"
     assert line["trace_id"] == f"{span.get_span_context().trace_id:032x}"
     assert line["span_id"] == f"{span.get_span_context().span_id:016x}"
+
+
+def test_spans_reach_an_otlp_collector_over_http():
+    """KUMO_TRACE_EXPORT=otlp:URL: spans are POSTed as OTLP protobuf (here to a stand-in
+    collector, a plain HTTP server that decodes what it is sent)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    received: list[ExportTraceServiceRequest] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(ExportTraceServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1/traces"
+    try:
+        assert tracing.setup("kumo-web", environ={"KUMO_TRACE_EXPORT": f"otlp:{url}"})
+        with log_context(f"req-{uuid.uuid4()}"), tracing.server_span("POST /servers"):
+            pass
+        tracing.shutdown()  # flushes the batch
+    finally:
+        tracing.shutdown()
+        server.shutdown()
+    (request,) = received
+    (resource_spans,) = request.resource_spans
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert service["service.name"] == "kumo-web"
+    assert [s.name for s in resource_spans.scope_spans[0].spans] == ["POST /servers"]
