@@ -12,6 +12,7 @@ from cloud.compute import action_records, claims, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.spawn import build_spawn_request
 
+from . import decision_metrics
 from .filters import HostFilter, run_filters
 from .host_state import HostState, RequestSpec, load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
@@ -87,7 +88,9 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
             details="The hosts that would fit are not responding; waiting for them.\n"
             + result.describe(),
         )
+        decision_metrics.waiting(result)
         return
+    decision_metrics.no_valid_host(result, lost_races)
     _no_valid_host(
         instance_uuid, _summary(result.counts(), lost_races), _details(result.describe(), lost_races)
     )
@@ -107,6 +110,7 @@ def _claim_first(instance: Instance, request_id: str, hosts: list[HostState],
                 )
                 rpc.spawn(host.host, build_spawn_request(instance, request_id, host.host))
                 log.info("instance %s claimed on %s", instance_uuid, host.host)
+                decision_metrics.placed()
                 return True
         # A refused claim means another request took the room, or this instance changed under us.
         if _schedulable(instance_uuid) is None:

@@ -12,12 +12,12 @@ from cloud.compute.models import SCHEDULER_BINARY
 from cloud.logcontext import log_context
 from compute_agent import messages as msg
 
-from . import drains, evacuations, manager
+from . import decision_metrics, drains, evacuations, manager
 
 
 @shared_task(name=msg.TASK_SCHEDULE_INSTANCE)
 def schedule_instance(instance_uuid: str, request_id: str, wait_for_hosts: bool = True) -> None:
-    with log_context(request_id, instance_uuid):
+    with log_context(request_id, instance_uuid), decision_metrics.timed():
         manager.schedule_instance(instance_uuid, request_id, wait_for_hosts=wait_for_hosts)
 
 
