@@ -9,8 +9,10 @@ class DashboardConfig(AppConfig):
         # The dashboard hears about instance changes; nothing below it knows it is listening.
         from cloud import events
 
-        from . import live
+        from . import guest_charts, live
 
         events.INSTANCE_CHANGED.connect(live.on_instance_changed, dispatch_uid="dashboard.live")
         events.HOST_MOVES_CHANGED.connect(live.on_host_moves_changed,
                                           dispatch_uid="dashboard.live.moves")
+        events.GUEST_STATS_RECORDED.connect(guest_charts.on_guest_stats_recorded,
+                                            dispatch_uid="dashboard.guest_charts")

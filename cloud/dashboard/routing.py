@@ -17,6 +17,7 @@ from django.urls import path
 from consoles.origin import origin_allowed
 
 from .consumers import HostMovesConsumer, InstanceStatusConsumer
+from .guest_charts import GuestStatsConsumer
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -44,4 +45,5 @@ class SameOrigin:
 websocket_urlpatterns = [
     path("ws/instances/", SameOrigin(AuthMiddlewareStack(InstanceStatusConsumer.as_asgi()))),
     path("ws/host-moves/", SameOrigin(AuthMiddlewareStack(HostMovesConsumer.as_asgi()))),
+    path("ws/guest-stats/", SameOrigin(AuthMiddlewareStack(GuestStatsConsumer.as_asgi()))),
 ]
