@@ -20,13 +20,15 @@ When no host of the shortlist can be claimed, the scheduler falls back to every 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
-from django.db.models import ExpressionWrapper, F, FloatField, OuterRef, Q, Subquery
+from django.db import connection
+from django.utils import timezone
 
 from cloud.compute import availability_zones
-from cloud.compute.models import AggregateHost, ComputeNode
+from cloud.compute.models import Aggregate, AggregateHost, ComputeNode, Service
 from cloud.compute.server_groups import AFFINITY, SOFT_AFFINITY, SOFT_ANTI_AFFINITY
 
 from .filters import HostFilter, applies
@@ -50,58 +52,78 @@ from .weighers.server_group_soft_anti_affinity import ServerGroupSoftAntiAffinit
 SHORTLIST_SIZE = 32
 
 
-def _free(total: str, ratio: str, used: str) -> ExpressionWrapper:
-    # The same arithmetic as HostState.free_* and the claim's WHERE: capacity × ratio − used.
-    return ExpressionWrapper(F(total) * F(ratio) - F(used), output_field=FloatField())
+# The tables, as the models name them; the query is written out rather than built by the ORM
+# because building it cost more CPU than running it (2 ms against 0.3 ms), on every decision.
+_NODE = ComputeNode._meta.db_table
+_SERVICE = Service._meta.db_table
+_AGGREGATE = Aggregate._meta.db_table
+_AGGREGATE_HOST = AggregateHost._meta.db_table
 
-
+# The same arithmetic as HostState.free_* and the claim's WHERE: capacity × ratio − used.
 FREE = {
-    "free_vcpus": _free("vcpus", "cpu_allocation_ratio", "vcpus_used"),
-    "free_ram_mb": _free("memory_mb", "ram_allocation_ratio", "memory_mb_used"),
-    "free_disk_gb": _free("local_gb", "disk_allocation_ratio", "local_gb_used"),
+    "free_vcpus": "(n.vcpus * n.cpu_allocation_ratio - n.vcpus_used)",
+    "free_ram_mb": "(n.memory_mb * n.ram_allocation_ratio - n.memory_mb_used)",
+    "free_disk_gb": "(n.local_gb * n.disk_allocation_ratio - n.local_gb_used)",
 }
 
+# A condition: SQL over n (the node) and s (its service), and its parameters.
+Where = tuple[str, list[Any]]
 
-def _alive(spec: RequestSpec, now: datetime) -> Q:
+
+def _alive(spec: RequestSpec, now: datetime) -> Where:
     # A second looser than the filter's rule, so rounding never drops a host it would pass.
     oldest = now - timedelta(seconds=settings.KUMO_SERVICE_DOWN_TIME + 1)
-    return Q(service__forced_down=False, service__last_seen_up__gte=oldest)
+    return ("NOT s.forced_down AND s.last_seen_up >= %s",
+            [connection.ops.adapt_datetimefield_value(oldest)])
 
 
-def _zone(spec: RequestSpec, now: datetime) -> Q | None:
+_ZONED_HOSTS = (f"SELECT ah.host FROM {_AGGREGATE_HOST} ah JOIN {_AGGREGATE} a "
+                "ON a.id = ah.aggregate_id WHERE a.availability_zone IS NOT NULL")
+
+
+def _zone(spec: RequestSpec, now: datetime) -> Where | None:
     if not spec.availability_zone:
         return None
-    zoned = AggregateHost.objects.filter(aggregate__availability_zone__isnull=False)
     if spec.availability_zone == availability_zones.DEFAULT_ZONE:
-        return ~Q(host__in=zoned.values("host"))
-    return Q(host__in=zoned.filter(
-        aggregate__availability_zone=spec.availability_zone).values("host"))
+        return f"n.host NOT IN ({_ZONED_HOSTS})", []
+    return f"n.host IN ({_ZONED_HOSTS} AND a.availability_zone = %s)", [spec.availability_zone]
 
 
-def _destination(spec: RequestSpec, now: datetime) -> Q | None:
-    where = Q()
+def _destination(spec: RequestSpec, now: datetime) -> Where | None:
+    conditions, params = [], []
     if spec.requested_host:
-        where &= Q(host=spec.requested_host)
+        conditions.append("n.host = %s")
+        params.append(spec.requested_host)
     if spec.requested_node:
-        where &= Q(hypervisor_hostname=spec.requested_node)
-    return where or None
+        conditions.append("n.hypervisor_hostname = %s")
+        params.append(spec.requested_node)
+    return (" AND ".join(conditions), params) if conditions else None
 
 
-def _affinity(spec: RequestSpec, now: datetime) -> Q | None:
+def _hosts_in(column: str, hosts: set[str], negate: bool = False) -> Where:
+    marks = ", ".join(["%s"] * len(hosts))
+    return f"{column} {'NOT IN' if negate else 'IN'} ({marks})", sorted(hosts)
+
+
+def _retry(spec: RequestSpec, now: datetime) -> Where | None:
+    return _hosts_in("n.host", set(spec.ignore_hosts), negate=True) if spec.ignore_hosts else None
+
+
+def _affinity(spec: RequestSpec, now: datetime) -> Where | None:
     if spec.group_policy != AFFINITY or not spec.group_hosts:
         return None
-    return Q(host__in=set(spec.group_hosts))
+    return _hosts_in("n.host", set(spec.group_hosts))
 
 
 # Each known filter's rule (or a looser one) as a WHERE condition; None: nothing to add for this
 # request, so a request that uses no zone, group or destination pays for none of them.
-WHERE: dict[type, Callable[[RequestSpec, datetime], Q | None]] = {
-    ComputeEnabledFilter: lambda spec, now: Q(service__disabled=False),
+WHERE: dict[type, Callable[[RequestSpec, datetime], Where | None]] = {
+    ComputeEnabledFilter: lambda spec, now: ("NOT s.disabled", []),
     ComputeAliveFilter: _alive,
-    RamFilter: lambda spec, now: Q(free_ram_mb__gte=spec.memory_mb),
-    VcpuFilter: lambda spec, now: Q(free_vcpus__gte=spec.vcpus),
-    DiskFilter: lambda spec, now: Q(free_disk_gb__gte=spec.disk_gb),
-    RetryFilter: lambda spec, now: ~Q(host__in=spec.ignore_hosts) if spec.ignore_hosts else None,
+    RamFilter: lambda spec, now: (f"{FREE['free_ram_mb']} >= %s", [spec.memory_mb]),
+    VcpuFilter: lambda spec, now: (f"{FREE['free_vcpus']} >= %s", [spec.vcpus]),
+    DiskFilter: lambda spec, now: (f"{FREE['free_disk_gb']} >= %s", [spec.disk_gb]),
+    RetryFilter: _retry,
     RequestedDestinationFilter: _destination,
     AvailabilityZoneFilter: _zone,
     ServerGroupAffinityFilter: _affinity,
@@ -134,35 +156,57 @@ def sql_order(weighers: list[HostWeigher], spec: RequestSpec) -> list[str] | Non
         if column is None:
             return None
         if weigher.multiplier > 0:
-            scoring.append(f"-{column}")
+            scoring.append(f"{FREE[column]} DESC")
         elif weigher.multiplier < 0:
-            scoring.append(column)
+            scoring.append(f"{FREE[column]} ASC")
     if len(scoring) > 1:
         return None
-    return [*scoring, "host"]
+    return [*scoring, "n.host"]
 
 
 def load_candidates(filters: list[HostFilter], weighers: list[HostWeigher], spec: RequestSpec,
-              now: datetime) -> list[HostState]:
+                    now: datetime) -> list[HostState]:
     """The hosts worth trying, in one query: those that pass every known filter's SQL condition,
     the best SHORTLIST_SIZE of them when the weighers' order is SQL's, else all of them. Filters
     and weighers have not run over them yet."""
-    where = Q()
+    conditions, params = ["1 = 1"], []
     for host_filter in filters:
         condition = WHERE.get(type(host_filter))
-        if condition is not None and applies(host_filter, spec):
-            where &= condition(spec, now) or Q()
-    zone = AggregateHost.objects.filter(
-        host=OuterRef("host"), aggregate__availability_zone__isnull=False
-    ).values("aggregate__availability_zone")[:1]
-    rows = (
-        ComputeNode.objects.alias(**FREE)
-        .filter(where)
-        .annotate(zone=Subquery(zone))
-        .values_list(*HOST_COLUMNS, "zone")
+        found = condition(spec, now) if condition and applies(host_filter, spec) else None
+        if found is not None:
+            conditions.append(f"({found[0]})")
+            params.extend(found[1])
+    sql = (
+        f"SELECT {', '.join(_SELECT)}, ({_ZONE_OF_NODE}) "
+        f"FROM {_NODE} n JOIN {_SERVICE} s ON s.id = n.service_id "
+        f"WHERE {' AND '.join(conditions)}"
     )
     order = sql_order(weighers, spec)
     if order is not None:
-        rows = rows.order_by(*order)[:SHORTLIST_SIZE]
-    return [host_state_from_row(row, now) for row in rows]
+        sql += f" ORDER BY {', '.join(order)} LIMIT {SHORTLIST_SIZE:d}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [host_state_from_row(_typed(row), now) for row in rows]
 
+
+# HOST_COLUMNS, as columns of n and s.
+_SELECT = [
+    "n.id", "n.host", "n.hypervisor_hostname", "n.vcpus", "n.memory_mb", "n.local_gb",
+    "n.vcpus_used", "n.memory_mb_used", "n.local_gb_used", "n.cpu_allocation_ratio",
+    "n.ram_allocation_ratio", "n.disk_allocation_ratio", "s.disabled", "s.forced_down",
+    "s.last_seen_up",
+]
+assert len(_SELECT) == len(HOST_COLUMNS)
+_ZONE_OF_NODE = (f"SELECT a.availability_zone FROM {_AGGREGATE_HOST} ah JOIN {_AGGREGATE} a "
+                 "ON a.id = ah.aggregate_id WHERE ah.host = n.host "
+                 "AND a.availability_zone IS NOT NULL LIMIT 1")
+
+
+def _typed(row: tuple) -> tuple:
+    # What the ORM's converters would do: SQLite hands back its booleans as 0/1 and its
+    # timestamps without their zone (they are stored in UTC).
+    *head, disabled, forced_down, last_seen_up, zone = row
+    if last_seen_up is not None and timezone.is_naive(last_seen_up):
+        last_seen_up = timezone.make_aware(last_seen_up, UTC)
+    return (*head, bool(disabled), bool(forced_down), last_seen_up, zone)
