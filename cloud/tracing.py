@@ -187,7 +187,7 @@ def _inject_into_headers(headers: dict[str, Any] | None = None, **_: Any) -> Non
         headers.update(carrier())
 
 
-def _open_task_span(task_id: str = "", task: Any = None, **_: Any) -> None:
+def _open_task_span(task_id: str = "", task: Any = None, args: Any = None, **_: Any) -> None:
     if _tracer is None or task is None:
         return
     request = task.request
@@ -203,10 +203,21 @@ def _open_task_span(task_id: str = "", task: Any = None, **_: Any) -> None:
     span = _tracer.start_span(
         task.name, context=TraceContextTextMapPropagator().extract(incoming),
         kind=trace.SpanKind.CONSUMER,
-        attributes={"celery.task_id": task_id, "celery.hostname": str(request.hostname or "")},
+        attributes={"celery.task_id": task_id, "celery.hostname": str(request.hostname or ""),
+                    **_message_attributes(args)},
     )
     token = context.attach(trace.set_span_in_context(span))
     _task_spans[task_id] = (span, token)
+
+
+def _message_attributes(args: Any) -> dict[str, str]:
+    """The instance and request a contract message names (its first argument, a dict)."""
+    payload = args[0] if isinstance(args, (list, tuple)) and args else None
+    if not isinstance(payload, dict):
+        return {}
+    named = {"kumo.instance": payload.get("instance_uuid"),
+             "kumo.request_id": payload.get("request_id")}
+    return {key: value for key, value in named.items() if isinstance(value, str) and value}
 
 
 def _mark_task_failed(task_id: str = "", exception: BaseException | None = None,

@@ -73,6 +73,8 @@ def test_a_traced_spawn_runs_under_the_schedulers_span_and_reports_under_its_own
     assert span.name == msg.TASK_SPAWN
     assert f"{span.context.trace_id:032x}" == TRACE_ID
     assert f"{span.parent.span_id:016x}" == SCHEDULER_SPAN
+    assert span.attributes["kumo.instance"] == request.instance_uuid
+    assert span.attributes["kumo.request_id"] == request.request_id
     event_headers = next(h for name, h in published if name == msg.TASK_INSTANCE_EVENT)
     assert event_headers["traceparent"] == f"00-{TRACE_ID}-{span.context.span_id:016x}-01"
 
