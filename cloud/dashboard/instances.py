@@ -22,7 +22,7 @@ from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
-from . import action_forms, buttons, faults, networks, request_timeline, tables
+from . import action_forms, buttons, faults, networks, placement_check, request_timeline, tables
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -63,6 +63,8 @@ def _detail_context(ctx: RequestContext, instance: Instance, tab: str) -> dict:
         "instance": instance,
         "tab": tab,
         "fault": faults.explain(fault, is_admin=ctx.is_admin) if fault else None,
+        "placement_check_url": (placement_check.url_for(instance) if fault is not None
+                                and policy.allowed(ctx, placement_check.RULE) else None),
         "flavor": instance.flavor_snapshot or {},
         "can_console": policy.allowed(ctx, CONSOLE_RULE),
     }

@@ -8,6 +8,8 @@ The form is a GET: asking changes nothing, and the answer's address can be share
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from cloud import errors
 from cloud.compute import availability_zones, server_groups
+from cloud.compute.models import Instance
 from cloud.identity.context import RequestContext
 from cloud.images.images import visible_images
 from cloud.scheduler import explain
@@ -47,6 +50,16 @@ class PlacementCheckForm(forms.Form):
             for g in server_groups.list_groups(ctx, all_projects=True)]
         self.fields["zone"].choices = [("", "— any —")] + [
             (z.name, z.name) for z in availability_zones.list_zones() if z.available]
+
+
+def url_for(instance: Instance) -> str:
+    """The form asked for what `instance` asked for (its flavor, image, zone and group): from a
+    failed build, "where would it fit now?" in one click."""
+    group = server_groups.groups_of_servers([str(instance.uuid)]).get(str(instance.uuid), [""])
+    asked = {"flavor": (instance.flavor_snapshot or {}).get("id", ""),
+             "image": instance.image_ref or "", "group": group[0],
+             "zone": instance.availability_zone or ""}
+    return f"/manage/placement-check/?{urlencode(asked)}"
 
 
 def _field_for(message: str) -> str | None:

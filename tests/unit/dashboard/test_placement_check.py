@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import html
 import re
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from cloud.compute.models import Aggregate, AggregateHost, ComputeNode, Flavor
-from tests.factories import make_node
+from cloud.compute.models import (
+    Aggregate,
+    AggregateHost,
+    ComputeNode,
+    Flavor,
+    InstanceFault,
+    ServerGroup,
+    ServerGroupMember,
+)
+from tests.factories import make_node, make_server
 
 from .conftest import signed_in
 
@@ -85,3 +95,23 @@ def test_only_admins_see_the_form(persona, request, small, hosts):
 
 def test_the_hypervisors_page_links_to_the_form_for_admins(admin, member, hosts):
     assert URL in signed_in(admin).get("/manage/hypervisors/").content.decode()
+
+
+def test_a_failed_build_links_admins_to_the_form_asked_as_the_server_asked(admin, member):
+    vm = make_server(member, "doomed", vm_state="error", host=None, availability_zone="nova",
+                     image_ref="9b1d0f5e-0000-4000-8000-000000000000")
+    group = ServerGroup.objects.create(name="spread", policy="anti-affinity",
+                                       project=member.project, user=member.user)
+    ServerGroupMember.objects.create(group=group, instance=vm)
+    InstanceFault.objects.create(instance=vm, code=500, message="No valid host was found.",
+                                 details="1 host considered.")
+
+    page = signed_in(admin).get(f"/instances/{vm.uuid}/").content.decode()
+
+    link = re.search(r'<a href="(/manage/placement-check/\?[^"]+)">Where would it fit now\?', page)
+    assert link, "no link to the dry run"
+    asked = parse_qs(urlparse(html.unescape(link.group(1))).query)
+    assert asked == {"flavor": ["1"], "image": ["9b1d0f5e-0000-4000-8000-000000000000"],
+                     "group": [str(group.uuid)], "zone": ["nova"]}
+    assert "Where would it fit now?" not in signed_in(member).get(
+        f"/instances/{vm.uuid}/").content.decode()
