@@ -232,6 +232,10 @@ KUMO_TRACE_URL = os.environ.get("KUMO_TRACE_URL", "")
 KUMO_INTERNAL_URL = os.environ.get("KUMO_INTERNAL_URL", "http://127.0.0.1:8000")
 KUMO_REGION = os.environ.get("KUMO_REGION", "RegionOne")
 KUMO_TOKEN_TTL = int(os.environ.get("KUMO_TOKEN_TTL", str(8 * 3600)))
+# How long a web process may reuse what a token validated to (cloud/identity/token_cache.py): any
+# identity change (a revocation, a role removed, a user or project disabled) still takes effect
+# at the next request everywhere; 0 validates from the database on every request.
+KUMO_TOKEN_CACHE_SECONDS = float(os.environ.get("KUMO_TOKEN_CACHE_SECONDS", "30"))
 # The Fernet key (32 bytes, URL-safe base64) that the secrets of /v3/credentials (EC2 pairs) are
 # stored encrypted with (cloud/identity/credentials.py); unset, a key derived from SECRET_KEY.
 # Changing either makes the stored ones unreadable: they answer 503 naming the credential key.

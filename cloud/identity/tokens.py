@@ -5,14 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.utils import timezone
 
-from . import assignments
+from . import assignments, token_cache
 from .context import RequestContext
 from .models import ApplicationCredential, Project, Token, User
 
@@ -136,9 +136,13 @@ def issue(
 
 def lookup(token: str) -> Token | None:
     """The live token record for a secret, or None if unknown or expired."""
+    return _live_record(_hash(token))
+
+
+def _live_record(token_hash: str) -> Token | None:
     record = (
         Token.objects.select_related("user", "project", "application_credential")
-        .filter(token_hash=_hash(token))
+        .filter(token_hash=token_hash)
         .first()
     )
     if record is None or record.expires_at <= timezone.now() or not record.user.enabled:
@@ -149,14 +153,22 @@ def lookup(token: str) -> Token | None:
 
 
 def validate(token: str, request_id: str = "-") -> RequestContext | None:
-    record = lookup(token)
+    """Who the token speaks for, or None if it is unknown, expired or no longer entitled. What a
+    token validated to is reused from this process's memory while no identity row has changed
+    anywhere since (token_cache.py says why that honours a revocation at the next request)."""
+    token_hash = _hash(token)
+    generation = token_cache.current_generation()  # read before the database: see token_cache
+    cached = token_cache.get(token_hash, generation)
+    if cached is not None:
+        return replace(cached, request_id=request_id)
+    record = _live_record(token_hash)
     if record is None:
         return None
     credential = record.application_credential
     roles = tuple(name for _, name in roles_of(record.user, record.project, credential))
     if record.project is not None and not roles:
         return None  # every role on the project was revoked since the token was issued
-    return RequestContext(
+    context = RequestContext(
         user_id=record.user_id,
         user_name=record.user.name,
         project_id=record.project_id,
@@ -166,6 +178,8 @@ def validate(token: str, request_id: str = "-") -> RequestContext | None:
         application_credential_id=credential.id if credential else None,
         restricted=credential is not None and not credential.unrestricted,
     )
+    token_cache.put(token_hash, generation, context, record.expires_at)
+    return context
 
 
 def revoke(token: str) -> bool:
