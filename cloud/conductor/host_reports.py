@@ -74,18 +74,21 @@ def _upsert_node(report: msg.HostReport, service: Service, reported: dict) -> No
 
 def _record_console_ports(report: msg.HostReport) -> None:
     """Store each running domain's VNC port on its instance (console tokens are checked against
-    it); instances of this host that reported none lose theirs. Only changed rows are written."""
-    ports = {d.uuid: d.vnc_port for d in report.domains if d.vnc_port > 0}
-    sockets = {d.uuid: d.vnc_socket for d in report.domains if d.vnc_socket}
+    it); instances of this host that reported none lose theirs. One read of the host's instances,
+    then a write only for those whose port changed: a report follows every boot, and one UPDATE per
+    domain made its cost grow with the guests the host already ran."""
+    ports = {canonical_uuid(d.uuid): d.vnc_port for d in report.domains if d.vnc_port > 0}
+    sockets = {canonical_uuid(d.uuid): d.vnc_socket for d in report.domains if d.vnc_socket}
     on_host = Instance.objects.filter(host=report.host, deleted=False)
-    for uuid, port in ports.items():
-        on_host.filter(uuid=uuid).exclude(console_port=port).update(console_port=port)
-    for uuid, socket in sockets.items():
-        on_host.filter(uuid=uuid).exclude(console_socket=socket).update(console_socket=socket)
-    on_host.filter(console_port__isnull=False).exclude(uuid__in=list(ports)).update(
-        console_port=None
-    )
-    on_host.exclude(console_socket="").exclude(uuid__in=list(sockets)).update(console_socket="")
+    changed: dict[tuple[int | None, str], list] = {}
+    for uuid, port, socket in on_host.values_list("uuid", "console_port", "console_socket"):
+        key = str(uuid)
+        wanted = (ports.get(key), sockets.get(key, ""))
+        if wanted != (port, socket):
+            changed.setdefault(wanted, []).append(uuid)
+    # Grouped by the values they take: usually one UPDATE (the new guest), none when nothing moved.
+    for (port, socket), uuids in changed.items():
+        on_host.filter(uuid__in=uuids).update(console_port=port, console_socket=socket)
 
 
 def destroy_orphans(report: msg.HostReport) -> list[str]:

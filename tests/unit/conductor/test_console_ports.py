@@ -38,3 +38,26 @@ def test_a_host_cannot_set_the_port_of_an_instance_on_another_host():
         msg.DomainState(uuid=str(elsewhere.uuid), power_state=msg.POWER_RUNNING, vnc_port=5999)]))
     elsewhere.refresh_from_db()
     assert elsewhere.console_port is None
+
+
+def _report_of(instances: list, port_base: int) -> msg.HostReport:
+    return report(domains=[
+        msg.DomainState(uuid=str(i.uuid), power_state=msg.POWER_RUNNING, vnc_port=port_base + n)
+        for n, i in enumerate(instances)])
+
+
+def test_a_report_costs_the_same_queries_with_5_or_60_guests_on_the_host():
+    """A report follows every boot: its cost must not grow with the guests the host already runs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for size in (5, 60):
+        Instance.objects.all().delete()
+        instances = [make_instance(host="compute-1") for _ in range(size)]
+        apply_host_report(_report_of(instances, 5900))  # every port new: written
+        with CaptureQueriesContext(connection) as unchanged:
+            apply_host_report(_report_of(instances, 5900))
+        counts[size] = len(unchanged.captured_queries)
+    assert counts[5] == counts[60], counts
+    assert [Instance.objects.get(pk=i.pk).console_port for i in instances[:3]] == [5900, 5901, 5902]
