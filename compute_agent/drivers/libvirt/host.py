@@ -20,6 +20,12 @@ from compute_agent.drivers.libvirt.states import domain_power_state
 
 class HostMixin(LibvirtBase):
     def list_domains(self) -> list[msg.DomainState]:
+        # A running domain's VNC listener stays where it is until the domain stops, so it is read
+        # from its XML once per run of the domain (its id) rather than in every report: a report
+        # follows every boot, and parsing every guest's XML each time grew with the guests.
+        known: dict[tuple[str, int], tuple[int, str]] = getattr(self, "_vnc_listeners", {})
+        seen: dict[tuple[str, int], tuple[int, str]] = {}
+
         def list_on(conn: libvirt.virConnect) -> list[msg.DomainState]:
             found = []
             for domain in conn.listAllDomains(0):
@@ -27,7 +33,11 @@ class HostMixin(LibvirtBase):
                 if not _is_instance_domain_name(name):
                     continue  # e.g. the test driver's own "test" domain, or an operator's VM
                 try:
-                    port, socket = _vnc_listen(domain)
+                    run = (name, domain.ID())
+                    listener = known.get(run) if run[1] > 0 else None
+                    port, socket = listener if listener is not None else _vnc_listen(domain)
+                    if run[1] > 0:
+                        seen[run] = (port, socket)
                     found.append(msg.DomainState(
                         uuid=name, power_state=domain_power_state(domain), vnc_port=port,
                         vnc_socket=self.reported_vnc_socket(socket) if socket else "",
@@ -37,7 +47,9 @@ class HostMixin(LibvirtBase):
                         raise  # anything but "undefined while we were listing" is a real error
             return sorted(found, key=lambda d: d.uuid)
 
-        return self._call("listing domains", list_on)
+        listed = self._call("listing domains", list_on)
+        self._vnc_listeners = seen  # only the runs still there
+        return listed
 
     def init_host(self) -> None:
         """The instances tree, the VNC socket directory and, on a host that takes migrations,

@@ -100,3 +100,32 @@ def check_vnc_socket_report(tmp_path: Path, spawned) -> None:
     finally:
         driver.destroy(spawned.instance_uuid)
         driver.close()
+
+
+def test_a_running_domains_listener_is_read_once_per_run(
+    driver: LibvirtDriver, raw_conn: libvirt.virConnect, spawn_request, monkeypatch
+) -> None:
+    """A report follows every boot: parsing every running guest's XML in each one made its cost
+    grow with the guests on the host. A domain started again (a new run) is read again."""
+    from compute_agent.drivers.libvirt import host
+
+    reads: list[str] = []
+
+    def counted(domain):
+        reads.append(domain.name())
+        return _vnc_listen(domain)
+
+    monkeypatch.setattr(host, "_vnc_listen", counted)
+    spawned = [spawn_request() for _ in range(3)]
+    for request in spawned:
+        driver.spawn(request)
+    first = driver.list_domains()
+    assert sorted(reads) == sorted(r.instance_uuid for r in spawned)
+    reads.clear()
+    assert driver.list_domains() == first
+    assert reads == []
+    domain = raw_conn.lookupByName(spawned[0].instance_uuid)
+    domain.destroy()
+    domain.create()
+    driver.list_domains()
+    assert reads == [spawned[0].instance_uuid]
