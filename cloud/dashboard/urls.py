@@ -22,6 +22,7 @@ from . import (
     routers,
     security_groups,
     server_groups,
+    system_page,
     topology,
 )
 
@@ -120,6 +121,8 @@ urlpatterns = [
     path("manage/host-failures/<str:failure_id>/", host_failures.failure_detail,
          name="host-failure"),
     path("manage/placement-check/", placement_check.placement_check, name="placement-check"),
+    path("manage/system/", system_page.system_page, name="system"),
+    path("manage/system/data", system_page.system_data, name="system-data"),
     path("manage/services/", admin_pages.service_list, name="services"),
     path("manage/services/<str:service_id>/", admin_pages.service_edit, name="service"),
     path("manage/flavors/", admin_flavors.flavor_list, name="flavors"),
