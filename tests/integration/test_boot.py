@@ -105,6 +105,16 @@ def test_a_server_too_big_for_any_host_errors_with_a_readable_fault_and_no_claim
     server = api.wait_for(server_id, {"ERROR"})
     assert "No valid host was found" in server["fault"]["message"]
     assert "RamFilter removed 2 hosts (compute-a, compute-b)" in server["fault"]["details"]
+    reason = r"RAM: needs 65536 MiB, \d+ free after the [\d.]+× ratio"
+    assert re.search(rf"  compute-a: {reason}", server["fault"]["details"]), server["fault"]
+    # The admins' dry run says the same, before any boot.
+    check = api.post(f"{V}/os-kumo-placement-check", {"placement_check": {"flavorRef": "it-huge"}})
+    assert check.status_code == 200, check.text
+    answer = check.json()["placement_check"]
+    assert answer["fits"] is False
+    assert {h["host"]: h["filter"] for h in answer["hosts"]} == {
+        "compute-a": "RamFilter", "compute-b": "RamFilter"}
+    assert all(re.fullmatch(reason, h["reason"]) for h in answer["hosts"]), answer["hosts"]
     assert allocation_count(stack) == 0
     assert api.delete(f"{V}/servers/{server_id}").status_code == 204
     api.wait_gone(server_id)
