@@ -49,7 +49,7 @@
     ]);
     const now = box.querySelector('[data-now="boots"]');
     if (now && data.now) {
-      now.textContent = "Last minute: " + data.now.boots_per_minute.placed + " placed, " +
+      now.textContent = "Now: " + data.now.boots_per_minute.placed + " placed, " +
         data.now.boots_per_minute.no_valid_host + " failed per minute";
     }
     const apis = [...new Set(points.flatMap((p) => Object.keys(p.api)))].sort();
