@@ -47,10 +47,15 @@ def host_moves_changed(host: str) -> None:
     transaction.on_commit(lambda: _send(HOST_MOVES_CHANGED, host=host))
 
 
-def instance_changed(instance_uuid: object) -> None:
-    """Announce, once the current transaction commits, that the instance's row changed."""
+def instance_changed(instance_uuid: object, project_id: str | None = None) -> None:
+    """Announce, once the current transaction commits, that the instance's row changed. A caller
+    that knows the instance's project passes it, so that listeners need not read it again (then
+    receivers also get `project_id=str`)."""
     uuid = str(instance_uuid)
-    transaction.on_commit(lambda: _send(INSTANCE_CHANGED, instance_uuid=uuid))
+    payload = {"instance_uuid": uuid}
+    if project_id is not None:
+        payload["project_id"] = str(project_id)
+    transaction.on_commit(lambda: _send(INSTANCE_CHANGED, **payload))
 
 
 def _send(signal: Signal, **payload: str) -> None:

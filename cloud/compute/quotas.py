@@ -114,14 +114,21 @@ def _user_rows(project_id: str, user_id: str) -> dict[str, int]:
     return dict(rows.values_list("resource", "hard_limit"))
 
 
+_SERVER_TOTALS = frozenset({"instances", "cores", "ram"})
+
+
 def usage(
-    project_id: str | None, user_id: str | None = None, *, users_servers: bool = False
+    project_id: str | None, user_id: str | None = None, *, users_servers: bool = False,
+    only: Iterable[str] | None = None,
 ) -> dict[str, int]:
     """What the project uses now, from its live rows. Key pairs belong to users, so they are
     counted for `user_id` when given; with `users_servers`, so are servers, cores and RAM (what a
-    user's own limits count). Per-server and per-group resources report 0, as Nova does."""
+    user's own limits count). Per-server and per-group resources report 0, as Nova does. With
+    `only`, just those resources are counted (the others report 0): a boot asks nothing about key
+    pairs or server groups."""
+    wanted = set(RESOURCES if only is None else only)
     used = dict.fromkeys(RESOURCES, 0)
-    if project_id:
+    if project_id and wanted & _SERVER_TOTALS:
         servers = Instance.objects.filter(project_id=project_id, deleted=False)
         if users_servers and user_id:
             servers = servers.filter(user_id=user_id)
@@ -129,8 +136,9 @@ def usage(
             instances=Count("pk"), cores=Sum("vcpus"), ram=Sum("memory_mb")
         )
         used.update({k: v or 0 for k, v in totals.items()})
+    if project_id and "server_groups" in wanted:
         used["server_groups"] = ServerGroup.objects.filter(project_id=project_id).count()
-    if user_id:
+    if user_id and "key_pairs" in wanted:
         used["key_pairs"] = KeyPair.objects.filter(user_id=user_id).count()
     return used
 
@@ -183,7 +191,7 @@ def reserve(
         check_metadata_items(project_id, wanted.pop("metadata_items"), limits=limits)
     if not wanted:
         return
-    used = usage(project_id, user_id)
+    used = usage(project_id, user_id, only=wanted)
     if "server_group_members" in wanted:
         if group is None:
             raise ValueError("server_group_members are counted against a group: pass group=")
@@ -205,7 +213,7 @@ def _check_user_limits(project_id: str, user_id: str, wanted: dict[str, int]) ->
     limits = _user_rows(project_id, user_id)
     if not limits.keys() & wanted.keys():
         return
-    used = usage(project_id, user_id, users_servers=True)
+    used = usage(project_id, user_id, users_servers=True, only=wanted)
     over = [
         resource
         for resource, delta in wanted.items()

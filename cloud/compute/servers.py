@@ -233,7 +233,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
             if group is not None:
                 server_groups.add_member(group, instance)
             record_action(ctx, instance, "create")
-            events.instance_changed(instance.uuid)
+            events.instance_changed(instance.uuid, project_id=ctx.project_id)
             rpc.schedule_instance(str(instance.uuid), ctx.request_id)
             created.append(instance)
     return created

@@ -25,16 +25,19 @@ def group_for(project_id: str) -> str:
     return f"instances.{project_id}"
 
 
-def on_instance_changed(sender: object, instance_uuid: str, **_: object) -> None:
+def on_instance_changed(sender: object, instance_uuid: str, project_id: str | None = None,
+                        **_: object) -> None:
     """The receiver of events.INSTANCE_CHANGED, which is sent after the change commits."""
-    publish(instance_uuid)
+    publish(instance_uuid, project_id)
 
 
-def publish(instance_uuid: str) -> None:
+def publish(instance_uuid: str, project_id: str | None = None) -> None:
     try:
-        project_id = (
-            Instance.objects.filter(pk=instance_uuid).values_list("project_id", flat=True).first()
-        )
+        if project_id is None:  # the sender did not know it: read it
+            project_id = (
+                Instance.objects.filter(pk=instance_uuid).values_list("project_id", flat=True)
+                .first()
+            )
         layer = get_channel_layer()
         if project_id is None or layer is None:
             return
