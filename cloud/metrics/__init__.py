@@ -31,6 +31,7 @@ import logging
 from bisect import bisect_left
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 from . import store
 from .exposition import register_collector
@@ -62,6 +63,12 @@ def observe(family: Family, seconds: float, *labels: str) -> None:
 
 def field_name(family: Family, labels: tuple[str, ...], part: int | str | None = None) -> str:
     """The hash field of one labelled series (and, for a histogram, its bucket index or "sum")."""
+    return _encoded(family, tuple(labels), part)
+
+
+# Label sets are few (that is the rule for labels), so each is encoded once per process.
+@lru_cache(maxsize=8192)
+def _encoded(family: Family, labels: tuple[str, ...], part: int | str | None) -> str:
     if len(labels) != len(family.labels):
         raise ValueError(f"{family.name} takes labels {family.labels}, got {labels!r}")
     values: list[str | int] = [str(v)[:_MAX_LABEL_LENGTH] for v in labels]
