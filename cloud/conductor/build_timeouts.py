@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events, rpc
-from cloud.compute import action_records, states
+from cloud.compute import action_records, boot_metrics, states
 from cloud.compute.claims import release
 from cloud.compute.models import ComputeNode, Instance, InstanceFault
 from compute_agent import messages as msg
@@ -58,6 +58,7 @@ def check_build_timeouts() -> int:
                 details=BUILD_TIMED_OUT,
                 finish_action=True,
             )
+            boot_metrics.ended(boot_metrics.TIMED_OUT)
             timed_out += 1
             log.warning("instance %s timed out while building", uuid)
     return timed_out

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events, rpc
-from cloud.compute import action_records, server_interfaces, shelving, states
+from cloud.compute import action_records, boot_metrics, server_interfaces, shelving, states
 from cloud.compute.claims import release
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.servers import complete_delete
@@ -64,6 +64,8 @@ def _spawned(event: msg.InstanceEvent) -> None:
             # An offloaded server unshelved: it runs from its own disk now.
             if changes := shelving.drop_shelved_image(event.instance_uuid):
                 Instance.objects.filter(uuid=event.instance_uuid).update(**changes)
+            else:
+                boot_metrics.ended(boot_metrics.ACTIVE)
             server_interfaces.mark_ports(event.instance_uuid, server_interfaces.PORT_ACTIVE)
             log.info("instance %s is active on %s", event.instance_uuid, event.host)
             events.instance_changed(event.instance_uuid)
@@ -133,6 +135,8 @@ def _spawn_failed(event: msg.InstanceEvent) -> None:
             return
         log.warning("build of %s failed on %s, giving up: %s",
                     instance.uuid, event.host, event.message)
+        if instance.vm_state == states.BUILDING:
+            boot_metrics.ended(boot_metrics.SPAWN_FAILED)
         events.instance_changed(event.instance_uuid)
         Instance.objects.filter(**expected).update(
             vm_state=states.ERROR,

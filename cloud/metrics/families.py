@@ -83,6 +83,15 @@ HOSTS_REMOVED = Family(
     ("filter",),
 )
 
+BOOTS = Family(
+    "kumo_boots",
+    COUNTER,
+    "Builds of new servers that ended, by outcome: active (running on its host), no_valid_host, "
+    "spawn_failed (failed on every host it was tried on) or timed_out (KUMO_BUILD_TIMEOUT). "
+    "Unshelving is not a boot.",
+    ("outcome",),
+)
+
 CLAIMS = Family(
     "kumo_claims",
     COUNTER,
@@ -122,6 +131,7 @@ RECORDED = (
     SCHEDULER_DECISIONS,
     NO_VALID_HOST,
     HOSTS_REMOVED,
+    BOOTS,
     CLAIMS,
     CLAIM_CONFLICTS,
     TASK_SECONDS,

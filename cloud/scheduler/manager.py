@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events, rpc
-from cloud.compute import action_records, claims, states
+from cloud.compute import action_records, boot_metrics, claims, states
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.spawn import build_spawn_request
 
@@ -152,10 +152,12 @@ def _no_valid_host(instance_uuid: str, message: str, details: str) -> None:
         )
         # An offloaded server being unshelved stays shelved (its disk is safe in its image), as
         # in Nova; a new one fails.
-        failed = waiting.filter(vm_state=states.SHELVED_OFFLOADED).update(task_state=None)
-        failed = failed or waiting.update(vm_state=states.ERROR, task_state=None)
+        unshelving = waiting.filter(vm_state=states.SHELVED_OFFLOADED).update(task_state=None)
+        failed = unshelving or waiting.update(vm_state=states.ERROR, task_state=None)
         if failed != 1:
             return
+        if not unshelving:
+            boot_metrics.ended(boot_metrics.NO_VALID_HOST)
         InstanceFault.objects.create(
             instance_id=instance_uuid, code=500, message=message, details=details
         )
