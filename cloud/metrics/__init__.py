@@ -5,10 +5,11 @@ Recording (hot paths; families in `families.py`):
     metrics.inc(families.CLAIMS, "instance")
     metrics.observe(families.SCHEDULER_DECISIONS, 0.004, "placed")
 
-Each call is one pipelined Redis round trip, or none inside `metrics.batch()`, which gathers every
-increment of a unit of work (an HTTP request, a Celery task) and sends them in one round trip at
-its end. The API middleware and the Celery signals (`task_timing.py`) open a batch around each
-request and task, so domain code can count freely.
+Nothing waits for Redis: each call adds to this process's buffer, which a thread sends to Redis
+every KUMO_METRICS_FLUSH_INTERVAL seconds in one pipelined call (store.py). `metrics.batch()`
+gathers every increment of a unit of work (an HTTP request, a Celery task) and hands them over
+together at its end — one round trip if the interval is 0. The API middleware and the Celery
+signals (`task_timing.py`) open a batch around each request and task, so code can count freely.
 
 Scrape-time gauges (the state of things now, read when /metrics is asked):
 
