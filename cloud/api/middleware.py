@@ -30,7 +30,7 @@ class MetricsMiddleware:
     """Counts and times every request, labelled so the series stay few: the route pattern the URL
     matched (`compute/v2.1/servers/<str:server_id>`, never the path with its ids), "unmatched" for
     a URL no route took, and an unknown method as "other". Everything recorded while the request
-    runs (claims, say) goes to the store with it in one round trip."""
+    runs (claims, say) is handed to the store with it, together."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response

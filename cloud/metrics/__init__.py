@@ -81,7 +81,7 @@ def _encoded(family: Family, labels: tuple[str, ...], part: int | str | None) ->
 
 @contextmanager
 def batch() -> Iterator[None]:
-    """Gather the increments of the block and send them in one round trip when it ends. Nested
+    """Gather the increments of the block and hand them to the store together when it ends. Nested
     batches join the outermost one."""
     token = begin_batch()
     try:
