@@ -13,9 +13,9 @@ Every other answer is built from stored samples only. Samples are taken while so
 the page (no periodic task costs anything when nobody does); a slot nobody asked for is a gap,
 and a rate over a gap is spread over the real time between its two samples.
 
-"Boots" are the scheduler's decisions: `placed` (a host was claimed) and `no_valid_host`
-(the boot failed for want of a host). A build that then fails on its host is rescheduled and
-counts as another placement; one that fails for good is not told apart here.
+Boots per minute: `active` and `failed` are boots that ended (`kumo_boots_total`: running, or
+no valid host, failed on its last try, timed out), `placed` the scheduler's placements (a host
+claimed; a build rescheduled after failing on its host is placed again).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 from django.core.cache import cache
 from kombu.exceptions import OperationalError
 
+from cloud.compute import boot_metrics
 from cloud.compute import hosts as compute_hosts
 from cloud.compute.models import ComputeNode
 from cloud.metrics import exposition, queues
@@ -42,6 +43,8 @@ RECENT_SECONDS = 60  # "now" figures are rates over about the last minute
 _PREFIX = "dashboard:system"
 
 _DECISIONS = "kumo_scheduler_decisions_total"
+_BOOTS = "kumo_boots_total"
+_BOOT_OUTCOMES = ("active", "failed", "placed")
 _NO_VALID_HOST = "kumo_scheduler_no_valid_host_total"
 _API_BUCKETS = "kumo_api_request_duration_seconds_bucket"
 _BOUNDS = (*LATENCY_BUCKETS, float("inf"))
@@ -52,17 +55,20 @@ Sample = dict[str, Any]
 # --- samples: the cumulative counts at one moment ----------------------------------------------
 
 def read_sample(at: float) -> Sample:
-    """The counts now: boots by outcome, API requests per latency bucket by route family (the
+    """The counts now: boots by outcome (and placements), API requests per latency bucket by route family (the
     `api` label, summed over routes, methods and statuses), no-valid-host by filter, and the
     depth of every queue (None when the broker cannot be reached)."""
-    boots = {"placed": 0.0, "no_valid_host": 0.0}
+    boots = dict.fromkeys(_BOOT_OUTCOMES, 0.0)
     no_valid_host: dict[str, float] = {}
     api: dict[str, list[float]] = {}
     index = {_le(bound): i for i, bound in enumerate(_BOUNDS)}
     for family in exposition.recorded_families():
         for s in family.samples:
-            if s.name == _DECISIONS and s.labels.get("outcome") in boots:
-                boots[s.labels["outcome"]] += s.value
+            if s.name == _DECISIONS and s.labels.get("outcome") == "placed":
+                boots["placed"] += s.value
+            elif s.name == _BOOTS:
+                ended = s.labels.get("outcome")
+                boots["active" if ended == boot_metrics.ACTIVE else "failed"] += s.value
             elif s.name == _NO_VALID_HOST:
                 name = s.labels.get("filter", "")
                 no_valid_host[name] = no_valid_host.get(name, 0.0) + s.value
@@ -139,7 +145,7 @@ def _interval(old: Sample, new: Sample) -> dict[str, Any]:
     per_minute = 60.0 / seconds
     boots = {outcome: round(_delta(new["boots"].get(outcome, 0.0),
                                    old["boots"].get(outcome, 0.0)) * per_minute, 2)
-             for outcome in ("placed", "no_valid_host")}
+             for outcome in _BOOT_OUTCOMES}
     api = {}
     for family, counts in new["api"].items():
         before = old["api"].get(family, [0.0] * len(counts))

@@ -35,8 +35,12 @@ def seeded(settings):
     cache.clear()
 
 
-def boot(outcome: str = "placed") -> None:
-    metrics.observe(families.SCHEDULER_DECISIONS, 0.004, outcome)
+def boot(outcome: str = "active") -> None:
+    """A boot placed by the scheduler that ended with `outcome` (or was refused for want of a
+    host), counted as the scheduler and the conductor count it."""
+    placed = outcome != "no_valid_host"
+    metrics.observe(families.SCHEDULER_DECISIONS, 0.004, "placed" if placed else outcome)
+    metrics.inc(families.BOOTS, outcome)
 
 
 def request(api: str, seconds: float) -> None:
@@ -46,15 +50,15 @@ def request(api: str, seconds: float) -> None:
 def test_two_boots_raise_the_boots_per_minute():
     system.snapshot(T0)
     before = system.snapshot(T0 + 5)
-    assert before["now"]["boots_per_minute"]["placed"] == 0
+    assert before["now"]["boots_per_minute"]["active"] == 0
 
     boot()
     boot()
     after = system.snapshot(T0 + 10)
 
-    assert after["now"]["boots_per_minute"]["placed"] == 12.0  # 2 boots over the last 10 s
-    assert after["points"][-1]["boots_per_minute"]["placed"] == 24.0  # 2 in the last 5 s step
-    assert after["points"][-1]["boots_per_minute"]["no_valid_host"] == 0
+    assert after["now"]["boots_per_minute"]["active"] == 12.0  # 2 boots over the last 10 s
+    assert after["points"][-1]["boots_per_minute"] == {"active": 24.0, "placed": 24.0,
+                                                       "failed": 0}  # 2 in the last 5 s step
 
 
 def test_a_failed_boot_counts_as_failed_and_under_the_filter_that_removed_the_last_hosts():
@@ -64,9 +68,17 @@ def test_a_failed_boot_counts_as_failed_and_under_the_filter_that_removed_the_la
 
     answer = system.snapshot(T0 + 5)
 
-    assert answer["points"][-1]["boots_per_minute"] == {"placed": 0, "no_valid_host": 12.0}
+    assert answer["points"][-1]["boots_per_minute"] == {"active": 0, "placed": 0, "failed": 12.0}
     assert answer["no_valid_host"]["total"] == {"RamFilter": 1}
     assert answer["no_valid_host"]["recent"] == {"RamFilter": 1}
+
+
+def test_boots_that_failed_on_their_host_or_timed_out_count_as_failed():
+    system.snapshot(T0)
+    boot("spawn_failed")
+    boot("timed_out")
+    assert system.snapshot(T0 + 5)["points"][-1]["boots_per_minute"] == {
+        "active": 0, "placed": 24.0, "failed": 24.0}
 
 
 def test_api_latency_quantiles_come_from_the_buckets_of_each_route_family():
@@ -129,7 +141,7 @@ def test_a_broker_out_of_reach_leaves_out_only_the_queue_depths(settings):
     boot()
     answer = system.snapshot(T0 + 5)
     assert answer["queues"] is None
-    assert answer["points"][-1]["boots_per_minute"]["placed"] == 12.0
+    assert answer["points"][-1]["boots_per_minute"]["active"] == 12.0
 
 
 def test_host_use_per_host_and_in_total():
@@ -186,6 +198,6 @@ def test_the_data_feeding_the_charts(admin, monkeypatch):
     assert set(data["total"]) == {"vcpus", "memory_mb", "disk_gb"}
     [point] = data["points"]
     assert set(point) == {"at", "seconds", "boots_per_minute", "api", "queues"}
-    assert point["boots_per_minute"]["placed"] == 12.0
+    assert point["boots_per_minute"]["active"] == 12.0
     assert set(point["api"]["dashboard"]) == {"p50", "p95", "per_minute"}  # the first fetch
     assert data["no_valid_host"]["total"] == {"RamFilter": 1}

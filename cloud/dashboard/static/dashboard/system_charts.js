@@ -44,13 +44,15 @@
     const labels = points.map((p) => label(p.at));
     if (note) note.hidden = points.length > 0;
     draw(charts.boots, labels, [
-      line("placed", points.map((p) => p.boots_per_minute.placed), 0),
-      line("failed (no valid host)", points.map((p) => p.boots_per_minute.no_valid_host), 4),
+      line("active", points.map((p) => p.boots_per_minute.active), 2),
+      line("failed", points.map((p) => p.boots_per_minute.failed), 4),
+      line("placed on a host", points.map((p) => p.boots_per_minute.placed), 0, true),
     ]);
     const now = box.querySelector('[data-now="boots"]');
     if (now && data.now) {
-      now.textContent = "Now: " + data.now.boots_per_minute.placed + " placed, " +
-        data.now.boots_per_minute.no_valid_host + " failed per minute";
+      const b = data.now.boots_per_minute;
+      now.textContent = "Now: " + b.active + " active, " + b.failed + " failed, " + b.placed +
+        " placed per minute";
     }
     const apis = [...new Set(points.flatMap((p) => Object.keys(p.api)))].sort();
     draw(charts.latency, labels, apis.flatMap((api, i) => [
