@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -98,11 +99,16 @@ class OpenStackView(APIView):
             raise errors.Forbidden(f"Policy doesn't allow {action} to be performed.")
 
     def base_url(self) -> str:
-        from django.conf import settings
-
-        if settings.KUMO_PUBLIC_URL:
-            return settings.KUMO_PUBLIC_URL.rstrip("/")
-        return f"{self.request.scheme}://{self.request.get_host()}"
+        # Every link of every server of a list starts with it: worked out once per request
+        # (get_host() checks ALLOWED_HOSTS each time it is called).
+        cached = getattr(self, "_base_url", None)
+        if cached is None:
+            if settings.KUMO_PUBLIC_URL:
+                cached = settings.KUMO_PUBLIC_URL.rstrip("/")
+            else:
+                cached = f"{self.request.scheme}://{self.request.get_host()}"
+            self._base_url = cached
+        return cached
 
 
 class PublicView(OpenStackView):

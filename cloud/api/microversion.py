@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 
 from django.http import HttpRequest
 
@@ -37,7 +37,14 @@ class APIVersion:
         return f"{self.major}.{self.minor}"
 
     def at_least(self, text: str) -> bool:
-        return self >= APIVersion.parse(text)
+        # Asked a dozen times per server of a list: compare tuples, each literal parsed once.
+        return (self.major, self.minor) >= _parsed(text)
+
+
+@lru_cache(maxsize=512)
+def _parsed(text: str) -> tuple[int, int]:
+    version = APIVersion.parse(text)
+    return version.major, version.minor
 
 
 MIN_VERSION = APIVersion(2, 1)

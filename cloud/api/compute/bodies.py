@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC
 
 from cloud.compute import availability_zones, hosts, server_groups, server_tags, states
@@ -96,11 +97,7 @@ class ServerContext:
                  version: APIVersion | None = None):
         instances = list(instances)
         uuids = [str(i.uuid) for i in instances]
-        self.ports: dict[str, list[Port]] = {}
-        if uuids:
-            for port in Port.objects.filter(device_id__in=uuids).select_related(
-                    "network").prefetch_related("floating_ips"):
-                self.ports.setdefault(port.device_id, []).append(port)
+        self.ports = ports_of_servers(uuids)
         self.faults: dict[str, InstanceFault] = {}
         errored = [i.pk for i in instances if i.vm_state in (states.ERROR, states.DELETED)]
         if errored:
@@ -141,7 +138,39 @@ def _standard_properties(properties: dict) -> dict[str, str | None]:
     }
 
 
-def addresses(ports: list[Port], extended: bool) -> dict:
+@dataclass
+class PortAddresses:
+    """What a server's addresses show of one of its ports."""
+
+    network: str
+    mac_address: str
+    fixed_ips: list[dict]
+    # (floating address, the fixed address it maps to), in the order they were made
+    floating: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+def ports_of_servers(uuids: list[str]) -> dict[str, list[PortAddresses]]:
+    """server uuid → its ports' addresses, for a page of servers in one query (the ports joined
+    with their networks and floating IPs: columns, not model objects)."""
+    found: dict[str, list[PortAddresses]] = {}
+    if not uuids:
+        return found
+    rows = Port.objects.filter(device_id__in=uuids).order_by(
+        "created_at", "id", "floating_ips__created_at", "floating_ips__id").values_list(
+        "id", "device_id", "network__name", "mac_address", "fixed_ips",
+        "floating_ips__floating_ip_address", "floating_ips__fixed_ip_address")
+    last_id = None
+    for port_id, device_id, network, mac, fixed_ips, floating, mapped in rows:
+        if port_id != last_id:
+            last_id = port_id
+            port = PortAddresses(network, mac, fixed_ips or [])
+            found.setdefault(device_id, []).append(port)
+        if floating is not None:
+            port.floating.append((floating, mapped))
+    return found
+
+
+def addresses(ports: list[PortAddresses], extended: bool) -> dict:
     result: dict[str, list] = {}
     for port in ports:
         for fixed in port.fixed_ips:
@@ -149,16 +178,16 @@ def addresses(ports: list[Port], extended: bool) -> dict:
             if extended:
                 entry["OS-EXT-IPS:type"] = "fixed"
                 entry["OS-EXT-IPS-MAC:mac_addr"] = port.mac_address
-            result.setdefault(port.network.name, []).append(entry)
+            result.setdefault(port.network, []).append(entry)
             # As Nova shows them: a floating IP follows the fixed address it maps to.
-            for floating in port.floating_ips.all():
-                if floating.fixed_ip_address != fixed["ip_address"]:
+            for floating, mapped in port.floating:
+                if mapped != fixed["ip_address"]:
                     continue
-                entry = {"version": 4, "addr": floating.floating_ip_address}
+                entry = {"version": 4, "addr": floating}
                 if extended:
                     entry["OS-EXT-IPS:type"] = "floating"
                     entry["OS-EXT-IPS-MAC:mac_addr"] = port.mac_address
-                result[port.network.name].append(entry)
+                result[port.network].append(entry)
     return result
 
 
