@@ -5,6 +5,7 @@
 #   scripts/setup.sh           runtime requirements (requirements.txt)
 #   scripts/setup.sh --test    runtime + test requirements (requirements-test.txt)
 #   scripts/setup.sh --force   reinstall Python requirements even if their hash is unchanged
+#   scripts/setup.sh --rally   also Rally in .venv-rally (requirements-rally.txt), for bench/rally_bench.py
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -12,11 +13,13 @@ cd "$KUMO_ROOT"
 
 requirements=requirements.txt
 force=0
+rally=0
 for arg in "$@"; do
     case "$arg" in
         --test) requirements=requirements-test.txt ;;
         --force) force=1 ;;
-        *) die "unknown argument: $arg (expected --test or --force)" ;;
+        --rally) rally=1 ;;
+        *) die "unknown argument: $arg (expected --test, --rally or --force)" ;;
     esac
 done
 
@@ -141,6 +144,25 @@ if [ "$requirements" = requirements-test.txt ]; then
         PIP_DISABLE_PIP_VERSION_CHECK=1 .venv-ansible/bin/python -m pip install -q \
             -r requirements-ansible.txt
         printf '%s\n' "$ansible_wanted" >"$ansible_stamp"
+    fi
+fi
+
+# Rally (bench/rally_bench.py, tests/compat/test_rally.py) only when asked for: rally-openstack
+# pulls about 130 packages (80 s with a warm pip cache, 160 s cold on the 2-CPU development
+# machine), more than every `make test` should pay; requirements-rally.txt says why it is apart.
+if [ "$rally" -eq 1 ]; then
+    if [ -e .venv-rally ] && ! .venv-rally/bin/python -c 'pass' >/dev/null 2>&1; then
+        rm -rf .venv-rally
+    fi
+    rally_stamp=.venv-rally/.kumo-installed.sha256
+    rally_wanted=$({ .venv/bin/python -c 'import sys; print(sys.version)'
+                     cat requirements-rally.txt; } | sha256sum | cut -d' ' -f1)
+    if [ "$force" -eq 1 ] || [ "$(cat "$rally_stamp" 2>/dev/null)" != "$rally_wanted" ]; then
+        log "installing Rally and rally-openstack into .venv-rally (requirements-rally.txt)"
+        [ -x .venv-rally/bin/python ] || .venv/bin/python -m venv .venv-rally
+        PIP_DISABLE_PIP_VERSION_CHECK=1 .venv-rally/bin/python -m pip install -q \
+            -r requirements-rally.txt
+        printf '%s\n' "$rally_wanted" >"$rally_stamp"
     fi
 fi
 
