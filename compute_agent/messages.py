@@ -222,6 +222,12 @@ REBOOT_HARD = "HARD"
 DEFAULT_STOP_TIMEOUT = 60
 
 
+def _check_version(name: str, data: dict[str, Any]) -> None:
+    version = str(data.get("contract_version", CONTRACT_VERSION))
+    if version.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
+        raise ValueError(f"{name}: contract {version} is not {CONTRACT_VERSION}")
+
+
 @dataclass
 class Message:
     def to_dict(self) -> dict[str, Any]:
@@ -231,9 +237,7 @@ class Message:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        version = str(data.get("contract_version", CONTRACT_VERSION))
-        if version.split(".")[0] != CONTRACT_VERSION.split(".")[0]:
-            raise ValueError(f"{cls.__name__}: contract {version} is not {CONTRACT_VERSION}")
+        _check_version(cls.__name__, data)
         kwargs = {}
         for f in dataclasses.fields(cls):
             if f.name not in data:
@@ -576,6 +580,56 @@ class GuestStatsReport(Message):
     collected_at: float
     interval: float
     guests: list[GuestStats] = field(default_factory=list)
+
+    # Hundreds of guests every few seconds: built and parsed field by field, without
+    # dataclasses.asdict's deep copies and the generic walk (about 10× and 3× faster for 250
+    # guests; bench/guest_stats_bench.py). Same dicts as Message's own.
+    def to_dict(self) -> dict[str, Any]:
+        data = _flat(self)
+        data["guests"] = [
+            {**_flat(g), "vcpu_times_ns": list(g.vcpu_times_ns),
+             "disks": [_flat(d) for d in g.disks], "nics": [_flat(n) for n in g.nics]}
+            for g in self.guests
+        ]
+        data["contract_version"] = CONTRACT_VERSION
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        _check_version(cls.__name__, data)
+        guests = []
+        for g in data.get("guests") or []:
+            stats = GuestStats(**_known(GuestStats, g))
+            stats.disks = [DiskStats(**_known(DiskStats, d)) for d in g.get("disks") or []]
+            stats.nics = [NicStats(**_known(NicStats, n)) for n in g.get("nics") or []]
+            guests.append(stats)
+        report = cls(**_known(cls, data))
+        report.guests = guests
+        return report
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _flat(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level deep (its lists and nested objects as they are)."""
+    return {name: getattr(obj, name) for name in _names(type(obj))}
+
+
+_NESTED_FIELDS = frozenset({"guests", "disks", "nics"})
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `data` that are fields of `cls` (unknown ones are a newer sender's),
+    nested lists left for the caller."""
+    return {k: data[k] for k in _names(cls) if k in data and k not in _NESTED_FIELDS}
 
 
 @dataclass

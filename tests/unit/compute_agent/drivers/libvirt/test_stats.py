@@ -125,3 +125,17 @@ def test_running_guests_on_the_test_driver_report_counters_that_grow(
                                                                       msg.POWER_RUNNING)
     assert after.cpu_time_ns > before.cpu_time_ns > 0
     assert uuid.UUID(after.uuid)
+
+
+def test_the_report_s_fast_encoding_is_the_generic_one() -> None:
+    import dataclasses
+
+    guests = [from_bulk_record("u", QEMU_RECORD, {"tap1a2b3c4d-5e": "fa:16:3e:00:00:01"}),
+              from_domain_calls("v", [1, 1, 1, 1, 1], {}, [])]
+    report = msg.GuestStatsReport(host="h", collected_at=1.5, interval=10.0, guests=guests)
+    generic = {**dataclasses.asdict(report), "contract_version": msg.CONTRACT_VERSION}
+    assert report.to_dict() == generic
+    newer = {**generic, "future": 1}
+    newer["guests"] = [{**g, "future": 2} for g in generic["guests"]]
+    newer["guests"][0]["disks"] = [{**generic["guests"][0]["disks"][0], "future": 3}]
+    assert msg.GuestStatsReport.from_dict(newer) == report  # what it does not know, it ignores
