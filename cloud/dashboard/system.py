@@ -25,6 +25,7 @@ import time
 from itertools import pairwise
 from typing import Any
 
+import redis
 from django.core.cache import cache
 from kombu.exceptions import OperationalError
 
@@ -106,11 +107,17 @@ def history(now: float | None = None) -> list[Sample]:
     """The kept samples, oldest first, after taking this slot's if no worker has yet."""
     now = _now() if now is None else now
     slot = int(now // STEP_SECONDS)
-    # SET NX across every worker: only the first asker of a slot samples it.
-    if cache.add(f"{_PREFIX}:claim:{slot}", 1, timeout=STEP_SECONDS * 3):
-        cache.set(_key(slot), read_sample(now), timeout=KEEP_SECONDS)
-    first = slot - KEEP_SECONDS // STEP_SECONDS
-    found = cache.get_many([_key(s) for s in range(first, slot + 1)])
+    try:
+        # SET NX across every worker: only the first asker of a slot samples it.
+        if cache.add(f"{_PREFIX}:claim:{slot}", 1, timeout=STEP_SECONDS * 3):
+            cache.set(_key(slot), read_sample(now), timeout=KEEP_SECONDS)
+        first = slot - KEEP_SECONDS // STEP_SECONDS
+        found = cache.get_many([_key(s) for s in range(first, slot + 1)])
+    except redis.RedisError as error:
+        # The counts or the cache are out of reach: no figures this time (the slot stays a gap
+        # rather than a sample of zeros, which would read as a reset), host use still shows.
+        log.warning("system page: samples not read (%s)", type(error).__name__)
+        return []
     return sorted(found.values(), key=lambda sample: sample["at"])
 
 

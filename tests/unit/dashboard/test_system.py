@@ -4,6 +4,7 @@ and host use, read from the recorded metrics (a process-local store here) and th
 from __future__ import annotations
 
 import pytest
+import redis
 from django.core.cache import cache
 
 from cloud import metrics
@@ -142,6 +143,25 @@ def test_a_broker_out_of_reach_leaves_out_only_the_queue_depths(settings):
     answer = system.snapshot(T0 + 5)
     assert answer["queues"] is None
     assert answer["points"][-1]["boots_per_minute"]["active"] == 12.0
+
+
+def test_a_metrics_store_out_of_reach_leaves_a_gap_and_still_shows_host_use(monkeypatch):
+    make_node("compute-1")
+    system.snapshot(T0)
+
+    def unreachable():
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(system.exposition, "recorded_families", unreachable)
+    answer = system.snapshot(T0 + 5)
+    assert answer["points"] == [] and answer["now"] is None
+    assert [h["host"] for h in answer["hosts"]] == ["compute-1"]
+
+    monkeypatch.undo()
+    boot()
+    later = system.snapshot(T0 + 10)
+    assert [p["seconds"] for p in later["points"]] == [10.0]  # across the gap
+    assert later["points"][0]["boots_per_minute"]["active"] == 6.0
 
 
 def test_host_use_per_host_and_in_total():
