@@ -185,18 +185,49 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+def _carriers(ports: list[Port]) -> dict[uuid.UUID, tuple[str, str]]:
+    """_carrier of each port, the guests' ports (the many: every member of a security group a
+    boot joins) read in one query rather than one each."""
+    found: dict[uuid.UUID, tuple[str, str]] = {}
+    guests: dict[uuid.UUID, Port] = {}
+    for port in ports:
+        device = _uuid(port.device_id)
+        if port.device_owner in (ROUTER_INTERFACE_OWNER, ROUTER_GATEWAY_OWNER, DHCP_OWNER):
+            found[port.pk] = _carrier(port)
+        elif device is None:
+            found[port.pk] = ("", "")
+        else:
+            guests[port.pk] = port
+    devices = {_uuid(p.device_id) for p in guests.values()}
+    live = {instance: (host or "", hostname or "") for instance, host, hostname in
+            Instance.objects.filter(uuid__in=devices, deleted=False).values_list(
+                "uuid", "host", "hostname")} if devices else {}
+    for port_id, port in guests.items():
+        found[port_id] = live.get(_uuid(port.device_id), ("", ""))
+    return found
+
+
 def notify_ports(port_ids: Iterable[str]) -> None:
     """Tell each host carrying one of these ports its current state (rules, addresses)."""
     by_host: dict[str, list[msg.NetworkInfo]] = defaultdict(list)
     ids = sorted({p for p in map(_uuid, port_ids) if p})
+    if not ids:
+        return
     # A new revision, taken with the rows' locks (in id order, so two changes cannot deadlock):
-    # the state read below is at least as new as that of any lower revision.
-    for port_id in ids:
-        Port.objects.filter(pk=port_id).update(revision=F("revision") + 1)
-    ports = Port.objects.filter(pk__in=ids)
-    for port in ports.select_related("network"):
-        host, hostname = _carrier(port)
-        if host and has_dataplane(host):
+    # the state read below is at least as new as that of any lower revision. One locking read
+    # and one UPDATE, however many ports (a boot into a security group touches all its members).
+    with transaction.atomic():
+        list(Port.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+             .values_list("pk", flat=True))
+        Port.objects.filter(pk__in=ids).update(revision=F("revision") + 1)
+    ports = list(Port.objects.filter(pk__in=ids).select_related("network"))
+    carriers = _carriers(ports)
+    hosts = {host for host, _ in carriers.values() if host}
+    planes = set(ComputeNode.objects.filter(host__in=hosts, network_driver=LINUXBRIDGE)
+                 .values_list("host", flat=True)) if hosts else set()
+    for port in ports:
+        host, hostname = carriers[port.pk]
+        if host in planes:
             by_host[host].append(port_info(port, host, hostname=hostname))
     for host, infos in by_host.items():
         rpc.to_host(host, msg.TASK_REFRESH_PORTS,
