@@ -122,3 +122,21 @@ def test_the_instance_event_task_refuses_another_hosts_event_too(fake_broker, ca
     _run(tasks.instance_event, event, _signed(a, event, msg.TASK_INSTANCE_EVENT), None)
     assert ("refused conductor.instance_event for host 'compute-b': sent with the credential of "
             "host 'compute-a'") in caplog.text
+
+
+@pytest.mark.usefixtures("guest_stats_redis")
+def test_guest_statistics_are_kept_only_from_their_own_host(fake_broker, member):
+    import time
+
+    from cloud.compute import guest_stats
+    from tests.factories import make_server
+
+    a, b = _joined("compute-a"), _joined("compute-b")
+    server = make_server(member, host="compute-b")
+    data = msg.GuestStatsReport(host="compute-b", collected_at=time.time(), interval=10.0,
+                                guests=[msg.GuestStats(uuid=str(server.uuid),
+                                                       power_state="running")]).to_dict()
+    _run(tasks.guest_stats, data, _signed(a, data, msg.TASK_GUEST_STATS), None)
+    assert guest_stats.history(str(server.uuid)) == []  # compute-a speaking for compute-b
+    _run(tasks.guest_stats, data, _signed(b, data, msg.TASK_GUEST_STATS), None)
+    assert [s.host for s in guest_stats.history(str(server.uuid))] == ["compute-b"]
