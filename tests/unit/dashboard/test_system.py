@@ -152,7 +152,7 @@ def test_a_metrics_store_out_of_reach_leaves_a_gap_and_still_shows_host_use(monk
     def unreachable():
         raise redis.ConnectionError("refused")
 
-    monkeypatch.setattr(system.exposition, "recorded_families", unreachable)
+    monkeypatch.setattr(system.store, "current", unreachable)
     answer = system.snapshot(T0 + 5)
     assert answer["points"] == [] and answer["now"] is None
     assert [h["host"] for h in answer["hosts"]] == ["compute-1"]
