@@ -247,11 +247,13 @@ def host_use() -> dict[str, Any]:
 
 # --- the whole answer --------------------------------------------------------------------------
 
-def snapshot(now: float | None = None) -> dict[str, Any]:
-    """Everything the page shows, as JSON-ready data (the shape is in docs/observability.md)."""
+def snapshot(now: float | None = None, since: float | None = None) -> dict[str, Any]:
+    """Everything the page shows, as JSON-ready data (the shape is in docs/observability.md);
+    with `since`, only the points after it (a page that has the rest asks for what is new)."""
     now = _now() if now is None else now
     samples = history(now)
-    points = [_interval(old, new) for old, new in pairwise(samples)]
+    points = [_interval(old, new) for old, new in pairwise(samples)
+              if since is None or new["at"] > since]
     latest = samples[-1] if samples else None
     return {
         "at": latest["at"] if latest else now,

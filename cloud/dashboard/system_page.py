@@ -5,6 +5,8 @@ committed), so asking on the sampling step is the live update, as the topology p
 
 from __future__ import annotations
 
+import math
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -27,6 +29,16 @@ def system_page(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
 @require_GET
 @dashboard_view(RULE)
 def system_data(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
-    response = JsonResponse(system.snapshot())
+    """?since=<the newest point's "at"> answers with the newer points only."""
+    since = None
+    if "since" in request.GET:
+        try:
+            since = float(request.GET["since"])
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since):
+            message = "since must be a number of seconds since the epoch."
+            return JsonResponse({"badRequest": {"code": 400, "message": message}}, status=400)
+    response = JsonResponse(system.snapshot(since=since))
     response["Cache-Control"] = "no-store"
     return response

@@ -190,6 +190,25 @@ def test_the_page_is_for_admins(admin, member):
     assert 'href="/manage/system/"' not in signed_in(member).get("/").content.decode()
 
 
+def test_the_data_since_a_point_holds_only_the_newer_points(admin, monkeypatch):
+    browser = signed_in(admin)
+    for step in range(3):
+        monkeypatch.setattr(system, "_now", lambda step=step: T0 + 5 * step)
+        browser.get(URL + "data")
+    assert [p["at"] for p in browser.get(URL + "data").json()["points"]] == [T0 + 5, T0 + 10]
+    newer = browser.get(URL + "data", {"since": str(T0 + 5)}).json()
+    assert [p["at"] for p in newer["points"]] == [T0 + 10]
+    assert newer["hosts"] == [] and newer["total"]["vcpus"]["used"] == 0
+
+
+@pytest.mark.parametrize("since", ["soon", "nan", "inf", ""])
+def test_a_since_that_is_no_time_is_a_clear_400(admin, since):
+    answer = signed_in(admin).get(URL + "data", {"since": since})
+    assert answer.status_code == 400
+    assert answer.json() == {"badRequest": {
+        "code": 400, "message": "since must be a number of seconds since the epoch."}}
+
+
 @pytest.mark.parametrize("persona", ["member", "reader"])
 def test_the_data_is_refused_to_non_admins(persona, request):
     assert signed_in(request.getfixturevalue(persona)).get(URL + "data").status_code == 403

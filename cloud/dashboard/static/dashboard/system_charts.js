@@ -39,8 +39,11 @@
   }
   const pct = (f) => (f.capacity ? Math.round((1000 * f.used) / f.capacity) / 10 : 0);
   const cell = (f) => f.used + " / " + f.capacity + " (" + f.total + ")";
+  let points = []; // kept here: each fetch asks only for the points after the newest one
   function render(data) {
-    const points = data.points;
+    const newest = points.length ? points[points.length - 1].at : -Infinity;
+    points = points.concat(data.points.filter((p) => p.at > newest))
+      .filter((p) => p.at > data.at - data.keep_seconds);
     const labels = points.map((p) => label(p.at));
     if (note) note.hidden = points.length > 0;
     draw(charts.boots, labels, [
@@ -90,7 +93,8 @@
   }
   async function poll() {
     try {
-      const response = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+      const since = points.length ? "?since=" + points[points.length - 1].at : "";
+      const response = await fetch(url + since, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       if (response.status >= 400 && response.status < 500) {
         if (note) { note.hidden = false; note.textContent = "Not allowed any more (" + response.status + ")."; }
         return; // signed out or no longer an admin: stop asking
