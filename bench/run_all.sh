@@ -16,3 +16,4 @@ else
     echo "net_bench skipped: needs root and var/guest/kumo-tiny.qcow2 (make image)"
 fi
 python -m bench.report
+python -m bench.rally_bench  # rally-openstack scenarios, unchanged; HTML report: artifacts/bench/rally/
