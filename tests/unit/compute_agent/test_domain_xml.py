@@ -213,7 +213,8 @@ def test_disks_come_first_among_devices_and_describe_their_file() -> None:
     ]
     xml = build_domain_xml(request(), domain_type="qemu", disks=disks)
     devices = ET.fromstring(xml).find("devices")
-    assert [child.tag for child in devices] == ["disk", "disk", "serial", "console", "graphics"]
+    assert [child.tag for child in devices] == ["disk", "disk", "serial", "console", "graphics",
+                                                 "memballoon"]
     root_disk, cdrom = devices.findall("disk")
     assert root_disk.get("device") == "disk"
     assert root_disk.find("source").get("file") == "/var/lib/kumo/instances/x/disk"
@@ -312,3 +313,14 @@ def test_nics_are_set_to_a_list_keeping_the_ones_that_stay_as_they_were() -> Non
     assert first.find("address").get("slot") == "0x03"
     assert interface_macs(with_interfaces(changed, [])) == []
     assert interface_xml("fa:16:3e:00:00:09").startswith('<interface type="user">')
+
+
+def test_real_guests_report_their_own_memory_use_through_the_balloon() -> None:
+    spawn = msg.SpawnRequest(request_id="r", instance_uuid="6f0c1f8e-2a39-4d8e-9b43-0a3e6c1d2b7f",
+                               name="vm", hostname="vm", vcpus=1, memory_mb=128, root_gb=1)
+    qemu = ET.fromstring(build_domain_xml(spawn, domain_type="qemu"))
+    balloon = qemu.find("./devices/memballoon")
+    assert balloon is not None and balloon.get("model") == "virtio"
+    assert balloon.find("stats") is not None and balloon.find("stats").get("period") == "10"
+    test = ET.fromstring(build_domain_xml(spawn, domain_type="test"))
+    assert test.find("./devices/memballoon") is None
