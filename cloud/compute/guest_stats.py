@@ -96,9 +96,12 @@ class Sample:
 
     @property
     def memory_used_kib(self) -> int:
-        """What the guest uses: its own count where its balloon driver reports one, else the host
-        memory its qemu holds, else all it was given."""
+        """What the guest uses: its own count where its balloon driver reports one (what it could
+        not give back without swapping, else what is not free at all), else the host memory its
+        qemu holds, else all it was given."""
         s = self.stats
+        if s.memory_usable_kib is not None:
+            return max(0, s.memory_kib - s.memory_usable_kib)
         if s.memory_unused_kib is not None:
             return max(0, s.memory_kib - s.memory_unused_kib)
         if s.memory_rss_kib is not None:

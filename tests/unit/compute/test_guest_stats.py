@@ -80,6 +80,10 @@ def test_no_rate_across_a_restart_or_a_move():
 def test_memory_used_is_the_guest_s_own_count_when_it_gives_one():
     assert Sample(0, "h", 10, counters("u", 1, memory_unused_kib=100000)).memory_used_kib \
         == 131072 - 100000
+    # Page cache it could give back counts as free (libvirt's "usable"), as `free` shows it.
+    assert Sample(0, "h", 10, counters("u", 1, memory_unused_kib=50000,
+                                       memory_usable_kib=100000)).memory_used_kib \
+        == 131072 - 100000
     assert Sample(0, "h", 10, counters("u", 1)).memory_used_kib == 65536
     assert Sample(0, "h", 10, counters("u", 1, memory_rss_kib=None)).memory_used_kib == 131072
 
