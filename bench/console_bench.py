@@ -1,12 +1,15 @@
-"""Console relay figures: 256 MiB from a TCP source and small echoes through (a) Kumo's Channels
-proxy in the web process, (b) the standalone websockify proxy, (c) nothing — in one run.
+"""Console relay figures: 256 MiB from a TCP source and small echoes through (a) Kumo's relay in the
+web process (consoles/consumer.py under cloud/asgi.py), (b) the standalone websockify proxy
+(consoles/proxy.py), (c) nothing — in one run.
 
-    .venv/bin/python -m bench.console_bench [--mib 256] [--echoes 2000]
+    .venv/bin/python -m bench.console_bench [--mib 256] [--echoes 2000] [--rounds 3]
 
 The "guests" are two TCP servers on loopback: one streams the bytes and closes, one echoes. Each
 proxy reaches them through real console tokens in a fresh PostgreSQL database, exactly as a
-browser's noVNC would (websocket, binary frames, Origin of the proxy's own page). Prints MB/s and
-echo round-trip p50 for each path, and the ratios between them.
+browser's noVNC would (websocket, binary frames, Origin of the proxy's own page). Each round
+streams the same payload through every path, the relays in turn (which goes first alternates), so
+that both see the same machine; the figures are medians over the rounds, and the relay ratio is
+also given for each round with the load average. Echo round trips are timed the same way.
 """
 
 from __future__ import annotations
@@ -139,10 +142,40 @@ def _wait_listening(port: int, proc: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
+def _group_cpu_seconds(pgid: int) -> float:
+    """CPU time used so far by every process of a process group (a server and its workers)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields[2] is the process group (field 5 of stat)
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_settled(proc: subprocess.Popen) -> None:
+    """Wait until a server has finished starting: its processes use no CPU for half a second.
+    gunicorn listens before its workers have imported the application, so a listening port is not
+    enough — the first round would time a worker's start-up against a websockify already up."""
+    deadline = time.monotonic() + 60
+    before = _group_cpu_seconds(proc.pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _group_cpu_seconds(proc.pid)
+        if now - before < 0.05:
+            return
+        before = now
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--echoes", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
 
@@ -178,25 +211,42 @@ def main() -> None:
             stderr=subprocess.DEVNULL))
         _wait_listening(web_port, procs[0])
         _wait_listening(proxy_port, procs[1])
+        for proc in procs:
+            _wait_settled(proc)
 
-        results = {}
-        seconds = _direct_stream(stream_guest.port, size)
-        results["direct TCP"] = (size / seconds / 1e6, statistics.median(
-            _direct_echo(echo_guest.port, args.echoes)) * 1e6)
-        for name, port in (("Channels (web)", web_port), ("websockify", proxy_port)):
-            address = f"127.0.0.1:{port}"
-            seconds = _ws_stream(address, mint("stream"), size)
-            echo = statistics.median(_ws_echo(address, mint("echo"), args.echoes))
-            results[name] = (size / seconds / 1e6, echo * 1e6)
+        relays = (("web relay", web_port), ("websockify", proxy_port))
+        rates: dict[str, list[float]] = {"direct TCP": []}
+        echoes: dict[str, list[float]] = {"direct TCP": []}
+        for name, _ in relays:
+            rates[name], echoes[name] = [], []
+        load = [os.getloadavg()[0]]
+        per_round = max(1, args.echoes // args.rounds)
+        for round_no in range(args.rounds):
+            rates["direct TCP"].append(size / _direct_stream(stream_guest.port, size) / 1e6)
+            echoes["direct TCP"].extend(_direct_echo(echo_guest.port, per_round))
+            for name, port in relays if round_no % 2 == 0 else relays[::-1]:
+                address = f"127.0.0.1:{port}"
+                rates[name].append(size / _ws_stream(address, mint("stream"), size) / 1e6)
+                echoes[name].extend(_ws_echo(address, mint("echo"), per_round))
+            load.append(os.getloadavg()[0])
 
-        base_rate, base_echo = results["direct TCP"]
-        print(f"{args.mib} MiB from a TCP source, {args.echoes} echoes of 64 bytes (loopback)")
-        for name, (rate, echo) in results.items():
-            print(f"  {name:15s} {rate:8.1f} MB/s  {rate / base_rate:5.2f}x direct   "
-                  f"echo p50 {echo:7.1f} us  {echo / base_echo:6.1f}x direct")
-        channels, websockify = results["Channels (web)"], results["websockify"]
-        print(f"  Channels / websockify: {channels[0] / websockify[0]:.2f}x throughput, "
-              f"{channels[1] / websockify[1]:.2f}x echo latency")
+        def rate(name: str) -> float:
+            return statistics.median(rates[name])
+
+        def echo(name: str) -> float:
+            return statistics.median(echoes[name]) * 1e6
+
+        print(f"{args.mib} MiB from a TCP source, {per_round * args.rounds} echoes of 64 bytes "
+              f"(loopback), {args.rounds} rounds; medians")
+        for name in rates:
+            print(f"  {name:12s} {rate(name):8.1f} MB/s  {rate(name) / rate('direct TCP'):5.2f}x direct"
+                  f"   echo p50 {echo(name):7.1f} us  {echo(name) / echo('direct TCP'):6.1f}x direct")
+        ratios = [w / s for w, s in zip(rates["web relay"], rates["websockify"])]
+        print(f"  web relay / websockify: {rate('web relay') / rate('websockify'):.2f}x throughput "
+              f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}), "
+              f"{echo('web relay') / echo('websockify'):.2f}x echo latency")
+        print(f"  load average (1 min) before and after each round: "
+              f"{', '.join(f'{x:.1f}' for x in load)}")
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -6,9 +6,17 @@ only then is a connection opened (TCP to the host's VNC port, or the unix socket
 machine reported) — so a refused handshake never sends a byte to any VNC server. The client cannot
 name a target: host and port, or the socket's path, come from the token's row.
 
-Once open, frames go both ways with backpressure (the pump awaits each websocket send, and each
-write to the guest is drained before the next frame is taken from the client), and the session
-re-checks itself every KUMO_CONSOLE_RECHECK_INTERVAL seconds: a deleted or moved instance ends it.
+Once open, bytes go both ways with backpressure, and the session re-checks itself every
+KUMO_CONSOLE_RECHECK_INTERVAL seconds: a deleted or moved instance ends it (code 4410).
+
+This is a plain ASGI application rather than a Channels consumer, for speed (bench/console_bench.py):
+a consumer hops to a thread for every message it receives (Channels closes stale database
+connections before each handler) and starts a task per message, which made every keystroke's
+round trip about 2.5× websockify's. Here each direction is one coroutine of its own, the database
+is touched only to take the token, for the re-checks and to free the session's place, and the
+guest's side is an asyncio protocol: whatever the guest sent while the last frame was going out
+leaves as one frame (up to MAX_FRAME), so a busy screen costs few, large frames, and a quiet one
+loses no latency waiting for more.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from cloud.compute import consoles
@@ -28,7 +38,16 @@ from .origin import origin_allowed
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# The largest frame the relay sends: what the guest sent while the previous frame was going out, up
+# to this. noVNC takes frames of any size; a bound keeps the browser's first byte of a big update
+# from waiting on the whole of it.
+MAX_FRAME = 256 * 1024
+# Reading from the guest pauses while this much waits to be sent (TCP holds back the rest).
+GUEST_HIGH_WATER = 1024 * 1024
 CONNECT_TIMEOUT = 5.0
 
 # Close codes the page can tell apart (4000-4999 are the application's own).
@@ -36,126 +55,233 @@ CLOSE_GUEST_CLOSED = 1000
 CLOSE_SESSION_ENDED = 4410  # the instance was deleted or moved while the session was open
 
 
-def _header(scope: dict, name: bytes) -> str | None:
+def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return value.decode("latin-1")
     return None
 
 
-def token_from_scope(scope: dict) -> str | None:
+def token_from_scope(scope: Scope) -> str | None:
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
     return values[0] if values else None
 
 
-class ConsoleConsumer(AsyncWebsocketConsumer):
-    # A relay needs no channel of its own on the layer: it re-checks the database instead, so an
-    # open console costs the layer's Redis nothing.
-    channel_layer_alias = None
-    target: consoles.ConsoleTarget | None = None
+class GuestSide(asyncio.Protocol):
+    """The VNC connection. Received bytes queue here until the relay takes them all at once;
+    reading pauses above GUEST_HIGH_WATER, and writes to the guest can be awaited until its
+    socket takes them (drained())."""
 
-    async def connect(self) -> None:
-        self.target = None
-        self._tasks: list[asyncio.Task] = []
-        self._writer: asyncio.StreamWriter | None = None
-        self._send_lock = asyncio.Lock()
-        self._finished = False
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0
+        self._reading_paused = False
+        self._closed = False
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
 
-        secure = self.scope.get("scheme") == "wss"
-        if not origin_allowed(_header(self.scope, b"origin"), _header(self.scope, b"host"),
-                              secure=secure):
-            log.warning("console refused: origin %s is not allowed", _header(self.scope, b"origin"))
-            await self.close()  # before accept: the handshake is answered 403
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._queued += len(data)
+        if self._queued >= GUEST_HIGH_WATER and not self._reading_paused and self.transport:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        return False  # the guest is done: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._wake_reader()
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # the writer sees the closed transport and stops
+
+    def pause_writing(self) -> None:
+        if self._drain_waiter is None:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # --- the relay's side ---------------------------------------------------------------------
+
+    def _wake_reader(self) -> None:
+        waiter, self._data_waiter = self._data_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read(self) -> bytes:
+        """Everything queued, up to MAX_FRAME, as soon as there is any; b"" once the guest closed
+        and everything it sent was taken."""
+        while not self._chunks:
+            if self._closed:
+                return b""
+            self._data_waiter = asyncio.get_running_loop().create_future()
+            await self._data_waiter
+        if self._queued <= MAX_FRAME:
+            data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            self._chunks.clear()
+        else:  # a full frame: whole chunks, and the head of the one that does not fit
+            parts, room = [], MAX_FRAME
+            while room:
+                chunk = self._chunks[0]
+                if len(chunk) <= room:
+                    parts.append(self._chunks.popleft())
+                    room -= len(chunk)
+                else:
+                    parts.append(chunk[:room])
+                    self._chunks[0] = chunk[room:]
+                    room = 0
+            data = b"".join(parts)
+        self._queued -= len(data)
+        if self._reading_paused and self._queued < GUEST_HIGH_WATER // 2 and self.transport:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    def write(self, data: bytes) -> bool:
+        """Hands data to the guest's socket; False once that connection is gone."""
+        if self._closed or self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(data)
+        return True
+
+    async def drained(self) -> None:
+        if self._drain_waiter is not None:
+            await self._drain_waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def _open_guest(target: consoles.ConsoleTarget) -> GuestSide:
+    loop = asyncio.get_running_loop()
+    if target.socket:
+        opening = loop.create_unix_connection(GuestSide, target.socket)
+    else:
+        opening = loop.create_connection(GuestSide, target.host_address, target.port)
+    _, guest = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+    return guest
+
+
+class _SessionEnd:
+    """Gives the session's place back (cloud/compute/consoles.py), once."""
+
+    def __init__(self, target: consoles.ConsoleTarget) -> None:
+        self.target: consoles.ConsoleTarget | None = target
+
+    async def __call__(self) -> None:
+        target, self.target = self.target, None
+        if target is not None:
+            await database_sync_to_async(consoles.close_session)(target)
+
+
+class ConsoleRelay:
+    """One console session per websocket connection (an ASGI application for websocket scopes)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        secure = scope.get("scheme") == "wss"
+        origin = _header(scope, b"origin")
+        if not origin_allowed(origin, _header(scope, b"host"), secure=secure):
+            log.warning("console refused: origin %s is not allowed", origin)
+            await send({"type": "websocket.close"})  # before accept: the handshake is answered 403
             return
         try:
-            target = await database_sync_to_async(consoles.consume_token)(
-                token_from_scope(self.scope)
-            )
+            target = await database_sync_to_async(consoles.consume_token)(token_from_scope(scope))
         except consoles.ConsoleRefused as refused:
             log.info("console refused: %s", refused.reason)
-            await self.close()
+            await send({"type": "websocket.close"})
             return
-        self.target = target
+        ended = _SessionEnd(target)
         try:
-            if target.socket:
-                opening = asyncio.open_unix_connection(target.socket, limit=CHUNK)
-            else:
-                opening = asyncio.open_connection(target.host_address, target.port, limit=CHUNK)
-            reader, self._writer = await asyncio.wait_for(opening, CONNECT_TIMEOUT)
+            await self._session(scope, receive, send, target, ended)
+        finally:
+            await asyncio.shield(ended())  # however it ended, even cancelled
+
+    async def _session(self, scope: Scope, receive: Receive, send: Send,
+                       target: consoles.ConsoleTarget, ended: _SessionEnd) -> None:
+        try:
+            guest = await _open_guest(target)
         except (TimeoutError, OSError) as exc:
             log.warning("console of %s: cannot reach %s: %s", target.instance_uuid, target.where,
                         exc)
-            await self._end_session()
-            await self.close()
+            await ended()  # before the answer: a client that tries again finds the place free
+            await send({"type": "websocket.close"})
             return
         log.info("console of %s open (%s)", target.instance_uuid, target.where)
-        offered = self.scope.get("subprotocols") or []
-        await self.accept("binary" if "binary" in offered else None)
-        self._tasks = [
-            asyncio.create_task(self._pump_from_guest(reader)),
-            asyncio.create_task(self._recheck()),
-        ]
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # RFB is binary; noVNC sends nothing else. A text frame is dropped rather than guessed at.
-        if bytes_data is None or self._writer is None:
-            return
-        self._writer.write(bytes_data)
         try:
-            await self._writer.drain()
-        except (ConnectionError, OSError):
-            await self._finish(CLOSE_GUEST_CLOSED)
+            offered = scope.get("subprotocols") or []
+            await send({"type": "websocket.accept",
+                        "subprotocol": "binary" if "binary" in offered else None})
+            from_guest = asyncio.create_task(self._from_guest(guest, send))
+            from_client = asyncio.create_task(self._from_client(receive, guest))
+            recheck = asyncio.create_task(self._recheck(target))
+            tasks = {from_guest, from_client, recheck}
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            for task in done:
+                failure = task.exception()
+                # A peer going away mid-send ends the session; anything else is a bug to see.
+                if failure is not None and not isinstance(failure, (ConnectionError, OSError)):
+                    log.error("console of %s: relay failed", target.instance_uuid,
+                              exc_info=failure)
+            if from_client in done and from_client.result():
+                return  # the browser went away: nobody to say goodbye to
+            code = CLOSE_SESSION_ENDED if recheck in done else CLOSE_GUEST_CLOSED
+            await ended()
+            with contextlib.suppress(Exception):  # the client may be gone by now
+                await send({"type": "websocket.close", "code": code})
+        finally:
+            guest.close()
 
-    async def disconnect(self, code: int) -> None:
-        for task in self._tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
-        await self._close_guest()
-        await self._end_session()
+    @staticmethod
+    async def _from_guest(guest: GuestSide, send: Send) -> None:
+        """Guest to browser until the guest closes (everything it sent is delivered first)."""
+        while data := await guest.read():
+            await send({"type": "websocket.send", "bytes": data})
 
-    async def _pump_from_guest(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                data = await reader.read(CHUNK)
-                if not data:
-                    break
-                async with self._send_lock:
-                    if self._finished:
-                        return
-                    await self.send(bytes_data=data)
-        except (ConnectionError, OSError):
-            pass
-        await self._finish(CLOSE_GUEST_CLOSED)
+    @staticmethod
+    async def _from_client(receive: Receive, guest: GuestSide) -> bool:
+        """Browser to guest. True when the browser disconnected, False when the guest's side
+        closed under it."""
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return True
+            # RFB is binary; noVNC sends nothing else. A text frame is dropped, not guessed at.
+            data = message.get("bytes") if kind == "websocket.receive" else None
+            if not data:
+                continue
+            if not guest.write(data):
+                return False
+            await guest.drained()
 
-    async def _recheck(self) -> None:
+    @staticmethod
+    async def _recheck(target: consoles.ConsoleTarget) -> None:
+        """Returns when the instance was deleted or moved."""
         interval = float(settings.KUMO_CONSOLE_RECHECK_INTERVAL)
-        target = self.target
-        if target is None:
-            return  # only started once a token was consumed
         while True:
             await asyncio.sleep(interval)
             if not await database_sync_to_async(consoles.session_alive)(target):
                 log.info("console of %s ends: the instance was deleted or moved",
                          target.instance_uuid)
-                await self._finish(CLOSE_SESSION_ENDED)
                 return
-
-    async def _finish(self, code: int) -> None:
-        async with self._send_lock:
-            if self._finished:
-                return
-            self._finished = True
-            await self.close(code)
-        await self._close_guest()
-
-    async def _close_guest(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
-
-    async def _end_session(self) -> None:
-        target, self.target = self.target, None
-        if target is not None:
-            await database_sync_to_async(consoles.close_session)(target)

@@ -4,9 +4,11 @@ websocket (Tempest's noVNC test, websockify-style tools)."""
 
 from django.urls import path
 
-from .consumer import ConsoleConsumer
+from .consumer import ConsoleRelay
+
+console_relay = ConsoleRelay()
 
 websocket_urlpatterns = [
-    path("console/ws", ConsoleConsumer.as_asgi()),
-    path("console/", ConsoleConsumer.as_asgi()),
+    path("console/ws", console_relay),
+    path("console/", console_relay),
 ]
