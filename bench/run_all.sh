@@ -8,6 +8,8 @@ python -m bench.dashboard_bench
 python -m bench.web_bench
 python -m bench.console_bench
 python -m bench.metrics_bench
+python -m bench.scheduler_bench --hosts 1000 --decisions 1000
+python -m bench.scheduler_bench --hosts 10000 --decisions 600
 python -m bench.guest_stats_bench
 # Real guests on simulated hosts: root and the tiny guest image (make image) are needed.
 if [ "$(id -u)" = 0 ] && [ -f var/guest/kumo-tiny.qcow2 ]; then
