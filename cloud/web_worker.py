@@ -11,22 +11,59 @@ through consoles.redact. No Django import here: gunicorn's master loads this mod
 from __future__ import annotations
 
 import logging
+import struct
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn_worker import UvicornWorker
+from websockets.protocol import State
 
 from consoles.redact import RedactTokens
+
+_FIN_BINARY = 0x82
+
+
+def binary_frame_header(length: int) -> bytes:
+    """RFC 6455 header of one whole, unmasked (server to client) binary frame."""
+    if length < 126:
+        return bytes((_FIN_BINARY, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", _FIN_BINARY, 126, length)
+    return struct.pack("!BBQ", _FIN_BINARY, 127, length)
+
+
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, except that a binary message goes out as its header and the
+    caller's own bytes (one writev) instead of through websockets' frame serializer, which copies
+    every payload twice. The console relay sends frames of up to 256 KiB (consoles/consumer.py),
+    so those copies were a fifth of its CPU (bench/console_bench.py). Anything else — text,
+    close, the handshake, a connection already closing, an extension such as permessage-deflate
+    that changes frames — takes uvicorn's own path."""
+
+    async def send(self, message: Any) -> None:
+        data = message.get("bytes") if message["type"] == "websocket.send" else None
+        if data is None or not self.handshake_complete or self.initial_response is not None:
+            await super().send(message)
+            return
+        await self.writable.wait()
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.close_sent or self.conn.extensions or self.conn.state is not State.OPEN:
+            await super().send(message)  # its errors, unchanged
+            return
+        self.transport.writelines((binary_frame_header(len(data)), data))
 
 
 class Worker(UvicornWorker):
     CONFIG_KWARGS: dict[str, Any] = {
         "loop": "auto",
         "http": "auto",
-        "ws": "auto",
+        "ws": "cloud.web_worker:WebSocketProtocol",
         "lifespan": "off",
         "access_log": False,
         # RFB frames are mostly compressed already (tight, zlib); deflating them again costs the
-        # web process CPU for nothing. A console frame is at most the consumer's 64 KiB chunk.
+        # web process CPU for nothing. A console frame is at most consoles.consumer.MAX_FRAME.
         "ws_per_message_deflate": False,
         "ws_max_size": 1024 * 1024,
     }

@@ -132,18 +132,22 @@ class GuestSide(asyncio.Protocol):
         if self._queued <= MAX_FRAME:
             data = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
             self._chunks.clear()
-        else:  # a full frame: whole chunks, and the head of the one that does not fit
-            parts, room = [], MAX_FRAME
-            while room:
-                chunk = self._chunks[0]
-                if len(chunk) <= room:
-                    parts.append(self._chunks.popleft())
-                    room -= len(chunk)
-                else:
-                    parts.append(chunk[:room])
-                    self._chunks[0] = chunk[room:]
-                    room = 0
-            data = b"".join(parts)
+        else:
+            # Whole chunks while they fit: a chunk is bytes the guest's socket gave at once (up to
+            # 256 KiB), and sending it as it is copies nothing. Only one larger than a frame is cut.
+            taken, size = 0, 0
+            for chunk in self._chunks:
+                if size + len(chunk) > MAX_FRAME:
+                    break
+                taken, size = taken + 1, size + len(chunk)
+            if taken == 0:
+                head = self._chunks[0]
+                self._chunks[0] = head[MAX_FRAME:]
+                data = head[:MAX_FRAME]
+            elif taken == 1:
+                data = self._chunks.popleft()
+            else:
+                data = b"".join(self._chunks.popleft() for _ in range(taken))
         self._queued -= len(data)
         if self._reading_paused and self._queued < GUEST_HIGH_WATER // 2 and self.transport:
             self._reading_paused = False

@@ -61,7 +61,7 @@ def test_a_burst_larger_than_a_frame_is_split_in_order_and_nothing_is_lost():
     frames, burst = asyncio.run(scenario())
     assert b"".join(frames) == burst
     assert all(len(frame) <= MAX_FRAME for frame in frames)
-    assert len(frames) == 4  # three full frames and the rest
+    assert len(frames) == 5  # the small chunk, three full frames of the big one, and its rest
 
 
 def test_reading_from_the_guest_pauses_while_the_browser_is_behind():
