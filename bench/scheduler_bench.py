@@ -16,7 +16,8 @@ decision after another.
 
 At the end it checks that nothing is overcommitted: on every node, the sum of its claims is at most
 capacity × allocation ratio, and the node's used counters equal that sum. Prints decisions/s, p50
-and p99 of one decision, the load average, and an in-run baseline: one durable commit (an UPDATE
+and p99 of one decision (also kept in artifacts/bench/scheduler_bench.json for bench/report.py),
+the load average, and an in-run baseline: one durable commit (an UPDATE
 and its COMMIT), since a decision commits twice (its claim, then the outbox row's removal once
 the message is handed over) and the disk's flush time bounds what one thread can do. The
 database is dropped unless --keep-db.
@@ -25,6 +26,7 @@ database is dropped unless --keep-db.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -34,9 +36,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 
+ARTIFACTS = Path(os.environ.get("KUMO_ARTIFACTS_DIR", Path(__file__).parents[1] / "artifacts")) / "bench"
 PG_ADMIN_URL = os.environ.get("KUMO_IT_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 # A flavor of the common size: 2 vCPUs, 4 GiB, 20 GB.
 FLAVOR = {"vcpus": 2, "memory_mb": 4096, "root_gb": 20}
@@ -203,6 +207,15 @@ def _check(decisions: int) -> list[str]:
     return problems
 
 
+def _record(hosts: int, figures: dict) -> None:
+    """Keep this run's figures for bench/report.py, one entry per number of hosts."""
+    out = ARTIFACTS / "scheduler_bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = json.loads(out.read_text()) if out.exists() else {}
+    kept[str(hosts)] = figures
+    out.write_text(json.dumps(kept, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=1000)
@@ -249,6 +262,12 @@ def main() -> int:
         print(f"scheduler CPU per decision (this process, not the database's): "
               f"{cpu / len(samples) * 1000:.2f} ms")
         problems = _check(args.decisions)
+        _record(args.hosts, {
+            "threads": args.threads, "decisions_per_s": len(samples) / wall, "p50_ms": p50,
+            "p99_ms": p99, "cpu_ms_per_decision": cpu / len(samples) * 1000,
+            "commit_baseline_ms": commit * 1000, "load_average": load_before,
+            "zero_overcommit": not problems,
+        })
         if problems:
             print("OVERCOMMIT OR LOST CLAIMS:\n  " + "\n  ".join(problems[:20]))
             return 1
