@@ -90,6 +90,16 @@ def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
     return True
 
 
+def lock_node_unless_busy(node_id: int) -> bool:
+    """Take the node's row lock for the caller's transaction, unless another claim holds it now
+    (then False at once, instead of waiting for that claim's commit). A scheduler then tries its
+    next host rather than queueing behind the others on the same best host, and comes back to
+    this one only if nothing else fits. SQLite has no row locks: always True there."""
+    locked = ComputeNode.objects.select_for_update(skip_locked=True, no_key=True).filter(
+        pk=node_id).values_list("pk", flat=True)
+    return bool(list(locked))
+
+
 def _raise_usage(node_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
     """The one conditional UPDATE that takes room on a node, or changes nothing if it has none."""
     raised = ComputeNode.objects.filter(

@@ -99,23 +99,48 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
 def _claim_first(instance: Instance, request_id: str, hosts: list[HostState],
                  lost_races: list[str]) -> bool:
     """Claim the first of `hosts` that still has room and send the spawn there; True once done.
-    Each host whose claim was refused is added to `lost_races`; _Stop when the instance changed."""
-    instance_uuid = str(instance.uuid)
+    Each host whose claim was refused is added to `lost_races`; _Stop when the instance changed.
+
+    A host another scheduler is claiming on at this very moment is passed over at first (waiting
+    for that claim's commit would queue every scheduler behind the same best host) and tried
+    again, waiting this time, only when no other host could be claimed."""
+    busy: list[HostState] = []
     for host in hosts:
-        with transaction.atomic():
-            if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
-                action_records.record_event(
-                    instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS,
-                    host=host.host
-                )
-                rpc.spawn(host.host, build_spawn_request(instance, request_id, host.host))
-                log.info("instance %s claimed on %s", instance_uuid, host.host)
-                decision_metrics.placed()
-                return True
-        # A refused claim means another request took the room, or this instance changed under us.
-        if _schedulable(instance_uuid) is None:
-            raise _Stop
+        placed = _claim_on(instance, request_id, host, wait=False)
+        if placed is None:
+            busy.append(host)
+        elif placed:
+            return True
+        else:
+            lost_races.append(host.host)
+    for host in busy:
+        if _claim_on(instance, request_id, host, wait=True):
+            return True
         lost_races.append(host.host)
+    return False
+
+
+def _claim_on(instance: Instance, request_id: str, host: HostState, *,
+              wait: bool) -> bool | None:
+    """True: claimed on `host` and the spawn sent. False: refused (no room left, or the group's
+    policy). None: another claim holds the host and `wait` is False. _Stop when the instance
+    changed."""
+    instance_uuid = str(instance.uuid)
+    with transaction.atomic():
+        if not wait and not claims.lock_node_unless_busy(host.node_id):
+            return None
+        if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
+            action_records.record_event(
+                instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS,
+                host=host.host
+            )
+            rpc.spawn(host.host, build_spawn_request(instance, request_id, host.host))
+            log.info("instance %s claimed on %s", instance_uuid, host.host)
+            decision_metrics.placed()
+            return True
+    # A refused claim means another request took the room, or this instance changed under us.
+    if _schedulable(instance_uuid) is None:
+        raise _Stop
     return False
 
 
