@@ -22,6 +22,7 @@ from websockets.protocol import State
 from consoles.redact import RedactTokens
 
 _FIN_BINARY = 0x82
+KEEP_ALIVE_S = 75
 
 
 def binary_frame_header(length: int) -> bytes:
@@ -70,6 +71,12 @@ class Worker(UvicornWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # gunicorn's default keep-alive (2 s) closes an idle connection just as clients that poll
+        # every 2 s reuse it (novaclient under Rally waiting for a delete): they read a reset
+        # instead of an answer. Idle connections stay open for KEEP_ALIVE_S unless --keep-alive
+        # was given (Nova's eventlet API server keeps them up to client_socket_timeout, 900 s).
+        if self.cfg.keepalive == self.cfg.settings["keepalive"].default:
+            self.config.timeout_keep_alive = KEEP_ALIVE_S
         for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
             logger = logging.getLogger(name)
             if not any(isinstance(f, RedactTokens) for f in logger.filters):

@@ -1,6 +1,7 @@
 """The web process's websocket protocol (cloud/web_worker.py): binary messages leave through its own
 frame writer rather than uvicorn's, so a real uvicorn server runs it here and a websocket client
-checks every frame length form (7-bit, 16-bit and 64-bit), byte for byte, beside text and close."""
+checks every frame length form (7-bit, 16-bit and 64-bit), byte for byte, beside text and close.
+Its HTTP keep-alive outlasts a client that polls every 2 s."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -70,3 +72,59 @@ def test_text_and_close_still_take_uvicorns_path(address):
         with pytest.raises(Exception) as closed:
             ws.recv(timeout=5)
     assert ws.close_code == 4000, closed.value
+
+
+async def hello_app(scope, receive, send) -> None:
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def worker_config(**settings):
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from cloud.web_worker import Worker
+
+    cfg = Config()
+    for name, value in settings.items():
+        cfg.set(name, value)
+    return Worker(0, os.getpid(), [], None, 30, cfg, Logger(cfg)).config
+
+
+def test_idle_keep_alive_connection_outlives_a_two_second_poll():
+    """A client polling every 2 s (novaclient waiting for a delete, under Rally) reuses its
+    connection: with gunicorn's default keep-alive of 2 s the server closed it at that moment and
+    the client read a connection reset. The web worker keeps idle connections open longer."""
+    keep_alive = worker_config().timeout_keep_alive
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(hello_app, lifespan="off", log_level="warning",
+                                           timeout_keep_alive=keep_alive))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
+                              daemon=True)
+    thread.start()
+    while not server.started:
+        thread.join(0.05)
+    def get(client: socket.socket) -> bytes:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: kumo\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b"\r\n\r\nok"):
+            chunk = client.recv(4096)  # a reset raises; a close returns b""
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+    try:
+        with socket.create_connection(sock.getsockname(), timeout=5) as client:
+            assert get(client).startswith(b"HTTP/1.1 200")
+            time.sleep(2.5)
+            assert get(client).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_keep_alive_given_to_gunicorn_is_kept():
+    assert worker_config(keepalive=5).timeout_keep_alive == 5
