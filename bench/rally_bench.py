@@ -172,6 +172,9 @@ def run_task(clouds_yaml: Path, task: Path, task_args: dict[str, Any], out: Path
     public_image(spec["openstack"]["auth_url"], spec["openstack"]["admin"],
                  task_args.get("image", IMAGE))
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("report.html", "results.json", "summary.json", "rally.log"):
+        (out / stale).unlink(missing_ok=True)
+    start_error: RallyFailed | None = None
     with tempfile.TemporaryDirectory(prefix="kumo-rally-") as tmp:
         rally = Rally(Path(tmp))
         (rally.workdir / "spec.json").write_text(json.dumps(spec))
@@ -179,36 +182,37 @@ def run_task(clouds_yaml: Path, task: Path, task_args: dict[str, Any], out: Path
             rally("db", "create")
             rally("env", "create", "--name", "kumo", "--spec", str(rally.workdir / "spec.json"))
             # (`rally task start` checks the environment's health first: no `rally env check`.)
+            # It exits non-zero when a workload fails its SLA: the reports are written all the same.
             started = ""
             try:
                 started = rally("task", "start", "--env", "kumo", str(task),
                                 "--task-args", json.dumps(task_args))
-            finally:
-                # The reports of whatever ran, even when the task did not finish; a failure to
-                # write them must not hide why the task failed.
-                with contextlib.suppress(RallyFailed):
-                    found = TASK_UUID.search(started)
-                    uuids = ([found.group(1)] if found else
-                             rally("task", "list", "--all-envs", "--uuids-only").split()[-1:])
-                    for uuid in uuids:
-                        rally("task", "report", uuid, "--html-static",
-                              "--out", str(out / "report.html"))
-                        rally("task", "report", uuid, "--json", "--out", str(out / "results.json"))
+            except RallyFailed as exc:
+                start_error = exc
+            found = TASK_UUID.search(started)
+            uuids = ([found.group(1)] if found else
+                     rally("task", "list", "--all-envs", "--uuids-only").split()[-1:])
+            for uuid in uuids:
+                rally("task", "report", uuid, "--html-static", "--out", str(out / "report.html"))
+                rally("task", "report", uuid, "--json", "--out", str(out / "results.json"))
         finally:
-            # The database and Rally's log are the run's own: keep the log beside the reports.
+            # The database is the run's own and goes; Rally's log stays beside the reports.
             if rally.log.exists():
                 (out / "rally.log").write_text(rally.log.read_text())
+    if not (out / "results.json").exists():
+        raise start_error or RallyFailed(f"Rally ran no task; see {out / 'rally.log'}")
     results = json.loads((out / "results.json").read_text())
     summary = summarize(results)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    unfinished = [t["status"] for t in results["tasks"] if t["status"] != "finished"]
-    if unfinished:
-        raise RallyFailed(f"the Rally task ended {unfinished}; see {out / 'rally.log'}")
     bad = [row for row in summary if row["errors"] or not row["pass_sla"]]
     if bad:
         raise RallyFailed("Rally scenarios failed: " + "; ".join(
             f"{row['scenario']}: {len(row['errors'])}/{row['iterations']} iterations failed, "
-            f"SLA {'passed' if row['pass_sla'] else 'FAILED'} {row['errors'][:1]}" for row in bad))
+            f"SLA {'passed' if row['pass_sla'] else 'FAILED'}, first error "
+            f"{row['errors'][0][:2] if row['errors'] else None}" for row in bad))
+    unfinished = [t["status"] for t in results["tasks"] if t["status"] != "finished"]
+    if unfinished or start_error:
+        raise start_error or RallyFailed(f"the Rally task ended {unfinished}; see {out / 'rally.log'}")
     return summary
 
 
