@@ -247,7 +247,7 @@ class ConsoleRelay:
                 if failure is not None and not isinstance(failure, (ConnectionError, OSError)):
                     log.error("console of %s: relay failed", target.instance_uuid,
                               exc_info=failure)
-            if from_client in done and from_client.result():
+            if from_client in done and from_client.exception() is None and from_client.result():
                 return  # the browser went away: nobody to say goodbye to
             code = CLOSE_SESSION_ENDED if recheck in done else CLOSE_GUEST_CLOSED
             await ended()
