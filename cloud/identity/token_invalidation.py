@@ -4,8 +4,9 @@ new code path that revokes, disables or removes a role cannot forget to say so.
 
 Every model of the identity app counts (the auto-created tables of its many-to-many fields too:
 group members, an application credential's roles), except the writes that change nothing another
-token depends on: issuing a token, and a login stamping the user's last_login. No code writes
-identity rows with QuerySet.update() (which sends no signal); a bulk delete sends one per row.
+token depends on: issuing a token, deleting an expired one (the hourly purge), and a login
+stamping the user's last_login. No code writes identity rows with QuerySet.update() (which sends
+no signal); a bulk delete sends one per row.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.db.models import Model, signals
+from django.utils import timezone
 
 from . import token_cache
 
@@ -42,12 +44,19 @@ def _after_save(sender: type[Model], instance: Model, created: bool = False,
         token_cache.after_change()
 
 
-def _before_delete(**_: Any) -> None:
-    token_cache.before_change()
+def _expired_token(sender: type[Model], instance: Model) -> bool:
+    # The hourly purge deletes thousands: none can be remembered (expiry is checked on every use).
+    return sender.__name__ == "Token" and instance.expires_at <= timezone.now()
 
 
-def _after_delete(**_: Any) -> None:
-    token_cache.after_change()
+def _before_delete(sender: type[Model], instance: Model, **_: Any) -> None:
+    if not _expired_token(sender, instance):
+        token_cache.before_change()
+
+
+def _after_delete(sender: type[Model], instance: Model, **_: Any) -> None:
+    if not _expired_token(sender, instance):
+        token_cache.after_change()
 
 
 def _m2m_changed(action: str, **_: Any) -> None:

@@ -142,3 +142,17 @@ def test_the_cache_can_be_turned_off(member, api_as, settings, seconds):
     api = api_as(member)
     _identity_queries(api)
     assert len(_identity_queries(api)[1]) == 2
+
+
+def test_purging_expired_tokens_leaves_remembered_ones_alone(member, api_as):
+    expired = tokens.issue(member.user, member.project, ["password"], ttl=-1)
+    api = api_as(member)
+    assert api.get(f"{V}/servers").status_code == 200
+    generation = token_cache.current_generation()
+
+    assert tokens.purge_expired() == 1
+    assert tokens.lookup(expired.token) is None
+
+    assert token_cache.current_generation() == generation
+    status, again = _identity_queries(api)
+    assert (status, again) == (200, [])
