@@ -15,6 +15,7 @@ also given for each round with the load average. Echo round trips are timed the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -247,6 +248,13 @@ def main() -> None:
               f"{echo('web relay') / echo('websockify'):.2f}x echo latency")
         print(f"  load average (1 min) before and after each round: "
               f"{', '.join(f'{x:.1f}' for x in load)}")
+        out = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts")) / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "console_bench.json").write_text(json.dumps({  # for bench/report.py
+            "kumo_mb_s": rate("web relay"), "websockify_mb_s": rate("websockify"),
+            "ratio": rate("web relay") / rate("websockify"), "rounds": ratios,
+            "echo_p50_us": {name: echo(name) for name in rates}, "load_average": load,
+        }, indent=2))
     finally:
         for proc in procs:
             if proc.poll() is None:
