@@ -40,7 +40,7 @@ def rows() -> list[str]:
     boot = _load("boot_bench")
     if boot:
         cpu = boot["stack_cpu_s_per_boot_sequential"]
-        out.append(_row("stack CPU-s per boot+delete, sequential", f"{cpu:.3f} s",
+        out.append(_row("stack CPU-s per boot, sequential", f"{cpu:.3f} s",
                         f"Nova {NOVA_RECORDED['cpu_per_boot']}", "≤ 1/25 of Nova",
                         f"{0.54 / cpu:.0f}–{1.05 / cpu:.0f}× less than recorded Nova"))
         bps = boot["boots_per_s_concurrent"]
