@@ -106,6 +106,7 @@ class Rally:
     """The rally command with a database and home of its own (nothing under the user's ~/.rally)."""
 
     workdir: Path
+    log: Path
 
     def __post_init__(self) -> None:
         self.config = self.workdir / "rally.conf"
@@ -113,7 +114,6 @@ class Rally:
             f"[database]\nconnection = sqlite:///{self.workdir / 'rally.sqlite'}\n")
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "RALLY_"))}
         self.env.update({"HOME": str(self.workdir), "PYTHONWARNINGS": "ignore"})
-        self.log = self.workdir / "rally.log"
 
     def __call__(self, *args: str, timeout: float = 3600) -> str:
         argv = [str(RALLY), "--config-file", str(self.config), *args]
@@ -176,29 +176,27 @@ def run_task(clouds_yaml: Path, task: Path, task_args: dict[str, Any], out: Path
         (out / stale).unlink(missing_ok=True)
     start_error: RallyFailed | None = None
     with tempfile.TemporaryDirectory(prefix="kumo-rally-") as tmp:
-        rally = Rally(Path(tmp))
+        # The database is the run's own and goes with tmp; Rally's log stays beside the reports.
+        rally = Rally(Path(tmp), out / "rally.log")
         (rally.workdir / "spec.json").write_text(json.dumps(spec))
+        rally("db", "create")
+        rally("env", "create", "--name", "kumo", "--spec", str(rally.workdir / "spec.json"))
+        # (`rally task start` checks the environment's health first: no `rally env check`.)
+        # It exits non-zero when a workload fails its SLA: the reports are written all the same.
+        started = ""
         try:
-            rally("db", "create")
-            rally("env", "create", "--name", "kumo", "--spec", str(rally.workdir / "spec.json"))
-            # (`rally task start` checks the environment's health first: no `rally env check`.)
-            # It exits non-zero when a workload fails its SLA: the reports are written all the same.
-            started = ""
-            try:
-                started = rally("task", "start", "--env", "kumo", str(task),
-                                "--task-args", json.dumps(task_args))
-            except RallyFailed as exc:
-                start_error = exc
-            found = TASK_UUID.search(started)
-            uuids = ([found.group(1)] if found else
-                     rally("task", "list", "--all-envs", "--uuids-only").split()[-1:])
+            started = rally("task", "start", "--env", "kumo", str(task),
+                            "--task-args", json.dumps(task_args))
+        except RallyFailed as exc:
+            start_error = exc
+        found = TASK_UUID.search(started)
+        uuids = ([found.group(1)] if found else
+                 rally("task", "list", "--all-envs", "--uuids-only").split()[-1:])
+        # A report that cannot be written must not hide why the task failed.
+        with contextlib.suppress(*((RallyFailed,) if start_error else ())):
             for uuid in uuids:
                 rally("task", "report", uuid, "--html-static", "--out", str(out / "report.html"))
                 rally("task", "report", uuid, "--json", "--out", str(out / "results.json"))
-        finally:
-            # The database is the run's own and goes; Rally's log stays beside the reports.
-            if rally.log.exists():
-                (out / "rally.log").write_text(rally.log.read_text())
     if not (out / "results.json").exists():
         raise start_error or RallyFailed(f"Rally ran no task; see {out / 'rally.log'}")
     results = json.loads((out / "results.json").read_text())
