@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
 
     agents = [AgentSpec(f"bench-{i}", cpus=64, memory_mb=512 * 1024) for i in range(args.hosts)]
-    stack = Stack("bench", agents=agents, schedulers=1).start()  # as the Procfile
+    stack = Stack("boot-bench", agents=agents, schedulers=1).start()  # as the Procfile
     figures: dict[str, object] = {"boots": args.boots, "clients": args.clients, "hosts": args.hosts,
                                   "load_average_at_start": os.getloadavg()}
     try:
