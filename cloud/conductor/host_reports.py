@@ -98,7 +98,12 @@ def destroy_orphans(report: msg.HostReport) -> list[str]:
     no instance of Kumo's are never touched (a host may run other guests of its own). Rows changed
     within KUMO_POWER_SYNC_GRACE seconds are left alone: a report gathered before a change may
     arrive after it. Returns the uuids it asked to destroy."""
-    uuids = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
+    reported = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
+    # The host's own live instances are never orphans: one read of them by host (indexed) leaves
+    # the rare domain to look up, rather than asking about every domain after every boot.
+    own = {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
+           .values_list("uuid", flat=True)}
+    uuids = [u for u in reported if u not in own]
     if not uuids:
         return []
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
