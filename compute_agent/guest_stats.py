@@ -10,13 +10,13 @@ report loses nothing but resolution.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 from compute_agent import messages as msg
 from compute_agent.drivers.base import Driver, DriverError
+from compute_agent.periodic import Periodic
 from compute_agent.reporter import ReportError
 
 LOG = logging.getLogger(__name__)
@@ -35,20 +35,20 @@ def collect(host: str, driver: Driver, interval: float,
     return msg.GuestStatsReport(host=host, collected_at=clock(), interval=interval, guests=guests)
 
 
-class StatsLoop:
+class StatsLoop(Periodic):
     """Sends a report at once, then every `interval` seconds, until stopped. Never raises: a
     hypervisor or broker that fails costs one sample, logged once until it works again."""
 
+    name = "guest-stats"
+    keep_period = True
+
     def __init__(self, host: str, driver: Driver, sender: StatsSender, interval: float) -> None:
+        super().__init__(interval)
         self.host = host
         self.driver = driver
         self.sender = sender
-        self.interval = interval
         self.sent = 0
         self._failing = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
     def send_once(self) -> bool:
         try:
@@ -67,24 +67,5 @@ class StatsLoop:
         self.sent += 1
         return True
 
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None or self.interval <= 0:
-                return
-            self._thread = threading.Thread(target=self._run, name="guest-stats", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            self.send_once()
-            # Keep to the period whatever the collection took, so samples stay evenly spaced.
-            if self._stop.wait(max(0.0, self.interval - (time.monotonic() - started))):
-                return
+    def tick(self) -> None:
+        self.send_once()

@@ -23,7 +23,6 @@ import ipaddress
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from compute_agent.logcontext import install_record_factory, instance_context
 from compute_agent.manager import ComputeManager, HostTask, host_tasks
 from compute_agent.network import DRIVERS, MetadataProxy, NetworkDriver, NetworkError
 from compute_agent.network import create_driver as create_network_driver
+from compute_agent.periodic import Periodic
 from compute_agent.reporter import CeleryReporter, HostIdentity
 
 if TYPE_CHECKING:
@@ -315,43 +315,25 @@ def _register(app: Celery, task: HostTask, method: Callable[[Any], object]) -> A
 CACHE_SWEEP_PERIOD = 600.0
 
 
-class Heartbeat:
+class Heartbeat(Periodic):
     """Sends a host report at once, then every `interval` seconds, until stopped; every
     `sweep_every` beats it also sweeps the image cache."""
+
+    name = "heartbeat"
 
     def __init__(
         self, manager: ComputeManager, interval: float, sweep_every: int | None = None
     ) -> None:
+        super().__init__(interval)
         self.manager = manager
-        self.interval = interval
         self.sweep_every = sweep_every or max(1, round(CACHE_SWEEP_PERIOD / interval))
         self.beats = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
 
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        with self._lock:
-            thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.manager.send_host_report()  # never raises
-            self.beats += 1
-            if self.beats % self.sweep_every == 0:
-                self.manager.sweep_image_cache()  # never raises either
-            if self._stop.wait(self.interval):
-                return
+    def tick(self) -> None:
+        self.manager.send_host_report()  # never raises
+        self.beats += 1
+        if self.beats % self.sweep_every == 0:
+            self.manager.sweep_image_cache()  # never raises either
 
 
 def worker_argv(config: AgentConfig) -> list[str]:
