@@ -131,7 +131,8 @@ __all__ = [
     "report_signature",
 ]
 
-CONTRACT_VERSION = "1.8"
+# 1.9: block storage (compute_agent/messages/volumes.py).
+CONTRACT_VERSION = "1.9"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
