@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "cloud.conductor",
     "cloud.images",
     "cloud.network",
+    "cloud.volumes",
     "cloud.enrollment",
     "cloud.api",
     "cloud.dashboard",
