@@ -93,6 +93,7 @@ __all__ = [
     "TASK_CONSOLE_OUTPUT",
     "TASK_DESTROY",
     "TASK_DETACH_INTERFACE",
+    "TASK_DOMAINS_CHANGED",
     "TASK_FINISH_MIGRATION",
     "TASK_FORCE_COMPLETE_MIGRATION",
     "TASK_GUEST_STATS",
@@ -132,7 +133,8 @@ __all__ = [
 ]
 
 # 1.9: block storage (compute_agent/messages/volumes.py).
-CONTRACT_VERSION = "1.9"
+# 1.10: DomainsChanged (TASK_DOMAINS_CHANGED) after an instance task, instead of a whole HostReport.
+CONTRACT_VERSION = "1.10"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"
@@ -145,6 +147,10 @@ TASK_SCHEDULER_ALIVE = "scheduler.report_alive"
 TASK_KICK_DRAIN = "scheduler.kick_drain"  # the control plane's own: the next step of a host drain
 TASK_HOST_REPORT = "conductor.host_report"
 TASK_INSTANCE_EVENT = "conductor.instance_event"
+# After an instance task, or when guests stop by themselves (contract 1.10): DomainsChanged, the
+# domains it touched. Its own task name, so that a conductor older than 1.10 drops it as unknown
+# rather than read it as a HostReport that lists only these domains (every other one gone).
+TASK_DOMAINS_CHANGED = "conductor.domains_changed"
 # Each host's guests' counters every KUMO_GUEST_STATS_INTERVAL s (contract 1.8): GuestStatsReport.
 TASK_GUEST_STATS = "conductor.guest_stats"
 TASK_CONDUCTOR_ALIVE = "conductor.report_alive"

@@ -10,6 +10,7 @@ from compute_agent.messages.names import POWER_NOSTATE
 
 __all__ = [
     "DomainState",
+    "DomainsChanged",
     "HostReport",
     "InstanceEvent",
 ]
@@ -55,6 +56,19 @@ class HostReport(Message):
 
 
 @dataclass
+class DomainsChanged(Message):
+    """The domains an instance task (or a guest stopping by itself) just touched, each as the
+    host's HostReport would list it; a domain no longer there is listed with POWER_NOSTATE
+    (contract 1.10, TASK_DOMAINS_CHANGED). It says nothing of the domains it leaves out: the
+    heartbeat's HostReport still lists every one, and that is what finds drift and orphans. Sent
+    instead of a whole HostReport after every task, whose cost grew with the guests a host ran."""
+
+    host: str
+    domains: list[DomainState] = field(default_factory=list)
+    boot_time: float = 0.0  # as HostReport.boot_time: a guest shut down by a reboot of its host
+
+
+@dataclass
 class InstanceEvent(Message):
     request_id: str
     instance_uuid: str
@@ -74,3 +88,4 @@ class InstanceEvent(Message):
 
 
 _NESTED[("HostReport", "domains")] = DomainState
+_NESTED[("DomainsChanged", "domains")] = DomainState
