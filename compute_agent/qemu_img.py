@@ -82,14 +82,19 @@ def create(path: Path, disk_format: str, size_bytes: int) -> None:
 
 
 def convert(
-    source: Path, source_format: str, target: Path, target_format: str, *, force_share: bool
+    source: Path, source_format: str, target: Path, target_format: str, *, force_share: bool,
+    snapshot: str | None = None,
 ) -> None:
     """Copy `source` into a standalone `target` (its backing chain flattened).
 
     force_share reads an image that a running (paused) qemu holds locked; the caller is
-    responsible for the guest not writing meanwhile.
+    responsible for the guest not writing meanwhile. `snapshot` copies that qcow2 internal
+    snapshot instead of the current contents: its clusters are never rewritten while it exists,
+    so it reads consistently even from a file another process is writing.
     """
     args = ["convert", "-f", _format(source_format), "-O", _format(target_format)]
     if force_share:
         args.append("-U")
+    if snapshot is not None:
+        args += ["-l", f"snapshot.name={snapshot}"]
     _run(*args, os.fspath(source), os.fspath(target))
