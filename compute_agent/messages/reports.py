@@ -85,6 +85,7 @@ class InstanceEvent(Message):
     # disk_processed, disk_remaining (bytes), as libvirt's job info gives them.
     progress: dict[str, int] = field(default_factory=dict)
     port_id: str = ""  # EVENT_INTERFACE_*: the port plugged in or out
+    volume_id: str = ""  # EVENT_VOLUME_* and their failures: the volume plugged in or out
 
 
 _NESTED[("HostReport", "domains")] = DomainState

@@ -4,9 +4,14 @@ routers."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from compute_agent.messages.base import _NESTED, Message
 from compute_agent.messages.names import DEFAULT_STOP_TIMEOUT, REBOOT_SOFT
+
+if TYPE_CHECKING:
+    # volumes.py imports this module (ImageRef); it registers SpawnRequest.block_devices itself.
+    from compute_agent.messages.volumes import BlockDevice
 
 __all__ = [
     "REMOVED_REVISION",
@@ -156,6 +161,9 @@ class SpawnRequest(Message):
     # An unshelve: the shelve snapshot holding the guest's disk. The root disk is an overlay on
     # it (cached like any image) instead of on `image`.
     restore_from: ImageRef | None = None
+    # Volumes as the guest's disks (contract 1.9), in device order. One with boot_index 0 is the
+    # root disk: the guest then has no local root disk, and `image` is only its description.
+    block_devices: list[BlockDevice] = field(default_factory=list)
 
 
 @dataclass

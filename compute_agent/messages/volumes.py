@@ -173,4 +173,5 @@ class VolumeAttachRequest(Message):
 _NESTED.update({
     ("VolumeRequest", "image"): ImageRef,
     ("VolumeAttachRequest", "device"): BlockDevice,
+    ("SpawnRequest", "block_devices"): BlockDevice,
 })
