@@ -26,7 +26,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from compute_agent import logformat, tracing
@@ -71,6 +71,36 @@ _TASK_LOG_FORMAT = (
 )
 
 
+class WorkerConfig(Protocol):
+    """What create_app needs of a host process's configuration: the compute agent's
+    (AgentConfig) or the volume host's (compute_agent.volume_worker)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def broker_url(self) -> str: ...
+
+    @property
+    def queue(self) -> str: ...
+
+    @property
+    def identity(self) -> HostIdentity | None: ...
+
+
+def host_identity(host: str, secret: str, broker_url: str) -> HostIdentity | None:
+    """Who a host is to the conductor, when it joined with a credential of its own."""
+    if not secret:
+        return None
+    url = urlsplit(broker_url)
+    return HostIdentity(
+        host=host,
+        secret=secret,
+        amqp_user=unquote(url.username or "") if url.scheme.startswith(("amqp", "pyamqp"))
+        else "",
+    )
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     host: str
@@ -111,15 +141,7 @@ class AgentConfig:
     @property
     def identity(self) -> HostIdentity | None:
         """Who this host is to the conductor, when it joined with a credential of its own."""
-        if not self.host_secret:
-            return None
-        url = urlsplit(self.broker_url)
-        return HostIdentity(
-            host=self.host,
-            secret=self.host_secret,
-            amqp_user=unquote(url.username or "") if url.scheme.startswith(("amqp", "pyamqp"))
-            else "",
-        )
+        return host_identity(self.host, self.host_secret, self.broker_url)
 
     @property
     def worker_hostname(self) -> str:
@@ -235,7 +257,7 @@ def parse_args(
     )
 
 
-def create_app(config: AgentConfig) -> Celery:
+def create_app(config: WorkerConfig) -> Celery:
     # Imported here, not at the top: run() must install the import guard (compute_agent.boundary)
     # before celery and kombu are first imported, or they pull in Django where it is installed.
     from celery import Celery
@@ -277,7 +299,7 @@ def create_app(config: AgentConfig) -> Celery:
     return app
 
 
-def _transport_options(config: AgentConfig) -> dict[str, Any]:
+def _transport_options(config: WorkerConfig) -> dict[str, Any]:
     options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT}
     if config.identity is not None and urlsplit(config.broker_url).scheme.startswith("redis"):
         # A joined host's Redis user may touch only its own keys (cloud/enrollment/broker_users.py)
@@ -404,8 +426,8 @@ def build_agent(config: AgentConfig) -> Agent:
     )
     register_tasks(app, manager)
     # A guest that dies is reported at once: the control plane restarts it within seconds.
-    def report_stops(_stopped: list[str]) -> None:
-        manager.send_host_report()
+    def report_stops(stopped: list[str]) -> None:
+        manager.send_domains_changed(stopped)
 
     driver.watch_guests(report_stops)
     return Agent(config, app, driver, network, manager,
@@ -439,38 +461,48 @@ def run(config: AgentConfig) -> int:
         LOG.error("compute agent %s cannot start: %s", config.host, exc)
         return 1
 
-    from celery import signals  # only now: see create_app() on the import guard
-
     # Heartbeats start once the worker consumes, so "alive" always means "able to take work".
-    def on_ready(**_: Any) -> None:
+    def on_ready() -> None:
         LOG.info("compute agent %s ready on %s (%s)", config.host, config.queue, config.libvirt_uri)
         agent.heartbeat.start()
         agent.stats.start()
 
-    def on_shutdown(**_: Any) -> None:
+    def on_shutdown() -> None:
         agent.heartbeat.stop()
         agent.stats.stop()
 
-    signals.worker_ready.connect(on_ready, weak=False)
-    signals.worker_shutdown.connect(on_shutdown, weak=False)
+    try:
+        return serve(agent.app, worker_argv(config), config.host, on_ready, on_shutdown)
+    finally:
+        on_shutdown()
+        agent.driver.close()
+
+
+def serve(
+    app: Celery, argv: list[str], host: str, on_ready: Callable[[], None],
+    on_shutdown: Callable[[], None],
+) -> int:
+    """Run a host process's Celery worker until it stops (SIGTERM: warm shutdown): `on_ready` once
+    it consumes, `on_shutdown` when it stops; JSON logs (KUMO_LOG_FORMAT=json) and tracing as
+    configured. Return an exit code. The import guard must already be installed."""
+    from celery import signals  # only now: see create_app() on the import guard
+
+    signals.worker_ready.connect(lambda **_: on_ready(), weak=False)
+    signals.worker_shutdown.connect(lambda **_: on_shutdown(), weak=False)
     if os.environ.get(logformat.FORMAT_ENV, "").strip().lower() == "json":
         def json_logs(logger: logging.Logger, **_: Any) -> None:
-            logformat.use_json_on(logger, config.host)
+            logformat.use_json_on(logger, host)
 
         signals.after_setup_logger.connect(json_logs, weak=False)
         signals.after_setup_task_logger.connect(json_logs, weak=False)
-    if tracing.setup(config.host):
+    if tracing.setup(host):
         tracing.install_celery_hooks()
     try:
-        agent.app.worker_main(argv=worker_argv(config))
+        app.worker_main(argv=argv)
     except SystemExit as exit_:
         if exit_.code is None or isinstance(exit_.code, int):
             return exit_.code or 0
         return 1
-    finally:
-        agent.heartbeat.stop()
-        agent.stats.stop()
-        agent.driver.close()
     return 0
 
 
