@@ -46,6 +46,11 @@ def to_host(host: str, task: str, request: msg.Message) -> None:
     relay.enqueue(task, [request.to_dict()], msg.compute_queue(host))
 
 
+def to_volume_host(host: str, task: str, request: msg.Message) -> None:
+    """A volume operation for one volume host (compute_agent/messages/volumes.py), after commit."""
+    relay.enqueue(task, [request.to_dict()], msg.volume_queue(host))
+
+
 def to_host_now(host: str, task: str, request: msg.Message) -> None:
     """A question for a compute host whose answer the caller waits for (nothing to commit, and
     nothing worth keeping: an answer that comes late is of no use to anyone)."""

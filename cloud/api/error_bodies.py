@@ -22,11 +22,14 @@ from cloud.errors import BadRequest, KumoError, RequestTooLarge
 log = logging.getLogger(__name__)
 
 COMPUTE, IDENTITY, IMAGE, NETWORK = "compute", "identity", "image", "network"
+# Cinder words its errors as Nova does ({"itemNotFound": {"code", "message"}}); quota is a 413.
+VOLUME = "volume"
 API_PREFIXES = {
     "/compute": COMPUTE,
     "/identity": IDENTITY,
     "/image": IMAGE,
     "/network": NETWORK,
+    "/volume": VOLUME,
 }
 
 _COMPUTE_KEYS = {
@@ -64,7 +67,7 @@ def error_body(
     neutron_type: str | None = None,
 ) -> dict:
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    if family == COMPUTE:
+    if family in (COMPUTE, VOLUME):
         key = compute_key or _COMPUTE_KEYS.get(status, "computeFault")
         return {key: {"code": status, "message": message}}
     if family == NETWORK:

@@ -280,6 +280,26 @@ RULES: dict[str, str] = {
     # adding compute hosts (Kumo's extension, cloud/enrollment): join tokens; the join
     # itself is authenticated by its token, not by Keystone
     "compute:host_tokens:create": "admin",
+    # block storage (issue 17), Cinder's defaults: a project's readers read, its members change,
+    # admins reset statuses, manage types and quotas, and see the volume hosts
+    "volume:volumes:read": "reader",
+    "volume:volumes:write": "member",
+    "volume:volumes:all_tenants": "admin",
+    "volume:volumes:reset_status": "admin",
+    "volume:volumes:force_delete": "admin",
+    "volume:snapshots:read": "reader",
+    "volume:snapshots:write": "member",
+    "volume:snapshots:reset_status": "admin",
+    "volume:types:read": "authenticated",
+    "volume:types:manage": "admin",
+    "volume:quotas:show": "reader",
+    "volume:quotas:update": "admin",
+    "volume:limits": "reader",
+    "volume:availability_zones": "authenticated",
+    "volume:services": "admin",
+    "volume:attachments:read": "reader",
+    "volume:attachments:write": "member",
+    "volume:messages": "reader",
 }
 
 _RANK = {"reader": 1, "member": 2, "admin": 3}
