@@ -46,6 +46,7 @@ from compute_agent.migration_tasks import MigrationTasks
 from compute_agent.network.base import NetworkError
 from compute_agent.network_tasks import NetworkTasks
 from compute_agent.reporter import ReportError
+from compute_agent.volume_tasks import VolumeTasks
 
 # Re-exported: the manager's public names, wherever they are defined.
 __all__ = [
@@ -66,20 +67,20 @@ LOG = logging.getLogger(__name__)
 MAX_CONSOLE_LINES = 1000
 
 
-class ComputeManager(MigrationTasks, GuestTasks, NetworkTasks):
+class ComputeManager(MigrationTasks, GuestTasks, VolumeTasks, NetworkTasks):
     """Everything a compute host does for the control plane, one @host_task method per task:
     spawn, destroy and the instance actions here, the migration steps in MigrationTasks, rescue,
-    shelve, backups, crash dumps and NICs in GuestTasks, the shared machinery (locks, tombstones, reports) in ManagerBase."""
+    shelve, backups, crash dumps and NICs in GuestTasks, volumes in VolumeTasks, the shared machinery (locks, tombstones, reports) in ManagerBase."""
 
     @host_task(msg.TASK_SPAWN)
     def spawn(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
-        """Make the instance run here, report the outcome, then report the host."""
+        """Make the instance run here, report the outcome, then its domain."""
         key = instance_key(request.instance_uuid)
         with request_context(request.request_id):
             with self._locks.hold(key):
                 event = self._spawn_locked(request, key)
                 self.reporter.instance_event(event)
-            self.send_host_report()
+            self.send_domains_changed([request.instance_uuid])
         return event
 
     def _spawn_locked(self, request: msg.SpawnRequest, key: str) -> msg.InstanceEvent:
@@ -128,7 +129,7 @@ class ComputeManager(MigrationTasks, GuestTasks, NetworkTasks):
     @host_task(msg.TASK_DESTROY, retry_for=(DriverError, NetworkError, ReportError),
                max_retries=8)
     def destroy(self, request: msg.DestroyRequest) -> msg.InstanceEvent:
-        """Remove the instance's domain (a missing one is success), report it, report the host.
+        """Remove the instance's domain (a missing one is success), report it, report the domain gone.
 
         A DriverError (or a NetworkError of unplugging its ports) propagates so that the caller
         can retry: there is no "destroy failed" event in the contract, and destroying again is
@@ -145,7 +146,7 @@ class ComputeManager(MigrationTasks, GuestTasks, NetworkTasks):
                 self.network.unplug(request.instance_uuid)
                 event = self._event(request.request_id, request.instance_uuid, msg.EVENT_DESTROYED)
                 self.reporter.instance_event(event)
-            self.send_host_report()
+            self.send_domains_changed([request.instance_uuid])
         return event
 
     # --- instance actions -------------------------------------------------------------------

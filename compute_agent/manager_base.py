@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from compute_agent import host_load
@@ -154,7 +154,7 @@ class ManagerBase:
                                              on_failure or {})
                 event.migration_id = migration_id
                 self.reporter.instance_event(event)
-            self.send_host_report()
+            self.send_domains_changed([instance_uuid])
         return event
 
     def _run_action(
@@ -233,5 +233,20 @@ class ManagerBase:
             self.reporter.host_report(report)
         except Exception:
             LOG.exception("could not send the host report for %s", self.host)
+            return None
+        return report
+
+    def send_domains_changed(self, instance_uuids: Sequence[str]) -> msg.DomainsChanged | None:
+        """After a task (or guests stopping by themselves), report only the domains it touched:
+        what a task costs does not grow with the guests the host runs. The heartbeat's whole
+        HostReport still follows. Never raises, as send_host_report."""
+        try:
+            report = msg.DomainsChanged(host=self.host,
+                                        domains=self.driver.domain_states(instance_uuids),
+                                        boot_time=host_load.boot_time())
+            self.reporter.domains_changed(report)
+        except Exception:
+            LOG.exception("could not report domains %s of %s", ", ".join(instance_uuids),
+                          self.host)
             return None
         return report

@@ -23,6 +23,8 @@ class Reporter(Protocol):
 
     def host_report(self, report: msg.HostReport) -> None: ...
 
+    def domains_changed(self, report: msg.DomainsChanged) -> None: ...
+
 
 class TaskSender(Protocol):
     """The one method of a Celery app the reporter needs."""
@@ -86,6 +88,10 @@ class CeleryReporter:
     def host_report(self, report: msg.HostReport) -> None:
         self._send(msg.TASK_HOST_REPORT, report.to_dict())
         LOG.debug("reported host %s with %d domains", report.host, len(report.domains))
+
+    def domains_changed(self, report: msg.DomainsChanged) -> None:
+        self._send(msg.TASK_DOMAINS_CHANGED, report.to_dict())
+        LOG.debug("reported domains %s", ", ".join(d.uuid for d in report.domains))
 
     def guest_stats(self, report: msg.GuestStatsReport) -> None:
         # Counters are worth something only while they are fresh: a report the conductor could not

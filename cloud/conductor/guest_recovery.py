@@ -79,13 +79,18 @@ _GAVE_UP = {
 }
 
 
+# A host's whole report, or only the domains a task touched: both name the host, its boot time
+# and domains.
+Report = msg.HostReport | msg.DomainsChanged
+
+
 @dataclass(frozen=True)
 class Fault:
     message: str
     details: str = ""
 
 
-def cause_of(instance: Instance, power: str, report: msg.HostReport) -> str | None:
+def cause_of(instance: Instance, power: str, report: Report) -> str | None:
     """Why the instance, which the report shows in `power`, should be restarted; None if not."""
     if instance.vm_state != states.ACTIVE:
         return None
@@ -98,12 +103,12 @@ def cause_of(instance: Instance, power: str, report: msg.HostReport) -> str | No
     return None
 
 
-def host_booted_since(report: msg.HostReport, when: datetime) -> bool:
+def host_booted_since(report: Report, when: datetime) -> bool:
     """The reporting host booted after `when` (an unknown boot time says no)."""
     return report.boot_time > 0 and datetime.fromtimestamp(report.boot_time, UTC) > when
 
 
-def restart(instance: Instance, cause: str, report: msg.HostReport) -> str:
+def restart(instance: Instance, cause: str, report: Report) -> str:
     """Begin the hard reboot that restarts the guest on the report's host, within the budget;
     RESTARTING, GAVE_UP or LEFT_ALONE."""
     budget = settings.KUMO_GUEST_RESTART_BUDGET
@@ -137,7 +142,7 @@ def restart(instance: Instance, cause: str, report: msg.HostReport) -> str:
     return RESTARTING
 
 
-def gave_up(instance: Instance, cause: str, report: msg.HostReport) -> Fault:
+def gave_up(instance: Instance, cause: str, report: Report) -> Fault:
     """The fault of an instance whose restarts ran out."""
     used = restarts_used(instance)
     window = int(settings.KUMO_GUEST_RESTART_WINDOW)
@@ -163,7 +168,7 @@ def _moving(instance: Instance) -> bool:
                                     status__in=states.MIGRATION_IN_PROGRESS).exists()
 
 
-def _power_seen(report: msg.HostReport, instance: Instance) -> str:
+def _power_seen(report: Report, instance: Instance) -> str:
     for domain in report.domains:
         if domain.uuid == str(instance.uuid):
             return domain.power_state

@@ -1,6 +1,12 @@
 """A compute host's heartbeat (HostReport), applied: its service row, what its hypervisor has, and
 each running domain's console port. The *_used columns are left alone: they belong to claims.
-Safe to apply twice; power states are synced from the same report by power_sync.py."""
+Safe to apply twice; power states are synced from the same report by power_sync.py.
+
+After an instance task a host sends only the domains it touched (DomainsChanged, contract 1.10):
+their console ports, power states and orphan check are applied to those instances alone, and the
+node row (its `domains` among them) stays the snapshot of the last whole report, which is what the
+reconciler and the build timeout compare against. What a boot costs here thus does not grow with
+the guests a host runs; the heartbeat's whole report still finds drift and orphans."""
 
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from cloud.ids import canonical_uuid
 from compute_agent import messages as msg
 
 log = logging.getLogger(__name__)
+
+# A host's whole report (its heartbeat), or only the domains a task touched.
+Report = msg.HostReport | msg.DomainsChanged
 
 
 def apply_host_report(report: msg.HostReport) -> None:
@@ -55,6 +64,12 @@ def apply_host_report(report: msg.HostReport) -> None:
             network_plane.host_joined(report.host)
 
 
+def apply_domains_changed(report: msg.DomainsChanged) -> None:
+    """The console ports of the domains a task touched; nothing of the others, nor of the node."""
+    with transaction.atomic():
+        _record_console_ports(report)
+
+
 def _upsert_node(report: msg.HostReport, service: Service, reported: dict) -> None:
     if ComputeNode.objects.filter(host=report.host).update(**reported):
         return
@@ -72,14 +87,15 @@ def _upsert_node(report: msg.HostReport, service: Service, reported: dict) -> No
         ComputeNode.objects.filter(host=report.host).update(**reported)
 
 
-def _record_console_ports(report: msg.HostReport) -> None:
+def _record_console_ports(report: Report) -> None:
     """Store each running domain's VNC port on its instance (console tokens are checked against
-    it); instances of this host that reported none lose theirs. One read of the host's instances,
-    then a write only for those whose port changed: a report follows every boot, and one UPDATE per
-    domain made its cost grow with the guests the host already ran."""
+    it); instances of this host that reported none lose theirs (of a DomainsChanged: those it
+    lists). One read of those instances, then a write only for those whose port changed."""
     ports = {canonical_uuid(d.uuid): d.vnc_port for d in report.domains if d.vnc_port > 0}
     sockets = {canonical_uuid(d.uuid): d.vnc_socket for d in report.domains if d.vnc_socket}
     on_host = Instance.objects.filter(host=report.host, deleted=False)
+    if isinstance(report, msg.DomainsChanged):
+        on_host = on_host.filter(uuid__in=_listed(report))
     changed: dict[tuple[int | None, str], list] = {}
     for uuid, port, socket in on_host.values_list("uuid", "console_port", "console_socket"):
         key = str(uuid)
@@ -91,19 +107,28 @@ def _record_console_ports(report: msg.HostReport) -> None:
         on_host.filter(uuid__in=uuids).update(console_port=port, console_socket=socket)
 
 
-def destroy_orphans(report: msg.HostReport) -> list[str]:
+def _listed(report: msg.DomainsChanged) -> list[str]:
+    return [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
+
+
+def destroy_orphans(report: Report) -> list[str]:
     """Ask the host to destroy the domains it runs for instances that are not its own any more:
     deleted (perhaps locally, while the host was down), or rescheduled to another host. No domain
     of Kumo's runs without a live instance of that host, hence without a claim. Domains named by
     no instance of Kumo's are never touched (a host may run other guests of its own). Rows changed
     within KUMO_POWER_SYNC_GRACE seconds are left alone: a report gathered before a change may
     arrive after it. Returns the uuids it asked to destroy."""
-    reported = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
-    # The host's own live instances are never orphans: one read of them by host (indexed) leaves
-    # the rare domain to look up, rather than asking about every domain after every boot.
-    own = {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
-           .values_list("uuid", flat=True)}
-    uuids = [u for u in reported if u not in own]
+    if isinstance(report, msg.DomainsChanged):
+        # Only the domains still there, looked up directly (a task touched one or a few).
+        uuids = [u for u in (canonical_uuid(d.uuid) for d in report.domains
+                             if d.power_state != msg.POWER_NOSTATE) if u]
+    else:
+        reported = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
+        # The host's own live instances are never orphans: one read of them by host (indexed)
+        # leaves the rare domain to look up, rather than asking about every domain.
+        own = {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
+               .values_list("uuid", flat=True)}
+        uuids = [u for u in reported if u not in own]
     if not uuids:
         return []
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))

@@ -7,6 +7,9 @@ itself down or crashed outside Kumo becomes SHUTOFF; one whose domain vanished b
 fault; and otherwise only the recorded power state follows the hypervisor. Rows changed within the
 grace period are left alone, because a heartbeat gathered just before an action finished may
 arrive just after it (a guest that has run longer than that is seen at once).
+
+A DomainsChanged (after a task, or guests that stopped by themselves) is applied to the instances
+it lists alone: one it leaves out is not thereby gone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.utils import timezone
 from cloud import events
 from cloud.compute import states
 from cloud.compute.models import Instance, InstanceFault
+from cloud.ids import canonical_uuid
 from compute_agent import messages as msg
 
 from . import guest_recovery
@@ -30,14 +34,17 @@ log = logging.getLogger(__name__)
 _STOPPED_POWER = (msg.POWER_SHUTDOWN, msg.POWER_CRASHED)
 
 
-def sync_power_states(report: msg.HostReport) -> int:
-    """Apply the report's domain states to this host's settled instances; how many changed."""
+def sync_power_states(report: msg.HostReport | msg.DomainsChanged) -> int:
+    """Apply the report's domain states to this host's settled instances (of a DomainsChanged:
+    those it lists); how many changed."""
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
     seen = {d.uuid: d.power_state for d in report.domains}
     settled = Instance.objects.filter(
         host=report.host, deleted=False, task_state__isnull=True,
         updated_at__lt=timezone.now() - grace,
     ).exclude(vm_state__in=[states.BUILDING, states.ERROR, states.DELETED])
+    if isinstance(report, msg.DomainsChanged):
+        settled = settled.filter(uuid__in=[u for u in map(canonical_uuid, seen) if u])
     changed = 0
     for instance in settled:
         power = seen.get(str(instance.uuid), msg.POWER_NOSTATE)

@@ -39,6 +39,17 @@ def host_report(self: Task, data: dict[str, Any]) -> None:
     host_reports.destroy_orphans(report)
 
 
+@shared_task(name=msg.TASK_DOMAINS_CHANGED, bind=True)
+def domains_changed(self: Task, data: dict[str, Any]) -> None:
+    # After an instance task: the same three steps, on the domains it lists alone.
+    report = msg.DomainsChanged.from_dict(data)
+    if not report_senders.accepts(self.request, msg.TASK_DOMAINS_CHANGED, data, report.host):
+        return
+    host_reports.apply_domains_changed(report)
+    power_sync.sync_power_states(report)
+    host_reports.destroy_orphans(report)
+
+
 @shared_task(name=msg.TASK_INSTANCE_EVENT, bind=True)
 def instance_event(self: Task, data: dict[str, Any]) -> None:
     event = msg.InstanceEvent.from_dict(data)

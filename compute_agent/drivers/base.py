@@ -19,6 +19,7 @@ from compute_agent.messages import (
     POWER_CRASHED,
     POWER_NOSTATE,
     POWER_SHUTDOWN,
+    BlockDevice,
     DomainState,
     GuestStats,
     NetworkInfo,
@@ -84,6 +85,12 @@ class Driver(abc.ABC):
     def list_domains(self) -> list[DomainState]:
         """Every domain this host holds for an instance (domains not named by a uuid are not
         ours and are left out), whatever its power state."""
+
+    def domain_states(self, instance_uuids: Sequence[str]) -> list[DomainState]:
+        """The named domains as list_domains() gives them, POWER_NOSTATE for any not here: what
+        the host says after a task touched them. Drivers answer without listing every domain."""
+        listed = {d.uuid: d for d in self.list_domains()}
+        return [listed.get(u) or DomainState(u, POWER_NOSTATE) for u in instance_uuids]
 
     @abc.abstractmethod
     def host_info(self) -> HostInfo:
@@ -154,6 +161,18 @@ class Driver(abc.ABC):
         """Give the domain exactly the NICs of `nics` (Nics, or MACs of user-mode NICs): plug in
         the missing ones and unplug the others, live where the hypervisor can (always in its
         definition)."""
+
+    # --- volumes (compute_agent.volume_tasks)
+
+    def attach_volume(self, instance_uuid: str, device: BlockDevice) -> str:
+        """Plug the volume in as the guest's disk `device.device`, live where the hypervisor can
+        (always in its definition); a volume it has already is left as it is. Its power state."""
+        raise DriverError(f"{type(self).__name__} cannot attach volumes")
+
+    def detach_volume(self, instance_uuid: str, volume_id: str) -> str:
+        """Take the volume's disk out once the guest released it, and out of the definition; a
+        volume it does not have is success. Its power state."""
+        raise DriverError(f"{type(self).__name__} cannot detach volumes")
 
     # --- moving an instance to another host ---------------------------------------------------
     # The steps and who takes them: compute_agent.messages, above TASK_PREPARE_MIGRATION.

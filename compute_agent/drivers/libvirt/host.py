@@ -7,11 +7,13 @@ from __future__ import annotations
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from typing import Any
 
 import libvirt
 
 from compute_agent import messages as msg
+from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import DriverError, HostInfo
 from compute_agent.drivers.libvirt import incoming
 from compute_agent.drivers.libvirt.connection import LibvirtBase
@@ -19,10 +21,12 @@ from compute_agent.drivers.libvirt.states import domain_power_state
 
 
 class HostMixin(LibvirtBase):
+    # A running domain's VNC listener stays where it is until the domain stops, so it is read from
+    # its XML once per run of the domain ((name, id) -> (port, socket)) rather than in every
+    # report: parsing every guest's XML each time grew with the guests.
+    _vnc_listeners: dict[tuple[str, int], tuple[int, str]]
+
     def list_domains(self) -> list[msg.DomainState]:
-        # A running domain's VNC listener stays where it is until the domain stops, so it is read
-        # from its XML once per run of the domain (its id) rather than in every report: a report
-        # follows every boot, and parsing every guest's XML each time grew with the guests.
         known: dict[tuple[str, int], tuple[int, str]] = getattr(self, "_vnc_listeners", {})
         seen: dict[tuple[str, int], tuple[int, str]] = {}
 
@@ -33,15 +37,7 @@ class HostMixin(LibvirtBase):
                 if not _is_instance_domain_name(name):
                     continue  # e.g. the test driver's own "test" domain, or an operator's VM
                 try:
-                    run = (name, domain.ID())
-                    listener = known.get(run) if run[1] > 0 else None
-                    port, socket = listener if listener is not None else _vnc_listen(domain)
-                    if run[1] > 0:
-                        seen[run] = (port, socket)
-                    found.append(msg.DomainState(
-                        uuid=name, power_state=domain_power_state(domain), vnc_port=port,
-                        vnc_socket=self.reported_vnc_socket(socket) if socket else "",
-                    ))
+                    found.append(self._domain_state(domain, name, known, seen))
                 except libvirt.libvirtError as exc:
                     if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                         raise  # anything but "undefined while we were listing" is a real error
@@ -50,6 +46,43 @@ class HostMixin(LibvirtBase):
         listed = self._call("listing domains", list_on)
         self._vnc_listeners = seen  # only the runs still there
         return listed
+
+    def domain_states(self, instance_uuids: Sequence[str]) -> list[msg.DomainState]:
+        # One lookup per named domain, whatever else the host runs: this follows every task.
+        wanted = [canonical_uuid(u) for u in instance_uuids]
+
+        def states_on(conn: libvirt.virConnect) -> list[msg.DomainState]:
+            known = getattr(self, "_vnc_listeners", {})
+            self._vnc_listeners = known
+            found = []
+            for instance_uuid in wanted:
+                try:
+                    domain = self._lookup(conn, instance_uuid)
+                    found.append(msg.DomainState(instance_uuid, msg.POWER_NOSTATE)
+                                 if domain is None else
+                                 self._domain_state(domain, instance_uuid, known, known))
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
+                    found.append(msg.DomainState(instance_uuid, msg.POWER_NOSTATE))
+            return found
+
+        return self._call("reading domains", states_on)
+
+    def _domain_state(
+        self, domain: libvirt.virDomain, name: str,
+        known: dict[tuple[str, int], tuple[int, str]],
+        seen: dict[tuple[str, int], tuple[int, str]],
+    ) -> msg.DomainState:
+        run = (name, domain.ID())
+        listener = known.get(run) if run[1] > 0 else None
+        port, socket = listener if listener is not None else _vnc_listen(domain)
+        if run[1] > 0:
+            seen[run] = (port, socket)
+        return msg.DomainState(
+            uuid=name, power_state=domain_power_state(domain), vnc_port=port,
+            vnc_socket=self.reported_vnc_socket(socket) if socket else "",
+        )
 
     def init_host(self) -> None:
         """The instances tree, the VNC socket directory and, on a host that takes migrations,

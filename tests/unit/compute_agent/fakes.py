@@ -11,6 +11,7 @@ class RecordingReporter:
     def __init__(self) -> None:
         self.events: list[msg.InstanceEvent] = []
         self.reports: list[msg.HostReport] = []
+        self.changes: list[msg.DomainsChanged] = []
         self.fail_with: Exception | None = None
 
     def instance_event(self, event: msg.InstanceEvent) -> None:
@@ -22,3 +23,8 @@ class RecordingReporter:
         if self.fail_with is not None:
             raise self.fail_with
         self.reports.append(report)
+
+    def domains_changed(self, report: msg.DomainsChanged) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.changes.append(report)

@@ -54,11 +54,11 @@ def destroy_request(spawn: msg.SpawnRequest, request_id: str = "req-destroy") ->
     return msg.DestroyRequest(request_id=request_id, instance_uuid=spawn.instance_uuid)
 
 
-def domain_uuids(report: msg.HostReport) -> set[str]:
+def domain_uuids(report: msg.HostReport | msg.DomainsChanged) -> set[str]:
     return {d.uuid for d in report.domains}
 
 
-def test_spawn_starts_the_domain_and_reports_spawned_then_the_host(
+def test_spawn_starts_the_domain_and_reports_spawned_then_its_domain(
     manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
 ) -> None:
     request = spawn_request()
@@ -73,8 +73,11 @@ def test_spawn_starts_the_domain_and_reports_spawned_then_the_host(
         power_state=msg.POWER_RUNNING,
     )
     assert manager.driver.power_state(request.instance_uuid) == msg.POWER_RUNNING
-    [report] = reporter.reports
-    assert request.instance_uuid in domain_uuids(report)
+    # Only the new domain follows, not every domain of the host: that is the heartbeat's.
+    [changed] = reporter.changes
+    assert changed.host == "host-a" and not reporter.reports
+    assert changed.domains == [msg.DomainState(request.instance_uuid, msg.POWER_RUNNING)]
+    assert msg.DomainsChanged.from_dict(changed.to_dict()) == changed
 
 
 def test_spawning_twice_reports_success_twice_and_keeps_one_domain(
@@ -89,7 +92,7 @@ def test_spawning_twice_reports_success_twice_and_keeps_one_domain(
     assert len(domains) == 1
 
 
-def test_destroy_removes_the_domain_and_reports_destroyed_then_the_host(
+def test_destroy_removes_the_domain_and_reports_destroyed_then_the_domain_gone(
     manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
 ) -> None:
     request = spawn_request()
@@ -100,7 +103,8 @@ def test_destroy_removes_the_domain_and_reports_destroyed_then_the_host(
     assert event.request_id == "req-destroy"
     assert reporter.events[-1] == event
     assert manager.driver.power_state(request.instance_uuid) == msg.POWER_NOSTATE
-    assert request.instance_uuid not in domain_uuids(reporter.reports[-1])
+    assert reporter.changes[-1].domains == [
+        msg.DomainState(request.instance_uuid, msg.POWER_NOSTATE)]
 
 
 def test_destroying_an_instance_this_host_never_had_reports_destroyed(
@@ -171,7 +175,8 @@ def test_failed_spawn_is_cleaned_up_and_reported_readably(
     assert event.message == "injected: the guest never came up"
     assert "Traceback" in event.details
     assert driver.power_state(request.instance_uuid) == msg.POWER_NOSTATE
-    assert reporter.reports, "a host report follows a failure too"
+    assert reporter.changes[-1].domains == [
+        msg.DomainState(request.instance_uuid, msg.POWER_NOSTATE)], "the domain follows a failure too"
     failing.close()
 
 
@@ -246,6 +251,7 @@ def test_sending_the_host_report_never_raises(
 ) -> None:
     reporter.fail_with = ReportError("broker down")
     assert manager.send_host_report() is None
+    assert manager.send_domains_changed(["c0ffee00-0000-4000-8000-000000000001"]) is None
 
 
 def test_log_lines_carry_the_request_id_and_never_the_image_token(
@@ -296,12 +302,13 @@ def test_each_action_reports_its_own_event_with_the_new_power_state_then_the_hos
     manager: ComputeManager, reporter: RecordingReporter, running: str,
     method: str, event: str, state: str,
 ) -> None:
-    reports_before = len(reporter.reports)
+    changes_before = len(reporter.changes)
     result = getattr(manager, method)(power(running, timeout=5))
     assert result == reporter.events[-1]
     assert (result.event, result.power_state, result.request_id) == (event, state, "req-act")
     assert result.host == "host-a"
-    assert len(reporter.reports) == reports_before + 1
+    assert len(reporter.changes) == changes_before + 1
+    assert reporter.changes[-1].domains == [msg.DomainState(running, state)]
 
 
 def test_the_way_back_reports_started_unpaused_and_resumed(

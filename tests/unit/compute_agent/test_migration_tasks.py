@@ -107,7 +107,8 @@ def test_prepare_makes_the_destination_ready_and_names_the_migration(
     fake = hosts[B].fake
     assert guest.instance_uuid in fake.prepared and "img-1" in fake.images
     assert fake.disks[guest.instance_uuid] == FakeDisk(1)  # a live copy lands on an empty disk
-    assert hosts[B].reporter.reports, "a host report follows"
+    assert hosts[B].reporter.changes[-1].domains[0].uuid == guest.instance_uuid, \
+        "the domain follows"
 
 
 def test_prepare_lifts_the_tombstone_of_an_instance_coming_back(
@@ -164,7 +165,8 @@ def test_a_live_migration_reports_progress_then_the_guest_running_on_the_destina
     assert not hosts[A].fake.holds(guest.instance_uuid)
     assert hosts[B].driver.power_state(guest.instance_uuid) == msg.POWER_RUNNING
     assert hosts[B].fake.disks[guest.instance_uuid].data == "written by the guest"
-    assert hosts[A].reporter.reports[-1].domains == []
+    assert hosts[A].reporter.changes[-1].domains == [
+        msg.DomainState(guest.instance_uuid, msg.POWER_NOSTATE)]
 
 
 def test_a_paused_guest_arrives_paused(hosts: dict[str, Host], guest: msg.SpawnRequest) -> None:
