@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compute_agent.messages import SpawnRequest
+from compute_agent.messages import BlockDevice, SpawnRequest
 from compute_agent.network.base import Nic
 
 KUMO_XMLNS = "http://kumo.invalid/xmlns/instance/1.0"
@@ -96,6 +96,7 @@ def build_domain_xml(
     machine: str | None = None,
     vnc_socket: str | None = None,
     rescue: bool = False,
+    block_devices: Sequence[BlockDevice] = (),
 ) -> str:
     """Return the persistent domain definition for `request` as a string.
 
@@ -107,6 +108,8 @@ def build_domain_xml(
     IDE bus the config drive's cdrom sits on). With `vnc_socket` the VNC server listens on that
     unix socket instead of a TCP port. `rescue` marks the definition as the guest's rescue one
     (is_rescue reads it back), so a repeated rescue or unrescue can tell what is defined.
+    Each of `block_devices` is a volume qemu reaches itself over the network (volume_disk); one
+    with boot_index 0 is the disk the guest boots from.
     """
     if domain_type not in DOMAIN_TYPES:
         raise ValueError(f"domain type must be one of {sorted(DOMAIN_TYPES)}, got {domain_type!r}")
@@ -149,7 +152,8 @@ def build_domain_xml(
     os_type = _sub(os_element, "type", "hvm")
     if machine is not None:
         os_type.set("machine", _token("machine", machine))
-    if not any(disk.boot_order for disk in disks):
+    boots_from_volume = any(device.boot_index == 0 for device in block_devices)
+    if not boots_from_volume and not any(disk.boot_order for disk in disks):
         _sub(os_element, "boot", dev="hd")
     _sub(os_element, "smbios", mode="sysinfo")
 
@@ -167,6 +171,8 @@ def build_domain_xml(
         _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for disk in disks:
         _add_disk(devices, disk)
+    for device in block_devices:
+        devices.append(volume_disk(device))
     for mac in mac_addresses:
         devices.append(_interface(mac))
     serial = _sub(devices, "serial", type="pty")
@@ -235,6 +241,106 @@ def _add_disk(devices: ET.Element, disk: DiskSpec) -> None:
         _sub(element, "boot", order=str(_positive_int("boot order", disk.boot_order)))
     if disk.read_only:
         _sub(element, "readonly")
+
+
+# --- volumes (docs/volumes.md): a disk qemu opens over the network, not a file on this host
+
+VOLUME_PROTOCOLS = frozenset({"nbd"})
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+
+
+def _volume_host(value: object) -> str:
+    text = str(value)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        if not _HOST_NAME.match(text):
+            raise ValueError(f"volume host {xml_text(text, 80)!r} is not an address") from None
+        return text
+
+
+def _port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError(f"volume port must be 1-65535, got {value!r}")
+    return value
+
+
+def volume_disk(device: BlockDevice) -> ET.Element:
+    """A volume as a guest's disk: qemu connects to its NBD export itself (raw: the volume host
+    serves the qcow2's guest view), no host page cache (a live migration's two qemus share the
+    export), and the volume id as the disk's serial (/dev/disk/by-id in the guest)."""
+    connection = device.connection or {}
+    kind = connection.get("driver_volume_type")
+    if kind not in VOLUME_PROTOCOLS:
+        raise ValueError(f"volume {xml_text(device.volume_id, 40)!r}: a {kind!r} connection is "
+                         "not supported")
+    if device.bus not in DISK_BUSES:
+        raise ValueError(f"a volume on bus {device.bus!r} is not supported")
+    export = str(connection.get("export") or "")
+    if not export or _NOT_XML_TEXT.search(export):
+        raise ValueError(f"volume {xml_text(device.volume_id, 40)!r} names no export")
+    element = ET.Element("disk", {"type": "network", "device": "disk"})
+    _sub(element, "driver", name="qemu", type="raw", cache="none")
+    source = _sub(element, "source", protocol=str(kind), name=export)
+    _sub(source, "host", name=_volume_host(connection.get("host")),
+         port=str(_port(connection.get("port"))))
+    _sub(element, "target", dev=_token("target device", device.device), bus=device.bus)
+    _sub(element, "serial", xml_text(device.volume_id, 64))
+    if device.boot_index == 0:
+        _sub(element, "boot", order="1")
+    return element
+
+
+def volume_disk_xml(device: BlockDevice) -> str:
+    return ET.tostring(volume_disk(device), encoding="unicode")
+
+
+def volume_disks(domain_xml: str) -> dict[str, str]:
+    """A definition's volumes as they are written there, by volume id (their serial): what
+    detaching one must name."""
+    root = ET.fromstring(domain_xml)
+    found = {}
+    for disk in root.findall("devices/disk[@type='network']"):
+        serial = disk.findtext("serial")
+        if serial:
+            found[serial] = ET.tostring(disk, encoding="unicode")
+    return found
+
+
+def disk_targets(domain_xml: str) -> list[str]:
+    """The target devices (vda, hdc…) of a definition's disks."""
+    root = ET.fromstring(domain_xml)
+    return [str(t.get("dev")) for t in root.findall("devices/disk/target") if t.get("dev")]
+
+
+def local_disk_targets(domain_xml: str) -> list[str]:
+    """The target devices of the writable file disks: what a live migration copies (the root
+    disk; never the read-only config drive, which the destination builds, nor a volume)."""
+    root = ET.fromstring(domain_xml)
+    return [str(disk.find("target").get("dev"))  # type: ignore[union-attr]
+            for disk in root.findall("devices/disk[@type='file'][@device='disk']")
+            if disk.find("target") is not None and disk.find("readonly") is None]
+
+
+def with_volume(domain_xml: str, device: BlockDevice) -> str:
+    """The definition with the volume as a disk (replacing any it had under the same id)."""
+    root = ET.fromstring(without_volume(domain_xml, device.volume_id))
+    devices = root.find("devices")
+    if devices is None:
+        devices = _sub(root, "devices")
+    devices.append(volume_disk(device))
+    return ET.tostring(root, encoding="unicode")
+
+
+def without_volume(domain_xml: str, volume_id: str) -> str:
+    """The definition without the volume's disk."""
+    root = ET.fromstring(domain_xml)
+    devices = root.find("devices")
+    if devices is not None:
+        for disk in devices.findall("disk[@type='network']"):
+            if disk.findtext("serial") == volume_id:
+                devices.remove(disk)
+    return ET.tostring(root, encoding="unicode")
 
 
 # --- reading and editing a definition libvirt gave back (rescue, ports)

@@ -26,6 +26,11 @@ class PreparedInstance:
     serial_log_path: str
 
 
+def boots_from_volume(request: SpawnRequest) -> bool:
+    """Whether the guest's root disk is a volume (then it has no local root disk here)."""
+    return any(device.boot_index == 0 for device in request.block_devices)
+
+
 def prepare(request: SpawnRequest, files: InstanceFiles, cache: ImageCache) -> PreparedInstance:
     """Make the instance's directory, root disk and config drive; return what the domain needs.
 
@@ -34,10 +39,19 @@ def prepare(request: SpawnRequest, files: InstanceFiles, cache: ImageCache) -> P
     and renamed, so a disk at its real name is always a whole one.
     """
     instance_uuid = canonical_uuid(request.instance_uuid)
-    if request.image is None:
-        raise DriverError("a real guest needs an image to boot from (volumes are not supported)")
+    from_volume = boots_from_volume(request)
+    if request.image is None and not from_volume:
+        raise DriverError("a real guest needs an image or a volume to boot from")
     directory = files.make_instance_dir(instance_uuid)
     disk = files.disk(instance_uuid)
+    drive = files.config_drive(instance_uuid)
+    config_drive.build(drive, request)
+    cdrom = DiskSpec(path=os.fspath(drive), target_dev="hdc", bus="ide", driver_type="raw",
+                     device="cdrom", read_only=True)
+    serial_log_path = os.fspath(files.console_log(instance_uuid))
+    if from_volume:
+        # The volume is vda (domain_xml.volume_disk): nothing of the guest's disk is here.
+        return PreparedInstance(disks=[cdrom], serial_log_path=serial_log_path)
     if not disk.exists():
         _new_root_disk(request, files, cache, directory)
     else:
@@ -45,22 +59,13 @@ def prepare(request: SpawnRequest, files: InstanceFiles, cache: ImageCache) -> P
         wanted = request.root_gb * GIB
         if wanted > int(qemu_img.info(disk, "qcow2")["virtual-size"]):
             qemu_img.resize(disk, "qcow2", wanted)
-    drive = files.config_drive(instance_uuid)
-    config_drive.build(drive, request)
     return PreparedInstance(
         disks=[
             DiskSpec(path=os.fspath(disk), target_dev=ROOT_DEVICE, bus="virtio",
                      driver_type="qcow2"),
-            DiskSpec(
-                path=os.fspath(drive),
-                target_dev="hdc",
-                bus="ide",
-                driver_type="raw",
-                device="cdrom",
-                read_only=True,
-            ),
+            cdrom,
         ],
-        serial_log_path=os.fspath(files.console_log(instance_uuid)),
+        serial_log_path=serial_log_path,
     )
 
 
@@ -76,7 +81,7 @@ def prepare_for_migration(
     if request.image is not None:
         cached = cache.fetch(request.image)
         files.record_base(instance_uuid, contained(cached.path, cache.directory))
-    if with_disk:
+    if with_disk and not boots_from_volume(request):
         files.disk(instance_uuid).unlink(missing_ok=True)
         _new_root_disk(request, files, cache, directory)
     config_drive.build(files.config_drive(instance_uuid), request)

@@ -50,6 +50,7 @@ class FakeDomain:
     rescued: bool = False  # booted from a rescue disk, its own attached second
     macs: list[str] = field(default_factory=list)  # its NICs
     crash_dumps: int = 0  # NMIs injected
+    volumes: dict[str, str] = field(default_factory=dict)  # volume id -> device (vdb…)
 
 
 @dataclass
@@ -176,7 +177,9 @@ class FakeDriver(Driver):
             if request.image is not None:
                 host.images.add(request.image.id)
             host.prepared.add(uuid)
-            host.domains[uuid] = FakeDomain(uuid, request.vcpus, request.memory_mb)
+            host.domains[uuid] = FakeDomain(
+                uuid, request.vcpus, request.memory_mb,
+                volumes={d.volume_id: d.device for d in request.block_devices})
             return msg.POWER_RUNNING
 
     def destroy(self, instance_uuid: str) -> None:
@@ -275,6 +278,22 @@ class FakeDriver(Driver):
             domain = self._domain(instance_uuid)
             domain.macs = [(nic if isinstance(nic, str) else nic.mac_address).lower()
                            for nic in nics]
+            return domain.power_state
+
+    def attach_volume(self, instance_uuid: str, device: msg.BlockDevice) -> str:
+        with self.cloud.lock:
+            domain = self._domain(instance_uuid)
+            if device.volume_id not in domain.volumes:
+                if device.device in domain.volumes.values():
+                    raise DriverError(f"instance {instance_uuid} already has a disk "
+                                      f"{device.device}")
+                domain.volumes[device.volume_id] = device.device
+            return domain.power_state
+
+    def detach_volume(self, instance_uuid: str, volume_id: str) -> str:
+        with self.cloud.lock:
+            domain = self._domain(instance_uuid)
+            domain.volumes.pop(volume_id, None)
             return domain.power_state
 
     # --- migrations -------------------------------------------------------------------------

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import os
 
+import libvirt
+
 from compute_agent import messages as msg
-from compute_agent.domain_xml import canonical_uuid
+from compute_agent.domain_xml import canonical_uuid, local_disk_targets
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import incoming, peers
 from compute_agent.drivers.libvirt.connection import LibvirtBase, NoSuchInstance
 from compute_agent.drivers.libvirt.power import WrongState
-from compute_agent.instance_disks import check_received_disk
+from compute_agent.instance_disks import ROOT_DEVICE, boots_from_volume, check_received_disk
 
 LOG = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ class ColdMigrationMixin(LibvirtBase):
         peers.check_peer_uri(dest_uri)
         disk = self.files.disk(instance_uuid)
         if not disk.is_file():
+            if self._boots_from_volume(instance_uuid):
+                # Its disk is a volume the destination reaches itself: only the guest stops here.
+                return self.stop(instance_uuid, stop_timeout)
             raise DriverError(f"instance {instance_uuid} has no root disk on this host")
         # The destination is asked first, so that a move it cannot take leaves the guest running.
         with peers.peer(dest_uri) as dconn:
@@ -49,13 +54,20 @@ class ColdMigrationMixin(LibvirtBase):
 
     def finish_migration(self, request: msg.SpawnRequest) -> str:
         instance_uuid = canonical_uuid(request.instance_uuid)
-        if self.has_disks and self.power_state(instance_uuid) not in (
-            msg.POWER_RUNNING, msg.POWER_PAUSED
-        ):
+        if self.has_disks and not boots_from_volume(request) and self.power_state(
+            instance_uuid) not in (msg.POWER_RUNNING, msg.POWER_PAUSED):
             self._take_received_disk(instance_uuid)
         # spawn keeps the disk, grows it to the request's root size, writes the config drive,
         # defines and starts the domain; an active one it leaves as it is.
         return self.spawn(request)
+
+    def _boots_from_volume(self, instance_uuid: str) -> bool:
+        def read(conn: libvirt.virConnect) -> str:
+            domain = self._lookup(conn, instance_uuid)
+            return "" if domain is None else domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+
+        xml = self._call("reading the definition", read)
+        return bool(xml) and ROOT_DEVICE not in local_disk_targets(xml)
 
     def _take_received_disk(self, instance_uuid: str) -> None:
         received = self.files.incoming_disk(instance_uuid)

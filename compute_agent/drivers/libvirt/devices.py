@@ -1,20 +1,36 @@
-"""What a running guest gets plugged into it or injected: NICs in and out, and an NMI for a crash
-dump."""
+"""What a running guest gets plugged into it or injected: NICs and volumes in and out, and an NMI
+for a crash dump."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import libvirt
 
-from compute_agent.domain_xml import interface_elements, interface_xml, with_interfaces
+from compute_agent.domain_xml import (
+    disk_targets,
+    interface_elements,
+    interface_xml,
+    volume_disk_xml,
+    volume_disks,
+    with_interfaces,
+    with_volume,
+    without_volume,
+)
+from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt.connection import LibvirtBase
 from compute_agent.drivers.libvirt.power import WrongState
 from compute_agent.drivers.libvirt.states import domain_power_state
+from compute_agent.messages import BlockDevice
 from compute_agent.network.base import Nic
 
 LOG = logging.getLogger(__name__)
+
+# How long a guest has to let go of a volume's disk (Nova retries its detach for about as long).
+VOLUME_DETACH_TIMEOUT = 60.0
+VOLUME_DETACH_POLL = 0.5
 
 
 class DevicesMixin(LibvirtBase):
@@ -57,3 +73,79 @@ class DevicesMixin(LibvirtBase):
             return domain_power_state(domain)
 
         return self._act("interface change", instance_uuid, apply)
+
+    # --- volumes (docs/volumes.md): network disks plugged in and out, live and in the definition
+
+    def attach_volume(self, instance_uuid: str, device: BlockDevice) -> str:
+        disk_xml = volume_disk_xml(device)  # a connection it cannot use fails before libvirt
+
+        def attach(domain: libvirt.virDomain) -> str:
+            defined = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if device.volume_id in volume_disks(defined):
+                return domain_power_state(domain)  # a repeated attach: the work is done
+            if device.device in disk_targets(defined):
+                raise DriverError(f"instance {instance_uuid} already has a disk {device.device}")
+            try:
+                domain.attachDeviceFlags(disk_xml, self._device_flags(domain))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                    raise
+                LOG.info("no hot-plug for %s; volume %s is in its definition", instance_uuid,
+                         device.volume_id)
+                domain.connect().defineXML(with_volume(defined, device))
+            return domain_power_state(domain)
+
+        return self._act("volume attach", instance_uuid, attach)
+
+    def detach_volume(self, instance_uuid: str, volume_id: str,
+                      timeout: float = VOLUME_DETACH_TIMEOUT) -> str:
+        """Ask the guest to let go of the disk, wait until qemu has removed it (a guest must
+        release it: pulling it from under a mounted filesystem is what the wait avoids), then
+        drop it from the definition. A guest that keeps it past `timeout` is a DriverError and
+        the volume stays attached."""
+
+        def unplug_live(domain: libvirt.virDomain) -> bool:
+            if not domain.isActive():
+                return False
+            element = volume_disks(domain.XMLDesc(0)).get(volume_id)
+            if element is None:
+                return False
+            try:
+                domain.detachDeviceFlags(element, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                    return False  # the test driver: only its definition holds the disk
+                raise
+            return True
+
+        def still_live(domain: libvirt.virDomain) -> bool:
+            return domain.isActive() and volume_id in volume_disks(domain.XMLDesc(0))
+
+        if self._act("volume detach", instance_uuid, unplug_live):
+            deadline = time.monotonic() + timeout
+            asked_again = False
+            while self._act("volume detach", instance_uuid, still_live):
+                now = time.monotonic()
+                if now >= deadline:
+                    raise DriverError(f"the guest did not release volume {volume_id} within "
+                                      f"{timeout:.0f} s; it stays attached")
+                if not asked_again and now >= deadline - timeout / 2:
+                    # A guest still booting can miss the first request, as Nova finds too.
+                    asked_again = True
+                    self._act("volume detach", instance_uuid, unplug_live)
+                time.sleep(VOLUME_DETACH_POLL)
+
+        def unplug_config(domain: libvirt.virDomain) -> str:
+            defined = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            if volume_id in volume_disks(defined):
+                domain.connect().defineXML(without_volume(defined, volume_id))
+            return domain_power_state(domain)
+
+        return self._act("volume detach", instance_uuid, unplug_config)
+
+    @staticmethod
+    def _device_flags(domain: libvirt.virDomain) -> int:
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if domain.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        return flags

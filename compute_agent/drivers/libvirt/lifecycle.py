@@ -38,7 +38,7 @@ class LifecycleMixin(LibvirtBase):
         if not self.has_disks:
             return build_domain_xml(
                 request, domain_type=self.domain_type, vnc_listen=self.vnc_listen,
-                vnc_socket=vnc_socket,
+                vnc_socket=vnc_socket, block_devices=request.block_devices,
             )
         # Downloads and qemu-img run here, outside the connection lock, so one slow image does
         # not hold up every other operation on the host.
@@ -54,6 +54,7 @@ class LifecycleMixin(LibvirtBase):
             mac_addresses=self.nics(request.networks),
             video_model="vga",
             machine="pc",
+            block_devices=request.block_devices,
         )
 
     def spawn(self, request: msg.SpawnRequest) -> str:

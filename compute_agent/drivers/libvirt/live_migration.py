@@ -19,13 +19,13 @@ import time
 import libvirt
 
 from compute_agent import messages as msg
-from compute_agent.domain_xml import canonical_uuid
+from compute_agent.domain_xml import canonical_uuid, local_disk_targets
 from compute_agent.drivers.base import DriverError, MigrationCancelled, ProgressCallback
 from compute_agent.drivers.libvirt import peers
 from compute_agent.drivers.libvirt.connection import LibvirtBase, LiveMigrationJob, NoSuchInstance
 from compute_agent.drivers.libvirt.power import WrongState
 from compute_agent.drivers.libvirt.states import domain_power_state
-from compute_agent.instance_disks import ROOT_DEVICE, prepare_for_migration
+from compute_agent.instance_disks import prepare_for_migration
 
 LOG = logging.getLogger(__name__)
 
@@ -116,7 +116,15 @@ class LiveMigrationMixin(LibvirtBase):
         on_progress: ProgressCallback,
     ) -> str:
         state = domain_power_state(domain)
-        params: dict[str, object] = {libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS: [ROOT_DEVICE]}
+        # Only disks of this host are copied; a volume (a network disk) is reached by both qemus
+        # over its export during the switch, and one that boots from a volume copies nothing.
+        local = local_disk_targets(domain.XMLDesc(0))
+        flags = LIVE_FLAGS
+        params: dict[str, object] = {}
+        if local:
+            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = local
+        else:
+            flags &= ~libvirt.VIR_MIGRATE_NON_SHARED_INC
         address = peers.migration_address(dest_uri)
         if address is not None:
             # The hosts may share a hostname; qemu must be told the destination's address.
@@ -125,7 +133,7 @@ class LiveMigrationMixin(LibvirtBase):
 
         def copy() -> None:
             try:
-                domain.migrateToURI3(dest_uri, params, LIVE_FLAGS)
+                domain.migrateToURI3(dest_uri, params, flags)
             except libvirt.libvirtError as exc:
                 failure.append(exc)
 
