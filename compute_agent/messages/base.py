@@ -45,3 +45,18 @@ class Message:
                 )
             kwargs[f.name] = value
         return cls(**kwargs)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _flat(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level deep (its lists and nested objects as they are)."""
+    return {name: getattr(obj, name) for name in _names(type(obj))}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from compute_agent.messages.base import _NESTED, Message, _check_version
+from compute_agent.messages.base import _NESTED, Message, _check_version, _flat, _names
 from compute_agent.messages.names import CONTRACT_VERSION
 
 __all__ = [
@@ -102,21 +101,6 @@ class GuestStatsReport(Message):
         report.guests = guests
         return report
 
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-def _flat(obj: Any) -> dict[str, Any]:
-    """A dataclass's fields, one level deep (its lists and nested objects as they are)."""
-    return {name: getattr(obj, name) for name in _names(type(obj))}
 
 
 _NESTED_FIELDS = frozenset({"guests", "disks", "nics"})
