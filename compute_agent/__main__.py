@@ -1,5 +1,6 @@
-"""`python -m compute_agent`: run this host's compute agent (see compute_agent.worker), or
-`python -m compute_agent join URL TOKEN` to make this machine a host first (compute_agent.join)."""
+"""`python -m compute_agent`: run this host's compute agent (see compute_agent.worker),
+`python -m compute_agent join URL TOKEN` to make this machine a host first (compute_agent.join),
+or `python -m compute_agent volume …` to run a volume host (compute_agent.volume_worker)."""
 
 import sys
 
@@ -8,6 +9,10 @@ if __name__ == "__main__":
         from compute_agent.join import main as join_main
 
         raise SystemExit(join_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["volume"]:
+        from compute_agent.volume_worker import main as volume_main
+
+        raise SystemExit(volume_main(sys.argv[2:]))
     from compute_agent.worker import main
 
     raise SystemExit(main())
