@@ -26,7 +26,15 @@ from cloud.logcontext import log_context
 from cloud.outbox import relay
 from compute_agent import messages as msg
 
-from . import build_timeouts, host_reports, host_watch, instance_events, power_sync, reconciler
+from . import (
+    build_timeouts,
+    host_reports,
+    host_watch,
+    instance_events,
+    power_sync,
+    reconciler,
+    volume_events,
+)
 
 
 @shared_task(name=msg.TASK_HOST_REPORT, bind=True)
@@ -59,6 +67,23 @@ def instance_event(self: Task, data: dict[str, Any]) -> None:
         instance_events.apply_instance_event(event)
 
 
+@shared_task(name=msg.TASK_VOLUME_HOST_REPORT, bind=True)
+def volume_host_report(self: Task, data: dict[str, Any]) -> None:
+    report = msg.VolumeHostReport.from_dict(data)
+    if not report_senders.accepts(self.request, msg.TASK_VOLUME_HOST_REPORT, data, report.host):
+        return
+    volume_events.apply_volume_host_report(report)
+
+
+@shared_task(name=msg.TASK_VOLUME_EVENT, bind=True)
+def volume_event(self: Task, data: dict[str, Any]) -> None:
+    event = msg.VolumeEvent.from_dict(data)
+    if not report_senders.accepts(self.request, msg.TASK_VOLUME_EVENT, data, event.host):
+        return
+    with log_context(event.request_id, event.volume_id):
+        volume_events.apply_volume_event(event)
+
+
 @shared_task(name=msg.TASK_GUEST_STATS, bind=True)
 def guest_stats(self: Task, data: dict[str, Any]) -> None:
     report = msg.GuestStatsReport.from_dict(data)
@@ -85,6 +110,7 @@ def purge_expired_tokens() -> None:
 @shared_task(name=TASK_RECONCILE)
 def reconcile() -> None:
     reconciler.reconcile()
+    volume_events.check_deadlines()
 
 
 @shared_task(name=TASK_RELAY_OUTBOX)
