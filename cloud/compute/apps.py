@@ -21,6 +21,7 @@ class ComputeConfig(AppConfig):
             network_plane,
             rescue,
             server_interfaces,
+            server_volumes,
             servers,
             shelving,
         )

@@ -559,3 +559,34 @@ class HostFailure(models.Model):
 
     def __str__(self) -> str:
         return f"failure of {self.host}: {self.status}"
+
+
+class BlockDeviceMapping(models.Model):
+    """One volume of a server as the guest sees it (Nova's block device mapping; the volume and
+    its attachment are cloud.volumes' rows, named by id). A server booted from an image has no
+    row for its local root disk."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # 2.89's bdm_uuid
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="block_devices")
+    volume_id = models.UUIDField(null=True, blank=True, db_index=True)  # None until created
+    device_name = models.CharField(max_length=255, blank=True, default="")  # /dev/vdb
+    boot_index = models.IntegerField(null=True, blank=True)  # 0: the root disk; None: not bootable
+    source_type = models.CharField(max_length=16, default="volume")  # volume image snapshot blank
+    destination_type = models.CharField(max_length=16, default="volume")
+    delete_on_termination = models.BooleanField(default=False)
+    tag = models.CharField(max_length=60, null=True, blank=True)
+    attachment_id = models.UUIDField(null=True, blank=True)
+    volume_size = models.PositiveIntegerField(null=True, blank=True)  # GiB, for volumes made
+    image_id = models.CharField(max_length=36, blank=True, default="")
+    snapshot_id = models.CharField(max_length=36, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["instance", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "volume_id"],
+                                    name="one_mapping_per_volume_and_server"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_name or '?'} of {self.instance_id}: {self.volume_id}"

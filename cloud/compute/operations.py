@@ -275,6 +275,20 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
         vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED}), task_state=s.INTERFACE_DETACHING,
         host_task=msg.TASK_DETACH_INTERFACE, finished_by=msg.EVENT_INTERFACE_DETACHED,
     ),
+    # A volume plugged in or out (POST/DELETE /servers/{id}/os-volume_attachments,
+    # cloud/compute/server_volumes.py); Nova's states, but for a shelved server (no host here).
+    _host(
+        "attach_volume", rule="compute:volume_attachments:create",
+        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.SUSPENDED, s.RESIZED}),
+        task_state=s.VOLUME_ATTACHING, host_task=msg.TASK_ATTACH_VOLUME,
+        finished_by=msg.EVENT_VOLUME_ATTACHED,
+    ),
+    _host(
+        "detach_volume", rule="compute:volume_attachments:delete",
+        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.SUSPENDED, s.RESIZED}),
+        task_state=s.VOLUME_DETACHING, host_task=msg.TASK_DETACH_VOLUME,
+        finished_by=msg.EVENT_VOLUME_DETACHED,
+    ),
     # A question for the host, answered at once: no task, no record, any settled or busy state.
     _host(
         "console_output", record=None, vm_states=None, task_states=frozenset(

@@ -32,6 +32,7 @@ from . import (
     server_groups,
     server_security_groups,
     server_tags,
+    server_volumes,
     shelving,
     states,
 )
@@ -360,6 +361,8 @@ def complete_delete(instance_uuid: str) -> None:
             status__in=states.MIGRATION_IN_PROGRESS - {states.MIGRATION_FINISHED},
         ).update(status=states.MIGRATION_ERROR, updated_at=now)
         _release_ports(instance_uuid, host)
+        # Its volumes are let go (available again, their data kept) or, as asked, deleted.
+        server_volumes.release_all(instance_uuid)
         # Its console links die with it; open sessions notice at their next re-check.
         consoles.delete_instance_tokens(instance_uuid)
         # A shelved server's disk image goes with it, as in Nova.

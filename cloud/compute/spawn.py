@@ -13,7 +13,7 @@ import uuid
 
 from django.conf import settings
 
-from cloud.compute import network_plane, states
+from cloud.compute import network_plane, server_volumes, states
 from cloud.compute.models import Instance
 from cloud.compute.servers import hostname_for
 from cloud.identity import tokens
@@ -51,6 +51,8 @@ def build_spawn_request(instance: Instance, request_id: str, host: str = "") -> 
         key_name=instance.key_name or "",
         launch_index=instance.launch_index,
         restore_from=_shelved_image(instance),
+        # Its volumes go wherever it runs: a build, a move, an unshelve, an evacuation.
+        block_devices=server_volumes.block_devices_of(instance),
     )
 
 

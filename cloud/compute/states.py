@@ -62,13 +62,19 @@ UNSHELVING = "unshelving"
 IMAGE_BACKUP = "image_backup"
 INTERFACE_ATTACHING = "interface_attaching"
 INTERFACE_DETACHING = "interface_detaching"
+# A volume plugged in or out (os-volume_attachments); a build waiting for the volumes it boots
+# from to be made (Nova's block_device_mapping).
+VOLUME_ATTACHING = "volume_attaching"
+VOLUME_DETACHING = "volume_detaching"
+BLOCK_DEVICE_MAPPING = "block_device_mapping"
 TASK_STATES = frozenset({
     SCHEDULING, SPAWNING, DELETING, POWERING_ON, POWERING_OFF, REBOOTING, REBOOTING_HARD, PAUSING,
     UNPAUSING, SUSPENDING, RESUMING, REBUILDING, REBUILD_SPAWNING, RESIZE_MIGRATING,
     RESIZE_REVERTING, IMAGE_SNAPSHOT,
     MIGRATING, RESIZE_PREP, RESIZE_MIGRATED, RESIZE_FINISH,
     RESCUING, UNRESCUING, SHELVING, SHELVING_OFFLOADING, UNSHELVING, IMAGE_BACKUP,
-    INTERFACE_ATTACHING, INTERFACE_DETACHING,
+    INTERFACE_ATTACHING, INTERFACE_DETACHING, VOLUME_ATTACHING, VOLUME_DETACHING,
+    BLOCK_DEVICE_MAPPING,
 })
 
 # Nova's power_state integers, keyed by the contract's names

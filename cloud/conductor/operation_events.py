@@ -19,6 +19,7 @@ from cloud.compute import (
     backups,
     evacuation,
     server_interfaces,
+    server_volumes,
     shelving,
     states,
 )
@@ -98,6 +99,10 @@ def _particular_outcome(event: msg.InstanceEvent, row: Instance) -> dict[str, An
         server_interfaces.mark_ports(str(row.uuid), server_interfaces.PORT_ACTIVE, event.port_id)
     if event.event == msg.EVENT_INTERFACE_DETACHED:
         server_interfaces.release_detached(str(row.uuid), event.port_id)
+    if event.event == msg.EVENT_VOLUME_ATTACHED:
+        server_volumes.attached(str(row.uuid), event.volume_id)
+    if event.event == msg.EVENT_VOLUME_DETACHED:
+        server_volumes.detached(str(row.uuid), event.volume_id)
     if event.event == msg.EVENT_UNSHELVED:
         return shelving.drop_shelved_image(str(row.uuid))
     if row.task_state == states.REBUILD_SPAWNING:
@@ -153,6 +158,12 @@ def apply_failure(event: msg.InstanceEvent) -> None:
         if row.task_state == states.INTERFACE_ATTACHING and event.port_id:
             # The host could not plug it in: the port is the caller's again, bound to nothing.
             server_interfaces.unbind(str(row.uuid), event.port_id)
+        if row.task_state == states.VOLUME_ATTACHING and event.volume_id:
+            # The guest never got it: the volume is available again, as it was.
+            server_volumes.attach_failed(str(row.uuid), event.volume_id, event.message)
+        if row.task_state == states.VOLUME_DETACHING and event.volume_id:
+            # The guest kept it: still attached, in use.
+            server_volumes.detach_failed(str(row.uuid), event.volume_id)
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)
         events.instance_changed(event.instance_uuid)
         InstanceFault.objects.create(

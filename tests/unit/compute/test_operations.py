@@ -119,6 +119,11 @@ def _request(task: HostTask, instance_uuid: str, image_server: ImageServer) -> m
         return msg.InterfaceRequest(**base, port_id="port-1", networks=[msg.NetworkInfo(
             network_id="net-1", network_name="net", port_id="port-1",
             mac_address="fa:16:3e:00:00:01")])
+    if task.request_type is msg.VolumeAttachRequest:
+        return msg.VolumeAttachRequest(**base, device=msg.BlockDevice(
+            volume_id="5b8e2c1a-4a8e-4f51-9a43-1d2b7c3e9f00", device="vdb", connection={
+                "driver_volume_type": "nbd", "host": "192.0.2.50", "port": 10809,
+                "export": "5b8e2c1a-4a8e-4f51-9a43-1d2b7c3e9f00"}))
     return task.request_type(**base)
 
 
