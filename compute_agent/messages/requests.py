@@ -4,14 +4,10 @@ routers."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from compute_agent.messages.base import _NESTED, Message
 from compute_agent.messages.names import DEFAULT_STOP_TIMEOUT, REBOOT_SOFT
-
-if TYPE_CHECKING:
-    # volumes.py imports this module (ImageRef); it registers SpawnRequest.block_devices itself.
-    from compute_agent.messages.volumes import BlockDevice
 
 __all__ = [
     "REMOVED_REVISION",
@@ -137,6 +133,18 @@ class RouterSpec(Message):
 
 
 REMOVED_REVISION = 2**62
+
+
+@dataclass
+class BlockDevice(Message):
+    """A volume as a guest's disk: a SpawnRequest's block_devices, or one attach or detach
+    (compute_agent/messages/volumes.py, contract 1.9)."""
+
+    volume_id: str
+    device: str  # the guest's device name: vda for a boot volume, vdb… for the others
+    connection: dict[str, Any] = field(default_factory=dict)
+    boot_index: int = -1  # 0: the guest boots from it (it replaces the local root disk)
+    bus: str = "virtio"
 
 
 @dataclass
@@ -271,6 +279,7 @@ _NESTED.update({
     ("SpawnRequest", "networks"): NetworkInfo,
     ("MigrationRequest", "spawn"): SpawnRequest,
     ("SpawnRequest", "restore_from"): ImageRef,
+    ("SpawnRequest", "block_devices"): BlockDevice,
     ("RescueRequest", "image"): ImageRef,
     ("RescueRequest", "spawn"): SpawnRequest,
     ("RebootRequest", "spawn"): SpawnRequest,

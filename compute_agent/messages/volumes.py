@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compute_agent.messages.base import _NESTED, Message
-from compute_agent.messages.requests import ImageRef
+
+# BlockDevice, a compute host's piece of this contract, is defined beside the SpawnRequest that
+# carries it (and exported here too).
+from compute_agent.messages.requests import BlockDevice, ImageRef
 
 __all__ = [
     "ACTION_ATTACH_VOLUME",
@@ -152,17 +155,6 @@ class VolumeHostReport(Message):
 
 
 @dataclass
-class BlockDevice(Message):
-    """A volume as a guest's disk: a SpawnRequest's block_devices, or one attach or detach."""
-
-    volume_id: str
-    device: str  # the guest's device name: vda for a boot volume, vdb… for the others
-    connection: dict[str, Any] = field(default_factory=dict)
-    boot_index: int = -1  # 0: the guest boots from it (it replaces the local root disk)
-    bus: str = "virtio"
-
-
-@dataclass
 class VolumeAttachRequest(Message):
     request_id: str
     instance_uuid: str
@@ -173,5 +165,4 @@ class VolumeAttachRequest(Message):
 _NESTED.update({
     ("VolumeRequest", "image"): ImageRef,
     ("VolumeAttachRequest", "device"): BlockDevice,
-    ("SpawnRequest", "block_devices"): BlockDevice,
 })
