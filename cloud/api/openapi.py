@@ -72,6 +72,9 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     ),
     # os-hosts (until 2.42): the availability zone listed
     "zone": _STRING,
+    # block storage (issue 17): Cinder's list filters, sort, paging and quota usage
+    **dict.fromkeys(("sort", "with_count", "usage", "bootable", "size", "volume_type",
+                     "volume_id", "cascade", "force"), _STRING),
     # network (issue 14): Neutron's list filters
     **dict.fromkeys(
         ("provider:network_type", "provider:physical_network", "fixed_ips", "binding:host_id",
@@ -131,6 +134,7 @@ _ERROR_OF_FAMILY = {
     error_bodies.IDENTITY: "Error",
     error_bodies.IMAGE: "Error",
     error_bodies.NETWORK: "NeutronError",
+    error_bodies.VOLUME: "ComputeError",
 }
 _METHODS = ("get", "post", "put", "patch", "delete")
 _MICROVERSION = {

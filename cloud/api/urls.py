@@ -1,4 +1,4 @@
-"""Every OpenStack API path, under one origin: /identity, /compute, /image, /network."""
+"""Every OpenStack API path, under one origin: /identity, /compute, /image, /network, /volume."""
 
 from django.urls import include, path, re_path
 
@@ -34,6 +34,7 @@ urlpatterns = [
     path("compute", include("cloud.api.compute.urls")),
     path("image", include("cloud.api.image.urls")),
     path("network", include("cloud.api.network.urls")),
+    path("volume", include("cloud.api.volume.urls")),
     # The metadata service, for the hosts' proxies (cloud/api/metadata.py).
     re_path(r"^metadata(?P<path>/.*)?$", metadata.metadata_view),
 ]

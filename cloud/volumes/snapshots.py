@@ -100,7 +100,7 @@ def delete_snapshot(ctx: RequestContext, snapshot_id: Any, *, force: bool = Fals
     common.authorize(ctx, "volume:snapshots:reset_status" if force else "volume:snapshots:write")
     with transaction.atomic():
         snapshot = common.get_snapshot(ctx, snapshot_id)
-        volume = Volume.objects.select_for_update().select_related("host").get(
+        volume = Volume.objects.select_for_update(of=("self",)).select_related("host").get(
             pk=snapshot.volume_id)
         if snapshot.status == statuses.DELETING:
             return

@@ -89,7 +89,8 @@ def test_a_4xx_is_documented_in_each_familys_error_shape(db):
     assert refs == {"identity": "#/components/schemas/Error",
                     "compute": "#/components/schemas/ComputeError",
                     "image": "#/components/schemas/Error",
-                    "network": "#/components/schemas/NeutronError"}
+                    "network": "#/components/schemas/NeutronError",
+                    "volume": "#/components/schemas/ComputeError"}
 
 
 # --- the fuzz run

@@ -196,7 +196,7 @@ def test_upload_to_image_makes_a_queued_image_and_the_volume_comes_back(people, 
 
 
 def test_quota_counts_volumes_and_gigabytes_and_answers_413(people, volume_host):
-    admin_persona, admin = people["admin"]
+    _, admin = people["admin"]
     persona, ctx = people["member"]
     project = str(persona.project.id)
     quotas.update_quota(admin, project, {"volumes": 2, "gigabytes": 5})
