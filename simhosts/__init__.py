@@ -2,10 +2,13 @@
 running an unmodified libvirtd with its own directories and address.
 
     python -m simhosts up 3 [--tag run]      hosts compute-1..3, joined by a bridge
+    python -m simhosts up 3 --storage 1      and a storage host storage-1 on the same bridge,
+                                             whose volume agent serves NBD there (storage.py)
     python -m simhosts down [--tag run]      every daemon, guest, namespace and directory gone
     python -m simhosts [--tag run] agent [--supervise] compute-2 [-- AGENT ARGS]
                                              the compute agent of that host, in its mount namespace;
-                                             --supervise: started again when it dies (supervise.py)
+                                             --supervise: started again when it dies (supervise.py);
+                                             for storage-1, its volume agent
     python -m simhosts status [--tag run]
     python -m simhosts [--tag run] fail compute-2     the host dies: every process killed, links cut
     python -m simhosts [--tag run] fence compute-2    the same; exit 0 = nothing of it runs or

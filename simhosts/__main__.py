@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from . import failures, hosts, supervise
+from . import failures, hosts, storage, supervise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,11 +20,14 @@ def main(argv: list[str] | None = None) -> int:
                           help="start N hosts (after removing what the tag left)")
     up.add_argument("count", type=int)
     up.add_argument("--prefix", default="compute")
+    up.add_argument("--storage", type=int, default=0, metavar="N",
+                    help="also N storage hosts storage-1..N (volume hosts serving NBD)")
     verbs.add_parser("down", parents=[tag],
                      help="remove the tag's hosts, guests, namespaces and directories")
     verbs.add_parser("status", parents=[tag], help="the tag's hosts")
     agent = verbs.add_parser("agent", parents=[tag],
-                             help="exec the compute agent of a host, in its namespace")
+                             help="exec the compute agent of a host (the volume agent of a "
+                                  "storage host), in its namespace")
     agent.add_argument("--supervise", action="store_true",
                        help="run it as a child, started again when it dies (not while the host "
                             "is failed); SIGTERM/SIGINT reach it and stop both")
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "up":
         for host in hosts.up(args.tag, args.count, args.prefix):
             print(f"{host.name} {host.ip} {host.uri}")
+        for volume_host in storage.up(args.tag, args.storage):
+            print(f"{volume_host.name} {volume_host.ip} nbd://{volume_host.ip}:{storage.NBD_PORT}")
         return 0
     if args.verb == "down":
         hosts.down(args.tag)
@@ -55,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             if failures.is_failed(host):
                 state = "failed"
             print(f"{host.name} {host.ip} {state} {host.uri}")
+        for volume_host in storage.storage_hosts(args.tag):
+            state = "up" if volume_host.holder_pid() else "down"
+            print(f"{volume_host.name} {volume_host.ip} {state} "
+                  f"nbd://{volume_host.ip}:{storage.NBD_PORT}")
         return 0
     if args.verb in ("fail", "fence", "recover"):
         action = {"fail": failures.fail, "fence": failures.fence,
@@ -74,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         args.supervise = True
         before.remove("--supervise")
     extra = [a for a in before + after if a != "--"]
+    storage_host = storage.find(args.tag, args.host)
+    if storage_host is not None:  # a storage host's agent is the volume agent; it never fails
+        if args.supervise:
+            return supervise.supervise(
+                lambda: storage.agent_argv(storage_host, sys.executable, extra), lambda: False)
+        argv_ = storage.agent_argv(storage_host, sys.executable, extra)
+        os.execvp(argv_[0], argv_)
     found = {h.name: h for h in hosts.existing(args.tag)}
     if args.host not in found:
         parser.error(f"no host {args.host!r} in tag {args.tag!r}: {sorted(found)}")

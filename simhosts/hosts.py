@@ -242,6 +242,12 @@ def down(tag: str) -> None:
             # An earlier namespace's id may since have been given to someone else's: there,
             # only what is recognisably the agent's is killed.
             _kill_mount_ns(mount_ns, only_ours=mount_ns != current)
+    # A storage host (storage.py) keeps the same record: its volume agent goes with it (its holder
+    # and qemu-storage-daemon are in its network namespace, removed below).
+    for record in (BASE / tag).glob("*/mount-namespaces"):
+        if not (record.parent / "index").exists():
+            for mount_ns in record.read_text().split():
+                _kill_mount_ns(mount_ns, only_ours=True)
     for ns in _netns_list():
         if ns.startswith(f"kumo-{tag}-") or ns == outside_ns(tag):
             _netns_pids_kill(ns)
