@@ -5,6 +5,7 @@
                                    [--backend nbd|fake] [--export-address IP] [--export-port PORT]
                                    [--availability-zone ZONE] [--heartbeat-interval S]
                                    [--netns NAME] [--concurrency N] [--config PATH]
+    python -m compute_agent volume --stop-daemon --volumes-dir DIR
 
 Every option also comes from the environment (KUMO_*), and --config names an environment file
 whose values come before the process's own environment, as for the compute agent. Like it, this
@@ -75,6 +76,7 @@ class VolumeConfig:
     netns: str = ""
     log_level: str = "INFO"
     host_secret: str = field(default="", repr=False)
+    stop_daemon: bool = False
 
     @property
     def queue(self) -> str:
@@ -128,6 +130,9 @@ def parse_args(
     add("--netns", default=env.get("KUMO_NETNS", ""),
         help="the network namespace the NBD server runs in (a simulated host's)")
     add("--log-level", default=env.get("KUMO_LOG_LEVEL", "INFO"))
+    add("--stop-daemon", action="store_true",
+        help="stop the qemu-storage-daemon serving --volumes-dir (which outlives the agent) and "
+             "exit: what a deployment runs when it takes the volume host down")
     args = parser.parse_args(argv)
 
     if not msg.HOST_NAME.match(args.host):
@@ -160,6 +165,7 @@ def parse_args(
         netns=args.netns,
         log_level=args.log_level.upper(),
         host_secret=env.get("KUMO_HOST_SECRET", ""),
+        stop_daemon=args.stop_daemon,
     )
 
 
@@ -254,6 +260,9 @@ def build_volume_host(config: VolumeConfig) -> VolumeHost:
 def run(config: VolumeConfig) -> int:
     """Run the volume host until Celery's worker stops (SIGTERM: warm shutdown)."""
     forbid_control_plane_imports()
+    if config.stop_daemon:
+        create_backend(config).stop()
+        return 0
     install_record_factory()
     try:
         volume_host = build_volume_host(config)

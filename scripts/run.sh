@@ -43,11 +43,21 @@ python manage.py bootstrap --image var/guest/kumo-tiny.qcow2
 if [ "${HOSTS:-0}" = 0 ]; then
     # A run with simulated hosts that crashed left them behind: this run has no use for them.
     [ -d /tmp/kumo-hosts/run ] && python -m simhosts down --tag run
-    exec honcho start -f Procfile -p "$PORT"
+    # The volume host's qemu-storage-daemon outlives its agent (guests keep their disks through an
+    # agent restart), so it is stopped here once honcho is done; the volumes stay in var/volumes
+    # with the database that knows them.
+    stop_volume_daemon() { python -m compute_agent volume --stop-daemon --volumes-dir var/volumes || true; }
+    trap stop_volume_daemon EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+    honcho start -f Procfile -p "$PORT"
+    exit
 fi
 
 # HOSTS=N: N simulated hosts compute-1..N (python -m simhosts), each a network and mount namespace
-# with its own libvirtd and real qemu guests, and an agent each instead of the Procfile's one.
+# with its own libvirtd and real qemu guests, and an agent each instead of the Procfile's one; the
+# Procfile's volume host is replaced by the simulated storage host storage-1.
 [[ "$HOSTS" =~ ^[1-9][0-9]?$ ]] || die "HOSTS=$HOSTS: give a number of hosts from 1 to 99"
 [ "$(id -u)" -eq 0 ] || die "HOSTS=$HOSTS needs root: simulated hosts are namespaces with a libvirtd each"
 cleanup() { python -m simhosts down --tag run || true; }
@@ -58,11 +68,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 # `up` removes whatever an earlier run (or a crash) left first.
-python -m simhosts up "$HOSTS" --tag run
+# And storage-1, a volume host on the same fabric serving NBD at its own address (simhosts/storage.py).
+python -m simhosts up "$HOSTS" --storage 1 --tag run
 # A simulated host that dies (make host-fail) is fenced by simhosts itself (cloud/compute/fencing.py).
 export KUMO_FENCING_DRIVER="${KUMO_FENCING_DRIVER:-simulated}"
 procfile=var/Procfile.hosts
-grep -v '^compute:' Procfile > "$procfile"
+grep -v -e '^compute:' -e '^volume:' Procfile > "$procfile"
+echo "storage-1: python -m simhosts --tag run agent --supervise storage-1" >> "$procfile"
 # Each agent under a supervisor of its own (simhosts/supervise.py): honcho stops every process when
 # one exits, and `make host-fail` kills an agent with its host.
 for i in $(seq 1 "$HOSTS"); do

@@ -25,8 +25,10 @@ done
 
 # libvirt-python has no wheels: it compiles against libvirt's headers (found with pkg-config), so a
 # C compiler and Python's headers are needed as well. libvirt's test driver needs nothing more.
-# qemu-utils brings qemu-img, to make a disk image for the first `openstack image create`.
-base_packages=(libvirt-dev pkg-config libvirt-clients python3-venv gcc libc6-dev python3-dev qemu-utils)
+# qemu-utils brings qemu-img, to make a disk image for the first `openstack image create`;
+# qemu-system-common brings qemu-storage-daemon, which serves the volume host's volumes over NBD.
+base_packages=(libvirt-dev pkg-config libvirt-clients python3-venv gcc libc6-dev python3-dev qemu-utils
+               qemu-system-common)
 apt_install "${base_packages[@]}"
 
 # libvirtd for qemu:///system without systemd (see the platform notes): fix /dev/kvm's group and
