@@ -34,6 +34,7 @@ import redis
 import requests
 
 import simhosts
+import simhosts.storage
 from tests.faults import BrokerLink
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,8 +83,12 @@ class Stack:
     broker_link: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     simulated_hosts: int = 0
+    # A volume host (python -m compute_agent volume, the nbd back end): on loopback beside the
+    # agents, or with simulated hosts the storage host storage-1 on their fabric. 0: none.
+    volume_hosts: int = 1
     workdir: Path = field(init=False)
     hosts: list[simhosts.SimHost] = field(init=False, default_factory=list)
+    storage_hosts: list[simhosts.storage.StorageHost] = field(init=False, default_factory=list)
     url: str = field(init=False, default="")
     procs: dict[str, subprocess.Popen] = field(init=False, default_factory=dict)
     argvs: dict[str, list[str]] = field(init=False, default_factory=dict)
@@ -181,6 +186,18 @@ class Stack:
             self.hosts = simhosts.up(self.host_tag, self.simulated_hosts)
             for sim in self.hosts:
                 self._spawn_host_agent(sim)
+            self.storage_hosts = simhosts.storage.up(self.host_tag, self.volume_hosts)
+            for storage in self.storage_hosts:
+                self._spawn(storage.name, simhosts.storage.agent_argv(
+                    storage, PYTHON, ["--heartbeat-interval", "1"]))
+        else:
+            for i in range(1, self.volume_hosts + 1):
+                self._spawn(f"volume-{i}", [
+                    PYTHON, "-m", "compute_agent", "volume", "--host", f"volume-{i}",
+                    "--backend", "nbd", "--export-address", "127.0.0.1",
+                    "--export-port", str(free_port()), "--heartbeat-interval", "1",
+                    "--volumes-dir", str(self._volumes_dir(i)),
+                ])
         self._wait_for_web()
         self._wait_for_hypervisors(len(self.agents) + self.simulated_hosts)
         # Tests fill hosts on purpose; the admin project's default quota must not be what stops them.
@@ -213,6 +230,13 @@ class Stack:
                 proc.wait()
         if self.simulated_hosts:
             simhosts.down(self.host_tag)  # their guests, libvirtds, namespaces and directories
+        else:
+            # A volume host's qemu-storage-daemon outlives its agent, as on a real host.
+            for i in range(1, self.volume_hosts + 1):
+                subprocess.run([PYTHON, "-m", "compute_agent", "volume", "--stop-daemon",
+                                "--volumes-dir", str(self._volumes_dir(i))], cwd=ROOT,
+                               env=self.env or None, check=False, capture_output=True)
+                shutil.rmtree(self._volumes_dir(i), ignore_errors=True)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         self._release_redis_db()
@@ -280,6 +304,9 @@ class Stack:
     def _celery_worker(self, queue: str, name: str) -> list[str]:
         return [PYTHON, "-m", "celery", "-A", "cloud", "worker", "-Q", queue, "-n", f"{name}@it",
                 "--pool", "threads", "-c", "4", "-l", "info", "--without-gossip", "--without-mingle"]
+
+    def _volumes_dir(self, number: int) -> Path:
+        return self.workdir / "volumes" / f"volume-{number}"
 
     def _run(self, argv: list[str]) -> None:
         with open(self.workdir / "setup.log", "a") as log:
