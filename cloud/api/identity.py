@@ -240,7 +240,7 @@ class AuthTokens(IdentityView):
                 "domain": {"id": "default", "name": "Default"},
             }
             body["roles"] = [{"id": rid, "name": name} for rid, name in roles]
-            body["catalog"] = catalog.catalog(self.base_url())
+            body["catalog"] = catalog.catalog(self.base_url(), str(record.project.id))
         credential = record.application_credential
         if credential is not None:
             body["application_credential"] = {
@@ -258,7 +258,7 @@ class AuthCatalog(IdentityView):
         if self.ctx.project_id is None:
             raise errors.Forbidden("An unscoped token has no catalog.")
         return Response({
-            "catalog": catalog.catalog(self.base_url()),
+            "catalog": catalog.catalog(self.base_url(), self.ctx.project_id),
             "links": {"self": f"{self.base_url()}/identity/v3/auth/catalog",
                       "previous": None, "next": None},
         })

@@ -407,6 +407,7 @@ def bootstrap(
         ensure_demo_router(admin_project, demo_project, public, created)
         # The region, services and endpoints the token's catalog is built from.
         created += catalog.ensure_default_catalog()
+        created += catalog.ensure_added_services()
     if image is not None:
         ensure_image(Path(image), "kumo-tiny", created)
 

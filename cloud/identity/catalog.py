@@ -30,7 +30,15 @@ DEFAULT_SERVICES = [
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
     ("network", "neutron", "/network"),
+    # Block storage (issue 17), under both of Cinder's types: openstacksdk and the openstack
+    # client look for block-storage, Tempest for volumev3. The project id is filled in per token.
+    ("block-storage", "cinder", "/volume/v3/$(project_id)s"),
+    ("volumev3", "cinderv3", "/volume/v3/$(project_id)s"),
 ]
+# Services that came after the first four: bootstrap adds each to a catalog that has none of its
+# type (an operator's other edits stay).
+ADDED_SERVICES = ("block-storage", "volumev3")
+_PROJECT_TEMPLATES = ("$(project_id)s", "%(project_id)s", "$(tenant_id)s", "%(tenant_id)s")
 _UNSET: Any = object()
 
 
@@ -63,8 +71,36 @@ def ensure_default_catalog() -> list[str]:
     return created
 
 
-def catalog(base_url: str) -> list[dict]:
-    """The catalog a token carries."""
+def ensure_added_services() -> list[str]:
+    """The services of ADDED_SERVICES a catalog made before them lacks, with their endpoints."""
+    created: list[str] = []
+    region = Region.objects.filter(pk=settings.KUMO_REGION).first()
+    if region is None:
+        return created
+    with transaction.atomic():
+        Region.objects.select_for_update().filter(pk=region.pk).first()
+        for service_type, name, path in DEFAULT_SERVICES:
+            if service_type not in ADDED_SERVICES or Service.objects.filter(
+                    type=service_type).exists():
+                continue
+            service = Service.objects.create(type=service_type, name=name)
+            for interface in INTERFACES:
+                Endpoint.objects.create(service=service, interface=interface, region=region,
+                                        url=path)
+            created.append(f"service {name}")
+    return created
+
+
+def with_project(url: str, project_id: str | None) -> str:
+    """Keystone's endpoint templates: $(project_id)s (or %(tenant_id)s…) is the token's project."""
+    for template in _PROJECT_TEMPLATES:
+        if template in url:
+            url = url.replace(template, project_id or "")
+    return url
+
+
+def catalog(base_url: str, project_id: str | None = None) -> list[dict]:
+    """The catalog a token carries (scoped to `project_id`, which endpoint templates name)."""
     ensure_default_catalog()
     endpoints = (
         Endpoint.objects.filter(enabled=True, service__enabled=True)
@@ -81,7 +117,7 @@ def catalog(base_url: str) -> list[dict]:
             "interface": endpoint.interface,
             "region": endpoint.region_id,
             "region_id": endpoint.region_id,
-            "url": resolve(endpoint.url, base_url),
+            "url": with_project(resolve(endpoint.url, base_url), project_id),
         })
     return list(entries.values())
 
