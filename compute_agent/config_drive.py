@@ -19,8 +19,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pycdlib
-
 from compute_agent import messages as msg
 
 VOLUME_LABEL = "config-2"
@@ -104,6 +102,9 @@ def _iso_name(part: str, *, is_file: bool) -> str:
 
 def build(target: Path, request: msg.SpawnRequest) -> None:
     """Write the config drive for `request` to `target` (atomically: a temporary file, renamed)."""
+    # Imported on the first config drive, not with the agent: most boots never build one.
+    import pycdlib
+
     iso = pycdlib.PyCdlib()
     iso.new(
         interchange_level=3, sys_ident="LINUX", vol_ident=VOLUME_LABEL, joliet=3, rock_ridge="1.09"

@@ -153,10 +153,17 @@ def serve(
         signals.after_setup_task_logger.connect(json_logs, weak=False)
     if tracing.setup(host):
         tracing.install_celery_hooks()
+    # Celery's `worker` command alone, not app.worker_main(): that parses argv with the whole
+    # `celery` command line, whose `amqp` shell imports click_repl and prompt_toolkit (~10 MiB of
+    # every host process's memory) for a command a host never runs.
+    from celery.bin.base import CLIContext
+    from celery.bin.worker import worker
+
     try:
-        app.worker_main(argv=argv)
+        code = worker.main(args=argv[1:], obj=CLIContext(app=app, no_color=None, workdir=None),
+                           prog_name="celery worker", standalone_mode=False)
     except SystemExit as exit_:
-        if exit_.code is None or isinstance(exit_.code, int):
-            return exit_.code or 0
-        return 1
-    return 0
+        code = exit_.code
+    if code is None or isinstance(code, int):
+        return code or 0
+    return 1
