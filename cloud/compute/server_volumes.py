@@ -22,6 +22,7 @@ from cloud import errors, rpc
 from cloud.identity.context import RequestContext
 from cloud.ids import parse_uuid
 from cloud.volumes import attachments
+from cloud.volumes import volumes as volume_service
 from cloud.volumes.models import Volume
 from compute_agent import messages as msg
 
@@ -208,9 +209,6 @@ def owner_context(instance: Instance, request_id: str = "") -> RequestContext:
 def release_all(instance_uuid: str) -> list[str]:
     """The server is gone: every volume's attachment goes (each volume is available again, its
     data kept) and those marked delete_on_termination are deleted; the ids deleted."""
-    # The volume service is above nothing of compute's, but only this path needs it.
-    from cloud.volumes import volumes as volume_service
-
     deleted: list[str] = []
     mappings = mappings_of(instance_uuid)
     if not mappings:

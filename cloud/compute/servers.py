@@ -24,6 +24,7 @@ from compute_agent import messages as msg
 from . import (
     action_records,
     availability_zones,
+    boot_volumes,
     claims,
     consoles,
     destinations,
@@ -68,6 +69,8 @@ class ServerRequest:
     security_groups: list[str] | None = None
     destination: Destination = field(default_factory=Destination)
     trusted_image_certificates: list[str] | None = None
+    # The volumes it boots from or gets (boot_volumes.parse); image_id is "" with a boot volume.
+    block_devices: list[boot_volumes.DeviceRequest] = field(default_factory=list)
 
 
 def find_flavor(flavor_ref: str, ctx: RequestContext | None = None) -> Flavor | None:
@@ -154,6 +157,21 @@ def image_for_boot(ctx: RequestContext, image_ref: str, flavor: Flavor) -> Image
     return image
 
 
+def image_for_volume(ctx: RequestContext, image_ref: str, size_gb: int) -> Image:
+    """An image a volume is made from to boot: usable by the caller, active, and no bigger than
+    the volume asked for (its min_disk)."""
+    image_id = canonical_uuid(image_ref)
+    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
+    if image is None:
+        raise errors.BadRequest(f"Image {image_ref} could not be found.")
+    if image.status != "active":
+        raise errors.BadRequest(f"Image {image.id} is not active.")
+    if image.min_disk and size_gb < image.min_disk:
+        raise errors.BadRequest(f"Volume size {size_gb} GiB is smaller than the image's "
+                                f"minimum disk ({image.min_disk} GiB).")
+    return image
+
+
 def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     if req.trusted_image_certificates:
         raise errors.BadRequest(TRUSTED_CERTS_UNSUPPORTED)
@@ -162,7 +180,9 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     flavor = find_flavor(req.flavor_ref, ctx)
     if flavor is None or flavor.disabled:
         raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
-    image = image_for_boot(ctx, req.image_id, flavor)
+    from_volume = boot_volumes.boot_device(req.block_devices) is not None
+    image = None if from_volume else image_for_boot(ctx, req.image_id, flavor)
+    boot_volumes.check(ctx, req.block_devices, count=req.max_count, image_check=image_for_volume)
     if req.min_count > req.max_count:
         raise errors.BadRequest("min_count must be <= max_count")
     nets = _resolve_networks(ctx, req.networks)
@@ -203,12 +223,13 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
                 description=req.description,
                 project_id=ctx.project_id,
                 user_id=ctx.user_id,
-                image_ref=str(image.id),
+                image_ref=str(image.id) if image is not None else "",
                 flavor=flavor,
                 flavor_snapshot=snapshot,
                 vcpus=flavor.vcpus,
                 memory_mb=flavor.memory_mb,
-                root_gb=flavor.root_gb,
+                # A volume is its root disk: the host gives it no local one (Nova's root_gb 0).
+                root_gb=0 if from_volume else flavor.root_gb,
                 ephemeral_gb=flavor.ephemeral_gb,
                 vm_state=states.BUILDING,
                 task_state=states.SCHEDULING,
@@ -234,6 +255,13 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
             if group is not None:
                 server_groups.add_member(group, instance)
             record_action(ctx, instance, "create")
+            if req.block_devices and not boot_volumes.prepare(ctx, instance, req.block_devices):
+                # Scheduled once its volumes are made (boot_volumes.volume_changed).
+                instance.task_state = states.BLOCK_DEVICE_MAPPING
+                instance.save(update_fields=["task_state"])
+                events.instance_changed(instance.uuid, project_id=ctx.project_id)
+                created.append(instance)
+                continue
             events.instance_changed(instance.uuid, project_id=ctx.project_id)
             rpc.schedule_instance(str(instance.uuid), ctx.request_id)
             created.append(instance)

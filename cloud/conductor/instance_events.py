@@ -14,7 +14,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from cloud import events, rpc
-from cloud.compute import action_records, boot_metrics, server_interfaces, shelving, states
+from cloud.compute import (
+    action_records,
+    boot_metrics,
+    boot_volumes,
+    server_interfaces,
+    shelving,
+    states,
+)
 from cloud.compute.claims import release
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.servers import complete_delete
@@ -67,6 +74,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
             else:
                 boot_metrics.ended(boot_metrics.ACTIVE)
             server_interfaces.mark_ports(event.instance_uuid, server_interfaces.PORT_ACTIVE)
+            boot_volumes.spawned(event.instance_uuid, event.host)  # its volumes are in use
             log.info("instance %s is active on %s", event.instance_uuid, event.host)
             events.instance_changed(event.instance_uuid)
             action_records.record_event(

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import destinations, server_filters, server_tags, servers
+from cloud.compute import boot_volumes, destinations, server_filters, server_tags, servers
 from cloud.compute.destinations import Destination
 from cloud.compute.servers import ServerRequest
 
@@ -44,29 +44,6 @@ def _refuse_device_tags(server: dict) -> None:
     if tagged:
         raise errors.BadRequest("Device tagging is not supported by the compute hosts: remove "
                                 "the tag from networks and block_device_mapping_v2.")
-
-
-def _boot_image(server: dict) -> str:
-    """The image a server boots from: imageRef, or an image-to-local block device (OSC sends both).
-    Kumo has no volume service, so a device that is or makes a volume, or any other disk, is
-    refused rather than ignored."""
-    image_ref = server.get("imageRef") or ""
-    for bdm in server.get("block_device_mapping_v2", []):
-        source = bdm.get("source_type")
-        destination = bdm.get("destination_type", "local")
-        if source == "image" and destination == "local" and str(bdm.get("boot_index", 0)) == "0":
-            image_ref = image_ref or bdm.get("uuid") or bdm.get("image_id", "")
-            continue
-        raise errors.BadRequest(
-            "Block device mapping is not supported beyond booting from an image to a local disk: "
-            f"source_type {source!r}, destination_type {destination!r} needs a volume service, "
-            "which this cloud does not have.")
-    if server.get("block_device_mapping"):
-        raise errors.BadRequest("Legacy block device mapping (volumes) is not supported: this "
-                                "cloud has no volume service.")
-    if not image_ref:
-        raise errors.BadRequest("Missing imageRef attribute")
-    return image_ref
 
 
 class ServerList(ComputeView):
@@ -109,9 +86,11 @@ class ServerList(ComputeView):
                                     "user_data (cloud-init) instead.")
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         min_count = int(server.get("min_count", 1))
+        image_id, block_devices = boot_volumes.parse(server)
         request_spec = ServerRequest(
             name=server["name"],
-            image_id=_boot_image(server),
+            image_id=image_id,
+            block_devices=block_devices,
             flavor_ref=str(server["flavorRef"]),
             networks=networks,
             key_name=server.get("key_name"),
