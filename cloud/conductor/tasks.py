@@ -16,6 +16,7 @@ from cloud.beat import (
     TASK_RELAY_OUTBOX,
     TASK_WATCH_HOSTS,
 )
+from cloud.compute import boot_volumes
 from cloud.compute import guest_stats as guest_statistics
 from cloud.compute.hosts import record_heartbeat
 from cloud.compute.models import CONDUCTOR_BINARY
@@ -82,6 +83,8 @@ def volume_event(self: Task, data: dict[str, Any]) -> None:
         return
     with log_context(event.request_id, event.volume_id):
         volume_events.apply_volume_event(event)
+        # A server waiting to boot from this volume is scheduled once all of its are made.
+        boot_volumes.volume_changed(event.volume_id)
 
 
 @shared_task(name=msg.TASK_GUEST_STATS, bind=True)
@@ -111,6 +114,7 @@ def purge_expired_tokens() -> None:
 def reconcile() -> None:
     reconciler.reconcile()
     volume_events.check_deadlines()
+    boot_volumes.check_all_waiting()  # a volume event that never came
 
 
 @shared_task(name=TASK_RELAY_OUTBOX)
