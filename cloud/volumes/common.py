@@ -37,7 +37,10 @@ def visible(ctx: RequestContext, queryset: QuerySet) -> QuerySet:
     return queryset if ctx.is_admin else queryset.filter(project_id=ctx.project_id)
 
 
-def get_volume(ctx: RequestContext, volume_id: Any, *, for_update: bool = False) -> Volume:
+def get_volume(ctx: RequestContext, volume_id: Any, *, for_update: bool = False,
+               action: str | None = None) -> Volume:
+    """The volume as the caller sees it (404 otherwise), then `action` checked: another
+    project's volume is missing whatever the caller's role, as Cinder answers."""
     parsed = parse_uuid(str(volume_id))
     rows = visible(ctx, Volume.objects.all())
     if for_update:
@@ -45,15 +48,20 @@ def get_volume(ctx: RequestContext, volume_id: Any, *, for_update: bool = False)
     found = rows.filter(pk=parsed).first() if parsed else None
     if found is None:
         raise errors.NotFound(f"Volume {volume_id} could not be found.")
+    if action is not None:
+        authorize(ctx, action)
     return found
 
 
-def get_snapshot(ctx: RequestContext, snapshot_id: Any) -> VolumeSnapshot:
+def get_snapshot(ctx: RequestContext, snapshot_id: Any, *,
+                 action: str | None = None) -> VolumeSnapshot:
     parsed = parse_uuid(str(snapshot_id))
     found = (visible(ctx, VolumeSnapshot.objects.all()).filter(pk=parsed).first()
              if parsed else None)
     if found is None:
         raise errors.NotFound(f"Snapshot {snapshot_id} could not be found.")
+    if action is not None:
+        authorize(ctx, action)
     return found
 
 

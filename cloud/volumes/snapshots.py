@@ -29,7 +29,6 @@ def _request_id(ctx: RequestContext) -> str:
 
 
 def create_snapshot(ctx: RequestContext, body: Mapping[str, Any]) -> VolumeSnapshot:
-    common.authorize(ctx, "volume:snapshots:write")
     if not body.get("volume_id"):
         raise errors.BadRequest("Invalid input received: volume_id is required.")
     force = common.as_bool(body.get("force") or False, "force")
@@ -38,7 +37,8 @@ def create_snapshot(ctx: RequestContext, body: Mapping[str, Any]) -> VolumeSnaps
                               "description", max_length=65535)
     metadata = common.metadata_of(body.get("metadata"))
     with transaction.atomic():
-        volume = common.get_volume(ctx, body["volume_id"], for_update=True)
+        volume = common.get_volume(ctx, body["volume_id"], for_update=True,
+                                   action="volume:snapshots:write")
         allowed = (statuses.AVAILABLE, statuses.IN_USE) if force else (statuses.AVAILABLE,)
         if volume.status not in allowed or volume.host is None:
             raise errors.BadRequest(f"Invalid volume: Volume {volume.id} status must be "
@@ -78,8 +78,7 @@ def get_snapshot(ctx: RequestContext, snapshot_id: Any) -> VolumeSnapshot:
 
 def update_snapshot(ctx: RequestContext, snapshot_id: Any,
                     body: Mapping[str, Any]) -> VolumeSnapshot:
-    common.authorize(ctx, "volume:snapshots:write")
-    snapshot = common.get_snapshot(ctx, snapshot_id)
+    snapshot = common.get_snapshot(ctx, snapshot_id, action="volume:snapshots:write")
     changed = []
     for key in ("name", "display_name"):
         if key in body:
@@ -97,9 +96,9 @@ def update_snapshot(ctx: RequestContext, snapshot_id: Any,
 
 
 def delete_snapshot(ctx: RequestContext, snapshot_id: Any, *, force: bool = False) -> None:
-    common.authorize(ctx, "volume:snapshots:reset_status" if force else "volume:snapshots:write")
     with transaction.atomic():
-        snapshot = common.get_snapshot(ctx, snapshot_id)
+        snapshot = common.get_snapshot(ctx, snapshot_id, action=(
+            "volume:snapshots:reset_status" if force else "volume:snapshots:write"))
         volume = Volume.objects.select_for_update(of=("self",)).select_related("host").get(
             pk=snapshot.volume_id)
         if snapshot.status == statuses.DELETING:
@@ -120,8 +119,7 @@ def delete_snapshot(ctx: RequestContext, snapshot_id: Any, *, force: bool = Fals
 
 
 def reset_status(ctx: RequestContext, snapshot_id: Any, status: Any) -> None:
-    common.authorize(ctx, "volume:snapshots:reset_status")
-    snapshot = common.get_snapshot(ctx, snapshot_id)
+    snapshot = common.get_snapshot(ctx, snapshot_id, action="volume:snapshots:reset_status")
     if status not in statuses.SNAPSHOT_STATUSES:
         raise errors.BadRequest(f"Invalid input received: Invalid status {status!r}.")
     VolumeSnapshot.objects.filter(pk=snapshot.pk).update(status=status, updated_at=timezone.now())
@@ -132,10 +130,9 @@ def reset_status(ctx: RequestContext, snapshot_id: Any, status: Any) -> None:
 
 def set_metadata(ctx: RequestContext, snapshot_id: Any, values: Any, *,
                  replace: bool = False) -> dict[str, str]:
-    common.authorize(ctx, "volume:snapshots:write")
     wanted = common.metadata_of(values)
     with transaction.atomic():
-        snapshot = common.get_snapshot(ctx, snapshot_id)
+        snapshot = common.get_snapshot(ctx, snapshot_id, action="volume:snapshots:write")
         VolumeSnapshot.objects.select_for_update().filter(pk=snapshot.pk).first()
         snapshot.refresh_from_db()
         snapshot.metadata = wanted if replace else {**snapshot.metadata, **wanted}
@@ -144,9 +141,8 @@ def set_metadata(ctx: RequestContext, snapshot_id: Any, values: Any, *,
 
 
 def delete_metadata_item(ctx: RequestContext, snapshot_id: Any, key: str) -> None:
-    common.authorize(ctx, "volume:snapshots:write")
     with transaction.atomic():
-        snapshot = common.get_snapshot(ctx, snapshot_id)
+        snapshot = common.get_snapshot(ctx, snapshot_id, action="volume:snapshots:write")
         VolumeSnapshot.objects.select_for_update().filter(pk=snapshot.pk).first()
         snapshot.refresh_from_db()
         if key not in snapshot.metadata:

@@ -261,8 +261,7 @@ def get_volume(ctx: RequestContext, volume_id: Any) -> Volume:
 
 
 def update_volume(ctx: RequestContext, volume_id: Any, body: Mapping[str, Any]) -> Volume:
-    common.authorize(ctx, "volume:volumes:write")
-    volume = common.get_volume(ctx, volume_id)
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
     known = ("name", "display_name", "description", "display_description", "metadata")
     if not any(key in body for key in known):
         raise errors.BadRequest("Invalid input received: nothing to update "
@@ -283,10 +282,10 @@ def update_volume(ctx: RequestContext, volume_id: Any, body: Mapping[str, Any]) 
 
 
 def extend_volume(ctx: RequestContext, volume_id: Any, new_size: Any) -> Volume:
-    common.authorize(ctx, "volume:volumes:write")
     size = common.size_of(new_size, name="new_size")
     with transaction.atomic():
-        volume = common.get_volume(ctx, volume_id, for_update=True)
+        volume = common.get_volume(ctx, volume_id, for_update=True,
+                                   action="volume:volumes:write")
         if volume.status != statuses.AVAILABLE:
             raise errors.BadRequest(f"Invalid volume: Volume {volume.id} status must be "
                                     f"available, but current status is: {volume.status}.")
@@ -307,9 +306,9 @@ def extend_volume(ctx: RequestContext, volume_id: Any, new_size: Any) -> Volume:
 
 def delete_volume(ctx: RequestContext, volume_id: Any, *, cascade: bool = False,
                   force: bool = False) -> None:
-    common.authorize(ctx, "volume:volumes:force_delete" if force else "volume:volumes:write")
     with transaction.atomic():
-        volume = common.get_volume(ctx, volume_id, for_update=True)
+        volume = common.get_volume(ctx, volume_id, for_update=True, action=(
+            "volume:volumes:force_delete" if force else "volume:volumes:write"))
         snapshots = VolumeSnapshot.objects.filter(volume=volume)
         attached = (volume.attach_status == statuses.ATTACHED or volume.attachments.exists())
         if attached or volume.status in (statuses.IN_USE, statuses.ATTACHING,
@@ -340,8 +339,7 @@ def delete_volume(ctx: RequestContext, volume_id: Any, *, cascade: bool = False,
 
 
 def reset_status(ctx: RequestContext, volume_id: Any, body: Mapping[str, Any]) -> None:
-    common.authorize(ctx, "volume:volumes:reset_status")
-    volume = common.get_volume(ctx, volume_id)
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:reset_status")
     changes: dict[str, Any] = {}
     status = body.get("status")
     if status is not None and status not in statuses.VOLUME_STATUSES:
@@ -364,16 +362,14 @@ def reset_status(ctx: RequestContext, volume_id: Any, body: Mapping[str, Any]) -
 
 
 def set_bootable(ctx: RequestContext, volume_id: Any, value: Any) -> None:
-    common.authorize(ctx, "volume:volumes:write")
-    volume = common.get_volume(ctx, volume_id)
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
     volume.bootable = common.as_bool(value, "bootable")
     volume.save(update_fields=["bootable", "updated_at"])
 
 
 def set_readonly(ctx: RequestContext, volume_id: Any, value: Any) -> None:
     """os-update_readonly_flag: kept in the volume's metadata as Cinder shows it ("readonly")."""
-    common.authorize(ctx, "volume:volumes:write")
-    volume = common.get_volume(ctx, volume_id)
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
     volume.metadata = {**volume.metadata,
                        "readonly": str(common.as_bool(value, "readonly"))}
     volume.save(update_fields=["metadata", "updated_at"])
@@ -383,7 +379,6 @@ def upload_to_image(ctx: RequestContext, volume_id: Any,
                     body: Mapping[str, Any]) -> tuple[Volume, Image]:
     """os-volume_upload_image: a queued image the volume host fills (it becomes active by that
     upload); the volume is `uploading` meanwhile and goes back to what it was."""
-    common.authorize(ctx, "volume:volumes:write")
     name = common.text(body.get("image_name"), "image_name")
     if not name:
         raise errors.BadRequest("Invalid input received: image_name is required.")
@@ -393,7 +388,8 @@ def upload_to_image(ctx: RequestContext, volume_id: Any,
         raise errors.BadRequest(f"Invalid disk-format '{disk_format}' is specified. "
                                 "Allowed disk-formats are raw, qcow2.")
     with transaction.atomic():
-        volume = common.get_volume(ctx, volume_id, for_update=True)
+        volume = common.get_volume(ctx, volume_id, for_update=True,
+                                   action="volume:volumes:write")
         allowed = {statuses.AVAILABLE, statuses.IN_USE} if force else {statuses.AVAILABLE}
         if volume.status not in allowed or volume.host is None:
             raise errors.BadRequest(f"Invalid volume: Volume {volume.id} status must be "
@@ -425,10 +421,10 @@ def get_metadata(ctx: RequestContext, volume_id: Any) -> dict[str, str]:
 
 def set_metadata(ctx: RequestContext, volume_id: Any, values: Any, *,
                  replace: bool = False) -> dict[str, str]:
-    common.authorize(ctx, "volume:volumes:write")
     wanted = common.metadata_of(values)
     with transaction.atomic():
-        volume = common.get_volume(ctx, volume_id, for_update=True)
+        volume = common.get_volume(ctx, volume_id, for_update=True,
+                                   action="volume:volumes:write")
         volume.metadata = wanted if replace else {**volume.metadata, **wanted}
         volume.save(update_fields=["metadata", "updated_at"])
     return dict(volume.metadata)
@@ -442,9 +438,9 @@ def get_metadata_item(ctx: RequestContext, volume_id: Any, key: str) -> dict[str
 
 
 def delete_metadata_item(ctx: RequestContext, volume_id: Any, key: str) -> None:
-    common.authorize(ctx, "volume:volumes:write")
     with transaction.atomic():
-        volume = common.get_volume(ctx, volume_id, for_update=True)
+        volume = common.get_volume(ctx, volume_id, for_update=True,
+                                   action="volume:volumes:write")
         if key not in volume.metadata:
             raise errors.NotFound(f"Volume {volume_id} has no metadata with key {key}.")
         volume.metadata = {k: v for k, v in volume.metadata.items() if k != key}

@@ -229,3 +229,14 @@ def test_limits_zones_services_and_messages(api):
     assert _create(member)["status"] == statuses.ERROR  # the only host takes nothing new
     assert member.get("/messages").status_code == 404
     assert member.get("/messages", version="3.3").json() == {"messages": []}
+
+
+def test_summary_counts_the_callers_volumes_from_3_12(api):
+    _, member, other = api
+    _create(member, size=2, metadata={"tier": "gold"})
+    _create(member, size=3)
+    assert member.get("/volumes/summary").status_code == 404
+    summary = member.get("/volumes/summary", version="3.36").json()["volume-summary"]
+    assert summary == {"total_size": 5, "total_count": 2, "metadata": {"tier": ["gold"]}}
+    assert other.get("/volumes/summary", version="3.12").json() == {
+        "volume-summary": {"total_size": 0, "total_count": 0}}
