@@ -23,6 +23,7 @@ from cloud.identity.context import RequestContext
 from consoles import views as console_views
 
 from . import action_forms, buttons, faults, networks, placement_check, request_timeline, tables
+from . import volumes as volume_panel
 from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
@@ -79,6 +80,7 @@ def instance_detail(request: HttpRequest, ctx: RequestContext, instance_id: str)
     return render(request, "dashboard/instance_overview.html", {
         **_detail_context(ctx, instance, "overview"),
         "ports": ports, "security_groups": list(groups.values()),
+        "volumes": volume_panel.instance_volumes(ctx, str(instance.uuid)),
     })
 
 

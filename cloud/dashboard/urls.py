@@ -24,6 +24,7 @@ from . import (
     server_groups,
     system_page,
     topology,
+    volumes,
 )
 
 app_name = "dashboard"
@@ -60,6 +61,18 @@ urlpatterns = [
     path("images/<str:image_id>/edit", images.image_edit, name="image-edit"),
     path("images/<str:image_id>/delete", images.image_delete, name="image-delete"),
     # key pairs and server groups
+    # volumes
+    path("volumes/", volumes.volume_list, name="volumes"),
+    path("volumes/create", volumes.volume_create, name="volume-create"),
+    path("volumes/<str:volume_id>/", volumes.volume_detail, name="volume"),
+    path("volumes/<str:volume_id>/extend", volumes.volume_extend, name="volume-extend"),
+    path("volumes/<str:volume_id>/attach", volumes.volume_attach, name="volume-attach"),
+    path("volumes/<str:volume_id>/detach/<str:instance_id>", volumes.volume_detach,
+         name="volume-detach"),
+    path("volumes/<str:volume_id>/snapshot", volumes.volume_snapshot, name="volume-snapshot"),
+    path("volumes/<str:volume_id>/delete", volumes.volume_delete, name="volume-delete"),
+    path("volume-snapshots/<str:snapshot_id>/delete", volumes.snapshot_delete,
+         name="volume-snapshot-delete"),
     path("keypairs/", keypairs.keypair_list, name="keypairs"),
     path("keypairs/create", keypairs.keypair_create, name="keypair-create"),
     path("keypairs/import", keypairs.keypair_import, name="keypair-import"),
