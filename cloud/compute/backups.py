@@ -18,6 +18,7 @@ from cloud.images import storage
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
+from . import server_volumes
 from .disk_images import disk_image, upload_request
 from .models import Instance
 from .operations import REGISTRY, runs
@@ -36,6 +37,7 @@ def create_backup(
     metadata: dict[str, str] | None = None,
 ) -> str:
     """Back the server's disk up into a new image; its id."""
+    server_volumes.refuse_volume_backed(instance, "back up", conflict=False)
     with transaction.atomic():
         image = disk_image(ctx, instance, name, image_type="backup",
                            properties={**(metadata or {}), "backup_type": backup_type})

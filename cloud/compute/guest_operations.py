@@ -24,7 +24,7 @@ from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
-from . import claims, disk_images, migration_records, quotas, states
+from . import claims, disk_images, migration_records, quotas, server_volumes, states
 from .claims import resize_claim
 from .models import Flavor, Instance, Migration
 from .operations import REGISTRY, Operation, runs
@@ -142,7 +142,8 @@ def resize_here(ctx: RequestContext, instance: Instance, flavor_ref: str) -> boo
                 ctx, instance, REGISTRY["resize"],
                 old_flavor_snapshot=instance.flavor_snapshot,
                 flavor=flavor, flavor_snapshot=flavor_snapshot(flavor),
-                vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+                vcpus=flavor.vcpus, memory_mb=flavor.memory_mb,
+                root_gb=0 if server_volumes.boots_from_volume(instance) else flavor.root_gb,
                 ephemeral_gb=flavor.ephemeral_gb,
             )
             if not resize_claim(str(row.uuid), row.vcpus, row.memory_mb,
@@ -229,6 +230,7 @@ def create_image(
     ctx: RequestContext, instance: Instance, name: str, metadata: dict[str, str] | None = None
 ) -> str:
     """Snapshot the server into a new image (queued until the host uploads it); its id."""
+    server_volumes.refuse_volume_backed(instance, "snapshot")
     base = instance.image_ref
     base_image = Image.objects.filter(pk=canonical_uuid(base)).first() if base else None
     with transaction.atomic():

@@ -92,6 +92,16 @@ def boots_from_volume(instance: Instance) -> bool:
                                              destination_type="volume").exists()
 
 
+def refuse_volume_backed(instance: Instance, what: str, *, conflict: bool = True) -> None:
+    """What works on a local root disk only (its copy to an image, a rescue beside it) is
+    refused for a server whose root disk is a volume, saying so: 409, or Nova's 400."""
+    if boots_from_volume(instance):
+        reason = (f"Cannot {what} server {instance.uuid}: its root disk is a volume, and this "
+                  "cloud does not yet do that for volume-backed servers (snapshot the volume "
+                  "with the Block Storage API instead).")
+        raise errors.Conflict(reason) if conflict else errors.BadRequest(reason)
+
+
 @runs("attach_volume")
 def attach_volume(
     ctx: RequestContext,

@@ -27,7 +27,7 @@ from cloud.images import storage
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
-from . import availability_zones, states
+from . import availability_zones, server_volumes, states
 from .destinations import check_destination
 from .disk_images import disk_image, upload_request
 from .models import Instance
@@ -42,6 +42,7 @@ def offload_at_once() -> bool:
 @runs("shelve")
 def shelve(ctx: RequestContext, instance: Instance) -> None:
     """Save the disk to "<name>-shelved" and shut the server down (and offload it, see above)."""
+    server_volumes.refuse_volume_backed(instance, "shelve")
     with transaction.atomic():
         image = disk_image(ctx, instance, f"{instance.display_name}-shelved",
                            image_type="snapshot")

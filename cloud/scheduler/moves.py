@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 
 from cloud import errors, rpc
-from cloud.compute import claims, guest_operations, migration_records, states
+from cloud.compute import claims, guest_operations, migration_records, server_volumes, states
 from cloud.compute.hosts import compute_service, service_is_up
 from cloud.compute.models import ComputeNode, Instance, Migration
 from cloud.compute.operations import REGISTRY, Operation, runs
@@ -88,7 +88,9 @@ def _start(ctx: RequestContext, instance: Instance, operation: Operation, kind: 
     if flavor is not None:
         changes = {"old_flavor_snapshot": instance.flavor_snapshot, "flavor": flavor,
                    "flavor_snapshot": new_flavor, "vcpus": flavor.vcpus,
-                   "memory_mb": flavor.memory_mb, "root_gb": flavor.root_gb,
+                   "memory_mb": flavor.memory_mb,
+                   # A volume is its root disk: still no local disk at the new size.
+                   "root_gb": 0 if server_volumes.boots_from_volume(instance) else flavor.root_gb,
                    "ephemeral_gb": flavor.ephemeral_gb}
     with transaction.atomic():
         if flavor is not None:

@@ -171,3 +171,47 @@ def test_with_no_volume_host_the_boot_is_refused_and_leaves_nothing(member, api_
                                          "volume_size": 1, "boot_index": 0}])
     assert response.status_code == 400
     assert not Instance.objects.exists() and not Volume.objects.exists()
+
+
+def _volume_backed(member, volume, **mapping):
+    from tests.factories import make_server
+
+    server = make_server(member, image_ref="", root_gb=0)
+    BlockDeviceMapping.objects.create(instance=server, volume_id=volume.pk,
+                                      device_name="/dev/vda", boot_index=0, **mapping)
+    return server
+
+
+def test_a_volume_backed_snapshot_is_409_and_a_backup_400_with_the_reason(
+    member, api_as, tiny, sent
+):
+    server = _volume_backed(member, _volume(member, status="in-use"))
+    api = api_as(member)
+    url = f"{V}/servers/{server.uuid}/action"
+    snapshot = api.post(url, {"createImage": {"name": "snap"}})
+    assert snapshot.status_code == 409
+    assert "root disk is a volume" in snapshot.json()["conflictingRequest"]["message"]
+    backup = api.post(url, {"createBackup": {"name": "b", "backup_type": "daily",
+                                             "rotation": 1}})
+    assert backup.status_code == 400
+    server.refresh_from_db()
+    assert server.task_state is None and sent == []
+
+
+def test_delete_on_termination_deletes_the_volume_with_its_server(member, sent):
+    from cloud.compute.servers import complete_delete
+    from cloud.volumes import attachments
+
+    host = VolumeHost.objects.create(name="storage-1", total_gb=10, free_gb=9,
+                                     last_seen=timezone.now())
+    volume = _volume(member)
+    Volume.objects.filter(pk=volume.pk).update(host=host)
+    attachment = attachments.reserve(volume.pk, "0" * 32)
+    server = _volume_backed(member, volume, delete_on_termination=True,
+                            attachment_id=attachment.pk)
+    attachment.instance_uuid = server.uuid
+    attachment.save()
+    complete_delete(str(server.uuid))
+    volume.refresh_from_db()
+    assert volume.status == "deleting"
+    assert [name for name, _, _ in sent] == [msg.TASK_DELETE_VOLUME]
