@@ -13,6 +13,7 @@ from django import forms
 from cloud import errors
 from cloud.compute import availability_zones, flavors, keypairs, quotas, server_groups
 from cloud.compute.models import Flavor
+from cloud.identity import policy
 from cloud.identity.context import RequestContext
 from cloud.images import images as image_services
 from cloud.images.models import CONTAINER_FORMATS, DISK_FORMATS
@@ -20,6 +21,7 @@ from cloud.network import networks as network_services
 from cloud.network import ports as port_services
 from cloud.network import security_groups as group_services
 from cloud.validation import name_schema, validate
+from cloud.volumes.models import Volume
 
 AUTO_NETWORK = "auto"
 MAX_USER_DATA = 48 * 1024  # 64 KiB once base64-encoded, the API's limit
@@ -103,9 +105,26 @@ def launch_networks(ctx: RequestContext) -> list:
     return list(networks.distinct().order_by("name").prefetch_related("subnets"))
 
 
+def _boot_volumes(ctx: RequestContext) -> list[Volume]:
+    """The project's volumes a server can boot from now: available and bootable."""
+    if not policy.allowed(ctx, "volume:volumes:read") or not ctx.project_id:
+        return []
+    return list(Volume.objects.filter(project_id=ctx.project_id, status="available",
+                                      bootable=True).order_by("name"))
+
+
 class LaunchForm(forms.Form):
     name = forms.CharField(max_length=255, label="Name")
-    image = forms.ChoiceField(label="Image")
+    image = forms.ChoiceField(label="Image", required=False)
+    # Boot from volume (Horizon's "Create New Volume" and "Volume" boot sources).
+    new_volume = forms.BooleanField(label="Boot from a new volume made from the image",
+                                    required=False)
+    boot_volume = forms.ChoiceField(label="Or boot from an existing volume", required=False)
+    volume_size = forms.IntegerField(label="Volume size (GiB)", min_value=1, max_value=1024,
+                                     required=False,
+                                     help_text="Empty: the flavor's disk (at least 1 GiB).")
+    delete_on_termination = forms.BooleanField(label="Delete the volume with the instance",
+                                               required=False)
     flavor = forms.ChoiceField(label="Flavor")
     networks = forms.MultipleChoiceField(
         label="Networks", required=False, widget=forms.CheckboxSelectMultiple,
@@ -130,6 +149,8 @@ class LaunchForm(forms.Form):
         self.fields["image"].choices = [("", "Choose an image")] + [
             (str(i.id), i.name or str(i.id)) for i in images.order_by("name")
         ]
+        self.fields["boot_volume"].choices = [("", "None")] + [
+            (str(v.id), f"{v.name or v.id} ({v.size} GiB)") for v in _boot_volumes(ctx)]
         self.flavor_objects = {f.flavorid: f for f in _flavors(ctx)}
         self.fields["flavor"].choices = [("", "Choose a flavor")] + [
             (f.flavorid, f"{f.name} — {f.vcpus} vCPU, {f.memory_mb} MiB RAM, {f.root_gb} GB disk")
@@ -178,6 +199,10 @@ class LaunchForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        if not cleaned.get("image") and not cleaned.get("boot_volume"):
+            self.add_error("image", "Choose an image, or a volume to boot from.")
+        elif cleaned.get("new_volume") and not cleaned.get("image"):
+            self.add_error("image", "A new boot volume is made from an image: choose one.")
         # A friendly early word on quota; create_servers re-checks under the project's lock.
         for line in self.quota():
             if line.over:

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from cloud import errors
-from cloud.compute import servers
+from cloud.compute import boot_volumes, servers
 from cloud.identity.context import RequestContext
 
 from .context import dashboard_view
@@ -32,9 +32,22 @@ def _request_for(form: LaunchForm) -> servers.ServerRequest:
     if data.get("port"):
         networks.append({"port": data["port"]})
     hints = {"group": data["server_group"]} if data.get("server_group") else {}
+    image_id, devices = data.get("image") or "", []
+    keep = not data.get("delete_on_termination")
+    if data.get("boot_volume"):
+        image_id = ""
+        devices = [boot_volumes.DeviceRequest(source_type="volume", uuid=data["boot_volume"],
+                                              boot_index=0, delete_on_termination=not keep)]
+    elif data.get("new_volume"):
+        flavor = form.chosen_flavor
+        size = data.get("volume_size") or max(flavor.root_gb if flavor else 1, 1)
+        devices = [boot_volumes.DeviceRequest(source_type="image", uuid=image_id, boot_index=0,
+                                              volume_size=size, delete_on_termination=not keep)]
+        image_id = ""
     return servers.ServerRequest(
         name=data["name"],
-        image_id=data["image"],
+        image_id=image_id,
+        block_devices=devices,
         flavor_ref=data["flavor"],
         networks=networks or AUTO_NETWORK,
         key_name=data.get("key_name") or None,

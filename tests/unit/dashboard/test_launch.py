@@ -78,7 +78,8 @@ def test_missing_and_malformed_fields_are_named(member, image, flavor):
     page = response.content.decode()
     assert response.status_code == 400
     assert "at most 255 characters" in page
-    assert page.count("This field is required.") == 2  # image and flavor
+    assert page.count("This field is required.") == 1  # flavor
+    assert "Choose an image, or a volume to boot from." in page
     assert "greater than or equal to 1" in page
     assert not Instance.objects.exists()
 
@@ -138,12 +139,13 @@ def test_the_check_clears_an_error_once_its_field_is_corrected(member, image, fl
     client = signed_in(member)
     submitted = client.post("/instances/launch/", {"count": "1"}).content.decode()
     assert 'name="submitted"' in submitted  # the form remembers it was submitted
-    assert submitted.count("This field is required.") == 3  # name, image, flavor
+    assert submitted.count("This field is required.") == 2  # name, flavor
+    assert "Choose an image, or a volume to boot from." in submitted
     corrected = client.post("/instances/launch/check", {
         "submitted": "1", "name": "web", "image": "", "flavor": "", "count": "1",
     }).content.decode()
     assert "This field is required." not in _shown_errors(corrected, "name")
-    assert "This field is required." in _shown_errors(corrected, "image")
+    assert "Choose an image, or a volume to boot from." in _shown_errors(corrected, "image")
     assert "This field is required." in _shown_errors(corrected, "flavor")
 
 
@@ -162,3 +164,56 @@ def test_the_quota_preview_follows_the_count_as_it_is_typed(member, image, big_f
                                   _fields(image, big_flavor, count="3")).content.decode()
     assert '<tr data-quota="instances"><td>Instances</td><td class="num">0</td><td class="num">+3' in page
     assert "Over quota: vCPUs would be 24 of 20" in _shown_errors(page, "flavor")
+
+
+# --- boot from volume
+
+
+@pytest.fixture
+def volume_host(db):
+    from cloud.conductor import volume_events
+    from compute_agent import messages as msg
+
+    volume_events.apply_volume_host_report(msg.VolumeHostReport(
+        host="vol-1", backend="nbd", total_gb=100, free_gb=100))
+
+
+def test_a_launch_can_boot_from_a_new_volume_made_from_the_image(member, image, flavor, sent,
+                                                                  volume_host):
+    from cloud.compute.models import BlockDeviceMapping
+    from cloud.volumes.models import Volume
+    from compute_agent import messages as msg
+
+    response = signed_in(member).post("/instances/launch/", _fields(
+        image, flavor, new_volume="on", volume_size="2", delete_on_termination="on"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    instance = Instance.objects.get(display_name="web")
+    volume = Volume.objects.get()
+    assert (volume.size, str(volume.image_id), volume.bootable) == (2, str(image.id), True)
+    mapping = BlockDeviceMapping.objects.get(instance=instance)
+    assert (mapping.boot_index, mapping.delete_on_termination, mapping.volume_id) == \
+        (0, True, volume.id)
+    assert instance.task_state == "block_device_mapping"
+    assert [m.name for m in sent if m.name == msg.TASK_CREATE_VOLUME] == [msg.TASK_CREATE_VOLUME]
+
+
+def test_a_launch_can_boot_from_an_existing_volume_and_needs_no_image(member, flavor, sent,
+                                                                       volume_host):
+    from cloud.compute.models import BlockDeviceMapping
+    from cloud.volumes.models import Volume
+
+    volume = Volume.objects.create(project=member.project, size=1, status="available",
+                                   bootable=True, name="bootme", connection={
+                                       "driver_volume_type": "nbd", "host": "10.0.0.9",
+                                       "port": 10809, "export": "x"})
+    Volume.objects.create(project=member.project, size=1, status="available", name="databag")
+    page = signed_in(member).get("/instances/launch/").content.decode()
+    assert "bootme" in page and "databag" not in page  # only bootable volumes are offered
+    response = signed_in(member).post("/instances/launch/", {
+        "name": "fromvol", "flavor": flavor.flavorid, "count": "1",
+        "boot_volume": str(volume.id)})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    instance = Instance.objects.get(display_name="fromvol")
+    mapping = BlockDeviceMapping.objects.get(instance=instance)
+    assert (mapping.boot_index, mapping.volume_id, mapping.delete_on_termination) == \
+        (0, volume.id, False)
