@@ -22,8 +22,9 @@ from cloud import errors, rpc
 from cloud.identity.context import RequestContext
 from cloud.ids import parse_uuid
 from cloud.volumes import attachments
+from cloud.volumes import statuses as volume_statuses
 from cloud.volumes import volumes as volume_service
-from cloud.volumes.models import Volume
+from cloud.volumes.models import Volume, VolumeAttachment
 from compute_agent import messages as msg
 
 from .models import BlockDeviceMapping, Instance
@@ -166,7 +167,15 @@ def set_delete_on_termination(ctx: RequestContext, instance: Instance, volume_id
 # --- the host's reports (cloud/conductor/operation_events.py)
 
 
-def _mapping(instance_uuid: str, volume_id: str) -> BlockDeviceMapping | None:
+def _mapping(instance_uuid: str, volume_id: str,
+             in_status: str | None = None) -> BlockDeviceMapping | None:
+    """The server's mapping of the volume; without a volume id (a failure the reconciler
+    reports for a host that never answered), the one whose attachment is `in_status`."""
+    if not volume_id and in_status is not None:
+        busy = VolumeAttachment.objects.filter(
+            instance_uuid=instance_uuid, status=in_status).values_list("id", flat=True)
+        return BlockDeviceMapping.objects.filter(instance_id=instance_uuid,
+                                                 attachment_id__in=list(busy)).first()
     parsed = parse_uuid(volume_id)
     if parsed is None:
         return None
@@ -181,7 +190,7 @@ def attached(instance_uuid: str, volume_id: str) -> None:
 
 def attach_failed(instance_uuid: str, volume_id: str, reason: str = "") -> None:
     """The host could not plug it in: no mapping, and the volume is available again."""
-    mapping = _mapping(instance_uuid, volume_id)
+    mapping = _mapping(instance_uuid, volume_id, volume_statuses.ATTACH_ATTACHING)
     if mapping is None:
         return
     if mapping.attachment_id:
@@ -199,7 +208,7 @@ def detached(instance_uuid: str, volume_id: str) -> None:
 
 
 def detach_failed(instance_uuid: str, volume_id: str) -> None:
-    mapping = _mapping(instance_uuid, volume_id)
+    mapping = _mapping(instance_uuid, volume_id, volume_statuses.ATTACH_DETACHING)
     if mapping is not None and mapping.attachment_id:
         attachments.detach_failed(mapping.attachment_id)
 

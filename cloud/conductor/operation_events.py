@@ -158,10 +158,10 @@ def apply_failure(event: msg.InstanceEvent) -> None:
         if row.task_state == states.INTERFACE_ATTACHING and event.port_id:
             # The host could not plug it in: the port is the caller's again, bound to nothing.
             server_interfaces.unbind(str(row.uuid), event.port_id)
-        if row.task_state == states.VOLUME_ATTACHING and event.volume_id:
+        if row.task_state == states.VOLUME_ATTACHING:
             # The guest never got it: the volume is available again, as it was.
             server_volumes.attach_failed(str(row.uuid), event.volume_id, event.message)
-        if row.task_state == states.VOLUME_DETACHING and event.volume_id:
+        if row.task_state == states.VOLUME_DETACHING:
             # The guest kept it: still attached, in use.
             server_volumes.detach_failed(str(row.uuid), event.volume_id)
         Instance.objects.filter(pk=row.pk, task_state=row.task_state).update(**changes)

@@ -205,3 +205,16 @@ def test_a_deleted_server_lets_its_volume_go_available(member, server):
     kept.refresh_from_db()
     assert (kept.status, kept.attach_status) == ("available", "detached")
     assert not server_volumes.mappings_of(str(server.uuid))
+
+
+def test_an_attach_the_host_never_answered_is_undone_by_the_reconcilers_failure(
+    member, api_as, server, sent
+):
+    volume = _volume(member)
+    api_as(member).post(_url(server), {"volumeAttachment": {"volumeId": str(volume.pk)}})
+    # What the reconciler applies past the deadline: a failure naming the operation only.
+    _report(server, msg.EVENT_ACTION_FAILED, action="attach_volume",
+            message="host compute1 did not finish it in 300 s")
+    volume.refresh_from_db()
+    assert (server.task_state, volume.status) == (None, "available")
+    assert not BlockDeviceMapping.objects.filter(volume_id=volume.pk).exists()
