@@ -18,7 +18,7 @@ from cloud.identity.context import RequestContext
 from cloud.ids import parse_uuid
 from cloud.validation import parse_bool
 
-from .models import Volume, VolumeSnapshot
+from .models import Volume, VolumeAttachment, VolumeSnapshot
 
 MAX_INT = 2**31 - 1
 
@@ -60,6 +60,22 @@ def get_snapshot(ctx: RequestContext, snapshot_id: Any, *,
              if parsed else None)
     if found is None:
         raise errors.NotFound(f"Snapshot {snapshot_id} could not be found.")
+    if action is not None:
+        authorize(ctx, action)
+    return found
+
+
+def get_attachment(ctx: RequestContext, attachment_id: Any, *,
+                   action: str | None = None) -> VolumeAttachment:
+    """An attachment of one of the caller's volumes (404 otherwise), then `action` checked."""
+    parsed = parse_uuid(str(attachment_id))
+    rows = VolumeAttachment.objects.select_related("volume")
+    if not ctx.is_admin:
+        rows = rows.filter(volume__project_id=ctx.project_id)
+    found = rows.filter(pk=parsed).first() if parsed else None
+    if found is None:
+        raise errors.NotFound(f"Volume attachment could not be found with filter: "
+                              f"attachment_id = {attachment_id}.")
     if action is not None:
         authorize(ctx, action)
     return found

@@ -2,8 +2,8 @@
 
 from django.urls import path
 
+from . import attachments, views
 from . import more_views as more
-from . import views
 
 P = "/v3/<str:project_id>"
 
@@ -26,6 +26,10 @@ urlpatterns = [
     path(f"{P}/snapshots/<str:snapshot_id>/metadata", views.SnapshotMetadata.as_view()),
     path(f"{P}/snapshots/<str:snapshot_id>/metadata/<str:key>",
          views.SnapshotMetadataItem.as_view()),
+    path(f"{P}/attachments", attachments.Attachments.as_view()),
+    path(f"{P}/attachments/detail", attachments.AttachmentsDetail.as_view()),
+    path(f"{P}/attachments/<str:attachment_id>", attachments.AttachmentDetail.as_view()),
+    path(f"{P}/attachments/<str:attachment_id>/action", attachments.AttachmentAction.as_view()),
     path(f"{P}/types", more.Types.as_view()),
     path(f"{P}/types/default", more.DefaultType.as_view()),
     path(f"{P}/types/<str:type_id>", more.TypeDetail.as_view()),

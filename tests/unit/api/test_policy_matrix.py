@@ -708,6 +708,11 @@ COVERED_ELSEWHERE.update({
     ("GET", f"{_V}/volumes/summary"): "tests/unit/api/volume/test_volume_api.py",
     ("GET", f"{_V}/messages"): "tests/unit/api/volume/test_volume_api.py",
     ("GET", f"{_V}/messages/<str:message_id>"): "tests/unit/api/volume/test_volume_api.py",
+    **{(method, f"{_V}/attachments{tail}"): "tests/unit/api/volume/test_volume_api.py"
+       for method, tail in (("GET", ""), ("POST", ""), ("GET", "/detail"),
+                            ("GET", "/<str:attachment_id>"), ("PUT", "/<str:attachment_id>"),
+                            ("DELETE", "/<str:attachment_id>"),
+                            ("POST", "/<str:attachment_id>/action"))},
 })
 
 

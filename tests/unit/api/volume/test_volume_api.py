@@ -240,3 +240,36 @@ def test_summary_counts_the_callers_volumes_from_3_12(api):
     assert summary == {"total_size": 5, "total_count": 2, "metadata": {"tier": ["gold"]}}
     assert other.get("/volumes/summary", version="3.12").json() == {
         "volume-summary": {"total_size": 0, "total_count": 0}}
+
+
+def test_attachments_reserve_connect_complete_and_delete_from_3_27(api):
+    _, member, other = api
+    volume = _create(member)
+    created(volume["id"])
+    server = "6f1c2b1e-0000-4000-8000-000000000001"
+    body = {"attachment": {"volume_uuid": volume["id"], "instance_uuid": server}}
+    assert member.post("/attachments", body).status_code == 404  # below 3.27
+    assert other.post("/attachments", body, version="3.27").status_code == 404
+    reserved = member.post("/attachments", body, version="3.27")
+    assert reserved.status_code == 200, reserved.content
+    attachment = reserved.json()["attachment"]
+    assert (attachment["status"], attachment["connection_info"]) == ("reserved", None)
+    assert member.get(f"/volumes/{volume['id']}").json()["volume"]["status"] == "reserved"
+    # A second server cannot have it (no multiattach).
+    again = {"attachment": {"volume_uuid": volume["id"], "instance_uuid": server[:-1] + "2"}}
+    assert member.post("/attachments", again, version="3.27").status_code == 400
+    path = f"/attachments/{attachment['id']}"
+    updated = member.put(path, {"attachment": {"connector": {"host": "compute-1"}}},
+                         version="3.27").json()["attachment"]
+    assert updated["connection_info"]["export"] == volume["id"]
+    assert updated["connection_info"]["driver_volume_type"] == "nbd"
+    assert member.post(f"{path}/action", {"os-complete": None},
+                       version="3.44").status_code == 204
+    shown = member.get(f"/volumes/{volume['id']}").json()["volume"]
+    assert shown["status"] == "in-use"
+    assert member.delete(f"/volumes/{volume['id']}").status_code == 400
+    listed = member.get("/attachments/detail", version="3.27").json()["attachments"]
+    assert [a["status"] for a in listed] == ["attached"]
+    assert other.get(path, version="3.27").status_code == 404
+    assert member.delete(path, version="3.27").status_code == 200
+    assert member.get(f"/volumes/{volume['id']}").json()["volume"]["status"] == "available"
