@@ -17,6 +17,7 @@ from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
+from . import server_volumes
 from .models import Instance
 from .operations import REGISTRY, runs
 from .spawn import build_spawn_request, download_ref
@@ -46,6 +47,7 @@ def rescue(
 ) -> None:
     """Boot the server from a rescue image. A password asked for is ignored: Kumo injects none into
     guests (as Nova with enable_instance_password off), the rescue image's own access applies."""
+    server_volumes.refuse_volume_backed(instance, "rescue", conflict=False)  # Nova's 400
     image = rescue_image(ctx, instance, rescue_image_ref)
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["rescue"])

@@ -182,7 +182,7 @@ def _volume_backed(member, volume, **mapping):
     return server
 
 
-def test_a_volume_backed_snapshot_is_409_and_a_backup_400_with_the_reason(
+def test_a_volume_backed_snapshot_is_409_a_backup_and_a_rescue_400_with_the_reason(
     member, api_as, tiny, sent
 ):
     server = _volume_backed(member, _volume(member, status="in-use"))
@@ -194,6 +194,7 @@ def test_a_volume_backed_snapshot_is_409_and_a_backup_400_with_the_reason(
     backup = api.post(url, {"createBackup": {"name": "b", "backup_type": "daily",
                                              "rotation": 1}})
     assert backup.status_code == 400
+    assert api.post(url, {"rescue": {}}).status_code == 400
     server.refresh_from_db()
     assert server.task_state is None and sent == []
 
