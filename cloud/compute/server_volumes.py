@@ -246,6 +246,18 @@ def release_all(instance_uuid: str) -> list[str]:
     return deleted
 
 
+def volumes_of_servers(uuids: list[str]) -> dict[str, list[tuple[str, bool]]]:
+    """Each server's volumes as (volume id, delete_on_termination), in one query: what its body
+    shows as os-extended-volumes:volumes_attached."""
+    found: dict[str, list[tuple[str, bool]]] = {}
+    if uuids:
+        for instance_id, volume_id, delete in BlockDeviceMapping.objects.filter(
+                instance_id__in=uuids).exclude(volume_id=None).order_by("id").values_list(
+                "instance_id", "volume_id", "delete_on_termination"):
+            found.setdefault(str(instance_id), []).append((str(volume_id), delete))
+    return found
+
+
 def api_view(mapping: BlockDeviceMapping) -> dict[str, Any]:
     """The fields every version's shape is cut from (cloud/api/compute/volume_attachments.py)."""
     return {
