@@ -1,4 +1,5 @@
-"""The control plane's Celery app: the scheduler, conductor and beat processes run this app."""
+"""The control plane's Celery app: the scheduler and conductor workers run this app (and beat, on
+the conductor: cloud/conductor/beat.py)."""
 
 import os
 
@@ -16,6 +17,9 @@ os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 app = Celery("cloud")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Beat's schedule runs inside a conductor worker (one at a time, under a lock), not in a process of
+# its own; the module wires itself to the worker's start and stop.
+app.autodiscover_tasks(lambda: ["cloud.conductor"], related_name="beat")
 # Task latency per queue for /metrics: published-at stamps, run times, one batch per task.
 task_timing.connect()
 

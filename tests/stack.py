@@ -1,8 +1,9 @@
 """A whole Kumo stack as real processes, for integration and compatibility tests.
 
 A fresh PostgreSQL database, a Redis database of its own, the web server (gunicorn), scheduler and
-conductor Celery workers, beat, and compute agents on libvirt's test driver — each a subprocess,
-driven only through HTTP. Logs go to artifacts/<stack name>/ so a failed CI run can be read.
+conductor Celery workers (the conductor runs beat's schedule), and compute agents on libvirt's test
+driver — each a subprocess, driven only through HTTP. Logs go to artifacts/<stack name>/ so a
+failed CI run can be read.
 
 The broker is the machine's Redis (a database of the stack's own) or, with `broker="rabbitmq"`,
 the machine's RabbitMQ (a virtual host of the stack's own). With `broker_link=True` every process
@@ -168,9 +169,8 @@ class Stack:
         ])
         for i in range(self.schedulers):
             self._spawn(f"scheduler{i}", self._celery_worker("scheduler", f"scheduler{i}"))
+        # As the Procfile: the conductor also runs beat's schedule (cloud/conductor/beat.py).
         self._spawn("conductor", self._celery_worker("conductor", "conductor"))
-        self._spawn("beat", [PYTHON, "-m", "celery", "-A", "cloud", "beat", "-l", "info",
-                             "-s", str(self.workdir / "var" / "beat-schedule")])
         for agent in self.agents:
             uri = agent.libvirt_uri
             if uri is None:

@@ -1,6 +1,7 @@
 """The control plane run highly available (issue 15, docs/failover.md), as real processes on one
 machine: two web processes on two ports (the test plays the load balancer), two scheduler and two
-conductor workers under distinct Celery node names, one beat, and two test-driver agents.
+conductor workers under distinct Celery node names (beat's schedule runs on whichever conductor
+holds its lock, cloud/conductor/beat.py), and two test-driver agents.
 
 One of each pair is SIGKILLed while boots go through both web processes, with a task in its hands
 where it has one (the test holds the rows it must write, as tests/integration/test_faults.py
@@ -8,8 +9,6 @@ does), and started again only later: the survivor takes the work, the periodic t
 reconciler among them) run on the surviving conductor, and every server is ACTIVE exactly once.
 Then the other half of the pairs dies while everything is deleted through the restarted web
 process, and nothing is left behind: no claim, domain, outbox message or instance.
-
-Beat is a single process on purpose (Celery beat is not HA); it is not doubled here.
 """
 
 from __future__ import annotations
