@@ -179,6 +179,7 @@ def _check(decisions: int) -> list[str]:
 
     from cloud.compute import states
     from cloud.compute.models import Allocation, ComputeNode, Instance
+    from cloud.outbox.models import OutboxMessage
 
     problems = []
     sums = {row["node_id"]: row for row in Allocation.objects.values("node_id").annotate(
@@ -204,6 +205,10 @@ def _check(decisions: int) -> list[str]:
         problems.append(f"{decisions - placed} of {decisions} instances not placed")
     if Allocation.objects.count() != placed:
         problems.append(f"{Allocation.objects.count()} claims for {placed} placed instances")
+    # Every spawn was handed to the broker, and its outbox row deleted by the process's thread.
+    time.sleep(1)
+    if OutboxMessage.objects.count():
+        problems.append(f"{OutboxMessage.objects.count()} outbox rows left behind")
     return problems
 
 

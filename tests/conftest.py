@@ -43,6 +43,14 @@ def _fast_password_hashing(request, settings):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _outbox_rows_deleted_at_once(settings):
+    # A test's transaction never commits, so the outbox's deleting thread (cloud/outbox/relay.py,
+    # another connection) could never see its rows: each published row is deleted at once instead,
+    # in the test's own transaction. tests/unit/outbox/test_relay.py tests the batches.
+    settings.KUMO_OUTBOX_FORGET_EVERY = 0
+
+
 @pytest.fixture(scope="session")
 def stack():
     """One live stack for the whole session: two compute agents with room for 2 GiB each."""

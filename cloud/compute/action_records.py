@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -46,32 +47,43 @@ def record_event(
     details: str | None = None,
     traceback: str | None = None,
     finish_action: bool = False,
-) -> InstanceActionEvent | None:
+) -> bool:
     """Add a finished event to the latest action; mark the action failed on Error, and finished
-    when `finish_action`. Nothing happens when the instance has no action."""
-    action = InstanceAction.objects.filter(instance_id=instance_uuid).order_by(
-        "-start_time", "-id"
-    ).first()
-    if action is None:
-        return None
+    when `finish_action`. False, and nothing recorded, when the instance has no action."""
     now = timezone.now()
-    recorded = InstanceActionEvent.objects.create(
-        action=action,
-        event=event,
-        result=result,
-        host=host,
-        details=details,
-        traceback=traceback,
-        finish_time=now,
-    )
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    # One statement finds the latest action and adds the event to it (every placement records
+    # one: the ORM's read-then-insert cost a round trip and most of a millisecond of CPU).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_EVENT} (action_id, event, result, host, details, traceback, "
+            "start_time, finish_time) "
+            f"SELECT id, %s, %s, %s, %s, %s, %s, %s FROM {_ACTION} WHERE instance_id = %s "
+            "ORDER BY start_time DESC, id DESC LIMIT 1",
+            [event, result, host, details, traceback, stamp, stamp, _uuid_param(instance_uuid)],
+        )
+        if cursor.rowcount != 1:
+            return False
     changes: dict[str, object] = {}
     if result == ERROR:
         changes["message"] = ERROR
     if finish_action:
         changes["finish_time"] = now
     if changes:
-        InstanceAction.objects.filter(pk=action.pk).update(updated_at=now, **changes)
-    return recorded
+        latest = InstanceAction.objects.filter(instance_id=instance_uuid).order_by(
+            "-start_time", "-id").values("pk")[:1]
+        InstanceAction.objects.filter(pk__in=latest).update(updated_at=now, **changes)
+    return True
+
+
+_EVENT = InstanceActionEvent._meta.db_table
+_ACTION = InstanceAction._meta.db_table
+
+
+def _uuid_param(instance_uuid: str) -> object:
+    # As the ORM stores a UUID key: native on PostgreSQL, 32 hex digits on SQLite.
+    return InstanceAction._meta.get_field("instance").target_field.get_db_prep_value(
+        instance_uuid, connection)
 
 
 def record_action(ctx: RequestContext, instance: Instance, action: str) -> InstanceAction:

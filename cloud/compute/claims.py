@@ -8,6 +8,8 @@ A claim is one transaction of three conditional writes; any that does not land r
      task cannot claim a second time;
   3. the instance moves from scheduling (no host) to spawning on the node; if it was deleted or
      already placed meanwhile, nothing moves and the claim is undone.
+On PostgreSQL the three are one statement (`_ONE_STATEMENT`) that locks the instance's row first
+if it is still waiting, so it writes all or nothing by itself: one round trip and no savepoint.
 Before them, a member of a server group locks the group's row and re-checks the hard policy against
 where the other members are now: two members scheduled at once cannot both take one host of an
 anti-affinity group (or two hosts of an affinity group), because the second waits for the first.
@@ -18,9 +20,10 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Sum
 from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from cloud import metrics
 from cloud.metrics.families import CLAIM_CONFLICTS, CLAIMS
@@ -54,50 +57,135 @@ def _counted(kind: str, refused: str | None) -> None:
 def claim(instance: Instance, *, host: str, node: str, node_id: int) -> bool:
     """Claim the instance's flavor on `node_id` (the node `node` of `host`); True only if all
     three writes landed. The scheduler chose the node; this re-checks everything that matters."""
+    return bool(_claim(instance, host, node, node_id, skip_if_busy=False))
+
+
+def claim_unless_busy(instance: Instance, *, host: str, node: str, node_id: int) -> bool | None:
+    """As `claim`, but None at once, with nothing claimed, when another claim holds the node's
+    row lock at this moment (instead of waiting for that claim's commit). A scheduler then tries
+    its next host rather than queueing behind the others on the same best host, and comes back to
+    this one only if nothing else fits. SQLite has no row locks: never None there."""
+    return _claim(instance, host, node, node_id, skip_if_busy=True)
+
+
+def _claim(instance: Instance, host: str, node: str, node_id: int, *,
+           skip_if_busy: bool) -> bool | None:
     vcpus = instance.vcpus
     memory_mb = instance.memory_mb
     disk_gb = instance.root_gb + instance.ephemeral_gb
+    one_statement = connection.vendor == "postgresql"
     try:
-        with transaction.atomic():
+        # On PostgreSQL the claim is one statement that writes all or nothing, so it needs no
+        # savepoint of its own (and raises nothing inside the block, which would doom the
+        # caller's transaction); elsewhere three statements, undone together if one does not land.
+        with transaction.atomic(savepoint=not one_statement):
             if not _group_policy_holds(instance, host):
-                raise _Refused(GROUP_POLICY, "the server group's policy no longer allows this host")
-            if not _raise_usage(node_id, vcpus, memory_mb, disk_gb):
-                raise _Refused(NO_ROOM, f"node {node} has no room left")
-            Allocation.objects.create(
-                instance_id=instance.pk,
-                node_id=node_id,
-                vcpus=vcpus,
-                memory_mb=memory_mb,
-                disk_gb=disk_gb,
-            )
-            moved = Instance.objects.filter(
-                uuid=instance.pk,
-                deleted=False,
-                task_state=states.SCHEDULING,
-                host__isnull=True,
-            ).update(host=host, node=node, task_state=states.SPAWNING)
-            if moved != 1:
-                raise _Refused(INSTANCE_CHANGED, "instance is no longer waiting to be scheduled")
+                outcome: str | None = GROUP_POLICY
+            elif one_statement:
+                outcome = _claim_in_one_statement(instance, host, node, node_id, vcpus,
+                                                  memory_mb, disk_gb, skip_if_busy=skip_if_busy)
+            else:
+                outcome = _claim_in_steps(instance, host, node, node_id, vcpus, memory_mb, disk_gb)
     except _Refused as refused:
-        log.info("claim of %s on %s refused: %s", instance.pk, host, refused)
-        _counted(INSTANCE, refused.reason)
-        return False
+        outcome = refused.reason
     except IntegrityError:
-        log.info("claim of %s on %s refused: instance already claimed", instance.pk, host)
-        _counted(INSTANCE, ALREADY_CLAIMED)
+        outcome = ALREADY_CLAIMED
+    if outcome is None:
+        return None
+    if outcome != _CLAIMED:
+        log.info("claim of %s on %s refused: %s", instance.pk, host,
+                 _REFUSALS[outcome].format(node=node))
+        _counted(INSTANCE, outcome)
         return False
     _counted(INSTANCE, None)
     return True
 
 
-def lock_node_unless_busy(node_id: int) -> bool:
-    """Take the node's row lock for the caller's transaction, unless another claim holds it now
-    (then False at once, instead of waiting for that claim's commit). A scheduler then tries its
-    next host rather than queueing behind the others on the same best host, and comes back to
-    this one only if nothing else fits. SQLite has no row locks: always True there."""
-    locked = ComputeNode.objects.select_for_update(skip_locked=True, no_key=True).filter(
-        pk=node_id).values_list("pk", flat=True)
-    return bool(list(locked))
+def _claim_in_steps(instance: Instance, host: str, node: str, node_id: int, vcpus: int,
+                    memory_mb: int, disk_gb: int) -> str:
+    # The three writes of the module's docstring, one statement each; _Refused undoes them.
+    if not _raise_usage(node_id, vcpus, memory_mb, disk_gb):
+        raise _Refused(NO_ROOM, f"node {node} has no room left")
+    Allocation.objects.create(
+        instance_id=instance.pk,
+        node_id=node_id,
+        vcpus=vcpus,
+        memory_mb=memory_mb,
+        disk_gb=disk_gb,
+    )
+    moved = Instance.objects.filter(
+        uuid=instance.pk,
+        deleted=False,
+        task_state=states.SCHEDULING,
+        host__isnull=True,
+    ).update(host=host, node=node, task_state=states.SPAWNING)
+    if moved != 1:
+        raise _Refused(INSTANCE_CHANGED, "instance is no longer waiting to be scheduled")
+    return _CLAIMED
+
+
+_CLAIMED = "claimed"
+_REFUSALS = {GROUP_POLICY: "the server group's policy no longer allows this host",
+             NO_ROOM: "node {node} has no room left",
+             INSTANCE_CHANGED: "instance is no longer waiting to be scheduled",
+             ALREADY_CLAIMED: "instance already claimed"}
+_NODE, _ALLOCATION, _INSTANCE = (ComputeNode._meta.db_table, Allocation._meta.db_table,
+                                 Instance._meta.db_table)
+# The three writes as one PostgreSQL statement, all or nothing with no savepoint: the instance row
+# is locked first if it is still waiting (so the move at the end cannot fail once the rest has
+# landed), the node's counters rise only where the room is still there, and the allocation and the
+# move follow only from those. `node` takes the node's row lock; SKIP LOCKED when the caller would
+# rather try another host than wait (then "busy" is nothing claimed at all). Written out because
+# the ORM has no data-modifying WITH; the arithmetic is _raise_usage's.
+_ONE_STATEMENT = f"""
+WITH node AS MATERIALIZED (
+    SELECT id FROM {_NODE} WHERE id = %(node_id)s FOR NO KEY UPDATE {{skip}}
+), waiting AS MATERIALIZED (
+    SELECT uuid FROM {_INSTANCE} WHERE uuid = %(instance)s AND NOT deleted
+        AND task_state = %(scheduling)s AND host IS NULL
+        AND NOT EXISTS (SELECT 1 FROM {_ALLOCATION} WHERE instance_id = %(instance)s)
+        AND EXISTS (SELECT 1 FROM node)
+    FOR NO KEY UPDATE
+), raised AS (
+    UPDATE {_NODE} SET vcpus_used = vcpus_used + %(vcpus)s,
+        memory_mb_used = memory_mb_used + %(memory_mb)s, local_gb_used = local_gb_used + %(disk_gb)s
+    WHERE id IN (SELECT id FROM node) AND EXISTS (SELECT 1 FROM waiting)
+        AND vcpus_used <= vcpus * cpu_allocation_ratio - %(vcpus)s
+        AND memory_mb_used <= memory_mb * ram_allocation_ratio - %(memory_mb)s
+        AND local_gb_used <= local_gb * disk_allocation_ratio - %(disk_gb)s
+    RETURNING id
+), allocated AS (
+    INSERT INTO {_ALLOCATION} (instance_id, node_id, vcpus, memory_mb, disk_gb, created_at)
+    SELECT %(instance)s, id, %(vcpus)s, %(memory_mb)s, %(disk_gb)s, %(now)s FROM raised
+    RETURNING id
+), moved AS (
+    UPDATE {_INSTANCE} SET host = %(host)s, node = %(node)s, task_state = %(spawning)s
+    WHERE uuid IN (SELECT uuid FROM waiting) AND EXISTS (SELECT 1 FROM allocated)
+    RETURNING uuid
+)
+SELECT (SELECT count(*) FROM node), (SELECT count(*) FROM waiting), (SELECT count(*) FROM moved),
+    EXISTS (SELECT 1 FROM {_ALLOCATION} WHERE instance_id = %(instance)s)
+"""
+_CLAIM_WAITING = _ONE_STATEMENT.format(skip="")
+_CLAIM_UNLESS_BUSY = _ONE_STATEMENT.format(skip="SKIP LOCKED")
+
+
+def _claim_in_one_statement(instance: Instance, host: str, node: str, node_id: int, vcpus: int,
+                            memory_mb: int, disk_gb: int, *, skip_if_busy: bool) -> str | None:
+    """_CLAIMED, a refusal reason (nothing written), or None: the node is busy (nothing written)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_UNLESS_BUSY if skip_if_busy else _CLAIM_WAITING, {
+            "node_id": node_id, "instance": instance.pk, "scheduling": states.SCHEDULING,
+            "spawning": states.SPAWNING, "host": host, "node": node, "vcpus": vcpus,
+            "memory_mb": memory_mb, "disk_gb": disk_gb, "now": timezone.now(),
+        })
+        locked, waiting, moved, claimed_before = cursor.fetchone()
+    if not locked:
+        # The node's row is gone (a removed host) when waiting; only busy when skipping.
+        return None if skip_if_busy else NO_ROOM
+    if not waiting:
+        return ALREADY_CLAIMED if claimed_before else INSTANCE_CHANGED
+    return _CLAIMED if moved else NO_ROOM
 
 
 def _raise_usage(node_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> bool:

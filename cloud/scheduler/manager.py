@@ -127,9 +127,11 @@ def _claim_on(instance: Instance, request_id: str, host: HostState, *,
     changed."""
     instance_uuid = str(instance.uuid)
     with transaction.atomic():
-        if not wait and not claims.lock_node_unless_busy(host.node_id):
+        take = claims.claim if wait else claims.claim_unless_busy
+        placed = take(instance, host=host.host, node=host.node, node_id=host.node_id)
+        if placed is None:
             return None
-        if claims.claim(instance, host=host.host, node=host.node, node_id=host.node_id):
+        if placed:
             action_records.record_event(
                 instance_uuid, action_records.EVENT_SCHEDULE, action_records.SUCCESS,
                 host=host.host

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cloud import rpc
@@ -101,3 +102,58 @@ def test_a_question_for_a_host_while_the_broker_is_away_is_a_503(broker_down):
 def test_beat_relays_the_outbox_through_the_conductor():
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == TASK_RELAY_OUTBOX]
     assert [e["options"]["queue"] for e in entries] == [msg.CONDUCTOR_QUEUE]
+
+
+@pytest.fixture
+def batched(settings):
+    """Published rows deleted in batches, as in production, by a thread that does not get to run
+    during the test (an hour apart): the test deletes the batch itself."""
+    settings.KUMO_OUTBOX_FORGET_EVERY = 3600
+    yield
+    relay.forget_published()
+
+
+def test_published_rows_are_deleted_together_in_one_statement(sent, batched):
+    for i in range(3):
+        rpc.schedule_instance(f"i-{i}", "req-1")  # outside a transaction: published at once
+    assert len(sent) == 3
+    # Sent, so not waiting for the broker, and not sent again by this process's relay.
+    assert OutboxMessage.objects.count() == 3 and relay.backlog() == 0
+    assert relay.relay_pending(older_than=0) == 0 and len(sent) == 3
+
+    with CaptureQueriesContext(connection) as queries:
+        assert relay.forget_published() == 3
+    assert len(queries) == 1 and queries[0]["sql"].startswith("DELETE")
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_message_whose_publisher_died_before_deleting_its_row_is_sent_again(
+    sent, batched, monkeypatch
+):
+    import os
+
+    rpc.schedule_instance("i-1", "req-1")
+    # The process dies before its thread deletes the row; the relay runs in another process, which
+    # knows nothing of what the dead one meant to delete.
+    other_process = os.getpid() + 1
+    monkeypatch.setattr(relay.os, "getpid", lambda: other_process)
+    assert relay.backlog() == 1
+
+    assert relay.relay_pending(older_than=0) == 1
+    assert [s.args[0] for s in sent] == ["i-1", "i-1"]  # at least once; the task is idempotent
+    relay.forget_published()
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_the_broker_sees_an_instance_id_not_the_whole_request_in_its_argument_summary(
+    monkeypatch
+):
+    from cloud.celery import app
+
+    seen: dict = {}
+    monkeypatch.setattr(app, "send_task", lambda *a, **k: seen.update(k))
+    token = "gAAAA-image-download-token"
+    relay.publish(OutboxMessage.objects.create(
+        task=msg.TASK_SPAWN, queue="compute.c1",
+        args=[{"instance_uuid": "i-1", "image": {"token": token}}]))
+    assert seen["argsrepr"] == "['i-1']" and token not in seen["argsrepr"]
