@@ -74,7 +74,8 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "zone": _STRING,
     # block storage (issue 17): Cinder's list filters, sort, paging and quota usage
     **dict.fromkeys(("sort", "with_count", "usage", "bootable", "size", "volume_type",
-                     "volume_id", "cascade", "force", "instance_id"), _STRING),
+                     "volume_id", "cascade", "force", "instance_id", "skip_validation"),
+                    _STRING),
     # network (issue 14): Neutron's list filters
     **dict.fromkeys(
         ("provider:network_type", "provider:physical_network", "fixed_ips", "binding:host_id",

@@ -150,7 +150,10 @@ def get_defaults(ctx: RequestContext, project_id: str) -> dict[str, int]:
     return defaults()
 
 
-def update_quota(ctx: RequestContext, project_id: str, values: Any) -> dict[str, int]:
+def update_quota(ctx: RequestContext, project_id: str, values: Any, *,
+                 validate: bool = False) -> dict[str, int]:
+    """An admin's new limits. As Cinder, a limit below what the project already uses is taken
+    unless `validate` (its skip_validation=false) asks for the check."""
     common.authorize(ctx, "volume:quotas:update")
     if not isinstance(values, Mapping) or not values:
         raise errors.BadRequest("Missing required element 'quota_set' in request body.")
@@ -171,8 +174,8 @@ def update_quota(ctx: RequestContext, project_id: str, values: Any) -> dict[str,
         if limit < UNLIMITED or limit > common.MAX_INT:
             raise errors.BadRequest(f"Quota limit must be -1 or greater (got {limit} for "
                                     f"{name}).")
-        # Cinder refuses a limit below what is already used.
-        if limit != UNLIMITED and name != "per_volume_gigabytes" and used.get(name, 0) > limit:
+        if (validate and limit != UNLIMITED and name != "per_volume_gigabytes"
+                and used.get(name, 0) > limit):
             raise errors.BadRequest(
                 f"Quota limit {limit} for {name} must be greater than or equal to already used "
                 f"and reserved {used.get(name, 0)}.")

@@ -29,15 +29,14 @@ def _request_id(ctx: RequestContext) -> str:
 
 
 def create_snapshot(ctx: RequestContext, body: Mapping[str, Any]) -> VolumeSnapshot:
-    if not body.get("volume_id"):
-        raise errors.BadRequest("Invalid input received: volume_id is required.")
     force = common.as_bool(body.get("force") or False, "force")
     name = common.text(body.get("name", body.get("display_name")), "name")
     description = common.text(body.get("description", body.get("display_description")),
                               "description", max_length=65535)
     metadata = common.metadata_of(body.get("metadata"))
     with transaction.atomic():
-        volume = common.get_volume(ctx, body["volume_id"], for_update=True,
+        # No volume_id names no volume: Cinder's 404, as for one that does not exist.
+        volume = common.get_volume(ctx, body.get("volume_id"), for_update=True,
                                    action="volume:snapshots:write")
         allowed = (statuses.AVAILABLE, statuses.IN_USE) if force else (statuses.AVAILABLE,)
         if volume.status not in allowed or volume.host is None:

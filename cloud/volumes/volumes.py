@@ -361,6 +361,23 @@ def reset_status(ctx: RequestContext, volume_id: Any, body: Mapping[str, Any]) -
         Volume.objects.filter(pk=volume.pk).update(**changes)
 
 
+def reserve(ctx: RequestContext, volume_id: Any) -> None:
+    """os-reserve (the attach flow before attachments): available -> reserved, else 400."""
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
+    if not transitions.move(volume.pk, statuses.RESERVED,
+                            only_from=frozenset({statuses.AVAILABLE})):
+        volume.refresh_from_db(fields=["status"])
+        raise errors.BadRequest(f"Invalid volume: Volume {volume.pk} status must be available "
+                                f"to reserve, but the current status is: {volume.status}.")
+
+
+def unreserve(ctx: RequestContext, volume_id: Any) -> None:
+    """os-unreserve: a reserved volume with no attachment is available again."""
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
+    if not volume.attachments.exists():
+        transitions.move(volume.pk, statuses.AVAILABLE, only_from=frozenset({statuses.RESERVED}))
+
+
 def set_bootable(ctx: RequestContext, volume_id: Any, value: Any) -> None:
     volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
     volume.bootable = common.as_bool(value, "bootable")

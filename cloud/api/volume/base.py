@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -64,6 +65,17 @@ class VolumeView(OpenStackView):
 
     def query(self) -> dict[str, str]:
         return {key: self.request.query_params.get(key, "") for key in self.request.query_params}
+
+    def next_link(self, key: str, ids: list[str]) -> dict[str, list[dict[str, str]]]:
+        """Cinder's `<key>_links`: a next page whenever this one is as long as the limit asked
+        (so a list whose length the limit divides ends with one empty page)."""
+        limit = self.request.query_params.get("limit")
+        if not limit or not limit.isdigit() or not ids or len(ids) < int(limit):
+            return {}
+        query = {k: v for k, v in self.query().items() if k != "marker"}
+        query["marker"] = ids[-1]
+        href = f"{self.base_url()}{self.request.path}?{urlencode(query)}"
+        return {f"{key}_links": [{"rel": "next", "href": href}]}
 
     def volume_url(self, project_id: str, *parts: str, bookmark: bool = False) -> str:
         prefix = "/volume" if bookmark else "/volume/v3"

@@ -143,7 +143,7 @@ class TypeAction(VolumeView):
 
 class QuotaSet(VolumeView):
     body_schemas = {"PUT": _object("quota_set")}
-    query_params = {"GET": ("usage",)}
+    query_params = {"GET": ("usage",), "PUT": ("skip_validation",)}
 
     def get(self, request: Request, project_id: str, target: str) -> Response:
         usage = (request.query_params.get("usage") or "").lower() in ("true", "1", "yes")
@@ -152,7 +152,9 @@ class QuotaSet(VolumeView):
         return Response({"quota_set": {"id": target, **values}})
 
     def put(self, request: Request, project_id: str, target: str) -> Response:
-        limits = quotas.update_quota(self.ctx, target, self.valid_body("quota_set"))
+        skip = (request.query_params.get("skip_validation") or "true").lower()
+        limits = quotas.update_quota(self.ctx, target, self.valid_body("quota_set"),
+                                     validate=skip in ("false", "0", "no"))
         return Response({"quota_set": limits})
 
     def delete(self, request: Request, project_id: str, target: str) -> Response:

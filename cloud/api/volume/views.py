@@ -40,6 +40,7 @@ class Volumes(VolumeView):
         else:
             items = [volume_summary(self, v) for v in rows]
         body: dict[str, Any] = {"volumes": items}
+        body.update(self.next_link("volumes", [str(v.pk) for v in rows]))
         if self.version.at_least("3.45") and request.query_params.get("with_count"):
             body["count"] = len(items)
         return Response(body)
@@ -90,6 +91,11 @@ class VolumeDetail(VolumeView):
         return Response(status=202)
 
 
+# The volume actions of the attach flow before the attachments API (3.27).
+_LEGACY_ATTACH = ("os-attach", "os-detach", "os-begin_detaching", "os-roll_detaching",
+                  "os-initialize_connection", "os-terminate_connection", "os-force_detach")
+
+
 class VolumeAction(VolumeView):
     """POST /volumes/{id}/action: one key naming the action (Cinder's volume actions)."""
 
@@ -99,6 +105,16 @@ class VolumeAction(VolumeView):
         data = self.valid_body()
         [(action, args)] = data.items()
         args = args if isinstance(args, dict) else {}
+        volumes.get_volume(self.ctx, volume_id)  # a missing volume is a 404, whatever the action
+        if action == "os-reserve":
+            volumes.reserve(self.ctx, volume_id)
+            return Response(status=202)
+        if action == "os-unreserve":
+            volumes.unreserve(self.ctx, volume_id)
+            return Response(status=202)
+        if action in _LEGACY_ATTACH:
+            raise errors.BadRequest(f"Invalid input received: {action} is not supported; "
+                                    "attach through the attachments API (3.27) or Nova.")
         if action == "os-extend":
             if "new_size" not in args:
                 raise errors.BadRequest("Invalid input for field/attribute new_size.")
@@ -176,9 +192,10 @@ class Snapshots(VolumeView):
     detail = False
 
     def get(self, request: Request, project_id: str) -> Response:
-        rows = snapshots.list_snapshots(self.ctx, self.query())
+        rows = list(snapshots.list_snapshots(self.ctx, self.query()))
         items = [snapshot_body(self, s, detail=self.detail) for s in rows]
         body: dict[str, Any] = {"snapshots": items}
+        body.update(self.next_link("snapshots", [str(s.pk) for s in rows]))
         if self.version.at_least("3.45") and request.query_params.get("with_count"):
             body["count"] = len(items)
         return Response(body)

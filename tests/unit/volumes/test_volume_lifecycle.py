@@ -212,7 +212,8 @@ def test_quota_counts_volumes_and_gigabytes_and_answers_413(people, volume_host)
     assert usage["gigabytes"]["in_use"] == 5
     assert usage[f"volumes_{types.DEFAULT_TYPE}"]["in_use"] == 2
     with pytest.raises(errors.BadRequest, match="already used"):
-        quotas.update_quota(admin, project, {"volumes": 1})
+        quotas.update_quota(admin, project, {"volumes": 1}, validate=True)
+    quotas.update_quota(admin, project, {"volumes": 1})  # Cinder's default: no check
     with pytest.raises(errors.Forbidden):
         quotas.update_quota(ctx, project, {"volumes": 20})
 

@@ -273,3 +273,26 @@ def test_attachments_reserve_connect_complete_and_delete_from_3_27(api):
     assert other.get(path, version="3.27").status_code == 404
     assert member.delete(path, version="3.27").status_code == 200
     assert member.get(f"/volumes/{volume['id']}").json()["volume"]["status"] == "available"
+
+
+def test_lists_page_with_next_links_and_reserve_is_once(api):
+    _, member, _ = api
+    made = [_create(member, name=f"p{i}")["id"] for i in range(3)]
+    seen, path = [], "/volumes?limit=2&sort=name:asc"
+    while path:
+        body = member.get(path).json()
+        seen += [v["id"] for v in body["volumes"]]
+        links = body.get("volumes_links", [])
+        path = links[0]["href"].split(member.base, 1)[1] if links else None
+    assert seen == made
+    assert member.get("/volumes?marker=nonsense").status_code == 404
+    assert member.get("/snapshots?limit=x").status_code == 400
+    volume = made[0]
+    created(volume)
+    assert member.post(f"/volumes/{volume}/action", {"os-reserve": {}}).status_code == 202
+    assert member.post(f"/volumes/{volume}/action", {"os-reserve": {}}).status_code == 400
+    assert member.post(f"/volumes/{volume}/action", {"os-unreserve": {}}).status_code == 202
+    assert member.get(f"/volumes/{volume}").json()["volume"]["status"] == "available"
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert member.post(f"/volumes/{missing}/action", {"os-reserve": {}}).status_code == 404
+    assert member.post("/snapshots", {"snapshot": {"volume_id": None}}).status_code == 404
