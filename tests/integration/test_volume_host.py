@@ -131,6 +131,13 @@ def nbd_size(host: str, port: int, export: str, netns: str = "") -> int:
     return int(json.loads(out)["virtual-size"])
 
 
+def _serves(host: str, port: int, export: str) -> bool:
+    try:
+        return nbd_size(host, port, export) > 0
+    except subprocess.CalledProcessError:
+        return False
+
+
 def test_the_volume_host_creates_serves_and_deletes_a_volume_and_reports_itself(
     tmp_path: Path, broker_url: str
 ) -> None:
@@ -158,6 +165,14 @@ def test_the_volume_host_creates_serves_and_deletes_a_volume_and_reports_itself(
             assert nbd_size("127.0.0.1", port, volume_id) == GIB
             conductor.wait_for(msg.TASK_VOLUME_HOST_REPORT,
                                lambda r: r["volumes"] == {volume_id: GIB})
+
+            # The daemon dies (an OOM kill): the next heartbeat starts it again and the volume
+            # is served again, at the same address.
+            os.kill(int((volumes / ".qsd" / "qsd.pid").read_text()), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while not _serves("127.0.0.1", port, volume_id):
+                assert time.monotonic() < deadline, "the volume was not served again"
+                time.sleep(0.5)
 
             conductor.send(msg.TASK_EXTEND_VOLUME, msg.volume_queue("vol-it"), msg.VolumeRequest(
                 request_id="req-it-2", volume_id=volume_id, size_gb=2).to_dict())
