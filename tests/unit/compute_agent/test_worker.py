@@ -229,7 +229,9 @@ SAMPLE_REQUESTS: dict[type[msg.Message], msg.Message] = {
             request_id="r", instance_uuid="u", migration_id="7", source_host="a",
             dest_host="b", dest_uri="qemu+tcp://10.0.0.2/system", live=False,
             spawn=msg.SpawnRequest(request_id="r", instance_uuid="u", name="n", hostname="n",
-                                   vcpus=2, memory_mb=64, root_gb=2)),
+                                   vcpus=2, memory_mb=64, root_gb=0, block_devices=[
+                                       msg.BlockDevice(volume_id="v", device="vda",
+                                                       boot_index=0)])),
         msg.RescueRequest(
             request_id="r", instance_uuid="u", image=msg.ImageRef(id="rescue", token="t"),
             spawn=msg.SpawnRequest(request_id="r", instance_uuid="u", name="n", hostname="n",
@@ -248,6 +250,10 @@ SAMPLE_REQUESTS: dict[type[msg.Message], msg.Message] = {
                                                                        remote=[])])]),
         msg.RouterSpec(request_id="r", router_id="rt", floating_ips=[
             msg.FloatingMapping(floating_ip="203.0.113.9", fixed_ip="10.0.0.9")]),
+        msg.VolumeAttachRequest(request_id="r", instance_uuid="u", attachment_id="a",
+                                device=msg.BlockDevice(volume_id="v", device="vdb", connection={
+                                    "driver_volume_type": "nbd", "host": "10.0.0.5",
+                                    "port": 10809, "export": "v"})),
     )
 }
 
