@@ -236,7 +236,7 @@ class Stack:
                 subprocess.run([PYTHON, "-m", "compute_agent", "volume", "--stop-daemon",
                                 "--volumes-dir", str(self._volumes_dir(i))], cwd=ROOT,
                                env=self.env or None, check=False, capture_output=True)
-                shutil.rmtree(self._volumes_dir(i), ignore_errors=True)
+            shutil.rmtree(self.workdir / "volumes", ignore_errors=True)
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
         self._release_redis_db()
@@ -302,7 +302,7 @@ class Stack:
     # --- helpers
 
     def _celery_worker(self, queue: str, name: str) -> list[str]:
-        return [PYTHON, "-m", "celery", "-A", "cloud", "worker", "-Q", queue, "-n", f"{name}@it",
+        return [PYTHON, "-m", "cloud.worker", "-Q", queue, "-n", f"{name}@it",
                 "--pool", "threads", "-c", "4", "-l", "info", "--without-gossip", "--without-mingle"]
 
     def _volumes_dir(self, number: int) -> Path:
