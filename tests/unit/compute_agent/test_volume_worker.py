@@ -22,6 +22,8 @@ from compute_agent.volume_worker import (
 from compute_agent.volumes.fake import FakeVolumes
 from compute_agent.volumes.nbd import NbdBackend
 
+from .test_boundary import CONTROL_PLANE_LOADED, assert_ran_clean, run_fresh_python
+
 
 def test_defaults_serve_nbd_on_loopback_from_the_standard_directory() -> None:
     config = parse_args(["--host", "storage-1"], {})
@@ -148,3 +150,23 @@ def test_a_host_with_a_secret_signs_its_volume_reports(tmp_path: Path) -> None:
     assert headers[msg.SIGNER_HEADER] == "storage-1"
     assert headers[msg.SIGNATURE_HEADER] == msg.report_signature(
         "host-secret", "storage-1", name, args[0])
+
+
+def test_starting_a_volume_host_loads_neither_the_control_plane_nor_libvirt(tmp_path: Path) -> None:
+    """A storage machine needs no Django and no hypervisor bindings: the real start-up path, up to
+    where the worker would consume, with the control plane's settings in the environment."""
+    assert_ran_clean(run_fresh_python(f"""
+        import sys
+        from compute_agent.boundary import forbid_control_plane_imports
+        forbid_control_plane_imports()
+        from compute_agent import messages
+        from compute_agent.volume_worker import build_volume_host, parse_args
+        config = parse_args(["--host", "boundary", "--backend", "fake",
+                             "--volumes-dir", {str(tmp_path)!r}], environ={{}})
+        volume_host = build_volume_host(config)
+        assert messages.TASK_CREATE_VOLUME in volume_host.app.tasks
+        import celery.bin.celery, celery.apps.worker, celery.concurrency.thread
+        loaded = {CONTROL_PLANE_LOADED}
+        assert not loaded, loaded
+        assert "libvirt" not in sys.modules
+        """))
