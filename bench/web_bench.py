@@ -13,12 +13,21 @@ N seconds:
   asgi-django  uvicorn workers, Django's own ASGI handler for HTTP, websockets to Channels
 
 Prints requests/s and latency p50/p99 for each, and each one's ratio to the baseline.
+
+    .venv/bin/python -m bench.web_bench --list 1000 [--rounds 5]
+
+times instead GET /compute/v2.1/servers/detail (microversion 2.60, as bench/boot_bench.py asks)
+of N servers written straight into the database (4 hosts, no agents, so it takes seconds rather
+than boot_bench's minutes), one request at a time from one keep-alive client on the wsgi setup,
+beside its baseline in the same run: raw_rows_as_json(), the same rows read with plain SQL and
+encoded as JSON. Rounds alternate the two; p50 of each and their ratio (issue 16's goal: ≤ 2×).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import multiprocessing
 import os
 import secrets
@@ -34,6 +43,7 @@ from pathlib import Path
 import psycopg
 import requests
 
+from bench.proc_stats import cpu_seconds
 from tests.stack import PG_ADMIN_URL, ROOT, free_port
 
 PYTHON = sys.executable
@@ -95,10 +105,127 @@ def measure(port: int, token: str, seconds: float, clients: int) -> tuple[float,
     return len(latencies) / elapsed, statistics.median(latencies) * 1000, p99 * 1000
 
 
+# The columns of compute_instance that some microversion's server body shows, and the ports with
+# their networks and floating IPs that its addresses show: what the list itself has to read.
+RAW_INSTANCES = """
+    SELECT uuid, display_name, hostname, description, project_id, user_id, image_ref,
+           flavor_snapshot, vcpus, memory_mb, root_gb, ephemeral_gb, vm_state, task_state,
+           power_state, host, node, availability_zone, key_name, user_data, metadata,
+           scheduler_hints, access_ip_v4, access_ip_v6, config_drive, security_groups, locked,
+           locked_reason, launch_index, reservation_id, created_at, updated_at, launched_at,
+           terminated_at, deleted, progress
+      FROM compute_instance WHERE project_id = %s AND NOT deleted
+     ORDER BY created_at DESC, uuid DESC LIMIT 1000"""
+RAW_PORTS = """
+    SELECT p.id, p.device_id, n.name, p.mac_address, p.fixed_ips, f.floating_ip_address,
+           f.fixed_ip_address
+      FROM network_port p JOIN network_network n ON n.id = p.network_id
+      LEFT JOIN network_floatingip f ON f.port_id = p.id
+     WHERE p.device_id = ANY(%s)
+     ORDER BY p.created_at, p.id, f.created_at, f.id"""
+
+
+def raw_rows_as_json(conn: psycopg.Connection, project_id: str) -> bytes:
+    """The baseline for the list: the rows a server list shows (the project's live servers with
+    the columns some body shows, and their ports), read with plain SQL and encoded as JSON. On a
+    connection kept open, as the web process keeps its own."""
+    cursor = conn.execute(RAW_INSTANCES, (project_id,))
+    names = [c.name for c in cursor.description or []]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    cursor = conn.execute(RAW_PORTS, ([str(r["uuid"]) for r in rows],))
+    names = [c.name for c in cursor.description or []]
+    ports = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    conn.rollback()  # no transaction left open between two rounds, as the web process
+    return json.dumps({"servers": rows, "ports": ports}, default=str).encode()
+
+
+_SEED = """
+import datetime, uuid
+from django.utils import timezone
+from cloud.compute.models import COMPUTE_BINARY, Instance, Service
+from cloud.identity.models import Project, User
+project, user = Project.objects.get(name="admin"), User.objects.get(name="admin")
+now = timezone.now()
+hosts = [f"bench-{i}" for i in range(4)]
+for host in hosts:
+    Service.objects.update_or_create(host=host, binary=COMPUTE_BINARY,
+                                     defaults={"last_seen_up": now})
+flavor = {"id": "1", "name": "m1.tiny", "vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0,
+          "swap": 0, "extra_specs": {}}
+image = str(uuid.uuid4())
+Instance.objects.bulk_create([Instance(
+    display_name=f"bench-{n}", hostname=f"bench-{n}", project=project, user=user,
+    image_ref=image, flavor_snapshot=flavor, vcpus=1, memory_mb=512, root_gb=1,
+    vm_state="active", power_state="running", host=hosts[n % 4], node=hosts[n % 4],
+    reservation_id=f"r-{n:08x}", launched_at=now, security_groups=["default"],
+) for n in range(COUNT)], batch_size=500)
+print(project.id)
+"""
+
+
+def measure_list(env: dict[str, str], password: str, count: int, rounds: int) -> None:
+    """GET /servers/detail of `count` servers against raw_rows_as_json(), rounds alternated."""
+    seeded = subprocess.run([PYTHON, "manage.py", "shell", "-c", _SEED.replace("COUNT", str(count))],
+                            cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    project_id = seeded.stdout.split()[-1]
+    raw_conn = psycopg.connect(env["DATABASE_URL"])
+    port = free_port()
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "gunicorn", *SETUPS["wsgi"], "--bind", f"127.0.0.1:{port}", "--workers",
+         "1", "--log-level", "warning"], cwd=ROOT, env=env, start_new_session=True)
+    try:
+        token = _token(port, password)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.60"}
+
+        def get() -> int:
+            conn.request("GET", "/compute/v2.1/servers/detail", headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET /servers/detail answered {response.status}")
+            return len(json.loads(body)["servers"])
+
+        listed = get()  # warm-up: connections, caches
+        raw_rows_as_json(raw_conn, project_id)
+        api, raw = [], []
+        api_cpu = raw_cpu = 0.0
+        for _ in range(rounds):
+            cpu = cpu_seconds([proc.pid])
+            for _ in range(5):
+                started = time.perf_counter()
+                get()
+                api.append(time.perf_counter() - started)
+            api_cpu += cpu_seconds([proc.pid]) - cpu
+            cpu = time.process_time()
+            for _ in range(5):
+                started = time.perf_counter()
+                raw_rows_as_json(raw_conn, project_id)
+                raw.append(time.perf_counter() - started)
+            raw_cpu += time.process_time() - cpu
+        conn.close()
+    finally:
+        raw_conn.close()
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    p50, raw50 = statistics.median(api) * 1000, statistics.median(raw) * 1000
+    # CPU beside wall time: on a shared machine the CPU-seconds hold still when latencies do not.
+    # The web process's CPU is the whole request; the baseline's is its client side only.
+    api_ms, raw_ms = api_cpu / len(api) * 1000, raw_cpu / len(raw) * 1000
+    print(f"GET /servers/detail of {listed} servers (2.60, admin), {len(api)} of each, load "
+          f"average {os.getloadavg()[0]:.1f}:\n"
+          f"  web process  p50 {p50:6.1f} ms   CPU {api_ms:5.1f} ms a request\n"
+          f"  raw SQL+JSON p50 {raw50:6.1f} ms   CPU {raw_ms:5.1f} ms a call\n"
+          f"  ratio        p50 {p50 / raw50:5.2f}x   CPU {api_ms / raw_ms:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--list", type=int, default=0, metavar="N",
+                        help="time GET /servers/detail of N servers instead")
+    parser.add_argument("--rounds", type=int, default=5, help="with --list")
     args = parser.parse_args()
 
     db = f"kumo_bench_web_{secrets.token_hex(3)}"
@@ -118,6 +245,9 @@ def main() -> None:
         password = next(line.split("=", 1)[1].strip("'\"") for line in
                         (work / "openrc").read_text().splitlines()
                         if line.startswith("export OS_PASSWORD="))
+        if args.list:
+            measure_list(env, password, args.list, args.rounds)
+            return
         results = {}
         for name, argv in SETUPS.items():
             port = free_port()

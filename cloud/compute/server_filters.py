@@ -24,7 +24,7 @@ from cloud.ids import canonical_uuid, ref_id
 from cloud.network.models import Port
 
 from . import availability_zones, states
-from .models import MAX_LIST_LIMIT, Instance, InstanceTag
+from .models import Instance, InstanceTag
 
 # Nova's status of each (vm_state, task_state), as a task map per vm_state with a "default" entry:
 # a status filter matches the vm_states whose map names it, and the task states it is shown for
@@ -291,27 +291,3 @@ def ordering(f: ServerFilters) -> list[str]:
     last = f.sort_dirs[-1] if f.sort_dirs else "desc"
     order.append(("-" if last == "desc" else "") + "uuid")
     return order
-
-
-def list_servers(ctx: RequestContext, f: ServerFilters) -> list[Instance]:
-    """One page of the servers matching `f`, in the order asked; `marker` is the uuid of the last
-    server of the previous page (400 when it is not among the matches).
-
-    Every column is read: deferring those no body shows measured slower, not faster (Django then
-    builds each row by looking every field up in a list of the loaded ones), 172 ms against 116
-    ms for 1,000 rows."""
-    qs = filtered(ctx, f)
-    if qs is None:
-        return []
-    qs = qs.order_by(*ordering(f))
-    limit = MAX_LIST_LIMIT if f.limit is None else min(f.limit, MAX_LIST_LIMIT)
-    if f.marker:
-        ordered = [str(u) for u in qs.values_list("uuid", flat=True)]
-        marker = canonical_uuid(f.marker)
-        if marker not in ordered:
-            raise errors.BadRequest(f"marker [{f.marker}] not found")
-        page = ordered[ordered.index(marker) + 1 :][:limit]
-        rows = {str(i.uuid): i for i in Instance.objects.filter(uuid__in=page)}
-        return [rows[u] for u in page if u in rows]
-    return list(qs[:limit])
-

@@ -16,6 +16,7 @@ from cloud import errors, events
 
 from . import states
 from .models import Instance, InstanceTag
+from .server_rows import Among
 from .transitions import locked_row
 
 MAX_TAGS = 50
@@ -61,7 +62,7 @@ def tags_of(instance: Instance) -> list[str]:
 def tags_by_server(uuids: Iterable[str]) -> dict[str, list[str]]:
     """uuid → its tags (sorted), for a page of servers in one query."""
     found: dict[str, list[str]] = {}
-    rows = InstanceTag.objects.filter(instance_id__in=list(uuids)).order_by("tag")
+    rows = InstanceTag.objects.filter(Among("instance_id", list(uuids))).order_by("tag")
     for instance_id, tag in rows.values_list("instance_id", "tag"):
         found.setdefault(str(instance_id), []).append(tag)
     return found

@@ -12,9 +12,12 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC
+from functools import lru_cache
+from typing import Any
 
 from cloud.compute import availability_zones, hosts, server_groups, server_tags, states
 from cloud.compute.models import COMPUTE_BINARY, Flavor, Instance, InstanceFault, Service
+from cloud.compute.server_rows import Among, ServerRow
 from cloud.images.models import Image
 from cloud.network.models import Port
 
@@ -23,16 +26,30 @@ from ..microversion import APIVersion
 DETAIL, SHOW, UPDATE, REBUILD = "detail", "show", "update", "rebuild"
 
 
+# isoformat() rather than strftime(): the same text, in a fraction of the time (a list formats
+# thousands of them).
 def iso(dt) -> str | None:
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).isoformat(timespec="seconds")[:19] + "Z"
 
 
 def iso_micro(dt) -> str | None:
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")[:26]
+
+
+def _text_seconds(text: str) -> str:
+    """A ServerRow's UTC text as iso() shows it."""
+    return f"{text[:10]}T{text[11:19]}Z"
+
+
+def _text_micro(text: str | None) -> str | None:
+    """A ServerRow's UTC text as iso_micro() shows it."""
+    if text is None or (len(text) == 26 and text[10] == "T"):
+        return text
+    return f"{text[:10]}T{text[11:19]}.{text[20:26].ljust(6, '0')}"
 
 
 def links(url: Callable[..., str], *parts: str) -> list[dict]:
@@ -90,22 +107,57 @@ _IMAGE_PROPERTY_NAMES = frozenset({
 })
 
 
-class ServerContext:
-    """What a page of servers needs besides the rows, fetched in a fixed number of queries."""
+@dataclass(frozen=True)
+class _Shape:
+    """Which keys a server body has at one microversion: asked once per version, not per row."""
 
-    def __init__(self, instances: Iterable[Instance], is_admin: bool,
+    image_properties: bool  # 2.98
+    flavor_embedded: bool  # 2.47
+    extended_attrs: bool  # 2.3
+    host_status: bool  # 2.16
+    locked: bool  # 2.9
+    description: bool  # 2.19
+    tags: bool  # 2.26
+    trusted_certs: bool  # 2.63
+    server_groups: bool  # 2.71
+    locked_reason: bool  # 2.73
+    full_update: bool  # 2.75
+    rebuild_key_name: bool  # 2.54
+    rebuild_user_data: bool  # 2.57
+    hostname: bool  # 2.90
+    pinned_zone: bool  # 2.96
+    scheduler_hints: bool  # 2.100
+
+
+@lru_cache(maxsize=128)
+def _shape(version: APIVersion) -> _Shape:
+    at = version.at_least
+    return _Shape(
+        image_properties=at("2.98"), flavor_embedded=at("2.47"), extended_attrs=at("2.3"),
+        host_status=at("2.16"), locked=at("2.9"), description=at("2.19"), tags=at("2.26"),
+        trusted_certs=at("2.63"), server_groups=at("2.71"), locked_reason=at("2.73"),
+        full_update=at("2.75"), rebuild_key_name=at("2.54"), rebuild_user_data=at("2.57"),
+        hostname=at("2.90"), pinned_zone=at("2.96"), scheduler_hints=at("2.100"),
+    )
+
+
+class ServerContext:
+    """What a page of servers needs besides the rows, fetched in a fixed number of queries, and
+    what is the same for every row of the page (worked out once)."""
+
+    def __init__(self, rows: Iterable[ServerRow], is_admin: bool,
                  version: APIVersion | None = None):
-        instances = list(instances)
-        uuids = [str(i.uuid) for i in instances]
+        rows = list(rows)
+        uuids = [r.uuid for r in rows]
         self.ports = ports_of_servers(uuids)
         self.faults: dict[str, InstanceFault] = {}
-        errored = [i.pk for i in instances if i.vm_state in (states.ERROR, states.DELETED)]
+        errored = [r.uuid for r in rows if r.vm_state in (states.ERROR, states.DELETED)]
         if errored:
             for fault in InstanceFault.objects.filter(instance_id__in=errored).order_by(
                 "instance_id", "-created_at", "-id"
             ):
                 self.faults.setdefault(str(fault.instance_id), fault)
-        host_names = {i.host for i in instances if i.host}
+        host_names = {r.host for r in rows if r.host}
         # A placed server is in its host's zone, whatever it asked for: one query per page.
         self.zones = availability_zones.host_zones(host_names)
         # Admins see every host_status; others only UNKNOWN (Nova's "unknown-only" rule): that
@@ -123,11 +175,44 @@ class ServerContext:
             self.groups = server_groups.groups_of_servers(uuids)
         self.image_properties: dict[str, dict[str, str | None]] = {}
         if version.at_least("2.98"):
-            refs = {i.image_ref for i in instances if i.image_ref}
+            refs = {r.image_ref for r in rows if r.image_ref}
             for image_id, properties in Image.objects.filter(pk__in=refs).values_list(
                 "id", "properties"
             ):
                 self.image_properties[str(image_id)] = _standard_properties(properties or {})
+        self._host_ids: dict[tuple[str, str], str] = {}
+        self._urls: tuple[Callable[..., str], _Urls] | None = None
+
+    def host_id(self, row: ServerRow) -> str:
+        # Nova's hostId: a per-project hash of the host, so tenants can tell co-location apart
+        # without learning host names. A page has a handful of (project, host) pairs.
+        if not row.host:
+            return ""
+        key = (row.project_id, row.host)
+        found = self._host_ids.get(key)
+        if found is None:
+            found = self._host_ids[key] = hashlib.sha224(
+                (row.project_id + row.host).encode()).hexdigest()
+        return found
+
+    def urls(self, url: Callable[..., str]) -> _Urls:
+        if self._urls is None or self._urls[0] != url:
+            self._urls = (url, _Urls(url))
+        return self._urls[1]
+
+
+class _Urls:
+    """The prefixes of a page's links: url(kind, id) is the prefix, "/" and the id."""
+
+    def __init__(self, url: Callable[..., str]):
+        self.servers = url("servers") + "/"
+        self.servers_bookmark = url("servers", bookmark=True) + "/"
+        self.images_bookmark = url("images", bookmark=True) + "/"
+        self.flavors_bookmark = url("flavors", bookmark=True) + "/"
+
+    def server_links(self, uuid: str) -> list[dict]:
+        return [{"rel": "self", "href": self.servers + uuid},
+                {"rel": "bookmark", "href": self.servers_bookmark + uuid}]
 
 
 def _standard_properties(properties: dict) -> dict[str, str | None]:
@@ -155,7 +240,7 @@ def ports_of_servers(uuids: list[str]) -> dict[str, list[PortAddresses]]:
     found: dict[str, list[PortAddresses]] = {}
     if not uuids:
         return found
-    rows = Port.objects.filter(device_id__in=uuids).order_by(
+    rows = Port.objects.filter(Among("device_id", uuids)).order_by(
         "created_at", "id", "floating_ips__created_at", "floating_ips__id").values_list(
         "id", "device_id", "network__name", "mac_address", "fixed_ips",
         "floating_ips__floating_ip_address", "floating_ips__fixed_ip_address")
@@ -191,32 +276,30 @@ def addresses(ports: list[PortAddresses], extended: bool) -> dict:
     return result
 
 
-def server_summary(instance: Instance, url: Callable[..., str]) -> dict:
-    uuid = str(instance.uuid)
-    return {"id": uuid, "name": instance.display_name, "links": links(url, "servers", uuid)}
+def server_summary(uuid: str, name: str, url: Callable[..., str]) -> dict:
+    return {"id": uuid, "name": name, "links": links(url, "servers", uuid)}
 
 
-def _image(instance: Instance, version: APIVersion, url: Callable[..., str],
-           page: ServerContext) -> dict | str:
-    if not instance.image_ref:
+def _image(row: ServerRow, shape: _Shape, urls: _Urls, page: ServerContext) -> dict | str:
+    if not row.image_ref:
         return ""
     image: dict = {
-        "id": instance.image_ref,
-        "links": [{"rel": "bookmark", "href": url("images", instance.image_ref, bookmark=True)}],
+        "id": row.image_ref,
+        "links": [{"rel": "bookmark", "href": urls.images_bookmark + row.image_ref}],
     }
-    if version.at_least("2.98"):
-        image["properties"] = page.image_properties.get(instance.image_ref, {})
+    if shape.image_properties:
+        image["properties"] = page.image_properties.get(row.image_ref, {})
     return image
 
 
-def _flavor(instance: Instance, version: APIVersion, url: Callable[..., str]) -> dict:
-    flavor = instance.flavor_snapshot
-    if version.at_least("2.47"):
+def _flavor(row: ServerRow, shape: _Shape, urls: _Urls) -> dict:
+    flavor = row.flavor_snapshot
+    if shape.flavor_embedded:
         return {
-            "vcpus": flavor.get("vcpus", instance.vcpus),
-            "ram": flavor.get("ram", instance.memory_mb),
-            "disk": flavor.get("disk", instance.root_gb),
-            "ephemeral": flavor.get("ephemeral", instance.ephemeral_gb),
+            "vcpus": flavor.get("vcpus", row.vcpus),
+            "ram": flavor.get("ram", row.memory_mb),
+            "disk": flavor.get("disk", row.root_gb),
+            "ephemeral": flavor.get("ephemeral", row.ephemeral_gb),
             "swap": flavor.get("swap", 0),
             "original_name": flavor.get("name", ""),
             "extra_specs": flavor.get("extra_specs", {}),
@@ -224,12 +307,12 @@ def _flavor(instance: Instance, version: APIVersion, url: Callable[..., str]) ->
     flavor_id = flavor.get("id", "")
     return {
         "id": flavor_id,
-        "links": [{"rel": "bookmark", "href": url("flavors", flavor_id, bookmark=True)}],
+        "links": [{"rel": "bookmark", "href": urls.flavors_bookmark + flavor_id}],
     }
 
 
-def _fault(instance: Instance, page: ServerContext, is_admin: bool) -> dict | None:
-    fault = page.faults.get(str(instance.uuid))
+def _fault(row: ServerRow, page: ServerContext, is_admin: bool) -> dict | None:
+    fault = page.faults.get(row.uuid)
     if fault is None:
         return None
     body = {"code": fault.code, "created": iso(fault.created_at), "message": fault.message}
@@ -238,87 +321,78 @@ def _fault(instance: Instance, page: ServerContext, is_admin: bool) -> dict | No
     return body
 
 
-def _base(instance: Instance, version: APIVersion, url: Callable[..., str], page: ServerContext,
-          is_admin: bool, extended_addresses: bool) -> dict:
-    uuid = str(instance.uuid)
-    status = "DELETED" if instance.deleted else instance.status
-    ports = page.ports.get(uuid, [])
-    body = {
-        "id": uuid,
-        "name": instance.display_name,
+def _base(row: ServerRow, shape: _Shape, urls: _Urls, page: ServerContext, is_admin: bool,
+          extended_addresses: bool) -> dict:
+    status = "DELETED" if row.deleted else row.status
+    ports = page.ports.get(row.uuid)
+    body: dict[str, Any] = {
+        "id": row.uuid,
+        "name": row.display_name,
         "status": status,
-        "tenant_id": instance.project_id,
-        "user_id": instance.user_id,
-        "metadata": instance.metadata,
-        "hostId": _host_id(instance),
-        "created": iso(instance.created_at),
-        "updated": iso(instance.updated_at),
-        "links": links(url, "servers", uuid),
-        "image": _image(instance, version, url, page),
-        "flavor": _flavor(instance, version, url),
-        "addresses": addresses(ports, extended=extended_addresses),
-        "accessIPv4": instance.access_ip_v4,
-        "accessIPv6": instance.access_ip_v6,
+        "tenant_id": row.project_id,
+        "user_id": row.user_id,
+        "metadata": row.metadata,
+        "hostId": page.host_id(row),
+        "created": _text_seconds(row.created_at),
+        "updated": _text_seconds(row.updated_at),
+        "links": urls.server_links(row.uuid),
+        "image": _image(row, shape, urls, page),
+        "flavor": _flavor(row, shape, urls),
+        "addresses": addresses(ports, extended=extended_addresses) if ports else {},
+        "accessIPv4": row.access_ip_v4,
+        "accessIPv6": row.access_ip_v6,
         "OS-DCF:diskConfig": "MANUAL",
     }
     if status in _FAULT_STATUSES:
-        fault = _fault(instance, page, is_admin)
+        fault = _fault(row, page, is_admin)
         if fault is not None:
             body["fault"] = fault
     if status in _PROGRESS_STATUSES:
-        body["progress"] = instance.progress
+        body["progress"] = row.progress
     return body
 
 
-def _extensions(instance: Instance, version: APIVersion, page: ServerContext, is_admin: bool,
-                user_data: bool) -> dict:
+def _add_extensions(body: dict[str, Any], row: ServerRow, shape: _Shape, page: ServerContext,
+                    is_admin: bool, user_data: bool) -> None:
     """What the show and list views add to the base body (and update and rebuild from 2.75)."""
-    uuid = str(instance.uuid)
-    zone = (availability_zones.zone_of(instance.host, page.zones) if instance.host
-            else instance.availability_zone or "")
-    body: dict = {
-        "OS-EXT-AZ:availability_zone": zone,
-        "config_drive": "True" if instance.config_drive else "",
-        "key_name": instance.key_name,
-        "OS-SRV-USG:launched_at": iso_micro(instance.launched_at),
-        "OS-SRV-USG:terminated_at": iso_micro(instance.terminated_at),
-    }
-    groups = instance.security_groups or []
-    if groups and page.ports.get(uuid):
+    host = row.host
+    body["OS-EXT-AZ:availability_zone"] = (availability_zones.zone_of(host, page.zones) if host
+                                           else row.availability_zone or "")
+    body["config_drive"] = "True" if row.config_drive else ""
+    body["key_name"] = row.key_name
+    body["OS-SRV-USG:launched_at"] = _text_micro(row.launched_at)
+    body["OS-SRV-USG:terminated_at"] = _text_micro(row.terminated_at)
+    groups = row.security_groups
+    if groups and row.uuid in page.ports:
         body["security_groups"] = [{"name": name} for name in groups]
     if is_admin:
-        body["OS-EXT-SRV-ATTR:host"] = instance.host
-        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{uuid}"
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.node
-        if version.at_least("2.3"):
-            body.update(
-                {
-                    "OS-EXT-SRV-ATTR:hostname": instance.hostname,
-                    "OS-EXT-SRV-ATTR:kernel_id": "",
-                    "OS-EXT-SRV-ATTR:launch_index": instance.launch_index,
-                    "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                    "OS-EXT-SRV-ATTR:reservation_id": instance.reservation_id,
-                    "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
-                }
-            )
+        body["OS-EXT-SRV-ATTR:host"] = host
+        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{row.uuid}"
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = row.node
+        if shape.extended_attrs:
+            body["OS-EXT-SRV-ATTR:hostname"] = row.hostname
+            body["OS-EXT-SRV-ATTR:kernel_id"] = ""
+            body["OS-EXT-SRV-ATTR:launch_index"] = row.launch_index
+            body["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+            body["OS-EXT-SRV-ATTR:reservation_id"] = row.reservation_id
+            body["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/vda"
             if user_data:
-                body["OS-EXT-SRV-ATTR:user_data"] = instance.user_data
-    body.update(
-        {
-            "OS-EXT-STS:task_state": states.shown_task_state(instance.vm_state,
-                                                             instance.task_state),
-            "OS-EXT-STS:vm_state": instance.vm_state,
-            "OS-EXT-STS:power_state": states.POWER_STATE_CODES.get(instance.power_state, 0),
-            "os-extended-volumes:volumes_attached": [],
-        }
-    )
-    if version.at_least("2.16") and (is_admin or instance.host in page.host_status):
-        body["host_status"] = page.host_status.get(instance.host or "", "")
-    return body
+                body["OS-EXT-SRV-ATTR:user_data"] = row.user_data
+    body["OS-EXT-STS:task_state"] = states.shown_task_state(row.vm_state, row.task_state)
+    body["OS-EXT-STS:vm_state"] = row.vm_state
+    body["OS-EXT-STS:power_state"] = states.POWER_STATE_CODES.get(row.power_state, 0)
+    body["os-extended-volumes:volumes_attached"] = []
+    if shape.host_status and (is_admin or host in page.host_status):
+        body["host_status"] = page.host_status.get(host or "", "")
+
+
+def shows_user_data(version: APIVersion, is_admin: bool) -> bool:
+    """Whether a list's bodies show OS-EXT-SRV-ATTR:user_data (so its rows must read it)."""
+    return is_admin and _shape(version).extended_attrs
 
 
 def server_detail(
-    instance: Instance,
+    row: ServerRow,
     version: APIVersion,
     url: Callable[..., str],
     page: ServerContext,
@@ -326,49 +400,43 @@ def server_detail(
     view: str = SHOW,
 ) -> dict:
     """The server as one of Nova's views shows it at `version`."""
-    full = view in (DETAIL, SHOW) or version.at_least("2.75")
-    uuid = str(instance.uuid)
-    body = _base(instance, version, url, page, is_admin, extended_addresses=full)
+    shape = _shape(version)
+    full = view in (DETAIL, SHOW) or shape.full_update
+    uuid = row.uuid
+    body = _base(row, shape, page.urls(url), page, is_admin, extended_addresses=full)
     if full:
-        body.update(_extensions(instance, version, page, is_admin, user_data=view != REBUILD))
-    elif view == REBUILD and version.at_least("2.54"):
-        body["key_name"] = instance.key_name
-    if version.at_least("2.9"):
-        body["locked"] = instance.locked
-    if version.at_least("2.19"):
-        body["description"] = instance.description
-    if version.at_least("2.26"):
+        _add_extensions(body, row, shape, page, is_admin, user_data=view != REBUILD)
+    elif view == REBUILD and shape.rebuild_key_name:
+        body["key_name"] = row.key_name
+    if shape.locked:
+        body["locked"] = row.locked
+    if shape.description:
+        body["description"] = row.description
+    if shape.tags:
         body["tags"] = page.tags.get(uuid, [])
-    if version.at_least("2.63"):
+    if shape.trusted_certs:
         body["trusted_image_certificates"] = None  # no Kumo host validates image signatures
-    if version.at_least("2.71") and view != DETAIL:
+    if shape.server_groups and view != DETAIL:
         body["server_groups"] = page.groups.get(uuid, [])
-    if version.at_least("2.73"):
-        body["locked_reason"] = instance.locked_reason if instance.locked else None
-    if version.at_least("2.90"):
-        body["OS-EXT-SRV-ATTR:hostname"] = instance.hostname
-    if version.at_least("2.96") and full:
-        body["pinned_availability_zone"] = instance.availability_zone
-    if version.at_least("2.100"):
-        body["scheduler_hints"] = dict(instance.scheduler_hints or {})
-    if view == REBUILD and version.at_least("2.57"):
-        body["user_data"] = instance.user_data
+    if shape.locked_reason:
+        body["locked_reason"] = row.locked_reason if row.locked else None
+    if shape.hostname:
+        body["OS-EXT-SRV-ATTR:hostname"] = row.hostname
+    if shape.pinned_zone and full:
+        body["pinned_availability_zone"] = row.availability_zone
+    if shape.scheduler_hints:
+        body["scheduler_hints"] = dict(row.scheduler_hints or {})
+    if view == REBUILD and shape.rebuild_user_data:
+        body["user_data"] = row.user_data
     return body
 
 
-def server_reduced(
+def server_show(
     instance: Instance, version: APIVersion, url: Callable[..., str], is_admin: bool,
-    view: str = UPDATE,
+    view: str = SHOW,
 ) -> dict:
-    """The answer to an update or a rebuild (Nova's: the show body without its extensions below
-    2.75, the whole of it from there)."""
-    page = ServerContext([instance], is_admin, version)
-    return server_detail(instance, version, url, page, is_admin, view=view)
-
-
-def _host_id(instance: Instance) -> str:
-    # Nova's hostId: a per-project hash of the host, so tenants can tell co-location apart without
-    # learning host names.
-    if not instance.host:
-        return ""
-    return hashlib.sha224((instance.project_id + instance.host).encode()).hexdigest()
+    """One server's body for show, or the answer to an update or a rebuild (Nova's: the show
+    body without its extensions below 2.75, the whole of it from there)."""
+    row = ServerRow.of(instance)
+    page = ServerContext([row], is_admin, version)
+    return server_detail(row, version, url, page, is_admin, view=view)

@@ -216,8 +216,8 @@ _NO_ARGUMENTS: tuple[dict, Callable[[str, Any], Arguments]] = (_NULL, lambda nam
 
 def _rebuilt(view: ServerAction, row: Instance) -> Response:
     row.refresh_from_db()
-    body = bodies.server_reduced(row, view.version, view.compute_url, view.ctx.is_admin,
-                                 view=bodies.REBUILD)
+    body = bodies.server_show(row, view.version, view.compute_url, view.ctx.is_admin,
+                              view=bodies.REBUILD)
     return Response({"server": body}, status=202)
 
 

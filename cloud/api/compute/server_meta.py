@@ -90,8 +90,8 @@ class ServerIps(ComputeView):
 
     def _addresses(self, server_id: str, rule: str) -> dict:
         instance = self.authorized_server(server_id, rule)
-        page = bodies.ServerContext([instance], is_admin=False)
-        return bodies.addresses(page.ports.get(str(instance.uuid), []), extended=False)
+        uuid = str(instance.uuid)
+        return bodies.addresses(bodies.ports_of_servers([uuid]).get(uuid, []), extended=False)
 
 
 class ServerIpsNetwork(ServerIps):

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cloud import errors
-from cloud.compute import boot_volumes, destinations, server_filters, server_tags, servers
+from cloud.compute import boot_volumes, destinations, server_rows, server_tags, servers
 from cloud.compute.destinations import Destination
 from cloud.compute.servers import ServerRequest
 
@@ -54,20 +54,23 @@ class ServerList(ComputeView):
     def get(self, request: Request) -> Response:
         self.authorize("compute:servers:index")
         filters = server_queries.read_filters(request.query_params, self.ctx, self.version)
-        instances = server_filters.list_servers(self.ctx, filters)
         if self.detail:
-            page = bodies.ServerContext(instances, self.ctx.is_admin, self.version)
+            rows = server_rows.list_server_rows(
+                self.ctx, filters, with_user_data=bodies.shows_user_data(self.version,
+                                                                         self.ctx.is_admin))
+            page = bodies.ServerContext(rows, self.ctx.is_admin, self.version)
             shown = [
-                bodies.server_detail(i, self.version, self.compute_url, page, self.ctx.is_admin,
+                bodies.server_detail(r, self.version, self.compute_url, page, self.ctx.is_admin,
                                      view=bodies.DETAIL)
-                for i in instances
+                for r in rows
             ]
         else:
-            shown = [bodies.server_summary(i, self.compute_url) for i in instances]
+            names = server_rows.list_server_names(self.ctx, filters)
+            shown = [bodies.server_summary(uuid, name, self.compute_url) for uuid, name in names]
         body: dict[str, Any] = {"servers": shown}
         path = "servers/detail" if self.detail else "servers"
-        links = params.next_link(self.compute_url(path), instances, filters.limit,
-                                 lambda i: i.uuid)
+        links = params.next_link(self.compute_url(path), shown, filters.limit,
+                                 lambda server: server["id"])
         if links:
             body["servers_links"] = links
         return Response(body)
@@ -155,9 +158,7 @@ class ServerItem(ComputeView):
 
     def get(self, request: Request, server_id: str) -> Response:
         instance = self.authorized_server(server_id, "compute:servers:show")
-        page = bodies.ServerContext([instance], self.ctx.is_admin, self.version)
-        body = bodies.server_detail(instance, self.version, self.compute_url, page,
-                                    self.ctx.is_admin, view=bodies.SHOW)
+        body = bodies.server_show(instance, self.version, self.compute_url, self.ctx.is_admin)
         return Response({"server": body})
 
     def put(self, request: Request, server_id: str) -> Response:
@@ -178,8 +179,8 @@ class ServerItem(ComputeView):
             servers.set_pinned_zone(self.ctx, instance, server["pinned_availability_zone"])
             instance.refresh_from_db()
         instance = servers.update_server(self.ctx, instance, **fields)
-        body = bodies.server_reduced(instance, self.version, self.compute_url, self.ctx.is_admin,
-                                     view=bodies.UPDATE)
+        body = bodies.server_show(instance, self.version, self.compute_url, self.ctx.is_admin,
+                                  view=bodies.UPDATE)
         return Response({"server": body})
 
     def delete(self, request: Request, server_id: str) -> Response:
