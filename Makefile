@@ -2,7 +2,8 @@
 # a fresh Debian 12 machine and are cheap to repeat.
 #
 #   make run  [PORT=8000] [KUMO_LIBVIRT_URI=test:///default] [DATABASE_URL=…] [REDIS_URL=…]
-#             [HOSTS=3]  (simulated hosts compute-1..3 with real qemu guests instead of one agent)
+#             [HOSTS=3]  (simulated hosts compute-1..3 with real qemu guests instead of one agent,
+#                         and storage host storage-1 instead of volume host volume-1)
 #   make test [ARGS="-k boot -x"]
 #   make host-fail HOST=compute-1 / make host-recover HOST=compute-1   (on make run HOSTS=N's hosts)
 
