@@ -9,7 +9,8 @@ posted by C concurrent clients, the list polled every 0.5 s until all are ACTIVE
 running; the agents' and the conductor's CPU-seconds per boot with FEW and then MANY guests resident
 per host (what a boot costs should not grow with what a host already runs); and GET /servers/detail
 with all of those servers beside a baseline timed in the same run: the raw SQL query of the same rows
-plus their JSON encoding. One token serves every request, as a real client
+plus their JSON encoding (bench/web_bench.py's raw_rows_as_json: the columns some body shows and the
+servers' ports). One token serves every request, as a real client
 keeps its token: asking for one per boot measured password hashing instead of boots.
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 from bench.proc_stats import cpu_seconds, pss_mib, rss_mib
+from bench.web_bench import raw_rows_as_json
 from tests.stack import ROOT, AgentSpec, ApiClient, Stack, qcow2_bytes
 
 V = "/compute/v2.1"
@@ -108,15 +110,6 @@ def fill_to(api: ApiClient, image_id: str, total: int) -> int:
     return len(api.get(f"{V}/servers").json()["servers"])
 
 
-def raw_rows_as_json(dsn: str) -> None:
-    """The baseline for the list: the instances' rows straight from SQL, encoded as JSON."""
-    with psycopg.connect(dsn) as conn:
-        cursor = conn.execute("SELECT * FROM compute_instance WHERE NOT deleted ORDER BY created_at DESC")
-        names = [c.name for c in cursor.description or []]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    json.dumps({"servers": rows}, default=str)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--boots", type=int, default=100)
@@ -185,24 +178,36 @@ def main() -> None:
         for per_host in (args.few, args.many):
             fill_to(api, image_id, per_host * args.hosts)
             time.sleep(3)  # the reports of the fill settle first
+
+            def idle() -> float:
+                cpu0, start = cpu_seconds(hosts_side), time.perf_counter()
+                time.sleep(args.idle_seconds)
+                return (cpu_seconds(hosts_side) - cpu0) / (time.perf_counter() - start)
+
             # What the hosts cost idle (heartbeats, statistics: periodic, whatever boots) is taken
-            # off, so the figure is what a boot adds.
-            cpu0, start = cpu_seconds(hosts_side), time.perf_counter()
-            time.sleep(args.idle_seconds)
-            idle_rate = (cpu_seconds(hosts_side) - cpu0) / (time.perf_counter() - start)
+            # off, so the figure is what a boot adds. Measured before and after the boots, and the
+            # lower taken: work left over from the fill, or another process's burst on a shared
+            # machine, inflated a single window enough to halve a figure.
+            before = idle()
             cpu0, start = cpu_seconds(hosts_side), time.perf_counter()
             for i in range(args.probe_boots):
                 boot_and_delete(api, image_id, f"probe-{per_host}-{i}")
-            spent = cpu_seconds(hosts_side) - cpu0 - idle_rate * (time.perf_counter() - start)
-            host_cost[per_host] = spent / args.probe_boots
+            spent, took = cpu_seconds(hosts_side) - cpu0, time.perf_counter() - start
+            after = idle()
+            idle_rate = min(before, after)
+            host_cost[per_host] = (spent - idle_rate * took) / args.probe_boots
             print(f"agents + conductor CPU per boot+delete with {per_host} guests per host: "
-                  f"{host_cost[per_host]:.3f} s (idle: {idle_rate:.3f} CPU-s/s taken off)")
+                  f"{host_cost[per_host]:.3f} s (idle: {idle_rate:.3f} CPU-s/s taken off; "
+                  f"{before:.3f} before the boots, {after:.3f} after)")
         growth = host_cost[args.many] / host_cost[args.few]
         print(f"  {args.many} per host costs {growth:.2f}x what {args.few} per host costs")
-        count = len(api.get(f"{V}/servers/detail").json()["servers"])
+        listed = api.get(f"{V}/servers/detail").json()["servers"]
+        count, project_id = len(listed), listed[0]["tenant_id"]
         samples = timed(lambda: api.get(f"{V}/servers/detail").raise_for_status(), 10)
         dsn = stack.env["DATABASE_URL"].replace("postgres://", "postgresql://")
-        raw = statistics.median(timed(lambda: raw_rows_as_json(dsn), 10))
+        # The baseline shared with web_bench --list: the same columns, on a connection kept open.
+        with psycopg.connect(dsn) as conn:
+            raw = statistics.median(timed(lambda: raw_rows_as_json(conn, project_id), 10))
         p50 = statistics.median(samples)
         print(f"GET /servers/detail with {count} servers: p50 {p50 * 1000:.0f} ms; raw SQL + JSON "
               f"of the same rows p50 {raw * 1000:.0f} ms ({p50 / raw:.1f}x)")
