@@ -302,7 +302,7 @@ class Stack:
     # --- helpers
 
     def _celery_worker(self, queue: str, name: str) -> list[str]:
-        return [PYTHON, "-m", "celery", "-A", "cloud", "worker", "-Q", queue, "-n", f"{name}@it",
+        return [PYTHON, "-m", "cloud.worker", "-Q", queue, "-n", f"{name}@it",
                 "--pool", "threads", "-c", "4", "-l", "info", "--without-gossip", "--without-mingle"]
 
     def _volumes_dir(self, number: int) -> Path:
