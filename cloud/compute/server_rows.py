@@ -158,15 +158,22 @@ class Among(Func):
 
     def as_postgresql(self, compiler, connection, **extra):  # type: ignore[no-untyped-def]
         column, params = compiler.compile(self.source_expressions[0])
+        if not self.values:
+            return "1 = 0", []
         kind = self.source_expressions[0].output_field.db_type(connection)
         return f"{column} = ANY(%s::{kind}[])", [*params, _array_text(self.values)]
 
 
 def _array_text(values: list[str]) -> str:
     """PostgreSQL's text form of an array of strings: each element quoted, quotes and
-    backslashes escaped."""
-    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in map(str, values))
-    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+    backslashes escaped (uuids, the usual case, have neither: joined as they are)."""
+    if not values:
+        return "{}"
+    texts = [str(v) for v in values]
+    joined = "".join(texts)
+    if '"' in joined or "\\" in joined:
+        texts = [t.replace("\\", "\\\\").replace('"', '\\"') for t in texts]
+    return '{"' + '","'.join(texts) + '"}'
 
 
 def _page(ctx: RequestContext, f: server_filters.ServerFilters) -> QuerySet[Instance] | None:

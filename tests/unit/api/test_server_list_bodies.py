@@ -86,4 +86,13 @@ def test_a_page_of_servers_is_looked_up_by_any_text_even_quotes_and_backslashes(
     found = Port.objects.filter(Among("device_id", [*odd[:4], "missing"]))
 
     assert sorted(found.values_list("device_id", flat=True)) == sorted(odd[:4])
-    assert not Port.objects.filter(Among("device_id", []))
+    Port.objects.create(network=network, device_id="", mac_address="fa:16:3e:00:02:00")
+    assert not Port.objects.filter(Among("device_id", []))  # not even the unattached port
+    assert not InstanceTag.objects.filter(Among("instance_id", []))  # a uuid column
+
+
+def test_a_project_without_servers_lists_none(servers, other, api_as):
+    for path in ("servers", "servers/detail"):
+        response = api_as(other).get(f"{V}/{path}", version="2.100")
+        assert response.status_code == 200, response.content
+        assert response.json() == {"servers": []}
