@@ -1,7 +1,8 @@
 """The many-hosts stack the e2e tests share (one per test session, see tests/e2e/conftest.py): one
 stack (tests/stack.py: web, scheduler, conductor, beat, RabbitMQ) over three simulated hosts
 (simhosts: a network and mount namespace each, with its own libvirtd running real qemu guests and
-the linuxbridge data plane), and what tests do with it through the APIs a user has.
+the linuxbridge data plane) and the storage host storage-1 (a volume host on their fabric), and
+what tests do with it through the APIs a user has.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Cloud:
     def __init__(self, stack: Stack, api: ApiClient, image: str) -> None:
         self.stack, self.api, self.image = stack, api, image
         self.hosts = {h.name: h for h in stack.hosts}
+        # storage-1: the volume host on the same fabric (simhosts/storage.py), which the compute
+        # hosts' qemus reach over NBD; its volume files are under .volumes_dir.
+        self.storage = {h.name: h for h in stack.storage_hosts}
 
     def boot(self, name: str, *, group: str | None = None, ticker: bool = False) -> str:
         server: dict = {"name": name, "imageRef": self.image, "flavorRef": "1",
