@@ -160,6 +160,7 @@ def write_config(url: str, admin_password: str, image: str, image_alt: str,
                  public: str = "") -> None:
     # The stack's own discovery document says how far its microversions go.
     max_version = requests.get(f"{url}/compute/v2.1", timeout=30).json()["version"]["version"]
+    volume_max = requests.get(f"{url}/volume/v3", timeout=30).json()["versions"][0]["version"]
     ws = WORKSPACE
     (ws / "etc" / "tempest.conf").write_text(f"""[DEFAULT]
 log_dir = {ws}/logs
@@ -216,11 +217,33 @@ floating_ips = true
 api_extensions = {NETWORK_EXTENSIONS}
 [validation]
 run_validation = false
+[volume]
+catalog_type = volumev3
+endpoint_type = publicURL
+region = RegionOne
+build_timeout = 120
+volume_size = 1
+min_microversion = 3.0
+max_microversion = {volume_max}
+storage_protocol = nbd
+disk_format = raw,qcow2
+[volume-feature-enabled]
+backup = false
+snapshot = true
+clone = true
+manage_volume = false
+manage_snapshot = false
+extend_attached_volume = false
+extend_attached_encrypted_volume = false
+extend_volume_with_snapshot = true
+multi_backend = false
+volume_revert = false
+cluster_active_active = false
 [service_available]
 nova = true
 glance = true
 neutron = true
-cinder = false
+cinder = true
 swift = false
 horizon = false
 """)
