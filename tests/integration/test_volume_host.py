@@ -33,6 +33,7 @@ from compute_agent import messages as msg
 from simhosts.hosts import BASE
 from tests.integration.dataplane import NEEDS_ROOT
 from tests.stack import REDIS_BASE, ROOT, free_port
+from tests.unit.compute_agent.image_server import ImageServer
 
 pytestmark = pytest.mark.skipif(
     shutil.which("qemu-storage-daemon") is None or shutil.which("qemu-img") is None,
@@ -131,6 +132,18 @@ def nbd_size(host: str, port: int, export: str, netns: str = "") -> int:
     return int(json.loads(out)["virtual-size"])
 
 
+def nbd_read(host: str, port: int, export: str, length: int) -> bytes:
+    """The first bytes of an NBD export, as a guest would read them."""
+    out = subprocess.run(
+        ["qemu-io", "-r", "--image-opts", f"driver=nbd,host={host},port={port},export={export}",
+         "-c", f"read -v 0 {length}"], capture_output=True, text=True, timeout=30, check=True)
+    data = bytearray()
+    for line in out.stdout.splitlines():
+        if line[:8].isalnum() and ":" in line[:10]:
+            data += bytes.fromhex("".join(line.split(":", 1)[1].strip().split("  ")[0].split()))
+    return bytes(data)
+
+
 def _serves(host: str, port: int, export: str) -> bool:
     try:
         return nbd_size(host, port, export) > 0
@@ -139,7 +152,7 @@ def _serves(host: str, port: int, export: str) -> bool:
 
 
 def test_the_volume_host_creates_serves_and_deletes_a_volume_and_reports_itself(
-    tmp_path: Path, broker_url: str
+    tmp_path: Path, broker_url: str, image_server: ImageServer
 ) -> None:
     volumes, port = tmp_path / "volumes", free_port()
     conductor = Conductor(broker_url)
@@ -179,6 +192,32 @@ def test_the_volume_host_creates_serves_and_deletes_a_volume_and_reports_itself(
             extended = conductor.wait_for(msg.TASK_VOLUME_EVENT,
                                           lambda e: e["request_id"] == "req-it-2")
             assert (extended["event"], extended["size_gb"]) == (msg.EVENT_VOLUME_EXTENDED, 2)
+
+            # From an image the image API serves, and back into another image: the data
+            # survives both trips.
+            marker = b"kumo-volume-marker".ljust(512, b".")
+            raw = tmp_path / "image.raw"
+            raw.write_bytes(marker + bytes(GIB // 64 - len(marker)))
+            image = msg.ImageRef(id="img-it", disk_format="raw",
+                                 checksum=image_server.add("image.raw", raw.read_bytes()),
+                                 url=image_server.url("image.raw"), token="IT-TOKEN")
+            conductor.send(msg.TASK_CREATE_VOLUME, msg.volume_queue("vol-it"), msg.VolumeRequest(
+                request_id="req-it-img", volume_id="vol-from-image", size_gb=1,
+                source=msg.SOURCE_IMAGE, image=image).to_dict())
+            from_image = conductor.wait_for(msg.TASK_VOLUME_EVENT,
+                                            lambda e: e["request_id"] == "req-it-img")
+            assert from_image["event"] == msg.EVENT_VOLUME_CREATED, from_image
+            assert nbd_read("127.0.0.1", port, "vol-from-image", len(marker)) == marker
+            upload = msg.ImageRef(id="img-up", disk_format="raw", token="IT-TOKEN",
+                                  url=image_server.url("v2/images/img-up/file"))
+            conductor.send(msg.TASK_UPLOAD_VOLUME, msg.volume_queue("vol-it"), msg.VolumeRequest(
+                request_id="req-it-up", volume_id="vol-from-image", image=upload).to_dict())
+            uploaded = conductor.wait_for(msg.TASK_VOLUME_EVENT,
+                                          lambda e: e["request_id"] == "req-it-up")
+            assert (uploaded["event"], uploaded["image_id"]) == (msg.EVENT_VOLUME_UPLOADED,
+                                                                 "img-up")
+            body = image_server.uploads["/v2/images/img-up/file"]
+            assert (body[:len(marker)], len(body)) == (marker, GIB)
 
             conductor.send(msg.TASK_DELETE_VOLUME, msg.volume_queue("vol-it"), msg.VolumeRequest(
                 request_id="req-it-3", volume_id=volume_id).to_dict())
