@@ -12,9 +12,10 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.db import connection
 
 from cloud.compute import network_plane, server_volumes, states
-from cloud.compute.models import Instance
+from cloud.compute.models import BlockDeviceMapping, Instance
 from cloud.compute.servers import hostname_for
 from cloud.identity import tokens
 from cloud.ids import canonical_uuid
@@ -33,6 +34,7 @@ def build_spawn_request(instance: Instance, request_id: str, host: str = "") -> 
     """The request for `host` (default: the instance's own host), whose data plane plugs the
     instance's ports as the request describes them."""
     hostname = instance.hostname or hostname_for(instance.display_name)
+    has_ports, has_volumes = _has_ports_and_volumes(instance)
     return msg.SpawnRequest(
         request_id=request_id,
         instance_uuid=str(instance.uuid),
@@ -42,7 +44,8 @@ def build_spawn_request(instance: Instance, request_id: str, host: str = "") -> 
         memory_mb=instance.memory_mb,
         root_gb=instance.root_gb,
         image=_image_ref(instance),
-        networks=networks_of(instance, host or instance.host or "", hostname=hostname),
+        networks=(networks_of(instance, host or instance.host or "", hostname=hostname)
+                  if has_ports else []),
         user_data=instance.user_data or "",
         key_data=instance.key_data or "",
         metadata={str(k): str(v) for k, v in (instance.metadata or {}).items()},
@@ -52,8 +55,26 @@ def build_spawn_request(instance: Instance, request_id: str, host: str = "") -> 
         launch_index=instance.launch_index,
         restore_from=_shelved_image(instance),
         # Its volumes go wherever it runs: a build, a move, an unshelve, an evacuation.
-        block_devices=server_volumes.block_devices_of(instance),
+        block_devices=server_volumes.block_devices_of(instance) if has_volumes else [],
     )
+
+
+# Whether the instance has ports and volumes, in one cheap round trip: most servers have no
+# volume, some no port, and the ORM's queries that read them cost half a millisecond of CPU each
+# even when they find nothing (every placement builds a spawn request).
+_HAS_PORTS_AND_VOLUMES = (
+    f"SELECT EXISTS (SELECT 1 FROM {Port._meta.db_table} WHERE device_id = %s), "
+    f"EXISTS (SELECT 1 FROM {BlockDeviceMapping._meta.db_table} WHERE instance_id = %s)"
+)
+
+
+def _has_ports_and_volumes(instance: Instance) -> tuple[bool, bool]:
+    key = BlockDeviceMapping._meta.get_field("instance").target_field.get_db_prep_value(
+        instance.uuid, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_HAS_PORTS_AND_VOLUMES, [str(instance.uuid), key])
+        ports, volumes = cursor.fetchone()
+    return bool(ports), bool(volumes)
 
 
 def _shelved_image(instance: Instance) -> msg.ImageRef | None:

@@ -27,7 +27,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -88,6 +88,7 @@ class _Forgetter:
         self._lock = threading.Lock()
         self._ids: list[int] = []
         self._pid = 0
+        self._failing = False
 
     def forget(self, pk: int) -> None:
         every = _forget_every()
@@ -108,8 +109,8 @@ class _Forgetter:
             return list(self._ids) if self._pid == os.getpid() else []
 
     def flush(self) -> int:
-        """Delete every row published so far; how many ids were taken. On a database error the
-        ids are kept for the next try (a row deleted late is only re-sent by the relay)."""
+        """Delete the rows of everything published so far; how many. On a database error the ids
+        are kept for the next try (a row deleted late is at worst re-sent by the relay)."""
         with self._lock:
             if self._pid != os.getpid():
                 return 0
@@ -118,19 +119,26 @@ class _Forgetter:
             return 0
         try:
             _delete(ids)
-        except Exception:  # the database is away: keep them for the next round
-            log.warning("could not delete %d published outbox row(s); retrying", len(ids),
-                        exc_info=True)
+        except DatabaseError as exc:  # the database is away: keep them for the next round
+            # Once per outage, not every tenth of a second.
+            log_it = log.warning if not self._failing else log.debug
+            self._failing = True
+            log_it("could not delete %d published outbox row(s), retrying: %s", len(ids), exc)
             if not connection.in_atomic_block:
                 connection.close()  # a fresh one next round
             with self._lock:
                 self._ids[:0] = ids
+            return 0
+        self._failing = False
         return len(ids)
 
     def _run(self, every: float) -> None:
         while True:
             time.sleep(every)
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one failure
+                log.exception("deleting published outbox rows failed")
 
 
 def _forget_every() -> float:

@@ -106,7 +106,7 @@ def request_spec_for(instance: Instance) -> RequestSpec:
 
 
 def _placement(instance: Instance) -> server_groups.Placement | None:
-    # The scheduler reads the instance together with its group membership (select_related), so a
+    # The scheduler reads the instance together with its group membership (one join), so a
     # server in no group, most of them, costs no query here; membership is fixed at boot.
     try:
         instance.group_member  # noqa: B018 - read for its DoesNotExist

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from cloud import events, rpc
 from cloud.compute import action_records, boot_metrics, claims, states
-from cloud.compute.models import Instance, InstanceFault
+from cloud.compute.models import Instance, InstanceFault, ServerGroupMember
 from cloud.compute.spawn import build_spawn_request
 
 from . import decision_metrics
@@ -24,9 +24,32 @@ log = logging.getLogger(__name__)
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 
+# The instance with its group membership, so request_spec_for and the claim need no query for a
+# server in no group. Written out: the ORM compiled this 55-column join anew for every decision,
+# at more CPU than running it (about 1 ms against 0.2).
+_READ_INSTANCE = (
+    f"SELECT i.*, m.id AS _member_id, m.group_id AS _member_group_id "
+    f"FROM {Instance._meta.db_table} i "
+    f"LEFT JOIN {ServerGroupMember._meta.db_table} m ON m.instance_id = i.uuid "
+    "WHERE i.uuid = %s"
+)
+
+
+def _read_instance(instance_uuid: str) -> Instance | None:
+    key = Instance._meta.pk.get_db_prep_value(instance_uuid, connection)
+    instance = next(iter(Instance.objects.raw(_READ_INSTANCE, [key])), None)
+    if instance is None:
+        return None
+    member_id = getattr(instance, "_member_id", None)
+    member = None if member_id is None else ServerGroupMember.from_db(
+        connection.alias, ["id", "group_id", "instance_id"],
+        [member_id, instance._member_group_id, instance.pk])
+    Instance.group_member.related.set_cached_value(instance, member)
+    return instance
+
+
 def _schedulable(instance_uuid: str) -> Instance | None:
-    # With its group membership: request_spec_for then needs no query for a server in no group.
-    instance = Instance.objects.select_related("group_member").filter(uuid=instance_uuid).first()
+    instance = _read_instance(instance_uuid)
     if (
         instance is None
         or instance.deleted
