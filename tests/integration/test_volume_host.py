@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -270,3 +271,23 @@ def test_the_simulated_storage_host_serves_the_fabric_and_leaves_nothing_behind(
             f"/proc/{daemon}/status").read_text():
         assert time.monotonic() < deadline, "qemu-storage-daemon outlived its host"
         time.sleep(0.1)
+
+
+def test_a_volume_host_whose_nbd_port_is_taken_does_not_start_and_says_why(tmp_path: Path) -> None:
+    volumes = tmp_path / "volumes"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            result = subprocess.run(
+                [PYTHON, "-m", "compute_agent", "volume", "--host", "vol-busy",
+                 "--broker", f"{REDIS_BASE}/0", "--export-address", "127.0.0.1",
+                 "--export-port", str(port), "--volumes-dir", str(volumes)],
+                cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        finally:
+            subprocess.run([PYTHON, "-m", "compute_agent", "volume", "--stop-daemon",
+                            "--volumes-dir", str(volumes)], cwd=ROOT, check=False)
+    assert result.returncode == 1
+    assert f"volume host vol-busy cannot start: cannot serve NBD on 127.0.0.1:{port}" in (
+        result.stdout + result.stderr)
