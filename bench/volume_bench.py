@@ -143,9 +143,10 @@ def file_disk_xml(path: str, dev: str) -> str:
     return ET.tostring(disk, encoding="unicode")
 
 
-def _ascii(dump: str) -> str:
-    """The text column of `qemu-io read -v` output."""
-    return "".join(line.split("  ")[-1] for line in dump.splitlines() if re.match(r"^[0-9a-f]{8}:", line))
+def dumped_bytes(dump: str) -> bytes:
+    """The bytes of `qemu-io read -v` output (its text column shows '-' as '.': read the hex)."""
+    rows = re.findall(r"^[0-9a-f]{8}: ((?: [0-9a-f]{2})+)", dump, re.MULTILINE)
+    return bytes.fromhex("".join(rows).replace(" ", ""))
 
 
 def write_file(path: Path, text: str) -> Path:
@@ -357,7 +358,7 @@ class Bench:
                 capture_output=True, text=True, check=False).stdout
             say(f"live migration {source.name}→{target.name} {label}: {took:.1f} s; old marker "
                 f"read from the volume there: {'volume-marker-42' in out}; a write there "
-                f"(exit {code}) reached the volume: {marker[:12] in _ascii(seen)}; "
+                f"(exit {code}) reached the volume: {marker.encode() in dumped_bytes(seen)}; "
                 f"disks: {virsh(target.uri, 'domblklist', GUEST).split()[-4:]}")
             # the way back for the next attempt: the root disk's file must exist there
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
