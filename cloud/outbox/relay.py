@@ -48,8 +48,20 @@ _TABLE = OutboxMessage._meta.db_table
 
 def enqueue(task: str, args: list, queue: str) -> OutboxMessage:
     """Store a message inside the caller's transaction, and publish it right after the commit."""
-    message = OutboxMessage.objects.create(task=task, args=args, queue=queue,
-                                           headers=tracing.carrier())
+    message = OutboxMessage(task=task, args=args, queue=queue, headers=tracing.carrier(),
+                            created_at=timezone.now())
+    # Written out: the ORM's save() cost more CPU than the INSERT, for every message sent.
+    json_field = OutboxMessage._meta.get_field("args")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (task, queue, args, headers, created_at, attempts, last_error) "
+            "VALUES (%s, %s, %s, %s, %s, 0, '') RETURNING id",
+            [task, queue, json_field.get_db_prep_save(args, connection),
+             json_field.get_db_prep_save(message.headers, connection),
+             connection.ops.adapt_datetimefield_value(message.created_at)])
+        message.pk = cursor.fetchone()[0]
+    message._state.adding = False
+    message._state.db = connection.alias
     transaction.on_commit(lambda: publish(message))
     return message
 
