@@ -6,7 +6,8 @@ What is timed is the scheduler's own service function (cloud.scheduler.manager.s
 what a schedule_instance task calls): read the instance, filter and weigh the hosts, claim the
 best one in SQL, record the event and write the spawn message to the outbox. Only the broker is
 left out: Celery publishes to its in-memory transport. The instances boot from no image and have
-no ports, so the spawn message costs what it costs for any flavor.
+no ports or volumes: a real boot's spawn message also reads its ports (one more query, and what
+describing them costs) and issues an image token, which this figure leaves out.
 
 The hosts are fake compute nodes as real ones report themselves (a CPU description, a list of
 domains): most are up with room, and some are full, disabled, silent or in another zone, so the
@@ -18,9 +19,10 @@ At the end it checks that nothing is overcommitted: on every node, the sum of it
 capacity × allocation ratio, and the node's used counters equal that sum. Prints decisions/s, p50
 and p99 of one decision (also kept in artifacts/bench/scheduler_bench.json for bench/report.py),
 the load average, and an in-run baseline: one durable commit (an UPDATE
-and its COMMIT), since a decision commits twice (its claim, then the outbox row's removal once
-the message is handed over) and the disk's flush time bounds what one thread can do. The
-database is dropped unless --keep-db.
+and its COMMIT), since a decision commits once (its claim with its event and outbox row; the
+rows of handed-over messages are deleted in batches by a thread, cloud/outbox/relay.py) and the
+disk's flush time bounds what one thread can do. The check also wants no outbox row left a second
+after the last decision. The database is dropped unless --keep-db.
 """
 
 from __future__ import annotations
