@@ -166,12 +166,23 @@ def page(rows: QuerySet, query: Mapping[str, str], *, sortable: tuple[str, ...],
         if marker not in ids:
             raise errors.NotFound(f"Marker {marker} could not be found.")
         rows = rows.filter(pk__in=ids[ids.index(marker) + 1:]).order_by(*order)
-    if query.get("limit") not in (None, ""):
-        try:
-            limit = int(query["limit"])
-        except ValueError:
-            raise errors.BadRequest(f"Invalid limit: {query['limit']}") from None
-        if limit < 0:
-            raise errors.BadRequest("limit must be >= 0")
-        rows = rows[:limit]
+    offset = _count(query, "offset")
+    limit = _count(query, "limit")
+    if offset is not None or limit is not None:
+        start = offset or 0
+        rows = rows[start:start + limit] if limit is not None else rows[start:]
     return rows
+
+
+def _count(query: Mapping[str, str], name: str) -> int | None:
+    """A paging number: absent, or a whole number from 0 (else Cinder's 400)."""
+    text = query.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        value = int(str(text))
+    except ValueError:
+        raise errors.BadRequest(f"Invalid {name}: {text}") from None
+    if value < 0:
+        raise errors.BadRequest(f"{name} must be >= 0")
+    return value

@@ -378,6 +378,27 @@ def unreserve(ctx: RequestContext, volume_id: Any) -> None:
         transitions.move(volume.pk, statuses.AVAILABLE, only_from=frozenset({statuses.RESERVED}))
 
 
+def retype(ctx: RequestContext, volume_id: Any, body: Mapping[str, Any]) -> None:
+    """os-retype: another type for the volume. Every type lives on the same kind of volume host,
+    so no data moves (Cinder's migration_policy is moot); the new type's quota is checked."""
+    volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
+    if not body.get("new_type"):
+        raise errors.BadRequest("Invalid input received: new_type is required.")
+    new_type = types.get_type(ctx, body["new_type"], by_name=True)
+    if new_type.pk == volume.volume_type_id:
+        raise errors.BadRequest("Invalid input received: Retype requires a different volume "
+                                "type.")
+    with transaction.atomic():
+        quotas.check(volume.project_id, type_name=new_type.name, volumes=1,
+                     gigabytes=volume.size)
+        moved = Volume.objects.filter(
+            pk=volume.pk, status__in=(statuses.AVAILABLE, statuses.IN_USE)).update(
+            volume_type=new_type)
+    if not moved:
+        raise errors.BadRequest(f"Invalid volume: Volume {volume.pk} status must be available "
+                                f"or in-use, but current status is: {volume.status}.")
+
+
 def set_bootable(ctx: RequestContext, volume_id: Any, value: Any) -> None:
     volume = common.get_volume(ctx, volume_id, action="volume:volumes:write")
     volume.bootable = common.as_bool(value, "bootable")

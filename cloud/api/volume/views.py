@@ -22,10 +22,10 @@ def _object(key: str) -> dict[str, Any]:
 _METADATA = _object("metadata")
 _META = _object("meta")
 VOLUME_LIST_QUERY = ("all_tenants", "project_id", "name", "status", "availability_zone",
-                     "bootable", "size", "volume_type", "metadata", "limit", "marker", "sort",
-                     "sort_key", "sort_dir", "with_count")
+                     "bootable", "size", "volume_type", "metadata", "limit", "offset", "marker",
+                     "sort", "sort_key", "sort_dir", "with_count")
 SNAPSHOT_LIST_QUERY = ("all_tenants", "project_id", "name", "status", "volume_id", "limit",
-                       "marker", "sort", "sort_key", "sort_dir", "with_count")
+                       "offset", "marker", "sort", "sort_key", "sort_dir", "with_count")
 
 
 class Volumes(VolumeView):
@@ -125,6 +125,9 @@ class VolumeAction(VolumeView):
             return Response(status=202)
         if action == "os-force_delete":
             volumes.delete_volume(self.ctx, volume_id, force=True)
+            return Response(status=202)
+        if action == "os-retype":
+            volumes.retype(self.ctx, volume_id, args)
             return Response(status=202)
         if action == "os-set_bootable":
             if "bootable" not in args:

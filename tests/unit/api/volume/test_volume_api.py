@@ -296,3 +296,19 @@ def test_lists_page_with_next_links_and_reserve_is_once(api):
     missing = "00000000-0000-4000-8000-000000000000"
     assert member.post(f"/volumes/{missing}/action", {"os-reserve": {}}).status_code == 404
     assert member.post("/snapshots", {"snapshot": {"volume_id": None}}).status_code == 404
+
+
+def test_retype_and_offset(api):
+    admin, member, _ = api
+    silver = admin.post("/types", {"volume_type": {"name": "silver"}}).json()["volume_type"]
+    volumes = [_create(member, name=f"o{i}")["id"] for i in range(3)]
+    for volume in volumes:
+        created(volume)
+    page = member.get("/volumes?offset=2&limit=3&sort=name:asc").json()["volumes"]
+    assert [v["id"] for v in page] == volumes[2:]
+    assert member.get("/volumes?offset=-1").status_code == 400
+    path = f"/volumes/{volumes[0]}/action"
+    assert member.post(path, {"os-retype": {"new_type": silver["id"]}}).status_code == 202
+    assert member.get(f"/volumes/{volumes[0]}").json()["volume"]["volume_type"] == "silver"
+    assert member.post(path, {"os-retype": {"new_type": "silver"}}).status_code == 400
+    assert member.post(path, {"os-retype": {"new_type": "nothing"}}).status_code == 404
