@@ -15,7 +15,14 @@ from datetime import UTC
 from functools import lru_cache
 from typing import Any
 
-from cloud.compute import availability_zones, hosts, server_groups, server_tags, states
+from cloud.compute import (
+    availability_zones,
+    hosts,
+    server_groups,
+    server_tags,
+    server_volumes,
+    states,
+)
 from cloud.compute.models import COMPUTE_BINARY, Flavor, Instance, InstanceFault, Service
 from cloud.compute.server_rows import Among, ServerRow
 from cloud.images.models import Image
@@ -173,6 +180,8 @@ class ServerContext:
         self.groups: dict[str, list[str]] = {}
         if version.at_least("2.71") and uuids:
             self.groups = server_groups.groups_of_servers(uuids)
+        # Their volumes (os-extended-volumes:volumes_attached): one query a page.
+        self.volumes = server_volumes.volumes_of_servers(uuids)
         self.image_properties: dict[str, dict[str, str | None]] = {}
         if version.at_least("2.98"):
             refs = {r.image_ref for r in rows if r.image_ref}
@@ -381,7 +390,9 @@ def _add_extensions(body: dict[str, Any], row: ServerRow, shape: _Shape, page: S
     body["OS-EXT-STS:task_state"] = states.shown_task_state(row.vm_state, row.task_state)
     body["OS-EXT-STS:vm_state"] = row.vm_state
     body["OS-EXT-STS:power_state"] = states.POWER_STATE_CODES.get(row.power_state, 0)
-    body["os-extended-volumes:volumes_attached"] = []
+    body["os-extended-volumes:volumes_attached"] = [
+        {"id": volume_id, "delete_on_termination": delete} if shape.extended_attrs
+        else {"id": volume_id} for volume_id, delete in page.volumes.get(row.uuid, [])]
     if shape.host_status and (is_admin or host in page.host_status):
         body["host_status"] = page.host_status.get(host or "", "")
 

@@ -29,9 +29,10 @@ BOOT = 11
 # ports; lock and re-number them; read them with their networks and their guests' hosts).
 BOOT_ON_A_NETWORK = 26
 # Read the servers; their ports with their networks and floating IPs (one join); the hosts' zones;
-# the hosts' services; the servers' tags and groups (2.71), and their images' properties (2.98).
-LIST = 7
-SHOW = 6  # the same for one server, whose image has no properties here
+# the hosts' services; the servers' tags and groups (2.71), their volumes, and their images'
+# properties (2.98).
+LIST = 8
+SHOW = 7  # the same for one server, whose image has no properties here
 
 # Before (2026-12-05), each with 2 more while the token was validated on every request: boot 16,
 # boot on a network 31 with one other member in its group and 2 more for each further member,

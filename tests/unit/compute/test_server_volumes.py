@@ -218,3 +218,15 @@ def test_an_attach_the_host_never_answered_is_undone_by_the_reconcilers_failure(
     volume.refresh_from_db()
     assert (server.task_state, volume.status) == (None, "available")
     assert not BlockDeviceMapping.objects.filter(volume_id=volume.pk).exists()
+
+
+def test_the_server_shows_its_volumes_as_volumes_attached(member, api_as, server, sent):
+    volume = _volume(member)
+    api = api_as(member)
+    api.post(_url(server), {"volumeAttachment": {"volumeId": str(volume.pk)}})
+    _report(server, msg.EVENT_VOLUME_ATTACHED, volume_id=str(volume.pk))
+    shown = api.get(f"{V}/servers/{server.uuid}", version="2.3").json()["server"]
+    assert shown["os-extended-volumes:volumes_attached"] == [
+        {"id": str(volume.pk), "delete_on_termination": False}]
+    listed = api.get(f"{V}/servers/detail", version="2.1").json()["servers"]
+    assert listed[0]["os-extended-volumes:volumes_attached"] == [{"id": str(volume.pk)}]
