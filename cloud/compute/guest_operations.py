@@ -101,6 +101,13 @@ def rebuild(
     if image is None or image.status != "active":
         raise errors.BadRequest(f"Image {image_ref} could not be found.")
     changes: dict = {"image_ref": str(image.id)}
+    if server_volumes.boots_from_volume(instance):
+        # Its root disk is a volume, which a rebuild does not re-image (Nova before 2.93): only
+        # the image it was made from may be named, and the server stays without an image.
+        if str(image.id) != server_volumes.boot_volume_image(instance):
+            raise errors.BadRequest("Unable to rebuild with a different image for a "
+                                    "volume-backed server.")
+        changes = {}
     if name is not None:
         changes["display_name"] = name
     if metadata is not None:

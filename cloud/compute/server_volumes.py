@@ -93,6 +93,17 @@ def boots_from_volume(instance: Instance) -> bool:
                                              destination_type="volume").exists()
 
 
+def boot_volume_image(instance: Instance) -> str:
+    """The image a volume-backed server's root volume was made from ("" if none, or not
+    volume-backed): the image a rebuild may name (Nova before 2.93 re-images no volume)."""
+    mapping = BlockDeviceMapping.objects.filter(instance_id=instance.uuid, boot_index=0,
+                                                destination_type="volume").first()
+    if mapping is None or mapping.volume_id is None:
+        return ""
+    image_id = Volume.objects.filter(pk=mapping.volume_id).values_list("image_id", flat=True)
+    return str(image_id.first() or mapping.image_id or "")
+
+
 def refuse_volume_backed(instance: Instance, what: str, *, conflict: bool = True) -> None:
     """What works on a local root disk only (its copy to an image, a rescue beside it) is
     refused for a server whose root disk is a volume, saying so: 409, or Nova's 400."""

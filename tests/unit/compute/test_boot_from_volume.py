@@ -216,3 +216,23 @@ def test_delete_on_termination_deletes_the_volume_with_its_server(member, sent):
     volume.refresh_from_db()
     assert volume.status == "deleting"
     assert [name for name, _, _ in sent] == [msg.TASK_DELETE_VOLUME]
+
+
+def test_a_volume_backed_rebuild_may_only_name_the_image_its_volume_came_from(
+    member, api_as, tiny, image, sent
+):
+    volume = _volume(member, status="in-use")
+    Volume.objects.filter(pk=volume.pk).update(image_id=image.id)
+    server = _volume_backed(member, volume)
+    other = image.__class__.objects.create(name="other", status="active", disk_format="qcow2",
+                                           container_format="bare", owner=member.project,
+                                           visibility="private", size=1)
+    api = api_as(member)
+    url = f"{V}/servers/{server.uuid}/action"
+    refused = api.post(url, {"rebuild": {"imageRef": str(other.id)}})
+    assert refused.status_code == 400, refused.content
+    assert api.post(url, {"rebuild": {"imageRef": str(image.id)}}).status_code == 202
+    server.refresh_from_db()
+    assert (server.task_state, server.image_ref) == ("rebuilding", "")
+    (rebuild,) = [payload for name, (payload, *_), _ in sent if name == msg.TASK_REBUILD]
+    assert [d["device"] for d in rebuild["block_devices"]] == ["vda"]
