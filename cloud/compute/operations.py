@@ -279,13 +279,13 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
     # cloud/compute/server_volumes.py); Nova's states, but for a shelved server (no host here).
     _host(
         "attach_volume", rule="compute:volume_attachments:create",
-        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.SUSPENDED, s.RESIZED}),
+        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.RESIZED}),
         task_state=s.VOLUME_ATTACHING, host_task=msg.TASK_ATTACH_VOLUME,
         finished_by=msg.EVENT_VOLUME_ATTACHED,
     ),
     _host(
         "detach_volume", rule="compute:volume_attachments:delete",
-        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.SUSPENDED, s.RESIZED}),
+        vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.RESIZED}),
         task_state=s.VOLUME_DETACHING, host_task=msg.TASK_DETACH_VOLUME,
         finished_by=msg.EVENT_VOLUME_DETACHED,
     ),

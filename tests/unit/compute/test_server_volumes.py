@@ -230,3 +230,16 @@ def test_the_server_shows_its_volumes_as_volumes_attached(member, api_as, server
         {"id": str(volume.pk), "delete_on_termination": False}]
     listed = api.get(f"{V}/servers/detail", version="2.1").json()["servers"]
     assert listed[0]["os-extended-volumes:volumes_attached"] == [{"id": str(volume.pk)}]
+
+
+@pytest.mark.parametrize("vm_state", ["suspended", "building", "shelved_offloaded"])
+def test_a_state_that_forbids_an_attach_is_409_and_reserves_nothing(member, api_as, sent,
+                                                                    vm_state):
+    # Suspended as Nova: its memory image would not know the disk when it resumes.
+    server = make_server(member, vm_state=vm_state)
+    volume = _volume(member)
+    response = api_as(member).post(_url(server), {"volumeAttachment": {
+        "volumeId": str(volume.pk)}})
+    assert response.status_code == 409
+    volume.refresh_from_db()
+    assert volume.status == "available" and sent == []
