@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
 import libvirt
@@ -110,8 +111,14 @@ class DevicesMixin(LibvirtBase):
             element = volume_disks(domain.XMLDesc(0)).get(volume_id)
             if element is None:
                 return False
+            alias = ET.fromstring(element).find("alias")
             try:
-                domain.detachDeviceFlags(element, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                if alias is not None and alias.get("name"):
+                    # Asynchronous: detachDeviceFlags would wait for the guest (5 s in qemu's
+                    # driver) holding the host's one connection; the wait is ours, below.
+                    domain.detachDeviceAlias(alias.get("name"), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                else:
+                    domain.detachDeviceFlags(element, libvirt.VIR_DOMAIN_AFFECT_LIVE)
             except libvirt.libvirtError as exc:
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
                     return False  # the test driver: only its definition holds the disk
