@@ -122,8 +122,9 @@ def main() -> None:
     args = parser.parse_args()
 
     agents = [AgentSpec(f"bench-{i}", cpus=64, memory_mb=512 * 1024) for i in range(args.hosts)]
-    # One scheduler as in the Procfile; guests' statistics at the agents' default period.
-    stack = Stack("boot-bench", agents=agents, schedulers=1,
+    # One scheduler as in the Procfile; guests' statistics at the agents' default period. No volume
+    # host: the memory figure sits beside Nova's, measured without cinder-volume.
+    stack = Stack("boot-bench", agents=agents, schedulers=1, volume_hosts=0,
                   extra_env={"KUMO_GUEST_STATS_INTERVAL": "10"}).start()
     figures: dict[str, object] = {"boots": args.boots, "clients": args.clients, "hosts": args.hosts,
                                   "load_average_at_start": os.getloadavg()}
