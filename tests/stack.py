@@ -165,7 +165,8 @@ class Stack:
         # As the Procfile: uvicorn workers, websockets to Channels, HTTP to the WSGI app in threads.
         self._spawn("web", [
             PYTHON, "-m", "gunicorn", "cloud.asgi:application", "--bind", f"127.0.0.1:{self.port}",
-            "-k", "cloud.web_worker.Worker", "--workers", "2", "--timeout", "120",
+            "-k", "cloud.web_worker.Worker", "--workers", os.environ.get("WEB_CONCURRENCY", "1"),
+            "--timeout", "120",
         ])
         for i in range(self.schedulers):
             self._spawn(f"scheduler{i}", self._celery_worker("scheduler", f"scheduler{i}"))
