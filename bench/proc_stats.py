@@ -34,7 +34,9 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def rss_mib(pids: list[int]) -> float:
-    """Resident memory of the processes and their children, MiB."""
+    """Resident memory of the processes and their children, MiB: each process's RSS, summed, so a
+    page two processes share (libpython, libvirt, what a forked worker still shares with its
+    parent) counts once per process, as ../shared/nova-anchor's figure for Nova counts it."""
     total = 0
     for proc in _tree(pids):
         try:
@@ -45,7 +47,8 @@ def rss_mib(pids: list[int]) -> float:
 
 
 def pss_mib(pids: list[int]) -> float:
-    """Proportional memory (shared pages split between their users, as forked workers share), MiB."""
+    """Proportional memory (shared pages split between their users, as forked workers share), MiB:
+    what the processes cost the machine together, the fairer total of the two."""
     total = 0
     for proc in _tree(pids):
         try:
