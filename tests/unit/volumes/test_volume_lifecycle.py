@@ -282,3 +282,29 @@ def test_list_filters_sorts_and_pages(people, volume_host):
     assert [v.name for v in volumes.list_volumes(ctx, {"name": "v3"})] == ["v3"]
     with pytest.raises(errors.BadRequest):
         list(volumes.list_volumes(ctx, {"sort": "nonsense"}))
+
+
+def test_failed_delete_upload_and_snapshot_say_why_and_leave_the_volume_usable(people,
+                                                                             volume_host):
+    _, ctx = people["member"]
+    volume = _available(ctx)
+    volume, image = volumes.upload_to_image(ctx, volume.pk, {"image_name": "copy"})
+    answer(volume, msg.EVENT_VOLUME_ACTION_FAILED, action=msg.VOLUME_ACTION_UPLOAD,
+           image_id=str(image.pk), message="upload refused")
+    volume.refresh_from_db()
+    assert (volume.status, volume.status_reason) == (statuses.AVAILABLE, "upload refused")
+    assert not Image.objects.filter(pk=image.pk).exists()  # never got its data
+    snapshot = snapshots.create_snapshot(ctx, {"volume_id": str(volume.pk)})
+    answer(volume, msg.EVENT_VOLUME_ACTION_FAILED, action=msg.VOLUME_ACTION_CREATE_SNAPSHOT,
+           snapshot_id=str(snapshot.pk), message="qmp error")
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.status_reason) == (statuses.ERROR, "qmp error")
+    volumes.delete_volume(ctx, volume.pk, cascade=True)
+    answer(volume, msg.EVENT_VOLUME_ACTION_FAILED, action=msg.VOLUME_ACTION_DELETE,
+           message="busy")
+    volume.refresh_from_db()
+    snapshot.refresh_from_db()
+    assert (volume.status, snapshot.status) == (statuses.ERROR_DELETING, statuses.ERROR_DELETING)
+    volumes.delete_volume(ctx, volume.pk, cascade=True)  # error_deleting may be deleted again
+    answer(volume, msg.EVENT_VOLUME_DELETED)
+    assert not Volume.objects.filter(pk=volume.pk).exists()
