@@ -159,3 +159,15 @@ def test_every_driver_attaches_once_and_detaches_what_it_has(any_driver: Driver)
             any_driver.attach_volume(str(uuid.uuid4()), _device())
     finally:
         any_driver.destroy(spawn.instance_uuid)
+
+
+def test_a_live_migration_copies_the_local_root_disk_only_never_a_volume_or_the_cdrom() -> None:
+    from compute_agent.domain_xml import DiskSpec
+
+    spawn = msg.SpawnRequest(request_id="r", instance_uuid=str(uuid.uuid4()), name="n",
+                             hostname="n", vcpus=1, memory_mb=128, root_gb=1)
+    xml = build_domain_xml(spawn, domain_type="qemu", block_devices=[_device()], disks=[
+        DiskSpec(path="/var/lib/kumo/instances/x/disk", target_dev="vda"),
+        DiskSpec(path="/var/lib/kumo/instances/x/disk.config", target_dev="hdc", bus="ide",
+                 driver_type="raw", device="cdrom", read_only=True)])
+    assert local_disk_targets(xml) == ["vda"]
