@@ -121,9 +121,10 @@ class NbdBackend(VolumeBackend):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             for leftover in [*self.dir.glob(f"{_PARTIAL}*"), *self.dir.glob(f"{_UPLOAD}*")]:
                 leftover.unlink(missing_ok=True)
-            if not self.qmp.answers():
+            launched = not self.qmp.answers()
+            if launched:
                 self._launch()
-            self._serve_all(drop_temporary_snapshots=True)
+            self._serve(launched, drop_temporary_snapshots=True)
 
     def ensure_running(self) -> bool:
         """Start the daemon again if it died, and serve every volume again; True if it had to.
@@ -133,17 +134,25 @@ class NbdBackend(VolumeBackend):
                 return False
             log.warning("qemu-storage-daemon is not answering on %s; starting it", self.qmp.path)
             self._launch()
-            self._serve_all(drop_temporary_snapshots=False)
+            self._serve(True, drop_temporary_snapshots=False)
             return True
 
     def stop(self) -> None:
         with self._daemon_lock:
-            pid = self._daemon_pid()
+            self._quit()
+
+    def _quit(self) -> None:
+        """Stop the daemon and wait until it is gone. By signal when its pid is known: QMP
+        `quit` was seen to hang (no answer, no exit) after a failed nbd-server-start."""
+        pid = self._daemon_pid()
+        if pid is None:
             with contextlib.suppress(QmpUnavailable, QmpError):
-                self.qmp.execute("quit")
-            if pid is not None and not _wait_gone(pid, 10.0):
-                os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, 5.0)
+                Qmp(self.qmp.path, timeout=5.0).execute("quit")
+            return
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, 10.0):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5.0)
 
     def _launch(self) -> None:
         socket_path = self.qmp.path
@@ -173,6 +182,16 @@ class NbdBackend(VolumeBackend):
         if result.returncode != 0:
             raise VolumeBackendError(f"{QSD} did not start: {_last_line(result.stderr)}")
         log.info("qemu-storage-daemon %s started, monitor %s", self._daemon_pid(), socket_path)
+
+    def _serve(self, launched: bool, *, drop_temporary_snapshots: bool) -> None:
+        """Serve every volume; a daemon just launched that cannot serve is stopped again, so
+        that the next ensure_running() starts over instead of finding it "running"."""
+        try:
+            self._serve_all(drop_temporary_snapshots=drop_temporary_snapshots)
+        except Exception:
+            if launched:
+                self._quit()
+            raise
 
     def _serve_all(self, *, drop_temporary_snapshots: bool) -> None:
         address = {"type": "inet", "data": {"host": self.listen_host, "port": str(self.port)}}

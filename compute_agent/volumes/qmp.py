@@ -41,10 +41,21 @@ class Qmp:
 
     def execute(self, command: str, **arguments: Any) -> Any:
         """Run one command and return its "return" value."""
+        return self._session(command, arguments, self.timeout)
+
+    def answers(self, timeout: float = 5.0) -> bool:
+        """Whether a daemon answers, without waiting long on one that hangs or is exiting."""
+        try:
+            self._session("query-version", {}, timeout)
+        except (QmpUnavailable, QmpError):
+            return False
+        return True
+
+    def _session(self, command: str, arguments: dict[str, Any], timeout: float) -> Any:
         with self._lock:
             try:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                    sock.settimeout(self.timeout)
+                    sock.settimeout(timeout)
                     sock.connect(str(self.path))
                     stream = sock.makefile("rw", encoding="utf-8", newline="\n")
                     _read_reply(stream, "greeting", greeting=True)
@@ -54,13 +65,6 @@ class Qmp:
                     return _read_reply(stream, command)
             except (OSError, ValueError) as exc:  # ValueError: a line that is not JSON
                 raise QmpUnavailable(f"{self.path}: {exc}") from exc
-
-    def answers(self) -> bool:
-        try:
-            self.execute("query-version")
-        except (QmpUnavailable, QmpError):
-            return False
-        return True
 
 
 def _send(stream: Any, command: str, arguments: dict[str, Any]) -> None:

@@ -186,5 +186,8 @@ def test_a_port_already_taken_is_a_clear_error(nbd: NbdBackend, tmp_path: Path,
     try:
         with pytest.raises(VolumeBackendError, match=f"cannot serve NBD on 127.0.0.1:{nbd.port}"):
             other.start()
+        # a daemon that cannot serve is not left "running": the next check tries again
+        with pytest.raises(VolumeBackendError, match="cannot serve NBD"):
+            other.ensure_running()
     finally:
         other.stop()
