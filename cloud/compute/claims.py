@@ -276,8 +276,8 @@ def _group_policy_holds(instance: Instance, host: str) -> bool:
 
 
 def _read_outside_any_group(instance: Instance) -> bool:
-    """Whether the instance was read together with its group membership (the scheduler's
-    select_related) and has none. A server joins its group in the transaction that creates it
+    """Whether the instance was read together with its group membership (as the scheduler
+    reads it) and has none. A server joins its group in the transaction that creates it
     (servers.py) and never later, so such an instance needs no group query and no group lock."""
     if not Instance.group_member.is_cached(instance):
         return False
