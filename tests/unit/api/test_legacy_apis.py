@@ -10,7 +10,9 @@ import pytest
 from cloud.api.compute import retired
 from cloud.compute import quotas
 from cloud.compute.models import Aggregate, ConsoleToken
+from compute_agent import messages as msg
 from tests.factories import give_address, make_node, make_server
+from tests.unit.volumes.conftest import answer, created, report
 
 pytestmark = pytest.mark.usefixtures("mv2104")
 V = "/compute/v2.1"
@@ -314,14 +316,54 @@ def test_os_security_groups_shows_the_project_s_default_group_until_2_35(member,
     assert api.post(f"{V}/os-security-group-rules", {}, version="2.36").status_code == 404
 
 
-def test_volume_and_bare_metal_proxies_until_2_35(admin, member, api_as):
+def test_volume_and_snapshot_proxies_until_2_35_are_the_block_storage_volumes(member, reader,
+                                                                            api_as):
+    report()
     api = api_as(member)
-    assert api.get(f"{V}/os-volumes", version="2.35").json() == {"volumes": []}
-    assert api.get(f"{V}/os-snapshots/detail", version="2.35").json() == {"snapshots": []}
-    assert api.get(f"{V}/os-volumes/{MISSING}", version="2.35").status_code == 404
-    assert api.post(f"{V}/os-volumes", {"volume": {"size": 1}}, version="2.35").status_code == 400
+    made = api.post(f"{V}/os-volumes", {"volume": {
+        "size": "1", "display_name": "data", "metadata": {"Type": "work"}}}, version="2.35")
+    assert made.status_code == 200
+    volume = made.json()["volume"]
+    assert (volume["displayName"], volume["size"], volume["status"], volume["metadata"],
+            volume["volumeType"], volume["attachments"]) == (
+        "data", 1, "creating", {"Type": "work"}, "__DEFAULT__", [{}])
+    created(volume["id"])
+    shown = api_as(reader).get(f"{V}/os-volumes/{volume['id']}", version="2.35").json()["volume"]
+    assert shown["status"] == "available"
+    # The list, the detail list and show give the same body (Tempest compares them whole).
+    assert api.get(f"{V}/os-volumes", version="2.35").json() == {"volumes": [shown]}
+    assert api.get(f"{V}/os-volumes/detail?limit=1&offset=1",
+                   version="2.35").json() == {"volumes": []}
+    # The v3 API sees the same volume.
+    assert api.get(f"/volume/v3/{member.project.id}/volumes/{volume['id']}").json()[
+        "volume"]["name"] == "data"
+    for size in ("#$%", "", "0"):
+        assert api.post(f"{V}/os-volumes", {"volume": {"size": size}},
+                        version="2.35").status_code == 400
+    assert api_as(reader).post(f"{V}/os-volumes", {"volume": {"size": 1}},
+                               version="2.35").status_code == 403
+
+    snap = api.post(f"{V}/os-snapshots", {"snapshot": {
+        "volume_id": volume["id"], "display_name": "s1"}}, version="2.35").json()["snapshot"]
+    assert (snap["volumeId"], snap["displayName"], snap["size"]) == (volume["id"], "s1", 1)
+    answer(volume["id"], msg.EVENT_VOLUME_SNAPSHOT_CREATED, snapshot_id=snap["id"])
+    listed = api.get(f"{V}/os-snapshots/detail", version="2.35").json()["snapshots"]
+    assert [(s["id"], s["status"]) for s in listed] == [(snap["id"], "available")]
+    assert api.delete(f"{V}/os-snapshots/{snap['id']}", version="2.35").status_code == 202
+    answer(volume["id"], msg.EVENT_VOLUME_SNAPSHOT_DELETED, snapshot_id=snap["id"])
+    assert api.get(f"{V}/os-snapshots/{snap['id']}", version="2.35").status_code == 404
+
+    assert api.delete(f"{V}/os-volumes/{volume['id']}", version="2.35").status_code == 202
+    answer(volume["id"], msg.EVENT_VOLUME_DELETED)
+    for missing in (volume["id"], "invalid-name"):
+        assert api.get(f"{V}/os-volumes/{missing}", version="2.35").status_code == 404
+        assert api.delete(f"{V}/os-volumes/{missing}", version="2.35").status_code == 404
     assert api.get(f"{V}/os-volumes", version="2.36").status_code == 404
     assert api.get(f"{V}/os-volumes?limit=-1", version="2.35").status_code == 400
+
+
+def test_bare_metal_proxy_until_2_35_has_no_nodes(admin, member, api_as):
+    api = api_as(member)
     nodes = api_as(admin).get(f"{V}/os-baremetal-nodes", version="2.35")
     assert nodes.json() == {"nodes": []}
     assert api_as(admin).get(f"{V}/os-baremetal-nodes/n1", version="2.35").status_code == 404
