@@ -276,7 +276,7 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
         host_task=msg.TASK_DETACH_INTERFACE, finished_by=msg.EVENT_INTERFACE_DETACHED,
     ),
     # A volume plugged in or out (POST/DELETE /servers/{id}/os-volume_attachments,
-    # cloud/compute/server_volumes.py); Nova's states, but for a shelved server (no host here).
+    # cloud/compute/server_volumes.py); Nova's states (a shelved-offloaded server: below).
     _host(
         "attach_volume", rule="compute:volume_attachments:create",
         vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.RESIZED}),
@@ -288,6 +288,17 @@ REGISTRY: dict[str, Operation] = {op.name: op for op in [
         vm_states=frozenset({s.ACTIVE, s.PAUSED, s.STOPPED, s.RESIZED}),
         task_state=s.VOLUME_DETACHING, host_task=msg.TASK_DETACH_VOLUME,
         finished_by=msg.EVENT_VOLUME_DETACHED,
+    ),
+    # A shelved-offloaded server has no host: a volume is attached or detached at once (its
+    # mapping and attachment only; Nova's _attach_volume_shelved_offloaded) and the unshelve's
+    # spawn gives the guest its disks. Chosen by the attach_volume/detach_volume runners.
+    Operation(
+        "attach_volume_offloaded", rule=None, record="attach_volume",
+        vm_states=frozenset({s.SHELVED_OFFLOADED}),
+    ),
+    Operation(
+        "detach_volume_offloaded", rule=None, record="detach_volume",
+        vm_states=frozenset({s.SHELVED_OFFLOADED}),
     ),
     # A question for the host, answered at once: no task, no record, any settled or busy state.
     _host(

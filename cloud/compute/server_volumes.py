@@ -29,6 +29,7 @@ from compute_agent import messages as msg
 
 from .models import BlockDeviceMapping, Instance
 from .operations import REGISTRY, runs
+from .states import SHELVED_OFFLOADED
 from .transitions import begin
 
 ROOT_DEVICE = "vda"
@@ -128,6 +129,8 @@ def attach_volume(
     if BlockDeviceMapping.objects.filter(instance_id=instance.uuid, volume_id=volume.pk).exists():
         raise errors.BadRequest(f"Invalid volume: volume {volume.pk} is already attached to "
                                 f"instance {instance.uuid}.")
+    if instance.vm_state == SHELVED_OFFLOADED:
+        return _attach_offloaded(ctx, instance, volume, tag, delete_on_termination)
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["attach_volume"])
         device = next_device(row)
@@ -149,12 +152,35 @@ def attach_volume(
     return mapping
 
 
+def _attach_offloaded(ctx: RequestContext, instance: Instance, volume: Volume, tag: str | None,
+                      delete_on_termination: bool) -> BlockDeviceMapping:
+    """No host holds the guest: the volume is in use by the server at once, and its unshelve
+    spawns the guest with it."""
+    with transaction.atomic():
+        row = begin(ctx, instance, REGISTRY["attach_volume_offloaded"])
+        device = next_device(row)
+        attachment = attachments.reserve(volume.pk, str(row.uuid), mountpoint=f"/dev/{device}")
+        attachments.complete(attachment.pk)
+        return BlockDeviceMapping.objects.create(
+            instance=row, volume_id=volume.pk, device_name=f"/dev/{device}", tag=tag,
+            delete_on_termination=delete_on_termination, attachment_id=attachment.pk,
+            volume_size=volume.size)
+
+
 @runs("detach_volume")
 def detach_volume(ctx: RequestContext, instance: Instance, volume_id: str) -> None:
     """Have the host take the volume out once the guest released it; the root volume stays."""
     mapping = mapping_for(instance, volume_id)
     if mapping.boot_index == 0:
         raise errors.BadRequest("Cannot detach a root device volume")
+    if instance.vm_state == SHELVED_OFFLOADED:
+        with transaction.atomic():
+            begin(ctx, instance, REGISTRY["detach_volume_offloaded"])
+            if mapping.attachment_id:
+                attachments.begin_detach(mapping.attachment_id)
+                attachments.remove(mapping.attachment_id)
+            mapping.delete()
+        return
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["detach_volume"])
         if mapping.attachment_id:

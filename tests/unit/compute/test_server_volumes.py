@@ -232,7 +232,7 @@ def test_the_server_shows_its_volumes_as_volumes_attached(member, api_as, server
     assert listed[0]["os-extended-volumes:volumes_attached"] == [{"id": str(volume.pk)}]
 
 
-@pytest.mark.parametrize("vm_state", ["suspended", "building", "shelved_offloaded"])
+@pytest.mark.parametrize("vm_state", ["suspended", "building"])
 def test_a_state_that_forbids_an_attach_is_409_and_reserves_nothing(member, api_as, sent,
                                                                     vm_state):
     # Suspended as Nova: its memory image would not know the disk when it resumes.
@@ -243,3 +243,25 @@ def test_a_state_that_forbids_an_attach_is_409_and_reserves_nothing(member, api_
     assert response.status_code == 409
     volume.refresh_from_db()
     assert volume.status == "available" and sent == []
+
+
+def test_a_shelved_offloaded_server_takes_and_gives_back_a_volume_at_once(member, api_as, sent):
+    # No host holds the guest (Nova's attach to a shelved-offloaded instance): the volume is in
+    # use by the server at once and its unshelve's spawn carries it.
+    server = make_server(member, vm_state="shelved_offloaded", host=None)
+    volume = _volume(member)
+    api = api_as(member)
+    response = api.post(_url(server), {"volumeAttachment": {"volumeId": str(volume.pk)}},
+                        version="2.20")
+    assert response.status_code == 200, response.content
+    assert response.json()["volumeAttachment"]["device"] == "/dev/vdb"
+    volume.refresh_from_db()
+    server.refresh_from_db()
+    assert (volume.status, server.task_state, server.vm_state, sent) == (
+        "in-use", None, "shelved_offloaded", [])
+    assert [d.volume_id for d in server_volumes.block_devices_of(server)] == [str(volume.pk)]
+
+    assert api.delete(_url(server, volume.pk), version="2.20").status_code == 202
+    volume.refresh_from_db()
+    assert (volume.status, volume.attach_status, sent) == ("available", "detached", [])
+    assert server_volumes.block_devices_of(server) == []
