@@ -4,6 +4,7 @@ from .models import (
     Aggregate,
     AggregateHost,
     Allocation,
+    BlockDeviceMapping,
     ComputeNode,
     ConsoleToken,
     Flavor,
@@ -170,3 +171,14 @@ class HostFailureAdmin(admin.ModelAdmin):
                        "forced_down_by_watch", "was_forced_down", "confirmed_by_operator",
                        "seen_after_fence", "guests", "last_heartbeat", "detected_at",
                        "fenced_at", "recovered_at", "closed_at")
+
+
+@admin.register(BlockDeviceMapping)
+class BlockDeviceMappingAdmin(admin.ModelAdmin):
+    # Attach and detach move the volume's attachment with it (server_volumes): read only here.
+    list_display = ("instance", "device_name", "volume_id", "boot_index", "source_type",
+                    "delete_on_termination", "created_at")
+    search_fields = ("instance__uuid", "volume_id")
+    readonly_fields = ("uuid", "instance", "volume_id", "device_name", "boot_index",
+                       "source_type", "destination_type", "attachment_id", "volume_size",
+                       "image_id", "snapshot_id", "tag", "created_at")
