@@ -68,11 +68,14 @@ class GuestTasks(ManagerBase):
 
     @host_task(msg.TASK_SHELVE)
     def shelve(self, request: msg.SnapshotRequest) -> msg.InstanceEvent:
-        """Shut the guest down, upload its disk and, with `offload`, remove it from this host."""
+        """Shut the guest down, upload its disk (if it has one to upload) and, with `offload`,
+        remove it from this host."""
 
         def operation() -> dict[str, str]:
             self.driver.stop(request.instance_uuid, max(0, request.stop_timeout))
-            self.upload_root_disk(request)
+            if request.upload_url:
+                # Without one the guest's root disk is a volume: it stays where it is.
+                self.upload_root_disk(request)
             if request.offload:
                 self.driver.destroy(request.instance_uuid)
                 self.unplug_quietly(request.instance_uuid)

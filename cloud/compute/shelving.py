@@ -41,8 +41,16 @@ def offload_at_once() -> bool:
 
 @runs("shelve")
 def shelve(ctx: RequestContext, instance: Instance) -> None:
-    """Save the disk to "<name>-shelved" and shut the server down (and offload it, see above)."""
-    server_volumes.refuse_volume_backed(instance, "shelve")
+    """Save the disk to "<name>-shelved" and shut the server down (and offload it, see above).
+    A volume-backed server has no disk to save: its volumes stay attached to it, and an unshelve
+    boots it from them wherever it is scheduled."""
+    if server_volumes.boots_from_volume(instance):
+        with transaction.atomic():
+            row = begin(ctx, instance, REGISTRY["shelve"], shelved_image_id="")
+            rpc.to_host(row.host, msg.TASK_SHELVE, msg.SnapshotRequest(
+                request_id=ctx.request_id, instance_uuid=str(row.uuid), image_id="",
+                upload_url="", offload=offload_at_once()))
+        return
     with transaction.atomic():
         image = disk_image(ctx, instance, f"{instance.display_name}-shelved",
                            image_type="snapshot")

@@ -236,3 +236,31 @@ def test_a_volume_backed_rebuild_may_only_name_the_image_its_volume_came_from(
     assert (server.task_state, server.image_ref) == ("rebuilding", "")
     (rebuild,) = [payload for name, (payload, *_), _ in sent if name == msg.TASK_REBUILD]
     assert [d["device"] for d in rebuild["block_devices"]] == ["vda"]
+
+
+def test_a_volume_backed_shelve_saves_no_image_and_unshelve_boots_from_its_volume(
+    member, api_as, tiny, sent, settings
+):
+    from cloud.images.models import Image
+
+    settings.KUMO_SHELVED_OFFLOAD_TIME = 0
+    volume = _volume(member, status="in-use")
+    server = _volume_backed(member, volume)
+    api = api_as(member)
+    url = f"{V}/servers/{server.uuid}/action"
+    assert api.post(url, {"shelve": None}).status_code == 202
+    ((name, (payload,), _),) = sent
+    assert (name, payload["upload_url"], payload["offload"]) == (msg.TASK_SHELVE, "", True)
+    assert not Image.objects.exists()
+    apply_instance_event(msg.InstanceEvent(request_id="r", instance_uuid=str(server.uuid),
+                                           host="compute1", event=msg.EVENT_SHELVE_OFFLOADED,
+                                           power_state="shutdown"))
+    server.refresh_from_db()
+    assert (server.vm_state, server.host) == ("shelved_offloaded", None)
+    volume.refresh_from_db()
+    assert volume.status == "in-use"  # still the server's while it is shelved
+    assert api.post(url, {"unshelve": None}).status_code == 202
+    assert len(_schedules(sent)) == 1
+    spawn = build_spawn_request(Instance.objects.get(pk=server.pk), "r", host="compute2")
+    assert spawn.restore_from is None and spawn.image is None
+    assert [(d.device, d.boot_index) for d in spawn.block_devices] == [("vda", 0)]

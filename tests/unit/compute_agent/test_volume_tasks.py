@@ -171,3 +171,13 @@ def test_a_live_migration_copies_the_local_root_disk_only_never_a_volume_or_the_
         DiskSpec(path="/var/lib/kumo/instances/x/disk.config", target_dev="hdc", bus="ide",
                  driver_type="raw", device="cdrom", read_only=True)])
     assert local_disk_targets(xml) == ["vda"]
+
+
+def test_a_volume_backed_shelve_uploads_nothing_and_offloads(
+    manager: ComputeManager, driver: LibvirtDriver, running: str
+) -> None:
+    # No upload URL: the root disk is a volume. A URL nothing listens on would fail the shelve.
+    event = manager.shelve(msg.SnapshotRequest(request_id="r", instance_uuid=running,
+                                               image_id="", upload_url="", offload=True))
+    assert (event.event, event.power_state) == (msg.EVENT_SHELVE_OFFLOADED, msg.POWER_NOSTATE)
+    assert driver.power_state(running) == msg.POWER_NOSTATE
