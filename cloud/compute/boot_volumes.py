@@ -312,3 +312,5 @@ def spawned(instance_uuid: str, host: str) -> None:
         except (errors.Conflict, errors.NotFound):
             continue  # attached already (a move's spawn), or let go meanwhile
         attachments.complete(mapping.attachment_id)
+    # A spawn after a move (evacuation, unshelve, reschedule) finds them attached already.
+    attachments.follow(instance_uuid, host)

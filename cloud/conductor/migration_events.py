@@ -18,6 +18,7 @@ from cloud import events, rpc
 from cloud.compute import action_records, claims, migration_records, states
 from cloud.compute.models import ComputeNode, Flavor, Instance, InstanceFault, Migration
 from cloud.compute.spawn import build_spawn_request
+from cloud.volumes import attachments
 from compute_agent import messages as msg
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ def live_migrated(event: msg.InstanceEvent) -> None:
             power_state=event.power_state or msg.POWER_RUNNING, progress=100,
             console_port=None, console_socket="", updated_at=timezone.now())
         claims.finish_move(migration)
+        attachments.follow(str(migration.instance_id), migration.dest_compute or "")
         _recorded(event, migration, action_records.SUCCESS, finish=True)
     log.info("instance %s live-migrated %s -> %s", migration.instance_id,
              migration.source_compute, migration.dest_compute)
@@ -106,6 +108,7 @@ def disk_migrated(event: msg.InstanceEvent) -> None:
             host=migration.dest_compute, node=migration.dest_node,
             task_state=states.RESIZE_FINISH, console_port=None, console_socket="",
             updated_at=timezone.now())
+        attachments.follow(str(migration.instance_id), migration.dest_compute or "")
         instance = Instance.objects.get(pk=migration.instance_id)
         events.instance_changed(instance.pk)
         rpc.to_host(migration.dest_compute or "", msg.TASK_FINISH_MIGRATION, _request(
@@ -143,6 +146,7 @@ def reverted(event: msg.InstanceEvent) -> None:
             task_state=None, power_state=event.power_state, console_port=None,
             console_socket="", updated_at=timezone.now())
         claims.undo_move(migration)
+        attachments.follow(str(migration.instance_id), migration.source_compute or "")
         _recorded(event, migration, action_records.SUCCESS, finish=True)
 
 

@@ -177,3 +177,11 @@ def for_volume(volume_id: Any, instance_uuid: str) -> VolumeAttachment | None:
     if not parsed:
         return None
     return VolumeAttachment.objects.filter(volume_id=parsed, instance_uuid=instance_uuid).first()
+
+
+def follow(instance_uuid: str, host: str) -> None:
+    """The server now runs on `host` (a migration, evacuation or unshelve): its attachments say
+    so, as Cinder's attachment is updated with the new host's connector."""
+    if host:
+        VolumeAttachment.objects.filter(instance_uuid=instance_uuid).exclude(
+            attached_host=host).update(attached_host=host, updated_at=timezone.now())

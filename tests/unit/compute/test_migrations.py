@@ -293,3 +293,26 @@ def test_a_stuck_live_migration_is_finished_or_undone_from_where_the_guest_runs(
     server.refresh_from_db()
     assert (migration.status, server.host, server.task_state) == (status, host, None)
     assert list(claims()) == [host]
+
+
+def test_a_volume_follows_its_guest_the_attachment_names_the_new_host(admin, member, api_as,
+                                                                       server, hosts, sent):
+    from cloud.volumes import attachments
+    from cloud.volumes.models import Volume, VolumeAttachment
+
+    volume = Volume.objects.create(project=member.project, size=1, status="available",
+                                   connection={"driver_volume_type": "nbd", "host": "10.0.0.9",
+                                               "port": 10809, "export": "v"})
+    attachment = attachments.reserve(volume.pk, str(server.uuid), mountpoint="/dev/vdb")
+    attachments.begin_attach(attachment.pk, host="compute-1", mountpoint="/dev/vdb")
+    attachments.complete(attachment.pk)
+    api = api_as(admin)
+    assert act(api, server, {"os-migrateLive": {"host": None, "block_migration": "auto"}}
+               ).status_code == 202
+    migration = Migration.objects.get()
+    report(server, msg.EVENT_MIGRATION_PREPARED, "compute-2", migration)
+    assert VolumeAttachment.objects.get().attached_host == "compute-1"  # not moved yet
+    report(server, msg.EVENT_LIVE_MIGRATED, "compute-1", migration, power_state="running")
+    assert VolumeAttachment.objects.get().attached_host == "compute-2"
+    volume.refresh_from_db()
+    assert volume.status == "in-use"
