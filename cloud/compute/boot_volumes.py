@@ -171,6 +171,9 @@ def check(ctx: RequestContext, devices: list[DeviceRequest], *, count: int,
                 raise errors.BadRequest(
                     f"Invalid volume: volume {volume.pk} status must be available, but the "
                     f"current status is {volume.status}.")
+            if device.boot_index == 0 and not volume.bootable:
+                # Nova's InvalidBDMVolumeNotBootable: a blank or data volume holds no system.
+                raise errors.BadRequest(f"Block Device {volume.pk} is not bootable.")
         elif device.source_type == "snapshot":
             snapshot = _snapshot(ctx, device.uuid)
             if snapshot.status != volume_statuses.AVAILABLE:

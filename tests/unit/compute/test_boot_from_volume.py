@@ -72,6 +72,18 @@ def test_one_volume_cannot_boot_two_servers_nor_an_in_use_one(member, api_as, ti
     assert not Instance.objects.exists()
 
 
+def test_a_volume_that_is_not_bootable_cannot_be_booted_from(member, api_as, tiny, sent):
+    volume = _volume(member)
+    Volume.objects.filter(pk=volume.pk).update(bootable=False)
+    response = _create(api_as(member), [{"source_type": "volume", "destination_type": "volume",
+                                         "uuid": str(volume.pk), "boot_index": 0}])
+    assert response.status_code == 400, response.content
+    assert "is not bootable" in response.json()["badRequest"]["message"]
+    assert not Instance.objects.exists() and sent == []
+    volume.refresh_from_db()
+    assert volume.status == "available"
+
+
 # --- from an existing volume
 
 
