@@ -95,6 +95,15 @@ class Identity:
         made.raise_for_status()
         return made.json()["project"]
 
+    def role(self, name: str) -> dict:
+        existing = self._find("roles", name)
+        if existing:
+            return existing
+        made = self.session.post(f"{self.url}/identity/v3/roles", json={"role": {"name": name}},
+                                 timeout=60)
+        made.raise_for_status()
+        return made.json()["role"]
+
     def user(self, name: str, password: str, project: dict, roles: list[str]) -> None:
         user = self._find("users", name)
         if user is None:
@@ -279,6 +288,17 @@ def write_accounts(url: str, admin_password: str) -> None:
     entries.append({"username": "tempest_admin", "project_name": "admin", "password": password,
                     "user_domain_name": "Default", "project_domain_name": "Default",
                     "types": ["admin"], "resources": {"network": "private"}})
+    # Nova's service user (admin and "service": Tempest's os_service_user, which the swap
+    # negative class calls Nova as). Tempest never hands an admin-role account to a non-admin,
+    # but picks a class's admin at random among every admin-role account: three, so one is free
+    # for the service user even when this class's and the other worker's admins are two of them.
+    identity.role("service")
+    for i in range(1, 4):
+        identity.user(f"tempest_service{i}", password, admin_project, ["admin", "service"])
+        entries.append({"username": f"tempest_service{i}", "project_name": "admin",
+                        "password": password, "user_domain_name": "Default",
+                        "project_domain_name": "Default", "roles": ["admin", "service"],
+                        "resources": {"network": "private"}})
     # YAML is a superset of JSON: one entry per line keeps the file readable without PyYAML.
     text = "".join(f"- {json.dumps(e)}\n" for e in entries)
     path = WORKSPACE / "etc" / "accounts.yaml"
