@@ -5,8 +5,9 @@
 With --start-stack it starts its own stack (tests/stack.py: PostgreSQL, Redis, every process, two
 compute agents) and stops it afterwards; otherwise it uses the running one named by --url and
 --openrc. It creates the accounts Tempest needs through the identity API (five members, five
-readers, two admins, three service users), uploads two images, writes tempest.conf and accounts.yaml into a fresh
-workspace, and runs the tests listed in tempest/tests.txt, one at a time.
+readers, two admins, three service users), uploads two images, writes tempest.conf and
+accounts.yaml into a fresh workspace, and runs the tests listed in tempest/tests.txt, one at a
+time.
 """
 
 from __future__ import annotations
