@@ -5,7 +5,7 @@
 With --start-stack it starts its own stack (tests/stack.py: PostgreSQL, Redis, every process, two
 compute agents) and stops it afterwards; otherwise it uses the running one named by --url and
 --openrc. It creates the accounts Tempest needs through the identity API (five members, five
-readers, two admins, three service users), uploads two images, writes tempest.conf and
+readers, two admins, four service users), uploads two images, writes tempest.conf and
 accounts.yaml into a fresh workspace, and runs the tests listed in tempest/tests.txt, one at a
 time.
 """
@@ -290,11 +290,11 @@ def write_accounts(url: str, admin_password: str) -> None:
                     "user_domain_name": "Default", "project_domain_name": "Default",
                     "types": ["admin"], "resources": {"network": "private"}})
     # Nova's service user (admin and "service": Tempest's os_service_user, which the swap
-    # negative class calls Nova as). Tempest never hands an admin-role account to a non-admin,
-    # but picks a class's admin at random among every admin-role account: three, so one is free
-    # for the service user even when this class's and the other worker's admins are two of them.
+    # negative and external events classes call Nova as). Tempest never hands an admin-role
+    # account to a non-admin, but picks a class's admin at random among every admin-role account:
+    # four, so with two workers each holding an admin and a service user, one is always free.
     identity.role("service")
-    for i in range(1, 4):
+    for i in range(1, 5):
         identity.user(f"tempest_service{i}", password, admin_project, ["admin", "service"])
         entries.append({"username": f"tempest_service{i}", "project_name": "admin",
                         "password": password, "user_domain_name": "Default",
