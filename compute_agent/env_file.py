@@ -7,10 +7,11 @@ systemd unit (deploy/kumo-compute-agent.service) read it.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 DEFAULT_PATH = Path("/etc/kumo/compute-agent.env")
@@ -45,6 +46,22 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
             value = value[1:-1]
         values[key] = value
     return values
+
+
+def with_config_file(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                     env: Mapping[str, str]) -> Mapping[str, str]:
+    """`env` with the values of the file `--config` names on the command line laid over it (a
+    process's options read their defaults from the result); a file that cannot be read is the
+    parser's error, as a bad option is."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--config")
+    config_path = first.parse_known_args(argv)[0].config
+    if not config_path:
+        return env
+    try:
+        return {**env, **read_env_file(config_path)}
+    except EnvFileError as exc:
+        parser.error(str(exc))
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

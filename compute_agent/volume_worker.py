@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from compute_agent import messages as msg
 from compute_agent.boundary import forbid_control_plane_imports
-from compute_agent.env_file import EnvFileError, read_env_file
+from compute_agent.env_file import with_config_file
 from compute_agent.host_process import (
     DEFAULT_BROKER,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -101,14 +101,7 @@ def parse_args(
     )
     add = parser.add_argument
     add("--config", metavar="PATH", help="an environment file of KUMO_* settings")
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--config")
-    config_path = first.parse_known_args(argv)[0].config
-    if config_path:
-        try:
-            env = {**env, **read_env_file(config_path)}
-        except EnvFileError as exc:
-            parser.error(str(exc))
+    env = with_config_file(parser, argv, env)
     add("--host", default=env.get("KUMO_VOLUME_HOST") or socket.gethostname(),
         help="this volume host's name; it consumes queue volume.HOST")
     add("--broker",

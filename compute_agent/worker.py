@@ -32,7 +32,7 @@ from compute_agent import messages as msg
 from compute_agent.boundary import forbid_control_plane_imports
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
-from compute_agent.env_file import EnvFileError, read_env_file
+from compute_agent.env_file import with_config_file
 from compute_agent.guest_stats import DEFAULT_INTERVAL as DEFAULT_STATS_INTERVAL
 from compute_agent.guest_stats import StatsLoop
 from compute_agent.host_process import (
@@ -123,14 +123,7 @@ def parse_args(
     add = parser.add_argument
     add("--config", metavar="PATH",
         help="an environment file of KUMO_* settings, as `python -m compute_agent join` writes")
-    first = argparse.ArgumentParser(add_help=False)
-    first.add_argument("--config")
-    config_path = first.parse_known_args(argv)[0].config
-    if config_path:
-        try:
-            env = {**env, **read_env_file(config_path)}
-        except EnvFileError as exc:
-            parser.error(str(exc))
+    env = with_config_file(parser, argv, env)
     add("--host", default=env.get("KUMO_COMPUTE_HOST") or socket.gethostname(),
         help="this host's name; the agent consumes queue compute.HOST")
     add("--libvirt-uri", default=env.get("KUMO_LIBVIRT_URI", DEFAULT_LIBVIRT_URI))
