@@ -54,3 +54,46 @@ def test_volumes_snapshots_types_and_quotas_with_the_real_client(stack, osc):  #
                what="the volume to go")
     osc("volume", "type", "delete", "cli-gold")
     assert "cli-gold" not in {t["Name"] for t in osc("volume", "type", "list", parse=True)}
+
+
+def test_server_add_and_remove_volume_and_boot_from_volume_with_the_real_client(stack, osc):  # noqa: F811
+    from tests.stack import small_qcow2
+
+    small_qcow2(osc.workdir / "bfv.qcow2")
+    osc("image", "create", "--file", "bfv.qcow2", "--disk-format", "qcow2",
+        "--container-format", "bare", "cli-bfv-image")
+    osc("server", "create", "--image", "cli-bfv-image", "--flavor", "m1.tiny", "--nic", "none",
+        "--wait", "cli-host-vm")
+    osc("volume", "create", "--size", "1", "cli-attach")
+    wait_until(lambda: _status(osc, "volume", name="cli-attach") == "available", timeout=60,
+               what="the volume to be available")
+
+    osc("server", "add", "volume", "cli-host-vm", "cli-attach")
+    wait_until(lambda: _status(osc, "volume", name="cli-attach") == "in-use", timeout=60,
+               what="the volume to be in use")
+    listed = osc("server", "volume", "list", "cli-host-vm", parse=True)
+    assert [row["Device"] for row in listed] == ["/dev/vdb"]
+    attached = osc("volume", "show", "cli-attach", parse=True)["attachments"]
+    assert "cli-host-vm" in str(attached) or osc("server", "show", "cli-host-vm", parse=True)[
+        "id"] in str(attached)
+
+    osc("server", "remove", "volume", "cli-host-vm", "cli-attach")
+    wait_until(lambda: _status(osc, "volume", name="cli-attach") == "available", timeout=60,
+               what="the volume to be available again")
+    assert osc("server", "volume", "list", "cli-host-vm", parse=True) == []
+
+    server = osc("server", "create", "--image", "cli-bfv-image", "--flavor", "m1.tiny",
+                 "--boot-from-volume", "1", "--nic", "none", "--wait", "cli-bfv-vm", parse=True)
+    assert server["status"] == "ACTIVE"
+    volumes = osc("server", "volume", "list", "cli-bfv-vm", parse=True)
+    assert [row["Device"] for row in volumes] == ["/dev/vda"]
+    boot_volume = volumes[0]["Volume ID"]
+    assert osc("volume", "show", boot_volume, parse=True)["bootable"] in (True, "true")
+
+    osc("server", "delete", "--wait", "cli-bfv-vm")
+    # --boot-from-volume keeps the volume (delete_on_termination false): available again.
+    wait_until(lambda: _status(osc, "volume", name=boot_volume) == "available", timeout=60,
+               what="the boot volume to be let go")
+    osc("server", "delete", "--wait", "cli-host-vm")
+    osc("volume", "delete", "cli-attach", boot_volume)
+    osc("image", "delete", "cli-bfv-image")
