@@ -24,7 +24,15 @@ from cloud.images import images as image_services
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
-from . import claims, disk_images, migration_records, quotas, server_volumes, states
+from . import (
+    claims,
+    disk_images,
+    migration_records,
+    quotas,
+    server_volumes,
+    states,
+    volume_images,
+)
 from .claims import resize_claim
 from .models import Flavor, Instance, Migration
 from .operations import REGISTRY, Operation, runs
@@ -236,8 +244,10 @@ def finish_revert_here(instance: Instance, move: Migration) -> None:
 def create_image(
     ctx: RequestContext, instance: Instance, name: str, metadata: dict[str, str] | None = None
 ) -> str:
-    """Snapshot the server into a new image (queued until the host uploads it); its id."""
-    server_volumes.refuse_volume_backed(instance, "snapshot")
+    """Snapshot the server into a new image (queued until the host uploads it); its id. A
+    volume-backed server's image is its volumes' snapshots (volume_images), taken at once."""
+    if server_volumes.boots_from_volume(instance):
+        return volume_images.create_image(ctx, instance, name, metadata)
     base = instance.image_ref
     base_image = Image.objects.filter(pk=canonical_uuid(base)).first() if base else None
     with transaction.atomic():

@@ -36,6 +36,7 @@ from . import (
     server_volumes,
     shelving,
     states,
+    volume_images,
 )
 from .action_records import record_action
 from .destinations import Destination
@@ -152,7 +153,8 @@ def image_for_boot(ctx: RequestContext, image_ref: str, flavor: Flavor) -> Image
         raise errors.BadRequest(f"Image {image.id} is not active.")
     if image.min_ram and flavor.memory_mb < image.min_ram:
         raise errors.BadRequest("Flavor's memory is too small for requested image.")
-    if image.min_disk and flavor.root_gb and flavor.root_gb < image.min_disk:
+    if (image.min_disk and flavor.root_gb and flavor.root_gb < image.min_disk
+            and not volume_images.is_volume_snapshot(image)):  # its root disk is a volume
         raise errors.BadRequest("Flavor's disk is too small for requested image.")
     return image
 
@@ -180,9 +182,13 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     flavor = find_flavor(req.flavor_ref, ctx)
     if flavor is None or flavor.disabled:
         raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
-    from_volume = boot_volumes.boot_device(req.block_devices) is not None
+    devices = req.block_devices
+    from_volume = boot_volumes.boot_device(devices) is not None
     image = None if from_volume else image_for_boot(ctx, req.image_id, flavor)
-    boot_volumes.check(ctx, req.block_devices, count=req.max_count, image_check=image_for_volume)
+    if image is not None and volume_images.is_volume_snapshot(image):
+        # A volume-backed server's snapshot: it boots from new volumes made from the snapshots.
+        devices, image, from_volume = volume_images.devices_from(image, devices), None, True
+    boot_volumes.check(ctx, devices, count=req.max_count, image_check=image_for_volume)
     if req.min_count > req.max_count:
         raise errors.BadRequest("min_count must be <= max_count")
     nets = _resolve_networks(ctx, req.networks)
@@ -255,7 +261,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
             if group is not None:
                 server_groups.add_member(group, instance)
             record_action(ctx, instance, "create")
-            if req.block_devices and not boot_volumes.prepare(ctx, instance, req.block_devices):
+            if devices and not boot_volumes.prepare(ctx, instance, devices):
                 # Scheduled once its volumes are made (boot_volumes.volume_changed).
                 instance.task_state = states.BLOCK_DEVICE_MAPPING
                 instance.save(update_fields=["task_state"])

@@ -10,6 +10,8 @@ see but does not own answers 403 to changes.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, BinaryIO
@@ -189,6 +191,19 @@ def create_image(ctx: RequestContext, body: Mapping[str, Any]) -> Image:
         if Image.objects.filter(pk=image.id).exists():
             raise errors.Conflict(f"Image with identifier {image.id} already exists!")
     image.save(force_insert=True)
+    return image
+
+
+def create_image_without_data(ctx: RequestContext, body: Mapping[str, Any]) -> Image:
+    """An image that is only its properties (Nova's snapshot of a volume-backed server: the
+    data is in the volume snapshots its block_device_mapping names), active at once with size
+    0 and the digests of no bytes, as Glance shows it after Nova's client uploads zero bytes."""
+    image = create_image(ctx, body)
+    Image.objects.filter(pk=image.pk).update(
+        status=ACTIVE, size=0, checksum=hashlib.md5(b"", usedforsecurity=False).hexdigest(),
+        os_hash_algo=uploads.HASH_ALGO, os_hash_value=hashlib.sha512(b"").hexdigest(),
+        updated_at=timezone.now())
+    image.refresh_from_db()
     return image
 
 
@@ -381,6 +396,8 @@ def open_image_data(ctx: RequestContext, image_id: object) -> tuple[Image, Binar
         raise errors.Forbidden("The requested image has been deactivated; its data is forbidden.")
     if image.status != ACTIVE and image.status != DEACTIVATED:
         return image, None
+    if image.size == 0:
+        return image, io.BytesIO(b"")  # a data-less image (create_image_without_data) has no file
     try:
         return image, storage.open_image(image.pk)
     except FileNotFoundError:
