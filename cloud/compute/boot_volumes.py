@@ -307,8 +307,11 @@ def check_all_waiting() -> int:
 
 def spawned(instance_uuid: str, host: str) -> None:
     """The guest runs on `host` with its volumes: their attachments are complete (in-use)."""
-    for mapping in BlockDeviceMapping.objects.filter(instance_id=instance_uuid).exclude(
-            attachment_id=None):
+    mappings = list(BlockDeviceMapping.objects.filter(instance_id=instance_uuid).exclude(
+        attachment_id=None))
+    if not mappings:
+        return  # most boots: nothing attached, and nothing more to ask the database
+    for mapping in mappings:
         try:
             attachments.begin_attach(mapping.attachment_id, host=host,
                                      mountpoint=mapping.device_name)
