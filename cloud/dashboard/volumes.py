@@ -218,8 +218,9 @@ def volume_detach(request: HttpRequest, ctx: RequestContext, volume_id: str,
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Detaching from {instance.display_name}.")
-    return redirect(request.POST.get("back") == "instance" and f"/instances/{instance_id}/"
-                    or f"/volumes/{volume.id}/")
+    if request.POST.get("back") == "instance":
+        return redirect(f"/instances/{instance_id}/")
+    return redirect(f"/volumes/{volume.id}/")
 
 
 @require_POST
