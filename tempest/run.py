@@ -424,7 +424,8 @@ def main() -> int:
     from tests.stack import AgentSpec, Stack
 
     stack = Stack("tempest", agents=[AgentSpec("compute-1", cpus=8, memory_mb=16384),
-                                     AgentSpec("compute-2", cpus=8, memory_mb=16384)])
+                                     AgentSpec("compute-2", cpus=8, memory_mb=16384)],
+                  volume_hosts=1)
     stack.start()
     try:
         return run(stack.url, stack.admin_password, args.pattern, args.concurrency)

@@ -56,7 +56,7 @@ def stack():
     """One live stack for the whole session: two compute agents with room for 2 GiB each."""
     from tests.stack import AgentSpec, Stack
 
-    live = Stack("stack", agents=[AgentSpec("compute-a"), AgentSpec("compute-b")])
+    live = Stack("stack", agents=[AgentSpec("compute-a"), AgentSpec("compute-b")], volume_hosts=1)
     with live.running():
         yield live
 

@@ -85,8 +85,9 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     simulated_hosts: int = 0
     # A volume host (python -m compute_agent volume, the nbd back end): on loopback beside the
-    # agents, or with simulated hosts the storage host storage-1 on their fabric. 0: none.
-    volume_hosts: int = 1
+    # agents, or with simulated hosts the storage host storage-1 on their fabric. 0 (the
+    # default): none, so the stacks of tests that use no volume do not start one.
+    volume_hosts: int = 0
     workdir: Path = field(init=False)
     hosts: list[simhosts.SimHost] = field(init=False, default_factory=list)
     storage_hosts: list[simhosts.storage.StorageHost] = field(init=False, default_factory=list)

@@ -194,7 +194,8 @@ def figure(name: str, value: object) -> None:
 def running_cloud(guest_image: Path) -> Iterator[Cloud]:
     """The shared stack, with the tiny guest uploaded; on the way out its figures are written
     and no namespace of its hosts may be left behind."""
-    stack = Stack("multihost", agents=[], simulated_hosts=3, schedulers=1, broker="rabbitmq",
+    stack = Stack("multihost", agents=[], simulated_hosts=3, volume_hosts=1, schedulers=1,
+                  broker="rabbitmq",
                   extra_env={"KUMO_TASK_DEADLINES": "scheduling=30,spawning=180,migrating=300,"
                                                     "default=120",
                              # Failover (tests/e2e/test_failover.py): the simulated hosts are
