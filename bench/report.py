@@ -6,6 +6,9 @@ Reads artifacts/bench/{boot_bench,scheduler_bench,console_bench}.json, prints a 
 each figure beside its goal and its in-run baseline, and writes it to artifacts/bench/report.md.
 Ratios against Nova need Nova measured in the same sitting (../shared/nova-anchor); without it the
 Nova column shows the figures recorded there, marked as such, and no ratio is claimed from them.
+With NOVA_BENCH=1 (`NOVA_BENCH=1 make bench` runs bench/nova_side.py first) the table starts with
+the figures of artifacts/bench/nova_side.json: Nova and Kumo driven alike by the anchor's harness in
+interleaved rounds, each ratio taken within a round.
 """
 
 from __future__ import annotations
@@ -84,8 +87,69 @@ def rows() -> list[str]:
     return out
 
 
+def _span(values: list[float], fmt: str) -> str:
+    low, high = min(values), max(values)
+    return format(low, fmt) if format(low, fmt) == format(high, fmt) else \
+        f"{format(low, fmt)}–{format(high, fmt)}"
+
+
+def nova_rows(side: dict[str, Any]) -> list[str]:
+    """Nova beside Kumo, same sitting (bench/nova_side.py): per figure both stacks' values over
+    the rounds, the within-round ratios (how far ahead Kumo is), the goal, and whether the median
+    round meets it."""
+    fig = side["summary"]
+    hosts, clients = side["hosts"], side["clients"]
+    out = [(f"Side by side with Nova ({len(side['rounds'])} interleaved rounds, "
+            f"{side['started']}–{side['ended']} UTC, at {side['revision']['commit']}):"), "",
+           "| figure | Nova | Kumo | ratio | goal | met |", "|---|---|---|---|---|---|"]
+
+    def row(key: str, figure: str, fmt: str, unit: str, goal: str, met: str) -> None:
+        f = fig[key]
+        scale = 1000 if unit == " ms" else 1
+        nova = _span([v * scale for v in f["nova"]], fmt) + unit
+        kumo = _span([v * scale for v in f["kumo"]], fmt) + unit
+        out.append(f"| {figure} | {nova} | {kumo} | {_span(f['ratio'], '.1f')}× | {goal} | {met} |")
+
+    def at_least(key: str, need: float) -> str:
+        return "yes" if fig[key]["ratio_median"] >= need else "no"
+
+    row("cpu_s_per_boot_sequential", f"stack CPU-s per boot, sequential, {hosts} hosts", ".3f",
+        " s", "≤ 1/25 of Nova", at_least("cpu_s_per_boot_sequential", 25))
+    row("cpu_s_per_boot_concurrent", f"stack CPU-s per boot, {clients} clients", ".3f", " s",
+        "(none set)", "—")
+    row("boots_per_s_concurrent", f"boots/s from {clients} clients, {hosts} hosts", ".2f", "/s",
+        "≥ 25× Nova", at_least("boots_per_s_concurrent", 25))
+    listed = side["rounds"][0]["kumo"]["list_servers"]
+    row("list_p50_s", f"GET /servers/detail, {listed} servers, p50", ".0f", " ms",
+        "(set against raw SQL + JSON)", "—")
+    small = max(fig["rss_mib"]["kumo"]) <= 600
+    row("rss_mib", f"RSS of the stack's processes, {hosts} hosts", ".0f", " MiB",
+        "≤ 1/3 of Nova, ≤ 600 MiB", "yes" if small and at_least("rss_mib", 3) == "yes" else "no")
+    placement, scheduler = side.get("placement"), side.get("scheduler")
+    if placement and scheduler:
+        ok = scheduler["decisions_per_s"] >= 300 and scheduler["p99_ms"] <= 50
+        out.append(
+            f"| scheduler at {placement['hosts']} hosts: Placement's allocation-candidates "
+            f"query (1 thread) vs Kumo's decision with claim ({scheduler['threads']} threads) | "
+            f"{placement['queries_per_s']:.1f}/s, p50 {placement['p50_ms']:.0f} ms | "
+            f"{scheduler['decisions_per_s']:.0f}/s, p50 {scheduler['p50_ms']:.0f} ms, "
+            f"p99 {scheduler['p99_ms']:.0f} ms | "
+            f"{scheduler['decisions_per_s'] / placement['queries_per_s']:.0f}× | "
+            f"≥ 300/s, p99 ≤ 50 ms | {'yes' if ok else 'no'} |")
+    loads = [f"{stack} r{n} {r[stack]['started']['loadavg'][0]:.1f}→{r[stack]['ended_loadavg'][0]:.1f}"
+             for n, r in enumerate(side["rounds"], 1) for stack in ("nova", "kumo")]
+    out += ["", "load average (1 min) at each run's start → end: " + ", ".join(loads)]
+    if placement and scheduler:
+        out[-1] += (f"; Placement {placement['loadavg'][0]:.1f}, "
+                    f"Kumo's scheduler {scheduler['load_average']:.1f}")
+    return out
+
+
 def main() -> None:
     table = "\n".join(rows())
+    side = _load("nova_side") if os.environ.get("NOVA_BENCH") == "1" else None
+    if side:
+        table = "\n".join(nova_rows(side)) + "\n\nThis run's other figures:\n\n" + table
     load = os.getloadavg()
     text = f"{table}\n\nload average at report time: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
     print(text)

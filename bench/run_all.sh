@@ -17,5 +17,9 @@ if [ "$(id -u)" = 0 ] && [ -f var/guest/kumo-tiny.qcow2 ]; then
 else
     echo "net_bench skipped: needs root and var/guest/kumo-tiny.qcow2 (make image)"
 fi
+# Nova beside Kumo in the same sitting (../shared/nova-anchor): only when asked, it takes ~25 min.
+if [ "${NOVA_BENCH:-0}" = 1 ]; then
+    python -m bench.nova_side
+fi
 python -m bench.report
 python -m bench.rally_bench  # rally-openstack scenarios, unchanged; HTML report: artifacts/bench/rally/
