@@ -17,6 +17,7 @@ removed, guests and all, when it stops. That needs root and libvirtd/qemu instal
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -58,6 +59,15 @@ HOST_XML = """<node>
   <memory>{memory_kib}</memory>
 </node>
 """
+
+
+# The migrated database of this process's stacks (Stack._migrated_template), once made.
+_TEMPLATE: str | None = None
+
+
+def _drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:
@@ -115,8 +125,6 @@ class Stack:
     def start(self) -> Stack:
         shutil.rmtree(self.workdir, ignore_errors=True)
         (self.workdir / "var").mkdir(parents=True)
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.db_name}"')
         self.redis_db = self._claim_redis_db()
         redis.Redis.from_url(f"{REDIS_BASE}/{self.redis_db}").flushdb()
         pg = PG_ADMIN_URL.rsplit("/", 1)[0]
@@ -159,7 +167,9 @@ class Stack:
         }
         self.env.update(self.extra_env)
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
-        self._run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"])
+        template = self._migrated_template(pg)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.db_name}" TEMPLATE "{template}"')
         self._run([PYTHON, "manage.py", "bootstrap", "--output-dir", str(self.workdir),
                    "--public-url", self.url])
         self.admin_password = self._password_from(self.workdir / "openrc")
@@ -239,13 +249,28 @@ class Stack:
                                 "--volumes-dir", str(self._volumes_dir(i))], cwd=ROOT,
                                env=self.env or None, check=False, capture_output=True)
             shutil.rmtree(self.workdir / "volumes", ignore_errors=True)
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        _drop_database(self.db_name)
         self._release_redis_db()
         if self.link is not None:
             self.link.close()
         if self.broker == "rabbitmq":
             _rabbitmqctl("delete_vhost", self.db_name, check=False)
+
+    def _migrated_template(self, pg: str) -> str:
+        """A database migrated once per test process, which each stack's database is copied from
+        (CREATE DATABASE … TEMPLATE takes 0.1 s; `manage.py migrate` took 3-5 s of every stack's
+        start). The migrations read no setting a stack changes, so every copy is what migrating
+        it would have made. Dropped when the process exits."""
+        global _TEMPLATE
+        if _TEMPLATE is None:
+            name = f"kumo_it_template_{os.getpid()}_{secrets.token_hex(3)}"
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            atexit.register(_drop_database, name)
+            self._run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"],
+                      env={**self.env, "DATABASE_URL": f"{pg}/{name}"})
+            _TEMPLATE = name
+        return _TEMPLATE
 
     def _claim_redis_db(self) -> int:
         """A Redis database of this stack's own. Two stacks on one database would consume each
@@ -310,9 +335,10 @@ class Stack:
     def _volumes_dir(self, number: int) -> Path:
         return self.workdir / "volumes" / f"volume-{number}"
 
-    def _run(self, argv: list[str]) -> None:
+    def _run(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         with open(self.workdir / "setup.log", "a") as log:
-            subprocess.run(argv, cwd=ROOT, env=self.env, check=True, stdout=log, stderr=log)
+            subprocess.run(argv, cwd=ROOT, env=env or self.env, check=True, stdout=log,
+                           stderr=log)
 
     def _spawn_host_agent(self, host: simhosts.SimHost, mode: str = "w") -> None:
         # Its command names the host's libvirtd, whose mount namespace it enters: a new one each
