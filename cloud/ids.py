@@ -26,3 +26,30 @@ def canonical_uuid(value: object) -> str | None:
 def ref_id(ref: object) -> str:
     """The id at the end of a reference: clients send an id or a bookmark link ending in one."""
     return str(ref).rstrip("/").rsplit("/", 1)[-1]
+
+
+# --- EC2's identifiers
+#
+# An EC2 id is a prefix and 17 hex digits (`i-0123456789abcdef0`). Kumo's is the resource's own
+# uuid cut to those digits: a pure function of the uuid, so the same server has the same EC2 id in
+# every call, in the guest's metadata and in every process, and nothing can drift or need
+# migrating. 68 bits keep an accidental clash between two uuids of one kind out of reach; the way
+# back is a range read of the primary key (`ec2_uuid_range`), which its index answers.
+EC2_DIGITS = 17
+_HEX = frozenset("0123456789abcdef")
+
+
+def ec2_id(prefix: str, value: object) -> str:
+    """EC2's id of the resource whose uuid is `value`, e.g. ec2_id("i", server.uuid)."""
+    return f"{prefix}-{uuid.UUID(str(value)).hex[:EC2_DIGITS]}"
+
+
+def ec2_uuid_range(prefix: str, value: object) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The lowest and highest uuid whose EC2 id under `prefix` is `value`; None when `value` is
+    not such an id (another prefix, a wrong length, not hex): it then names nothing."""
+    head, _, digits = str(value).partition("-")
+    digits = digits.lower()
+    if head != prefix or len(digits) != EC2_DIGITS or not set(digits) <= _HEX:
+        return None
+    rest = 32 - EC2_DIGITS
+    return uuid.UUID(digits + "0" * rest), uuid.UUID(digits + "f" * rest)

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Paths outside the OpenStack APIs, by their first segment (anything else is "dashboard").
 _OTHER_APIS = {"admin": "admin", "console": "console", "metadata": "metadata",
-               "metrics": "metrics", "static": "static", "openapi.json": "openapi"}
+               "metrics": "metrics", "static": "static", "openapi.json": "openapi",
+               "ec2": "ec2"}
 
 
 class MetricsMiddleware:

@@ -1,4 +1,5 @@
-"""Every OpenStack API path, under one origin: /identity, /compute, /image, /network, /volume."""
+"""Every OpenStack API path, under one origin: /identity, /compute, /image, /network, /volume;
+and EC2's Query API at /ec2."""
 
 from django.urls import include, path, re_path
 
@@ -12,6 +13,7 @@ from . import (
     openapi,
     scrape,
 )
+from .ec2.views import ec2_endpoint
 
 identity_patterns = [
     path("", identity.IdentityRoot.as_view()),
@@ -35,6 +37,9 @@ urlpatterns = [
     path("image", include("cloud.api.image.urls")),
     path("network", include("cloud.api.network.urls")),
     path("volume", include("cloud.api.volume.urls")),
+    # EC2's Query API (cloud/api/ec2): one endpoint, the action in the parameters.
+    path("ec2", ec2_endpoint),
+    path("ec2/", ec2_endpoint),
     # The metadata service, for the hosts' proxies (cloud/api/metadata.py).
     re_path(r"^metadata(?P<path>/.*)?$", metadata.metadata_view),
 ]

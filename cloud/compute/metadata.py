@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud import errors
+from cloud.ids import ec2_id, parse_uuid
 from cloud.network.models import FloatingIp, Port, Subnet
 
 from .models import Instance
@@ -264,13 +265,14 @@ def ec2_meta_data(guest: Guest) -> dict[str, Any]:
     flavor_name = instance.flavor.name if instance.flavor is not None else \
         str(instance.flavor_snapshot.get("name", ""))
     tree: dict[str, Any] = {
-        "ami-id": instance.image_ref or "",
+        # The ids the EC2 API gives the same server and image (cloud/api/ec2).
+        "ami-id": ec2_id("ami", instance.image_ref) if parse_uuid(instance.image_ref) else "",
         "ami-launch-index": instance.launch_index,
         "ami-manifest-path": "FIXME",  # as Nova answers: there is no manifest
         "block-device-mapping": {"ami": "vda", "root": "/dev/vda"},
         "hostname": hostname,
         "instance-action": "none",
-        "instance-id": f"i-{instance.uuid.hex[:8]}",
+        "instance-id": ec2_id("i", instance.uuid),
         "instance-type": flavor_name,
         "local-hostname": hostname,
         "local-ipv4": guest.address,

@@ -34,10 +34,12 @@ DEFAULT_SERVICES = [
     # client look for block-storage, Tempest for volumev3. The project id is filled in per token.
     ("block-storage", "cinder", "/volume/v3/$(project_id)s"),
     ("volumev3", "cinderv3", "/volume/v3/$(project_id)s"),
+    # EC2's Query API (issue 18): boto3 and the AWS CLI take this URL as their endpoint.
+    ("ec2", "ec2", "/ec2"),
 ]
 # Services that came after the first four: bootstrap adds each to a catalog that has none of its
 # type (an operator's other edits stay).
-ADDED_SERVICES = ("block-storage", "volumev3")
+ADDED_SERVICES = ("block-storage", "volumev3", "ec2")
 _PROJECT_TEMPLATES = ("$(project_id)s", "%(project_id)s", "$(tenant_id)s", "%(tenant_id)s")
 _UNSET: Any = object()
 

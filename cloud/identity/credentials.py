@@ -31,7 +31,7 @@ from cloud import errors
 from . import assignments
 from .accounts import get_user
 from .context import RequestContext
-from .models import Credential, Project
+from .models import Credential, Project, User
 
 EC2 = "ec2"
 
@@ -229,3 +229,20 @@ def ec2_secret(access: str) -> Ec2Pair | None:
     there is none."""
     credential = Credential.objects.filter(pk=_ec2_id(access), type=EC2).first()
     return _pair(credential) if credential is not None else None
+
+
+def ec2_context(pair: Ec2Pair, request_id: str = "-") -> RequestContext | None:
+    """Who a request signed with `pair` speaks for: the user on the credential's project with the
+    roles they hold there now, as a token of theirs would. None when the user or project is
+    disabled or gone, or no role is left (the credential then opens nothing)."""
+    if pair.project_id is None:
+        return None
+    project = Project.objects.filter(pk=pair.project_id, enabled=True).first()
+    user = User.objects.filter(pk=pair.user_id).first() if project is not None else None
+    if project is None or user is None or not user.enabled:
+        return None
+    roles = tuple(name for _, name in assignments.roles_of(user.id, project.id))
+    if not roles:
+        return None
+    return RequestContext(user_id=user.id, user_name=user.name, project_id=project.id,
+                          project_name=project.name, roles=roles, request_id=request_id)

@@ -50,7 +50,7 @@ def test_password_token_carries_catalog_roles_and_subject_header(member):
     assert {r["name"] for r in body["roles"]} == {"member", "reader"}
     types = {entry["type"]: entry for entry in body["catalog"]}
     assert set(types) == {"identity", "compute", "image", "network", "block-storage",
-                          "volumev3"}
+                          "volumev3", "ec2"}
     compute = next(e for e in types["compute"]["endpoints"] if e["interface"] == "public")
     assert compute["url"].endswith("/compute/v2.1") and compute["region"] == "RegionOne"
     assert token not in json.dumps(body)  # the secret travels only in the header

@@ -42,7 +42,8 @@ def test_a_first_token_gets_kumos_services_with_three_interfaces_each(member):
     catalog = token_catalog(member, HTTP_HOST="cloud.example:8443")
     by_type = {entry["type"]: entry for entry in catalog}
     assert set(by_type) == {"identity", "compute", "image", "network", "block-storage",
-                            "volumev3"}
+                            "volumev3", "ec2"}
+    assert {e["url"] for e in by_type["ec2"]["endpoints"]} == {"http://cloud.example:8443/ec2"}
     # Block storage's URL names the token's project, as Cinder's catalog entries do.
     assert {e["url"] for e in by_type["block-storage"]["endpoints"]} == {
         f"http://cloud.example:8443/volume/v3/{member.project.id}"}
@@ -59,16 +60,17 @@ def test_a_first_token_gets_kumos_services_with_three_interfaces_each(member):
 
 def test_bootstrap_creates_the_catalog_once_and_keeps_an_operators_edits(tmp_path, admin):
     bootstrap(output_dir=tmp_path)
-    assert Service.objects.count() == 6 and Endpoint.objects.count() == 18
+    assert Service.objects.count() == 7 and Endpoint.objects.count() == 21
     assert Region.objects.filter(pk="RegionOne").exists()
     Service.objects.filter(type="network").delete()
     bootstrap(output_dir=tmp_path)
     assert sorted(Service.objects.values_list("type", flat=True)) == [
-        "block-storage", "compute", "identity", "image", "volumev3"]
+        "block-storage", "compute", "ec2", "identity", "image", "volumev3"]
     # A catalog made before block storage gets it from the next bootstrap.
-    Service.objects.filter(type__in=["block-storage", "volumev3"]).delete()
+    Service.objects.filter(type__in=["block-storage", "volumev3", "ec2"]).delete()
     bootstrap(output_dir=tmp_path)
     assert Service.objects.filter(type="volumev3").count() == 1
+    assert Service.objects.filter(type="ec2").count() == 1
 
 
 def test_admin_adds_a_region_service_and_endpoint_and_every_token_sees_it(admin, member):

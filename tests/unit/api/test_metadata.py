@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 
 import pytest
 from django.test import Client
@@ -142,8 +143,8 @@ def test_ec2_meta_data(net, vm) -> None:
             "placement/"} <= set(listing)
     assert text("/latest/meta-data/hostname") == "web-one"
     assert text("/latest/meta-data/local-ipv4") == "192.168.5.10"
-    assert text("/latest/meta-data/instance-id") == f"i-{vm.uuid.hex[:8]}"
-    assert text("/latest/meta-data/ami-id") == vm.image_ref
+    assert text("/latest/meta-data/instance-id") == f"i-{vm.uuid.hex[:17]}"
+    assert text("/latest/meta-data/ami-id") == f"ami-{uuid.UUID(vm.image_ref).hex[:17]}"
     assert text("/latest/meta-data/placement/availability-zone") == "nova"
     assert text("/latest/meta-data/public-keys/") == "0=mykey"
     assert text("/latest/meta-data/public-keys/0/openssh-key") == KEY

@@ -1,0 +1,10 @@
+"""Every EC2 action Kumo serves: importing each actions_* module registers its actions, so this
+list is where a new module is switched on."""
+
+from . import (  # noqa: F401
+    actions_account,
+    actions_keypairs,
+)
+from .registry import ACTIONS
+
+__all__ = ["ACTIONS"]

@@ -1,0 +1,50 @@
+"""EC2 ids and Kumo's rows, both ways. `cloud.ids.ec2_id` makes an id from a uuid; here an id a
+client sent is read back through a query set the caller has already narrowed to what the project
+may see, so another project's resource and a malformed id both answer `<Kind>.NotFound`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from cloud.ids import ec2_id, ec2_uuid_range
+
+from .errors import not_found
+
+# prefix, the NotFound code, the words of its message
+INSTANCE = ("i", "InvalidInstanceID.NotFound", "instance ID")
+IMAGE = ("ami", "InvalidAMIID.NotFound", "image id")
+VOLUME = ("vol", "InvalidVolume.NotFound", "volume")
+SNAPSHOT = ("snap", "InvalidSnapshot.NotFound", "snapshot")
+SECURITY_GROUP = ("sg", "InvalidGroup.NotFound", "security group")
+ADDRESS = ("eipalloc", "InvalidAllocationID.NotFound", "allocation ID")
+VPC = ("vpc", "InvalidVpcID.NotFound", "vpc ID")
+SUBNET = ("subnet", "InvalidSubnetID.NotFound", "subnet ID")
+ASSOCIATION = ("eipassoc", "InvalidAssociationID.NotFound", "association ID")
+RESERVATION = ("r", "InvalidReservationID.NotFound", "reservation ID")
+
+Kind = tuple[str, str, str]
+
+
+def id_of(kind: Kind, value: Any) -> str:
+    """The EC2 id of the row (or uuid) `value` under `kind`."""
+    return ec2_id(kind[0], getattr(value, "pk", value))
+
+
+def find(kind: Kind, value: str, rows: QuerySet[Any], field: str = "pk") -> Any:
+    """The row of `rows` whose EC2 id is `value`, or `kind`'s NotFound."""
+    bounds = ec2_uuid_range(kind[0], value)
+    if bounds is not None:
+        low, high = bounds
+        found = rows.filter(**{f"{field}__gte": low, f"{field}__lte": high}).first()
+        if found is not None:
+            return found
+    raise not_found(kind[1], kind[2], value)
+
+
+def find_all(kind: Kind, values: list[str], rows: QuerySet[Any],
+             field: str = "pk") -> list[Any]:
+    """Each of `values` as a row, in order; the first unknown one is `kind`'s NotFound (EC2
+    refuses a Describe naming any id it does not know)."""
+    return [find(kind, value, rows, field) for value in values]
