@@ -1,6 +1,7 @@
 """EC2 ids and Kumo's rows, both ways. `cloud.ids.ec2_id` makes an id from a uuid; here an id a
 client sent is read back through a query set the caller has already narrowed to what the project
-may see, so another project's resource and a malformed id both answer `<Kind>.NotFound`."""
+may see, so another project's resource answers `<Kind>.NotFound`, as does a malformed id of a
+kind EC2 does not check for shape (`MALFORMED`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from django.db.models import QuerySet
 
 from cloud.ids import ec2_id, ec2_uuid_range
 
-from .errors import not_found
+from .errors import Ec2Error, not_found
 
 # prefix, the NotFound code, the words of its message
 INSTANCE = ("i", "InvalidInstanceID.NotFound", "instance ID")
@@ -26,6 +27,22 @@ RESERVATION = ("r", "InvalidReservationID.NotFound", "reservation ID")
 
 Kind = tuple[str, str, str]
 
+# Kinds whose ids EC2 checks for shape before looking them up: a value that is not the prefix and
+# 8 or 17 hex digits is `<Kind>.Malformed`, not NotFound (add a kind here to make it so).
+MALFORMED = {
+    INSTANCE[0]: "InvalidInstanceID.Malformed",
+}
+_HEX = frozenset("0123456789abcdef")
+
+
+def check_id(kind: Kind, value: str) -> None:
+    """Refuse an id of `kind` that cannot be one with the kind's Malformed code, if it has one."""
+    code = MALFORMED.get(kind[0])
+    head, _, digits = value.partition("-")
+    if code is not None and (head != kind[0] or len(digits) not in (8, 17)
+                             or not set(digits.lower()) <= _HEX):
+        raise Ec2Error(code, f'Invalid id: "{value}" (expecting "{kind[0]}-...")')
+
 
 def id_of(kind: Kind, value: Any) -> str:
     """The EC2 id of the row (or uuid) `value` under `kind`."""
@@ -33,7 +50,9 @@ def id_of(kind: Kind, value: Any) -> str:
 
 
 def find(kind: Kind, value: str, rows: QuerySet[Any], field: str = "pk") -> Any:
-    """The row of `rows` whose EC2 id is `value`, or `kind`'s NotFound."""
+    """The row of `rows` whose EC2 id is `value`, or `kind`'s NotFound (Malformed, for a kind
+    of MALFORMED, when `value` cannot be an id)."""
+    check_id(kind, value)
     bounds = ec2_uuid_range(kind[0], value)
     if bounds is not None:
         low, high = bounds
