@@ -4,6 +4,8 @@ list is where a new module is switched on."""
 from . import (  # noqa: F401
     actions_account,
     actions_keypairs,
+    actions_security_groups,
+    actions_tags,
 )
 from .registry import ACTIONS
 
