@@ -3,6 +3,10 @@ list is where a new module is switched on."""
 
 from . import (  # noqa: F401
     actions_account,
+    actions_addresses,
+    actions_images,
+    actions_instance_attributes,
+    actions_instances,
     actions_keypairs,
     actions_security_groups,
     actions_tags,
