@@ -8,7 +8,10 @@ hosts, its own MariaDB on 3307 and RabbitMQ on 5673) by calling the anchor's own
 (00-install.sh only if $NOVA_ANCHOR_BASE/venv has no Nova yet; 10-infra.sh, 20-config-db.sh,
 30-start.sh), and a Kumo stack with 4 test-driver hosts beside it (tests/stack.py, as
 bench/boot_bench.py starts it, with a Redis server of its own so its broker's CPU is counted as
-Nova's RabbitMQ and MariaDB are). Then, in interleaved rounds (Nova first in odd rounds, Kumo first
+Nova's RabbitMQ and MariaDB are). Kumo runs with a deployment's intervals (heartbeats every 10 s,
+reconciler every 15 s), as Nova runs with its defaults; --test-intervals keeps the test stacks'
+1-second ones, as boot_bench has them. Each stack's idle CPU rate is measured first, and the
+sequential figure is also given with that idle rate taken off (what the boots add). Then, in interleaved rounds (Nova first in odd rounds, Kumo first
 in even ones), the anchor's bench_both.py drives each stack alike, as its round.sh does: 100
 sequential boots each polled every 50 ms, 50 GET /servers/detail of those 100, their deletes, 100
 boots posted by 10 clients with the list polled every 0.5 s, their deletes. The stack's CPU is
@@ -43,7 +46,7 @@ from typing import Any
 
 import requests
 
-from bench.proc_stats import pss_mib, rss_mib
+from bench.proc_stats import cpu_seconds, pss_mib, rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("KUMO_ARTIFACTS_DIR", ROOT / "artifacts")) / "bench"
@@ -195,12 +198,23 @@ def _pid_roots(pid_dir: Path, skip: set[str]) -> list[int]:
 # --- Kumo's side: a test stack of 4 test-driver hosts with a Redis of its own
 
 
+# What a deployment runs with (cloud/settings.py, cloud/beat.py, compute_agent), where test stacks
+# heartbeat every second and reconcile every 2 s to see failures at once. Nova runs with its own
+# defaults (30-start.sh sets none of its intervals), so Kumo is measured with its own.
+PRODUCTION_INTERVALS = {
+    "KUMO_HEARTBEAT_INTERVAL": "10", "KUMO_GUEST_STATS_INTERVAL": "10",
+    "KUMO_RECONCILE_INTERVAL": "15", "KUMO_OUTBOX_RELAY_INTERVAL": "5",
+    "KUMO_SERVICE_DOWN_TIME": "60", "KUMO_POWER_SYNC_GRACE": "20", "KUMO_TASK_DEADLINES": "",
+}
+
+
 class KumoSide:
     """The stack bench_both.py drives as it drives Nova (NOVA_URL, BENCH_TOKEN, IMAGE_ID, PG_DB;
     its processes as pid files under BASE/pids, which is how the harness finds a stack's)."""
 
-    def __init__(self, hosts: int) -> None:
+    def __init__(self, hosts: int, test_intervals: bool) -> None:
         self.hosts = hosts
+        self.test_intervals = test_intervals
         self.base = RAW / "kumo-base"
         self.redis: subprocess.Popen[bytes] | None = None
         self.stack: Any = None
@@ -221,9 +235,18 @@ class KumoSide:
         stacks.REDIS_BASE = os.environ["KUMO_IT_REDIS"]  # if something imported it before
         agents = [AgentSpec(f"bench-{i}", cpus=64, memory_mb=512 * 1024) for i in range(self.hosts)]
         log(f"starting Kumo with {self.hosts} test-driver hosts, Redis on :{port}")
-        # As bench/boot_bench.py: one scheduler as the Procfile has, statistics every 10 s.
+        # As bench/boot_bench.py: one scheduler as the Procfile has, no volume host.
+        extra = {"KUMO_GUEST_STATS_INTERVAL": "10"} if self.test_intervals else PRODUCTION_INTERVALS
         self.stack = Stack("novabench", agents=agents, schedulers=1, volume_hosts=0,
-                           extra_env={"KUMO_GUEST_STATS_INTERVAL": "10"}).start()
+                           extra_env=extra).start()
+        if not self.test_intervals:
+            # Test stacks give the agents --heartbeat-interval 1 on their command line.
+            for agent in agents:
+                argv = self.stack.argvs[agent.host]
+                argv[argv.index("--heartbeat-interval") + 1] = PRODUCTION_INTERVALS[
+                    "KUMO_HEARTBEAT_INTERVAL"]
+                self.stack.restart(agent.host)
+            self.stack._wait_for_hypervisors(self.hosts)
         api = self.stack.client()
         image_id = api.upload_image("bench", qcow2_bytes())
         pids = self.base / "pids"
@@ -240,12 +263,37 @@ class KumoSide:
     def own_pids(self) -> list[int]:
         return [proc.pid for proc in self.stack.procs.values()]
 
+    def all_pids(self) -> list[int]:
+        """Its processes, its Redis and its database's PostgreSQL backends."""
+        assert self.redis is not None
+        return [*self.own_pids(), self.redis.pid, *_pg_backends(self.stack.db_name)]
+
     def stop(self) -> None:
         if self.stack is not None:
             self.stack.stop()
         if self.redis is not None and self.redis.poll() is None:
             self.redis.terminate()
             self.redis.wait(timeout=30)
+
+
+def _pg_backends(db_name: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text.startswith("postgres: ") and f" {db_name} " in text:
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def idle_rate(pids: list[int], seconds: float) -> float:
+    """CPU-seconds per second the stack spends with nothing asked of it (heartbeats, periodic
+    tasks): part of every figure per boot, and the larger part the slower the boots."""
+    cpu0, start = cpu_seconds(pids), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds(pids) - cpu0) / (time.perf_counter() - start)
 
 
 def _free_port() -> int:
@@ -389,10 +437,16 @@ def _revision() -> dict[str, str]:
             "uncommitted": git("diff", "--shortstat", "HEAD", "--", "cloud", "compute_agent")}
 
 
-def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(rounds: list[dict[str, Any]], idle: dict[str, float]) -> dict[str, Any]:
     """Per figure: each stack's values over the rounds and the within-round ratios."""
     keys = ("cpu_s_per_boot_sequential", "cpu_s_per_boot_concurrent", "boots_per_s_concurrent",
-            "list_p50_s", "rss_mib", "pss_mib")
+            "list_p50_s", "rss_mib", "pss_mib", "cpu_s_per_boot_sequential_less_idle")
+    for entry in rounds:
+        for stack, figures in entry.items():
+            # What the boots cost beyond idling through the time they took.
+            seq = figures["phases"]["seq"]
+            figures["cpu_s_per_boot_sequential_less_idle"] = (
+                seq["stack_cpu_s"]["TOTAL"] - idle[stack] * seq["wall_s"]) / seq["servers"]
     out: dict[str, Any] = {}
     for key in keys:
         nova = [r["nova"][key] for r in rounds]
@@ -414,6 +468,10 @@ def main() -> int:
     parser.add_argument("--scheduler-hosts", type=int, default=1000)
     parser.add_argument("--decisions", type=int, default=500)
     parser.add_argument("--keep-nova", action="store_true", help="leave Nova and its infra up")
+    parser.add_argument("--test-intervals", action="store_true",
+                        help="Kumo with the test stacks' 1 s heartbeats (as boot_bench), not "
+                             "a deployment's intervals")
+    parser.add_argument("--idle-seconds", type=float, default=20)
     args = parser.parse_args()
     # A TERM (or the lock's holder giving up) still stops both stacks: finally blocks run.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -423,7 +481,8 @@ def main() -> int:
                               "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
                               "loadavg_at_start": list(os.getloadavg()), "rounds": []}
     install_nova()
-    kumo = KumoSide(args.hosts)
+    result["kumo_intervals"] = "test stack" if args.test_intervals else PRODUCTION_INTERVALS
+    kumo = KumoSide(args.hosts, args.test_intervals)
     try:
         start_nova(args.hosts)
         _delete_placement_providers()  # left by an earlier run that did not finish
@@ -432,6 +491,14 @@ def main() -> int:
 
         def nova_pids() -> list[int]:
             return _pid_roots(BASE / "pids", NOVA_INFRA)
+
+        time.sleep(10)  # the starts' own work settles first
+        # As the harness counts each stack's CPU: Nova with its MariaDB and RabbitMQ.
+        result["idle_cpu_per_s"] = {"nova": idle_rate(_pid_roots(BASE / "pids", {"rabbitmq-wrapper"}),
+                                                      args.idle_seconds),
+                                    "kumo": idle_rate(kumo.all_pids(), args.idle_seconds)}
+        log("idle: Nova {nova:.3f}, Kumo {kumo:.3f} CPU-s per second".format(
+            **result["idle_cpu_per_s"]))
 
         for number in range(1, args.rounds + 1):
             order = ["nova", "kumo"] if number % 2 else ["kumo", "nova"]
@@ -452,7 +519,7 @@ def main() -> int:
         if not args.keep_nova:
             stop_nova()
     result["scheduler"] = kumo_scheduler(args.scheduler_hosts, args.decisions, 4)
-    result["summary"] = summary(result["rounds"])
+    result["summary"] = summary(result["rounds"], result["idle_cpu_per_s"])
     result["ended"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     result["loadavg_at_end"] = list(os.getloadavg())
     OUT.write_text(json.dumps(result, indent=2))

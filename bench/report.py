@@ -115,6 +115,8 @@ def nova_rows(side: dict[str, Any]) -> list[str]:
 
     row("cpu_s_per_boot_sequential", f"stack CPU-s per boot, sequential, {hosts} hosts", ".3f",
         " s", "≤ 1/25 of Nova", at_least("cpu_s_per_boot_sequential", 25))
+    row("cpu_s_per_boot_sequential_less_idle", "  the same, each stack's idle CPU rate taken off",
+        ".3f", " s", "(none set)", "—")
     row("cpu_s_per_boot_concurrent", f"stack CPU-s per boot, {clients} clients", ".3f", " s",
         "(none set)", "—")
     row("boots_per_s_concurrent", f"boots/s from {clients} clients, {hosts} hosts", ".2f", "/s",
