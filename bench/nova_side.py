@@ -1,7 +1,8 @@
 """Kumo beside real Nova, in one sitting, through ../shared/nova-anchor's harness.
 
     NOVA_BENCH=1 .venv/bin/python -m bench.nova_side [--rounds 2] [--boots 100] [--clients 10]
-    NOVA_BENCH=1 make bench          # runs this before bench/report.py, which then shows ratios
+    NOVA_BENCH=1 make bench          # runs this first, and bench/report.py then shows ratios
+    NOVA_BENCH=1 BENCH_GOALS=1 make bench   # only the goal table's benches (NOVA_BENCH_ROUNDS=3)
 
 Brings up the reference the anchor describes (Nova 34 + Placement 16, fake virt driver, 4 compute
 hosts, its own MariaDB on 3307 and RabbitMQ on 5673) by calling the anchor's own scripts
@@ -460,7 +461,7 @@ def summary(rounds: list[dict[str, Any]], idle: dict[str, float]) -> dict[str, A
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("NOVA_BENCH_ROUNDS", "2")))
     parser.add_argument("--boots", type=int, default=100)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--list-requests", type=int, default=50)
