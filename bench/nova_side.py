@@ -509,6 +509,7 @@ def main() -> int:
                 entry[stack] = one_round(stack, f"r{number}", env, pids, args.boots, args.clients,
                                          args.list_requests)
             result["rounds"].append(entry)
+            OUT.write_text(json.dumps(result, indent=2))  # what a later failure would lose
         kumo.stop()
         kumo.stack = None
         os.environ.pop("KUMO_IT_REDIS", None)  # that Redis is gone

@@ -150,7 +150,7 @@ def nova_rows(side: dict[str, Any]) -> list[str]:
 def main() -> None:
     table = "\n".join(rows())
     side = _load("nova_side") if os.environ.get("NOVA_BENCH") == "1" else None
-    if side:
+    if side and "summary" in side:  # a run that did not finish has its rounds but no summary
         table = "\n".join(nova_rows(side)) + "\n\nThis run's other figures:\n\n" + table
     load = os.getloadavg()
     text = f"{table}\n\nload average at report time: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n"
