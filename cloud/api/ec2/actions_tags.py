@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 
 from cloud import errors
 from cloud.compute.models import Instance
@@ -57,13 +57,9 @@ def owned(ctx: RequestContext, prefix: str) -> QuerySet[Any]:
 
 
 def images_seen(ctx: RequestContext) -> QuerySet[Image]:
-    """The images Glance lists to the project. An admin's Glance lookups see every image; EC2
-    shows the account what its members see: its own, the public ones (and, for a member, those
-    shared with the project)."""
-    if not ctx.is_admin:
-        return visible_images(ctx)
-    return Image.objects.filter(Q(owner_id=ctx.project_id)
-                                | Q(visibility__in=["public", "community"]))
+    """The images the project sees by id, as Glance's GET /v2/images/{id} (an admin: all; a
+    change to another project's image is then Glance's to refuse or allow)."""
+    return visible_images(ctx)
 
 
 def _resolve(ctx: RequestContext, ids: list[str]) -> list[tuple[resources.Kind, Any]]:
