@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     actions_keypairs,
     actions_security_groups,
     actions_tags,
+    actions_volumes,
     actions_vpcs,
 )
 from .registry import ACTIONS
