@@ -188,7 +188,8 @@ def test_the_waiter_stops_on_a_failed_image(ec2_as, member):
     with pytest.raises(WaiterError) as failed:
         ec2_as(member).get_waiter("image_available").wait(
             ImageIds=[ami(image)], WaiterConfig={"Delay": 1, "MaxAttempts": 2})
-    assert "failed" in str(failed.value)
+    assert "terminal failure" in str(failed.value)  # at once, not after its attempts
+    assert failed.value.last_response["Images"][0]["State"] == "failed"
 
 
 def test_create_image_refusals(ec2_as, member, other, reader, sent):
