@@ -28,6 +28,7 @@ from cloud.network import floating_ips, networks
 from cloud.network.models import FloatingIp, Port
 
 from . import listing, resources, tags
+from .actions_instances import dry_run
 from .actions_security_groups import owner_id
 from .errors import Ec2Error, invalid, translate
 from .params import Params
@@ -121,6 +122,7 @@ def allocate_address(call: Call) -> dict[str, Any]:
                       "bringing your own is not supported.")
     wanted_tags = tags.tag_specifications(call.params, "elastic-ip")
     pool = _pool(ctx, call.params.get("PublicIpv4Pool"))
+    dry_run(call.params)
     try:
         fip = floating_ips.create_floating_ip(ctx, {"floating_network_id": pool})
     except errors.OverLimit as exc:
@@ -200,6 +202,7 @@ def associate_address(call: Call) -> dict[str, Any]:
         v4 = [a for a in addresses if a and ":" not in a]
         if v4:
             body["fixed_ip_address"] = v4[0]
+    dry_run(call.params)
     try:
         floating_ips.update_floating_ip(ctx, str(fip.pk), body)
     except errors.NotFound as exc:
@@ -226,6 +229,7 @@ def disassociate_address(call: Call) -> dict[str, Any]:
     else:
         raise Ec2Error("MissingParameter", "The request must contain the parameter "
                        "AssociationId or PublicIp.")
+    dry_run(call.params)
     floating_ips.update_floating_ip(ctx, str(fip.pk), {"port_id": None})
     return {"return": True}
 
@@ -237,5 +241,6 @@ def release_address(call: Call) -> dict[str, Any]:
     if fip.port_id is not None:
         raise Ec2Error("InvalidIPAddress.InUse", f"Address {fip.floating_ip_address} is in use: "
                        f"disassociate {association_id(fip)} first.")
+    dry_run(call.params)
     floating_ips.delete_floating_ip(ctx, str(fip.pk))
     return {"return": True}

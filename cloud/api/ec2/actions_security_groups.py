@@ -31,6 +31,7 @@ from cloud.network import security_groups as groups
 from cloud.network.models import SecurityGroup, SecurityGroupRule
 
 from . import listing, resources, tags
+from .actions_instances import dry_run
 from .errors import Ec2Error, invalid, missing
 from .params import Params
 from .registry import Call, action
@@ -373,6 +374,7 @@ def create_security_group(call: Call) -> dict[str, Any]:
     wanted_tags = tags.tag_specifications(call.params, "security-group")
     if own_groups(ctx).filter(name=name).exists():
         raise Ec2Error("InvalidGroup.Duplicate", f"The security group '{name}' already exists")
+    dry_run(call.params)
     with transaction.atomic():
         group = groups.create_group(ctx, {"name": name, "description": description})
         tags.set_tags(ctx, resources.SECURITY_GROUP, group.pk, wanted_tags)
@@ -410,6 +412,7 @@ def delete_security_group(call: Call) -> dict[str, Any]:
     if group.name == groups.DEFAULT:
         raise Ec2Error("CannotDelete", "The default security group cannot be deleted by a "
                        "user.")
+    dry_run(call.params)
     try:
         groups.delete_group(call.ctx, str(group.pk))
     except errors.Conflict as exc:
@@ -423,6 +426,7 @@ def _authorize(call: Call, direction: str) -> dict[str, Any]:
     group = find_group(ctx, call.params)
     wanted = wanted_rules(ctx, call.params, direction)
     made: list[SecurityGroupRule] = []
+    dry_run(call.params)
     with transaction.atomic():
         for rule in wanted:
             try:
@@ -463,6 +467,7 @@ def _revoke(call: Call, direction: str) -> dict[str, Any]:
                 raise Ec2Error("InvalidPermission.NotFound", "The specified rule does not exist "
                                "in this security group.")
             doomed.append(match)
+    dry_run(call.params)
     with transaction.atomic():
         for rule in doomed:
             groups.delete_rule(ctx, str(rule.pk))

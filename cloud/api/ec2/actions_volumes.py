@@ -38,6 +38,7 @@ from cloud.volumes.models import Volume, VolumeAttachment, VolumeSnapshot
 from cloud.volumes.quotas import OverQuota
 
 from . import listing, resources, tags
+from .actions_instances import dry_run
 from .actions_security_groups import owner_id
 from .errors import Ec2Error, invalid, translate
 from .registry import Call, action
@@ -201,6 +202,7 @@ def create_volume(call: Call) -> dict[str, Any]:
         body["volume_type"] = _volume_type(ctx, params.get("VolumeType"))
     if params.get("AvailabilityZone"):
         body["availability_zone"] = params.get("AvailabilityZone")
+    dry_run(call.params)
     try:
         volume = volumes.create_volume(ctx, body)
     except OverQuota as exc:
@@ -233,6 +235,7 @@ def delete_volume(call: Call) -> dict[str, Any]:
     if volume.snapshots.exclude(status=statuses.DELETING).exists():
         raise Ec2Error("IncorrectState", f"Volume {ec2_id('vol', volume.pk)} has snapshots, "
                        "which live inside it on this cloud: delete them first.")
+    dry_run(call.params)
     try:
         volumes.delete_volume(call.ctx, str(volume.pk))
     except errors.BadRequest as exc:
@@ -250,6 +253,7 @@ def attach_volume(call: Call) -> dict[str, Any]:
         code = "VolumeInUse" if _VOLUME_STATE.get(volume.status) == "in-use" else \
             "IncorrectState"
         raise Ec2Error(code, f"{ec2_id('vol', volume.pk)} is {volume.status}, not available")
+    dry_run(call.params)
     try:
         mapping = operations.perform(ctx, instance, "attach_volume", volume_id=str(volume.pk))
     except errors.BadRequest as exc:
@@ -286,6 +290,7 @@ def detach_volume(call: Call) -> dict[str, Any]:
     if device and mapping and device != mapping.device_name:
         raise Ec2Error("InvalidAttachment.NotFound", f"Volume '{ec2_id('vol', volume.pk)}' is "
                        f"attached as {mapping.device_name}, not {device}.")
+    dry_run(call.params)
     try:
         operations.perform(ctx, instance, "detach_volume", volume_id=str(volume.pk))
     except errors.BadRequest as exc:
@@ -307,6 +312,7 @@ def create_snapshot(call: Call) -> dict[str, Any]:
     ctx, params = call.ctx, call.params
     volume = resources.find(resources.VOLUME, params.required("VolumeId"), own_volumes(ctx))
     wanted_tags = tags.tag_specifications(params, "snapshot")
+    dry_run(call.params)
     try:
         # EC2 snapshots an attached volume as it is: Cinder's force
         snapshot = snapshots.create_snapshot(ctx, {
@@ -341,6 +347,7 @@ def describe_snapshots(call: Call) -> dict[str, Any]:
 def delete_snapshot(call: Call) -> dict[str, Any]:
     snapshot = resources.find(resources.SNAPSHOT, call.params.required("SnapshotId"),
                               own_snapshots(call.ctx))
+    dry_run(call.params)
     try:
         snapshots.delete_snapshot(call.ctx, str(snapshot.pk))
     except errors.BadRequest as exc:

@@ -31,6 +31,7 @@ from cloud.network import ipam, networks, subnets
 from cloud.network.models import Network, Port, Subnet
 
 from . import listing, resources, tags
+from .actions_instances import dry_run
 from .actions_security_groups import owner_id
 from .errors import Ec2Error, invalid
 from .registry import Call, action
@@ -191,6 +192,7 @@ def create_vpc(call: Call) -> dict[str, Any]:
         raise invalid("InstanceTenancy", tenancy, "Kumo has default tenancy only.")
     wanted_tags = tags.tag_specifications(call.params, "vpc")
     name = wanted_tags.get("Name", "")
+    dry_run(call.params)
     network = networks.create_network(call.ctx, {"name": name,
                                                  "description": f"EC2 VPC {cidr}"})
     if wanted_tags:
@@ -210,6 +212,7 @@ def delete_vpc(call: Call) -> dict[str, Any]:
     if network.subnets.exists():
         raise Ec2Error("DependencyViolation", f"The vpc '{ec2_id('vpc', network.pk)}' has "
                        "dependencies (subnets) and cannot be deleted.")
+    dry_run(call.params)
     try:
         networks.delete_network(call.ctx, str(network.pk))
     except errors.Conflict as exc:
@@ -226,6 +229,7 @@ def create_subnet(call: Call) -> dict[str, Any]:
     if zone and zone != DEFAULT_ZONE:
         raise invalid("AvailabilityZone", zone, f"Kumo's subnets are in zone {DEFAULT_ZONE}.")
     wanted_tags = tags.tag_specifications(call.params, "subnet")
+    dry_run(call.params)
     try:
         subnet = subnets.create_subnet(ctx, {"network_id": str(network.pk), "cidr": str(cidr),
                                              "ip_version": 4,
@@ -246,6 +250,7 @@ def create_subnet(call: Call) -> dict[str, Any]:
 def delete_subnet(call: Call) -> dict[str, Any]:
     subnet = resources.find(resources.SUBNET, call.params.required("SubnetId"),
                             subnets_of(call.ctx))
+    dry_run(call.params)
     try:
         subnets.delete_subnet(call.ctx, str(subnet.pk))
     except errors.Conflict as exc:

@@ -171,3 +171,18 @@ def test_another_projects_address_and_instance_are_missing(ec2_as, member, other
     with pytest.raises(ClientError) as denied:
         looker.allocate_address(Domain="vpc")
     assert code_of(denied) == "UnauthorizedOperation"
+
+
+def test_dry_run_checks_and_changes_nothing(ec2_as, member, world):
+    ec2 = ec2_as(member)
+    with pytest.raises(ClientError) as dry:
+        ec2.allocate_address(Domain="vpc", DryRun=True)
+    assert code_of(dry) == "DryRunOperation"
+    assert ec2.describe_addresses()["Addresses"] == []
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    with pytest.raises(ClientError) as dry:
+        ec2.associate_address(AllocationId=allocation, InstanceId=world["instance"],
+                              DryRun=True)
+    assert code_of(dry) == "DryRunOperation"
+    [address] = ec2.describe_addresses()["Addresses"]
+    assert "AssociationId" not in address

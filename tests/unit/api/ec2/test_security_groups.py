@@ -231,3 +231,17 @@ def test_another_projects_group_is_missing_and_a_reader_may_only_look(ec2_as, me
     with pytest.raises(ClientError) as denied:
         looker.create_security_group(GroupName="r", Description="r")
     assert code_of(denied) == "UnauthorizedOperation"
+
+
+def test_dry_run_checks_and_changes_nothing(ec2_as, member):
+    ec2 = ec2_as(member)
+    with pytest.raises(ClientError) as dry:
+        ec2.create_security_group(GroupName="x", Description="x", DryRun=True)
+    assert code_of(dry) == "DryRunOperation"
+    group_id = ec2.create_security_group(GroupName="g", Description="g")["GroupId"]
+    with pytest.raises(ClientError) as dry:
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpProtocol="tcp", FromPort=22,
+                                             ToPort=22, CidrIp="10.0.0.0/8", DryRun=True)
+    assert code_of(dry) == "DryRunOperation"
+    names = {g["GroupName"]: g for g in ec2.describe_security_groups()["SecurityGroups"]}
+    assert set(names) == {"default", "g"} and names["g"]["IpPermissions"] == []

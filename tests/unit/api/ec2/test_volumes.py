@@ -223,3 +223,23 @@ def test_another_projects_volume_and_instance_are_missing(ec2_as, member, other,
         with pytest.raises(ClientError) as denied:
             call()
         assert code_of(denied) == "UnauthorizedOperation"
+
+
+def test_dry_run_checks_and_changes_nothing(ec2_as, member, reader, host):
+    ec2 = ec2_as(member)
+    with pytest.raises(ClientError) as dry:
+        ec2.create_volume(Size=1, AvailabilityZone="nova", DryRun=True)
+    assert code_of(dry) == "DryRunOperation"
+    assert ec2.describe_volumes()["Volumes"] == []
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone="nova")["VolumeId"]
+    created(_row(volume_id))
+    for call in (lambda: ec2.delete_volume(VolumeId=volume_id, DryRun=True),
+                 lambda: ec2.create_snapshot(VolumeId=volume_id, DryRun=True)):
+        with pytest.raises(ClientError) as dry:
+            call()
+        assert code_of(dry) == "DryRunOperation"
+    assert [v["State"] for v in ec2.describe_volumes()["Volumes"]] == ["available"]
+    assert ec2.describe_snapshots()["Snapshots"] == []
+    with pytest.raises(ClientError) as denied:
+        ec2_as(reader).create_volume(Size=1, AvailabilityZone="nova", DryRun=True)
+    assert code_of(denied) == "UnauthorizedOperation"

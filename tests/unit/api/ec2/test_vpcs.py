@@ -122,3 +122,11 @@ def test_another_projects_vpc_cannot_be_changed(ec2_as, other, nets):
         with pytest.raises(ClientError) as refused:
             call()
         assert code_of(refused) == code
+
+
+def test_dry_run_checks_and_changes_nothing(ec2_as, member, nets):
+    before = Network.objects.count()
+    with pytest.raises(ClientError) as dry:
+        ec2_as(member).create_vpc(CidrBlock="10.40.0.0/16", DryRun=True)
+    assert code_of(dry) == "DryRunOperation"
+    assert Network.objects.count() == before
