@@ -40,6 +40,7 @@ from cloud.images.models import (
     ImageMember,
 )
 from cloud.images.visibility import listed_images, visible_images
+from cloud.volumes.models import VolumeSnapshot
 
 from . import listing, resources, tags
 from .errors import Ec2Error, invalid, translate
@@ -207,6 +208,7 @@ def create_image(call: Call) -> dict[str, Any]:
         raise invalid("BlockDeviceMapping", "…", "Kumo's images keep the instance's own block "
                       "devices; send no BlockDeviceMapping.")
     image_tags = tags.tag_specifications(params, "image")
+    snapshot_tags = tags.tag_specifications(params, "snapshot")
     rows = Instance.objects.filter(project_id=call.ctx.project_id, deleted=False)
     row = resources.find(resources.INSTANCE, instance_id, rows)
     if Image.objects.filter(owner_id=call.ctx.project_id, name=name).exists():
@@ -225,7 +227,24 @@ def create_image(call: Call) -> dict[str, Any]:
         raise Ec2Error("IncorrectInstanceState", exc.message) from exc
     except errors.KumoError as exc:
         raise translate(exc) from exc
+    if snapshot_tags:
+        _tag_snapshots(call, image_id, snapshot_tags)
     return {"imageId": resources.id_of(resources.IMAGE, image_id)}
+
+
+def _tag_snapshots(call: Call, image_id: str, wanted: dict[str, str]) -> None:
+    """TagSpecification of type snapshot: the volume snapshots a volume-backed server's image
+    names (an image of a local disk has none, as an instance-store AMI has none)."""
+    image = Image.objects.get(pk=image_id)
+    for mapping in _mappings(image):
+        snapshot = mapping["ebs"]["snapshotId"]
+        if snapshot:
+            uuid = resources.find(resources.SNAPSHOT, snapshot,
+                                  VolumeSnapshot.objects.filter(project_id=call.ctx.project_id))
+            try:
+                tags.set_tags(call.ctx, resources.SNAPSHOT, uuid.pk, wanted)
+            except errors.KumoError as exc:
+                raise translate(exc) from exc
 
 
 @action("DeregisterImage", "image:delete")

@@ -258,3 +258,26 @@ def test_describe_image_attribute(ec2_as, member, other, world):
     with pytest.raises(ClientError) as refused:
         ec2.describe_image_attribute(ImageId=mine, Attribute="colour")
     assert code_of(refused) == "InvalidParameterValue"
+
+
+def test_create_image_of_a_volume_backed_server_tags_its_snapshots(ec2_as, api_as, member, sent):
+    from cloud.ids import ec2_id
+    from tests.unit.compute.test_volume_backed_snapshot import _server
+
+    server, _root, _data = _server(member)
+    ec2 = ec2_as(member)
+    made = ec2.create_image(InstanceId=ec2_id("i", server.uuid), Name="vol backed",
+                            TagSpecifications=[{"ResourceType": "snapshot",
+                                                "Tags": [{"Key": "of", "Value": "web"}]}])
+    (image,) = ec2.describe_images(ImageIds=[made["ImageId"]])["Images"]
+    assert image["State"] == "available" and image["RootDeviceType"] == "ebs"
+    assert [m["DeviceName"] for m in image["BlockDeviceMappings"]] == ["/dev/vda", "/dev/vdb"]
+    snapshots = VolumeSnapshot.objects.all()
+    assert {ec2_id("snap", s.pk) for s in snapshots} == {
+        m["Ebs"]["SnapshotId"] for m in image["BlockDeviceMappings"]}
+    for snapshot in snapshots:  # Cinder shows the tags as the snapshot's metadata
+        shown = api_as(member).get(
+            f"/volume/v3/{member.project.id}/snapshots/{snapshot.pk}").json()["snapshot"]
+        assert shown["metadata"] == {"of": "web"}
+    tagged = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["snapshot"]}])
+    assert len(tagged["Tags"]) == 2
