@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from cloud import errors
 from cloud.identity.context import RequestContext
@@ -162,7 +162,7 @@ def rule_shape(rule: SecurityGroupRule) -> dict[str, Any]:
 
 
 def describe(group: SecurityGroup, tags: list[dict[str, str]]) -> dict[str, Any]:
-    rules = list(group.rules.select_related("remote_group"))
+    rules = list(group.rules.all())  # prefetched with their remote groups by the caller
     return {
         "groupId": ec2_id("sg", group.pk), "groupName": group.name,
         "groupDescription": group.description, "ownerId": owner_id(group.project_id),
@@ -386,7 +386,8 @@ def create_security_group(call: Call) -> dict[str, Any]:
 def describe_security_groups(call: Call) -> dict[str, Any]:
     ctx = call.ctx
     mine = own_groups(ctx)
-    chosen = list(mine.prefetch_related("rules"))
+    chosen = list(mine.prefetch_related(Prefetch(
+        "rules", queryset=SecurityGroupRule.objects.select_related("remote_group"))))
     ids = call.params.strings("GroupId")
     names = call.params.strings("GroupName")
     if ids:

@@ -245,3 +245,24 @@ def test_dry_run_checks_and_changes_nothing(ec2_as, member):
     assert code_of(dry) == "DryRunOperation"
     names = {g["GroupName"]: g for g in ec2.describe_security_groups()["SecurityGroups"]}
     assert set(names) == {"default", "g"} and names["g"]["IpPermissions"] == []
+
+
+def test_describing_more_groups_costs_no_more_queries(ec2_as, member):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ec2 = ec2_as(member)
+    ec2.describe_security_groups()  # the default group made, the credential cached
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as seen:
+            ec2.describe_security_groups()
+        return len(seen.captured_queries)
+
+    few = queries()
+    for n in range(4):
+        group_id = ec2.create_security_group(GroupName=f"g{n}", Description="g")["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+            "UserIdGroupPairs": [{"GroupId": group_id}]}])
+    assert queries() == few

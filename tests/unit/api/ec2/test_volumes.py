@@ -243,3 +243,22 @@ def test_dry_run_checks_and_changes_nothing(ec2_as, member, reader, host):
     with pytest.raises(ClientError) as denied:
         ec2_as(reader).create_volume(Size=1, AvailabilityZone="nova", DryRun=True)
     assert code_of(denied) == "UnauthorizedOperation"
+
+
+def test_describing_more_volumes_costs_no_more_queries(ec2_as, member, host):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ec2 = ec2_as(member)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as seen:
+            ec2.describe_volumes()
+        return len(seen.captured_queries)
+
+    ec2.create_volume(Size=1, AvailabilityZone="nova")
+    few = queries()
+    for n in range(3):
+        ec2_as(member).create_volume(Size=1, AvailabilityZone="nova", TagSpecifications=[
+            {"ResourceType": "volume", "Tags": [{"Key": "n", "Value": str(n)}]}])
+    assert queries() == few
