@@ -76,6 +76,25 @@ def record_event(
     return True
 
 
+def record_successes(event: str, hosts: dict[str, str]) -> int:
+    """`record_event(uuid, event, SUCCESS, host=host)` for each instance uuid → host of `hosts`,
+    in one statement (PostgreSQL: DISTINCT ON finds each latest action); how many recorded."""
+    if not hosts:
+        return 0
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_EVENT} (action_id, event, result, host, details, traceback, "
+            "start_time, finish_time) "
+            "SELECT id, %s, %s, h.host, NULL, NULL, %s, %s FROM ("
+            f"SELECT DISTINCT ON (instance_id) id, instance_id FROM {_ACTION} "
+            "WHERE instance_id = ANY(%s::uuid[]) ORDER BY instance_id, start_time DESC, id DESC"
+            ") a JOIN unnest(%s::uuid[], %s::text[]) AS h(instance, host) ON h.instance = a.instance_id",
+            [event, SUCCESS, stamp, stamp, list(hosts), list(hosts), list(hosts.values())],
+        )
+        return cursor.rowcount
+
+
 _EVENT = InstanceActionEvent._meta.db_table
 _ACTION = InstanceAction._meta.db_table
 

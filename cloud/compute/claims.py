@@ -188,6 +188,85 @@ def _claim_in_one_statement(instance: Instance, host: str, node: str, node_id: i
     return _CLAIMED if moved else NO_ROOM
 
 
+# Several claims as one PostgreSQL statement, for a scheduler that decided several waiting boots
+# together (cloud/scheduler/batch.py): each instance all or nothing, as `_ONE_STATEMENT`, and each
+# node's counters raised once by the sum of what its requests ask, where that sum still fits. A
+# node another claim holds is skipped (its requests: busy, nothing written); a node without room
+# for its whole share refuses all of that share. The caller holds the instances' row locks
+# already (so `waiting` never waits), and the nodes are only ever taken SKIP LOCKED, so this
+# statement waits for no lock at all and cannot deadlock with single claims.
+_MANY_STATEMENT = f"""
+WITH req AS (
+    SELECT * FROM unnest(%(instances)s::uuid[], %(node_ids)s::bigint[], %(hosts)s::text[],
+        %(nodes)s::text[], %(vcpus)s::bigint[], %(memory_mb)s::bigint[], %(disk_gb)s::bigint[])
+        AS r(instance, node_id, host, node, vcpus, memory_mb, disk_gb)
+), waiting AS MATERIALIZED (
+    SELECT uuid FROM {_INSTANCE} i WHERE uuid IN (SELECT instance FROM req) AND NOT deleted
+        AND task_state = %(scheduling)s AND host IS NULL
+        AND NOT EXISTS (SELECT 1 FROM {_ALLOCATION} a WHERE a.instance_id = i.uuid)
+    FOR NO KEY UPDATE
+), want AS (
+    SELECT node_id, sum(vcpus) AS vcpus, sum(memory_mb) AS memory_mb, sum(disk_gb) AS disk_gb
+    FROM req WHERE instance IN (SELECT uuid FROM waiting) GROUP BY node_id
+), node AS MATERIALIZED (
+    SELECT id FROM {_NODE} WHERE id IN (SELECT node_id FROM want) ORDER BY id
+    FOR NO KEY UPDATE SKIP LOCKED
+), raised AS (
+    UPDATE {_NODE} n SET vcpus_used = n.vcpus_used + w.vcpus,
+        memory_mb_used = n.memory_mb_used + w.memory_mb, local_gb_used = n.local_gb_used + w.disk_gb
+    FROM want w
+    WHERE n.id = w.node_id AND n.id IN (SELECT id FROM node)
+        AND n.vcpus_used <= n.vcpus * n.cpu_allocation_ratio - w.vcpus
+        AND n.memory_mb_used <= n.memory_mb * n.ram_allocation_ratio - w.memory_mb
+        AND n.local_gb_used <= n.local_gb * n.disk_allocation_ratio - w.disk_gb
+    RETURNING n.id
+), allocated AS (
+    INSERT INTO {_ALLOCATION} (instance_id, node_id, vcpus, memory_mb, disk_gb, created_at)
+    SELECT instance, node_id, vcpus, memory_mb, disk_gb, %(now)s FROM req
+    WHERE node_id IN (SELECT id FROM raised) AND instance IN (SELECT uuid FROM waiting)
+    RETURNING instance_id
+), moved AS (
+    UPDATE {_INSTANCE} i SET host = r.host, node = r.node, task_state = %(spawning)s
+    FROM req r WHERE i.uuid = r.instance AND i.uuid IN (SELECT instance_id FROM allocated)
+    RETURNING i.uuid
+)
+SELECT r.instance, r.instance IN (SELECT uuid FROM waiting), r.node_id IN (SELECT id FROM node),
+    r.instance IN (SELECT uuid FROM moved), (SELECT count(*) FROM allocated)
+FROM req r
+"""
+
+
+def claim_many(wanted: list[tuple[Instance, str, str, int]]) -> dict[str, bool | None]:
+    """Claim, in one statement, each (instance, host, node, node_id) of `wanted`, as `claim_unless_busy`
+    claims one (PostgreSQL only): by instance id, True (claimed), False (refused: no room on its
+    node for every request there, or the instance no longer waits) or None (its node is held by
+    another claim: nothing written). The caller holds the instances' row locks, and every instance
+    is in no server group (no group lock or policy check is made here)."""
+    if not wanted:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(_MANY_STATEMENT, {
+            "instances": [i.pk for i, *_ in wanted], "node_ids": [n for *_, n in wanted],
+            "hosts": [h for _, h, _, _ in wanted], "nodes": [n for _, _, n, _ in wanted],
+            "vcpus": [i.vcpus for i, *_ in wanted], "memory_mb": [i.memory_mb for i, *_ in wanted],
+            "disk_gb": [i.root_gb + i.ephemeral_gb for i, *_ in wanted],
+            "scheduling": states.SCHEDULING, "spawning": states.SPAWNING, "now": timezone.now(),
+        })
+        rows = cursor.fetchall()
+    placed = sum(1 for *_, moved, _ in rows if moved)
+    if rows and placed != rows[0][4]:
+        # Cannot happen while the caller holds the instances' locks; never commit it if it does.
+        raise IntegrityError(f"{rows[0][4]} allocations written for {placed} instances moved")
+    outcomes: dict[str, bool | None] = {}
+    for instance, waiting, locked, moved, _ in rows:
+        refused = None if moved else INSTANCE_CHANGED if not waiting else (
+            NO_ROOM if locked else None)
+        if moved or refused is not None:
+            _counted(INSTANCE, refused)
+        outcomes[str(instance)] = True if moved else (None if refused is None else False)
+    return outcomes
+
+
 def _raise_usage(node_id: int, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
     """The one conditional UPDATE that takes room on a node, or changes nothing if it has none."""
     raised = ComputeNode.objects.filter(
@@ -273,6 +352,11 @@ def _group_policy_holds(instance: Instance, host: str) -> bool:
         return True
     placement = server_groups.placement_for(str(instance.pk), lock=True)
     return placement is None or placement.hard_rule_allows(host)
+
+
+def outside_any_group(instance: Instance) -> bool:
+    """Whether the instance was read with its group membership and is in no group."""
+    return _read_outside_any_group(instance)
 
 
 def _read_outside_any_group(instance: Instance) -> bool:

@@ -153,7 +153,14 @@ class Instance(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-uuid"]
-        indexes = [models.Index(fields=["project", "deleted", "-created_at"])]
+        indexes = [
+            models.Index(fields=["project", "deleted", "-created_at"]),
+            # The boots waiting to be scheduled, oldest first: a scheduler takes those waiting
+            # alongside its own (cloud/scheduler/batch.py) without reading every instance.
+            models.Index(fields=["created_at"], name="instance_waiting_idx",
+                         condition=models.Q(task_state="scheduling", host__isnull=True,
+                                            deleted=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.display_name} ({self.uuid})"

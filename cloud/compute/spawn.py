@@ -30,11 +30,13 @@ LOG = logging.getLogger(__name__)
 IMAGE_TOKEN_TTL = 900
 
 
-def build_spawn_request(instance: Instance, request_id: str, host: str = "") -> msg.SpawnRequest:
+def build_spawn_request(instance: Instance, request_id: str, host: str = "", *,
+                        has_ports_and_volumes: tuple[bool, bool] | None = None) -> msg.SpawnRequest:
     """The request for `host` (default: the instance's own host), whose data plane plugs the
-    instance's ports as the request describes them."""
+    instance's ports as the request describes them. `has_ports_and_volumes`: whether it has any,
+    when the caller read that already (a scheduler reading several instances at once)."""
     hostname = instance.hostname or hostname_for(instance.display_name)
-    has_ports, has_volumes = _has_ports_and_volumes(instance)
+    has_ports, has_volumes = has_ports_and_volumes or _has_ports_and_volumes(instance)
     return msg.SpawnRequest(
         request_id=request_id,
         instance_uuid=str(instance.uuid),

@@ -66,6 +66,38 @@ def enqueue(task: str, args: list, queue: str) -> OutboxMessage:
     return message
 
 
+def enqueue_many(messages: list[tuple[str, list, str]]) -> list[OutboxMessage]:
+    """`enqueue` for several (task, args, queue) at once: one INSERT for all of them (a scheduler
+    that placed several instances in one transaction sends several spawns)."""
+    if not messages:
+        return []
+    now = timezone.now()
+    headers = tracing.carrier()
+    json_field = OutboxMessage._meta.get_field("args")
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    saved_headers = json_field.get_db_prep_save(headers, connection)
+    params: list = []
+    for task, args, queue in messages:
+        params += [task, queue, json_field.get_db_prep_save(args, connection), saved_headers,
+                   stamp]
+    rows = ", ".join(["(%s, %s, %s, %s, %s, 0, '')"] * len(messages))
+    with connection.cursor() as cursor:
+        # A multi-row VALUES inserts, and returns, its rows in the order written.
+        cursor.execute(
+            f"INSERT INTO {_TABLE} (task, queue, args, headers, created_at, attempts, last_error) "
+            f"VALUES {rows} RETURNING id", params)
+        ids = [row[0] for row in cursor.fetchall()]
+    stored = []
+    for (task, args, queue), pk in zip(messages, ids, strict=True):
+        message = OutboxMessage(pk=pk, task=task, args=args, queue=queue, headers=headers,
+                                created_at=now)
+        message._state.adding = False
+        message._state.db = connection.alias
+        stored.append(message)
+    transaction.on_commit(lambda: [publish(m) for m in stored])
+    return stored
+
+
 def publish(message: OutboxMessage) -> bool:
     """Hand one stored message to the broker and forget it; False (the row kept, the error noted)
     when the broker could not take it. Never raises."""

@@ -12,7 +12,7 @@ from cloud.compute import action_records, boot_metrics, claims, states
 from cloud.compute.models import Instance, InstanceFault, ServerGroupMember
 from cloud.compute.spawn import build_spawn_request
 
-from . import decision_metrics
+from . import batch, decision_metrics
 from .filters import HostFilter, run_filters
 from .host_state import HostState, RequestSpec, load_host_states, request_spec_for
 from .loader import load_filters, load_weighers
@@ -64,12 +64,15 @@ class _Stop(Exception):
     """The instance changed while it was being scheduled (deleted, placed): leave it alone."""
 
 
-def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bool = True) -> None:
+def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bool = True) -> int:
     """Place the instance and send its spawn, or put it in ERROR with a fault saying why not.
+    How many instances were placed (the boots waiting alongside it may be placed with it).
 
-    The hosts tried first are the shortlist (prefilter.py: one query, a few dozen rows, however
-    many hosts there are); only when none of them can be claimed are all hosts read, to try the
-    rest and to say why none fits.
+    A new server in no group is placed together with the boots that wait alongside it and ask
+    for the same (batch.py: one shortlist, one claim statement, one commit for all). The hosts
+    tried first are the shortlist (prefilter.py: one query, a few dozen rows, however many hosts
+    there are); only when none of them can be claimed are all hosts read, to try the rest and to
+    say why none fits.
 
     When the only hosts that would fit are ones a transient filter removed (they stopped sending
     heartbeats, maybe only because the broker was away), and `wait_for_hosts`, the instance keeps
@@ -82,17 +85,29 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
     instance = _schedulable(instance_uuid)
     if instance is None:
         log.info("instance %s is not waiting to be scheduled; nothing to do", instance_uuid)
-        return
+        return 0
     spec = request_spec_for(instance)
     filters = load_filters()
     weighers = load_weighers()
+    if batch.applies(instance, spec, weighers):
+        # With the boots waiting alongside it, in one transaction (batch.py).
+        placed = batch.place(instance, spec, request_id, filters, weighers)
+        if placed is None:
+            log.info("instance %s is no longer waiting to be scheduled; nothing to do",
+                     instance_uuid)
+            return 0
+        if placed.leader:
+            return placed.count
+        alongside = placed.count
+    else:
+        alongside = 0
     read_at = timezone.now()
     lost_races: list[str] = []
     try:
         short = run_filters(filters, load_candidates(filters, weighers, spec, read_at), spec)
         if _claim_first(instance, request_id, order_hosts(weighers, short.passed, spec),
                         lost_races):
-            return
+            return alongside + 1
         # Nothing on the shortlist could be claimed: look at every host, to try the others and
         # to say why none fits.
         states_now = load_host_states(read_at)
@@ -100,10 +115,10 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
         tried = set(lost_races)
         rest = [h for h in order_hosts(weighers, result.passed, spec) if h.host not in tried]
         if _claim_first(instance, request_id, rest, lost_races):
-            return
+            return alongside + 1
     except _Stop:
         log.info("instance %s changed while scheduling; stopping", instance_uuid)
-        return
+        return alongside
     if wait_for_hosts and not lost_races and _silent_hosts_would_fit(filters, states_now, spec):
         log.warning("instance %s waits: the hosts that would fit are not responding", instance_uuid)
         action_records.record_event(
@@ -112,11 +127,12 @@ def schedule_instance(instance_uuid: str, request_id: str, *, wait_for_hosts: bo
             + result.describe(),
         )
         decision_metrics.waiting(result)
-        return
+        return alongside
     decision_metrics.no_valid_host(result, lost_races)
     _no_valid_host(
         instance_uuid, _summary(result.counts(), lost_races), _details(result.describe(), lost_races)
     )
+    return alongside
 
 
 def _claim_first(instance: Instance, request_id: str, hosts: list[HostState],

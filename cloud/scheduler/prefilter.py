@@ -165,10 +165,10 @@ def sql_order(weighers: list[HostWeigher], spec: RequestSpec) -> list[str] | Non
 
 
 def load_candidates(filters: list[HostFilter], weighers: list[HostWeigher], spec: RequestSpec,
-                    now: datetime) -> list[HostState]:
+                    now: datetime, *, limit: int | None = None) -> list[HostState]:
     """The hosts worth trying, in one query: those that pass every known filter's SQL condition,
-    the best SHORTLIST_SIZE of them when the weighers' order is SQL's, else all of them. Filters
-    and weighers have not run over them yet."""
+    the best `limit` (default SHORTLIST_SIZE) of them when the weighers' order is SQL's, else all
+    of them. Filters and weighers have not run over them yet."""
     conditions, params = ["1 = 1"], []
     for host_filter in filters:
         condition = WHERE.get(type(host_filter))
@@ -183,7 +183,7 @@ def load_candidates(filters: list[HostFilter], weighers: list[HostWeigher], spec
     )
     order = sql_order(weighers, spec)
     if order is not None:
-        sql += f" ORDER BY {', '.join(order)} LIMIT {SHORTLIST_SIZE:d}"
+        sql += f" ORDER BY {', '.join(order)} LIMIT {limit or SHORTLIST_SIZE:d}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -91,3 +91,19 @@ def test_a_zone_asked_for_is_filtered_in_the_shortlist_query_itself(sent):
     assert len(sql) == QUERIES_PER_DECISION
     shortlist = next(s for s in sql if s.startswith("SELECT") and "compute_computenode" in s)
     assert "availability_zone = 'edge'" in shortlist
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="batches are PostgreSQL's")
+def test_boots_waiting_alike_are_placed_together_for_the_queries_of_one(sent):
+    # The task's own instance is read; then one statement locks it and takes the others (with
+    # their request ids, ports and volumes), and the shortlist, the claims, the events and the
+    # spawn messages are one statement each, for all of them (cloud/scheduler/batch.py).
+    _hosts(60)
+    others = [make_instance(f"vm-{i}") for i in range(7)]
+
+    sql = _decide()
+
+    assert len(sql) == QUERIES_PER_DECISION, "\n".join(sql)
+    for other in others:
+        other.refresh_from_db()
+        assert other.task_state == states.SPAWNING

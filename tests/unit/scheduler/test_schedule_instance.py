@@ -54,21 +54,26 @@ def test_skips_hosts_a_failed_build_already_tried(run, sent):
     assert instance.host == "compute-2"
 
 
-def test_tries_the_next_host_when_the_best_one_is_taken_meanwhile(run, sent, monkeypatch):
+# 1: one request at a time; 16: with the boots waiting alongside (cloud/scheduler/batch.py).
+@pytest.mark.parametrize("batch_size", [1, 16])
+def test_tries_the_next_host_when_the_best_one_is_taken_meanwhile(run, sent, monkeypatch,
+                                                                  settings, batch_size):
+    settings.KUMO_SCHEDULER_BATCH = batch_size
     make_node("compute-1", memory_mb=2048)
     best = make_node("compute-2", memory_mb=8192)
     instance = make_instance(memory_mb=1024)
 
-    from cloud.scheduler import manager
+    from cloud.scheduler import batch, manager
 
     real_load = manager.load_candidates
 
-    def load_then_someone_fills_best(*args):
-        hosts = real_load(*args)
+    def load_then_someone_fills_best(*args, **kwargs):
+        hosts = real_load(*args, **kwargs)
         ComputeNode.objects.filter(pk=best.pk).update(memory_mb_used=8192)
         return hosts
 
     monkeypatch.setattr(manager, "load_candidates", load_then_someone_fills_best)
+    monkeypatch.setattr(batch, "load_candidates", load_then_someone_fills_best)
     run(instance)
 
     assert instance.host == "compute-1"
@@ -76,9 +81,10 @@ def test_tries_the_next_host_when_the_best_one_is_taken_meanwhile(run, sent, mon
 
 
 def test_when_every_shortlisted_host_is_taken_meanwhile_the_others_are_tried(
-        run, sent, monkeypatch):
+        run, sent, monkeypatch, settings):
     from cloud.scheduler import manager, prefilter
 
+    settings.KUMO_SCHEDULER_BATCH = 1  # the one-request path's fallback to every host
     make_node("compute-1", memory_mb=2048)
     best = make_node("compute-2", memory_mb=8192)
     instance = make_instance(memory_mb=1024)

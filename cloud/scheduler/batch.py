@@ -1,0 +1,222 @@
+"""Deciding the boots that wait alongside one: several placements, one transaction, one commit.
+
+A schedule task for a new server (the leader) also takes up to KUMO_SCHEDULER_BATCH − 1 other
+boots waiting to be scheduled that ask for exactly the same (same flavor sizes and zone; no server
+group, requested destination or hosts tried before: their specs are the leader's but for the id),
+oldest first, under row locks (SKIP LOCKED: a boot another scheduler holds is its business). It
+reads one shortlist for all of them (prefilter.py, SHORTLIST_SIZE plus one host per request, so
+each request's best host is on it however the others' claims reorder the hosts), runs the
+filters, and gives each request in turn the best host by the weighers, counting each choice
+against that host's room in memory before the next. Then one statement claims them all
+(claims.claim_many: all or nothing per request, each node's counters raised once for its share
+where the whole share still fits, nodes other schedulers hold skipped); requests whose node was
+busy or full try the remaining hosts, and one INSERT records their events and one their spawn
+messages; one commit.
+
+A spawn message carries the trace context of the task that decided it (the others' own tasks'
+contexts are in their messages, still queued). What the batch could not place is left as it was: a taken boot is placed by its own task (which
+finds it waiting), and the leader goes on through the one-request path (manager.py), which tries
+the remaining hosts, reads every host if need be and says why none fits. A boot the batch placed
+finds, when its own task runs, nothing to do (a task is idempotent); its decision is counted here.
+The database stays the arbiter: every claim re-checks the room in SQL under the node's row lock,
+so concurrent schedulers (batches or not) never overcommit a node.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from cloud import rpc
+from cloud.compute import action_records, claims, states
+from cloud.compute.models import (
+    Allocation,
+    BlockDeviceMapping,
+    Instance,
+    InstanceAction,
+    ServerGroupMember,
+)
+from cloud.compute.spawn import build_spawn_request
+from cloud.network.models import Port
+
+from . import decision_metrics, prefilter
+from .filters import HostFilter, run_filters
+from .host_state import HostState, RequestSpec
+from .prefilter import load_candidates, sql_order
+from .weighers import HostWeigher, order_hosts
+
+log = logging.getLogger(__name__)
+
+# How many boots one decision may place at most; 1: one at a time (manager.py alone).
+DEFAULT_BATCH = 16
+# Rounds of claims within one batch, each trying, for the requests whose node was busy or full,
+# the best hosts left.
+_ROUNDS = 3
+
+_I, _MEMBER, _ALLOCATION = (Instance._meta.db_table, ServerGroupMember._meta.db_table,
+                            Allocation._meta.db_table)
+_ACTION, _PORT, _BDM = (InstanceAction._meta.db_table, Port._meta.db_table,
+                        BlockDeviceMapping._meta.db_table)
+_WAITING = "NOT i.deleted AND i.task_state = %(scheduling)s AND i.host IS NULL"
+# The leader (waiting for its lock, then re-checking it still waits) and the boots like it that
+# no other scheduler holds, each with its latest action's request id and whether it has ports or
+# volumes (what its spawn message needs). Written out, as manager.py's read of one instance.
+_TAKE = f"""
+WITH leader AS MATERIALIZED (
+    SELECT i.* FROM {_I} i WHERE i.uuid = %(leader)s AND {_WAITING} FOR NO KEY UPDATE
+), alike AS MATERIALIZED (
+    SELECT i.* FROM {_I} i
+    WHERE EXISTS (SELECT 1 FROM leader) AND {_WAITING} AND i.uuid <> %(leader)s
+        AND i.vm_state = %(building)s AND i.vcpus = %(vcpus)s AND i.memory_mb = %(memory_mb)s
+        AND i.root_gb = %(root_gb)s AND i.ephemeral_gb = %(ephemeral_gb)s
+        AND i.availability_zone IS NOT DISTINCT FROM %(zone)s
+        AND i.requested_host IS NULL AND i.requested_node IS NULL AND NOT i.force_destination
+        AND i.tried_hosts = '[]'::jsonb
+        AND NOT EXISTS (SELECT 1 FROM {_MEMBER} m WHERE m.instance_id = i.uuid)
+        AND NOT EXISTS (SELECT 1 FROM {_ALLOCATION} a WHERE a.instance_id = i.uuid)
+    ORDER BY i.created_at LIMIT %(more)s
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+SELECT b.*,
+    (SELECT request_id FROM {_ACTION} a WHERE a.instance_id = b.uuid
+     ORDER BY a.start_time DESC, a.id DESC LIMIT 1) AS _request_id,
+    EXISTS (SELECT 1 FROM {_PORT} p WHERE p.device_id = b.uuid::text) AS _has_ports,
+    EXISTS (SELECT 1 FROM {_BDM} d WHERE d.instance_id = b.uuid) AS _has_volumes
+FROM (SELECT *, 0 AS _leader FROM leader UNION ALL SELECT *, 1 FROM alike) b
+ORDER BY b._leader, b.created_at
+"""
+
+
+def batch_size() -> int:
+    return max(1, int(getattr(settings, "KUMO_SCHEDULER_BATCH", DEFAULT_BATCH)))
+
+
+def applies(instance: Instance, spec: RequestSpec, weighers: list[HostWeigher]) -> bool:
+    """Whether the leader's request can be decided with others: a new server in no group, with
+    no requested destination, on PostgreSQL (whose statements lock and claim several rows at
+    once), with weighers whose order the shortlist query gives."""
+    return (
+        batch_size() > 1
+        and connection.vendor == "postgresql"
+        and instance.vm_state == states.BUILDING
+        and not instance.tried_hosts
+        and spec.group_policy is None
+        and claims.outside_any_group(instance)
+        and not (spec.requested_host or spec.requested_node or spec.force_destination)
+        and sql_order(weighers, spec) is not None
+    )
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What one batch placed: whether the leader, and how many in all (the leader included)."""
+
+    leader: bool
+    count: int
+
+
+def place(leader: Instance, spec: RequestSpec, request_id: str, filters: list[HostFilter],
+          weighers: list[HostWeigher]) -> Placed | None:
+    """Place the leader and the boots waiting like it, all that can be, in one transaction.
+    None: the leader no longer waits (another scheduler placed it, or it was deleted); with
+    `leader` False it still waits, and the caller goes on alone."""
+    started = time.perf_counter()
+    with transaction.atomic():
+        taken = _take(leader, spec)
+        if not taken or taken[0][0].pk != leader.pk:
+            return None
+        read_at = timezone.now()
+        candidates = load_candidates(filters, weighers, spec, read_at,
+                                     limit=prefilter.SHORTLIST_SIZE + len(taken))
+        hosts = run_filters(filters, candidates, spec).passed
+        waiting = {str(instance.pk): (instance, rid, has) for instance, rid, has in taken}
+        placed: dict[str, HostState] = {}
+        for _ in range(_ROUNDS):
+            if not waiting or not hosts:
+                break
+            chosen = _choose(filters, weighers, spec, hosts, list(waiting))
+            if not chosen:
+                break
+            outcomes = claims.claim_many([
+                (waiting[uuid][0], host.host, host.node, host.node_id)
+                for uuid, host in chosen.items()])
+            # A node that was busy or full for any request of this round is not tried again;
+            # those requests try the best hosts left (the instances' own locks are ours, so a
+            # refusal cannot mean the instance changed).
+            lost = {chosen[uuid].node_id for uuid, won in outcomes.items() if not won}
+            for uuid, won in outcomes.items():
+                if won:
+                    placed[uuid] = chosen[uuid]
+                    _use(chosen[uuid], spec)
+                    del waiting[uuid]
+            hosts = [h for h in hosts if h.node_id not in lost]
+            hosts = run_filters(filters, hosts, spec).passed
+        if not placed:
+            return Placed(leader=False, count=0)
+        action_records.record_successes(
+            action_records.EVENT_SCHEDULE, {uuid: h.host for uuid, h in placed.items()})
+        # The leader's request id is its task's; the others' their latest action's.
+        by_uuid = {str(instance.pk): (instance, rid, has) for instance, rid, has in taken}
+        by_uuid[str(leader.pk)] = (taken[0][0], request_id, taken[0][2])
+        rpc.spawn_many([
+            (host.host, build_spawn_request(by_uuid[uuid][0], by_uuid[uuid][1] or request_id,
+                                            host.host, has_ports_and_volumes=by_uuid[uuid][2]))
+            for uuid, host in placed.items()])
+    leader_placed = str(leader.pk) in placed
+    others = len(placed) - leader_placed
+    for uuid, host in placed.items():
+        log.info("instance %s claimed on %s%s", uuid, host.host,
+                 "" if uuid == str(leader.pk) else f" (decided with {leader.pk})")
+    if leader_placed:
+        decision_metrics.placed()
+    decision_metrics.placed_alongside(others, time.perf_counter() - started)
+    return Placed(leader=leader_placed, count=len(placed))
+
+
+def _take(leader: Instance, spec: RequestSpec) -> list[tuple[Instance, str | None, tuple[bool, bool]]]:
+    """The leader (first, if it still waits) and the boots taken with it, each with its request
+    id and whether it has ports and volumes; all locked until the transaction ends."""
+    params = {
+        "leader": leader.pk, "scheduling": states.SCHEDULING, "building": states.BUILDING,
+        "vcpus": spec.vcpus, "memory_mb": spec.memory_mb, "root_gb": spec.root_gb,
+        "ephemeral_gb": spec.ephemeral_gb, "zone": spec.availability_zone,
+        "more": batch_size() - 1,
+    }
+    taken = []
+    for instance in Instance.objects.raw(_TAKE, params):
+        # None of them is in a group (the leader was checked; the others by the query).
+        Instance.group_member.related.set_cached_value(instance, None)
+        taken.append((instance, instance._request_id,
+                      (bool(instance._has_ports), bool(instance._has_volumes))))
+    return taken
+
+
+def _choose(filters: list[HostFilter], weighers: list[HostWeigher], spec: RequestSpec,
+            hosts: list[HostState], uuids: list[str]) -> dict[str, HostState]:
+    """The best host for each request in turn, each choice counted against the host's room
+    before the next (on copies: a claim that does not land must not leave its mark)."""
+    room = [replace(h) for h in hosts]
+    chosen: dict[str, HostState] = {}
+    for uuid in uuids:
+        own = replace(spec, instance_uuid=uuid)
+        ordered = order_hosts(weighers, room, own)
+        if not ordered:
+            break
+        best = ordered[0]
+        chosen[uuid] = next(h for h in hosts if h.node_id == best.node_id)
+        _use(best, own)
+        if not run_filters(filters, [best], own).passed:
+            room.remove(best)
+    return chosen
+
+
+def _use(host: HostState, spec: RequestSpec) -> None:
+    # What the claim's UPDATE adds to the node's counters.
+    host.vcpus_used += spec.vcpus
+    host.memory_mb_used += spec.memory_mb
+    host.local_gb_used += spec.disk_gb
