@@ -31,6 +31,11 @@ Kind = tuple[str, str, str]
 # 8 or 17 hex digits is `<Kind>.Malformed`, not NotFound (add a kind here to make it so).
 MALFORMED = {
     INSTANCE[0]: "InvalidInstanceID.Malformed",
+    VOLUME[0]: "InvalidVolumeID.Malformed",
+    SNAPSHOT[0]: "InvalidSnapshotID.Malformed",
+    SECURITY_GROUP[0]: "InvalidGroupId.Malformed",
+    VPC[0]: "InvalidVpcID.Malformed",
+    SUBNET[0]: "InvalidSubnetID.Malformed",
 }
 _HEX = frozenset("0123456789abcdef")
 

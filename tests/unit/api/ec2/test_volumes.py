@@ -262,3 +262,20 @@ def test_describing_more_volumes_costs_no_more_queries(ec2_as, member, host):
         ec2_as(member).create_volume(Size=1, AvailabilityZone="nova", TagSpecifications=[
             {"ResourceType": "volume", "Tags": [{"Key": "n", "Value": str(n)}]}])
     assert queries() == few
+
+
+@pytest.mark.parametrize("call, code", [
+    (lambda ec2: ec2.describe_volumes(VolumeIds=["vol-nothex"]), "InvalidVolumeID.Malformed"),
+    (lambda ec2: ec2.delete_volume(VolumeId="volume-1"), "InvalidVolumeID.Malformed"),
+    (lambda ec2: ec2.describe_snapshots(SnapshotIds=["snap-123"]),
+     "InvalidSnapshotID.Malformed"),
+    (lambda ec2: ec2.describe_security_groups(GroupIds=["sg-xyz"]), "InvalidGroupId.Malformed"),
+    (lambda ec2: ec2.describe_vpcs(VpcIds=["vpc-1"]), "InvalidVpcID.Malformed"),
+    (lambda ec2: ec2.describe_subnets(SubnetIds=["subnet-zz"]), "InvalidSubnetID.Malformed"),
+    (lambda ec2: ec2.describe_volumes(VolumeIds=["vol-0123456789abcdef0"]),
+     "InvalidVolume.NotFound"),
+])
+def test_a_malformed_id_is_told_from_a_missing_one(ec2_as, member, call, code):
+    with pytest.raises(ClientError) as refused:
+        call(ec2_as(member))
+    assert code_of(refused) == code
