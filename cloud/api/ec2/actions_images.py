@@ -43,6 +43,7 @@ from cloud.images.visibility import listed_images, visible_images
 from cloud.volumes.models import VolumeSnapshot
 
 from . import listing, resources, tags
+from .actions_instances import dry_run
 from .errors import Ec2Error, invalid, translate
 from .registry import Call, action
 
@@ -170,6 +171,7 @@ def _executable_by(call: Call, rows: QuerySet[Image]) -> QuerySet[Image]:
 
 @action("DescribeImages", "image:get")
 def describe_images(call: Call) -> dict[str, Any]:
+    dry_run(call.params)
     ids = call.params.strings("ImageId")
     if ids:
         rows: QuerySet[Image] = visible_images(call.ctx)
@@ -211,6 +213,7 @@ def create_image(call: Call) -> dict[str, Any]:
     snapshot_tags = tags.tag_specifications(params, "snapshot")
     rows = Instance.objects.filter(project_id=call.ctx.project_id, deleted=False)
     row = resources.find(resources.INSTANCE, instance_id, rows)
+    dry_run(params)
     if Image.objects.filter(owner_id=call.ctx.project_id, name=name).exists():
         raise Ec2Error("InvalidAMIName.Duplicate",
                        f"AMI name {name} is already in use by an image of this project.")
@@ -253,6 +256,7 @@ def deregister_image(call: Call) -> dict[str, Any]:
     if call.params.flag("DeleteAssociatedSnapshots", False):
         raise invalid("DeleteAssociatedSnapshots", "true", "Delete the snapshots with "
                       "DeleteSnapshot: Kumo leaves them, as Nova does.")
+    dry_run(call.params)
     try:
         image_service.delete_image(call.ctx, image.pk)
     except errors.NotFound as exc:
@@ -280,6 +284,7 @@ ATTRIBUTES = ("description", "launchPermission", "blockDeviceMapping", "kernel",
 def describe_image_attribute(call: Call) -> dict[str, Any]:
     image = _image_of(call, call.params.required("ImageId"))
     attribute = call.params.required("Attribute")
+    dry_run(call.params)
     if attribute not in ATTRIBUTES:
         raise invalid("Attribute", attribute, f"Use one of {', '.join(ATTRIBUTES)}.")
     answer: dict[str, Any] = {"imageId": resources.id_of(resources.IMAGE, image.pk)}

@@ -22,6 +22,7 @@ from cloud.network.models import FloatingIp, Network, SecurityGroup, Subnet
 from cloud.volumes.models import Volume, VolumeSnapshot
 
 from . import listing, resources, tags
+from .actions_instances import dry_run
 from .errors import Ec2Error, missing, translate
 from .params import Params
 from .registry import Call, action
@@ -103,7 +104,9 @@ def create_tags(call: Call) -> dict[str, Any]:
     if not pairs:
         raise missing("Tag.1.Key")
     wanted = {key: value or "" for key, value in pairs}
-    for kind, uuid in _resolve(call.ctx, ids):
+    resolved = _resolve(call.ctx, ids)
+    dry_run(call.params)
+    for kind, uuid in resolved:
         _apply(kind, lambda kind=kind, uuid=uuid: tags.set_tags(call.ctx, kind, uuid, wanted))
     return {"return": True}
 
@@ -114,7 +117,9 @@ def delete_tags(call: Call) -> dict[str, Any]:
     if not ids:
         raise missing("ResourceId.1")
     given = _tag_list(call.params)
-    for kind, uuid in _resolve(call.ctx, ids):
+    resolved = _resolve(call.ctx, ids)
+    dry_run(call.params)
+    for kind, uuid in resolved:
         doomed: dict[str, str | None] = dict(given)
         if not given:  # no Tag.N: every tag of the resource
             doomed = {t["key"]: None for t in tags.tags_for(kind, [uuid])[str(uuid)]}
@@ -140,6 +145,7 @@ def _wanted_types(params: Params) -> set[str] | None:
 
 @action("DescribeTags", None)
 def describe_tags(call: Call) -> dict[str, Any]:
+    dry_run(call.params)
     allowed = _wanted_types(call.params)
     items: list[dict[str, Any]] = []
     for prefix, (kind, type_name, _) in TYPES.items():

@@ -210,6 +210,9 @@ def test_create_image_refusals(ec2_as, member, other, reader, sent):
         with pytest.raises(ClientError) as refused:
             ec2.create_image(**kwargs)
         assert code_of(refused) == code, kwargs
+    with pytest.raises(ClientError) as refused:
+        ec2.create_image(InstanceId=mine, Name="dry", DryRun=True)
+    assert code_of(refused) == "DryRunOperation"
     assert sent == [] and not Image.objects.exists()
     with pytest.raises(ClientError) as refused:
         ec2_as(reader).create_image(InstanceId=mine, Name="good")

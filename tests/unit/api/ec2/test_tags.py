@@ -165,3 +165,27 @@ def test_tags_for_asks_a_fixed_number_of_queries(member):
         found = tags.tags_for(resources.INSTANCE, [s.uuid for s in servers])
     assert len(few) == len(many) == 1
     assert found[str(servers[5].uuid)] == [{"key": "n", "value": "5"}]
+
+
+def test_an_elastic_ips_tags_go_with_its_release(ec2_as, member, nets):
+    ec2 = ec2_as(member)
+    allocation = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.create_tags(Resources=[allocation], Tags=[{"Key": "use", "Value": "lb"}])
+    tagged = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["elastic-ip"]}])
+    assert [(t["ResourceId"], t["Key"]) for t in tagged["Tags"]] == [(allocation, "use")]
+    ec2.release_address(AllocationId=allocation)
+    assert ec2.describe_tags()["Tags"] == []
+
+
+def test_a_dry_run_changes_nothing(ec2_as, api_as, member):
+    server = make_server(member)
+    ec2 = ec2_as(member)
+    iid = ec2_id("i", server.uuid)
+    for call in (lambda: ec2.create_tags(Resources=[iid], Tags=[{"Key": "a", "Value": "b"}],
+                                         DryRun=True),
+                 lambda: ec2.describe_tags(DryRun=True)):
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert code_of(refused) == "DryRunOperation"
+    assert api_as(member).get(f"/compute/v2.1/servers/{server.uuid}/metadata").json() == {
+        "metadata": {}}
