@@ -494,3 +494,27 @@ def revoke_ingress(call: Call) -> dict[str, Any]:
 def revoke_egress(call: Call) -> dict[str, Any]:
     return _revoke(call, "egress")
 
+
+
+RULE_FILTERS: listing.Filters = {
+    "group-id": listing.path("groupId"),
+    "security-group-rule-id": listing.path("securityGroupRuleId"),
+}
+
+
+@action("DescribeSecurityGroupRules", READ)
+def describe_security_group_rules(call: Call) -> dict[str, Any]:
+    """The project's rules one by one (sgr- and the Neutron rule's uuid)."""
+    rules = list(SecurityGroupRule.objects.filter(security_group__in=own_groups(call.ctx))
+                 .select_related("remote_group").order_by("created_at", "id"))
+    wanted = call.params.strings("SecurityGroupRuleId")
+    if wanted:
+        known = {rule_id(r): r for r in rules}
+        for value in wanted:
+            if value not in known:
+                raise Ec2Error("InvalidSecurityGroupRuleId.NotFound",
+                               f"The security group rule ID '{value}' does not exist")
+        rules = [known[value] for value in dict.fromkeys(wanted)]
+    items = listing.apply([rule_shape(r) for r in rules], call.params, RULE_FILTERS)
+    items, token = listing.page(items, call.params, low=5, high=1000)
+    return {"securityGroupRuleSet": items, "nextToken": token}

@@ -266,3 +266,29 @@ def test_describing_more_groups_costs_no_more_queries(ec2_as, member):
             "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
             "UserIdGroupPairs": [{"GroupId": group_id}]}])
     assert queries() == few
+
+
+def test_rules_one_by_one_and_revoked_by_their_ids(ec2_as, member, other):
+    ec2 = ec2_as(member)
+    group_id = ec2.create_security_group(GroupName="g", Description="g")["GroupId"]
+    made = ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+         "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    ids = {r["SecurityGroupRuleId"] for r in made["SecurityGroupRules"]}
+    assert len(ids) == 2 and all(i.startswith("sgr-") for i in ids)
+    rules = ec2.describe_security_group_rules(Filters=[
+        {"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+    assert {r["SecurityGroupRuleId"] for r in rules if not r["IsEgress"]} == ids
+    assert len([r for r in rules if r["IsEgress"]]) == 2  # the two a new group starts with
+    one = min(ids)
+    [shown] = ec2.describe_security_group_rules(SecurityGroupRuleIds=[one])["SecurityGroupRules"]
+    assert (shown["IpProtocol"], shown["FromPort"], shown["ToPort"]) == ("tcp", 443, 443)
+    with pytest.raises(ClientError) as hidden:
+        ec2_as(other).describe_security_group_rules(SecurityGroupRuleIds=[one])
+    assert code_of(hidden) == "InvalidSecurityGroupRuleId.NotFound"
+
+    ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=[one])
+    left = ec2.describe_security_group_rules(Filters=[
+        {"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+    assert one not in {r["SecurityGroupRuleId"] for r in left}
+    assert (ids - {one}) <= {r["SecurityGroupRuleId"] for r in left}
