@@ -4,8 +4,12 @@ ModifyInstanceAttribute, GetConsoleOutput, DescribeInstanceTypes.
 disableApiTermination is Nova's lock: a locked server refuses a member's delete (here and from
 the OpenStack API alike), and so TerminateInstances answers OperationNotPermitted. A lock also
 refuses a member's other changes (stop, start, reboot), which EC2's flag does not: the price of
-one protection both APIs honour. Changing instanceType or userData is refused for now: Nova
-changes a flavor by a resize that waits for a confirmation, and user data only by a rebuild.
+one protection both APIs honour.
+
+instanceType of a stopped instance is Nova's resize to the flavor of that name (compute:servers:
+resize): the host resizes the stopped guest and the server waits in VERIFY_RESIZE, which EC2
+shows as stopped; the next StartInstances confirms the resize, then starts it (EC2 has no
+confirmation step). userData is refused: Nova changes it only by a rebuild.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from cloud.compute import flavors, operations
-from cloud.compute.models import Flavor
+from cloud import errors
+from cloud.compute import flavors, operations, states
+from cloud.compute.models import Flavor, Instance
 from cloud.identity import policy
 
 from . import instance_bodies as ib
 from . import listing
-from .actions_instances import dry_run
+from .actions_instances import dry_run, usable_flavor
 from .errors import Ec2Error, invalid, missing, unauthorized
 from .registry import Call, action
 
@@ -91,7 +96,7 @@ def _single_change(call: Call) -> tuple[str, str]:
 def modify_instance_attribute(call: Call) -> dict[str, Any]:
     name, value = _single_change(call)
     row = ib.find(call.params.required("InstanceId"), ib.live(call.ctx))
-    state = ib.state_of(row.vm_state, row.task_state)
+    state = ib.state_of(row)
     if name == "disableApiTermination":
         lock = value.lower() in ("true", "1")
         operation = "lock" if lock else "unlock"
@@ -106,10 +111,38 @@ def modify_instance_attribute(call: Call) -> dict[str, Any]:
             raise Ec2Error("IncorrectInstanceState",
                            f"The instance '{ib.resources.id_of(ib.resources.INSTANCE, row.pk)}' "
                            f"is not in the 'stopped' state (it is {state[1]}).")
+        if name == "instanceType":
+            return _resize(call, row, value)
         raise Ec2Error("UnsupportedOperation",
-                       f"Kumo does not change {name} in place: resize the server "
-                       "(openstack server resize) or rebuild it with new user data.")
+                       "Kumo does not change an instance's user data in place: rebuild it with "
+                       "new user data (openstack server rebuild --user-data).")
     raise Ec2Error("UnsupportedOperation", f"Kumo's instances do not change {name}.")
+
+
+def _resize(call: Call, row: Instance, name: str) -> dict[str, Any]:
+    if not policy.allowed(call.ctx, operations.REGISTRY["resize"].rule or ""):
+        raise unauthorized()
+    flavor = usable_flavor(call, name)
+    dry_run(call.params)
+    if flavor.name == (row.flavor_snapshot or {}).get("name"):
+        return {"return": True}
+    if row.vm_state != states.STOPPED or row.task_state is not None:
+        # Stopped as EC2 sees it, but a resize already waits for its confirmation: the next
+        # StartInstances confirms it.
+        raise Ec2Error("IncorrectInstanceState",
+                       f"The instance '{ib.resources.id_of(ib.resources.INSTANCE, row.pk)}' "
+                       "is still being resized; start it to keep the new type.")
+    try:
+        operations.perform(call.ctx, row, "resize", flavor_ref=flavor.flavorid)
+    except errors.BadRequest as exc:
+        raise invalid("InstanceType", name, exc.message) from exc
+    except errors.Conflict as exc:
+        row.refresh_from_db()
+        if operations.REGISTRY["resize"].allows(row.vm_state, row.task_state):
+            # Its state allowed the resize: no host had room for the new type.
+            raise Ec2Error("InsufficientInstanceCapacity", exc.message) from exc
+        raise
+    return {"return": True}
 
 
 @action("GetConsoleOutput", "compute:servers:console_output")

@@ -18,7 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from cloud import errors
-from cloud.compute import boot_volumes, operations, servers
+from cloud.compute import boot_volumes, operations, servers, states
 from cloud.compute.flavors import usable_by
 from cloud.compute.keypairs import keypairs_of
 from cloud.compute.models import Flavor, Instance
@@ -29,6 +29,7 @@ from cloud.images.visibility import visible_images
 from cloud.network.models import SecurityGroup
 from cloud.network.subnets import visible_subnets
 from cloud.volumes.models import VolumeSnapshot
+from compute_agent import messages as msg
 
 from . import instance_bodies as ib
 from . import listing, resources, tags
@@ -57,7 +58,7 @@ def _image(call: Call, ami: str) -> str:
     return str(image.pk)
 
 
-def _flavor(call: Call, name: str) -> Flavor:
+def usable_flavor(call: Call, name: str) -> Flavor:
     flavor = usable_by(call.ctx, Flavor.objects.filter(name=name, disabled=False)).first()
     if flavor is None:
         raise invalid("InstanceType", name, "No instance type of that name is available to "
@@ -157,7 +158,7 @@ def _request(call: Call) -> tuple[ServerRequest, dict[str, str]]:
         raise missing("MaxCount")
     if min_count > max_count:
         raise invalid("MinCount", min_count, "It must not be more than MaxCount.")
-    flavor = _flavor(call, params.get("InstanceType") or DEFAULT_TYPE)
+    flavor = usable_flavor(call, params.get("InstanceType") or DEFAULT_TYPE)
     key_name = params.get("KeyName")
     if key_name and not keypairs_of(call.ctx.user_id).filter(name=key_name).exists():
         raise Ec2Error("InvalidKeyPair.NotFound", f"The key pair '{key_name}' does not exist")
@@ -325,11 +326,11 @@ def _change(call: Call, operation: str, done: tuple[int, str],
     op = operations.REGISTRY[operation]
     before = {}
     for row in chosen:
-        state = ib.state_of(row.vm_state, row.task_state, row.deleted)
+        state = ib.state_of(row)
         before[row.pk] = state
         if state == done:
             continue
-        if not op.allows(row.vm_state, row.task_state):
+        if not (op.allows(row.vm_state, row.task_state) or _resized_to_start(operation, row)):
             raise _incorrect(row, state, verb)
         try:
             ensure_unlocked(call.ctx, row)
@@ -339,10 +340,20 @@ def _change(call: Call, operation: str, done: tuple[int, str],
         if before[row.pk] == done:
             continue
         try:
+            if _resized_to_start(operation, row):
+                # A new instanceType (actions_instance_attributes): kept, then started.
+                operations.perform(call.ctx, row, "confirm_resize")
+                row.refresh_from_db()
             operations.perform(call.ctx, row, operation)
         except errors.Conflict as exc:
-            raise _incorrect(row, ib.state_of(row.vm_state, row.task_state), verb) from exc
+            raise _incorrect(row, ib.state_of(row), verb) from exc
     return _state_changes(chosen, before)
+
+
+def _resized_to_start(operation: str, row: Instance) -> bool:
+    """A stopped server resized and waiting for confirmation, which a start confirms."""
+    return (operation == "start" and row.vm_state == states.RESIZED and row.task_state is None
+            and row.power_state == msg.POWER_SHUTDOWN)
 
 
 def _ids(params: Params) -> list[str]:
@@ -357,8 +368,7 @@ def _state_changes(rows: list[Instance], before: dict[Any, tuple[int, str]]) -> 
     out = []
     for row in rows:
         current = now.get(row.pk)
-        state = ib.TERMINATED if current is None else ib.state_of(
-            current.vm_state, current.task_state, current.deleted)
+        state = ib.TERMINATED if current is None else ib.state_of(current)
         out.append({"instanceId": resources.id_of(resources.INSTANCE, row.pk),
                     "previousState": ib.state_body(before[row.pk]),
                     "currentState": ib.state_body(state)})
@@ -386,12 +396,12 @@ def reboot_instances(call: Call) -> dict[str, Any]:
     op = operations.REGISTRY["reboot"]
     for row in chosen:
         if not op.allows(row.vm_state, row.task_state):
-            raise _incorrect(row, ib.state_of(row.vm_state, row.task_state), "rebooted")
+            raise _incorrect(row, ib.state_of(row), "rebooted")
     for row in chosen:
         try:
             operations.perform(call.ctx, row, "reboot")
         except errors.Conflict as exc:
-            raise _incorrect(row, ib.state_of(row.vm_state, row.task_state), "rebooted") \
+            raise _incorrect(row, ib.state_of(row), "rebooted") \
                 from exc
     return {"return": True}
 
@@ -401,7 +411,7 @@ def terminate_instances(call: Call) -> dict[str, Any]:
     # A terminated instance still described (the last hour) may be terminated again: no-op.
     chosen = ib.find_all(_ids(call.params), ib.visible(call.ctx))
     dry_run(call.params)
-    before = {r.pk: ib.state_of(r.vm_state, r.task_state, r.deleted) for r in chosen}
+    before = {r.pk: ib.state_of(r) for r in chosen}
     for row in chosen:
         if row.locked and not row.deleted and not call.ctx.is_admin:
             raise Ec2Error("OperationNotPermitted",

@@ -22,6 +22,7 @@ from cloud.identity.context import RequestContext
 from cloud.ids import ec2_uuid_range, parse_uuid
 from cloud.network import security_groups
 from cloud.network.models import Port, SecurityGroup
+from compute_agent import messages as msg
 
 from . import listing, resources, tags
 from .errors import not_found
@@ -54,26 +55,25 @@ _BY_VM_STATE = {
 }
 
 
-def state_of(vm_state: str, task_state: str | None, deleted: bool = False) -> tuple[int, str]:
+def state_of(row: Instance) -> tuple[int, str]:
     """EC2's (code, name) of a server's state."""
-    if deleted or vm_state == states.DELETED:
+    if row.deleted or row.vm_state == states.DELETED:
         return TERMINATED
-    if task_state == states.DELETING:
+    task = row.task_state
+    if task == states.DELETING:
         return SHUTTING_DOWN
-    if task_state in _GOING_DOWN:
+    if task in _GOING_DOWN:
         return STOPPING
-    if task_state in _COMING_UP or task_state in (states.SCHEDULING, states.SPAWNING,
-                                                  states.BLOCK_DEVICE_MAPPING):
+    if task in _COMING_UP or task in (states.SCHEDULING, states.SPAWNING,
+                                      states.BLOCK_DEVICE_MAPPING):
         return PENDING
-    return _BY_VM_STATE.get(vm_state, PENDING)
+    if row.vm_state == states.RESIZED and row.power_state == msg.POWER_SHUTDOWN:
+        return STOPPED  # a stopped server given a new instanceType, kept at its next start
+    return _BY_VM_STATE.get(row.vm_state, PENDING)
 
 
 def state_body(state: tuple[int, str]) -> dict[str, Any]:
     return {"code": state[0], "name": state[1]}
-
-
-def instance_state(instance: Instance) -> dict[str, Any]:
-    return state_body(state_of(instance.vm_state, instance.task_state, instance.deleted))
 
 
 def visible(ctx: RequestContext) -> QuerySet[Instance]:
@@ -225,7 +225,7 @@ def describe(row: Instance, page: Page) -> dict[str, Any]:
     primary = interfaces[0] if interfaces else {}
     devices = page.devices.get(str(row.pk), [])
     ebs_root = any(d.boot_index == 0 for d in devices)
-    state = state_of(row.vm_state, row.task_state, row.deleted)
+    state = state_of(row)
     public_ip = (primary.get("association") or {}).get("publicIp")
     return {
         "instanceId": resources.id_of(resources.INSTANCE, row.pk),

@@ -83,3 +83,53 @@ def test_instance_types_are_the_flavors_the_project_may_use(ec2_as, member, othe
     with pytest.raises(client.exceptions.ClientError) as refused:
         client.describe_instance_types(InstanceTypes=["s1.secret", "x9.huge"])
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_a_stopped_instance_changes_type_by_a_resize_its_next_start_keeps(ec2_as, member, tiny,
+                                                                          sent):
+    from cloud.compute.models import Allocation, ComputeNode, Instance
+    from cloud.conductor.instance_events import apply_instance_event
+    from compute_agent import messages as msg
+    from tests.factories import host_up
+
+    Flavor.objects.create(flavorid="2", name="m1.small", vcpus=2, memory_mb=512, root_gb=10)
+    node = ComputeNode.objects.create(service=host_up("compute1"), host="compute1",
+                                      hypervisor_hostname="compute1", vcpus=4, memory_mb=1024,
+                                      local_gb=100)
+    server = make_server(member, flavor=tiny, vm_state="stopped", power_state="shutdown")
+    Allocation.objects.create(instance=server, node=node, vcpus=1, memory_mb=128, disk_gb=1)
+    ComputeNode.objects.filter(pk=node.pk).update(vcpus_used=1, memory_mb_used=128,
+                                                  local_gb_used=1)
+    instance_id = ec2_id("i", server.uuid)
+    client = ec2_as(member)
+    client.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "m1.small"})
+    assert [s.name for s in sent] == [msg.TASK_RESIZE]
+    apply_instance_event(msg.InstanceEvent(request_id="r", instance_uuid=str(server.uuid),
+                                           host="compute1", event=msg.EVENT_RESIZED,
+                                           power_state=msg.POWER_SHUTDOWN))
+    body = client.describe_instances(InstanceIds=[instance_id])["Reservations"][0][
+        "Instances"][0]
+    assert (body["InstanceType"], body["State"]["Name"]) == ("m1.small", "stopped")
+    (change,) = client.start_instances(InstanceIds=[instance_id])["StartingInstances"]
+    assert (change["PreviousState"]["Name"], change["CurrentState"]["Name"]) == (
+        "stopped", "pending")
+    server = Instance.objects.get(pk=server.pk)
+    assert server.old_flavor_snapshot is None and server.flavor_snapshot["name"] == "m1.small"
+    assert [s.name for s in sent][-1] == msg.TASK_START
+    # back to stopped: a type nobody may use is refused before anything is asked of a host,
+    # and one no host has room for is EC2's InsufficientInstanceCapacity
+    Flavor.objects.create(flavorid="9", name="m1.huge", vcpus=1, memory_mb=8192, root_gb=10)
+    for event in (msg.EVENT_STARTED, msg.EVENT_STOPPED):
+        if event == msg.EVENT_STOPPED:
+            ec2_as(member).stop_instances(InstanceIds=[instance_id])
+        apply_instance_event(msg.InstanceEvent(request_id="r", instance_uuid=str(server.uuid),
+                                               host="compute1", event=event))
+    asked = len(sent)
+    for wanted, code in (("x9.huge", "InvalidParameterValue"),
+                         ("m1.huge", "InsufficientInstanceCapacity")):
+        with pytest.raises(client.exceptions.ClientError) as refused:
+            ec2_as(member).modify_instance_attribute(InstanceId=instance_id,
+                                                     InstanceType={"Value": wanted})
+        assert refused.value.response["Error"]["Code"] == code
+    assert len(sent) == asked
+    assert Instance.objects.get(pk=server.pk).vm_state == "stopped"
