@@ -12,7 +12,8 @@ image whose `block_device_mapping` property names volume snapshots) is an EBS im
 mapping is shown with snap- ids; any other image is instance-store.
 
 CreateImage is Nova's createImage (operations.perform "snapshot", the runner POST
-/servers/{id}/action uses), DeregisterImage Glance's delete_image."""
+/servers/{id}/action uses), DeregisterImage Glance's delete_image, ModifyImageAttribute Glance's
+image patch and members."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from cloud.compute.models import Instance
 from cloud.compute.volume_images import ROOT_DEVICE, is_volume_snapshot
 from cloud.ids import parse_uuid
 from cloud.images import images as image_service
+from cloud.images import members as image_members
 from cloud.images.models import (
     ACTIVE,
     DEACTIVATED,
@@ -44,7 +46,8 @@ from cloud.volumes.models import VolumeSnapshot
 
 from . import listing, resources, tags
 from .actions_instances import dry_run
-from .errors import Ec2Error, invalid, translate
+from .errors import Ec2Error, invalid, missing, translate
+from .params import Params
 from .registry import Call, action
 
 STATES = {QUEUED: "pending", SAVING: "pending", UPLOADING: "pending", IMPORTING: "pending",
@@ -302,3 +305,99 @@ def describe_image_attribute(call: Call) -> dict[str, Any]:
         answer["productCodes"] = []
     return answer
 
+
+
+# --- ModifyImageAttribute: the description property, and launch permissions as Glance's
+# visibility and members (a user id is a project id; group `all` is visibility public, which
+# Glance's image:publicize keeps to an admin). A project given launch permission is a Glance
+# member whose answer is still pending: it sees and boots the image by id, and lists it once it
+# accepts, as with `openstack image add project`.
+
+
+def _permissions(specs: list[Params], where: str) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        user, group = spec.get("UserId"), spec.get("Group")
+        if group is not None and group != "all":
+            raise invalid(f"{where}.Group", group, "The only group is 'all'.")
+        if user:
+            out.append(("user", user))
+        elif group:
+            out.append(("group", group))
+        else:
+            raise missing(f"{where}.UserId")
+    return out
+
+
+def _modifications(params: Params) -> tuple[str | None, list[tuple[str, str]],
+                                              list[tuple[str, str]]]:
+    """The new description and the launch permissions to add and remove, from either of the
+    request's forms (structures, or Attribute/OperationType/Value/UserId.N/UserGroup.N)."""
+    described = params.struct("Description")
+    description = described.get("Value") if described else None
+    adds: list[tuple[str, str]] = []
+    removes: list[tuple[str, str]] = []
+    launch = params.struct("LaunchPermission")
+    if launch is not None:
+        adds += _permissions(launch.items("Add"), "LaunchPermission.Add")
+        removes += _permissions(launch.items("Remove"), "LaunchPermission.Remove")
+    attribute = params.get("Attribute")
+    if attribute == "description":
+        description = params.required("Value")
+    elif attribute == "launchPermission":
+        operation = params.required("OperationType")
+        if operation not in ("add", "remove"):
+            raise invalid("OperationType", operation, "Use add or remove.")
+        given = [("user", u) for u in params.strings("UserId")]
+        for group in params.strings("UserGroup"):
+            if group != "all":
+                raise invalid("UserGroup", group, "The only group is 'all'.")
+            given.append(("group", group))
+        (adds if operation == "add" else removes).extend(given)
+    elif attribute is not None:
+        raise invalid("Attribute", attribute, "Kumo changes description and launchPermission.")
+    if description is None and not adds and not removes:
+        raise missing("Description or LaunchPermission")
+    if description is not None and len(description) > 255:
+        raise invalid("Description", description[:20] + "…", "It is at most 255 characters.")
+    return description, adds, removes
+
+
+def _patch(call: Call, image: Image, path: str, value: str) -> None:
+    image_service.update_image(call.ctx, image.pk, [{"op": "add", "path": path,
+                                                      "value": value}])
+
+
+@action("ModifyImageAttribute", "image:modify")
+def modify_image_attribute(call: Call) -> dict[str, Any]:
+    image = _image_of(call, call.params.required("ImageId"))
+    description, adds, removes = _modifications(call.params)
+    dry_run(call.params)
+    try:
+        if description is not None:
+            _patch(call, image, "/description", description)
+        for kind, value in adds:
+            if kind == "group":
+                _patch(call, image, "/visibility", "public")
+                continue
+            image.refresh_from_db()
+            if image.visibility == "private":
+                _patch(call, image, "/visibility", "shared")
+            try:
+                image_members.add_member(call.ctx, image.pk, value)
+            except errors.Conflict:
+                pass  # already permitted
+        for kind, value in removes:
+            if kind == "group":
+                shared = ImageMember.objects.filter(image_id=image.pk).exists()
+                _patch(call, image, "/visibility", "shared" if shared else "private")
+                continue
+            try:
+                image_members.delete_member(call.ctx, image.pk, value)
+            except errors.NotFound:
+                pass  # not permitted already
+    except errors.NotFound as exc:
+        raise translate(exc, resources.IMAGE[1]) from exc
+    except errors.KumoError as exc:
+        raise translate(exc) from exc
+    return {"return": True}

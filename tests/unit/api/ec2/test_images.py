@@ -284,3 +284,42 @@ def test_create_image_of_a_volume_backed_server_tags_its_snapshots(ec2_as, api_a
         assert shown["metadata"] == {"of": "web"}
     tagged = ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["snapshot"]}])
     assert len(tagged["Tags"]) == 2
+
+
+def test_modify_image_attribute_shares_through_glance_members(ec2_as, api_as, member, other,
+                                                              admin, world):
+    ec2 = ec2_as(member)
+    mine = ami(world["mine"])
+    ec2.modify_image_attribute(ImageId=mine, Description={"Value": "renamed"})
+    assert api_as(member).get(f"/image/v2/images/{world['mine'].pk}").json()[
+        "description"] == "renamed"
+    with pytest.raises(ClientError) as refused:  # not yet permitted: not there for them
+        ec2_as(other).describe_images(ImageIds=[mine])
+    assert code_of(refused) == "InvalidAMIID.NotFound"
+
+    ec2.modify_image_attribute(ImageId=mine, LaunchPermission={
+        "Add": [{"UserId": other.project.id}]})
+    members = api_as(member).get(f"/image/v2/images/{world['mine'].pk}/members").json()
+    assert [m["member_id"] for m in members["members"]] == [other.project.id]
+    assert names(ec2_as(other).describe_images(ImageIds=[mine])) == {"mine"}
+    assert ec2.describe_image_attribute(ImageId=mine, Attribute="launchPermission")[
+        "LaunchPermissions"] == [{"UserId": other.project.id}]
+
+    ec2.modify_image_attribute(ImageId=mine, Attribute="launchPermission",
+                               OperationType="remove", UserIds=[other.project.id])
+    with pytest.raises(ClientError) as refused:
+        ec2_as(other).describe_images(ImageIds=[mine])
+    assert code_of(refused) == "InvalidAMIID.NotFound"
+
+    with pytest.raises(ClientError) as refused:  # making it public is an operator's act
+        ec2.modify_image_attribute(ImageId=mine, LaunchPermission={"Add": [{"Group": "all"}]})
+    assert code_of(refused) == "UnauthorizedOperation"
+    ec2_as(admin).modify_image_attribute(ImageId=mine,
+                                         LaunchPermission={"Add": [{"Group": "all"}]})
+    assert ec2_as(other).describe_images(ImageIds=[mine])["Images"][0]["Public"] is True
+    with pytest.raises(ClientError) as refused:  # not the owner's: Glance refuses the change
+        ec2_as(other).modify_image_attribute(ImageId=mine, Description={"Value": "mine now"})
+    assert code_of(refused) == "UnauthorizedOperation"
+    with pytest.raises(ClientError) as refused:
+        ec2.modify_image_attribute(ImageId=mine, Attribute="kernel", Value="aki-1")
+    assert code_of(refused) == "InvalidParameterValue"
