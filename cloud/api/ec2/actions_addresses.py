@@ -24,6 +24,7 @@ from cloud import errors
 from cloud.compute.models import Instance
 from cloud.identity.context import RequestContext
 from cloud.ids import ec2_id
+from cloud.network import common as network_common
 from cloud.network import floating_ips, networks
 from cloud.network.models import FloatingIp, Port
 
@@ -57,7 +58,7 @@ def association_id(fip: FloatingIp) -> str:
 
 def own_addresses(ctx: RequestContext) -> QuerySet[FloatingIp]:
     """The project's floating IPs (an admin's EC2 account is their project too)."""
-    floating_ips.list_floating_ips(ctx, {})  # Neutron's read check
+    network_common.authorize_read(ctx)  # Neutron's read check
     return FloatingIp.objects.filter(project_id=ctx.project_id).select_related(
         "port", "floating_network")
 

@@ -26,6 +26,7 @@ from django.db.models import Prefetch, QuerySet
 from cloud import errors
 from cloud.identity.context import RequestContext
 from cloud.ids import ec2_id
+from cloud.network import common as network_common
 from cloud.network import networks
 from cloud.network import security_groups as groups
 from cloud.network.models import SecurityGroup, SecurityGroupRule
@@ -56,7 +57,8 @@ def rule_id(rule: SecurityGroupRule) -> str:
 def own_groups(ctx: RequestContext) -> QuerySet[SecurityGroup]:
     """The project's groups (the default one made if it is not yet): EC2 shows an account its
     own, whatever an admin's role lets Neutron show."""
-    groups.list_groups(ctx, {"project_id": [str(ctx.project_id)]})
+    network_common.authorize_read(ctx)
+    groups.default_group(str(ctx.project_id))
     return SecurityGroup.objects.filter(project_id=ctx.project_id)
 
 

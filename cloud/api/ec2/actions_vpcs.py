@@ -70,12 +70,12 @@ SUBNET_FILTERS: listing.Filters = {
 
 
 def vpcs_of(ctx: RequestContext) -> QuerySet[Network]:
-    networks.list_networks(ctx, {})  # Neutron's read check
+    network_common.authorize_read(ctx)  # Neutron's read check
     return networks.visible_networks(ctx).filter(external=False).order_by("created_at", "id")
 
 
 def subnets_of(ctx: RequestContext) -> QuerySet[Subnet]:
-    subnets.list_subnets(ctx, {})
+    network_common.authorize_read(ctx)  # Neutron's read check
     return subnets.visible_subnets(ctx).filter(network__external=False).order_by(
         "created_at", "id")
 
