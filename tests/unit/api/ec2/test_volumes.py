@@ -279,3 +279,14 @@ def test_a_malformed_id_is_told_from_a_missing_one(ec2_as, member, call, code):
     with pytest.raises(ClientError) as refused:
         call(ec2_as(member))
     assert code_of(refused) == code
+
+
+def test_an_admins_account_is_their_project(ec2_as, admin, other, host):
+    theirs = ec2_as(other).create_volume(Size=1, AvailabilityZone="nova")["VolumeId"]
+    boss = ec2_as(admin)
+    assert boss.describe_volumes()["Volumes"] == []
+    with pytest.raises(ClientError) as hidden:
+        boss.describe_volumes(VolumeIds=[theirs])
+    assert code_of(hidden) == "InvalidVolume.NotFound"
+    group = ec2_as(other).create_security_group(GroupName="b", Description="b")["GroupId"]
+    assert group not in {g["GroupId"] for g in boss.describe_security_groups()["SecurityGroups"]}
