@@ -133,9 +133,12 @@ def permissions(rules: list[SecurityGroupRule]) -> list[dict[str, Any]]:
         description = rule.description or None
         if rule.remote_group_id is not None:
             remote = rule.remote_group
-            item["groups"].append({"groupId": ec2_id("sg", rule.remote_group_id),
-                                   "userId": owner_id(remote.project_id if remote else ""),
-                                   "description": description})
+            pair = {"groupId": ec2_id("sg", rule.remote_group_id),
+                    "userId": owner_id(remote.project_id if remote else ""),
+                    "description": description}
+            # A group source is one Neutron rule per ethertype; EC2 shows the pair once.
+            if pair not in item["groups"]:
+                item["groups"].append(pair)
         elif rule.ethertype == "IPv6":
             item["ipv6Ranges"].append({"cidrIpv6": rule.remote_ip_prefix or _everywhere(rule),
                                        "description": description})

@@ -83,7 +83,7 @@ def test_a_group_may_let_another_group_in(ec2_as, member):
         "UserIdGroupPairs": [{"GroupId": web}]}])
     [group] = ec2.describe_security_groups(GroupIds=[db])["SecurityGroups"]
     [perm] = group["IpPermissions"]
-    assert {p["GroupId"] for p in perm["UserIdGroupPairs"]} == {web}
+    assert [p["GroupId"] for p in perm["UserIdGroupPairs"]] == [web]
     found = ec2.describe_security_groups(Filters=[
         {"Name": "ip-permission.group-id", "Values": [web]}])["SecurityGroups"]
     assert [g["GroupId"] for g in found] == [db]
@@ -166,6 +166,10 @@ def test_describe_filters_and_the_default_group(ec2_as, member, nets):
         {"Name": "vpc-id", "Values": [vpc_id]},
         {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
     assert [g["GroupName"] for g in default] == ["default"]
+    [default_group] = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"]
+    [from_itself] = default_group["IpPermissions"]  # Neutron's two rules, one EC2 pair
+    assert (from_itself["IpProtocol"], [p["GroupId"] for p in from_itself["UserIdGroupPairs"]]) \
+        == ("-1", [default_group["GroupId"]])
     with pytest.raises(ClientError) as unknown:
         ec2.describe_security_groups(GroupNames=["nope"])
     assert code_of(unknown) == "InvalidGroup.NotFound"
