@@ -2,17 +2,21 @@
 TerminateInstances, over Nova's servers of the caller's project (cloud.compute.servers and
 operations, under the same policy rules as POST /servers and its actions).
 
-A ClientToken is kept as the scheduler hint `ec2_client_token` of each server the request made: it
-travels with the server, counts against no quota, shows in no tag (tags are the server's
-metadata, tags.py) and no later call changes it, and looking it up is one indexed query of the
-project's servers. The lookup and the create run under a lock on the project's row, so two
-requests with one token make one reservation.
+A ClientToken is kept as the scheduler hint `ec2_client_token` of each server the request made,
+with a digest of the request's parameters beside it: it travels with the server, counts against
+no quota, shows in no tag (tags are the server's metadata, tags.py) and no later call changes it;
+looking it up is one query of the project's servers. The lookup and the create run under a lock
+on the project's row, so two requests with one token make one reservation; the same token with
+other parameters is IdempotentParameterMismatch, as in EC2.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import hashlib
+import json
 from typing import Any
 
 from django.db import transaction
@@ -41,6 +45,8 @@ from .registry import Call, action
 ROOT_DEVICES = ("/dev/sda1", "/dev/sda", "/dev/xvda", "/dev/vda")
 DEFAULT_TYPE = "m1.small"  # EC2's InstanceType when a request names none
 MAX_USER_DATA = 65535  # Nova's limit of the base64 text
+# The scheduler hint beside the ClientToken: a digest of what the request asked for.
+REQUEST_KEY = "ec2_client_request"
 
 
 def dry_run(params: Params) -> None:
@@ -179,8 +185,19 @@ def _request(call: Call) -> tuple[ServerRequest, dict[str, str]]:
     if token:
         if len(token) > 64:
             raise invalid("ClientToken", token, "It is at most 64 characters.")
-        request.scheduler_hints = {ib.CLIENT_TOKEN_KEY: token}
+        volume_tags = tags.tag_specifications(params, "volume")
+        request.scheduler_hints = {ib.CLIENT_TOKEN_KEY: token,
+                                   REQUEST_KEY: _fingerprint(request, volume_tags)}
     return request, tags.tag_specifications(params, "volume")
+
+
+def _fingerprint(request: ServerRequest, volume_tags: dict[str, str]) -> str:
+    """What the request asks for, so a token sent again with other parameters is told apart."""
+    asked = [request.image_id, request.flavor_ref, request.networks, request.key_name,
+             request.user_data, request.metadata, request.min_count, request.max_count,
+             request.security_groups, request.availability_zone, volume_tags,
+             [dataclasses.asdict(d) for d in request.block_devices]]
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def _create(call: Call, request: ServerRequest) -> list[Instance]:
@@ -227,6 +244,11 @@ def run_instances(call: Call) -> dict[str, Any]:
                     project_id=call.ctx.project_id,
                     **{f"scheduler_hints__{ib.CLIENT_TOKEN_KEY}": token}))
                 if made:
+                    if any((r.scheduler_hints or {}).get(REQUEST_KEY) !=
+                           request.scheduler_hints.get(REQUEST_KEY) for r in made):
+                        raise Ec2Error("IdempotentParameterMismatch",
+                                       f"The client token '{token}' was used by a request "
+                                       "with other parameters.")
                     return _reservation(made)
             rows = _create(call, request)
             _tag_volumes(call, rows, volume_tags)
@@ -323,37 +345,45 @@ def _change(call: Call, operation: str, done: tuple[int, str],
     none when one cannot): one already `done` is left as it is."""
     chosen = ib.find_all(_ids(call.params), ib.live(call.ctx))
     dry_run(call.params)
-    op = operations.REGISTRY[operation]
     before = {}
+    plans = {}
     for row in chosen:
         state = ib.state_of(row)
         before[row.pk] = state
         if state == done:
             continue
-        if not (op.allows(row.vm_state, row.task_state) or _resized_to_start(operation, row)):
+        plan = _steps(operation, row)
+        if plan is None:
             raise _incorrect(row, state, verb)
+        plans[row.pk] = plan
         try:
             ensure_unlocked(call.ctx, row)
         except errors.Conflict as exc:
             raise Ec2Error("OperationNotPermitted", exc.message) from exc
     for row in chosen:
-        if before[row.pk] == done:
-            continue
-        try:
-            if _resized_to_start(operation, row):
-                # A new instanceType (actions_instance_attributes): kept, then started.
-                operations.perform(call.ctx, row, "confirm_resize")
-                row.refresh_from_db()
-            operations.perform(call.ctx, row, operation)
-        except errors.Conflict as exc:
-            raise _incorrect(row, ib.state_of(row), verb) from exc
+        for step in plans.get(row.pk, []):
+            try:
+                operations.perform(call.ctx, row, step)
+            except errors.Conflict as exc:
+                raise _incorrect(row, ib.state_of(row), verb) from exc
+            row.refresh_from_db()
     return _state_changes(chosen, before)
 
 
-def _resized_to_start(operation: str, row: Instance) -> bool:
-    """A stopped server resized and waiting for confirmation, which a start confirms."""
-    return (operation == "start" and row.vm_state == states.RESIZED and row.task_state is None
-            and row.power_state == msg.POWER_SHUTDOWN)
+def _steps(operation: str, row: Instance) -> list[str] | None:
+    """The operations that carry out `operation` on the server, None when its state forbids.
+    Starting one EC2 shows stopped but Nova does not call stopped: a resize waiting for its
+    confirmation (a new instanceType, actions_instance_attributes) is confirmed, then started; a
+    server in error is hard-rebooted, Nova's way out of an error."""
+    if operation == "start" and row.task_state is None:
+        if row.vm_state == states.RESIZED and row.power_state == msg.POWER_SHUTDOWN:
+            return ["confirm_resize", "start"]
+        if row.vm_state == states.ERROR and row.host:
+            return ["reboot_hard"]
+    op = operations.REGISTRY[operation]
+    if not op.allows(row.vm_state, row.task_state) or (op.requires_host and not row.host):
+        return None
+    return [operation]
 
 
 def _ids(params: Params) -> list[str]:

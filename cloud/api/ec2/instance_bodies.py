@@ -46,12 +46,13 @@ _GOING_DOWN = frozenset({states.POWERING_OFF, states.SHELVING, states.SHELVING_O
 _COMING_UP = frozenset({states.POWERING_ON, states.UNSHELVING, states.RESUMING,
                         states.UNPAUSING})
 # Kumo's vm_states EC2 has no word for: a paused, suspended or shelved server runs no guest
-# (stopped); one being rescued or waiting for a resize to be confirmed runs one (running).
+# (stopped); one being rescued or waiting for a resize to be confirmed runs one (running); one in
+# error is read from its power state (state_of).
 _BY_VM_STATE = {
     states.BUILDING: PENDING, states.ACTIVE: RUNNING, states.STOPPED: STOPPED,
     states.PAUSED: STOPPED, states.SUSPENDED: STOPPED, states.SHELVED: STOPPED,
     states.SHELVED_OFFLOADED: STOPPED, states.RESCUED: RUNNING, states.RESIZED: RUNNING,
-    states.ERROR: STOPPED, states.DELETED: TERMINATED,
+    states.DELETED: TERMINATED,
 }
 
 
@@ -69,6 +70,9 @@ def state_of(row: Instance) -> tuple[int, str]:
         return PENDING
     if row.vm_state == states.RESIZED and row.power_state == msg.POWER_SHUTDOWN:
         return STOPPED  # a stopped server given a new instanceType, kept at its next start
+    if row.vm_state == states.ERROR:
+        # EC2 has no error state: the guest runs or it does not, as its host last said.
+        return RUNNING if row.power_state == msg.POWER_RUNNING else STOPPED
     return _BY_VM_STATE.get(row.vm_state, PENDING)
 
 

@@ -119,6 +119,11 @@ def test_the_same_client_token_returns_the_same_reservation(ec2, ec2_as, member,
     assert theirs["ReservationId"] != first["ReservationId"] and Instance.objects.count() == 3
     # the token is no tag of the instance
     assert again["Instances"][0].get("Tags", []) == []
+    # the same token asking for something else is refused, as EC2 refuses it
+    with pytest.raises(ec2.exceptions.ClientError) as refused:
+        _run(ec2, image, ClientToken="tok-1", MaxCount=2)
+    assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
+    assert Instance.objects.count() == 3
 
 
 def test_a_subnet_places_the_instance_on_its_network(ec2, tiny, image, nets, sent):
@@ -384,3 +389,23 @@ def test_describe_instance_status(ec2, member, sent):
 
 _PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDF0bDfK5iIlDLhdIqyVhRRMu+0ulZnLJbe/sVFG"
                "7o0d ec2@test")
+
+
+@pytest.mark.parametrize("power, shown", [("running", "running"), ("shutdown", "stopped")])
+def test_a_server_in_error_is_shown_by_its_power_and_started_by_a_hard_reboot(
+        ec2, member, sent, power, shown):
+    server = make_server(member, vm_state="error", power_state=power)
+    instance_id = ec2_id("i", server.uuid)
+    body = ec2.describe_instances()["Reservations"][0]["Instances"][0]
+    assert body["State"]["Name"] == shown
+    assert body["StateReason"]["Code"] == "Server.InternalError"
+    if shown == "stopped":
+        (change,) = ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"]
+        assert [s.name for s in sent] == [msg.TASK_REBOOT]
+        server.refresh_from_db()
+        assert server.task_state == "rebooting_hard"
+        assert change["PreviousState"]["Name"] == "stopped"
+    else:
+        (change,) = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"]
+        assert [s.name for s in sent] == [msg.TASK_STOP]
+        assert change["CurrentState"]["Name"] == "stopping"
