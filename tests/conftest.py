@@ -1,7 +1,11 @@
 """Fixtures every test may use: the personas (tests/personas.py), the broker recorder (`sent`,
 tests/broker.py) and the rows most API tests boot from. Row helpers are in tests/factories.py."""
 
+import contextlib
 import os
+import re
+import uuid
+from collections.abc import Callable
 
 os.environ.setdefault("KUMO_VAR_DIR", os.path.join(os.path.dirname(__file__), "..", "var", "test"))
 
@@ -36,6 +40,17 @@ def pytest_make_collect_report(collector):
         _fail_instead(report)
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """A random uuid drawn at collection (an id nobody has) is named "uuid" in the test's id, not
+    by its value: pytest-xdist's workers each collect, and must find the same ids."""
+    if isinstance(val, uuid.UUID) or (isinstance(val, str) and _UUID.fullmatch(val)):
+        return "uuid"
+    return None
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(request, settings):
     # Unit tests create many users; the production hasher's cost is exercised in integration tests.
@@ -51,13 +66,48 @@ def _outbox_rows_deleted_at_once(settings):
     settings.KUMO_OUTBOX_FORGET_EVERY = 0
 
 
+# --- session stacks, stopped once the last test that uses them is done
+
+# The nodeid of the last test (of those that run) using each session fixture, and what stops it.
+_LAST_USER: dict[str, str] = {}
+_RELEASE: dict[str, Callable[[], None]] = {}
+
+
+def pytest_collection_finish(session):
+    _LAST_USER.clear()
+    for item in session.items:
+        info = getattr(item, "_fixtureinfo", None)
+        for name, defs in (info.name2fixturedefs.items() if info else ()):
+            # The definition the test gets is the last; a module's own `stack` is not the session's.
+            if defs and defs[-1].scope == "session":
+                _LAST_USER[name] = item.nodeid
+
+
+def release_after_last_user(name: str, release: Callable[[], None]) -> None:
+    """Call `release` (idempotent: it runs again at the session's end) in the teardown of the
+    last test that uses the session fixture `name`, rather than at the session's end: an idle
+    stack's heartbeats, reconciler and guests would otherwise share the machine's two cores with
+    every test after it."""
+    _RELEASE[name] = release
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    for name in [n for n, last in _LAST_USER.items() if last == item.nodeid and n in _RELEASE]:
+        _RELEASE.pop(name)()
+    return result
+
+
 @pytest.fixture(scope="session")
 def stack():
     """One live stack for the whole session: two compute agents with room for 2 GiB each."""
     from tests.stack import AgentSpec, Stack
 
     live = Stack("stack", agents=[AgentSpec("compute-a"), AgentSpec("compute-b")], volume_hosts=1)
-    with live.running():
+    with contextlib.ExitStack() as running:
+        running.enter_context(live.running())
+        release_after_last_user("stack", running.close)
         yield live
 
 

@@ -3,6 +3,7 @@ installed but not running) and the tiny guest image, built offline by scripts/bu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import release_after_last_user
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "var" / "guest" / "kumo-tiny.qcow2"
@@ -45,8 +48,8 @@ def _start_libvirtd() -> str:
     return ""
 
 
-@pytest.fixture(scope="module")
-def qemu_conn() -> Iterator[object]:
+def _connect_qemu() -> object:
+    """A connection to qemu:///system, libvirtd started first if need be; a skip if none."""
     conn = _open_qemu()
     if conn is None:
         reason = _start_libvirtd()
@@ -56,18 +59,48 @@ def qemu_conn() -> Iterator[object]:
             conn = _open_qemu()
         if conn is None:
             pytest.skip(reason or f"{URI} cannot be reached even after starting libvirtd")
-    yield conn
-    conn.close()
+    return conn
 
 
 @pytest.fixture(scope="module")
-def tiny_image(qemu_conn: object) -> Path:
+def qemu_conn() -> Iterator[object]:
+    conn = _connect_qemu()
+    yield conn
+    conn.close()  # type: ignore[attr-defined]
+
+
+def _built_image() -> Path:
     result = subprocess.run(
         [str(REPO / "scripts" / "build_image.sh"), str(IMAGE)],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return IMAGE
+
+
+@pytest.fixture(scope="module")
+def tiny_image(qemu_conn: object) -> Path:
+    return _built_image()
+
+
+@pytest.fixture(scope="session")
+def qemu_stack():
+    """One stack for the session's tests of a single agent on the machine's qemu:///system
+    (test_qemu_api, test_guest_stats_qemu, test_console_browser): each made the same stack of its
+    own before, 10-15 s of start each. Each deletes its guests (and waits until they are gone)
+    before the next module runs."""
+    from tests.stack import AgentSpec, Stack
+
+    conn = _connect_qemu()
+    try:
+        _built_image()
+        live = Stack("qemu", agents=[AgentSpec("qemu-1", libvirt_uri=URI)], schedulers=1)
+        with contextlib.ExitStack() as running:
+            running.enter_context(live.running())
+            release_after_last_user("qemu_stack", running.close)
+            yield live
+    finally:
+        conn.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -149,5 +182,7 @@ def multihost():
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    with running_cloud(IMAGE) as cloud:
+    with contextlib.ExitStack() as running:
+        cloud = running.enter_context(running_cloud(IMAGE))
+        release_after_last_user("multihost", running.close)
         yield cloud

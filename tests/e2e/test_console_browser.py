@@ -19,16 +19,12 @@ import time
 import pytest
 
 from tests.e2e.conftest import ARTIFACTS, BANNER, BOOT_TIMEOUT, CANVAS_COLOURS
-from tests.stack import AgentSpec, Stack
 
 pytestmark = pytest.mark.e2e
 V = "/compute/v2.1"
 @pytest.fixture(scope="module")
-def stack(qemu_conn, tiny_image):
-    live = Stack("console", agents=[AgentSpec("console-1", libvirt_uri="qemu:///system")],
-                 schedulers=1)
-    with live.running():
-        yield live
+def stack(qemu_stack, tiny_image):
+    return qemu_stack  # the session's (tests/e2e/conftest.py)
 
 
 def console_output(api, server_id: str) -> str:

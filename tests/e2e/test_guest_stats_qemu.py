@@ -14,18 +14,14 @@ import requests
 from tests.e2e.conftest import ARTIFACTS, sign_in_as
 from tests.e2e.test_qemu_api import wait_console
 from tests.integration.helpers import wait_until
-from tests.stack import AgentSpec, Stack
 
 pytestmark = pytest.mark.e2e
 V = "/compute/v2.1"
 
 
 @pytest.fixture(scope="module")
-def stack(qemu_conn, tiny_image):
-    live = Stack("qemu-stats", agents=[AgentSpec("qemu-1", libvirt_uri="qemu:///system")],
-                 schedulers=1)
-    with live.running():
-        yield live
+def stack(qemu_stack, tiny_image):
+    return qemu_stack  # the session's (tests/e2e/conftest.py)
 
 
 @pytest.fixture(scope="module")

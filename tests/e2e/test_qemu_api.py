@@ -17,17 +17,14 @@ import pytest
 from cloud.compute.servers import hostname_for
 from tests.e2e.conftest import BANNER, BOOT_TIMEOUT
 from tests.integration.helpers import allocation_count, wait_until
-from tests.stack import AgentSpec, Stack
 
 pytestmark = pytest.mark.e2e
 V = "/compute/v2.1"
 
 
 @pytest.fixture(scope="module")
-def stack(qemu_conn, tiny_image):
-    live = Stack("qemu", agents=[AgentSpec("qemu-1", libvirt_uri="qemu:///system")], schedulers=1)
-    with live.running():
-        yield live
+def stack(qemu_stack, tiny_image):
+    return qemu_stack  # the session's (tests/e2e/conftest.py)
 
 
 @pytest.fixture(scope="module")
