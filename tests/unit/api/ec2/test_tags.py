@@ -55,6 +55,26 @@ def test_a_volumes_tags_are_its_metadata(ec2_as, api_as, member):
     assert shown["volume"]["metadata"] == {"team": "blue"}
     assert tags.tags_for(resources.VOLUME, [volume.pk]) == {
         str(volume.pk): [{"key": "team", "value": "blue"}]}
+    ec2_as(member).delete_tags(Resources=[vid], Tags=[{"Key": "team", "Value": "blue"},
+                                                      {"Key": "absent"}])
+    shown = api_as(member).get(f"/volume/v3/{member.project.id}/volumes/{volume.pk}").json()
+    assert shown["volume"]["metadata"] == {}
+
+
+def test_a_snapshots_tags_are_its_metadata(ec2_as, api_as, member):
+    from cloud.volumes.models import VolumeSnapshot
+
+    volume = Volume.objects.create(project=member.project, size=1, status="available")
+    snapshot = VolumeSnapshot.objects.create(project=member.project, volume=volume, size=1,
+                                             status="available", metadata={"keep": "1"})
+    sid = ec2_id("snap", snapshot.pk)
+    ec2 = ec2_as(member)
+    ec2.create_tags(Resources=[sid], Tags=[{"Key": "a", "Value": "b"}])
+    ec2.delete_tags(Resources=[sid], Tags=[{"Key": "keep", "Value": ""}])  # "" is not "1"
+    url = f"/volume/v3/{member.project.id}/snapshots/{snapshot.pk}"
+    assert api_as(member).get(url).json()["snapshot"]["metadata"] == {"keep": "1", "a": "b"}
+    ec2.delete_tags(Resources=[sid], Tags=[{"Key": "keep"}])
+    assert api_as(member).get(url).json()["snapshot"]["metadata"] == {"a": "b"}
 
 
 def test_an_images_tags_are_prefixed_properties_glance_shows(ec2_as, api_as, member, image):
