@@ -276,10 +276,25 @@ def test_describe_instances_reads_ten_servers_in_as_many_queries_as_one(ec2, mem
         assert answer["Reservations"]
         return len(captured)
 
-    give_address(make_server(member, "first"), addr="10.0.0.20")
+    from uuid import uuid4
+
+    from cloud.compute.models import BlockDeviceMapping
+    from cloud.network.models import SecurityGroup
+
+    SecurityGroup.objects.create(name="web", project_id=member.project.id)
+
+    def server(name: str, address: str) -> None:
+        # each with an address, a tag, a volume and two security groups: all read per page
+        made = make_server(member, name, metadata={"Name": name},
+                           security_groups=["default", "web"], reservation_id=f"r-{name}")
+        give_address(made, addr=address)
+        BlockDeviceMapping.objects.create(instance=made, volume_id=uuid4(),
+                                          device_name="/dev/vdb")
+
+    server("first", "10.0.0.20")
     one = queries()
     for i in range(9):
-        give_address(make_server(member, f"more{i}"), addr=f"10.0.0.{30 + i}")
+        server(f"more{i}", f"10.0.0.{30 + i}")
     assert queries() == one
 
 
