@@ -245,6 +245,11 @@ def test_describe_instances_instance_id_is_the_metadata_services_instance_id(ec2
     ("availability-zone", ["nova"], ["a", "b"]),
     ("reservation-id", ["r-000000aa"], ["a"]),
     ("launch-index", ["0"], ["a", "b"]),
+    ("launch-time", ["20??-*Z"], ["a", "b"]),
+    ("launch-time", ["1999-*"], []),
+    ("owner-id", ["nobody"], []),
+    ("root-device-type", ["instance-store"], ["a", "b"]),
+    ("group-name", ["default"], ["a", "b"]),
 ])
 def test_describe_instances_filters(ec2, member, sent, name, values, hits):
     a = make_server(member, "a", reservation_id="r-000000aa")
