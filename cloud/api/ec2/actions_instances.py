@@ -253,15 +253,15 @@ def run_instances(call: Call) -> dict[str, Any]:
             rows = _create(call, request)
             _tag_volumes(call, rows, volume_tags)
     except errors.KumoError as exc:
-        raise _refusal(exc) from exc
+        raise _refusal(exc, request) from exc
     return _reservation([Instance.objects.get(pk=r.pk) for r in rows])
 
 
-def _refusal(exc: errors.KumoError) -> Ec2Error:
+def _refusal(exc: errors.KumoError, request: ServerRequest) -> Ec2Error:
     if isinstance(exc, errors.OverLimit) and "metadata" in exc.message.lower():
         return Ec2Error("TagLimitExceeded", exc.message)
     if isinstance(exc, errors.BadRequest) and "availability zone" in exc.message.lower():
-        return invalid("Placement.AvailabilityZone", "…", exc.message)
+        return invalid("Placement.AvailabilityZone", request.availability_zone, exc.message)
     return translate(exc)
 
 

@@ -429,3 +429,29 @@ def test_a_server_in_error_is_shown_by_its_power_and_started_by_a_hard_reboot(
         (change,) = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"]
         assert [s.name for s in sent] == [msg.TASK_STOP]
         assert change["CurrentState"]["Name"] == "stopping"
+
+
+def test_a_root_snapshot_and_a_zone_are_what_nova_is_asked_for(ec2, member, tiny, image, sent):
+    from django.utils import timezone
+
+    from cloud.compute.models import BlockDeviceMapping
+    from cloud.volumes.models import Volume, VolumeHost, VolumeSnapshot
+
+    storage = VolumeHost.objects.create(name="storage-1", total_gb=100, free_gb=100,
+                                        last_seen=timezone.now())
+    make_node("compute-1")  # a host in the zone asked for
+    # (a volume from a snapshot is made where the snapshot's volume is)
+    source = Volume.objects.create(project=member.project, size=2, status="available",
+                                   bootable=True, host=storage)
+    snapshot = VolumeSnapshot.objects.create(volume=source, project=member.project, size=2,
+                                             status="available")
+    body = _run(ec2, image, Placement={"AvailabilityZone": "nova"}, BlockDeviceMappings=[
+        {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": ec2_id("snap", snapshot.pk),
+                                            "DeleteOnTermination": False}}])["Instances"][0]
+    server = _server(body["InstanceId"])
+    (root,) = BlockDeviceMapping.objects.filter(instance=server)
+    assert (root.boot_index, root.source_type, root.snapshot_id,
+            root.delete_on_termination) == (0, "snapshot", str(snapshot.pk), False)
+    assert server.availability_zone == "nova"
+    assert body["Placement"]["AvailabilityZone"] == "nova"
+    assert body["RootDeviceType"] == "ebs"
