@@ -24,12 +24,25 @@ ruff check . || lint_status=$?
 log "mypy (mypy.ini)"
 mypy || lint_status=$?
 
-log "pytest $*"
+# pytest's "no tests collected" (5): a wrong path or a broken collection must not pass as green.
 status=0
-python -m pytest --junitxml="$KUMO_ARTIFACTS_DIR/junit.xml" "$@" || status=$?
-if [ "$status" -eq 5 ]; then
-    # pytest's "no tests collected": a wrong path or a broken collection must not pass as green.
-    die "pytest collected no tests"
+if [ "$#" -eq 0 ]; then
+    # The whole suite (CI): the unit tests, which start no stack and no guest, on every core
+    # (pytest-xdist; pytest-django gives each worker a test database of its own), then the others
+    # in one process, one stack at a time as before. A failure in the first still runs the second.
+    log "pytest tests/unit -n ${KUMO_UNIT_WORKERS:-auto}"
+    python -m pytest -n "${KUMO_UNIT_WORKERS:-auto}" \
+        --junitxml="$KUMO_ARTIFACTS_DIR/junit-unit.xml" tests/unit || status=$?
+    [ "$status" -ne 5 ] || die "pytest collected no unit tests"
+    log "pytest --ignore=tests/unit"
+    rest=0
+    python -m pytest --junitxml="$KUMO_ARTIFACTS_DIR/junit.xml" --ignore=tests/unit || rest=$?
+    [ "$rest" -ne 5 ] || die "pytest collected no tests outside tests/unit"
+    [ "$status" -ne 0 ] || status=$rest
+else
+    log "pytest $*"
+    python -m pytest --junitxml="$KUMO_ARTIFACTS_DIR/junit.xml" "$@" || status=$?
+    [ "$status" -ne 5 ] || die "pytest collected no tests"
 fi
 if [ "$status" -eq 0 ] && [ "$lint_status" -ne 0 ]; then
     die "tests passed, but ruff or mypy failed (see above)"
