@@ -401,3 +401,23 @@ def modify_image_attribute(call: Call) -> dict[str, Any]:
     except errors.KumoError as exc:
         raise translate(exc) from exc
     return {"return": True}
+
+
+@action("ResetImageAttribute", "image:modify")
+def reset_image_attribute(call: Call) -> dict[str, Any]:
+    """launchPermission (the only attribute EC2 resets): the image private to its owner again,
+    every Glance membership ended."""
+    image = _image_of(call, call.params.required("ImageId"))
+    attribute = call.params.required("Attribute")
+    if attribute != "launchPermission":
+        raise invalid("Attribute", attribute, "Only launchPermission can be reset.")
+    dry_run(call.params)
+    try:
+        for project in list(image.members.values_list("project_id", flat=True)):
+            image_members.delete_member(call.ctx, image.pk, str(project))
+        _patch(call, image, "/visibility", "private")
+    except errors.NotFound as exc:
+        raise translate(exc, resources.IMAGE[1]) from exc
+    except errors.KumoError as exc:
+        raise translate(exc) from exc
+    return {"return": True}

@@ -323,3 +323,21 @@ def test_modify_image_attribute_shares_through_glance_members(ec2_as, api_as, me
     with pytest.raises(ClientError) as refused:
         ec2.modify_image_attribute(ImageId=mine, Attribute="kernel", Value="aki-1")
     assert code_of(refused) == "InvalidParameterValue"
+
+
+def test_reset_image_attribute_takes_every_launch_permission_back(ec2_as, api_as, member, other,
+                                                                 world):
+    ec2 = ec2_as(member)
+    mine = ami(world["mine"])
+    ec2.modify_image_attribute(ImageId=mine, LaunchPermission={
+        "Add": [{"UserId": other.project.id}]})
+    ec2.reset_image_attribute(ImageId=mine, Attribute="launchPermission")
+    shown = api_as(member).get(f"/image/v2/images/{world['mine'].pk}").json()
+    assert shown["visibility"] == "private"
+    assert not ImageMember.objects.filter(image=world["mine"]).exists()
+    with pytest.raises(ClientError) as refused:
+        ec2_as(other).describe_images(ImageIds=[mine])
+    assert code_of(refused) == "InvalidAMIID.NotFound"
+    with pytest.raises(ClientError) as refused:  # a public image of another project
+        ec2.reset_image_attribute(ImageId=ami(world["public"]), Attribute="launchPermission")
+    assert code_of(refused) == "UnauthorizedOperation"
