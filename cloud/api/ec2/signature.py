@@ -9,8 +9,10 @@ what arrived; and the web process would carry botocore's 20 MB of service models
 AWS's rules: a request's date must lie within 15 minutes of the server's clock
 (`RequestExpired` outside it), a presigned one also before its own expiry. On top, a signature
 that changes something (any action but Describe*/Get*) is accepted once: within its 15 minutes a
-replay of it is refused, so a captured RunInstances cannot be sent again. Reads may repeat (a
-client polling in the same second sends the same signature twice).
+replay of it is refused, so a captured DeleteVolume cannot be sent again. Reads may repeat (a
+client polling in the same second sends the same signature twice), and so may a change carrying a
+ClientToken: EC2 makes that one idempotent (boto3 fills RunInstances' in itself), so a replay
+gets the first answer and makes nothing new.
 
 Nothing here logs a secret or a signature.
 """

@@ -75,7 +75,10 @@ def _handle(request: HttpRequest, request_id: str) -> tuple[str, bytes]:
                        f"The action {name} is not valid for this web service.")
     if action.rule is not None and not policy.allowed(ctx, action.rule):
         raise unauthorized()
-    if action.changes and not signature.first_use(signed):
+    # A change that carries a ClientToken is idempotent by EC2's own rule (the handler answers a
+    # repeat with what the first made), so a client's retry, signed again in the same second and
+    # so with the same signature, reaches it; any other change is accepted once.
+    if action.changes and not params.get("ClientToken") and not signature.first_use(signed):
         raise auth_failure("This request has already been used: a signed request that changes "
                            "something is accepted once.")
     try:
