@@ -28,6 +28,7 @@ from typing import Any
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import Model
 
 from cloud import errors
 from cloud.api.models import Ec2Tag
@@ -62,6 +63,13 @@ _NETWORK_KINDS: dict[str, tuple[str, Any, str]] = {
     resources.ADDRESS[0]: ("floating_ip", floating_ips.get_floating_ip, "update_floatingip"),
     resources.VPC[0]: ("network", networks.get_network, "update_network"),
     resources.SUBNET[0]: ("subnet", subnets.get_subnet, "update_subnet"),
+}
+
+
+# The row each metadata-keeping kind's tags live in.
+_ROWS: dict[str, type[Model]] = {
+    resources.INSTANCE[0]: Instance, resources.VOLUME[0]: Volume,
+    resources.SNAPSHOT[0]: VolumeSnapshot, resources.IMAGE[0]: Image,
 }
 
 
@@ -137,8 +145,21 @@ def set_tags(ctx: RequestContext, kind: resources.Kind, uuid: Any, tags: dict[st
     if not tags:
         return
     prefix = kind[0]
-    current = {t["key"]: t["value"] for t in tags_for(kind, [uuid])[str(uuid)]}
-    _limit(len({**current, **tags}))
+    if prefix in _NETWORK_KINDS:
+        _set_network_tags(ctx, prefix, uuid, tags)  # counts under its own transaction
+        return
+    if prefix not in _ROWS:
+        raise ValueError(f"EC2 tags: no storage for kind {kind}")
+    with transaction.atomic():
+        # The row locked first, so two CreateTags cannot each count 49 and together make 51;
+        # the service's own lock below is then taken again in this transaction.
+        _ROWS[prefix].objects.select_for_update().filter(pk=uuid).first()
+        current = {t["key"]: t["value"] for t in tags_for(kind, [uuid])[str(uuid)]}
+        _limit(len({**current, **tags}))
+        _write(ctx, prefix, uuid, tags)
+
+
+def _write(ctx: RequestContext, prefix: str, uuid: Any, tags: dict[str, str]) -> None:
     if prefix == resources.INSTANCE[0]:
         instance = servers.get_server(ctx, str(uuid))
         _authorize(ctx, "compute:server_metadata:create")
@@ -154,10 +175,6 @@ def set_tags(ctx: RequestContext, kind: resources.Kind, uuid: Any, tags: dict[st
         image_service.update_image(ctx, uuid, [
             {"op": "add", "path": "/" + _pointer(IMAGE_PREFIX + key), "value": value}
             for key, value in tags.items()])
-    elif prefix in _NETWORK_KINDS:
-        _set_network_tags(ctx, prefix, uuid, tags)
-    else:
-        raise ValueError(f"EC2 tags: no storage for kind {kind}")
 
 
 def delete_tags(ctx: RequestContext, kind: resources.Kind, uuid: Any,
@@ -222,6 +239,9 @@ def _set_network_tags(ctx: RequestContext, prefix: str, uuid: Any,
                       tags: dict[str, str]) -> None:
     field = _network_resource(ctx, prefix, uuid)
     with transaction.atomic():
+        # The resource's row locked, so a concurrent CreateTags counts after this one.
+        Ec2Tag._meta.get_field(field).related_model.objects.select_for_update().filter(
+            pk=uuid).first()
         for key, value in tags.items():
             Ec2Tag.objects.update_or_create(**{f"{field}_id": UUID(str(uuid))}, key=key,
                                             defaults={"value": value})

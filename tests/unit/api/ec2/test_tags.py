@@ -209,3 +209,51 @@ def test_a_dry_run_changes_nothing(ec2_as, api_as, member):
         assert code_of(refused) == "DryRunOperation"
     assert api_as(member).get(f"/compute/v2.1/servers/{server.uuid}/metadata").json() == {
         "metadata": {}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_tag_writes_cannot_pass_the_limit_together(member, monkeypatch):
+    """Each of two writers adds 26 tags to a server with none: one must be refused. Each holds
+    at a barrier once it has counted the tags there, so without the row lock both would count
+    0 and write (52 tags); with it the second counts only after the first committed."""
+    import threading
+
+    from django.db import connection as default_connection
+
+    from cloud.identity.context import RequestContext
+
+    server = make_server(member)
+    ctx = RequestContext(user_id=member.user.id, user_name="bob", project_id=member.project.id,
+                         project_name="alpha", roles=("member", "reader"), request_id="req-race")
+    barrier = threading.Barrier(2)
+    counted = tags.tags_for
+
+    def count_then_wait(kind, uuids):
+        found = counted(kind, uuids)
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass  # the other writer is waiting for the row: go on alone
+        return found
+
+    monkeypatch.setattr(tags, "tags_for", count_then_wait)
+    outcomes: list[str] = []
+
+    def write(prefix: str) -> None:
+        try:
+            tags.set_tags(ctx, resources.INSTANCE, server.uuid,
+                          {f"{prefix}{n}": "" for n in range(26)})
+            outcomes.append("ok")
+        except tags.Ec2Error as exc:
+            outcomes.append(exc.code)
+        finally:
+            default_connection.close()
+
+    writers = [threading.Thread(target=write, args=(p,)) for p in "ab"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=30)
+    server.refresh_from_db()
+    assert sorted(outcomes) == ["TagLimitExceeded", "ok"]
+    assert len(server.metadata) == 26
