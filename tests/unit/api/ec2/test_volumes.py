@@ -290,3 +290,19 @@ def test_an_admins_account_is_their_project(ec2_as, admin, other, host):
     assert code_of(hidden) == "InvalidVolume.NotFound"
     group = ec2_as(other).create_security_group(GroupName="b", Description="b")["GroupId"]
     assert group not in {g["GroupId"] for g in boss.describe_security_groups()["SecurityGroups"]}
+
+
+def test_boto3s_paginator_walks_every_volume_and_snapshot(ec2_as, member, host):
+    made = [ec2_as(member).create_volume(Size=1, AvailabilityZone="nova")["VolumeId"]
+            for _ in range(7)]
+    for volume_id in made[:6]:
+        created(_row(volume_id))
+        ec2_as(member).create_snapshot(VolumeId=volume_id)
+    ec2 = ec2_as(member)
+    pages = list(ec2.get_paginator("describe_volumes").paginate(
+        PaginationConfig={"PageSize": 5}))
+    assert [len(p["Volumes"]) for p in pages] == [5, 2]
+    assert [v["VolumeId"] for p in pages for v in p["Volumes"]] == made
+    pages = list(ec2.get_paginator("describe_snapshots").paginate(
+        OwnerIds=["self"], PaginationConfig={"PageSize": 5}))
+    assert [len(p["Snapshots"]) for p in pages] == [5, 1]
