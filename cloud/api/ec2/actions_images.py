@@ -75,6 +75,10 @@ FILTERS: listing.Filters = {
     "block-device-mapping.snapshot-id": listing.path("blockDeviceMapping", "ebs", "snapshotId"),
     "block-device-mapping.device-name": listing.path("blockDeviceMapping", "deviceName"),
     "source-instance-id": listing.path("sourceInstanceId"),
+    "creation-date": listing.path("creationDate"),
+    # No image has an alias (amazon, aws-marketplace): such a filter matches none, as it would
+    # in a region without them.
+    "owner-alias": listing.path("imageOwnerAlias"),
 }
 
 

@@ -105,6 +105,7 @@ def test_filters(ec2_as, member, world):
     assert by("tag:os", "cirros") == {"mine"}
     assert by("root-device-type", "ebs") == set()
     assert by("image-type", "machine") == {"mine", "public"}
+    assert by("owner-alias", "amazon") == set()
     with pytest.raises(ClientError) as refused:
         by("colour", "blue")
     assert code_of(refused) == "InvalidParameterValue"
