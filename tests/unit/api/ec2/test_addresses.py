@@ -186,3 +186,17 @@ def test_dry_run_checks_and_changes_nothing(ec2_as, member, world):
     assert code_of(dry) == "DryRunOperation"
     [address] = ec2.describe_addresses()["Addresses"]
     assert "AssociationId" not in address
+
+
+def test_the_public_ip_names_the_address_too(ec2_as, member, world):
+    ec2 = ec2_as(member)
+    public_ip = ec2.allocate_address(Domain="vpc")["PublicIp"]
+    ec2.associate_address(PublicIp=public_ip, InstanceId=world["instance"])
+    [address] = ec2.describe_addresses(Filters=[{"Name": "instance-id",
+                                                 "Values": [world["instance"]]}])["Addresses"]
+    assert address["PublicIp"] == public_ip
+    ec2.disassociate_address(PublicIp=public_ip)
+    assert "InstanceId" not in ec2.describe_addresses(PublicIps=[public_ip])["Addresses"][0]
+    ec2.release_address(PublicIp=public_ip)
+    assert ec2.describe_addresses()["Addresses"] == []
+    assert world["api"].get(f"{N}/floatingips").json()["floatingips"] == []
