@@ -126,10 +126,10 @@ def allocate_address(call: Call) -> dict[str, Any]:
     dry_run(call.params)
     try:
         fip = floating_ips.create_floating_ip(ctx, {"floating_network_id": pool})
-    except errors.OverLimit as exc:
-        raise Ec2Error("AddressLimitExceeded", exc.message) from None
-    except errors.Conflict as exc:  # no address left on the external network
-        raise Ec2Error("InsufficientAddressCapacity", exc.message) from None
+    except errors.Conflict as exc:  # the project's quota, or no address left on the network
+        code = ("AddressLimitExceeded" if exc.neutron_type == "OverQuota"
+                else "InsufficientAddressCapacity")
+        raise Ec2Error(code, exc.message) from None
     if wanted_tags:
         tags.set_tags(ctx, resources.ADDRESS, fip.pk, wanted_tags)
     return {"publicIp": fip.floating_ip_address, "allocationId": ec2_id("eipalloc", fip.pk),

@@ -381,7 +381,12 @@ def create_security_group(call: Call) -> dict[str, Any]:
         raise Ec2Error("InvalidGroup.Duplicate", f"The security group '{name}' already exists")
     dry_run(call.params)
     with transaction.atomic():
-        group = groups.create_group(ctx, {"name": name, "description": description})
+        try:
+            group = groups.create_group(ctx, {"name": name, "description": description})
+        except errors.Conflict as exc:
+            if exc.neutron_type == "OverQuota":
+                raise Ec2Error("SecurityGroupLimitExceeded", exc.message) from None
+            raise
         tags.set_tags(ctx, resources.SECURITY_GROUP, group.pk, wanted_tags)
     return {"groupId": ec2_id("sg", group.pk),
             "tagSet": [{"key": k, "value": v} for k, v in sorted(wanted_tags.items())] or None}
@@ -438,6 +443,8 @@ def _authorize(call: Call, direction: str) -> dict[str, Any]:
             try:
                 made.append(groups.create_rule(ctx, rule.body(group)))
             except errors.Conflict as exc:
+                if exc.neutron_type == "OverQuota":
+                    raise Ec2Error("RulesPerSecurityGroupLimitExceeded", exc.message) from None
                 if exc.neutron_type != "SecurityGroupRuleExists":
                     raise
                 raise Ec2Error("InvalidPermission.Duplicate", _duplicate(rule)) from None

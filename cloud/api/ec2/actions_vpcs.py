@@ -33,7 +33,7 @@ from cloud.network.models import Network, Port, Subnet
 from . import listing, resources, tags
 from .actions_instances import dry_run
 from .actions_security_groups import owner_id
-from .errors import Ec2Error, invalid
+from .errors import Ec2Error, invalid, translate
 from .registry import Call, action
 
 READ, WRITE = "network:get", "network:write"
@@ -182,6 +182,11 @@ def _cidr(text: str, name: str) -> ipaddress.IPv4Network:
     return network
 
 
+def _over_quota(exc: errors.Conflict, code: str) -> Exception:
+    """Neutron's quota refusal as EC2's limit code; any other conflict as translated."""
+    return Ec2Error(code, exc.message) if exc.neutron_type == "OverQuota" else translate(exc)
+
+
 @action("CreateVpc", WRITE)
 def create_vpc(call: Call) -> dict[str, Any]:
     """A network of the project; CidrBlock is checked (EC2 requires one) and its subnets are
@@ -193,8 +198,11 @@ def create_vpc(call: Call) -> dict[str, Any]:
     wanted_tags = tags.tag_specifications(call.params, "vpc")
     name = wanted_tags.get("Name", "")
     dry_run(call.params)
-    network = networks.create_network(call.ctx, {"name": name,
-                                                 "description": f"EC2 VPC {cidr}"})
+    try:
+        network = networks.create_network(call.ctx, {"name": name,
+                                                     "description": f"EC2 VPC {cidr}"})
+    except errors.Conflict as exc:
+        raise _over_quota(exc, "VpcLimitExceeded") from None
     if wanted_tags:
         tags.set_tags(call.ctx, resources.VPC, network.pk, wanted_tags)
     shape = describe_vpc(network, [{"key": k, "value": v}
@@ -234,6 +242,8 @@ def create_subnet(call: Call) -> dict[str, Any]:
         subnet = subnets.create_subnet(ctx, {"network_id": str(network.pk), "cidr": str(cidr),
                                              "ip_version": 4,
                                              "name": wanted_tags.get("Name", "")})
+    except errors.Conflict as exc:
+        raise _over_quota(exc, "SubnetLimitExceeded") from None
     except errors.BadRequest as exc:
         if exc.neutron_type == "InvalidInput" and "overlaps" in exc.message:
             raise Ec2Error("InvalidSubnet.Conflict", f"The CIDR '{cidr}' conflicts with another "

@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cloud.ids import ec2_id
-from cloud.network.models import Network, Port
+from cloud.network.models import Network, Port, Subnet
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +130,34 @@ def test_dry_run_checks_and_changes_nothing(ec2_as, member, nets):
         ec2_as(member).create_vpc(CidrBlock="10.40.0.0/16", DryRun=True)
     assert code_of(dry) == "DryRunOperation"
     assert Network.objects.count() == before
+
+
+def test_network_quotas_answer_ec2s_limit_codes(ec2_as, member, admin, api_as, nets):
+    ec2 = ec2_as(member)
+    vpc_id = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_security_group(GroupName="one", Description="1")  # with default: 2 groups
+    used_rules = len(ec2.describe_security_group_rules()["SecurityGroupRules"])
+    networks_used = Network.objects.filter(project=member.project).count()
+    subnets_used = Subnet.objects.filter(project=member.project).count()
+    response = api_as(admin).put(f"/network/v2.0/quotas/{member.project.id}", {"quota": {
+        "floatingip": 0, "security_group": 2, "security_group_rule": used_rules,
+        "network": networks_used, "subnet": subnets_used + 1}})
+    assert response.status_code == 200, response.content
+    for call, code in [
+        (lambda: ec2.allocate_address(Domain="vpc"), "AddressLimitExceeded"),
+        (lambda: ec2.create_security_group(GroupName="two", Description="2"),
+         "SecurityGroupLimitExceeded"),
+        (lambda: ec2.authorize_security_group_ingress(
+            GroupName="one", IpProtocol="tcp", FromPort=1, ToPort=1, CidrIp="10.0.0.0/8"),
+         "RulesPerSecurityGroupLimitExceeded"),
+        (lambda: ec2.create_vpc(CidrBlock="10.60.0.0/16"), "VpcLimitExceeded"),
+        (lambda: ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.50.1.0/24"), None),
+        (lambda: ec2.create_subnet(VpcId=vpc_id, CidrBlock="10.50.2.0/24"),
+         "SubnetLimitExceeded"),
+    ]:
+        if code is None:
+            call()
+            continue
+        with pytest.raises(ClientError) as refused:
+            call()
+        assert code_of(refused) == code
