@@ -306,3 +306,24 @@ def test_boto3s_paginator_walks_every_volume_and_snapshot(ec2_as, member, host):
     pages = list(ec2.get_paginator("describe_snapshots").paginate(
         OwnerIds=["self"], PaginationConfig={"PageSize": 5}))
     assert [len(p["Snapshots"]) for p in pages] == [5, 1]
+
+
+def test_volume_quotas_answer_ec2s_limit_codes(ec2_as, member, admin, host):
+    import json
+
+    from django.test import Client
+
+    ec2 = ec2_as(member)
+    volume_id = ec2.create_volume(Size=1, AvailabilityZone="nova")["VolumeId"]
+    created(_row(volume_id))
+    project = member.project.id
+    response = Client().put(f"/volume/v3/{project}/os-quota-sets/{project}",
+                            json.dumps({"quota_set": {"volumes": 1, "snapshots": 0}}),
+                            content_type="application/json", HTTP_X_AUTH_TOKEN=admin.token)
+    assert response.status_code == 200, response.content
+    with pytest.raises(ClientError) as volumes:
+        ec2.create_volume(Size=1, AvailabilityZone="nova")
+    assert code_of(volumes) == "VolumeLimitExceeded"
+    with pytest.raises(ClientError) as snapshots:
+        ec2.create_snapshot(VolumeId=volume_id)
+    assert code_of(snapshots) == "SnapshotLimitExceeded"
