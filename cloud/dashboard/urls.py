@@ -7,6 +7,7 @@ from . import (
     admin_flavors,
     admin_identity,
     admin_pages,
+    api_access,
     bulk,
     drains,
     floating_ips,
@@ -121,6 +122,15 @@ urlpatterns = [
          name="floating-ip-release"),
     path("topology/", topology.topology, name="topology"),
     path("topology/svg", topology.topology_svg, name="topology-svg"),
+    # API access (issue 18): endpoints, openrc/clouds.yaml, the user's EC2 credentials
+    path("api-access/", api_access.api_access, name="api-access"),
+    path("api-access/openrc", api_access.openrc, name="api-access-openrc"),
+    path("api-access/clouds.yaml", api_access.clouds_yaml, name="api-access-clouds-yaml"),
+    path("api-access/ec2rc.sh", api_access.ec2rc, name="api-access-ec2rc"),
+    path("api-access/ec2/create", api_access.ec2_create, name="ec2-credential-create"),
+    path("api-access/ec2/reveal", api_access.ec2_reveal, name="ec2-credential-reveal"),
+    path("api-access/ec2/<str:access>/delete", api_access.ec2_delete,
+         name="ec2-credential-delete"),
     # operators
     path("manage/", admin_pages.admin_index, name="manage"),
     path("manage/hypervisors/", admin_pages.hypervisor_list, name="hypervisors"),
