@@ -17,7 +17,8 @@ Choices where EC2 and Kumo differ:
   unchanged, and the answer names the type actually used. Any other unknown name is
   InvalidParameterValue. Iops and Throughput are accepted and have no effect.
 - Device: Kumo gives the next free virtio name (/dev/vdb, …), as Nova does, whatever was asked;
-  the answer and DescribeVolumes show that name.
+  the answer and DescribeVolumes show that name. DetachVolume's Force is accepted and the detach
+  is the ordinary one (the host takes the disk out once the guest let it go).
 - A volume with snapshots cannot be deleted (Kumo's snapshots live inside their volume):
   IncorrectState, saying to delete the snapshots first.
 """
