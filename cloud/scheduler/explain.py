@@ -137,6 +137,8 @@ def check_placement(ctx: RequestContext, *, flavor_ref: str, image_ref: str | No
         ephemeral_gb=flavor.ephemeral_gb,
         availability_zone=zone,
         scheduler_hints={"group": str(group.uuid)} if group is not None else {},
+        image_ref=str(image.id) if image is not None else "",
+        image_properties=dict(image.properties or {}) if image is not None else None,
     ).with_group(placement)
     checked_at = timezone.now()
     answer = explain(spec, load_host_states(checked_at), load_filters(), load_weighers())

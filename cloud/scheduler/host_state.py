@@ -36,6 +36,9 @@ class HostState:
     # When the snapshot was read: heartbeat age is measured against it, so filters need no clock.
     read_at: datetime | None = None
     availability_zone: str = availability_zones.DEFAULT_ZONE
+    # As the host's agent reports it (QEMU, LXC, …); None: not read with the row, and a filter
+    # that needs it looks it up (filters/image_properties.py).
+    hypervisor_type: str | None = None
 
     @property
     def free_vcpus(self) -> float:
@@ -70,6 +73,10 @@ class RequestSpec:
     requested_host: str | None = None
     requested_node: str | None = None
     force_destination: bool = False
+    # The image booted (empty: a volume) and, when the caller already holds it, its properties;
+    # None: a filter that needs them looks them up (filters/image_properties.py).
+    image_ref: str = ""
+    image_properties: dict | None = None
 
     @property
     def disk_gb(self) -> int:
@@ -96,6 +103,7 @@ def request_spec_for(instance: Instance) -> RequestSpec:
         availability_zone=instance.availability_zone,
         scheduler_hints=dict(instance.scheduler_hints or {}),
         ignore_hosts=frozenset(instance.tried_hosts or ()),
+        image_ref=instance.image_ref,
     )
     if instance.vm_state == states.BUILDING:
         # A requested destination is for the boot only; moves choose their own.
