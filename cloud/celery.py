@@ -2,8 +2,10 @@
 the conductor: cloud/conductor/beat.py)."""
 
 import os
+from typing import Any
 
 from celery import Celery, signals
+from django.db import close_old_connections
 
 from cloud import tracing
 from cloud.metrics import task_timing
@@ -16,6 +18,12 @@ os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
 
 app = Celery("cloud")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery's Django fixup closes every database connection before and after each task (Celery 5.7
+# closes them outright, whatever CONN_MAX_AGE says): a new PostgreSQL session per task, whose
+# connect cost the conductor more CPU than most of its tasks' work (bench/README.md). With a reuse
+# count the fixup closes them only every that many tasks, which is never in practice; instead the
+# worker keeps them as Django's own request cycle does (_reuse_connections below).
+app.conf.CELERY_DB_REUSE_MAX = 2**31
 app.autodiscover_tasks()
 # Beat's schedule runs inside a conductor worker (one at a time, under a lock), not in a process of
 # its own; the module wires itself to the worker's start and stop.
@@ -27,6 +35,18 @@ task_timing.connect()
 def _service_of(nodename: str) -> str:
     """kumo-scheduler for the worker scheduler1@host: the role, not the copy."""
     return "kumo-" + (nodename.split("@", 1)[0].rstrip("0123456789") or "worker")
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _reuse_connections(task: Any = None, **_: object) -> None:
+    """Before and after each task, as Django does at each request's start and end: a connection is
+    closed when it is broken (an error left it unusable), past CONN_MAX_AGE, or left outside
+    autocommit; otherwise the thread's next task uses it again. Not for a task run eagerly, inside
+    its caller's transaction (as the fixup leaves those alone too)."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    close_old_connections()
 
 
 @signals.celeryd_init.connect
