@@ -5,6 +5,7 @@ signed-in user's own EC2 credentials, whose keys are checked by signing real bot
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import subprocess
@@ -117,6 +118,25 @@ def test_the_ec2rc_download_configures_boto3_on_its_own(member, monkeypatch):
     # And the row's own button gives that credential's file.
     named = client.post("/api-access/ec2rc.sh", {"access": exported["EC2_ACCESS_KEY"]})
     assert _exports(named.content.decode())["EC2_SECRET_KEY"] == exported["EC2_SECRET_KEY"]
+
+
+def test_the_secret_stays_out_of_logs_urls_messages_and_the_session(member, caplog):
+    caplog.set_level(logging.DEBUG)
+    client = signed_in(member)
+    made = client.post("/api-access/ec2/create", follow=True)
+    (access,) = _access_keys(made.content.decode())
+    secret = _reveal(client, access)
+    assert secret not in made.content.decode(), "shown only when asked for, not on creation"
+    downloaded = client.post("/api-access/ec2rc.sh", {"access": access})
+    assert secret in downloaded.content.decode()
+    deleted = client.post(f"/api-access/ec2/{access}/delete", follow=True)
+    assert "deleted" in deleted.content.decode() and secret not in deleted.content.decode()
+    for response in (made, downloaded, deleted):
+        urls = [response.request["PATH_INFO"], *(url for url, _ in response.redirect_chain)] \
+            if hasattr(response, "redirect_chain") else [response.request["PATH_INFO"]]
+        assert all(secret not in url for url in urls)
+    assert secret not in str(dict(client.session.items()))
+    assert secret not in caplog.text
 
 
 def test_deleting_a_credential_makes_its_key_fail(member):
