@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import libvirt
 
+from compute_agent import messages as msg
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import Driver, DriverError
 from compute_agent.drivers.libvirt import peers
@@ -43,13 +44,14 @@ class NoSuchInstance(DriverError):
 
 
 def default_domain_type(uri: str) -> str:
-    """The `<domain type>` for a URI: "test" for the test driver, "qemu" (TCG) for qemu.
+    """The `<domain type>` for a URI: "test" for the test driver, "qemu" (TCG) for qemu, "lxc"
+    for containers.
 
     KVM is never guessed: /dev/kvm can exist and still be unusable (see platform notes), so a host
     that wants it says so explicitly.
     """
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme in ("test", "qemu"):
+    if scheme in ("test", "qemu", "lxc"):
         return scheme
     raise DriverError(f"no default domain type for libvirt URI {uri!r}; pass one explicitly")
 
@@ -107,6 +109,31 @@ class LibvirtBase(Driver):
     @property
     def has_disks(self) -> bool:
         return self.domain_type != "test"
+
+    @property
+    def is_container(self) -> bool:
+        """A container host (lxc://): guests are containers (drivers/libvirt/containers.py)."""
+        return self.domain_type == "lxc"
+
+    # Where a container's lifecycle differs from a VM's; a VM host does nothing here
+    # (drivers/libvirt/containers.py).
+    def _container_xml(self, request: msg.SpawnRequest) -> str:
+        raise DriverError(f"{self.uri} is not a container host")
+
+    def _sweep_rootfs_trees(self) -> list[str]:
+        return []
+
+    def _container_starting(self, instance_uuid: str) -> None:
+        pass
+
+    def _container_started(self, domain: libvirt.virDomain) -> None:
+        pass
+
+    def _container_removed(self, instance_uuid: str) -> None:
+        pass
+
+    def _shutdown(self, domain: libvirt.virDomain) -> None:
+        domain.shutdown()
 
     @property
     def scratch_dir(self) -> str:

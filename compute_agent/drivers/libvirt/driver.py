@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from compute_agent.drivers.libvirt.cold_migration import ColdMigrationMixin
 from compute_agent.drivers.libvirt.console import ConsoleMixin
+from compute_agent.drivers.libvirt.containers import ContainerMixin
 from compute_agent.drivers.libvirt.devices import DevicesMixin
 from compute_agent.drivers.libvirt.events import GuestEventsMixin
 from compute_agent.drivers.libvirt.host import HostMixin
@@ -27,6 +28,7 @@ class LibvirtDriver(
     ColdMigrationMixin,
     GuestEventsMixin,
     StatsMixin,
+    ContainerMixin,
 ):
     """compute_agent.drivers.base.Driver on any libvirt URI.
 
@@ -39,5 +41,6 @@ class LibvirtDriver(
     snapshot, rescue, devices (NICs, crash dumps), host (host info, the domain list, init_host), live migration (preparing a
     destination, the live copy, abort, force-complete), cold migration (sending the disk,
     finishing on the destination), events (guests that stop on their own, told at once) and stats
-    (guests' counters for the statistics report).
+    (guests' counters for the statistics report); containers (an lxc:// URI) take their own way
+    at a few points of these (containers).
     """

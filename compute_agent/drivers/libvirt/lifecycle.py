@@ -34,6 +34,8 @@ _UNDEFINE_FLAG_SETS = (
 
 class LifecycleMixin(LibvirtBase):
     def _domain_xml(self, request: msg.SpawnRequest) -> str:
+        if self.is_container:
+            return self._container_xml(request)
         vnc_socket = self.vnc_socket_path(request.instance_uuid)
         if not self.has_disks:
             return build_domain_xml(
@@ -81,6 +83,8 @@ class LifecycleMixin(LibvirtBase):
                 if not domain.isActive():
                     raise
                 LOG.info("domain %s was started concurrently", instance_uuid)
+            else:
+                self._container_started(domain)
             return domain_power_state(domain)
 
         return self._call(f"spawn of {instance_uuid}", spawn_on)
@@ -103,6 +107,7 @@ class LifecycleMixin(LibvirtBase):
                     raise
 
         self._call(f"destroy of {instance_uuid}", destroy_on)
+        self._container_removed(instance_uuid)
         try:
             self.files.remove_instance_dir(instance_uuid)
             self._remove_vnc_socket(instance_uuid)
@@ -123,4 +128,5 @@ class LifecycleMixin(LibvirtBase):
     def sweep_image_cache(self, max_idle: float = DEFAULT_MAX_IDLE) -> list[str]:
         if not self.has_disks:
             return []
-        return self.image_cache.sweep(self.files.bases_in_use(), max_idle=max_idle)
+        removed = self.image_cache.sweep(self.files.bases_in_use(), max_idle=max_idle)
+        return removed + self._sweep_rootfs_trees() if self.is_container else removed

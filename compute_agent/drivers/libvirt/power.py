@@ -53,7 +53,9 @@ class PowerMixin(LibvirtBase):
     def start(self, instance_uuid: str) -> str:
         def start_domain(domain: libvirt.virDomain) -> str:
             if not domain.isActive():
+                self._container_starting(instance_uuid)
                 domain.create()  # restores the saved memory of a suspended guest
+                self._container_started(domain)
             return domain_power_state(domain)
 
         return self._act("start", instance_uuid, start_domain)
@@ -62,7 +64,7 @@ class PowerMixin(LibvirtBase):
         def begin(domain: libvirt.virDomain) -> bool:
             """Return True when nothing is left to wait for."""
             if not domain.isActive():
-                if domain.hasManagedSaveImage(0):
+                if not self.is_container and domain.hasManagedSaveImage(0):
                     domain.managedSaveRemove(0)  # a stopped guest boots afresh, not from memory
                 return True
             state, _ = domain.state()
@@ -70,7 +72,7 @@ class PowerMixin(LibvirtBase):
             if timeout <= 0 or state == libvirt.VIR_DOMAIN_PAUSED:
                 domain.destroy()
                 return True
-            domain.shutdown()
+            self._shutdown(domain)
             return False
 
         finished = self._act("stop", instance_uuid, begin)
@@ -94,7 +96,7 @@ class PowerMixin(LibvirtBase):
             state, _ = domain.state()
             if hard or state != libvirt.VIR_DOMAIN_RUNNING:
                 return False  # a guest that is not running cannot take part in a soft reboot
-            domain.shutdown()
+            self._shutdown(domain)
             return True
 
         soft = self._act("reboot", instance_uuid, begin)
@@ -103,9 +105,11 @@ class PowerMixin(LibvirtBase):
 
         def power_cycle(domain: libvirt.virDomain) -> str:
             self._destroy_if_active(domain)
-            if domain.hasManagedSaveImage(0):
+            if not self.is_container and domain.hasManagedSaveImage(0):
                 domain.managedSaveRemove(0)
+            self._container_starting(instance_uuid)
             domain.create()
+            self._container_started(domain)
             return domain_power_state(domain)
 
         return self._act("reboot", instance_uuid, power_cycle)

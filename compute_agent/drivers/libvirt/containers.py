@@ -1,0 +1,91 @@
+"""Containers (libvirt's LXC driver, an `lxc://` URI): what differs from a VM's lifecycle.
+
+A container host runs the same driver as a qemu host; these hooks are where the two part:
+* its definition is compute_agent.container_xml's, over an overlay of the image's root
+  filesystem (compute_agent.container_rootfs), mounted before every start since a host's
+  reboot drops mounts, and unmounted before its directory is removed;
+* its console is a pty libvirt does not log (the LXC driver ignores <log>), so after each start a
+  `cat` of the pty, in a session of its own so it outlives an agent restart, appends to the
+  instance's console.log, the file console_output reads for VMs too; it ends with the container
+  (the pty's read fails once its last writer is gone);
+* a clean shutdown is a SIGTERM to the container's init (libvirt's default, /dev/initctl, is
+  something a small init does not have: the container would then run on until the timeout).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import libvirt
+
+from compute_agent import container_rootfs
+from compute_agent import messages as msg
+from compute_agent.container_xml import build_container_xml
+from compute_agent.domain_xml import canonical_uuid
+from compute_agent.drivers.base import DriverError
+from compute_agent.drivers.libvirt.connection import LibvirtBase
+from compute_agent.instance_files import BASE_MARKER_NAME
+
+LOG = logging.getLogger(__name__)
+
+
+class ContainerMixin(LibvirtBase):
+    def _container_xml(self, request: msg.SpawnRequest) -> str:
+        if request.image is None:
+            raise DriverError("a container needs an image of its root filesystem; it cannot "
+                              "boot from a volume")
+        instance_uuid = canonical_uuid(request.instance_uuid)
+        cached = self.image_cache.fetch(request.image)
+        tree = container_rootfs.base_tree(self.image_cache, cached)
+        self.files.make_instance_dir(instance_uuid)
+        self.files.record_base(instance_uuid, cached.path)
+        rootfs = container_rootfs.mount_overlay(self.files, instance_uuid, tree)
+        try:
+            return build_container_xml(request, rootfs=os.fspath(rootfs),
+                                       nics=self.nics(request.networks))
+        except ValueError as exc:
+            raise DriverError(f"container {instance_uuid}: {exc}") from exc
+
+    def _container_starting(self, instance_uuid: str) -> None:
+        """Before a stopped container starts again: its root filesystem mounted."""
+        marker = self.files.path(instance_uuid, BASE_MARKER_NAME)
+        if not marker.exists():
+            return  # not made here by spawn (nothing to mount); libvirt will say what is wrong
+        name = marker.read_text().strip()
+        tree = self.image_cache.directory / container_rootfs.ROOTFS_DIR_NAME / name
+        container_rootfs.mount_overlay(self.files, instance_uuid, tree)
+
+    def _container_started(self, domain: libvirt.virDomain) -> None:
+        """After a container started: its console copied into its console.log."""
+        instance_uuid = canonical_uuid(domain.UUIDString())
+        tty = ET.fromstring(domain.XMLDesc(0)).find("devices/console")
+        path = tty.get("tty") if tty is not None else None
+        if not path or not path.startswith("/dev/pts/"):
+            LOG.warning("container %s has no console pty to log", instance_uuid)
+            return
+        log = self.files.console_log(instance_uuid)
+        cat = shutil.which("cat") or "/bin/cat"
+        with open(log, "ab") as out:
+            subprocess.Popen([cat, path], stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+    def _container_removed(self, instance_uuid: str) -> None:
+        """After its domain is gone, before its directory goes."""
+        container_rootfs.unmount(self.files, instance_uuid)
+
+    def _shutdown(self, domain: libvirt.virDomain) -> None:
+        if self.is_container:
+            domain.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_SIGNAL)
+        else:
+            domain.shutdown()
+
+    def _sweep_rootfs_trees(self) -> list[str]:
+        removed = []
+        for tree in container_rootfs.unused_trees(self.image_cache):
+            shutil.rmtree(tree, ignore_errors=True)
+            removed.append(f"{container_rootfs.ROOTFS_DIR_NAME}/{tree.name}")
+        return removed
