@@ -18,7 +18,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -185,7 +185,8 @@ class Ec2Pair:
     user_id: str
     project_id: str | None
     access: str
-    secret: str
+    # Out of the repr: a pair in a log line or a traceback's locals must not carry the secret.
+    secret: str = field(repr=False)
 
 
 def _pair(credential: Credential) -> Ec2Pair:

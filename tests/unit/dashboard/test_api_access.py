@@ -86,6 +86,7 @@ def test_a_credential_made_on_the_page_signs_ec2_requests(member):
     (pair,) = credentials.list_ec2(_ctx(member), member.user.pk)
     assert pair.access == access and pair.project_id == member.project.pk
     assert pair.secret not in page, "the secret is shown only when asked for"
+    assert pair.secret not in repr(pair), "a pair in a log line or traceback keeps it"
     secret = _reveal(client, access)
     assert secret == pair.secret
     assert _describe(access, secret)["ResponseMetadata"]["HTTPStatusCode"] == 200
