@@ -238,3 +238,30 @@ def _ctx(persona) -> RequestContext:
     return RequestContext(user_id=persona.user.pk, user_name=persona.user.name,
                           project_id=persona.project.pk, project_name=persona.project.name,
                           roles=("member",))
+
+
+def test_what_makes_a_key_needs_the_csrf_token_and_a_session(member):
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(member.user)
+    for path in ("/api-access/ec2rc.sh", "/api-access/ec2/create"):
+        assert forged.post(path).status_code == 403
+    assert credentials.list_ec2(_ctx(member), member.user.pk) == []
+    # With the page's own token it works.
+    page = forged.get("/api-access/").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    assert forged.post("/api-access/ec2rc.sh", {"csrfmiddlewaretoken": token}).status_code == 200
+    assert len(credentials.list_ec2(_ctx(member), member.user.pk)) == 1
+    anonymous = Client()
+    assert anonymous.get("/api-access/").status_code == 302
+    assert anonymous.post("/api-access/ec2rc.sh").status_code == 302
+
+
+def test_bad_or_unknown_keys_are_refused_in_words(member):
+    client = signed_in(member)
+    missing = client.post("/api-access/ec2/reveal")
+    assert missing.status_code == 400 and "Choose an EC2 credential" in missing.content.decode()
+    for response in (client.post("/api-access/ec2/reveal", {"access": "nope"}),
+                     client.post("/api-access/ec2rc.sh", {"access": "x" * 5000}),
+                     client.get("/api-access/ec2/nope/delete")):
+        assert response.status_code == 404
+        assert "Could not find credential" in response.content.decode()
