@@ -4,6 +4,7 @@
 #   make run  [PORT=8000] [KUMO_LIBVIRT_URI=test:///default] [DATABASE_URL=…] [REDIS_URL=…]
 #             [HOSTS=3]  (simulated hosts compute-1..3 with real qemu guests instead of one agent,
 #                         and storage host storage-1 instead of volume host volume-1)
+#             [LXC_HOSTS=1]  (with HOSTS=N: and container hosts lxc-1.. running libvirt LXC)
 #   make test [ARGS="-k boot -x"]
 #   make host-fail HOST=compute-1 / make host-recover HOST=compute-1   (on make run HOSTS=N's hosts)
 
@@ -14,7 +15,8 @@ PORT ?= 8000
 KUMO_LIBVIRT_URI ?= test:///default
 REDIS_URL ?= redis://127.0.0.1:6379/0
 HOSTS ?= 0
-export PORT KUMO_LIBVIRT_URI REDIS_URL HOSTS
+LXC_HOSTS ?= 0
+export PORT KUMO_LIBVIRT_URI REDIS_URL HOSTS LXC_HOSTS
 # Unset means the embedded SQLite database under var/ (see cloud/settings.py); an empty value
 # would not, so DATABASE_URL is passed on only when it was given.
 ifdef DATABASE_URL
@@ -38,6 +40,7 @@ help:
 	@echo "make lint       ruff check"
 	@echo "make bench      run the benchmarks in bench/ (not part of the tests)"
 	@echo "make image      build the tiny test guest var/guest/kumo-tiny.qcow2 from Debian packages"
+	@echo "                and the tiny container var/guest/kumo-tiny-ct.tar.gz (busybox, for LXC hosts)"
 	@echo "make clean      remove var/ (embedded database, images), openrc, clouds.yaml and caches"
 	@echo "make distclean  clean, and remove .venv"
 	@echo "make host-fail HOST=compute-1     a simulated host of 'make run HOSTS=N' dies: its guests,"
@@ -72,6 +75,7 @@ lint: setup-test
 
 image:
 	scripts/build_image.sh
+	scripts/build_ct_image.sh
 
 bench: setup-test
 	@if [ -x bench/run_all.sh ]; then bench/run_all.sh; else echo "no benchmarks yet (bench/run_all.sh)"; fi

@@ -36,7 +36,9 @@ python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v 0
 # The tiny guest (scripts/build_image.sh, offline from Debian packages) becomes image kumo-tiny.
 scripts/build_image.sh
-python manage.py bootstrap --image var/guest/kumo-tiny.qcow2
+# And the tiny container (scripts/build_ct_image.sh) becomes image kumo-tiny-ct (hypervisor_type lxc).
+scripts/build_ct_image.sh
+python manage.py bootstrap --image var/guest/kumo-tiny.qcow2 --ct-image var/guest/kumo-tiny-ct.tar.gz
 
 # Honcho hands each process a PORT of its own, counting up from -p in Procfile order; web is listed
 # first so that it gets exactly $PORT.
@@ -69,7 +71,12 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 # `up` removes whatever an earlier run (or a crash) left first.
 # And storage-1, a volume host on the same fabric serving NBD at its own address (simhosts/storage.py).
-python -m simhosts up "$HOSTS" --storage 1 --tag run
+# LXC_HOSTS=M: and M container hosts lxc-1..M (libvirt LXC); the scheduler then keeps VM images
+# and container images each on their own kind of host (ImagePropertiesFilter).
+LXC_HOSTS=${LXC_HOSTS:-0}
+[[ "$LXC_HOSTS" =~ ^[0-9][0-9]?$ ]] || die "LXC_HOSTS=$LXC_HOSTS: give a number of container hosts"
+[ "$LXC_HOSTS" = 0 ] || export KUMO_CONTAINER_HOSTS=1
+python -m simhosts up "$HOSTS" --lxc "$LXC_HOSTS" --storage 1 --tag run
 # A simulated host that dies (make host-fail) is fenced by simhosts itself (cloud/compute/fencing.py).
 export KUMO_FENCING_DRIVER="${KUMO_FENCING_DRIVER:-simulated}"
 procfile=var/Procfile.hosts
@@ -79,6 +86,9 @@ echo "storage-1: python -m simhosts --tag run agent --supervise storage-1" >> "$
 # one exits, and `make host-fail` kills an agent with its host.
 for i in $(seq 1 "$HOSTS"); do
     echo "compute-$i: python -m simhosts --tag run agent --supervise compute-$i" >> "$procfile"
+done
+for i in $(seq 1 "$LXC_HOSTS"); do
+    echo "lxc-$i: python -m simhosts --tag run agent --supervise lxc-$i" >> "$procfile"
 done
 # Not exec: the trap removes the hosts once honcho has stopped every process (Ctrl-C).
 honcho start -f "$procfile" -p "$PORT"

@@ -75,7 +75,9 @@ esac
 # from the iptables package), conntrack (dropping a narrowed rule's connections); the data-plane
 # tests play guests with busybox's udhcpc and ping.
 if [ "${HOSTS:-0}" != 0 ] || [ "$requirements" = requirements-test.txt ]; then
-    apt_install libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils \
+    # libvirt-daemon-driver-lxc: container hosts (LXC_HOSTS=M, tests/e2e/test_lxc.py).
+    apt_install libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc \
+        qemu-system-x86 qemu-utils \
         iproute2 util-linux dnsmasq-base iptables conntrack busybox-static
 fi
 

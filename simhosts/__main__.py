@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
                           help="start N hosts (after removing what the tag left)")
     up.add_argument("count", type=int)
     up.add_argument("--prefix", default="compute")
+    up.add_argument("--lxc", type=int, default=0, metavar="N",
+                    help="also N container hosts lxc-1..N (libvirt LXC)")
     up.add_argument("--storage", type=int, default=0, metavar="N",
                     help="also N storage hosts storage-1..N (volume hosts serving NBD)")
     verbs.add_parser("down", parents=[tag],
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args.tag = getattr(args, "tag", None) or os.environ.get("KUMO_SIMHOSTS_TAG", "run")
 
     if args.verb == "up":
-        for host in hosts.up(args.tag, args.count, args.prefix):
+        for host in hosts.up(args.tag, args.count, args.prefix, lxc=args.lxc):
             print(f"{host.name} {host.ip} {host.uri}")
         for volume_host in storage.up(args.tag, args.storage):
             print(f"{volume_host.name} {volume_host.ip} nbd://{volume_host.ip}:{storage.NBD_PORT}")

@@ -32,6 +32,10 @@ _LIBVIRT_PATHS = {
 }
 
 
+# Container hosts (`up --lxc N`): lxc-1..N, numbered on after the qemu hosts for their addresses.
+CONTAINER_PREFIX = "lxc"
+
+
 class HostError(RuntimeError):
     pass
 
@@ -59,9 +63,15 @@ class SimHost:
         return self.dir / "run" / "libvirt-sock"
 
     @property
+    def is_container_host(self) -> bool:
+        """A host named lxc-N runs containers (libvirt's LXC driver), not qemu guests."""
+        return self.name.startswith(f"{CONTAINER_PREFIX}-")
+
+    @property
     def uri(self) -> str:
         """The host's libvirt, from any mount namespace on the machine."""
-        return f"qemu:///system?socket={self.socket}"
+        driver = "lxc" if self.is_container_host else "qemu"
+        return f"{driver}:///system?socket={self.socket}"
 
     @property
     def peer_uri(self) -> str:
@@ -124,9 +134,11 @@ def existing(tag: str) -> list[SimHost]:
     return found
 
 
-def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
-    """Hosts `prefix`-1..count of the tag, each with its libvirtd answering; whatever the tag left
-    behind before (a crash) is removed first."""
+def up(tag: str, count: int, prefix: str = "compute", *, lxc: int = 0) -> list[SimHost]:
+    """Hosts `prefix`-1..count of the tag, and container hosts lxc-1..`lxc`, each with its
+    libvirtd answering; whatever the tag left behind before (a crash) is removed first. The same
+    libvirtd serves both kinds (its mount namespace has the cgroup v1 controllers LXC needs); a
+    container host's agent opens it as lxc://."""
     down(tag)
     Path(INSTANCES_DIR).mkdir(parents=True, exist_ok=True)  # the mount point, empty outside hosts
     fab = fabric_ns(tag)
@@ -135,7 +147,8 @@ def up(tag: str, count: int, prefix: str = "compute") -> list[SimHost]:
     _run("ip", "-n", fab, "link", "add", "fbr0", "type", "bridge")
     _run("ip", "-n", fab, "link", "set", "fbr0", "up")
     _make_outside(tag)
-    hosts = hosts_of(tag, count, prefix)
+    hosts = hosts_of(tag, count, prefix) + [
+        SimHost(tag, f"{CONTAINER_PREFIX}-{i}", count + i) for i in range(1, lxc + 1)]
     for host in hosts:
         _make_dirs(host)
         _run("ip", "netns", "add", host.netns)

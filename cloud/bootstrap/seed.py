@@ -14,6 +14,7 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -345,9 +346,17 @@ def write_credentials(
     return openrc, clouds_yaml
 
 
-def ensure_image(path: Path, name: str, created: list[str]) -> None:
+# The tiny container (scripts/build_ct_image.sh): a gzip'd tar of a root filesystem for libvirt's
+# LXC driver, which the image service stores without looking inside (container_format compressed)
+# and the scheduler places on container hosts only (hypervisor_type lxc).
+CONTAINER_IMAGE = {"disk_format": "raw", "container_format": "compressed",
+                   "hypervisor_type": "lxc", "min_ram": 16}
+
+
+def ensure_image(path: Path, name: str, created: list[str], **fields: Any) -> None:
     """Register a guest image file as a public image `name`, through the image service's own upload
-    path (so it is inspected and checksummed like any upload), unless an active one exists."""
+    path (so it is inspected and checksummed like any upload), unless an active one exists.
+    `fields` replace or add to the tiny VM's (qcow2, bare, min_ram 96)."""
     if Image.objects.filter(name=name, status="active").exists() or not path.exists():
         return
     admin = User.objects.get(name=ADMIN_NAME)
@@ -357,7 +366,7 @@ def ensure_image(path: Path, name: str, created: list[str]) -> None:
     Image.objects.filter(name=name).exclude(status="active").delete()
     image = image_services.create_image(ctx, {
         "name": name, "disk_format": "qcow2", "container_format": "bare", "visibility": "public",
-        "min_ram": 96})
+        "min_ram": 96, **fields})
     with path.open("rb") as data:
         chunks = iter(lambda: data.read(1 << 20), b"")
         image_services.upload_image(ctx, image.id, chunks, path.stat().st_size)
@@ -370,6 +379,7 @@ def bootstrap(
     *,
     reset_passwords: bool = False,
     image: Path | None = None,
+    ct_image: Path | None = None,
 ) -> BootstrapResult:
     """Create what is missing of the standard roles, projects, users, flavors, network and service
     catalog (only when there is no service at all: an operator's edits stay), then
@@ -410,6 +420,8 @@ def bootstrap(
         created += catalog.ensure_added_services()
     if image is not None:
         ensure_image(Path(image), "kumo-tiny", created)
+    if ct_image is not None:
+        ensure_image(Path(ct_image), "kumo-tiny-ct", created, **CONTAINER_IMAGE)
 
     auth_url = f"{public_url}/identity/v3"
     openrc, clouds_yaml = write_credentials(output_dir, auth_url, admin, demo)

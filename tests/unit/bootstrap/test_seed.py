@@ -213,6 +213,26 @@ def test_a_guest_image_file_becomes_the_public_kumo_tiny_image_once(tmp_path, se
 
 
 @pytest.mark.django_db
+def test_a_container_root_filesystem_becomes_the_public_kumo_tiny_ct_image(tmp_path, settings):
+    import tarfile
+
+    from cloud.images.models import Image
+
+    settings.KUMO_IMAGE_DIR = tmp_path / "store"
+    (tmp_path / "root" / "sbin").mkdir(parents=True)
+    (tmp_path / "root" / "sbin" / "init").write_text("#!/bin/sh\n")
+    archive = tmp_path / "kumo-tiny-ct.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "root", arcname=".")
+    bootstrap(tmp_path, "http://cloud.example:8000", ct_image=archive)
+    (image,) = Image.objects.filter(name="kumo-tiny-ct")
+    assert (image.status, image.visibility, image.disk_format, image.container_format) == (
+        "active", "public", "raw", "compressed")
+    assert image.properties["hypervisor_type"] == "lxc"
+    assert image.size == archive.stat().st_size
+
+
+@pytest.mark.django_db
 def test_the_external_network_and_the_demo_router_are_made_once(tmp_path):
     from cloud.network.models import Port, Router
 

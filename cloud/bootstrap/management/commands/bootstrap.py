@@ -33,6 +33,12 @@ class Command(BaseCommand):
             help="a guest image file to register as public image kumo-tiny if it is not there yet",
         )
         parser.add_argument(
+            "--ct-image",
+            type=Path,
+            help="a container root filesystem (tar.gz) to register as public image kumo-tiny-ct "
+            "(hypervisor_type lxc) if it is not there yet",
+        )
+        parser.add_argument(
             "--reset-passwords",
             action="store_true",
             help="give the admin and demo users new random passwords even if they exist",
@@ -44,6 +50,7 @@ class Command(BaseCommand):
             options["public_url"],
             reset_passwords=bool(options["reset_passwords"]),
             image=options["image"],
+            ct_image=options["ct_image"],
         )
         # Paths, never passwords: this output ends up in logs.
         out = self.stdout.write
