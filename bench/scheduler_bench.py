@@ -234,6 +234,8 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--decisions", type=int, default=500)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="KUMO_SCHEDULER_BATCH: boots one task may place (default: the setting's)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
@@ -264,6 +266,10 @@ def main() -> int:
         cpu = time.process_time()
         start = time.perf_counter()
         shares = [uuids[i::args.threads] for i in range(args.threads)]
+        from django.conf import settings
+
+        if args.batch is not None:
+            settings.KUMO_SCHEDULER_BATCH = args.batch
         with ThreadPoolExecutor(args.threads) as pool:
             calls = [s for part in pool.map(_decide, shares) for s in part]
         wall = time.perf_counter() - start
@@ -287,7 +293,7 @@ def main() -> int:
               f"{cpu / decisions * 1000:.2f} ms")
         problems = _check(args.decisions)
         _record(args.hosts, {
-            "threads": args.threads, "decisions_per_s": decisions / wall, "p50_ms": p50,
+            "threads": args.threads, "batch": getattr(settings, "KUMO_SCHEDULER_BATCH", None), "decisions_per_s": decisions / wall, "p50_ms": p50,
             "p99_ms": p99, "task_p99_ms": task_p99, "cpu_ms_per_decision": cpu / decisions * 1000,
             "commit_baseline_ms": commit * 1000, "load_average": load_before,
             "zero_overcommit": not problems,
