@@ -53,8 +53,14 @@ aws --endpoint-url "$KUMO_EC2" ec2 wait volume-available --volume-ids "$volume"
 say volume "$volume"
 ec2 attach-volume --volume-id "$volume" --instance-id "$second" --device /dev/vdb > /dev/null
 aws --endpoint-url "$KUMO_EC2" ec2 wait volume-in-use --volume-ids "$volume"
-say attached "$(ec2 describe-volumes --volume-ids "$volume" \
-    --query 'Volumes[0].Attachments[0].[InstanceId,State]' | tr '\t' ' ')"
+# As on AWS, the volume is in-use from the request on; its attachment says when it is plugged in.
+for _ in $(seq 60); do
+    attached=$(ec2 describe-volumes --volume-ids "$volume" \
+        --query 'Volumes[0].Attachments[0].[InstanceId,State]' | tr '\t' ' ')
+    [ "${attached#* }" = attached ] && break
+    sleep 1
+done
+say attached "$attached"
 ec2 detach-volume --volume-id "$volume" > /dev/null
 aws --endpoint-url "$KUMO_EC2" ec2 wait volume-available --volume-ids "$volume"
 ec2 delete-volume --volume-id "$volume"
