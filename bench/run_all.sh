@@ -22,6 +22,8 @@ step python -m bench.boot_bench "$@"
 [ "$goals" = 1 ] || step python -m bench.web_bench
 step python -m bench.console_bench
 [ "$goals" = 1 ] || step python -m bench.metrics_bench
+# RunInstances to running through boto3 beside the same boot through openstacksdk (issue 18).
+[ "$goals" = 1 ] || step python -m bench.ec2_bench
 # bench/nova_side.py times the scheduler at 1,000 hosts itself, beside Placement's query.
 [ "${NOVA_BENCH:-0}" = 1 ] || step python -m bench.scheduler_bench --hosts 1000 --decisions 1000
 step python -m bench.scheduler_bench --hosts 10000 --decisions 600
