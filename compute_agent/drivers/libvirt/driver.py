@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from compute_agent import messages as msg
+from compute_agent.drivers.base import DriverError, ProgressCallback
 from compute_agent.drivers.libvirt.cold_migration import ColdMigrationMixin
 from compute_agent.drivers.libvirt.console import ConsoleMixin
 from compute_agent.drivers.libvirt.containers import ContainerMixin
@@ -44,3 +46,31 @@ class LibvirtDriver(
     (guests' counters for the statistics report); containers (an lxc:// URI) take their own way
     at a few points of these (containers).
     """
+
+    # What a container cannot do here, refused by name before anything is touched: it has no disk
+    # image to copy or snapshot with qemu-img, no rescue disk to boot from, and libvirt's LXC
+    # driver has no migration.
+    def _not_for_containers(self, what: str) -> None:
+        if self.is_container:
+            raise DriverError(f"{what} is not supported for containers (libvirt LXC)")
+
+    def snapshot(self, instance_uuid: str, target: str) -> str:
+        self._not_for_containers("a snapshot")
+        return super().snapshot(instance_uuid, target)
+
+    def rescue(self, request: msg.RescueRequest) -> str:
+        self._not_for_containers("rescue")
+        return super().rescue(request)
+
+    def prepare_migration(self, request: msg.SpawnRequest, *, live: bool) -> None:
+        self._not_for_containers("migration")
+        super().prepare_migration(request, live=live)
+
+    def live_migrate(self, instance_uuid: str, dest_uri: str, *,
+                     on_progress: ProgressCallback) -> str:
+        self._not_for_containers("live migration")
+        return super().live_migrate(instance_uuid, dest_uri, on_progress=on_progress)
+
+    def migrate_disk(self, instance_uuid: str, dest_uri: str, *, stop_timeout: float) -> str:
+        self._not_for_containers("migration")
+        return super().migrate_disk(instance_uuid, dest_uri, stop_timeout=stop_timeout)
