@@ -94,6 +94,8 @@ class Stack:
     broker_link: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     simulated_hosts: int = 0
+    # With simulated hosts: this many container hosts lxc-1.. too (libvirt LXC, simhosts up --lxc).
+    container_hosts: int = 0
     # A volume host (python -m compute_agent volume, the nbd back end): on loopback beside the
     # agents, or with simulated hosts the storage host storage-1 on their fabric. 0 (the
     # default): none, so the stacks of tests that use no volume do not start one.
@@ -195,7 +197,8 @@ class Stack:
                 "--instances-dir", str(self.workdir / "instances" / agent.host),
             ])
         if self.simulated_hosts:
-            self.hosts = simhosts.up(self.host_tag, self.simulated_hosts)
+            self.hosts = simhosts.up(self.host_tag, self.simulated_hosts,
+                                     lxc=self.container_hosts)
             for sim in self.hosts:
                 self._spawn_host_agent(sim)
             self.storage_hosts = simhosts.storage.up(self.host_tag, self.volume_hosts)
@@ -211,7 +214,7 @@ class Stack:
                     "--volumes-dir", str(self._volumes_dir(i)),
                 ])
         self._wait_for_web()
-        self._wait_for_hypervisors(len(self.agents) + self.simulated_hosts)
+        self._wait_for_hypervisors(len(self.agents) + len(self.hosts))
         # Tests fill hosts on purpose; the admin project's default quota must not be what stops them.
         unlimited = {"instances": -1, "cores": -1, "ram": -1}
         admin_project = self.client().get("/identity/v3/auth/projects").json()["projects"]
@@ -441,9 +444,11 @@ class ApiClient:
     def delete(self, path: str, **kw) -> requests.Response:
         return self.request("DELETE", path, **kw)
 
-    def upload_image(self, name: str, data: bytes, disk_format: str = "qcow2") -> str:
+    def upload_image(self, name: str, data: bytes, disk_format: str = "qcow2",
+                     container_format: str = "bare", **properties: str) -> str:
         created = self.post("/image/v2/images", {
-            "name": name, "disk_format": disk_format, "container_format": "bare"})
+            "name": name, "disk_format": disk_format, "container_format": container_format,
+            **properties})
         created.raise_for_status()
         image_id = created.json()["id"]
         put = self.request("PUT", f"/image/v2/images/{image_id}/file", data=data,

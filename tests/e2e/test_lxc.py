@@ -1,0 +1,155 @@
+"""Containers beside VMs (issue 19): a stack with one qemu host (compute-1) and one container host
+(lxc-1, libvirt's LXC driver in its own namespaces), the tiny container and the tiny VM, through
+the compute API a user has.
+
+A container boots to its banner (its hostname and uuid) on the console log the API returns, stops,
+starts and is deleted leaving no domain, mount, cgroup or file on its host; the scheduler keeps
+each image on its kind of host and, when that host is disabled, says so in the fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.stack import ROOT, ApiClient, Stack
+
+libvirt = pytest.importorskip("libvirt")
+
+V = "/compute/v2.1"
+VM_IMAGE = ROOT / "var" / "guest" / "kumo-tiny.qcow2"
+CT_IMAGE = ROOT / "var" / "guest" / "kumo-tiny-ct.tar.gz"
+TIMEOUT = 180.0
+FIGURES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[tuple[Stack, ApiClient, str, str]]:
+    if os.geteuid() != 0:
+        pytest.skip("simulated hosts need root (network and mount namespaces)")
+    if not Path("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_lxc.so").exists():
+        pytest.skip("libvirt's LXC driver is not installed (scripts/setup.sh --test installs it)")
+    for script, image in (("build_image.sh", VM_IMAGE), ("build_ct_image.sh", CT_IMAGE)):
+        built = subprocess.run([str(ROOT / "scripts" / script), str(image)], capture_output=True,
+                               text=True, timeout=600, check=False)
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    stack = Stack("lxc", agents=[], simulated_hosts=1, container_hosts=1, schedulers=1,
+                  extra_env={"KUMO_CONTAINER_HOSTS": "1"})
+    with stack.running():
+        api = stack.client(version="2.60")
+        vm = api.upload_image("kumo-tiny", VM_IMAGE.read_bytes())
+        ct = api.upload_image("kumo-tiny-ct", CT_IMAGE.read_bytes(), disk_format="raw",
+                              container_format="compressed", hypervisor_type="lxc")
+        yield stack, api, vm, ct
+    print("\n[lxc figures]\n" + "\n".join(f"  {k}: {v}" for k, v in FIGURES.items()))
+
+
+def boot(api: ApiClient, name: str, image: str) -> str:
+    created = api.post(f"{V}/servers", {"server": {
+        "name": name, "imageRef": image, "flavorRef": "1", "networks": "none"}})
+    assert created.status_code == 202, created.text
+    return created.json()["server"]["id"]
+
+
+def console(api: ApiClient, server_id: str) -> str:
+    answer = api.post(f"{V}/servers/{server_id}/action", {"os-getConsoleOutput": {}})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["output"]
+
+
+def wait_console(api: ApiClient, server_id: str, pattern: str, count: int = 1) -> str:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        text = console(api, server_id)
+        if len(re.findall(pattern, text)) >= count:
+            return text
+        time.sleep(0.2)
+    raise AssertionError(f"{server_id} never printed {pattern!r} {count}×: {text[-500:]!r}")
+
+
+def action(api: ApiClient, server_id: str, body: dict) -> None:
+    answer = api.post(f"{V}/servers/{server_id}/action", body)
+    assert answer.status_code == 202, answer.text
+
+
+def host_of(api: ApiClient, server_id: str) -> str:
+    return api.get(f"{V}/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+
+
+def set_enabled(api: ApiClient, host: str, enabled: bool) -> None:
+    (service,) = api.get(f"{V}/os-services?binary=nova-compute&host={host}").json()["services"]
+    body = {"status": "enabled"} if enabled else {"status": "disabled", "disabled_reason": "test"}
+    assert api.put(f"{V}/os-services/{service['id']}", body).status_code == 200
+
+
+def test_the_container_host_reports_its_hypervisor_type(cloud):
+    _, api, _, _ = cloud
+    found = api.get(f"{V}/os-hypervisors/detail").json()["hypervisors"]
+    kinds = {h["service"]["host"]: h["hypervisor_type"] for h in found}
+    assert kinds == {"compute-1": "QEMU", "lxc-1": "LXC"}
+
+
+def test_a_container_boots_to_its_banner_stops_starts_and_leaves_nothing(cloud):
+    stack, api, vm_image, ct_image = cloud
+    started = time.monotonic()
+    ct = boot(api, "ct1", ct_image)
+    vm_started = time.monotonic()
+    vm = boot(api, "vm1", vm_image)
+    assert api.wait_for(ct, {"ACTIVE", "ERROR"}, timeout=TIMEOUT)["status"] == "ACTIVE"
+    FIGURES["container create to ACTIVE (s)"] = round(time.monotonic() - started, 2)
+    text = wait_console(api, ct, rf"kumo-tiny-ct: ct1 {ct} up")
+    FIGURES["container create to banner (s)"] = round(time.monotonic() - started, 2)
+    assert api.wait_for(vm, {"ACTIVE", "ERROR"}, timeout=TIMEOUT)["status"] == "ACTIVE"
+    FIGURES["VM create to ACTIVE (s)"] = round(time.monotonic() - vm_started, 2)
+    wait_console(api, vm, "KUMO TINY GUEST")
+    FIGURES["VM create to banner (s)"] = round(time.monotonic() - vm_started, 2)
+    assert (host_of(api, ct), host_of(api, vm)) == ("lxc-1", "compute-1")
+
+    action(api, ct, {"os-stop": None})
+    assert api.wait_for(ct, {"SHUTOFF", "ERROR"}, timeout=TIMEOUT)["status"] == "SHUTOFF"
+    action(api, ct, {"os-start": None})
+    assert api.wait_for(ct, {"ACTIVE", "ERROR"}, timeout=TIMEOUT)["status"] == "ACTIVE"
+    text = wait_console(api, ct, rf"kumo-tiny-ct: ct1 {ct} up", count=2)
+    assert "kumo-tiny-ct: stopping" in text  # a clean stop: init heard SIGTERM
+
+    host = next(h for h in stack.hosts if h.name == "lxc-1")
+    pid = host.libvirtd_pid()
+    api.delete(f"{V}/servers/{ct}")
+    api.wait_gone(ct, timeout=TIMEOUT)
+    api.delete(f"{V}/servers/{vm}")
+    api.wait_gone(vm, timeout=TIMEOUT)
+    conn = libvirt.open(host.uri)
+    try:
+        assert conn.listAllDomains() == []
+    finally:
+        conn.close()
+    assert not (host.dir / "instances" / ct).exists()
+    assert ct not in Path(f"/proc/{pid}/mounts").read_text()
+    with contextlib.suppress(FileNotFoundError):
+        cgroups = subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "ls",
+                                  "/sys/fs/cgroup/memory/machine"],
+                                 capture_output=True, text=True, check=False).stdout
+        assert ct not in cgroups
+
+
+@pytest.mark.parametrize(("kind", "full_host"), [("vm", "compute-1"), ("ct", "lxc-1")])
+def test_an_image_never_lands_on_the_other_kind_of_host(cloud, kind, full_host):
+    _, api, vm_image, ct_image = cloud
+    set_enabled(api, full_host, False)
+    try:
+        server = boot(api, f"{kind}-nowhere", vm_image if kind == "vm" else ct_image)
+        found = api.wait_for(server, {"ACTIVE", "ERROR"}, timeout=TIMEOUT)
+        assert found["status"] == "ERROR"
+        assert found["OS-EXT-SRV-ATTR:host"] is None
+        assert "ImagePropertiesFilter removed 1 of 2 hosts" in found["fault"]["message"]
+        api.delete(f"{V}/servers/{server}")
+        api.wait_gone(server, timeout=TIMEOUT)
+    finally:
+        set_enabled(api, full_host, True)
