@@ -1,7 +1,7 @@
 """Deciding the boots that wait alongside one: several placements, one transaction, one commit.
 
 A schedule task for a new server (the leader) also takes up to KUMO_SCHEDULER_BATCH − 1 other
-boots waiting to be scheduled that ask for exactly the same (same flavor sizes and zone; no server
+boots waiting to be scheduled that ask for exactly the same (same flavor sizes, image and zone; no server
 group, requested destination or hosts tried before: their specs are the leader's but for the id),
 oldest first, under row locks (SKIP LOCKED: a boot another scheduler holds is its business). It
 reads one shortlist for all of them (prefilter.py, SHORTLIST_SIZE plus one host per request, so
@@ -75,6 +75,7 @@ WITH leader AS MATERIALIZED (
         AND i.vm_state = %(building)s AND i.vcpus = %(vcpus)s AND i.memory_mb = %(memory_mb)s
         AND i.root_gb = %(root_gb)s AND i.ephemeral_gb = %(ephemeral_gb)s
         AND i.availability_zone IS NOT DISTINCT FROM %(zone)s
+        AND i.image_ref IS NOT DISTINCT FROM %(image)s
         AND i.requested_host IS NULL AND i.requested_node IS NULL AND NOT i.force_destination
         AND i.tried_hosts = '[]'::jsonb
         AND NOT EXISTS (SELECT 1 FROM {_MEMBER} m WHERE m.instance_id = i.uuid)
@@ -185,6 +186,9 @@ def _take(leader: Instance, spec: RequestSpec) -> list[tuple[Instance, str | Non
         "leader": leader.pk, "scheduling": states.SCHEDULING, "building": states.BUILDING,
         "vcpus": spec.vcpus, "memory_mb": spec.memory_mb, "root_gb": spec.root_gb,
         "ephemeral_gb": spec.ephemeral_gb, "zone": spec.availability_zone,
+        # The same image too: filters read its properties (a container image goes to container
+        # hosts only, ImagePropertiesFilter), so boots of two images are decided apart.
+        "image": leader.image_ref,
         "more": batch_size() - 1,
     }
     taken = []

@@ -122,6 +122,8 @@ def test_boots_asking_for_something_else_are_left_to_their_own_tasks(sent):
     make_instance("tried-before", tried_hosts=["compute-1"])
     make_instance("asked-for-a-host", requested_host="compute-2")
     make_instance("other-zone", availability_zone="edge")
+    # another image may ask for another kind of host (ImagePropertiesFilter)
+    make_instance("other-image", image_ref="6f1b43a0-0000-4000-8000-00000000c7c7")
     make_instance("being-deleted", deleted=True)
     make_instance("unshelving", vm_state=states.SHELVED_OFFLOADED)
     project, user = owner()
