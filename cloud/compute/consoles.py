@@ -31,7 +31,7 @@ from django.utils import timezone
 from cloud import errors
 from cloud.identity.context import RequestContext
 
-from . import states
+from . import guest_kinds, states
 from .models import ComputeNode, ConsoleToken, Instance
 
 PROTOCOL_VNC = "vnc"
@@ -131,6 +131,8 @@ def create_console(
 ) -> str:
     """Issue a token for `instance`'s console and return its URL under `base_url`
     (KUMO_CONSOLE_BASE_URL when set, so the URL can point at a standalone proxy)."""
+    guest_kinds.refuse_for_container(instance, guest_kinds.REMOTE_CONSOLE,
+                                     f"{protocol} console")
     if (protocol, console_type) != (PROTOCOL_VNC, TYPE_NOVNC):
         raise errors.BadRequest(
             f"Unavailable console type {console_type} (protocol {protocol}): "

@@ -29,6 +29,7 @@ from typing import Any
 
 from compute_agent import messages as msg
 
+from . import guest_kinds
 from . import states as s
 
 # How an operation treats a locked server.
@@ -405,4 +406,6 @@ def perform(ctx: Any, instance: Any, operation_name: str, /, **arguments: Any) -
     runner = runner_for(operation)
     if runner is None:
         raise LookupError(f"operation {operation_name!r} has no runner")
+    # Before the runner: nothing is begun, recorded or sent for what a container cannot do.
+    guest_kinds.refuse_for_container(instance, operation.name, operation.shown_name)
     return runner(ctx, instance, **arguments)

@@ -1,0 +1,116 @@
+"""Virtual machines and containers (issue 19): which kind a server is, and what a container refuses.
+
+A server is a container when its host runs libvirt's LXC driver (the host reports hypervisor_type
+LXC); a server on no host (still being scheduled, or shelved off one) is what its image asks for
+(Glance's `hypervisor_type=lxc`, the property the scheduler's ImagePropertiesFilter places it by).
+Nothing about the kind is stored on the instance: a host never changes kind under its servers, and
+the image is only the fallback, so a deleted image leaves a placed server's kind known.
+
+What a container refuses follows what the compute agent can do with it today
+(compute_agent/drivers/libvirt/driver.py and containers.py), so the API and the dashboard say so
+with a 409 before anything is sent to a host, instead of the host failing the task later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cloud import errors
+from cloud.ids import parse_uuid
+from cloud.images.models import Image
+
+from .models import ComputeNode, Instance
+
+CONTAINER, VM = "container", "vm"
+# The host's hypervisor_type as libvirt names the LXC driver, and the image property's value.
+LXC = "lxc"
+
+_NO_DISK = ("it has no disk image: its root filesystem is an overlay of its image's files on "
+            "the host")
+# Operation name (cloud/compute/operations.py) -> why a container cannot do it.
+REFUSED: dict[str, str] = {
+    "resize": (f"a container cannot be resized: {_NO_DISK}, with no size to grow, and changing "
+               "only its memory and CPU limits is not offered yet"),
+    "migrate": "libvirt's LXC driver cannot migrate a container to another host",
+    "live_migrate": "libvirt's LXC driver cannot migrate a container to another host",
+    "rescue": f"a container cannot be rescued: {_NO_DISK} and no rescue disk to boot from",
+    "snapshot": f"a container cannot be snapshotted yet: {_NO_DISK}, which qemu-img cannot copy",
+    "backup": f"a container cannot be backed up yet: {_NO_DISK}, which qemu-img cannot copy",
+    "shelve": (f"a container cannot be shelved: shelving saves the disk to an image and {_NO_DISK}"),
+    "suspend": ("libvirt's LXC driver cannot save a container's memory to disk (no managed "
+                "save); pause freezes it instead"),
+    "trigger_crash_dump": ("a container has no kernel of its own to dump (libvirt's LXC driver "
+                           "injects no NMI)"),
+}
+# A remote console (VNC, SPICE, serial, RDP, MKS): the key refuse_for_container takes for it.
+REMOTE_CONSOLE = "remote_console"
+CONSOLE_REASON = ("a container has no screen and no console this cloud can connect to; its text "
+                  "console is its console log (os-getConsoleOutput, `openstack console log show`)")
+
+
+def _container_hosts(hosts: Iterable[str]) -> set[str]:
+    hosts = {h for h in hosts if h}
+    if not hosts:
+        return set()
+    return {
+        host for host, kind in ComputeNode.objects.filter(host__in=hosts)
+        .values_list("host", "hypervisor_type") if (kind or "").lower() == LXC
+    }
+
+
+def _reported_hosts(hosts: set[str]) -> set[str]:
+    return set(ComputeNode.objects.filter(host__in=hosts).values_list("host", flat=True))
+
+
+def _container_images(refs: Iterable[str]) -> set[str]:
+    valid = {str(u) for u in (parse_uuid(r) for r in refs if r) if u is not None}
+    if not valid:
+        return set()
+    return {
+        str(pk) for pk, props in Image.objects.filter(pk__in=valid)
+        .values_list("pk", "properties")
+        if str((props or {}).get("hypervisor_type") or "").lower() == LXC
+    }
+
+
+def containers(instances: Iterable[Instance]) -> set[str]:
+    """The uuids (as strings) of those of `instances` that are containers, in at most three
+    queries whatever their number (a table's page)."""
+    instances = list(instances)
+    placed = {i.host for i in instances if i.host}
+    lxc_hosts = _container_hosts(placed)
+    # A host that never reported says nothing yet: its servers are what their images ask for.
+    known = _reported_hosts(placed) if placed else set()
+    unplaced = [i for i in instances if not i.host or i.host not in known]
+    lxc_images = _container_images(i.image_ref for i in unplaced)
+    by_image = {str(i.uuid) for i in unplaced if _image_key(i) in lxc_images}
+    return {str(i.uuid) for i in instances if i.host in lxc_hosts} | by_image
+
+
+def _image_key(instance: Instance) -> str:
+    parsed = parse_uuid(instance.image_ref) if instance.image_ref else None
+    return str(parsed) if parsed is not None else ""
+
+
+def is_container(instance: Instance) -> bool:
+    return str(instance.uuid) in containers([instance])
+
+
+def kind(instance: Instance) -> str:
+    """CONTAINER or VM."""
+    return CONTAINER if is_container(instance) else VM
+
+
+def refusal(action: str) -> str | None:
+    """Why a container cannot do `action` (an operation's name or REMOTE_CONSOLE), or None."""
+    return CONSOLE_REASON if action == REMOTE_CONSOLE else REFUSED.get(action)
+
+
+def refuse_for_container(instance: Instance, action: str, shown: str | None = None) -> None:
+    """409 in Nova's words ("Cannot 'createImage' instance …: <why>") when `instance` is a
+    container and `action` is something a container cannot do; `shown` is the name the message
+    uses (the operation's Nova name), `action` by default."""
+    reason = refusal(action)
+    if reason is None or not is_container(instance):
+        return
+    raise errors.Conflict(f"Cannot '{shown or action}' instance {instance.uuid}: {reason}.")
