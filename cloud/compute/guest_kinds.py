@@ -48,18 +48,14 @@ CONSOLE_REASON = ("a container has no screen and no console this cloud can conne
                   "console is its console log (os-getConsoleOutput, `openstack console log show`)")
 
 
-def _container_hosts(hosts: Iterable[str]) -> set[str]:
-    hosts = {h for h in hosts if h}
+def _host_kinds(hosts: set[str]) -> dict[str, bool]:
+    """Of the hosts that reported, whether each runs containers."""
     if not hosts:
-        return set()
+        return {}
     return {
-        host for host, kind in ComputeNode.objects.filter(host__in=hosts)
-        .values_list("host", "hypervisor_type") if (kind or "").lower() == LXC
+        host: (kind or "").lower() == LXC for host, kind in
+        ComputeNode.objects.filter(host__in=hosts).values_list("host", "hypervisor_type")
     }
-
-
-def _reported_hosts(hosts: set[str]) -> set[str]:
-    return set(ComputeNode.objects.filter(host__in=hosts).values_list("host", flat=True))
 
 
 def _container_images(refs: Iterable[str]) -> set[str]:
@@ -74,17 +70,15 @@ def _container_images(refs: Iterable[str]) -> set[str]:
 
 
 def containers(instances: Iterable[Instance]) -> set[str]:
-    """The uuids (as strings) of those of `instances` that are containers, in at most three
+    """The uuids (as strings) of those of `instances` that are containers, in at most two
     queries whatever their number (a table's page)."""
     instances = list(instances)
-    placed = {i.host for i in instances if i.host}
-    lxc_hosts = _container_hosts(placed)
+    hosts = _host_kinds({i.host for i in instances if i.host})
     # A host that never reported says nothing yet: its servers are what their images ask for.
-    known = _reported_hosts(placed) if placed else set()
-    unplaced = [i for i in instances if not i.host or i.host not in known]
+    unplaced = [i for i in instances if not i.host or i.host not in hosts]
     lxc_images = _container_images(i.image_ref for i in unplaced)
     by_image = {str(i.uuid) for i in unplaced if _image_key(i) in lxc_images}
-    return {str(i.uuid) for i in instances if i.host in lxc_hosts} | by_image
+    return {str(i.uuid) for i in instances if i.host and hosts.get(i.host)} | by_image
 
 
 def _image_key(instance: Instance) -> str:

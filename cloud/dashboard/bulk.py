@@ -16,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from cloud import errors
-from cloud.compute import servers
+from cloud.compute import guest_kinds, servers
 from cloud.compute.models import Instance
 from cloud.compute.operations import Operation
 from cloud.identity.context import RequestContext
@@ -106,8 +106,11 @@ def bulk_action(request: HttpRequest, ctx: RequestContext) -> HttpResponse:
              "refused": sum(o.result != "done" for o in outcomes)},
         )
     found = [(i, instance) for i in ids if (instance := _find(ctx, i)) is not None]
+    containers = guest_kinds.containers(instance for _, instance in found)
     rows = [
-        (instance, operation in buttons.offered(ctx, instance)) for _, instance in found
+        (instance, operation in buttons.offered(
+            ctx, instance, container=str(instance.uuid) in containers))
+        for _, instance in found
     ]
     return render(
         request,

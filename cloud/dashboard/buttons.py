@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from cloud.compute import operations, servers, states
+from cloud.compute import guest_kinds, operations, servers, states
 from cloud.compute.models import Instance
 from cloud.compute.operations import Button, Operation
 from cloud.identity import policy
@@ -79,15 +79,18 @@ def state_allows(operation: Operation, instance: Instance, *, host_silent: bool 
     return operation.allows(instance.vm_state, instance.task_state)
 
 
-def offered(ctx: RequestContext, instance: Instance, *, host_silent: bool = False) -> list[Operation]:
+def offered(ctx: RequestContext, instance: Instance, *, host_silent: bool = False,
+            container: bool = False) -> list[Operation]:
     """The buttons this user may press on this instance now. A locked instance offers a non-admin
-    only what a lock lets through (unlock), and one whose host is silent nothing that needs the
-    host, as the services would refuse the rest."""
+    only what a lock lets through (unlock), one whose host is silent nothing that needs the
+    host, and a container nothing a container cannot do (guest_kinds.REFUSED), as the services
+    would refuse the rest."""
     locked_out = instance.locked and not ctx.is_admin
     return [
         op
         for op in MENU.values()
         if (not locked_out or op.locked != operations.LOCKED_REFUSES)
+        and not (container and guest_kinds.refusal(op.name))
         and op.rule is not None
         and policy.allowed(ctx, op.rule)
         and state_allows(op, instance, host_silent=host_silent)

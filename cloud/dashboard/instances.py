@@ -28,6 +28,8 @@ from .context import authorize, dashboard_view
 
 CONSOLE_RULE = "compute:servers:remote_consoles"
 LOG_LINES = 200
+# How often a container's console tab asks its host for the console again.
+TEXT_CONSOLE_REFRESH_SECONDS = 5
 
 
 @require_GET
@@ -164,6 +166,9 @@ def instance_console(request: HttpRequest, ctx: RequestContext, instance_id: str
     """The console tab. The one-time link is minted here, as the API's remote-consoles does, and
     the console page is framed from our own origin (see console_frame)."""
     instance = _instance(ctx, instance_id)
+    context = _detail_context(ctx, instance, "console")
+    if context["row"].container:
+        return _container_console(request, ctx, context)
     frame_url, problem = "", ""
     if not policy.allowed(ctx, CONSOLE_RULE):
         problem = "Your role in this project does not include opening consoles."
@@ -181,12 +186,24 @@ def instance_console(request: HttpRequest, ctx: RequestContext, instance_id: str
             # A standalone proxy serves its own page; ours is framed through console_frame.
             frame_url = url if settings.KUMO_CONSOLE_BASE_URL else f"/console-frame/?token={token}"
     response = render(request, "dashboard/instance_console.html", {
-        **_detail_context(ctx, instance, "console"),
+        **context,
         "frame_url": frame_url,
         "problem": problem,
     })
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _container_console(request: HttpRequest, ctx: RequestContext, context: dict) -> HttpResponse:
+    """A container has no screen (no VNC): its console tab is its text console, the console log
+    the API's os-getConsoleOutput returns (instance_log_output), asked again every few seconds."""
+    return render(request, "dashboard/instance_console.html", {
+        **context,
+        "text_console": True,
+        "can_read_log": policy.allowed(ctx, "compute:servers:console_output"),
+        "lines": LOG_LINES,
+        "refresh_seconds": TEXT_CONSOLE_REFRESH_SECONDS,
+    })
 
 
 @require_GET

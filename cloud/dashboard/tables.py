@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
-from cloud.compute import hosts, servers, states
+from cloud.compute import guest_kinds, hosts, servers, states
 from cloud.compute.models import COMPUTE_BINARY, Instance, InstanceFault, Service
 from cloud.compute.operations import Operation
 from cloud.identity.context import RequestContext
@@ -103,6 +103,7 @@ class Row:
     actions: list[Operation] = field(default_factory=list)
     fault: InstanceFault | None = None
     host_silent: bool = False  # its host stopped reporting (host_status UNKNOWN)
+    container: bool = False  # a container (libvirt LXC), not a virtual machine
     selectable: bool = False  # a check box for the bulk actions (the user has some)
 
     @property
@@ -123,7 +124,8 @@ def filtered(ctx: RequestContext, query: TableQuery, *, all_projects: bool = Fal
 
 def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
     """Rows for a page of instances: image names, addresses and the latest fault of each failed
-    one in three queries, and the actions this user may start."""
+    one in three queries, which are containers in up to three more, and the actions this user
+    may start."""
     instances = list(instances)
     refs = {i.image_ref for i in instances if i.image_ref}
     names = {}
@@ -152,14 +154,17 @@ def decorate(ctx: RequestContext, instances: Iterable[Instance]) -> list[Row]:
         if hosts.host_status(service) == hosts.HOST_UNKNOWN
     } if placed else set()
     selectable = bool(buttons.bulk_operations(ctx))
+    containers = guest_kinds.containers(instances)
     return [
         Row(
             instance=i,
             image_name=names.get(i.image_ref, "") or (i.image_ref[:8] if i.image_ref else ""),
             addresses=addresses.get(str(i.uuid), []),
-            actions=buttons.offered(ctx, i, host_silent=i.host in silent),
+            actions=buttons.offered(ctx, i, host_silent=i.host in silent,
+                                    container=str(i.uuid) in containers),
             fault=faults.get(str(i.uuid)),
             host_silent=i.host in silent,
+            container=str(i.uuid) in containers,
             selectable=selectable,
         )
         for i in instances

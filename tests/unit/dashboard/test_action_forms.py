@@ -105,7 +105,8 @@ def test_an_operation_with_a_form_the_dashboard_does_not_know_gets_one_from_its_
     bound = spec.build(_ctx(member), None, {"name": "b1", "backup_type": "daily", "rotation": "2",
                                             "rescue_image_ref": ""})
     assert bound.is_valid(), bound.errors
-    operations.perform(_ctx(member), None, "backup", **spec.arguments(bound.cleaned_data))
+    operations.perform(_ctx(member), make_server(member), "backup",
+                       **spec.arguments(bound.cleaned_data))
     assert called == {"name": "b1", "backup_type": "daily", "rotation": 2, "image_ref": None}
 
 
