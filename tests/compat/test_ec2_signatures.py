@@ -112,6 +112,38 @@ def test_a_captured_run_instances_replayed_boots_nothing_more(stack, pair):
     api.request("DELETE", f"/image/v2/images/{image_id}").raise_for_status()
 
 
+def test_a_captured_run_instances_without_a_client_token_is_accepted_once(stack, pair):
+    api = stack.client("2.60")
+    image_id = api.upload_image("ec2-replay-bare", qcow2_bytes())
+    client = ec2.client(stack.url, *pair)
+    # A tool that sends no ClientToken (botocore fills one in itself, for every operation, after
+    # any handler of RunInstances' own: taken out of the serialized body here, before signing).
+    def no_token(params: dict, **_: object) -> None:  # a value returned would be the answer
+        params["body"].pop("ClientToken", None)
+    client.meta.events.register("before-call.ec2.RunInstances", no_token)
+    seen = _capture(client)
+    ran = client.run_instances(ImageId=ec2_id("ami", image_id), InstanceType="m1.tiny",
+                               MinCount=1, MaxCount=1,
+                               TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                   {"Key": "replay", "Value": "bare"}]}])
+    instance_id = ran["Instances"][0]["InstanceId"]
+    signed_run = dict(seen)
+    assert "RunInstances" in str(signed_run["body"])
+    assert "ClientToken" not in str(signed_run["body"])
+
+    replay = _send_again(signed_run)
+    assert replay.status_code == 401
+    assert "<Code>AuthFailure</Code>" in replay.text and "already been used" in replay.text
+    tagged = client.describe_instances(Filters=[{"Name": "tag:replay", "Values": ["bare"]}])
+    assert [i["InstanceId"] for r in tagged["Reservations"] for i in r["Instances"]] == [
+        instance_id]
+
+    client.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig=FAST)
+    client.terminate_instances(InstanceIds=[instance_id])
+    client.get_waiter("instance_terminated").wait(InstanceIds=[instance_id], WaiterConfig=FAST)
+    api.request("DELETE", f"/image/v2/images/{image_id}").raise_for_status()
+
+
 def test_a_replayed_key_pair_creation_is_refused_over_http(stack, pair):
     client = ec2.client(stack.url, *pair)
     seen = _capture(client)
