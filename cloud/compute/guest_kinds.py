@@ -29,8 +29,9 @@ _NO_DISK = ("it has no disk image: its root filesystem is an overlay of its imag
             "the host")
 # Operation name (cloud/compute/operations.py) -> why a container cannot do it.
 REFUSED: dict[str, str] = {
-    "resize": (f"a container cannot be resized: {_NO_DISK}, with no size to grow, and changing "
-               "only its memory and CPU limits is not offered yet"),
+    # A resize moves the server when its host has no room (cloud/scheduler/moves.py).
+    "resize": ("a container cannot be resized: a resize may move it to another host, which "
+               f"libvirt's LXC driver cannot do, and {_NO_DISK}, with no size to grow"),
     "migrate": "libvirt's LXC driver cannot migrate a container to another host",
     "live_migrate": "libvirt's LXC driver cannot migrate a container to another host",
     "rescue": f"a container cannot be rescued: {_NO_DISK} and no rescue disk to boot from",
@@ -58,6 +59,11 @@ def _host_kinds(hosts: set[str]) -> dict[str, bool]:
     }
 
 
+def image_is_for_containers(properties: dict | None) -> bool:
+    """Whether an image's properties ask for a container host (hypervisor_type=lxc)."""
+    return str((properties or {}).get("hypervisor_type") or "").lower() == LXC
+
+
 def _container_images(refs: Iterable[str]) -> set[str]:
     valid = {str(u) for u in (parse_uuid(r) for r in refs if r) if u is not None}
     if not valid:
@@ -65,7 +71,7 @@ def _container_images(refs: Iterable[str]) -> set[str]:
     return {
         str(pk) for pk, props in Image.objects.filter(pk__in=valid)
         .values_list("pk", "properties")
-        if str((props or {}).get("hypervisor_type") or "").lower() == LXC
+        if image_is_for_containers(props)
     }
 
 
@@ -108,3 +114,17 @@ def refuse_for_container(instance: Instance, action: str, shown: str | None = No
     if reason is None or not is_container(instance):
         return
     raise errors.Conflict(f"Cannot '{shown or action}' instance {instance.uuid}: {reason}.")
+
+
+def ensure_image_fits(instance: Instance, image: Image) -> None:
+    """400 when a rebuild names an image of the other kind: its host could only fail it (an LXC
+    host cannot boot a disk image, a qemu host cannot boot a root filesystem's tar)."""
+    for_containers = image_is_for_containers(image.properties)
+    if for_containers == is_container(instance):
+        return
+    wanted, actual = ("containers", "a virtual machine") if for_containers else (
+        "virtual machines", "a container")
+    raise errors.BadRequest(
+        f"Image {image.id} is for {wanted} (hypervisor_type "
+        f"{image.properties.get('hypervisor_type') or 'unset'}) and server {instance.uuid} is "
+        f"{actual}: a server is rebuilt only from an image of its own kind.")

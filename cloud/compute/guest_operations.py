@@ -27,6 +27,7 @@ from compute_agent import messages as msg
 from . import (
     claims,
     disk_images,
+    guest_kinds,
     migration_records,
     quotas,
     server_volumes,
@@ -108,6 +109,7 @@ def rebuild(
     image = image_services.visible_images(ctx).filter(pk=image_id).first() if image_id else None
     if image is None or image.status != "active":
         raise errors.BadRequest(f"Image {image_ref} could not be found.")
+    guest_kinds.ensure_image_fits(instance, image)
     changes: dict = {"image_ref": str(image.id)}
     if server_volumes.boots_from_volume(instance):
         # Its root disk is a volume, which a rebuild does not re-image (Nova before 2.93): only

@@ -143,3 +143,19 @@ def test_the_host_decides_once_there_is_one(member, ct_image, image):
     ct_image.delete()
     assert guest_kinds.kind(on_lxc) == guest_kinds.CONTAINER
     assert guest_kinds.kind(on_qemu) == guest_kinds.VM
+
+
+def test_a_rebuild_takes_only_an_image_of_the_servers_own_kind(member, api_as, container, vm,
+                                                                ct_image, image, sent):
+    api = api_as(member)
+    wrong = [(container, image, "is for virtual machines", "is a container"),
+             (vm, ct_image, "is for containers (hypervisor_type lxc)", "is a virtual machine")]
+    for server, other, wants, actual in wrong:
+        response = _act(api, server, {"rebuild": {"imageRef": str(other.id)}})
+        assert response.status_code == 400, response.content
+        message = response.json()["badRequest"]["message"]
+        assert wants in message and actual in message
+    assert sent == []
+    response = _act(api, container, {"rebuild": {"imageRef": str(ct_image.id)}})
+    assert response.status_code == 202, response.content
+    assert [(s.name, s.queue) for s in sent] == [(msg.TASK_REBUILD, "compute.lxc-1")]
