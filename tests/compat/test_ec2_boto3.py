@@ -127,6 +127,7 @@ def test_instances_through_their_lifecycle_with_boto3(boto, api, ami):
     boto.stop_instances(InstanceIds=[ids[0]])
     boto.get_waiter("instance_stopped").wait(InstanceIds=[ids[0]], WaiterConfig=FAST)
     assert _server(api, ids[0])["status"] == "SHUTOFF"
+    time.sleep(1.1)  # the same StopInstances within the same second is the same signature: a replay
     again = boto.stop_instances(InstanceIds=[ids[0]])["StoppingInstances"][0]
     assert again["PreviousState"]["Name"] == again["CurrentState"]["Name"] == "stopped"
     boto.start_instances(InstanceIds=[ids[0]])
