@@ -40,6 +40,9 @@ REFUSED: dict[str, str] = {
     "shelve": (f"a container cannot be shelved: shelving saves the disk to an image and {_NO_DISK}"),
     "suspend": ("libvirt's LXC driver cannot save a container's memory to disk (no managed "
                 "save); pause freezes it instead"),
+    # A volume is a network disk (iSCSI) that qemu's own client opens (compute_agent/domain_xml.py).
+    "attach_volume": ("libvirt's LXC driver cannot attach a volume: a volume is a network disk "
+                      "that only qemu opens"),
     "trigger_crash_dump": ("a container has no kernel of its own to dump (libvirt's LXC driver "
                            "injects no NMI)"),
 }

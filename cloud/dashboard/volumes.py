@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cloud import errors
-from cloud.compute import operations, states
+from cloud.compute import guest_kinds, operations, states
 from cloud.compute.models import Instance
 from cloud.identity import policy
 from cloud.identity.context import RequestContext
@@ -80,10 +80,11 @@ class AttachForm(forms.Form):
 
     def __init__(self, ctx: RequestContext, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        rows = Instance.objects.filter(project_id=ctx.project_id, deleted=False,
-                                       vm_state__in=_ATTACHABLE).order_by("display_name")
+        rows = list(Instance.objects.filter(project_id=ctx.project_id, deleted=False,
+                                            vm_state__in=_ATTACHABLE).order_by("display_name"))
+        containers = guest_kinds.containers(rows)  # which take no volume (a 409 otherwise)
         self.fields["instance"].choices = [(str(i.uuid), i.display_name or str(i.uuid))
-                                           for i in rows]
+                                           for i in rows if str(i.uuid) not in containers]
 
 
 class SnapshotForm(forms.Form):

@@ -159,3 +159,28 @@ def test_a_rebuild_takes_only_an_image_of_the_servers_own_kind(member, api_as, c
     response = _act(api, container, {"rebuild": {"imageRef": str(ct_image.id)}})
     assert response.status_code == 202, response.content
     assert [(s.name, s.queue) for s in sent] == [(msg.TASK_REBUILD, "compute.lxc-1")]
+
+
+def test_a_container_takes_no_volume_and_the_volume_stays_available(member, api_as, container,
+                                                                    vm, sent):
+    from cloud.compute.models import BlockDeviceMapping
+    from cloud.volumes.models import Volume, VolumeAttachment
+
+    volume = Volume.objects.create(project=member.project, size=1, status="available")
+    volume.connection = {"driver_volume_type": "nbd", "host": "10.77.0.50", "port": 10809,
+                         "export": str(volume.pk)}
+    volume.save(update_fields=["connection"])
+    body = {"volumeAttachment": {"volumeId": str(volume.id)}}
+    api = api_as(member)
+    response = api.post(f"{V}/servers/{container.uuid}/os-volume_attachments", body,
+                        version="2.60")
+    assert response.status_code == 409, response.content
+    assert "cannot attach a volume" in response.json()["conflictingRequest"]["message"]
+    assert sent == []
+    volume.refresh_from_db()
+    assert volume.status == "available"
+    assert not VolumeAttachment.objects.exists()
+    assert not BlockDeviceMapping.objects.filter(instance=container).exists()
+    response = api.post(f"{V}/servers/{vm.uuid}/os-volume_attachments", body, version="2.60")
+    assert response.status_code == 200, response.content
+    assert [s.name for s in sent] == [msg.TASK_ATTACH_VOLUME]

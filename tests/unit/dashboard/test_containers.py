@@ -111,3 +111,14 @@ def test_the_console_tab_of_a_container_is_its_text_console(member, reader, cont
 def test_the_console_tab_of_a_vm_still_frames_its_screen(member, vm):
     page = signed_in(member).get(f"/instances/{vm.uuid}/console/").content.decode()
     assert '<iframe class="console"' in page and "data-text-console" not in page
+
+
+def test_a_volume_can_be_attached_to_a_vm_but_a_container_is_not_offered(member, container, vm):
+    from cloud.volumes.models import Volume
+
+    volume = Volume.objects.create(project=member.project, size=1, status="available",
+                                   name="data")
+    page = signed_in(member).get(f"/volumes/{volume.id}/").content.decode()
+    form = page.split('id="attach-form"', 1)[1].split("</form>", 1)[0]
+    assert f'value="{vm.uuid}"' in form
+    assert f'value="{container.uuid}"' not in form
