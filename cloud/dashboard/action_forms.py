@@ -20,7 +20,7 @@ from typing import Any
 
 from django import forms
 
-from cloud.compute import operations
+from cloud.compute import guest_kinds, operations
 from cloud.compute.models import Instance
 from cloud.compute.operations import Operation
 from cloud.identity.context import RequestContext
@@ -54,18 +54,24 @@ class SnapshotForm(forms.Form):
         return check_name(self.cleaned_data["name"], "Snapshot name")
 
 
-def image_choices(ctx: RequestContext) -> list[tuple[str, str]]:
+def image_choices(ctx: RequestContext, *,
+                  for_containers: bool | None = None) -> list[tuple[str, str]]:
+    """The images this user may boot; with `for_containers`, only those of that kind (a rebuild
+    takes an image of the server's own kind, guest_kinds.ensure_image_fits)."""
     images = image_services.visible_images(ctx).filter(status="active", os_hidden=False)
-    return [(str(i.id), i.name or str(i.id)) for i in images.order_by("name")]
+    return [(str(i.id), i.name or str(i.id)) for i in images.order_by("name")
+            if for_containers is None
+            or guest_kinds.image_is_for_containers(i.properties) == for_containers]
 
 
 class RebuildForm(forms.Form):
     image = forms.ChoiceField(label="Image")
     name = forms.CharField(label="New name (blank: keep it)", max_length=255, required=False)
 
-    def __init__(self, ctx: RequestContext, current: str, *args: Any, **kwargs: Any):
+    def __init__(self, ctx: RequestContext, current: str, *args: Any,
+                 for_containers: bool | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["image"].choices = image_choices(ctx)
+        self.fields["image"].choices = image_choices(ctx, for_containers=for_containers)
         self.fields["image"].initial = current
 
     def clean_name(self) -> str:
@@ -112,7 +118,8 @@ FORMS: dict[str, ActionForm] = {
                          "rotation": cleaned["rotation"]},
     ),
     "rebuild": ActionForm(
-        lambda ctx, instance, data: RebuildForm(ctx, instance.image_ref, data),
+        lambda ctx, instance, data: RebuildForm(
+            ctx, instance.image_ref, data, for_containers=guest_kinds.is_container(instance)),
         lambda cleaned: {"image_ref": cleaned["image"], "name": cleaned["name"] or None},
     ),
     "rename": ActionForm(

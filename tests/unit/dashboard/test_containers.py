@@ -122,3 +122,12 @@ def test_a_volume_can_be_attached_to_a_vm_but_a_container_is_not_offered(member,
     form = page.split('id="attach-form"', 1)[1].split("</form>", 1)[0]
     assert f'value="{vm.uuid}"' in form
     assert f'value="{container.uuid}"' not in form
+
+
+def test_the_rebuild_form_offers_only_images_of_the_servers_kind(member, container, vm,
+                                                                 ct_image, image):
+    client = signed_in(member)
+    for server, own, other in ((container, ct_image, image), (vm, image, ct_image)):
+        form = client.get(f"/instances/{server.uuid}/do/rebuild").content.decode()
+        assert f'value="{own.id}"' in form
+        assert f'value="{other.id}"' not in form
