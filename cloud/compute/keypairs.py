@@ -10,11 +10,6 @@ import base64
 import datetime
 import hashlib
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
@@ -50,6 +45,12 @@ def _colon_hex(digest: bytes) -> str:
 def ssh_fingerprint(public_key: str) -> str:
     """MD5 of the key blob in colon-separated hex (what `ssh-keygen -l -E md5` prints); 400 for
     anything that is not an OpenSSH public key."""
+    # cryptography is imported where a key pair is made or read, not with the module: its Rust
+    # bindings cost 7-9 MiB in every process that imports servers (web, conductor, scheduler),
+    # and a boot never touches them.
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_ssh_public_key(public_key.strip().encode())
     except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError):
@@ -64,6 +65,9 @@ def ssh_fingerprint(public_key: str) -> str:
 
 def x509_fingerprint(certificate: str) -> str:
     """SHA-1 of the DER certificate in colon hex; 400 for anything that is not a PEM certificate."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     try:
         cert = x509.load_pem_x509_certificate(certificate.strip().encode())
     except (ValueError, UnicodeEncodeError):
@@ -76,6 +80,9 @@ def x509_fingerprint(certificate: str) -> str:
 
 def generate_ssh_keypair() -> tuple[str, str]:
     """A fresh RSA 2048 key: (OpenSSH public key, PEM private key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -89,7 +96,7 @@ def generate_ssh_keypair() -> tuple[str, str]:
 
 
 # Microsoft's User Principal Name, the subjectAltName otherName a WinRM client certificate carries.
-_UPN_OID = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+_UPN_OID = "1.3.6.1.4.1.311.20.2.3"
 _X509_VALIDITY = datetime.timedelta(days=3650)
 
 
@@ -97,6 +104,11 @@ def generate_x509_keypair(user_id: str) -> tuple[str, str]:
     """A fresh self-signed client certificate for the user, as Nova's generate_winrm_x509_cert
     makes one (RSA 2048, CN=<user id>, clientAuth, UPN <user id>@localhost, ten years):
     (PEM certificate, PEM private key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)])
     upn = f"{user_id}@localhost".encode()
@@ -111,7 +123,7 @@ def generate_x509_keypair(user_id: str) -> tuple[str, str]:
         .not_valid_before(now)
         .not_valid_after(now + _X509_VALIDITY)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.OtherName(_UPN_OID, upn_der)]),
+        .add_extension(x509.SubjectAlternativeName([x509.OtherName(ObjectIdentifier(_UPN_OID), upn_der)]),
                        critical=False)
         .sign(private, hashes.SHA256())
     )

@@ -19,9 +19,8 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -33,10 +32,18 @@ from .accounts import get_user
 from .context import RequestContext
 from .models import Credential, Project, User
 
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+
 EC2 = "ec2"
 
 
 def _fernet() -> Fernet:
+    # Imported on first use: cryptography's Rust bindings cost ~7 MiB in every process that
+    # imports this module (the web, through the EC2 API), for the few requests that touch a
+    # credential.
+    from cryptography.fernet import Fernet
+
     key = settings.KUMO_CREDENTIAL_KEY
     if not key:
         digest = hashlib.sha256(b"kumo credentials\0" + settings.SECRET_KEY.encode()).digest()
@@ -57,6 +64,8 @@ def _seal(blob: str) -> str:
 
 def blob_of(credential: Credential) -> str:
     """The credential's blob, in clear; for its owner or an admin, or a signature check."""
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet().decrypt(credential.encrypted_blob.encode()).decode()
     except InvalidToken:
