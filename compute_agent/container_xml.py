@@ -39,8 +39,9 @@ def build_container_xml(
     """Return the persistent definition of `request` as a container whose `/` is `rootfs`.
 
     Each of `nics` must be a bridge Nic: libvirt makes a veth pair and puts the host end in the
-    bridge (it names that end itself, vnetN: the LXC driver ignores <target dev>, so none is
-    written). The container always gets a network namespace of its own (privnet), so one without
+    bridge, named as the port's tap (<target dev>) as a VM's tap is, so the port's rules hold
+    for it; where libvirt names it otherwise the agent renames it after the start
+    (veths_to_name, compute_agent.network.veth). The container always gets a network namespace of its own (privnet), so one without
     NICs is cut off rather than sharing the host's. Its init learns its hostname and id from the
     environment (KUMO_HOSTNAME, KUMO_INSTANCE_UUID); libvirt adds LIBVIRT_LXC_UUID too.
     """
@@ -94,6 +95,35 @@ def is_container(domain_xml: str) -> bool:
     return ET.fromstring(domain_xml).get("type") == DOMAIN_TYPE
 
 
+def veths_to_name(defined_xml: str, live_xml: str) -> list[tuple[str, str, str]]:
+    """(current, wanted, bridge) for each NIC of a running container whose host end is not named
+    as its definition asks: `defined_xml` is the persistent definition (each bridge interface's
+    <target dev> is its port's tap), `live_xml` the running domain's, where <target dev> is the
+    name the veth got. NICs are paired by MAC, the one thing both descriptions share."""
+    wanted = {}
+    for interface in ET.fromstring(defined_xml).findall("devices/interface[@type='bridge']"):
+        mac, dev = _interface_mac(interface), _target_dev(interface)
+        source = interface.find("source")
+        if mac and dev and source is not None and source.get("bridge"):
+            wanted[mac] = (dev, source.get("bridge", ""))
+    renames = []
+    for interface in ET.fromstring(live_xml).findall("devices/interface[@type='bridge']"):
+        mac, current = _interface_mac(interface), _target_dev(interface)
+        if mac in wanted and current and current != wanted[mac][0]:
+            renames.append((current, *wanted[mac]))
+    return renames
+
+
+def _interface_mac(interface: ET.Element) -> str:
+    mac = interface.find("mac")
+    return (mac.get("address") or "").lower() if mac is not None else ""
+
+
+def _target_dev(interface: ET.Element) -> str:
+    target = interface.find("target")
+    return (target.get("dev") or "") if target is not None else ""
+
+
 def _interface(nic: Nic) -> ET.Element:
     if isinstance(nic, str) or nic.kind != "bridge":
         kind = "a bare MAC" if isinstance(nic, str) else f"a NIC of kind {nic.kind!r}"
@@ -102,6 +132,8 @@ def _interface(nic: Nic) -> ET.Element:
     interface = ET.Element("interface", {"type": "bridge"})
     _sub(interface, "source", bridge=_device("bridge", nic.bridge))
     _sub(interface, "mac", address=_nic_mac(nic))
+    if nic.tap:
+        _sub(interface, "target", dev=_device("tap", nic.tap))
     if nic.mtu is not None:
         _sub(interface, "mtu", size=str(_positive_int("mtu", nic.mtu)))
     return interface

@@ -96,6 +96,7 @@ class ManagerBase:
         # NICs are what it says they are (a tap in a bridge, or qemu's user-mode NIC).
         self.network: NetworkDriver = network if network is not None else UserModeDriver()
         driver.nic_of = self.network.nic
+        driver.name_nic = self.network.name_device
         self.reporter = reporter
         self.host_ip = host_ip
         self.migration_uri = migration_uri

@@ -59,6 +59,9 @@ class Driver(abc.ABC):
     # How a port becomes a NIC in the domain: the network driver's choice (ComputeManager sets
     # it to its network driver's `nic`); user-mode NICs until then.
     nic_of: Callable[[NetworkInfo], Nic] = staticmethod(user_mode_nic)
+    # Naming a container's host-side veth after its port's tap (current, wanted, bridge): the
+    # network driver's `name_device`, set with nic_of; nothing to name until then.
+    name_nic: Callable[[str, str, str], bool] = staticmethod(lambda _c, _w, _b: False)
 
     def nics(self, ports: Sequence[NetworkInfo]) -> list[Nic]:
         """The NICs of a domain with `ports` (those without a MAC have none)."""

@@ -84,6 +84,12 @@ class NetworkDriver(abc.ABC):
         a router deleted for good (REMOVED_REVISION) never comes back; one moved to another host
         is removed at its current revision, so that it can come back later with a newer one."""
 
+    def name_device(self, current: str, wanted: str, bridge: str) -> bool:
+        """Give a container's host-side veth, `current`, the tap name its port implies (`wanted`)
+        and keep it in `bridge` (compute_agent.network.veth); True when something changed.
+        Drivers without devices of their own have nothing to name."""
+        return False
+
     @abc.abstractmethod
     def cleanup(self) -> None:
         """Remove everything this driver made on the host (the host leaves for good)."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from compute_agent import messages as msg
 
-from . import dhcp, secgroups
+from . import dhcp, secgroups, veth
 from .base import NetworkDriver, NetworkError, Nic, bridge_name, tap_name, vxlan_name
 from .metadata_proxy import MetadataProxy
 from .runner import Runner
@@ -225,6 +225,10 @@ class LinuxBridgeDriver(NetworkDriver):
             self.router_revisions[router_id] = revision
             self._save()
             self._collect_networks()
+
+    def name_device(self, current: str, wanted: str, bridge: str) -> bool:
+        with self._lock:
+            return veth.adopt(self.runner, current, wanted, bridge)
 
     def cleanup(self) -> None:
         with self._lock:

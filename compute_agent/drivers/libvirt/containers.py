@@ -8,6 +8,10 @@ A container host runs the same driver as a qemu host; these hooks are where the 
   `cat` of the pty, in a session of its own so it outlives an agent restart, appends to the
   instance's console.log, the file console_output reads for VMs too; it ends with the container
   (the pty's read fails once its last writer is gone);
+* each NIC's host end must carry its port's tap name, which every rule of the data plane matches
+  (security groups, anti-spoofing): the definition asks for it, and a veth libvirt named
+  otherwise is renamed after each start and, for running containers, on every new connection
+  to libvirtd (an agent or libvirtd restarted between a start and its renaming);
 * a clean shutdown is a SIGTERM to the container's init (libvirt's default, /dev/initctl, is
   something a small init does not have: the container would then run on until the timeout).
 """
@@ -24,11 +28,12 @@ import libvirt
 
 from compute_agent import container_rootfs
 from compute_agent import messages as msg
-from compute_agent.container_xml import build_container_xml
+from compute_agent.container_xml import build_container_xml, veths_to_name
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt.connection import LibvirtBase
 from compute_agent.instance_files import BASE_MARKER_NAME
+from compute_agent.network.base import NetworkError
 
 LOG = logging.getLogger(__name__)
 
@@ -60,8 +65,53 @@ class ContainerMixin(LibvirtBase):
         container_rootfs.mount_overlay(self.files, instance_uuid, tree)
 
     def _container_started(self, domain: libvirt.virDomain) -> None:
-        """After a container started: its console copied into its console.log."""
+        """After a container started: its veths named as its ports' taps, its console copied
+        into its console.log. A veth that cannot be named would carry none of its port's rules:
+        the container is stopped again and the start fails."""
         instance_uuid = canonical_uuid(domain.UUIDString())
+        try:
+            self._name_veths(domain)
+        except (NetworkError, libvirt.libvirtError) as exc:
+            LOG.error("container %s: its NICs could not be named as its ports (%s); "
+                      "stopping it", instance_uuid, exc)
+            self._destroy_quietly(domain)
+            raise DriverError(f"container {instance_uuid}: its NIC is not named as its port's "
+                              f"tap, so its security groups would not hold: {exc}") from exc
+        self._log_console(domain, instance_uuid)
+
+    def _name_veths(self, domain: libvirt.virDomain) -> None:
+        defined = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        for current, wanted, bridge in veths_to_name(defined, domain.XMLDesc(0)):
+            self.name_nic(current, wanted, bridge)
+
+    def _connected(self, conn: libvirt.virConnect) -> None:
+        super()._connected(conn)
+        if self.is_container:
+            self._name_running_veths(conn)
+
+    def _name_running_veths(self, conn: libvirt.virConnect) -> None:
+        """Every running container's veths, named again where they are not (on a new
+        connection: a start may have happened without its renaming)."""
+        try:
+            domains = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        except libvirt.libvirtError as exc:
+            LOG.warning("cannot list the running containers to check their NICs: %s", exc)
+            return
+        for domain in domains:
+            try:
+                self._name_veths(domain)
+            except (NetworkError, libvirt.libvirtError) as exc:
+                LOG.error("container %s: its NICs could not be named as its ports: %s",
+                          domain.name(), exc)
+
+    @staticmethod
+    def _destroy_quietly(domain: libvirt.virDomain) -> None:
+        try:
+            domain.destroy()
+        except libvirt.libvirtError:
+            LOG.warning("could not stop %s", domain.name(), exc_info=True)
+
+    def _log_console(self, domain: libvirt.virDomain, instance_uuid: str) -> None:
         tty = ET.fromstring(domain.XMLDesc(0)).find("devices/console")
         path = tty.get("tty") if tty is not None else None
         if not path or not path.startswith("/dev/pts/"):

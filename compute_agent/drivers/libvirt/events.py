@@ -62,6 +62,7 @@ class GuestEventsMixin(LibvirtBase):
                 self._connected(self._conn)
 
     def _connected(self, conn: libvirt.virConnect) -> None:
+        super()._connected(conn)
         # Each connection has callbacks of its own: a reopened one (libvirtd restarted) is
         # watched again.
         if self._on_guests_stopped is None:

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from compute_agent.container_xml import build_container_xml, is_container
+from compute_agent.container_xml import build_container_xml, is_container, veths_to_name
 from compute_agent.domain_xml import KUMO_XMLNS
 from compute_agent.messages import SpawnRequest
 from compute_agent.network.base import Nic
@@ -65,7 +65,7 @@ def test_the_name_is_metadata_escaped_never_markup():
     assert root.findtext(f"metadata/{{{KUMO_XMLNS}}}instance/{{{KUMO_XMLNS}}}name") == "ct <1>"
 
 
-def test_each_bridge_nic_is_a_veth_in_its_bridge_without_a_target_name():
+def test_each_bridge_nic_is_a_veth_in_its_bridge_named_as_the_port_s_tap():
     nics = [Nic(kind="bridge", mac_address="FA:16:3E:00:00:01", bridge="brq-net1",
                 tap="tap0123", mtu=1450)]
     interface = parse(build_container_xml(request(), rootfs="/r", nics=nics)).find(
@@ -74,8 +74,39 @@ def test_each_bridge_nic_is_a_veth_in_its_bridge_without_a_target_name():
     assert interface.find("source").get("bridge") == "brq-net1"
     assert interface.find("mac").get("address") == "fa:16:3e:00:00:01"
     assert interface.find("mtu").get("size") == "1450"
-    # The LXC driver names the host end itself (vnetN); a <target> would only mislead.
-    assert interface.find("target") is None
+    # The name every rule of the data plane matches, as a VM's tap has it.
+    assert interface.find("target").get("dev") == "tap0123"
+
+
+DEFINED = """<domain type='lxc'><devices>
+  <interface type='bridge'><mac address='FA:16:3E:00:00:01'/><source bridge='brqa'/>
+    <target dev='tapa'/></interface>
+  <interface type='bridge'><mac address='fa:16:3e:00:00:02'/><source bridge='brqb'/>
+    <target dev='tapb'/></interface>
+</devices></domain>"""
+
+
+def live(first: str, second: str) -> str:
+    return (DEFINED.replace("target dev='tapa'", f"target dev='{first}'")
+            .replace("target dev='tapb'", f"target dev='{second}'"))
+
+
+def test_veths_libvirt_named_otherwise_are_paired_with_their_tap_names_by_mac():
+    assert veths_to_name(DEFINED, live("vnet4", "vnet3")) == [("vnet4", "tapa", "brqa"),
+                                                               ("vnet3", "tapb", "brqb")]
+    # The MAC pairs them, whatever order libvirt lists them in (and however it spells the MAC).
+    swapped = live("vnet4", "vnet3").replace("FA:16:3E:00:00:01", "fa:16:3e:00:00:09").replace(
+        "fa:16:3e:00:00:02", "fa:16:3e:00:00:01").replace("fa:16:3e:00:00:09", "FA:16:3E:00:00:02")
+    assert veths_to_name(DEFINED, swapped) == [("vnet4", "tapb", "brqb"),
+                                               ("vnet3", "tapa", "brqa")]
+    assert veths_to_name(DEFINED, live("tapa", "vnet9")) == [("vnet9", "tapb", "brqb")]
+    assert veths_to_name(DEFINED, live("tapa", "tapb")) == []
+
+
+def test_a_nic_without_a_wanted_name_or_a_live_one_is_left_alone():
+    undefined = DEFINED.replace("<target dev='tapb'/>", "")
+    assert veths_to_name(undefined, live("tapa", "vnet1")) == []
+    assert veths_to_name(DEFINED, live("tapa", "vnet1").replace("<target dev='vnet1'/>", "")) == []
 
 
 @pytest.mark.parametrize("nic", [Nic(kind="user", mac_address="fa:16:3e:00:00:01"),
