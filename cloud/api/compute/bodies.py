@@ -192,6 +192,22 @@ class ServerContext:
         self._host_ids: dict[tuple[str, str], str] = {}
         self._urls: tuple[Callable[..., str], _Urls] | None = None
 
+    @classmethod
+    def given(cls, *, ports: dict[str, list[PortAddresses]], faults: dict[str, InstanceFault],
+              zones: dict[str, str], host_status: dict[str, str], tags: dict[str, list[str]],
+              groups: dict[str, list[str]], volumes: dict[str, list[tuple[str, bool]]],
+              image_properties: dict[str, dict]) -> ServerContext:
+        """The same, from values already read (a show reads them with its row in one statement:
+        server_show.py); image properties as the image holds them."""
+        page = cls.__new__(cls)
+        page.ports, page.faults, page.zones, page.host_status = ports, faults, zones, host_status
+        page.tags, page.groups, page.volumes = tags, groups, volumes
+        page.image_properties = {ref: _standard_properties(properties)
+                                 for ref, properties in image_properties.items()}
+        page._host_ids = {}
+        page._urls = None
+        return page
+
     def host_id(self, row: ServerRow) -> str:
         # Nova's hostId: a per-project hash of the host, so tenants can tell co-location apart
         # without learning host names. A page has a handful of (project, host) pairs.
