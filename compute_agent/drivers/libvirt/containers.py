@@ -57,6 +57,8 @@ class ContainerMixin(LibvirtBase):
 
     def _container_starting(self, instance_uuid: str) -> None:
         """Before a stopped container starts again: its root filesystem mounted."""
+        if not self.is_container:
+            return
         marker = self.files.path(instance_uuid, BASE_MARKER_NAME)
         if not marker.exists():
             return  # not made here by spawn (nothing to mount); libvirt will say what is wrong
@@ -67,7 +69,10 @@ class ContainerMixin(LibvirtBase):
     def _container_started(self, domain: libvirt.virDomain) -> None:
         """After a container started: its veths named as its ports' taps, its console copied
         into its console.log. A veth that cannot be named would carry none of its port's rules:
-        the container is stopped again and the start fails."""
+        the container is stopped again and the start fails. A VM's start goes by: qemu logs its
+        console itself (<log>), and its taps are named by their definition."""
+        if not self.is_container:
+            return
         instance_uuid = canonical_uuid(domain.UUIDString())
         try:
             self._name_veths(domain)
@@ -125,7 +130,8 @@ class ContainerMixin(LibvirtBase):
 
     def _container_removed(self, instance_uuid: str) -> None:
         """After its domain is gone, before its directory goes."""
-        container_rootfs.unmount(self.files, instance_uuid)
+        if self.is_container:
+            container_rootfs.unmount(self.files, instance_uuid)
 
     def _shutdown(self, domain: libvirt.virDomain) -> None:
         if self.is_container:

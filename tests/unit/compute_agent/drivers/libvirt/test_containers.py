@@ -31,3 +31,21 @@ def test_what_a_container_cannot_do_is_refused_by_name(tmp_path, what, call):
     driver = LibvirtDriver("lxc:///system?socket=/nonexistent", instances_dir=tmp_path)
     with pytest.raises(DriverError, match=f"{what} is not supported for containers"):
         call(driver)
+
+
+def test_a_vms_start_runs_none_of_the_container_hooks(tmp_path, spawn_request, monkeypatch):
+    """A VM's console is logged by qemu itself: a second copier of its pty would write every
+    line twice (the e2e live-migration tick test caught it), and its taps need no renaming."""
+    import subprocess
+
+    started: list[object] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: started.append(a))
+    driver = LibvirtDriver("test:///default", instances_dir=tmp_path)
+    monkeypatch.setattr(driver, "_name_veths", lambda domain: started.append(domain))
+    request = spawn_request()
+    driver.spawn(request)
+    driver.stop(request.instance_uuid, timeout=0)
+    driver.start(request.instance_uuid)
+    driver.reboot(request.instance_uuid, hard=True, timeout=0)
+    driver.destroy(request.instance_uuid)
+    assert started == []
