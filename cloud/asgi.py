@@ -22,7 +22,11 @@ from typing import Any
 
 from django.core.asgi import get_asgi_application
 
+from cloud import optional_imports
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
+# Before the middleware imports DRF: without requests and docutils (cloud/optional_imports.py).
+optional_imports.import_rest_framework()
 # Sets Django up (apps, logging) before anything below imports models.
 _django_asgi = get_asgi_application()
 

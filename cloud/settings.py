@@ -12,6 +12,10 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 
+# Before anything imports redis (the cache, the broker, the metrics store): without the metrics SDK
+# of OpenTelemetry that redis-py 7 imports for nothing.
+from cloud import optional_imports  # noqa: F401
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("KUMO_VAR_DIR", BASE_DIR / "var"))
 

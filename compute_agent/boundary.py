@@ -53,3 +53,25 @@ def forbid_control_plane_imports() -> None:
     if loaded:
         raise RuntimeError(f"control plane modules already imported: {', '.join(loaded[:5])}")
     sys.meta_path.insert(0, _ForbidControlPlane())
+
+
+_METRICS_SDK = "opentelemetry.sdk.metrics"
+
+
+def import_redis_lean() -> None:
+    """Import redis-py (the broker's client) with OpenTelemetry's metrics SDK looking absent.
+
+    redis-py 7 imports that SDK, if installed, for client metrics that stay off unless an
+    application turns them on (the agent does not): ~3 MiB in every agent (bench/README.md,
+    "Memory"). The control plane does the same in cloud/optional_imports.py. The SDK stays
+    importable afterwards; an agent whose broker is RabbitMQ may have no redis at all."""
+    added = _METRICS_SDK not in sys.modules
+    if added:
+        sys.modules[_METRICS_SDK] = None  # type: ignore[assignment]  # import's "not here" marker
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        if added and _METRICS_SDK in sys.modules and sys.modules[_METRICS_SDK] is None:
+            del sys.modules[_METRICS_SDK]

@@ -24,8 +24,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-import redis
 from django.conf import settings
+
+from cloud.optional_imports import redis  # without its OpenTelemetry metrics
 
 log = logging.getLogger(__name__)
 

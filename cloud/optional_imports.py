@@ -1,0 +1,52 @@
+"""Optional packages that libraries import merely because they are installed, kept out of Kumo's
+processes: each costs resident memory in every process that loads it, for a feature Kumo does not
+use (bench/README.md, "Memory").
+
+- redis-py 7 imports OpenTelemetry's metrics SDK (~3 MiB a process: web, conductor, scheduler)
+  for its own client metrics, which are off unless an application turns them on; Kumo does not
+  (Kumo's traces use the tracing SDK, imported when configured: cloud/tracing.py).
+- Django REST framework imports requests (for its test client) and, through its schema
+  generator, Django's admindocs, which imports docutils (~7 MiB in the web process together);
+  Kumo serves JSON only and writes its OpenAPI document itself (cloud/api/openapi.py).
+
+Importing this module imports redis. Each library is imported once with the package looking absent, so it takes the branch it takes
+when the package is not installed; the package stays importable for anything else afterwards.
+A process that has already imported the package (the test run, which uses requests) is left as it
+is.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def absent(*names: str) -> Iterator[None]:
+    """Within the block, importing any of `names` raises ImportError, as if not installed."""
+    added = [name for name in names if name not in sys.modules]
+    for name in added:
+        sys.modules[name] = None  # type: ignore[assignment]  # import's own "not here" marker
+    try:
+        yield
+    finally:
+        for name in added:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def import_rest_framework() -> None:
+    """Import DRF's optional-package probes without requests and docutils (the web process,
+    before its middleware and views are loaded)."""
+    with absent("requests", "docutils"):
+        import django.contrib.admindocs.utils  # noqa: F401
+        import rest_framework.compat  # noqa: F401
+
+
+# redis-py, imported here without its OpenTelemetry metrics: whatever in a process imports redis
+# first imports it from here (cloud/settings.py for the web and commands, cloud/metrics/store.py
+# for the workers, which import it before the settings), and every later `import redis` gets
+# this module.
+with absent("opentelemetry.sdk.metrics"):
+    import redis  # noqa: F401  (for `from cloud.optional_imports import redis`)
