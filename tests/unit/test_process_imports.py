@@ -1,0 +1,45 @@
+"""What the long-running processes leave out of their resident set (cloud/optional_imports.py,
+compute_agent/boundary.py): packages a library imports only because they are installed —
+OpenTelemetry's metrics SDK (redis-py), requests and docutils (DRF) — and cryptography, imported
+where a key pair, a credential or an image upload needs it. Each is a few MiB in every web,
+conductor, scheduler or agent process (bench/README.md). The packages stay importable after."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.stack import ROOT
+
+LEFT_OUT = ("opentelemetry.sdk.metrics", "requests", "docutils", "cryptography.hazmat.bindings._rust")
+
+
+def _loaded_after(script: str) -> dict:
+    probe = (f"import sys, json\n{script}\n"
+             f"loaded = [m for m in {LEFT_OUT!r} if m in sys.modules]\n"
+             "import requests, docutils.core, opentelemetry.sdk.metrics, cryptography.fernet\n"
+             "print(json.dumps({'loaded': loaded, 'redis': 'redis' in sys.modules}))")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cloud.settings"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_web_application_loads_none_of_them() -> None:
+    found = _loaded_after("import cloud.asgi\nfrom django.urls import resolve\n"
+                          "resolve('/compute/v2.1/servers')\nimport cloud.urls")
+    assert found == {"loaded": [], "redis": True}
+
+
+def test_a_worker_loads_none_of_them() -> None:
+    found = _loaded_after("from cloud.celery import app\nimport django\ndjango.setup()\n"
+                          "app.loader.import_default_modules()")
+    assert found == {"loaded": [], "redis": True}
+
+
+def test_an_agent_loads_redis_without_the_metrics_sdk() -> None:
+    found = _loaded_after("from compute_agent.boundary import import_redis_lean\n"
+                          "import_redis_lean()\nimport kombu.transport.redis")
+    assert found == {"loaded": [], "redis": True}
