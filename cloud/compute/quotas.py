@@ -19,7 +19,6 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 
 from cloud import errors
 from cloud.identity.models import Project, Quota, User, UserQuota
@@ -156,13 +155,18 @@ def usage(
     wanted = set(RESOURCES if only is None else only)
     used = dict.fromkeys(RESOURCES, 0)
     if project_id and wanted & _SERVER_TOTALS:
-        servers = Instance.objects.filter(project_id=project_id, deleted=False)
+        # Written out: every boot counts these, and the ORM's aggregate() spent more CPU copying
+        # and compiling its expressions than the database spent counting.
+        sql = (f"SELECT COUNT(*), SUM(vcpus), SUM(memory_mb) FROM {Instance._meta.db_table}"
+               " WHERE project_id = %s AND NOT deleted")
+        params = [str(project_id)]
         if users_servers and user_id:
-            servers = servers.filter(user_id=user_id)
-        totals = servers.aggregate(
-            instances=Count("pk"), cores=Sum("vcpus"), ram=Sum("memory_mb")
-        )
-        used.update({k: v or 0 for k, v in totals.items()})
+            sql += " AND user_id = %s"
+            params.append(str(user_id))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            instances, cores, ram = cursor.fetchone()
+        used.update({"instances": instances or 0, "cores": cores or 0, "ram": ram or 0})
     if project_id and "server_groups" in wanted:
         used["server_groups"] = ServerGroup.objects.filter(project_id=project_id).count()
     if user_id and "key_pairs" in wanted:
