@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.ids import ec2_id
 from tests.e2e.multihost import Cloud, V, wait_for_text
 
 pytestmark = pytest.mark.e2e
@@ -39,6 +40,7 @@ done
 echo "MD-JSON $(tr -d '\\r\\n' </tmp/md.json)"
 echo "MD-IPV4 $(timeout 5 wget -q -O - {MD}/latest/meta-data/local-ipv4)"
 echo "MD-KEY $(timeout 5 wget -q -O - {MD}/latest/meta-data/public-keys/0/openssh-key)"
+echo "MD-ID $(timeout 5 wget -q -O - {MD}/latest/meta-data/instance-id)"
 via=$(ip route show 169.254.169.254 | sed -n 's/.* via \\([0-9.]*\\).*/\\1/p')
 echo "MD-ROUTE $via"
 ip addr add {SPOOF}/32 dev eth0
@@ -93,6 +95,8 @@ def test_a_guest_is_answered_as_itself_by_the_metadata_service(multihost: Cloud,
         assert meta["public_keys"] == {"mdkey": public_key}
         assert _line(text, "MD-IPV4") == ADDRESS
         assert _line(text, "MD-KEY") == public_key
+        # The EC2 API's id of this server (cloud/api/ec2: i- and the uuid's first 17 hex digits).
+        assert _line(text, "MD-ID") == ec2_id("i", server_id)
         # The route went through the DHCP server of the guest's host on its network.
         ports = cloud.api.get(f"{N}/ports?network_id={network['id']}").json()["ports"]
         dhcp = [p["fixed_ips"][0]["ip_address"] for p in ports
