@@ -144,9 +144,7 @@ def describe_addresses(call: Call) -> dict[str, Any]:
     chosen = list(mine)
     allocations = call.params.strings("AllocationId")
     public_ips = call.params.strings("PublicIp")
-    if allocations:
-        picked = {f.pk for f in resources.find_all(resources.ADDRESS, allocations, mine)}
-        chosen = [f for f in chosen if f.pk in picked]
+    chosen = resources.narrow(resources.ADDRESS, allocations, chosen)
     if public_ips:
         for address in public_ips:
             if not any(f.floating_ip_address == address for f in chosen):

@@ -400,9 +400,7 @@ def describe_security_groups(call: Call) -> dict[str, Any]:
         "rules", queryset=SecurityGroupRule.objects.select_related("remote_group"))))
     ids = call.params.strings("GroupId")
     names = call.params.strings("GroupName")
-    if ids:
-        picked = {g.pk for g in resources.find_all(resources.SECURITY_GROUP, ids, mine)}
-        chosen = [g for g in chosen if g.pk in picked]
+    chosen = resources.narrow(resources.SECURITY_GROUP, ids, chosen)
     if names:
         for name in names:
             if not any(g.name == name for g in chosen):

@@ -141,12 +141,8 @@ def describe_subnet(subnet: Subnet, used: set[str],
 
 @action("DescribeVpcs", READ)
 def describe_vpcs(call: Call) -> dict[str, Any]:
-    visible = vpcs_of(call.ctx)
-    chosen = list(visible.prefetch_related("subnets"))
-    ids = call.params.strings("VpcId")
-    if ids:
-        picked = {n.pk for n in resources.find_all(resources.VPC, ids, visible)}
-        chosen = [n for n in chosen if n.pk in picked]
+    chosen = list(vpcs_of(call.ctx).prefetch_related("subnets"))
+    chosen = resources.narrow(resources.VPC, call.params.strings("VpcId"), chosen)
     tagged = tags.tags_for(resources.VPC, [n.pk for n in chosen])
     items = [describe_vpc(n, tagged[str(n.pk)]) for n in chosen]
     items, token = listing.page(listing.apply(items, call.params, VPC_FILTERS), call.params)
@@ -155,12 +151,8 @@ def describe_vpcs(call: Call) -> dict[str, Any]:
 
 @action("DescribeSubnets", READ)
 def describe_subnets(call: Call) -> dict[str, Any]:
-    visible = subnets_of(call.ctx)
-    chosen = list(visible.select_related("network"))
-    ids = call.params.strings("SubnetId")
-    if ids:
-        picked = {s.pk for s in resources.find_all(resources.SUBNET, ids, visible)}
-        chosen = [s for s in chosen if s.pk in picked]
+    chosen = list(subnets_of(call.ctx).select_related("network"))
+    chosen = resources.narrow(resources.SUBNET, call.params.strings("SubnetId"), chosen)
     used = _used_by_subnet([s.pk for s in chosen])
     tagged = tags.tags_for(resources.SUBNET, [s.pk for s in chosen])
     items = [describe_subnet(s, used[str(s.pk)], tagged[str(s.pk)]) for s in chosen]

@@ -72,3 +72,18 @@ def find_all(kind: Kind, values: list[str], rows: QuerySet[Any],
     """Each of `values` as a row, in order; the first unknown one is `kind`'s NotFound (EC2
     refuses a Describe naming any id it does not know)."""
     return [find(kind, value, rows, field) for value in values]
+
+
+def narrow(kind: Kind, values: list[str], loaded: list[Any]) -> list[Any]:
+    """The rows of `loaded` (already read: what the project sees) that `values` name, in their
+    order there; the first id none of them has is `kind`'s NotFound (Malformed as `find`). No
+    query: a Describe that has read its rows matches the ids against them."""
+    if not values:
+        return loaded
+    by_id = {id_of(kind, row): row for row in loaded}
+    for value in values:
+        check_id(kind, value)
+        if value.lower() not in by_id:
+            raise not_found(kind[1], kind[2], value)
+    wanted = {value.lower() for value in values}
+    return [row for row in loaded if id_of(kind, row) in wanted]
