@@ -33,20 +33,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$KUMO_ROOT"
 
-force=0
-output=var/guest/kumo-tiny.qcow2
-for arg in "$@"; do
-    case "$arg" in
-        --force) force=1 ;;
-        -*) die "unknown option: $arg (expected --force)" ;;
-        *) output="$arg" ;;
-    esac
-done
-
-if [ "$force" -eq 0 ] && [ -s "$output" ] && [ "$output" -nt "$0" ]; then
-    log "$output is up to date (--force rebuilds it)"
-    exit 0
-fi
+build_output var/guest/kumo-tiny.qcow2 "$@"
 
 # libc6, libcrypt1, libgmp10 and zlib1g: dropbear's shared libraries are copied from this host.
 apt_install busybox-static syslinux syslinux-common extlinux mtools dosfstools cpio qemu-utils \

@@ -111,3 +111,22 @@ ensure_rabbitmq() {
     done
     die "RabbitMQ did not come up on 127.0.0.1:$port"
 }
+
+# A build script's arguments: `[--force] [OUTPUT]`. Sets `output` (DEFAULT unless one is given) and
+# `force`, and ends the script when OUTPUT is newer than the script and --force was not asked for.
+build_output() {
+    local default="$1"; shift
+    force=0
+    output="$default"
+    for arg in "$@"; do
+        case "$arg" in
+            --force) force=1 ;;
+            -*) die "unknown option: $arg (expected --force)" ;;
+            *) output="$arg" ;;
+        esac
+    done
+    if [ "$force" -eq 0 ] && [ -s "$output" ] && [ "$output" -nt "$0" ]; then
+        log "$output is up to date (--force rebuilds it)"
+        exit 0
+    fi
+}
