@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import release_after_last_user
+from tests.e2e.lxc import lxc_cloud  # noqa: F401  (the container stack's session fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = REPO / "var" / "guest" / "kumo-tiny.qcow2"
