@@ -25,6 +25,7 @@ from cloud.compute import (
 )
 from cloud.compute.models import COMPUTE_BINARY, Flavor, Instance, InstanceFault, Service
 from cloud.compute.server_rows import Among, ServerRow
+from cloud.ids import canonical_uuid
 from cloud.images.models import Image
 from cloud.network.models import Port
 
@@ -184,11 +185,16 @@ class ServerContext:
         self.volumes = server_volumes.volumes_of_servers(uuids)
         self.image_properties: dict[str, dict[str, str | None]] = {}
         if version.at_least("2.98"):
-            refs = {r.image_ref for r in rows if r.image_ref}
-            for image_id, properties in Image.objects.filter(pk__in=refs).values_list(
-                "id", "properties"
-            ):
-                self.image_properties[str(image_id)] = _standard_properties(properties or {})
+            # Refs are stored as given: one that spells no uuid (an import from another image
+            # service) names no image here, and must not reach the uuid column's lookup.
+            refs = {ref: uid for ref in {r.image_ref for r in rows if r.image_ref}
+                    if (uid := canonical_uuid(ref)) is not None}
+            found = dict(Image.objects.filter(pk__in=set(refs.values())).values_list(
+                "id", "properties"))
+            by_id = {str(image_id): properties for image_id, properties in found.items()}
+            for ref, uid in refs.items():
+                if uid in by_id:
+                    self.image_properties[ref] = _standard_properties(by_id[uid] or {})
         self._host_ids: dict[tuple[str, str], str] = {}
         self._urls: tuple[Callable[..., str], _Urls] | None = None
 

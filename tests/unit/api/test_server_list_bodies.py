@@ -96,3 +96,18 @@ def test_a_project_without_servers_lists_none(servers, other, api_as):
         response = api_as(other).get(f"{V}/{path}", version="2.100")
         assert response.status_code == 200, response.content
         assert response.json() == {"servers": []}
+
+
+@pytest.mark.parametrize("version", ["2.97", "2.98", "2.100"])
+def test_a_server_whose_image_ref_is_no_uuid_lists_and_shows(member, api_as, version):
+    # Image refs are stored as given (an old import, an image service of another cloud): reading
+    # the image's properties for 2.98 must not hand the database a value that is not a uuid.
+    make_server(member, "odd-image", image_ref="not-a-uuid")
+    api = api_as(member)
+
+    listed = api.get(f"{V}/servers/detail", version=version)
+    assert listed.status_code == 200, listed.content
+    (body,) = listed.json()["servers"]
+    shown = api.get(f"{V}/servers/{body['id']}", version=version)
+    assert shown.status_code == 200, shown.content
+    assert shown.json()["server"]["image"]["id"] == body["image"]["id"] == "not-a-uuid"
