@@ -4,6 +4,10 @@ the conductor: cloud/conductor/beat.py)."""
 import os
 from typing import Any
 
+# Before Celery and kombu: without the packages they load only because installed (its docstring).
+from cloud import optional_imports  # noqa: F401
+
+# isort: split
 from celery import Celery, signals
 from django.db import close_old_connections
 

@@ -6,10 +6,14 @@ use (bench/README.md, "Memory").
   for its own client metrics, which are off unless an application turns them on; Kumo does not
   (Kumo's traces use the tracing SDK, imported when configured: cloud/tracing.py).
 - Django REST framework imports requests (for its test client) and, through its schema
-  generator, Django's admindocs, which imports docutils (~7 MiB in the web process together);
+  generator, Django's admindocs, which imports docutils (~7 MiB in the web process together),
+  and PyYAML and pygments for its YAML schema renderer and browsable API's highlighting;
   Kumo serves JSON only and writes its OpenAPI document itself (cloud/api/openapi.py).
+- Celery and kombu import PyYAML, msgpack, pygments and psutil for serializers Kumo does not
+  accept, terminal colours and a debug command (compute_agent/boundary.py's CELERY_OPTIONAL,
+  which the agents share).
 
-Importing this module imports redis. Each library is imported once with the package looking absent, so it takes the branch it takes
+Importing this module imports redis and those modules of Celery and kombu. Each library is imported once with the package looking absent, so it takes the branch it takes
 when the package is not installed; the package stays importable for anything else afterwards.
 A process that has already imported the package (the test run, which uses requests) is left as it
 is.
@@ -17,29 +21,15 @@ is.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from compute_agent.boundary import absent, import_celery_lean
 
-
-@contextmanager
-def absent(*names: str) -> Iterator[None]:
-    """Within the block, importing any of `names` raises ImportError, as if not installed."""
-    added = [name for name in names if name not in sys.modules]
-    for name in added:
-        sys.modules[name] = None  # type: ignore[assignment]  # import's own "not here" marker
-    try:
-        yield
-    finally:
-        for name in added:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+__all__ = ["absent", "import_rest_framework", "redis"]
 
 
 def import_rest_framework() -> None:
     """Import DRF's optional-package probes without requests and docutils (the web process,
     before its middleware and views are loaded)."""
-    with absent("requests", "docutils"):
+    with absent("requests", "docutils", "yaml", "pygments"):
         import django.contrib.admindocs.utils  # noqa: F401
         import rest_framework.compat  # noqa: F401
 
@@ -49,4 +39,7 @@ def import_rest_framework() -> None:
 # for the workers, which import it before the settings), and every later `import redis` gets
 # this module.
 with absent("opentelemetry.sdk.metrics"):
-    import redis  # noqa: F401  (for `from cloud.optional_imports import redis`)
+    import redis  # for `from cloud.optional_imports import redis`
+# As early, for the same reason: the web process imports this module before Celery (through the
+# settings), the workers before their command line (cloud/worker.py).
+import_celery_lean()

@@ -12,6 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+# First: Celery's modules without the packages they would load only because installed.
+from cloud import optional_imports  # noqa: F401
+
+# isort: split
 from celery.bin.base import CLIContext
 from celery.bin.worker import worker
 

@@ -30,7 +30,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compute_agent import messages as msg
-from compute_agent.boundary import forbid_control_plane_imports, import_redis_lean
+from compute_agent.boundary import (
+    forbid_control_plane_imports,
+    import_celery_lean,
+    import_redis_lean,
+)
 from compute_agent.env_file import with_config_file
 from compute_agent.host_process import (
     DEFAULT_BROKER,
@@ -254,6 +258,7 @@ def run(config: VolumeConfig) -> int:
     """Run the volume host until Celery's worker stops (SIGTERM: warm shutdown)."""
     forbid_control_plane_imports()
     import_redis_lean()
+    import_celery_lean()
     if config.stop_daemon:
         create_backend(config).stop()
         return 0

@@ -29,7 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from compute_agent import messages as msg
-from compute_agent.boundary import forbid_control_plane_imports, import_redis_lean
+from compute_agent.boundary import (
+    forbid_control_plane_imports,
+    import_celery_lean,
+    import_redis_lean,
+)
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt import DEFAULT_INSTANCES_DIR, LibvirtDriver
 from compute_agent.env_file import with_config_file
@@ -347,6 +351,7 @@ def run(config: AgentConfig) -> int:
     """Run the agent until Celery's worker stops (SIGTERM: warm shutdown). Return an exit code."""
     forbid_control_plane_imports()
     import_redis_lean()
+    import_celery_lean()
     install_record_factory()
     try:
         agent = build_agent(config)

@@ -1,8 +1,9 @@
 """What the long-running processes leave out of their resident set (cloud/optional_imports.py,
 compute_agent/boundary.py): packages a library imports only because they are installed —
-OpenTelemetry's metrics SDK (redis-py), requests and docutils (DRF) — and cryptography, imported
-where a key pair, a credential or an image upload needs it. Each is a few MiB in every web,
-conductor, scheduler or agent process (bench/README.md). The packages stay importable after."""
+OpenTelemetry's metrics SDK (redis-py), requests and docutils (DRF), PyYAML, msgpack, pygments and
+psutil (kombu, Celery, DRF) — and cryptography, imported where a key pair, a credential or an image
+upload needs it. Each is a few MiB in every web, conductor, scheduler or agent process
+(bench/README.md). The packages stay importable after."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import sys
 
 from tests.stack import ROOT
 
-LEFT_OUT = ("opentelemetry.sdk.metrics", "requests", "docutils", "cryptography.hazmat.bindings._rust")
+LEFT_OUT = ("opentelemetry.sdk.metrics", "requests", "docutils", "cryptography.hazmat.bindings._rust",
+            "yaml", "msgpack", "pygments", "psutil")
 
 
 def _loaded_after(script: str) -> dict:
     probe = (f"import sys, json\n{script}\n"
              f"loaded = [m for m in {LEFT_OUT!r} if m in sys.modules]\n"
-             "import requests, docutils.core, opentelemetry.sdk.metrics, cryptography.fernet\n"
+             "import requests, docutils.core, opentelemetry.sdk.metrics, cryptography.fernet, yaml\n"
+             "import msgpack, pygments, psutil\n"
              "print(json.dumps({'loaded': loaded, 'redis': 'redis' in sys.modules}))")
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "cloud.settings"}
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
@@ -34,12 +37,18 @@ def test_the_web_application_loads_none_of_them() -> None:
 
 
 def test_a_worker_loads_none_of_them() -> None:
-    found = _loaded_after("from cloud.celery import app\nimport django\ndjango.setup()\n"
-                          "app.loader.import_default_modules()")
+    # As `python -m cloud.worker` starts: its module, then the app's tasks and the worker's own.
+    found = _loaded_after("from cloud.worker import app\nimport django\ndjango.setup()\n"
+                          "app.loader.import_default_modules()\n"
+                          "import celery.apps.worker, celery.worker.consumer, celery.concurrency.thread")
     assert found == {"loaded": [], "redis": True}
 
 
 def test_an_agent_loads_redis_without_the_metrics_sdk() -> None:
-    found = _loaded_after("from compute_agent.boundary import import_redis_lean\n"
-                          "import_redis_lean()\nimport kombu.transport.redis")
+    # As compute_agent.worker.run() starts, up to the modules its Celery worker loads.
+    found = _loaded_after("from compute_agent import boundary\n"
+                          "boundary.forbid_control_plane_imports()\nboundary.import_redis_lean()\n"
+                          "boundary.import_celery_lean()\nimport compute_agent.worker\n"
+                          "import kombu.transport.redis, celery.bin.worker, celery.apps.worker\n"
+                          "import celery.worker.consumer, celery.concurrency.thread")
     assert found == {"loaded": [], "redis": True}
