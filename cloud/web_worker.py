@@ -1,86 +1,41 @@
-"""The gunicorn worker class of the web process: uvicorn serving cloud.asgi:application.
+"""The gunicorn worker class of the web process, as gunicorn's master sees it.
 
     gunicorn cloud.asgi:application -k cloud.web_worker.Worker …
 
-Differences from uvicorn's stock worker, all about logs: uvicorn's access log is off (it prints
-query strings, and console tokens travel in them; cloud/asgi.py writes the access log instead), and
-uvicorn's own logger — which names each websocket's path and query when it opens and closes — passes
-through consoles.redact. No Django import here: gunicorn's master loads this module.
+The master imports the worker class and makes each worker's object before it forks; the worker
+that serves is uvicorn's (cloud/web_uvicorn.py). Importing that one in the master loaded uvicorn,
+websockets and their dependencies there (~7 MiB of the master's 30, bench/README.md "Memory") for
+a process that never serves a request. This class is gunicorn's plain base worker in the master,
+and in the forked worker, before anything else, becomes cloud.web_uvicorn.Worker, keeping every
+field the master set up (its heartbeat file above all, which the master watches for the timeout).
+No Django here either (tests/unit/test_web_master_imports.py).
 """
 
 from __future__ import annotations
 
-import logging
-import struct
 from typing import Any
 
-from uvicorn.protocols.utils import ClientDisconnected
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from uvicorn_worker import UvicornWorker
-from websockets.protocol import State
-
-from consoles.redact import RedactTokens
-
-_FIN_BINARY = 0x82
-KEEP_ALIVE_S = 75
+from gunicorn.workers.base import Worker as BaseWorker
 
 
-def binary_frame_header(length: int) -> bytes:
-    """RFC 6455 header of one whole, unmasked (server to client) binary frame."""
-    if length < 126:
-        return bytes((_FIN_BINARY, length))
-    if length < 1 << 16:
-        return struct.pack("!BBH", _FIN_BINARY, 126, length)
-    return struct.pack("!BBQ", _FIN_BINARY, 127, length)
-
-
-class WebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websocket protocol, except that a binary message goes out as its header and the
-    caller's own bytes (one writev) instead of through websockets' frame serializer, which copies
-    every payload twice. The console relay sends frames of up to 256 KiB (consoles/consumer.py),
-    so those copies were a fifth of its CPU (bench/console_bench.py). Anything else — text,
-    close, the handshake, a connection already closing, an extension such as permessage-deflate
-    that changes frames — takes uvicorn's own path."""
-
-    async def send(self, message: Any) -> None:
-        data = message.get("bytes") if message["type"] == "websocket.send" else None
-        if data is None or not self.handshake_complete or self.initial_response is not None:
-            await super().send(message)
-            return
-        await self.writable.wait()
-        if self.disconnected:
-            raise ClientDisconnected()
-        if self.close_sent or self.conn.extensions or self.conn.state is not State.OPEN:
-            await super().send(message)  # its errors, unchanged
-            return
-        self.transport.writelines((binary_frame_header(len(data)), data))
-
-
-class Worker(UvicornWorker):
-    CONFIG_KWARGS: dict[str, Any] = {
-        "loop": "auto",
-        "http": "auto",
-        "ws": "cloud.web_worker:WebSocketProtocol",
-        "lifespan": "off",
-        "access_log": False,
-        # RFB frames are mostly compressed already (tight, zlib); deflating them again costs the
-        # web process CPU for nothing. A console frame is at most consoles.consumer.MAX_FRAME.
-        "ws_per_message_deflate": False,
-        "ws_max_size": 1024 * 1024,
-    }
-
+class Worker(BaseWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # gunicorn's default keep-alive (2 s) closes an idle connection just as clients that poll
-        # every 2 s reuse it (novaclient under Rally waiting for a delete): they read a reset
-        # instead of an answer. Idle connections stay open for KEEP_ALIVE_S unless --keep-alive
-        # was given (Nova's eventlet API server keeps them up to client_socket_timeout, 900 s).
-        if self.cfg.keepalive == self.cfg.settings["keepalive"].default:
-            self.config.timeout_keep_alive = KEEP_ALIVE_S
-        for name in ("uvicorn.error", "uvicorn.access", "uvicorn"):
-            logger = logging.getLogger(name)
-            if not any(isinstance(f, RedactTokens) for f in logger.filters):
-                logger.addFilter(RedactTokens())
-            for handler in logger.handlers:
-                if not any(isinstance(f, RedactTokens) for f in handler.filters):
-                    handler.addFilter(RedactTokens())
+        self._init_args = (args, kwargs)
+
+    def init_process(self) -> None:  # in the forked worker
+        self.become_uvicorn_worker()
+        self.init_process()  # now cloud.web_uvicorn.Worker's
+
+    def become_uvicorn_worker(self) -> None:
+        """Turn this object into cloud.web_uvicorn.Worker, as if made as one by the master, except
+        that what the master made pre-fork stays: the heartbeat file (a second would never be
+        watched), the pid, the sockets, the request limit with its jitter."""
+        from cloud.web_uvicorn import Worker as UvicornWorker
+
+        made_by_master = dict(self.__dict__)
+        args, kwargs = self._init_args
+        self.__class__ = UvicornWorker  # a subclass of the same base
+        UvicornWorker.__init__(self, *args, **kwargs)
+        self.tmp.close()  # the heartbeat file its __init__ opened: the master watches its own
+        self.__dict__.update(made_by_master)

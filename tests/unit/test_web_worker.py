@@ -1,4 +1,4 @@
-"""The web process's websocket protocol (cloud/web_worker.py): binary messages leave through its own
+"""The web process's websocket protocol (cloud/web_uvicorn.py): binary messages leave through its own
 frame writer rather than uvicorn's, so a real uvicorn server runs it here and a websocket client
 checks every frame length form (7-bit, 16-bit and 64-bit), byte for byte, beside text and close.
 Its HTTP keep-alive outlasts a client that polls every 2 s."""
@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from websockets.sync.client import connect
 
-from cloud.web_worker import WebSocketProtocol
+from cloud.web_uvicorn import WebSocketProtocol
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 65537, 300_000]
 
@@ -84,7 +84,7 @@ def worker_config(**settings):
     from gunicorn.config import Config
     from gunicorn.glogging import Logger
 
-    from cloud.web_worker import Worker
+    from cloud.web_uvicorn import Worker
 
     cfg = Config()
     for name, value in settings.items():
