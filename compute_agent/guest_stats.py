@@ -4,7 +4,8 @@ counters from the driver, sent to the conductor as one GuestStatsReport.
 It runs on a thread of its own beside the heartbeat, so a slow hypervisor delays statistics and
 never the heartbeat that keeps the host alive (or the other way round). Counters are sent raw
 (cumulative, as libvirt keeps them): rates are worked out by whoever reads two samples, so a lost
-report loses nothing but resolution.
+report loses nothing but resolution. Each report also carries the timings of the agent's tasks
+finished since the last one (task_timing.py), given back to be sent again when it fails.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from compute_agent import messages as msg
 from compute_agent.drivers.base import Driver, DriverError
 from compute_agent.periodic import Periodic
 from compute_agent.reporter import ReportError
+from compute_agent.task_timing import TaskTimes, process_times
 
 LOG = logging.getLogger(__name__)
 
@@ -42,23 +44,31 @@ class StatsLoop(Periodic):
     name = "guest-stats"
     keep_period = True
 
-    def __init__(self, host: str, driver: Driver, sender: StatsSender, interval: float) -> None:
+    def __init__(self, host: str, driver: Driver, sender: StatsSender, interval: float,
+                 timings: TaskTimes | None = None) -> None:
         super().__init__(interval)
         self.host = host
         self.driver = driver
         self.sender = sender
+        # This process's task timings unless told otherwise (a test's own).
+        self.timings = timings if timings is not None else process_times()
         self.sent = 0
         self._failing = False
 
     def send_once(self) -> bool:
+        runs, waits = self.timings.drain()
         try:
-            self.sender.guest_stats(collect(self.host, self.driver, self.interval))
+            report = collect(self.host, self.driver, self.interval)
+            report.task_runs, report.task_waits = runs, waits
+            self.sender.guest_stats(report)
         except (DriverError, ReportError) as exc:
+            self.timings.give_back(runs, waits)
             if not self._failing:
                 LOG.warning("guest statistics not sent: %s", exc)
             self._failing = True
             return False
         except Exception:  # a bug here must not kill the thread: the next period tries again
+            self.timings.give_back(runs, waits)
             LOG.exception("guest statistics not sent")
             return False
         if self._failing:

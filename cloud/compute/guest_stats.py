@@ -26,6 +26,7 @@ import redis
 from django.conf import settings
 
 from cloud import errors, events
+from cloud.metrics import task_timing
 from compute_agent import messages as msg
 
 from . import states
@@ -118,6 +119,8 @@ def record(report: msg.GuestStatsReport) -> list[str]:
     A host's report counts only for instances the database places on it: a guest a host still
     runs after it moved (or one it should not have) never writes over the real one's history.
     """
+    # The agent's own task timings ride on the report (a host with no guests still has tasks).
+    task_timing.record_agent_tasks(report.task_runs, report.task_waits)
     reported = {g.uuid: g for g in report.guests}
     if not reported:
         return []

@@ -3,7 +3,9 @@
 A control-plane process stamps each message it publishes with the wall-clock time; a
 control-plane worker then counts how long the task waited in its queue and how long it ran, and
 sends everything the task recorded (its claims, its scheduler decision…) in one batch when it ends.
-Compute agents are Celery workers too but never import `cloud`: their tasks are not timed here.
+Compute agents are Celery workers too but never import `cloud`: they time their own tasks
+(compute_agent/task_timing.py) and send the timings with their guest statistics, which the
+conductor counts into the same families (record_agent_tasks).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
-from . import begin_batch, end_batch, observe
-from .families import TASK_SECONDS, TASK_WAIT_SECONDS
+from compute_agent.messages import PUBLISHED_AT_HEADER, published_at, queue_of
 
-PUBLISHED_AT_HEADER = "kumo_published_at"
+from . import batch, begin_batch, end_batch, observe
+from .families import TASK_SECONDS, TASK_WAIT_SECONDS
 
 _OUTCOMES = {"SUCCESS": "success", "FAILURE": "failure", "RETRY": "retry"}
 
@@ -36,7 +38,7 @@ def started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
         return
     token = begin_batch()
     _running[(task_id, threading.get_ident())] = (time.perf_counter(), token)
-    published = _published_at(task)
+    published = published_at(task)
     if published is not None:
         observe(TASK_WAIT_SECONDS, max(0.0, time.time() - published), queue_of(task))
 
@@ -54,23 +56,28 @@ def finished(task_id: str | None = None, task: Any = None, state: str | None = N
         end_batch(token)
 
 
-def queue_of(task: Any) -> str:
-    delivery = getattr(task.request, "delivery_info", None) or {}
-    return str(delivery.get("routing_key") or "unknown")
-
-
-def _published_at(task: Any) -> float | None:
-    value = getattr(task.request, PUBLISHED_AT_HEADER, None)
-    if value is None:
-        value = (getattr(task.request, "headers", None) or {}).get(PUBLISHED_AT_HEADER)
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 def connect() -> None:
     """Connect the three handlers (idempotent: each has a dispatch uid)."""
     before_task_publish.connect(stamp, weak=False, dispatch_uid="kumo-metrics-stamp")
     task_prerun.connect(started, weak=False, dispatch_uid="kumo-metrics-started")
     task_postrun.connect(finished, weak=False, dispatch_uid="kumo-metrics-finished")
+
+
+def record_agent_tasks(runs: list[list[Any]], waits: list[list[Any]]) -> None:
+    """Count an agent's task timings (GuestStatsReport.task_runs and task_waits) as this module
+    counts a control-plane worker's, in one batch. Entries of a shape this version does not know
+    are skipped: a report is never refused for its timings."""
+    with batch():
+        for entry in runs:
+            try:
+                queue, name, outcome, seconds = entry
+                observe(TASK_SECONDS, max(0.0, float(seconds)), str(queue), str(name),
+                        str(outcome))
+            except (TypeError, ValueError):
+                continue
+        for entry in waits:
+            try:
+                queue, seconds = entry
+                observe(TASK_WAIT_SECONDS, max(0.0, float(seconds)), str(queue))
+            except (TypeError, ValueError):
+                continue

@@ -13,4 +13,5 @@ from compute_agent.messages.names import *
 from compute_agent.messages.reports import *
 from compute_agent.messages.requests import *
 from compute_agent.messages.stats import *
+from compute_agent.messages.task_headers import *
 from compute_agent.messages.volumes import *

@@ -1,4 +1,5 @@
-"""A host's guests' counters (contract 1.8), sent every KUMO_GUEST_STATS_INTERVAL seconds."""
+"""A host's guests' counters (contract 1.8), sent every KUMO_GUEST_STATS_INTERVAL seconds, with
+the agent's task timings since the last report (contract 1.11)."""
 
 from __future__ import annotations
 
@@ -74,6 +75,10 @@ class GuestStatsReport(Message):
     collected_at: float
     interval: float
     guests: list[GuestStats] = field(default_factory=list)
+    # The agent's tasks finished since the last report (compute_agent/task_timing.py):
+    # [queue, task name, outcome, run seconds] and [queue, seconds waited in the queue].
+    task_runs: list[list[Any]] = field(default_factory=list)
+    task_waits: list[list[Any]] = field(default_factory=list)
 
     # Hundreds of guests every few seconds: built and parsed field by field, without
     # dataclasses.asdict's deep copies and the generic walk (about 10× and 3× faster for 250

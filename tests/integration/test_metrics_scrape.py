@@ -190,11 +190,16 @@ def test_every_family_after_one_boot_and_one_failure_and_values_that_move(stack,
         'kumo_host_vcpus{host="compute-a",kind="used"}': flavor["vcpus"],
         'kumo_host_memory_bytes{host="compute-a",kind="used"}': flavor["ram"] * 2**20,
         'kumo_queue_depth{queue="scheduler"}': 0,
+        # The agent's tasks too: timed in the agent, sent with its guest statistics.
+        'kumo_task_duration_seconds_count{queue="compute.compute-a",task="compute.spawn",'
+        'outcome="success"}': 1,
     })
     q = prometheus.value
     assert q(f"kumo_api_request_duration_seconds_sum{{{posts}}}") > 0
     assert q('kumo_task_duration_seconds_count{queue="conductor"}') >= 1
     assert q('kumo_task_queue_wait_seconds_count{queue="scheduler"}') >= 2
+    assert q('kumo_task_queue_wait_seconds_count{queue="compute.compute-a"}') >= 1
+    assert q('kumo_task_duration_seconds_sum{queue="compute.compute-a"}') > 0
     assert q('kumo_host_disk_bytes{host="compute-a",kind="allocatable"}') > 0
     assert q('kumo_queue_depth{queue="compute.compute-a"}') is not None
     assert prometheus.query("kumo_metrics_collector_up == 0") == {}

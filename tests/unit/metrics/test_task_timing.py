@@ -83,3 +83,28 @@ def test_publishing_stamps_the_message_with_the_time_and_keeps_an_earlier_stamp(
     kept = {task_timing.PUBLISHED_AT_HEADER: 123.0}
     task_timing.stamp(headers=kept)
     assert kept[task_timing.PUBLISHED_AT_HEADER] == 123.0
+
+
+def test_an_agent_s_task_timings_count_when_its_guest_statistics_arrive(db, guest_stats_redis):
+    from cloud.compute import guest_stats
+    from compute_agent import messages as msg
+
+    report = msg.GuestStatsReport(
+        host="compute-a", collected_at=time.time(), interval=10.0, guests=[],
+        task_runs=[["compute.compute-a", "compute.spawn", "success", 0.3],
+                   ["compute.compute-a", "compute.stop", "failure", 0.02],
+                   ["compute.compute-a", "a newer sender's shape"]],
+        task_waits=[["compute.compute-a", 0.004]])
+    # As the conductor gets it: through the message's wire format.
+    guest_stats.record(msg.GuestStatsReport.from_dict(report.to_dict()))
+
+    after = drawn()
+    queue = "compute.compute-a"
+    assert after.value("kumo_task_duration_seconds_count", queue=queue, task="compute.spawn",
+                       outcome="success") == 1
+    assert after.value("kumo_task_duration_seconds_bucket", queue=queue, task="compute.spawn",
+                       le="0.25") == 0
+    assert after.value("kumo_task_duration_seconds_count", queue=queue,
+                       outcome="failure") == 1
+    assert after.value("kumo_task_queue_wait_seconds_count", queue=queue) == 1
+    assert after.value("kumo_task_queue_wait_seconds_bucket", queue=queue, le="0.005") == 1
