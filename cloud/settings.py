@@ -388,16 +388,12 @@ KUMO_SCHEDULER_FILTERS = [
     "cloud.scheduler.filters.ram.RamFilter",
     "cloud.scheduler.filters.vcpu.VcpuFilter",
     "cloud.scheduler.filters.disk.DiskFilter",
+    # Container images (hypervisor_type=lxc) on LXC hosts only, every other image off them (Nova
+    # lists it by default too). What it reads comes with the shortlist's rows and the request.
+    "cloud.scheduler.filters.image_properties.ImagePropertiesFilter",
     "cloud.scheduler.filters.server_group_affinity.ServerGroupAffinityFilter",
     "cloud.scheduler.filters.server_group_anti_affinity.ServerGroupAntiAffinityFilter",
 ]
-# Clouds with container hosts (libvirt LXC) keep VM disks and container root filesystems each on
-# their own kind of host. Opt-in for now: the shortlist does not read hosts' hypervisor_type yet,
-# so the filter looks it up (one cached query), which clouds of qemu hosts only need not pay.
-if os.environ.get("KUMO_CONTAINER_HOSTS", "0") == "1":
-    KUMO_SCHEDULER_FILTERS.insert(
-        KUMO_SCHEDULER_FILTERS.index("cloud.scheduler.filters.disk.DiskFilter") + 1,
-        "cloud.scheduler.filters.image_properties.ImagePropertiesFilter")
 KUMO_SCHEDULER_WEIGHERS = [
     "cloud.scheduler.weighers.ram.FreeRamWeigher",
     "cloud.scheduler.weighers.server_group_soft_affinity.ServerGroupSoftAffinityWeigher",

@@ -75,7 +75,6 @@ trap 'exit 129' HUP
 # and container images each on their own kind of host (ImagePropertiesFilter).
 LXC_HOSTS=${LXC_HOSTS:-0}
 [[ "$LXC_HOSTS" =~ ^[0-9][0-9]?$ ]] || die "LXC_HOSTS=$LXC_HOSTS: give a number of container hosts"
-[ "$LXC_HOSTS" = 0 ] || export KUMO_CONTAINER_HOSTS=1
 python -m simhosts up "$HOSTS" --lxc "$LXC_HOSTS" --storage 1 --tag run
 # A simulated host that dies (make host-fail) is fenced by simhosts itself (cloud/compute/fencing.py).
 export KUMO_FENCING_DRIVER="${KUMO_FENCING_DRIVER:-simulated}"

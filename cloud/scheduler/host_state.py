@@ -6,6 +6,7 @@ The snapshot may be stale by the time a host is chosen; the claim re-checks capa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -14,6 +15,12 @@ from django.utils import timezone
 
 from cloud.compute import availability_zones, server_groups, states
 from cloud.compute.models import ComputeNode, Instance
+from cloud.ids import parse_uuid
+from cloud.images.models import Image
+
+# The name a raw read of the instance gives its image's properties (a LEFT JOIN of the image on
+# its key), so that building the request spec needs no query of its own.
+IMAGE_PROPERTIES_COLUMN = "_image_properties"
 
 
 @dataclass
@@ -36,9 +43,10 @@ class HostState:
     # When the snapshot was read: heartbeat age is measured against it, so filters need no clock.
     read_at: datetime | None = None
     availability_zone: str = availability_zones.DEFAULT_ZONE
-    # As the host's agent reports it (QEMU, LXC, …); None: not read with the row, and a filter
-    # that needs it looks it up (filters/image_properties.py).
+    # As the host's agent reports them: libvirt's driver (QEMU, LXC, …) and its CPU's architecture
+    # (cpu_info's arch: x86_64, aarch64, …); None: not reported (filters/image_properties.py).
     hypervisor_type: str | None = None
+    cpu_arch: str | None = None
 
     @property
     def free_vcpus(self) -> float:
@@ -73,8 +81,9 @@ class RequestSpec:
     requested_host: str | None = None
     requested_node: str | None = None
     force_destination: bool = False
-    # The image booted (empty: a volume) and, when the caller already holds it, its properties;
-    # None: a filter that needs them looks them up (filters/image_properties.py).
+    # The image booted (empty: a volume) and its properties as the request was made (Glance's,
+    # of which ImagePropertiesFilter reads hypervisor_type, hw_architecture, hw_vm_mode); None
+    # and {} alike: the image asks for nothing, a virtual machine's disk.
     image_ref: str = ""
     image_properties: dict | None = None
 
@@ -104,6 +113,7 @@ def request_spec_for(instance: Instance) -> RequestSpec:
         scheduler_hints=dict(instance.scheduler_hints or {}),
         ignore_hosts=frozenset(instance.tried_hosts or ()),
         image_ref=instance.image_ref,
+        image_properties=_image_properties(instance),
     )
     if instance.vm_state == states.BUILDING:
         # A requested destination is for the boot only; moves choose their own.
@@ -111,6 +121,22 @@ def request_spec_for(instance: Instance) -> RequestSpec:
                        requested_node=instance.requested_node,
                        force_destination=instance.force_destination)
     return spec.with_group(_placement(instance))
+
+
+def _image_properties(instance: Instance) -> dict:
+    # Taken from the instance's row when its read joined the image's (IMAGE_PROPERTIES_COLUMN);
+    # otherwise one query by the image's key. A deleted image, like a volume boot, asks for
+    # nothing.
+    if IMAGE_PROPERTIES_COLUMN in instance.__dict__:
+        joined = instance.__dict__[IMAGE_PROPERTIES_COLUMN]
+        return dict(json.loads(joined) if isinstance(joined, str) else joined or {})
+    if not instance.image_ref:
+        return {}
+    ref = parse_uuid(instance.image_ref)
+    if ref is None:
+        return {}
+    found = Image.objects.filter(pk=ref).values_list("properties", flat=True).first()
+    return dict(found or {})
 
 
 def _placement(instance: Instance) -> server_groups.Placement | None:
@@ -129,13 +155,15 @@ HOST_COLUMNS = (
     "pk", "host", "hypervisor_hostname", "vcpus", "memory_mb", "local_gb", "vcpus_used",
     "memory_mb_used", "local_gb_used", "cpu_allocation_ratio", "ram_allocation_ratio",
     "disk_allocation_ratio", "service__disabled", "service__forced_down", "service__last_seen_up",
+    "hypervisor_type", "cpu_info__arch",
 )
 
 
 def host_state_from_row(row: tuple, read_at: datetime) -> HostState:
     """A HostState from HOST_COLUMNS' values followed by the host's zone (None: the default)."""
     (node_id, host, node, vcpus, memory_mb, local_gb, vcpus_used, memory_mb_used, local_gb_used,
-     cpu_ratio, ram_ratio, disk_ratio, disabled, forced_down, last_seen_up, zone) = row
+     cpu_ratio, ram_ratio, disk_ratio, disabled, forced_down, last_seen_up, hv_type, arch,
+     zone) = row
     return HostState(
         host=host, node=node, node_id=node_id, vcpus=vcpus, memory_mb=memory_mb,
         local_gb=local_gb, vcpus_used=vcpus_used, memory_mb_used=memory_mb_used,
@@ -143,6 +171,7 @@ def host_state_from_row(row: tuple, read_at: datetime) -> HostState:
         ram_allocation_ratio=ram_ratio, disk_allocation_ratio=disk_ratio, disabled=disabled,
         forced_down=forced_down, last_seen_up=last_seen_up, read_at=read_at,
         availability_zone=zone or availability_zones.DEFAULT_ZONE,
+        hypervisor_type=hv_type or None, cpu_arch=arch or None,
     )
 
 

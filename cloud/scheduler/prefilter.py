@@ -31,11 +31,12 @@ from cloud.compute import availability_zones
 from cloud.compute.models import Aggregate, AggregateHost, ComputeNode, Service
 from cloud.compute.server_groups import AFFINITY, SOFT_AFFINITY, SOFT_ANTI_AFFINITY
 
-from .filters import HostFilter, applies
+from .filters import HostFilter, applies, image_properties
 from .filters.alive import ComputeAliveFilter
 from .filters.availability_zone import AvailabilityZoneFilter
 from .filters.disk import DiskFilter
 from .filters.enabled import ComputeEnabledFilter
+from .filters.image_properties import ImagePropertiesFilter
 from .filters.ram import RamFilter
 from .filters.requested_destination import RequestedDestinationFilter
 from .filters.retry import RetryFilter
@@ -109,6 +110,18 @@ def _retry(spec: RequestSpec, now: datetime) -> Where | None:
     return _hosts_in("n.host", set(spec.ignore_hosts), negate=True) if spec.ignore_hosts else None
 
 
+def _host_kind(spec: RequestSpec, now: datetime) -> Where:
+    # The kind of host only (the architecture, when both sides give one, is left to Python: a
+    # looser condition). Both ways, so that in a cloud of both kinds a shortlist is never filled
+    # with hosts of the other kind; a kind no host can be (xen) keeps none, as the filter would.
+    wanted = image_properties.host_kind_wanted(spec)
+    if wanted == image_properties.LXC:
+        return "UPPER(n.hypervisor_type) = 'LXC'", []
+    if wanted == image_properties.QEMU:
+        return "UPPER(n.hypervisor_type) <> 'LXC'", []
+    return "1 = 0", []
+
+
 def _affinity(spec: RequestSpec, now: datetime) -> Where | None:
     if spec.group_policy != AFFINITY or not spec.group_hosts:
         return None
@@ -127,6 +140,7 @@ WHERE: dict[type, Callable[[RequestSpec, datetime], Where | None]] = {
     RequestedDestinationFilter: _destination,
     AvailabilityZoneFilter: _zone,
     ServerGroupAffinityFilter: _affinity,
+    ImagePropertiesFilter: _host_kind,
 }
 
 # Weighers that score every host alike unless the request is in a group with their policy.
@@ -195,7 +209,7 @@ _SELECT = [
     "n.id", "n.host", "n.hypervisor_hostname", "n.vcpus", "n.memory_mb", "n.local_gb",
     "n.vcpus_used", "n.memory_mb_used", "n.local_gb_used", "n.cpu_allocation_ratio",
     "n.ram_allocation_ratio", "n.disk_allocation_ratio", "s.disabled", "s.forced_down",
-    "s.last_seen_up",
+    "s.last_seen_up", "n.hypervisor_type", "n.cpu_info ->> 'arch'",
 ]
 assert len(_SELECT) == len(HOST_COLUMNS)
 _ZONE_OF_NODE = (f"SELECT a.availability_zone FROM {_AGGREGATE_HOST} ah JOIN {_AGGREGATE} a "
@@ -206,7 +220,7 @@ _ZONE_OF_NODE = (f"SELECT a.availability_zone FROM {_AGGREGATE_HOST} ah JOIN {_A
 def _typed(row: tuple) -> tuple:
     # What the ORM's converters would do: SQLite hands back its booleans as 0/1 and its
     # timestamps without their zone (they are stored in UTC).
-    *head, disabled, forced_down, last_seen_up, zone = row
+    *head, disabled, forced_down, last_seen_up, hv_type, arch, zone = row
     if last_seen_up is not None and timezone.is_naive(last_seen_up):
         last_seen_up = timezone.make_aware(last_seen_up, UTC)
-    return (*head, bool(disabled), bool(forced_down), last_seen_up, zone)
+    return (*head, bool(disabled), bool(forced_down), last_seen_up, hv_type, arch, zone)

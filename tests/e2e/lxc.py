@@ -37,8 +37,7 @@ def lxc_cloud() -> Iterator[tuple[Stack, ApiClient, str, str]]:
         built = subprocess.run([str(ROOT / "scripts" / script), str(image)], capture_output=True,
                                text=True, timeout=600, check=False)
         assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
-    stack = Stack("lxc", agents=[], simulated_hosts=1, container_hosts=1, schedulers=1,
-                  extra_env={"KUMO_CONTAINER_HOSTS": "1"})
+    stack = Stack("lxc", agents=[], simulated_hosts=1, container_hosts=1, schedulers=1)
     with contextlib.ExitStack() as running:
         running.enter_context(stack.running())
         running.callback(lambda: print(

@@ -1,86 +1,90 @@
-"""Which kind of guest a host runs against which kind the image is for.
+"""Which kind of guest a host runs against which kind the image is for (Nova's ImagePropertiesFilter).
 
 A host runs either virtual machines (qemu; the fake and test drivers count as such) or system
 containers (libvirt's LXC driver), as its agent reports in hypervisor_type. An image says which it
-is for in Glance's `hypervisor_type` property (Nova's ImagePropertiesFilter reads the same key);
-an image without it, and a server booted from a volume, is a virtual machine's disk, so it never
-lands on a container host, and a container's root filesystem never lands on a qemu host.
+is for in Glance's `hypervisor_type` property (Nova's `img_hv_type`, of which it is the legacy
+name) or by its `hw_vm_mode` (`vm_mode`): `exe`, a container's, or `hvm`, a virtual machine's. An
+image that says neither, and a server booted from a volume, is a virtual machine's disk, so it
+never lands on a container host (where Nova would let it pass: Nova has no hosts that cannot run
+a disk), and a container's root filesystem never lands on a qemu host.
+
+An image's `hw_architecture` (`architecture`) must be the host CPU's architecture, when the host
+reports one, as in Nova.
+
+Pure: what it reads comes with the host's row (host_state.HOST_COLUMNS) and with the request spec
+(RequestSpec.image_properties), so it costs no query; the shortlist query applies the kind of host
+in SQL already (prefilter.py), and this filter still runs over what it returns, so a host of the
+other kind is named here when no host fits (a fault, the dry run: explain.py).
 """
 
 from __future__ import annotations
 
-import time
-
-from cloud.compute.models import ComputeNode
-from cloud.images.models import Image
 from cloud.scheduler.host_state import HostState, RequestSpec
 
 LXC, QEMU = "lxc", "qemu"
 # Names an image may give for a virtual machine host (Nova's hv_type aliases for the same thing).
 _VM_NAMES = frozenset({"qemu", "kvm"})
-
-# How long a looked-up answer is trusted. Decisions come many a second; a host's kind and an
-# image's property change only when an operator reconfigures one, and a wrong guess is caught by
-# the agent refusing the boot, which reschedules it.
-_TTL = 30.0
-_images: dict[str, tuple[float, str]] = {}
-_nodes: dict[int, str] = {}
-_nodes_read = 0.0
+# Nova's vm modes: a container's (exe) and a virtual machine's with full virtualization (hvm).
+_MODES = {"exe": LXC, "hvm": QEMU}
+# Spellings of one architecture (Nova's obj.fields.Architecture.canonicalize, in part).
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "i386": "i686", "i486": "i686",
+                 "i586": "i686", "x86": "i686", "arm64": "aarch64", "armv8": "aarch64",
+                 "ppc64el": "ppc64le"}
 
 
 def host_kind(host: HostState) -> str:
-    """`lxc` for a container host, `qemu` for any other."""
-    reported = host.hypervisor_type if host.hypervisor_type is not None else _node_type(host)
-    return LXC if reported.lower() == LXC else QEMU
+    """`lxc` for a container host, `qemu` for any other (one that did not say too)."""
+    return LXC if (host.hypervisor_type or "").lower() == LXC else QEMU
 
 
-def image_wants(spec: RequestSpec) -> str:
-    """The kind of host the request's image needs: `lxc`, `qemu`, or the unknown name it gave."""
-    props = spec.image_properties
-    if props is None:
-        props = {"hypervisor_type": _image_type(spec.image_ref)} if spec.image_ref else {}
-    wanted = str(props.get("hypervisor_type") or QEMU).lower()
-    return QEMU if wanted in _VM_NAMES else wanted
+def _prop(props: dict, *names: str) -> str:
+    for name in names:
+        value = props.get(name)
+        if value:
+            return str(value).strip().lower()
+    return ""
+
+
+def host_kind_wanted(spec: RequestSpec) -> str:
+    """The kind of host the request's image needs: `lxc`, `qemu`, or else one no host is (a name
+    this cloud has no host of, or a hypervisor type and a vm mode that contradict each other,
+    worded as the image gives them)."""
+    props = spec.image_properties or {}
+    named = _prop(props, "img_hv_type", "hypervisor_type")
+    mode = _prop(props, "hw_vm_mode", "vm_mode")
+    if not named:
+        return _MODES.get(mode, f"hw_vm_mode={mode}") if mode else QEMU
+    kind = QEMU if named in _VM_NAMES else named
+    if mode and _MODES.get(mode) != kind:
+        return f"hypervisor_type={kind}, hw_vm_mode={mode}"
+    return kind
+
+
+def _arch(value: str | None) -> str:
+    name = (value or "").strip().lower()
+    return _ARCH_ALIASES.get(name, name)
+
+
+def arch_wanted(spec: RequestSpec) -> str:
+    """The CPU architecture the image is for; empty: any."""
+    return _arch(_prop(spec.image_properties or {}, "hw_architecture", "architecture"))
 
 
 class ImagePropertiesFilter:
-    """Passes a host whose kind (qemu or lxc) is the one the image's hypervisor_type asks for;
-    an image that names none asks for qemu."""
+    """Passes a host whose kind (qemu or lxc) is the one the image asks for (a virtual machine's
+    unless it says otherwise) and whose CPU architecture, when both say one, is the image's."""
 
     def host_passes(self, host: HostState, spec: RequestSpec) -> bool:
-        return host_kind(host) == image_wants(spec)
+        if host_kind(host) != host_kind_wanted(spec):
+            return False
+        wanted = arch_wanted(spec)
+        return not wanted or not host.cpu_arch or _arch(host.cpu_arch) == wanted
 
     def reason(self, host: HostState, spec: RequestSpec) -> str:
-        wanted = image_wants(spec)
-        asked = "image" if spec.image_ref or spec.image_properties else "volume boot"
-        return f"Image: {asked} wants hypervisor_type={wanted}; host runs {host_kind(host)}"
-
-
-def _image_type(image_ref: str) -> str:
-    now = time.monotonic()
-    cached = _images.get(image_ref)
-    if cached is not None and now - cached[0] < _TTL:
-        return cached[1]
-    props = Image.objects.filter(pk=image_ref).values_list("properties", flat=True).first()
-    wanted = str((props or {}).get("hypervisor_type") or "")
-    _images[image_ref] = (now, wanted)
-    return wanted
-
-
-def _node_type(host: HostState) -> str:
-    # Every node's type in one query, read again when stale or when a new node appears.
-    global _nodes_read
-    now = time.monotonic()
-    if host.node_id not in _nodes or now - _nodes_read >= _TTL:
-        _nodes.clear()
-        _nodes.update(ComputeNode.objects.values_list("pk", "hypervisor_type"))
-        _nodes_read = now
-    return _nodes.get(host.node_id, "")
-
-
-def forget() -> None:
-    """Drop what was looked up (tests; an operator's change is otherwise seen within _TTL)."""
-    global _nodes_read
-    _images.clear()
-    _nodes.clear()
-    _nodes_read = 0.0
+        asked = "image" if spec.image_ref else "volume boot"
+        wanted = host_kind_wanted(spec)
+        if host_kind(host) != wanted:
+            words = wanted if "=" in wanted else f"hypervisor_type={wanted}"
+            return f"Image: {asked} wants {words}; host runs {host_kind(host)}"
+        return (f"Image: {asked} wants hw_architecture={arch_wanted(spec)}; host's CPU is "
+                f"{_arch(host.cpu_arch)}")
