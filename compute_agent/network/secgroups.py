@@ -18,6 +18,12 @@ CIDRs of two networks never share a connection entry.
 ebtables (filter table): kumo-fwd jumps to kumo-a-<port> for frames from the guest: only its own
 MACs, and ARP only for its own addresses (iptables cannot see ARP). IPv6 is dropped both ways for
 ports with port security: the rules here are IPv4 only, so nothing unfiltered gets through.
+
+Fail closed for unnamed container NICs: a veth libvirt's LXC driver named itself (vnetN) is a
+container's NIC not yet renamed as its port's tap (compute_agent.network.veth), which no rule of
+its port matches yet; everything it sends or is sent is dropped until it is renamed, first thing
+in kumo-fwd (iptables: in Kumo's bridges; ebtables: in any bridge, as it cannot tell which).
+Kumo never names a device vnetN.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from .base import NetworkError, bridge_name, tap_name
 FORWARD_CHAIN = "kumo-fwd"
 ZONE_CHAIN = "kumo-zone"
 CHAIN_PREFIX = "kumo-"
+# The names libvirt gives a NIC it was not given a name for, and Kumo's bridges (base.bridge_name).
+UNNAMED_NICS = "vnet+"
+KUMO_BRIDGES = "brq+"
 _ID_CHARS = 11
 
 _PROTOCOL_NAMES = {"1": "icmp", "6": "tcp", "17": "udp", "132": "sctp"}
@@ -220,8 +229,17 @@ def filter_table(ports: Iterable[msg.NetworkInfo], stale_chains: Iterable[str] =
                        "-j ACCEPT")
         accepts.append(f"-A {FORWARD_CHAIN} -m physdev --physdev-in {tap} --physdev-is-bridged "
                        "-j ACCEPT")
-    declared[FORWARD_CHAIN] = jumps + accepts
+    declared[FORWARD_CHAIN] = unnamed_nic_drops() + jumps + accepts
     return _restore_text(declared, [c for c in stale_chains if c not in declared])
+
+
+def unnamed_nic_drops() -> list[str]:
+    """The filter-table lines that drop what a not yet renamed veth (vnetN) in one of Kumo's
+    bridges sends or is sent (`-i`/`-o` of a bridged packet is its bridge)."""
+    return [(f"-A {FORWARD_CHAIN} -i {KUMO_BRIDGES} -m physdev --physdev-in {UNNAMED_NICS} "
+             "--physdev-is-bridged -j DROP"),
+            (f"-A {FORWARD_CHAIN} -o {KUMO_BRIDGES} -m physdev --physdev-out {UNNAMED_NICS} "
+             "--physdev-is-bridged -j DROP")]
 
 
 def raw_table(zones: Mapping[str, int]) -> str:
@@ -235,7 +253,13 @@ def raw_table(zones: Mapping[str, int]) -> str:
 def ebtables_table(ports: Iterable[msg.NetworkInfo], stale_chains: Iterable[str] = ()) -> str:
     """The ebtables filter text: MAC and ARP anti-spoofing, IPv6 dropped, for ports with port
     security."""
-    declared: dict[str, list[str]] = {FORWARD_CHAIN: []}
+    # First: every frame of a not yet renamed veth, ARP and IPv6 too, whatever its port allows.
+    # In any bridge: ebtables on nf_tables cannot match the bridge (--logical-in is "not
+    # supported" without the kernel's nft_meta_bridge), and a Kumo host's bridges are Kumo's.
+    declared: dict[str, list[str]] = {FORWARD_CHAIN: [
+        f"-A {FORWARD_CHAIN} -i {UNNAMED_NICS} -j DROP",
+        f"-A {FORWARD_CHAIN} -o {UNNAMED_NICS} -j DROP",
+    ]}
     for port in ports:
         if not port.port_security:
             continue

@@ -103,6 +103,8 @@ def test_the_filter_text_jumps_for_every_secured_port_before_accepting_any() -> 
     body = text.splitlines()
     assert body[0] == ":kumo-fwd -"
     forward = [line for line in body if line.startswith("-A kumo-fwd")]
+    assert forward[:2] == secgroups.unnamed_nic_drops()
+    forward = forward[2:]
     assert forward[:2] == [
         ("-A kumo-fwd -m physdev --physdev-out tapp1234567890 --physdev-is-bridged "
         "-j kumo-i-p1234567890"),
@@ -123,6 +125,23 @@ def test_ebtables_allow_only_the_ports_own_arp_and_macs_and_drop_ipv6() -> None:
             "--arp-ip-src 10.0.0.5/32 -j RETURN") in text
     assert text.index("-p ARP -j DROP") < text.index("-s fa:16:3e:00:00:01 -j RETURN")
     assert "tapq0000000000" not in text
+
+
+def test_a_veth_libvirt_named_vnetN_in_a_kumo_bridge_is_dropped_first_in_both_tables() -> None:
+    """Fail closed: a container's NIC not yet renamed as its port's tap matches no port's rules,
+    so everything it sends or is sent is dropped, before any port's jump or accept (iptables:
+    in Kumo's bridges, brq...; ebtables cannot tell the bridge)."""
+    for text in (secgroups.filter_table([port()]), secgroups.ebtables_table([port()]),
+                 secgroups.filter_table([]), secgroups.ebtables_table([])):
+        forward = [line for line in text.splitlines() if line.startswith("-A kumo-fwd")]
+        drops = [line for line in forward if "vnet+" in line]
+        assert len(drops) == 2 and forward[:2] == drops, forward
+        assert all(line.endswith("-j DROP") for line in drops)
+    assert secgroups.unnamed_nic_drops() == [
+        "-A kumo-fwd -i brq+ -m physdev --physdev-in vnet+ --physdev-is-bridged -j DROP",
+        "-A kumo-fwd -o brq+ -m physdev --physdev-out vnet+ --physdev-is-bridged -j DROP"]
+    ebtables = secgroups.ebtables_table([])
+    assert "-A kumo-fwd -i vnet+ -j DROP\n-A kumo-fwd -o vnet+ -j DROP\n" in ebtables
 
 
 def test_zones_and_the_chains_a_save_listing_names() -> None:
