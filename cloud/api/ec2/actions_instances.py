@@ -22,10 +22,10 @@ from typing import Any
 from django.db import transaction
 
 from cloud import errors
-from cloud.compute import boot_volumes, operations, servers, states
+from cloud.compute import boot_volumes, hosts, operations, servers, states
 from cloud.compute.flavors import usable_by
 from cloud.compute.keypairs import keypairs_of
-from cloud.compute.models import Flavor, Instance
+from cloud.compute.models import COMPUTE_BINARY, Flavor, Instance, Service
 from cloud.compute.servers import ServerRequest
 from cloud.compute.transitions import ensure_unlocked
 from cloud.identity.models import Project
@@ -305,26 +305,47 @@ STATUS_FILTERS: listing.Filters = {
 }
 
 
-def _status(running: bool) -> dict[str, Any]:
-    # Kumo's hosts report each guest's power state; one that runs answers, as far as it knows.
+def _ok(running: bool) -> dict[str, Any]:
     if not running:
         return {"status": "not-applicable", "details": []}
     return {"status": "ok", "details": [{"name": "reachability", "status": "passed"}]}
 
 
+# EC2's two checks, as far as the control plane knows: the system check is the host's (its agent
+# reports, or an admin forced it down), the instance check the guest's own power state, which
+# only a host that reports can vouch for.
+_HOST_SILENT = {"status": "impaired",
+                "details": [{"name": "reachability", "status": "failed"}]}
+_GUEST_UNKNOWN = {"status": "insufficient-data",
+                  "details": [{"name": "reachability", "status": "insufficient-data"}]}
+
+
+def _host_states(rows: list[Instance]) -> dict[str, str]:
+    """Each host's Nova host_status (UP, UNKNOWN, DOWN…), in one query."""
+    names = {r.host for r in rows if r.host}
+    if not names:
+        return {}
+    return {service.host: hosts.host_status(service) for service in
+            Service.objects.filter(host__in=names, binary=COMPUTE_BINARY)}
+
+
 @action("DescribeInstanceStatus", "compute:servers:index")
 def describe_instance_status(call: Call) -> dict[str, Any]:
-    _, bodies = _described(call)
+    rows, bodies = _described(call)
     every = call.params.flag("IncludeAllInstances", False)
+    host_states = _host_states(rows)
     items = []
-    for body in bodies:
+    for row, body in zip(rows, bodies, strict=True):
         running = body["instanceState"]["name"] == ib.RUNNING[1]
         if not running and not every:
             continue
+        silent = running and host_states.get(row.host or "") in (
+            hosts.HOST_UNKNOWN, hosts.HOST_DOWN)
         items.append({"instanceId": body["instanceId"],
                       "availabilityZone": body["placement"]["availabilityZone"],
                       "instanceState": body["instanceState"], "eventsSet": [],
-                      "instanceStatus": _status(running), "systemStatus": _status(running)})
+                      "instanceStatus": _GUEST_UNKNOWN if silent else _ok(running),
+                      "systemStatus": _HOST_SILENT if silent else _ok(running)})
     matched = listing.apply(items, call.params, STATUS_FILTERS)
     shown, token = listing.page(matched, call.params)
     return {"instanceStatusSet": shown, "nextToken": token}

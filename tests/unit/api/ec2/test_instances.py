@@ -16,7 +16,7 @@ from cloud.conductor.instance_events import apply_instance_event
 from cloud.ids import ec2_id
 from cloud.network.models import Port
 from compute_agent import messages as msg
-from tests.factories import claim, host_state, make_node, make_server
+from tests.factories import claim, host_state, host_up, make_node, make_server
 
 pytestmark = pytest.mark.django_db
 
@@ -422,6 +422,27 @@ def test_describe_instance_status(ec2, member, sent):
     shown = {s["InstanceId"]: s["InstanceStatus"]["Status"] for s in every}
     assert shown == {ec2_id("i", running.uuid): "ok",
                      ec2_id("i", stopped.uuid): "not-applicable"}
+
+
+def test_instance_status_is_impaired_while_its_host_is_silent_or_forced_down(ec2, member, sent):
+    running = make_server(member, "up", host="quiet-host")
+    host_up("quiet-host", up=False)  # no heartbeat for an hour
+
+    (status,) = ec2.describe_instance_status()["InstanceStatuses"]
+    assert status["SystemStatus"]["Status"] == "impaired"
+    assert status["SystemStatus"]["Details"] == [{"Name": "reachability", "Status": "failed"}]
+    assert status["InstanceStatus"]["Status"] == "insufficient-data"
+    impaired = ec2.describe_instance_status(
+        Filters=[{"Name": "system-status.status", "Values": ["impaired"]}])["InstanceStatuses"]
+    assert [s["InstanceId"] for s in impaired] == [ec2_id("i", running.uuid)]
+
+    service = host_up("quiet-host")
+    (status,) = ec2.describe_instance_status()["InstanceStatuses"]
+    assert status["SystemStatus"]["Status"] == status["InstanceStatus"]["Status"] == "ok"
+    service.forced_down = True
+    service.save(update_fields=["forced_down"])
+    (status,) = ec2.describe_instance_status()["InstanceStatuses"]
+    assert status["SystemStatus"]["Status"] == "impaired"
 
 
 _PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDF0bDfK5iIlDLhdIqyVhRRMu+0ulZnLJbe/sVFG"
