@@ -10,6 +10,12 @@ from it, shared read-only by every container on the host. Each instance gets an 
 (lower: that tree; upper and work directories in the instance's directory), so a container
 writes only its own changes and starts without copying anything.
 
+A snapshot, backup or shelve of a container is the reverse (archive): a gzip'd tar of its merged view,
+taken while the container is frozen or stopped, so it is one image of the tree as the container
+sees it. Reading the merged view rather than the upper directory means no overlay internals end
+up in the image: a file the container deleted is simply absent (not a whiteout device the next
+extraction would have to interpret), and it needs the image's tree only through the mount.
+
 Extraction uses tarfile's "tar" filter: an image is user data, so no member may land outside
 the tree (absolute names, `..`, links pointing out), and set-id bits are dropped.
 """
@@ -26,7 +32,7 @@ from pathlib import Path
 
 from compute_agent.drivers.base import DriverError
 from compute_agent.image_cache import CachedImage, ImageCache
-from compute_agent.instance_files import InstanceFiles
+from compute_agent.instance_files import BASE_MARKER_NAME, InstanceFiles
 
 LOG = logging.getLogger(__name__)
 
@@ -105,6 +111,34 @@ def unmount(files: InstanceFiles, instance_uuid: str) -> None:
         subprocess.run(["umount", "-l", str(merged)], capture_output=True, check=False)
     if os.path.ismount(merged):
         raise RootfsError(f"cannot unmount the root filesystem of {instance_uuid}")
+
+
+def ensure_mounted(files: InstanceFiles, cache: ImageCache, instance_uuid: str) -> Path:
+    """The instance's merged view, mounted again over the tree its base marker names if need
+    be (a stopped container on a host that rebooted since)."""
+    marker = files.path(instance_uuid, BASE_MARKER_NAME)
+    if not marker.exists():
+        raise RootfsError(f"container {instance_uuid} has no root filesystem on this host")
+    tree = cache.directory / ROOTFS_DIR_NAME / marker.read_text().strip()
+    return mount_overlay(files, instance_uuid, tree)
+
+
+def archive(tree: Path, target: Path) -> int:
+    """Write `tree` as a gzip'd tar to `target` (an image that base_tree extracts again); its
+    size. The caller keeps the tree still (the container frozen or stopped): a file changing
+    while it is read fails the archive rather than leave a torn copy in an image."""
+    # GNU tar rather than tarfile: it is C, stores hard links, long names and sparse files, and
+    # says "file changed as we read it" (status 1), which a consistent copy must not see.
+    # Numeric owners, as base_tree extracts them: the container's uids are not the host's names.
+    done = subprocess.run(
+        ["tar", "-C", os.fspath(tree), "--numeric-owner", "--sort=name", "-czf",
+         os.fspath(target), "."],
+        capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        target.unlink(missing_ok=True)
+        raise RootfsError(f"cannot archive the root filesystem {tree}: "
+                          f"{done.stderr.strip()[-500:] or done.returncode}")
+    return target.stat().st_size
 
 
 def unused_trees(cache: ImageCache) -> list[Path]:

@@ -3,7 +3,8 @@
 A container host runs the same driver as a qemu host; these hooks are where the two part:
 * its definition is compute_agent.container_xml's, over an overlay of the image's root
   filesystem (compute_agent.container_rootfs), mounted before every start since a host's
-  reboot drops mounts, and unmounted before its directory is removed;
+  reboot drops mounts, and unmounted before its directory is removed; its snapshot (and so its
+  backup and shelve) is a tar of that overlay's merged view (drivers/libvirt/snapshot.py);
 * its console is a pty libvirt does not log (the LXC driver ignores <log>), so after each start a
   `cat` of the pty, in a session of its own so it outlives an agent restart, appends to the
   instance's console.log, the file console_output reads for VMs too; it ends with the container
@@ -40,11 +41,14 @@ LOG = logging.getLogger(__name__)
 
 class ContainerMixin(LibvirtBase):
     def _container_xml(self, request: msg.SpawnRequest) -> str:
-        if request.image is None:
+        # An unshelve boots from the image its root filesystem was shelved to (its own changes
+        # in it), as a VM's disk is built on its shelve snapshot (instance_disks.prepare).
+        image = request.restore_from or request.image
+        if image is None:
             raise DriverError("a container needs an image of its root filesystem; it cannot "
                               "boot from a volume")
         instance_uuid = canonical_uuid(request.instance_uuid)
-        cached = self.image_cache.fetch(request.image)
+        cached = self.image_cache.fetch(image)
         tree = container_rootfs.base_tree(self.image_cache, cached)
         self.files.make_instance_dir(instance_uuid)
         self.files.record_base(instance_uuid, cached.path)
@@ -59,12 +63,9 @@ class ContainerMixin(LibvirtBase):
         """Before a stopped container starts again: its root filesystem mounted."""
         if not self.is_container:
             return
-        marker = self.files.path(instance_uuid, BASE_MARKER_NAME)
-        if not marker.exists():
+        if not self.files.path(instance_uuid, BASE_MARKER_NAME).exists():
             return  # not made here by spawn (nothing to mount); libvirt will say what is wrong
-        name = marker.read_text().strip()
-        tree = self.image_cache.directory / container_rootfs.ROOTFS_DIR_NAME / name
-        container_rootfs.mount_overlay(self.files, instance_uuid, tree)
+        container_rootfs.ensure_mounted(self.files, self.image_cache, instance_uuid)
 
     def _container_started(self, domain: libvirt.virDomain) -> None:
         """After a container started: its veths named as its ports' taps, its console copied

@@ -1,11 +1,15 @@
-"""A standalone qcow2 copy of an instance's root disk, made while the guest is paused."""
+"""An image of an instance's root, made while the guest is paused: a standalone qcow2 copy of a
+VM's root disk, or a gzip'd tar of a container's root filesystem (its merged view, taken while
+libvirt's LXC driver holds the container frozen in its freezer cgroup)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import libvirt
 
+from compute_agent import container_rootfs, qemu_img
 from compute_agent import messages as msg
-from compute_agent import qemu_img
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import DriverError
 from compute_agent.drivers.libvirt.connection import LibvirtBase, NoSuchInstance
@@ -17,6 +21,8 @@ TEST_SNAPSHOT_SIZE = 1024 * 1024
 
 class SnapshotMixin(LibvirtBase):
     def snapshot(self, instance_uuid: str, target: str) -> str:
+        """Write the image to `target`; its disk format (the API registered the image with the
+        same: cloud/compute/guest_kinds.saved_image_fields)."""
         instance_uuid = canonical_uuid(instance_uuid)
         self.files.ensure_dirs()
         target_path = contained(target, self.files.snapshot_dir)
@@ -29,12 +35,16 @@ class SnapshotMixin(LibvirtBase):
         def pause_if_running(domain: libvirt.virDomain) -> bool:
             state, _ = domain.state()
             if state == libvirt.VIR_DOMAIN_RUNNING:
-                domain.suspend()  # qemu flushes the disk when it stops the vCPUs
+                # qemu flushes the disk when it stops the vCPUs; a container's processes are
+                # frozen, so none writes to its tree while it is read.
+                domain.suspend()
                 return True
             return False
 
         paused_here = self._act("snapshot", instance_uuid, pause_if_running)
         try:
+            if self.is_container:
+                return self._archive_rootfs(instance_uuid, target_path)
             disk = self.files.disk(instance_uuid)
             if not disk.is_file():
                 raise DriverError(f"instance {instance_uuid} has no root disk on this host")
@@ -43,3 +53,8 @@ class SnapshotMixin(LibvirtBase):
             if paused_here:
                 self._act("snapshot", instance_uuid, lambda d: d.resume())
         return "qcow2"
+
+    def _archive_rootfs(self, instance_uuid: str, target: Path) -> str:
+        root = container_rootfs.ensure_mounted(self.files, self.image_cache, instance_uuid)
+        container_rootfs.archive(root, target)
+        return "raw"  # a tar, registered raw/compressed (compute_agent/container_rootfs.py)

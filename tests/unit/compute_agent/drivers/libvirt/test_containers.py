@@ -20,7 +20,6 @@ def test_an_lxc_uri_is_a_container_host_and_a_qemu_uri_is_not(tmp_path):
 
 
 @pytest.mark.parametrize(("what", "call"), [
-    ("a snapshot", lambda d: d.snapshot(UUID, "/x")),
     ("rescue", lambda d: d.rescue(msg.RescueRequest(request_id="r", instance_uuid=UUID,
                                                     image=msg.ImageRef(id="i")))),
     ("live migration", lambda d: d.live_migrate(UUID, "lxc:///", on_progress=print)),
