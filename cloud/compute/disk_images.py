@@ -18,6 +18,7 @@ from cloud.images import members as image_members
 from cloud.images.models import Image
 from compute_agent import messages as msg
 
+from . import guest_kinds
 from .models import Instance
 
 UPLOAD_TOKEN_TTL = 3600
@@ -31,13 +32,14 @@ def disk_image(
     base = instance.image_ref
     base_image = Image.objects.filter(pk=canonical_uuid(base)).first() if base else None
     image = image_services.create_image(ctx, {
-        "name": name, "disk_format": "qcow2", "container_format": "bare",
-        "visibility": visibility_for(ctx, instance),
+        "name": name, "visibility": visibility_for(ctx, instance),
         # As Nova does: the image needs what its source needed, and at least its disk.
         "min_ram": base_image.min_ram if base_image else 0,
         "min_disk": max(base_image.min_disk if base_image else 0, instance.root_gb),
         "image_type": image_type, "instance_uuid": str(instance.uuid), "base_image_ref": base,
         **{k: v for k, v in (properties or {}).items() if k not in image_services.CORE},
+        # qcow2 of a VM's disk, or a container's root filesystem as a tar (hypervisor_type).
+        **guest_kinds.saved_image_fields(instance),
     })
     offer_to_owner(ctx, image, instance)
     return image

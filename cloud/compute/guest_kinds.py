@@ -35,9 +35,6 @@ REFUSED: dict[str, str] = {
     "migrate": "libvirt's LXC driver cannot migrate a container to another host",
     "live_migrate": "libvirt's LXC driver cannot migrate a container to another host",
     "rescue": f"a container cannot be rescued: {_NO_DISK} and no rescue disk to boot from",
-    "snapshot": f"a container cannot be snapshotted yet: {_NO_DISK}, which qemu-img cannot copy",
-    "backup": f"a container cannot be backed up yet: {_NO_DISK}, which qemu-img cannot copy",
-    "shelve": (f"a container cannot be shelved: shelving saves the disk to an image and {_NO_DISK}"),
     "suspend": ("libvirt's LXC driver cannot save a container's memory to disk (no managed "
                 "save); pause freezes it instead"),
     # A volume is a network disk (iSCSI) that qemu's own client opens (compute_agent/domain_xml.py).
@@ -46,6 +43,13 @@ REFUSED: dict[str, str] = {
     "trigger_crash_dump": ("a container has no kernel of its own to dump (libvirt's LXC driver "
                            "injects no NMI)"),
 }
+# How an image of a server's root is registered (a snapshot, a backup or a shelve): a VM's is
+# its disk, as qemu-img copies it; a container's is a gzip'd tar of its root filesystem as it is
+# now (its image's files and its own changes, compute_agent/container_rootfs.archive), which
+# boots only as a container, so it carries the property the scheduler places it by.
+_VM_IMAGE = {"disk_format": "qcow2", "container_format": "bare"}
+_CONTAINER_IMAGE = {"disk_format": "raw", "container_format": "compressed",
+                    "hypervisor_type": LXC}
 # A remote console (VNC, SPICE, serial, RDP, MKS): the key refuse_for_container takes for it.
 REMOTE_CONSOLE = "remote_console"
 CONSOLE_REASON = ("a container has no screen and no console this cloud can connect to; its text "
@@ -117,6 +121,13 @@ def refuse_for_container(instance: Instance, action: str, shown: str | None = No
     if reason is None or not is_container(instance):
         return
     raise errors.Conflict(f"Cannot '{shown or action}' instance {instance.uuid}: {reason}.")
+
+
+def saved_image_fields(instance: Instance) -> dict[str, str]:
+    """The formats (and, for a container, the hypervisor_type) of an image its host uploads the
+    server's root into; applied after any user metadata, which must not make a container's tar
+    look like a disk."""
+    return dict(_CONTAINER_IMAGE if is_container(instance) else _VM_IMAGE)
 
 
 def ensure_image_fits(instance: Instance, image: Image) -> None:

@@ -255,13 +255,14 @@ def create_image(
     with transaction.atomic():
         row = begin(ctx, instance, REGISTRY["snapshot"])
         image = image_services.create_image(ctx, {
-            "name": name, "disk_format": "qcow2", "container_format": "bare",
-            "visibility": disk_images.visibility_for(ctx, row),
+            "name": name, "visibility": disk_images.visibility_for(ctx, row),
             # As Nova does: the snapshot needs what its source needed, and at least its disk.
             "min_ram": base_image.min_ram if base_image else 0,
             "min_disk": max(base_image.min_disk if base_image else 0, row.root_gb),
             "image_type": "snapshot", "instance_uuid": str(row.uuid), "base_image_ref": base,
             **{k: v for k, v in (metadata or {}).items() if k not in image_services.CORE},
+            # qcow2 of a VM's disk, or a container's root filesystem as a tar (hypervisor_type).
+            **guest_kinds.saved_image_fields(row),
         })
         disk_images.offer_to_owner(ctx, image, row)
         issued = tokens.issue(row.user, row.project, ["token"], ttl=SNAPSHOT_TOKEN_TTL)

@@ -16,8 +16,9 @@ from tests.factories import host_up, make_server
 from tests.unit.dashboard.conftest import signed_in
 
 # What a container refuses (409) and so is never offered; what it can do and so is.
-HIDDEN = ["resize", "migrate", "live_migrate", "rescue", "snapshot", "backup", "shelve", "suspend"]
-SHOWN = ["stop", "reboot", "reboot_hard", "pause", "rebuild", "delete"]
+HIDDEN = ["resize", "migrate", "live_migrate", "rescue", "suspend"]
+SHOWN = ["stop", "reboot", "reboot_hard", "pause", "rebuild", "snapshot", "backup", "shelve",
+         "delete"]
 
 
 def _node(host: str, hypervisor_type: str) -> None:
@@ -81,10 +82,9 @@ def test_a_server_being_built_on_no_host_is_marked_by_its_image(member, ct_image
 
 
 def test_a_hidden_action_posted_anyway_is_refused_with_the_reason(member, container, sent):
-    response = signed_in(member).post(f"/instances/{container.uuid}/do/snapshot",
-                                      {"name": "snap"})
+    response = signed_in(member).post(f"/instances/{container.uuid}/do/rescue", {})
     assert response.status_code == 409
-    assert "cannot be snapshotted yet" in response.content.decode()
+    assert "no rescue disk" in response.content.decode()
     assert sent == []
 
 

@@ -1,0 +1,103 @@
+"""Issue 19: an image of a container (createImage, createBackup, shelve) is queued as what its host
+uploads, a gzip'd tar of its root filesystem (raw, compressed) that boots only as a container
+(hypervisor_type=lxc), and the host is asked for it; a VM's stays a qcow2 of its disk."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.compute.models import ComputeNode
+from cloud.images.models import Image
+from compute_agent import messages as msg
+from tests.factories import V, host_up, make_server
+
+
+def _node(host: str, hypervisor_type: str) -> None:
+    ComputeNode.objects.create(service=host_up(host), host=host, hypervisor_hostname=host,
+                               hypervisor_type=hypervisor_type, vcpus=4, memory_mb=4096,
+                               local_gb=100)
+
+
+@pytest.fixture
+def ct_image(member):
+    return Image.objects.create(
+        name="kumo-tiny-ct", status="active", disk_format="raw", container_format="compressed",
+        owner=member.project, visibility="private", size=1, properties={"hypervisor_type": "lxc"})
+
+
+@pytest.fixture
+def container(member, ct_image):
+    _node("lxc-1", "LXC")
+    return make_server(member, "ct1", image_ref=str(ct_image.id), host="lxc-1", node="lxc-1")
+
+
+@pytest.fixture
+def vm(member, image):
+    _node("compute1", "QEMU")
+    return make_server(member, "vm1", image_ref=str(image.id))
+
+
+BODIES = {
+    "createImage": ({"createImage": {"name": "snap", "metadata": {
+        "hypervisor_type": "qemu", "note": "kept"}}}, msg.TASK_SNAPSHOT, "snapshot"),
+    "createBackup": ({"createBackup": {"name": "bk", "backup_type": "daily", "rotation": 2,
+                                       "metadata": {"hypervisor_type": "qemu", "note": "kept"}}},
+                     msg.TASK_BACKUP, "backup"),
+}
+
+
+@pytest.mark.parametrize("action", list(BODIES))
+def test_an_image_of_a_container_is_its_root_filesystems_tar_for_containers(
+    member, api_as, container, ct_image, sent, action
+):
+    body, task, image_type = BODIES[action]
+    response = api_as(member).post(f"{V}/servers/{container.uuid}/action", body, version="2.45")
+    assert response.status_code == 202, response.content
+    image = Image.objects.get(pk=response.json()["image_id"])
+    assert (image.status, image.disk_format, image.container_format) == (
+        "queued", "raw", "compressed")
+    props = image.properties
+    # A user's metadata cannot make the tar look like a disk for a qemu host.
+    assert props["hypervisor_type"] == "lxc" and props["note"] == "kept"
+    assert (props["image_type"], props["instance_uuid"], props["base_image_ref"]) == (
+        image_type, str(container.uuid), str(ct_image.id))
+    ((name, (payload,), queue),) = sent
+    assert (name, queue, payload["image_id"]) == (task, "compute.lxc-1", str(image.id))
+    container.refresh_from_db()
+    assert container.task_state is not None
+
+
+@pytest.mark.parametrize("action", list(BODIES))
+def test_an_image_of_a_vm_is_still_a_qcow2_of_its_disk(member, api_as, vm, sent, action):
+    body, task, _ = BODIES[action]
+    response = api_as(member).post(f"{V}/servers/{vm.uuid}/action", body, version="2.45")
+    assert response.status_code == 202, response.content
+    image = Image.objects.get(pk=response.json()["image_id"])
+    assert (image.disk_format, image.container_format) == ("qcow2", "bare")
+    assert image.properties["hypervisor_type"] == "qemu"  # the user's, untouched on a VM
+    assert [s.name for s in sent] == [task]
+
+
+def test_the_legacy_create_image_answers_with_the_images_location(member, api_as, container,
+                                                                  sent):
+    response = api_as(member).post(f"{V}/servers/{container.uuid}/action",
+                                   {"createImage": {"name": "old"}}, version="2.1")
+    assert response.status_code == 202 and not response.content
+    image = Image.objects.get(name="old")
+    assert response["Location"].endswith(f"/images/{image.id}")
+    assert image.properties["hypervisor_type"] == "lxc"
+
+
+def test_a_shelved_container_is_saved_as_its_root_filesystems_tar(member, api_as, container,
+                                                                  sent):
+    response = api_as(member).post(f"{V}/servers/{container.uuid}/action", {"shelve": None},
+                                   version="2.60")
+    assert response.status_code == 202, response.content
+    container.refresh_from_db()
+    image = Image.objects.get(pk=container.shelved_image_id)
+    assert (image.name, image.disk_format, image.container_format) == (
+        "ct1-shelved", "raw", "compressed")
+    assert image.properties["hypervisor_type"] == "lxc"
+    ((name, (payload,), queue),) = sent
+    assert (name, queue, payload["image_id"]) == (msg.TASK_SHELVE, "compute.lxc-1",
+                                                  str(image.id))
