@@ -171,7 +171,7 @@ def host_state_from_row(row: tuple, read_at: datetime) -> HostState:
         ram_allocation_ratio=ram_ratio, disk_allocation_ratio=disk_ratio, disabled=disabled,
         forced_down=forced_down, last_seen_up=last_seen_up, read_at=read_at,
         availability_zone=zone or availability_zones.DEFAULT_ZONE,
-        hypervisor_type=hv_type or None, cpu_arch=arch or None,
+        hypervisor_type=hv_type or None, cpu_arch=str(arch) if arch else None,
     )
 
 
