@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.proc_stats import cpu_seconds, pss_mib, rss_mib
+from bench.proc_stats import cpu_seconds, pss_mib, rss_by_process, rss_mib
 from bench.web_bench import raw_rows_as_json
 from tests.stack import ROOT, AgentSpec, ApiClient, Stack, qcow2_bytes
 
@@ -171,6 +171,8 @@ def main() -> None:
         rss, pss, with_agents = rss_mib(control), pss_mib(control), rss_mib(pids)
         print(f"control-plane RSS {rss:.0f} MiB (PSS {pss:.0f}); with its {args.hosts} agents "
               f"RSS {with_agents:.0f} MiB")
+        by_process = rss_by_process({name: p.pid for name, p in stack.procs.items()})
+        print("  RSS per process (MiB): " + ", ".join(f"{n} {m:.1f}" for n, m in by_process.items()))
 
         # Agents and conductor: what a boot costs them with few and with many guests per host.
         hosts_side = [p.pid for name, p in stack.procs.items()
@@ -219,6 +221,7 @@ def main() -> None:
             "boots_per_s_concurrent": args.boots / concurrent,
             "stack_cpu_s_per_boot_concurrent": concurrent_cpu, "control_plane_rss_mib": rss,
             "control_plane_pss_mib": pss, "stack_rss_mib_with_agents": with_agents,
+            "stack_rss_mib_by_process": by_process,
             "agent_conductor_cpu_s_per_boot": {str(k): v for k, v in host_cost.items()},
             "agent_conductor_growth": growth, "servers_listed": count, "servers_detail_p50_s": p50, "raw_sql_json_p50_s": raw,
             "servers_detail_over_raw": p50 / raw, "load_average_at_end": os.getloadavg(),

@@ -56,3 +56,17 @@ def pss_mib(pids: list[int]) -> float:
         except (psutil.NoSuchProcess, AttributeError):
             continue
     return total / 2**20
+
+
+def rss_by_process(named: dict[str, int]) -> dict[str, float]:
+    """RSS per process, MiB, as rss_mib counts it: each named process with its children (the web
+    server's master and workers) apart, keyed by name, a child as name/pid order ("web/1" for the
+    first worker). What the sum is made of, so a sitting shows which process grew."""
+    out: dict[str, float] = {}
+    for name, pid in named.items():
+        for i, proc in enumerate(_tree([pid])):
+            try:
+                out[name if i == 0 else f"{name}/{i}"] = proc.memory_info().rss / 2**20
+            except psutil.NoSuchProcess:
+                continue
+    return out

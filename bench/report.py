@@ -73,6 +73,10 @@ def rows(side: dict[str, Any] | None = None) -> list[str]:
                         f"PSS {boot['control_plane_pss_mib']:.0f})",
                         f"Nova {NOVA_RECORDED['rss']}", "≤ 600 MiB, ≤ 1/3 Nova",
                         "yes" if rss <= 600 else "no"))
+        if "stack_rss_mib_by_process" in boot:  # per process, MiB (agents: each)
+            parts = boot["stack_rss_mib_by_process"]
+            out.append(_row("  of which, per process", ", ".join(
+                f"{name} {mib:.0f}" for name, mib in parts.items()), "", "", ""))
         growth = boot["agent_conductor_growth"]
         few, many = sorted(boot["agent_conductor_cpu_s_per_boot"], key=int)
         costs = boot["agent_conductor_cpu_s_per_boot"]
