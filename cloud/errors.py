@@ -51,6 +51,12 @@ class Forbidden(KumoError):
 class OverLimit(Forbidden):
     compute_key = "forbidden"
 
+    def __init__(self, message: str = "", *, resources: tuple[str, ...] = ()):
+        super().__init__(message)
+        # The quota resources it is over (instances, cores, ram, key_pairs…), for callers that
+        # name them in their own words (EC2's InstanceLimitExceeded); empty when unsaid.
+        self.resources = resources
+
 
 class NotFound(KumoError):
     status = 404

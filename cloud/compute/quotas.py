@@ -233,7 +233,8 @@ def reserve(
         if limits[resource] != UNLIMITED and used[resource] + delta > limits[resource]
     ]
     if over:
-        raise errors.OverLimit(_over_message(over, wanted, used, limits))
+        raise errors.OverLimit(_over_message(over, wanted, used, limits),
+                              resources=tuple(over))
     if user_id and project_id:
         _check_user_limits(project_id, user_id, wanted, user_limits)
 
@@ -252,7 +253,8 @@ def _check_user_limits(project_id: str, user_id: str, wanted: dict[str, int],
         and used[resource] + delta > limits[resource]
     ]
     if over:
-        raise errors.OverLimit(_over_message(over, wanted, used, limits))
+        raise errors.OverLimit(_over_message(over, wanted, used, limits),
+                              resources=tuple(over))
 
 
 def check_metadata_items(
@@ -262,7 +264,8 @@ def check_metadata_items(
     limit = (limits or limits_for(project_id))["metadata_items"]
     if limit != UNLIMITED and count > limit:
         raise errors.OverLimit(
-            f"Quota exceeded for metadata_items: Maximum number of metadata items exceeds {limit}"
+            f"Quota exceeded for metadata_items: Maximum number of metadata items exceeds {limit}",
+            resources=("metadata_items",),
         )
 
 

@@ -44,15 +44,19 @@ def unauthorized() -> Ec2Error:
                     "You are not authorized to perform this operation.", 403)
 
 
+_INSTANCE_QUOTAS = {"instances", "cores", "ram"}
+
+
 def translate(exc: errors.KumoError, not_found_code: str = "InvalidParameterValue") -> Ec2Error:
     """Kumo's refusal as EC2's: a missing resource under the code the action names; the rest by
     kind. The message stays Kumo's: it says what to change."""
     if isinstance(exc, errors.OverLimit):
-        # Quotas: EC2 names instances' own, every other resource's is a ResourceLimitExceeded.
-        message = exc.message
-        code = "InstanceLimitExceeded" if "instance" in message.lower() or \
-            "cores" in message.lower() or "ram" in message.lower() else "ResourceLimitExceeded"
-        return Ec2Error(code, message)
+        # Quotas: EC2 names instances' own (their number, vCPUs and memory: EC2 counts vCPUs
+        # per instance family under the same code); every other resource's is a
+        # ResourceLimitExceeded.
+        code = ("InstanceLimitExceeded" if set(exc.resources) & _INSTANCE_QUOTAS
+                else "ResourceLimitExceeded")
+        return Ec2Error(code, exc.message)
     if isinstance(exc, errors.NotFound):
         return Ec2Error(not_found_code, exc.message)
     if isinstance(exc, errors.Forbidden):

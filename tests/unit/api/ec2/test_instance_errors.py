@@ -199,3 +199,14 @@ def test_a_security_group_of_another_project_is_not_found(ec2_as, member, other,
                              MinCount=1, MaxCount=1, SecurityGroupIds=[ec2_id("sg", theirs.pk)])
     assert refused.value.response["Error"]["Code"] == "InvalidGroup.NotFound"
     assert not Instance.objects.exists()
+
+
+def test_a_key_pair_over_its_quota_is_resource_limit_exceeded(ec2_as, member, sent):
+    # Only the instance quotas are InstanceLimitExceeded; the others are named by the quota the
+    # refusal says it is over, not guessed from its words.
+    quotas.update_limits(member.project.id, {"key_pairs": 0})
+    client = ec2_as(member)
+    with pytest.raises(client.exceptions.ClientError) as refused:
+        client.create_key_pair(KeyName="one-too-many")
+    assert refused.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert "key_pairs" in refused.value.response["Error"]["Message"]
