@@ -5,10 +5,11 @@ import os
 from typing import Any
 
 # Before Celery and kombu: without the packages they load only because installed (its docstring).
-from cloud import optional_imports  # noqa: F401
+from cloud import optional_imports
 
 # isort: split
 from celery import Celery, signals
+from django.conf import settings
 from django.db import close_old_connections
 
 from cloud import tracing
@@ -19,6 +20,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
 # configuration (every API view, the dashboard, the consoles): ~23 MiB per worker that never serves
 # HTTP. `make run` and the tests run `manage.py migrate`, which runs the same checks once.
 os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
+# Every process that sends on the channel layer (the web, the conductor) imports this module before
+# it first does: the layer's serializers without cryptography when it does not encrypt.
+optional_imports.import_channel_layer_serializers(settings.CHANNEL_LAYERS)
 
 app = Celery("cloud")
 app.config_from_object("django.conf:settings", namespace="CELERY")

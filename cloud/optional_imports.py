@@ -9,6 +9,9 @@ use (bench/README.md, "Memory").
   generator, Django's admindocs, which imports docutils (~7 MiB in the web process together),
   and PyYAML and pygments for its YAML schema renderer and browsable API's highlighting;
   Kumo serves JSON only and writes its OpenAPI document itself (cloud/api/openapi.py).
+- channels_redis imports cryptography's Fernet (its Rust bindings, ~7 MiB in the web and the
+  conductor, the processes that send on the channel layer) for message encryption the layer does
+  only when configured with symmetric_encryption_keys; Kumo's (cloud/settings.py) is not.
 - Celery and kombu import PyYAML, msgpack, pygments and psutil for serializers Kumo does not
   accept, terminal colours and a debug command (compute_agent/boundary.py's CELERY_OPTIONAL,
   which the agents share).
@@ -21,9 +24,12 @@ is.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from compute_agent.boundary import absent, import_celery_lean
 
-__all__ = ["absent", "import_rest_framework", "redis"]
+__all__ = ["absent", "import_channel_layer_serializers", "import_rest_framework", "redis"]
 
 
 def import_rest_framework() -> None:
@@ -32,6 +38,17 @@ def import_rest_framework() -> None:
     with absent("requests", "docutils", "yaml", "pygments"):
         import django.contrib.admindocs.utils  # noqa: F401
         import rest_framework.compat  # noqa: F401
+
+
+def import_channel_layer_serializers(layers: Mapping[str, Any]) -> None:
+    """Import channels_redis's serializers without cryptography unless a layer of `layers`
+    (settings.CHANNEL_LAYERS) encrypts its messages: with symmetric_encryption_keys they are
+    imported as they are, and encrypt as configured."""
+    if any((layer.get("CONFIG") or {}).get("symmetric_encryption_keys") for layer in layers.values()):
+        return
+    # The module, not the package: redis-py has imported the package (to read its version).
+    with absent("cryptography.fernet"):
+        import channels_redis.serializers  # noqa: F401
 
 
 # redis-py, imported here without its OpenTelemetry metrics: whatever in a process imports redis

@@ -14,6 +14,7 @@ import sys
 
 from tests.stack import ROOT
 
+# msgpack stays out of a process until the channel layer, whose messages it encodes, is first used.
 LEFT_OUT = ("opentelemetry.sdk.metrics", "requests", "docutils", "cryptography.hazmat.bindings._rust",
             "yaml", "msgpack", "pygments", "psutil")
 
@@ -32,16 +33,18 @@ def _loaded_after(script: str) -> dict:
 
 def test_the_web_application_loads_none_of_them() -> None:
     found = _loaded_after("import cloud.asgi\nfrom django.urls import resolve\n"
-                          "resolve('/compute/v2.1/servers')\nimport cloud.urls")
-    assert found == {"loaded": [], "redis": True}
+                          "resolve('/compute/v2.1/servers')\nimport cloud.urls\n"
+                          "from channels.layers import get_channel_layer\nget_channel_layer()")
+    assert found == {"loaded": ["msgpack"], "redis": True}
 
 
 def test_a_worker_loads_none_of_them() -> None:
     # As `python -m cloud.worker` starts: its module, then the app's tasks and the worker's own.
     found = _loaded_after("from cloud.worker import app\nimport django\ndjango.setup()\n"
                           "app.loader.import_default_modules()\n"
-                          "import celery.apps.worker, celery.worker.consumer, celery.concurrency.thread")
-    assert found == {"loaded": [], "redis": True}
+                          "import celery.apps.worker, celery.worker.consumer, celery.concurrency.thread\n"
+                          "from channels.layers import get_channel_layer\nget_channel_layer()")
+    assert found == {"loaded": ["msgpack"], "redis": True}
 
 
 def test_an_agent_loads_redis_without_the_metrics_sdk() -> None:
@@ -52,3 +55,11 @@ def test_an_agent_loads_redis_without_the_metrics_sdk() -> None:
                           "import kombu.transport.redis, celery.bin.worker, celery.apps.worker\n"
                           "import celery.worker.consumer, celery.concurrency.thread")
     assert found == {"loaded": [], "redis": True}
+
+
+def test_a_channel_layer_that_encrypts_gets_cryptography() -> None:
+    found = _loaded_after("from cloud.optional_imports import import_channel_layer_serializers\n"
+                          "import_channel_layer_serializers({'default': {'CONFIG': "
+                          "{'symmetric_encryption_keys': ['k']}}})\n"
+                          "from channels_redis.serializers import Fernet\nassert Fernet")
+    assert found == {"loaded": ["cryptography.hazmat.bindings._rust", "msgpack"], "redis": True}
