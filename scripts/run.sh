@@ -17,6 +17,9 @@ export VIRTUAL_ENV="$KUMO_ROOT/.venv"
 export PATH="$VIRTUAL_ENV/bin:$PATH"
 # Honcho pipes every process's output; unbuffered Python shows log lines as they happen.
 export PYTHONUNBUFFERED=1
+# glibc's malloc: at most 2 arenas per process instead of one per thread (8 x CPUs); the web worker,
+# scheduler and conductor are threaded, and their per-thread arenas held ~5 MiB (bench/README.md).
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 
 ensure_redis
 # Agents download images from the API on this host's port; honcho gives every process its own

@@ -165,6 +165,9 @@ class Stack:
             # The simulated-hosts fencing driver (python -m simhosts fence) fences this stack's.
             "KUMO_SIMHOSTS_TAG": self.host_tag,
             "PYTHONUNBUFFERED": "1",
+            # As scripts/run.sh: glibc's malloc keeps at most 2 arenas instead of one per thread
+            # (8 x CPUs): ~5 MiB less in a stack of threaded processes (bench/README.md, "Memory").
+            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
             "PATH": f"{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
         }
         self.env.update(self.extra_env)
