@@ -210,7 +210,7 @@ CHANNEL_LAYERS = {
 # process that asked), so it is the shared Redis, not per-process memory.
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "cloud.cache.RedisCache",  # one pool per process (cloud/cache.py)
         "LOCATION": os.environ.get("KUMO_CACHE_URL", REDIS_URL),
         "KEY_PREFIX": "kumo",
     }

@@ -15,8 +15,8 @@ from cloud.compute import quotas
 from cloud.identity.context import RequestContext
 from cloud.identity.models import Project, User
 from cloud.ids import canonical_uuid, ref_id
-from cloud.images.images import visible_images
 from cloud.images.models import Image
+from cloud.images.visibility import visible_image
 from cloud.network import dataplane, ipam
 from cloud.network.models import FloatingIp, Network, Port
 from compute_agent import messages as msg
@@ -77,10 +77,7 @@ class ServerRequest:
 def find_flavor(flavor_ref: str, ctx: RequestContext | None = None) -> Flavor | None:
     """The flavor a reference names; with `ctx`, only one the caller may use (a private flavor
     needs access for the caller's project, or an admin)."""
-    qs = Flavor.objects.filter(flavorid=ref_id(flavor_ref))
-    if ctx is not None:
-        qs = flavors.usable_by(ctx, qs)
-    return qs.first()
+    return flavors.usable_flavor(ctx, ref_id(flavor_ref))
 
 
 def hostname_for(name: str) -> str:
@@ -146,7 +143,7 @@ def image_for_boot(ctx: RequestContext, image_ref: str, flavor: Flavor) -> Image
     """The image a boot names, if the caller may use it, it is active and the flavor is big
     enough for it (its min_ram and min_disk); 400 saying which is not so."""
     image_id = canonical_uuid(image_ref)
-    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
+    image = visible_image(ctx, image_id) if image_id else None
     if image is None:
         raise errors.BadRequest(f"Image {image_ref} could not be found.")
     if image.status != "active":
@@ -163,7 +160,7 @@ def image_for_volume(ctx: RequestContext, image_ref: str, size_gb: int) -> Image
     """An image a volume is made from to boot: usable by the caller, active, and no bigger than
     the volume asked for (its min_disk)."""
     image_id = canonical_uuid(image_ref)
-    image = visible_images(ctx).filter(pk=image_id).first() if image_id else None
+    image = visible_image(ctx, image_id) if image_id else None
     if image is None:
         raise errors.BadRequest(f"Image {image_ref} could not be found.")
     if image.status != "active":
