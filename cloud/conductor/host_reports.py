@@ -64,10 +64,24 @@ def apply_host_report(report: msg.HostReport) -> None:
             network_plane.host_joined(report.host)
 
 
-def apply_domains_changed(report: msg.DomainsChanged) -> None:
-    """The console ports of the domains a task touched; nothing of the others, nor of the node."""
+# What the three steps of a DomainsChanged read of the instances it lists: console ports here, the
+# power sync's comparison (power_sync._COMPARED), and their uuids for the orphan check.
+_LISTED_FIELDS = ("uuid", "console_port", "console_socket", "vm_state", "power_state",
+                  "task_state", "updated_at", "host")
+
+
+def listed_own_instances(report: msg.DomainsChanged) -> list[Instance]:
+    """The domains a DomainsChanged lists that are this host's live instances, read once for its
+    console ports, its power sync and its orphan check (three reads of the same rows before)."""
+    return list(Instance.objects.filter(host=report.host, deleted=False, uuid__in=_listed(report))
+                .order_by().only(*_LISTED_FIELDS))
+
+
+def apply_domains_changed(report: msg.DomainsChanged, own: list[Instance] | None = None) -> None:
+    """The console ports of the domains a task touched; nothing of the others, nor of the node.
+    `own`: listed_own_instances(report), if already read."""
     with transaction.atomic():
-        _record_console_ports(report)
+        _record_console_ports(report, own)
 
 
 def _upsert_node(report: msg.HostReport, service: Service, reported: dict) -> None:
@@ -87,7 +101,7 @@ def _upsert_node(report: msg.HostReport, service: Service, reported: dict) -> No
         ComputeNode.objects.filter(host=report.host).update(**reported)
 
 
-def _record_console_ports(report: Report) -> None:
+def _record_console_ports(report: Report, own: list[Instance] | None = None) -> None:
     """Store each running domain's VNC port on its instance (console tokens are checked against
     it); instances of this host that reported none lose theirs (of a DomainsChanged: those it
     lists). One read of those instances, then a write only for those whose port changed."""
@@ -97,21 +111,24 @@ def _record_console_ports(report: Report) -> None:
     if isinstance(report, msg.DomainsChanged):
         on_host = on_host.filter(uuid__in=_listed(report))
     changed: dict[tuple[int | None, str], list] = {}
-    for uuid, port, socket in on_host.values_list("uuid", "console_port", "console_socket"):
+    rows = (on_host.order_by().values_list("uuid", "console_port", "console_socket") if own is None
+            else [(i.uuid, i.console_port, i.console_socket) for i in own])
+    for uuid, port, socket in rows:
         key = str(uuid)
         wanted = (ports.get(key), sockets.get(key, ""))
         if wanted != (port, socket):
             changed.setdefault(wanted, []).append(uuid)
     # Grouped by the values they take: usually one UPDATE (the new guest), none when nothing moved.
     for (port, socket), uuids in changed.items():
-        on_host.filter(uuid__in=uuids).update(console_port=port, console_socket=socket)
+        Instance.objects.filter(host=report.host, deleted=False, uuid__in=uuids).update(
+            console_port=port, console_socket=socket)
 
 
 def _listed(report: msg.DomainsChanged) -> list[str]:
     return [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
 
 
-def destroy_orphans(report: Report) -> list[str]:
+def destroy_orphans(report: Report, own: list[Instance] | None = None) -> list[str]:
     """Ask the host to destroy the domains it runs for instances that are not its own any more:
     deleted (perhaps locally, while the host was down), or rescheduled to another host. No domain
     of Kumo's runs without a live instance of that host, hence without a claim. Domains named by
@@ -122,13 +139,18 @@ def destroy_orphans(report: Report) -> list[str]:
         # Only the domains still there, looked up directly (a task touched one or a few).
         uuids = [u for u in (canonical_uuid(d.uuid) for d in report.domains
                              if d.power_state != msg.POWER_NOSTATE) if u]
+        if own is not None:
+            # The host's own live instances are never orphans (listed_own_instances read them):
+            # after a boot, nothing is left to ask about.
+            mine = {str(i.uuid) for i in own}
+            uuids = [u for u in uuids if u not in mine]
     else:
         reported = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
         # The host's own live instances are never orphans: one read of them by host (indexed)
         # leaves the rare domain to look up, rather than asking about every domain.
-        own = {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
-               .values_list("uuid", flat=True)}
-        uuids = [u for u in reported if u not in own]
+        live = {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
+                .values_list("uuid", flat=True)}
+        uuids = [u for u in reported if u not in live]
     if not uuids:
         return []
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))

@@ -15,6 +15,7 @@ it lists alone: one it leaves out is not thereby gone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -38,17 +39,30 @@ _STOPPED_POWER = (msg.POWER_SHUTDOWN, msg.POWER_CRASHED)
 _COMPARED = ("vm_state", "power_state", "task_state", "updated_at", "host")
 
 
-def sync_power_states(report: msg.HostReport | msg.DomainsChanged) -> int:
+_UNSETTLED = (states.BUILDING, states.ERROR, states.DELETED)
+
+
+def sync_power_states(report: msg.HostReport | msg.DomainsChanged,
+                      own: list[Instance] | None = None) -> int:
     """Apply the report's domain states to this host's settled instances (of a DomainsChanged:
-    those it lists); how many changed."""
+    those it lists); how many changed. `own`: of a DomainsChanged, the listed instances of this
+    host already read (host_reports.listed_own_instances, with _COMPARED's fields), which the
+    same conditions narrow here instead of a query of their own."""
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
     seen = {d.uuid: d.power_state for d in report.domains}
-    settled = Instance.objects.filter(
-        host=report.host, deleted=False, task_state__isnull=True,
-        updated_at__lt=timezone.now() - grace,
-    ).exclude(vm_state__in=[states.BUILDING, states.ERROR, states.DELETED]).only(*_COMPARED)
-    if isinstance(report, msg.DomainsChanged):
-        settled = settled.filter(uuid__in=[u for u in map(canonical_uuid, seen) if u])
+    cutoff = timezone.now() - grace
+    settled: Iterable[Instance]
+    if own is not None and isinstance(report, msg.DomainsChanged):
+        # Read with host=report.host and deleted=False already.
+        settled = [i for i in own if i.task_state is None and i.updated_at < cutoff
+                   and i.vm_state not in _UNSETTLED]
+    else:
+        query = Instance.objects.filter(
+            host=report.host, deleted=False, task_state__isnull=True, updated_at__lt=cutoff,
+        ).exclude(vm_state__in=_UNSETTLED).only(*_COMPARED)
+        if isinstance(report, msg.DomainsChanged):
+            query = query.filter(uuid__in=[u for u in map(canonical_uuid, seen) if u])
+        settled = query
     changed = 0
     for instance in settled:
         power = seen.get(str(instance.uuid), msg.POWER_NOSTATE)

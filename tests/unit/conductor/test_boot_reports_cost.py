@@ -1,0 +1,133 @@
+"""What the conductor's share of a plain boot costs in SQL: its spawned event and the host's
+DomainsChanged after it. Query-count guards, so that a regression fails here rather than showing up
+as a slower bench/boot_bench.py; and what the cheaper paths must still do (ports marked ACTIVE, the
+live update told the project without reading it).
+
+Savepoints are not counted: the test runs in a transaction of its own."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from cloud import events
+from cloud.compute import states
+from cloud.compute.models import ComputeNode, Instance
+from cloud.conductor import tasks
+from cloud.network.models import Port
+from compute_agent import messages as msg
+from tests.factories import claim, give_address, host_state, make_instance, make_node
+
+pytestmark = pytest.mark.django_db
+
+HOST = "compute-1"
+# Is the host's credential needed (report_senders); the state move, which returns the project and
+# whether anything else is to do; the action's event, and the action finished.
+SPAWNED = 4
+# Is the host's credential needed; the listed domains that are the host's live instances (console
+# ports, power sync and the orphan check all start from them); the new guest's console port.
+DOMAINS_CHANGED = 3
+# Before (2026-12-06): spawned 8 (and the live update's read of the project after the commit: 9),
+# DomainsChanged 5.
+
+
+@pytest.fixture
+def node() -> ComputeNode:
+    return make_node(HOST)
+
+
+def spawning(node: ComputeNode) -> Instance:
+    instance = make_instance()
+    assert claim(instance, host_state(node))
+    return instance
+
+
+def _sql(call) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+
+def spawned(instance: Instance) -> None:
+    tasks.instance_event(msg.InstanceEvent(
+        request_id="req-1", instance_uuid=str(instance.uuid), host=HOST,
+        event=msg.EVENT_SPAWNED, power_state=msg.POWER_RUNNING).to_dict())
+
+
+def domains_changed(instance: Instance, port: int = 5901) -> None:
+    tasks.domains_changed(msg.DomainsChanged(host=HOST, boot_time=time.time() - 3600, domains=[
+        msg.DomainState(uuid=str(instance.uuid), power_state=msg.POWER_RUNNING, vnc_port=port),
+    ]).to_dict())
+
+
+def test_a_plain_boots_spawned_event_costs_a_fixed_few_queries(node, sent):
+    instance = spawning(node)
+    told: list[dict] = []
+
+    def listener(sender: object, **payload: object) -> None:
+        told.append(payload)
+
+    events.INSTANCE_CHANGED.connect(listener)
+    try:
+        sql = _sql(lambda: spawned(instance))
+    finally:
+        events.INSTANCE_CHANGED.disconnect(listener)
+
+    instance.refresh_from_db()
+    assert (instance.vm_state, instance.task_state) == (states.ACTIVE, None)
+    assert len(sql) == SPAWNED, "\n".join(sql)
+    # The live update got the project from the state move (the dashboard read it otherwise).
+    assert told == [{"signal": events.INSTANCE_CHANGED, "instance_uuid": str(instance.uuid),
+                     "project_id": str(instance.project_id)}]
+
+
+def test_a_spawned_event_marks_the_servers_ports_active(node, sent):
+    instance = spawning(node)
+    port = give_address(instance)
+    Port.objects.filter(pk=port.pk).update(status="DOWN")
+
+    spawned(instance)
+
+    port.refresh_from_db()
+    assert port.status == "ACTIVE"
+
+
+def test_a_plain_boots_domains_changed_costs_a_fixed_few_queries(node, sent):
+    instance = spawning(node)
+    spawned(instance)
+
+    sql = _sql(lambda: domains_changed(instance))
+
+    instance.refresh_from_db()
+    assert instance.console_port == 5901
+    assert len(sql) == DOMAINS_CHANGED, "\n".join(sql)
+    assert sent == []
+
+
+@pytest.mark.parametrize("changed_ago, task_state, stopped", [
+    (60, None, True),  # settled: the hypervisor's word is taken
+    (1, None, False),  # changed within the grace: a report gathered before may come after
+    (60, states.REBOOTING, False),  # in a task: the task's end decides
+])
+def test_the_domains_changed_power_sync_keeps_its_conditions(node, sent, settings, changed_ago,
+                                                              task_state, stopped):
+    """The power sync of a DomainsChanged now narrows the rows read once for all three steps; the
+    same conditions as its own query had must hold."""
+    settings.KUMO_POWER_SYNC_GRACE = 20
+    instance = spawning(node)
+    spawned(instance)
+    Instance.objects.filter(pk=instance.pk).update(
+        task_state=task_state, updated_at=timezone.now() - timedelta(seconds=changed_ago))
+
+    tasks.domains_changed(msg.DomainsChanged(host=HOST, boot_time=time.time() - 3600, domains=[
+        msg.DomainState(uuid=str(instance.uuid), power_state=msg.POWER_SHUTDOWN, vnc_port=5901),
+    ]).to_dict())
+
+    instance.refresh_from_db()
+    assert (instance.vm_state == states.STOPPED) is stopped
+    assert instance.power_state == (msg.POWER_SHUTDOWN if stopped else msg.POWER_RUNNING)
