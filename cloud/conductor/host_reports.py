@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 Report = msg.HostReport | msg.DomainsChanged
 
 
-def apply_host_report(report: msg.HostReport) -> None:
+def apply_host_report(report: msg.HostReport, own: list[Instance] | None = None) -> None:
     """Record the host's heartbeat and what its hypervisor has. The *_used columns are left alone:
-    they belong to claims."""
+    they belong to claims. `own`: own_instances(report), if already read."""
     with transaction.atomic():
         service = record_heartbeat(report.host, COMPUTE_BINARY, msg.compute_queue(report.host))
         reported = {
@@ -53,7 +53,7 @@ def apply_host_report(report: msg.HostReport) -> None:
             "load_average": report.load_average,
             "updated_at": timezone.now(),
         }
-        _record_console_ports(report)
+        _record_console_ports(report, own)
         before = ComputeNode.objects.filter(host=report.host).values_list(
             "host_ip", "network_driver").first()
         joined = before != (report.host_ip, report.network_driver) and \
@@ -64,22 +64,24 @@ def apply_host_report(report: msg.HostReport) -> None:
             network_plane.host_joined(report.host)
 
 
-# What the three steps of a DomainsChanged read of the instances it lists: console ports here, the
-# power sync's comparison (power_sync._COMPARED), and their uuids for the orphan check.
-_LISTED_FIELDS = ("uuid", "console_port", "console_socket", "vm_state", "power_state",
-                  "task_state", "updated_at", "host")
+# What the three steps of a report read of the host's instances: console ports here, the power
+# sync's comparison (power_sync._COMPARED), and their uuids for the orphan check.
+_OWN_FIELDS = ("uuid", "console_port", "console_socket", "vm_state", "power_state", "task_state",
+               "updated_at", "host")
 
 
-def listed_own_instances(report: msg.DomainsChanged) -> list[Instance]:
-    """The domains a DomainsChanged lists that are this host's live instances, read once for its
-    console ports, its power sync and its orphan check (three reads of the same rows before)."""
-    return list(Instance.objects.filter(host=report.host, deleted=False, uuid__in=_listed(report))
-                .order_by().only(*_LISTED_FIELDS))
+def own_instances(report: Report) -> list[Instance]:
+    """The host's live instances (of a DomainsChanged: those it lists), read once for the report's
+    console ports, power sync and orphan check, which read them three times before."""
+    own = Instance.objects.filter(host=report.host, deleted=False)
+    if isinstance(report, msg.DomainsChanged):
+        own = own.filter(uuid__in=_listed(report))
+    return list(own.order_by().only(*_OWN_FIELDS))
 
 
 def apply_domains_changed(report: msg.DomainsChanged, own: list[Instance] | None = None) -> None:
     """The console ports of the domains a task touched; nothing of the others, nor of the node.
-    `own`: listed_own_instances(report), if already read."""
+    `own`: own_instances(report), if already read."""
     with transaction.atomic():
         _record_console_ports(report, own)
 
@@ -107,17 +109,11 @@ def _record_console_ports(report: Report, own: list[Instance] | None = None) -> 
     lists). One read of those instances, then a write only for those whose port changed."""
     ports = {canonical_uuid(d.uuid): d.vnc_port for d in report.domains if d.vnc_port > 0}
     sockets = {canonical_uuid(d.uuid): d.vnc_socket for d in report.domains if d.vnc_socket}
-    on_host = Instance.objects.filter(host=report.host, deleted=False)
-    if isinstance(report, msg.DomainsChanged):
-        on_host = on_host.filter(uuid__in=_listed(report))
     changed: dict[tuple[int | None, str], list] = {}
-    rows = (on_host.order_by().values_list("uuid", "console_port", "console_socket") if own is None
-            else [(i.uuid, i.console_port, i.console_socket) for i in own])
-    for uuid, port, socket in rows:
-        key = str(uuid)
-        wanted = (ports.get(key), sockets.get(key, ""))
-        if wanted != (port, socket):
-            changed.setdefault(wanted, []).append(uuid)
+    for instance in own if own is not None else own_instances(report):
+        wanted = (ports.get(str(instance.uuid)), sockets.get(str(instance.uuid), ""))
+        if wanted != (instance.console_port, instance.console_socket):
+            changed.setdefault(wanted, []).append(instance.uuid)
     # Grouped by the values they take: usually one UPDATE (the new guest), none when nothing moved.
     for (port, socket), uuids in changed.items():
         Instance.objects.filter(host=report.host, deleted=False, uuid__in=uuids).update(
@@ -140,16 +136,17 @@ def destroy_orphans(report: Report, own: list[Instance] | None = None) -> list[s
         uuids = [u for u in (canonical_uuid(d.uuid) for d in report.domains
                              if d.power_state != msg.POWER_NOSTATE) if u]
         if own is not None:
-            # The host's own live instances are never orphans (listed_own_instances read them):
-            # after a boot, nothing is left to ask about.
+            # The host's own live instances are never orphans (own_instances read them): after a
+            # boot, nothing is left to ask about.
             mine = {str(i.uuid) for i in own}
             uuids = [u for u in uuids if u not in mine]
     else:
         reported = [u for u in (canonical_uuid(d.uuid) for d in report.domains) if u]
         # The host's own live instances are never orphans: one read of them by host (indexed)
         # leaves the rare domain to look up, rather than asking about every domain.
-        live = {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
-                .values_list("uuid", flat=True)}
+        live = ({str(i.uuid) for i in own} if own is not None else
+                {str(u) for u in Instance.objects.filter(host=report.host, deleted=False)
+                 .values_list("uuid", flat=True)})
         uuids = [u for u in reported if u not in live]
     if not uuids:
         return []

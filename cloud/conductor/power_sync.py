@@ -45,14 +45,14 @@ _UNSETTLED = (states.BUILDING, states.ERROR, states.DELETED)
 def sync_power_states(report: msg.HostReport | msg.DomainsChanged,
                       own: list[Instance] | None = None) -> int:
     """Apply the report's domain states to this host's settled instances (of a DomainsChanged:
-    those it lists); how many changed. `own`: of a DomainsChanged, the listed instances of this
-    host already read (host_reports.listed_own_instances, with _COMPARED's fields), which the
-    same conditions narrow here instead of a query of their own."""
+    those it lists); how many changed. `own`: the report's instances of this host already read
+    (host_reports.own_instances, with _COMPARED's fields), which the same conditions narrow here
+    instead of a query of their own."""
     grace = timedelta(seconds=getattr(settings, "KUMO_POWER_SYNC_GRACE", 20))
     seen = {d.uuid: d.power_state for d in report.domains}
     cutoff = timezone.now() - grace
     settled: Iterable[Instance]
-    if own is not None and isinstance(report, msg.DomainsChanged):
+    if own is not None:
         # Read with host=report.host and deleted=False already.
         settled = [i for i in own if i.task_state is None and i.updated_at < cutoff
                    and i.vm_state not in _UNSETTLED]

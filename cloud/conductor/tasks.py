@@ -43,9 +43,10 @@ def host_report(self: Task, data: dict[str, Any]) -> None:
     report = msg.HostReport.from_dict(data)
     if not report_senders.accepts(self.request, msg.TASK_HOST_REPORT, data, report.host):
         return
-    host_reports.apply_host_report(report)
-    power_sync.sync_power_states(report)
-    host_reports.destroy_orphans(report)
+    own = host_reports.own_instances(report)  # one read of them for the three steps
+    host_reports.apply_host_report(report, own)
+    power_sync.sync_power_states(report, own)
+    host_reports.destroy_orphans(report, own)
 
 
 @shared_task(name=msg.TASK_DOMAINS_CHANGED, bind=True)
@@ -54,7 +55,7 @@ def domains_changed(self: Task, data: dict[str, Any]) -> None:
     report = msg.DomainsChanged.from_dict(data)
     if not report_senders.accepts(self.request, msg.TASK_DOMAINS_CHANGED, data, report.host):
         return
-    own = host_reports.listed_own_instances(report)  # one read of them for the three steps
+    own = host_reports.own_instances(report)  # one read of them for the three steps
     host_reports.apply_domains_changed(report, own)
     power_sync.sync_power_states(report, own)
     host_reports.destroy_orphans(report, own)

@@ -32,8 +32,12 @@ SPAWNED = 4
 # Is the host's credential needed; the listed domains that are the host's live instances (console
 # ports, power sync and the orphan check all start from them); the new guest's console port.
 DOMAINS_CHANGED = 3
+# A heartbeat (HostReport): is the host's credential needed; the service's row written and read
+# back; the host's live instances, once for console ports, power sync and the orphan check; the
+# node's address and data plane, then the node written.
+HEARTBEAT = 6
 # Before (2026-12-06): spawned 8 (and the live update's read of the project after the commit: 9),
-# DomainsChanged 5.
+# DomainsChanged 5, heartbeat 8.
 
 
 @pytest.fixture
@@ -131,3 +135,23 @@ def test_the_domains_changed_power_sync_keeps_its_conditions(node, sent, setting
     instance.refresh_from_db()
     assert (instance.vm_state == states.STOPPED) is stopped
     assert instance.power_state == (msg.POWER_SHUTDOWN if stopped else msg.POWER_RUNNING)
+
+
+def test_a_heartbeat_costs_a_fixed_few_queries_however_many_guests(node, sent):
+    guests = [spawning(node) for _ in range(3)]
+    for guest in guests:
+        spawned(guest)
+
+    def heartbeat() -> None:
+        tasks.host_report(msg.HostReport(
+            host=HOST, hypervisor_type="QEMU", hypervisor_version=1, hypervisor_hostname=HOST,
+            host_ip="10.0.0.1", vcpus=4, memory_mb=4096, local_gb=40,
+            boot_time=time.time() - 3600, domains=[
+                msg.DomainState(uuid=str(g.uuid), power_state=msg.POWER_RUNNING, vnc_port=5901 + n)
+                for n, g in enumerate(guests)]).to_dict())
+
+    heartbeat()  # the console ports written once
+    sql = _sql(heartbeat)
+
+    assert len(sql) == HEARTBEAT, "\n".join(sql)
+    assert [Instance.objects.get(pk=g.pk).console_port for g in guests] == [5901, 5902, 5903]
