@@ -74,6 +74,15 @@ def test_a_host_passes_only_images_of_its_kind(spec, passed):
     assert passing(spec) == passed
 
 
+def test_requests_one_after_another_each_get_their_own_answer():
+    # The filter remembers the last request's answer (by its properties); it must not leak.
+    ct, vm, arm = wanting("lxc"), wanting(), wanting(hw_architecture="aarch64")
+    for spec, passed in [(ct, ["lxc-1"]), (vm, ["compute-1", "new-1"]), (ct, ["lxc-1"]),
+                         (arm, ["new-1"]), (replace(SPEC, image_properties=None),
+                                            ["compute-1", "new-1"]), (ct, ["lxc-1"])]:
+        assert passing(spec) == passed
+
+
 def test_fake_and_test_driver_hosts_count_as_vm_hosts():
     fake = replace(QEMU_HOST, hypervisor_type="FAKE")
     assert passing(wanting(), [fake]) == ["compute-1"]
