@@ -30,8 +30,9 @@ _NO_DISK = ("it has no disk image: its root filesystem is an overlay of its imag
 # Operation name (cloud/compute/operations.py) -> why a container cannot do it.
 REFUSED: dict[str, str] = {
     # A resize moves the server when its host has no room (cloud/scheduler/moves.py).
-    "resize": ("a container cannot be resized: a resize may move it to another host, which "
-               f"libvirt's LXC driver cannot do, and {_NO_DISK}, with no size to grow"),
+    # A resize is not here: a container is resized on its own host, its limits redefined (its
+    # root filesystem has no size to grow); with no room there, cloud/scheduler/moves.py answers
+    # 409 instead of moving it.
     "migrate": "libvirt's LXC driver cannot migrate a container to another host",
     "live_migrate": "libvirt's LXC driver cannot migrate a container to another host",
     "rescue": f"a container cannot be rescued: {_NO_DISK} and no rescue disk to boot from",

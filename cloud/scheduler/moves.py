@@ -22,7 +22,14 @@ from typing import Any
 from django.db import transaction
 
 from cloud import errors, rpc
-from cloud.compute import claims, guest_operations, migration_records, server_volumes, states
+from cloud.compute import (
+    claims,
+    guest_kinds,
+    guest_operations,
+    migration_records,
+    server_volumes,
+    states,
+)
 from cloud.compute.hosts import compute_service, service_is_up
 from cloud.compute.models import ComputeNode, Instance, Migration
 from cloud.compute.operations import REGISTRY, Operation, runs
@@ -61,6 +68,11 @@ def resize(ctx: RequestContext, instance: Instance, flavor_ref: str) -> Migratio
     if guest_operations.resize_here(ctx, instance, flavor_ref):
         return None
     flavor = guest_operations.check_resize(instance, flavor_ref)
+    if guest_kinds.is_container(instance):
+        # Its host redefines it with the new limits, but libvirt's LXC driver cannot move it.
+        raise errors.Conflict(
+            f"There is not enough room on the container's host for flavor {flavor.name}, and "
+            f"{guest_kinds.refusal('migrate')}.")
     source = ComputeNode.objects.filter(host=instance.host or "").first()
     if not (source and source.migration_uri):
         # A host that cannot send guests away (libvirt's test driver): as before, no room here.

@@ -43,7 +43,6 @@ def _act(api, server, body, version="2.60"):
 
 # (action body, the name Nova's 409 uses, words of the reason)
 REFUSED = [
-    ({"resize": {"flavorRef": "1"}}, "resize", "cannot be resized"),
     ({"migrate": None}, "migrate", "cannot migrate a container"),
     ({"os-migrateLive": {"host": None, "block_migration": "auto"}}, "live-migration",
      "cannot migrate a container"),

@@ -16,9 +16,9 @@ from tests.factories import host_up, make_server
 from tests.unit.dashboard.conftest import signed_in
 
 # What a container refuses (409) and so is never offered; what it can do and so is.
-HIDDEN = ["resize", "migrate", "live_migrate", "rescue", "suspend"]
-SHOWN = ["stop", "reboot", "reboot_hard", "pause", "rebuild", "snapshot", "backup", "shelve",
-         "delete"]
+HIDDEN = ["migrate", "live_migrate", "rescue", "suspend"]
+SHOWN = ["stop", "reboot", "reboot_hard", "pause", "rebuild", "resize", "snapshot", "backup",
+         "shelve", "delete"]
 
 
 def _node(host: str, hypervisor_type: str) -> None:
