@@ -27,8 +27,8 @@ pytestmark = pytest.mark.django_db
 
 HOST = "compute-1"
 # Is the host's credential needed (report_senders); the state move, which returns the project and
-# whether anything else is to do; the action's event, and the action finished.
-SPAWNED = 4
+# whether anything else is to do; the action's event with the action finished (one statement).
+SPAWNED = 3
 # Is the host's credential needed; the listed domains that are the host's live instances (console
 # ports, power sync and the orphan check all start from them); the new guest's console port.
 DOMAINS_CHANGED = 3
