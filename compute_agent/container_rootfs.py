@@ -17,7 +17,8 @@ up in the image: a file the container deleted is simply absent (not a whiteout d
 extraction would have to interpret), and it needs the image's tree only through the mount.
 
 Extraction uses tarfile's "tar" filter: an image is user data, so no member may land outside
-the tree (absolute names, `..`, links pointing out), and set-id bits are dropped.
+the tree (absolute names, `..`, links pointing out), and set-id bits are dropped; other modes are
+kept as the archive has them (a sticky, world-writable /tmp).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -41,10 +43,21 @@ ROOTFS_DIR_NAME = "_rootfs"
 # overlay's own directories.
 MERGED, UPPER, WORK = "rootfs", "rootfs.upper", "rootfs.work"
 _PARTIAL = ".partial-"
+_SET_ID = stat.S_ISUID | stat.S_ISGID
 
 
 class RootfsError(DriverError):
     """The image is not a root filesystem archive, or the overlay cannot be made."""
+
+
+def _rootfs_filter(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+    """tarfile's "tar" filter (it refuses members that would land outside the tree), but with the
+    member's own mode less its set-id bits: the "tar" filter also clears the sticky bit and group
+    and other write, which would leave a root filesystem's /tmp (1777) writable by root only."""
+    safe = tarfile.tar_filter(member, path)
+    if safe is None or member.mode is None:
+        return safe
+    return safe.replace(mode=member.mode & ~_SET_ID, deep=False)
 
 
 def base_tree(cache: ImageCache, cached: CachedImage) -> Path:
@@ -58,7 +71,7 @@ def base_tree(cache: ImageCache, cached: CachedImage) -> Path:
     try:
         try:
             with tarfile.open(cached.path, "r:*") as archive:
-                archive.extractall(partial, filter="tar", numeric_owner=True)
+                archive.extractall(partial, filter=_rootfs_filter, numeric_owner=True)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise RootfsError(f"image {cached.path.name} is not a root filesystem archive: "
                               f"{exc}") from None

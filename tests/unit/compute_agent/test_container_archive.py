@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import tarfile
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def _tree(root: Path) -> Path:
     os.link(root / "bin" / "busybox", root / "bin" / "ash")
     (root / "etc" / "note").write_text("written in the container\n")
     os.chown(root / "etc" / "note", 1234, 4321)
+    (root / "etc" / "shared").write_text("group-writable\n")
+    (root / "etc" / "shared").chmod(0o664)
     (root / "tmp").chmod(0o1777)
     return root
 
@@ -57,6 +60,10 @@ def test_the_archive_extracts_as_a_container_image_with_the_same_tree(tmp_path):
     assert os.access(extracted / "sbin" / "init", os.X_OK)
     assert (extracted / "bin" / "ash").stat().st_ino == (extracted / "bin" / "busybox").stat().st_ino
     assert (extracted / "var" / "empty").is_dir()
+    # /tmp stays sticky and world-writable through the round trip (tarfile's "tar" filter alone
+    # would make it 0755).
+    assert stat.S_IMODE((extracted / "tmp").stat().st_mode) == 0o1777
+    assert stat.S_IMODE((extracted / "etc" / "shared").stat().st_mode) == 0o664
 
 
 def test_a_socket_in_the_tree_is_left_out(tmp_path):
