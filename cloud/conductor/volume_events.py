@@ -136,9 +136,20 @@ _HANDLERS: dict[str, Any] = {
 # --- deadlines
 
 
+# The states check_deadlines looks for (each of its reads asks for some of them).
+_VOLUME_WAITS = (statuses.CREATING, statuses.DOWNLOADING, statuses.EXTENDING, statuses.UPLOADING,
+                 statuses.DELETING)
+_SNAPSHOT_WAITS = (statuses.CREATING, statuses.DELETING)
+
+
 def check_deadlines() -> dict[str, int]:
     """One sweep (the conductor's reconcile): requests whose host has not answered in time end in
     an error a user can read; deletes are sent again. What it did, counted."""
+    if not (Volume.objects.filter(status__in=_VOLUME_WAITS).exists()
+            or VolumeSnapshot.objects.filter(status__in=_SNAPSHOT_WAITS).exists()):
+        # Nearly every sweep: nothing under way, and the six reads below (whole rows with their
+        # hosts, through the ORM) cost 7 ms of CPU for nothing, every reconcile interval.
+        return {}
     now = timezone.now()
 
     def older(seconds: int) -> dict[str, Any]:
