@@ -25,6 +25,7 @@ so concurrent schedulers (batches or not) never overcommit a node.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -48,12 +49,28 @@ from . import decision_metrics, prefilter
 from .filters import HostFilter, run_filters
 from .host_state import HostState, RequestSpec
 from .prefilter import load_candidates, sql_order
-from .weighers import HostWeigher, order_hosts
+from .weighers import HostWeigher
 
 log = logging.getLogger(__name__)
 
 # How many boots one decision may place at most; 1: one at a time (manager.py alone).
 DEFAULT_BATCH = 16
+# How long a batch should take, from its task's start to its end (KUMO_SCHEDULER_BATCH_BUDGET_MS;
+# 0: always up to KUMO_SCHEDULER_BATCH). Every boot of a batch waits for the whole batch, so its
+# size is what a decision's latency is made of: each boot adds its spawn message, its publish
+# and its weighing (about a millisecond and a half of Python), more when other threads hold the
+# GIL or PostgreSQL the CPU. A batch takes as many boots as the time per boot the batches of
+# this process measured lately fits in the budget.
+DEFAULT_BUDGET_MS = 20.0
+# The time per boot assumed before any batch was timed (a cold process's first batches must not
+# be the longest).
+_FIRST_GUESS = 0.002
+# The fewest boots a batch takes whatever its time, when that many wait: a batch's queries and
+# commit take their time however few boots share them, and on a busy machine they alone may pass
+# the budget; smaller batches would then only cut the decisions per second, not the latency.
+MIN_TAKE = 4
+# How much of the estimate the latest batch makes (an exponentially weighted mean).
+_WEIGHT = 0.2
 # Rounds of claims within one batch, each trying, for the requests whose node was busy or full,
 # the best hosts left.
 _ROUNDS = 3
@@ -94,7 +111,40 @@ ORDER BY b._leader, b.created_at
 
 
 def batch_size() -> int:
+    """The most boots one batch may take (KUMO_SCHEDULER_BATCH)."""
     return max(1, int(getattr(settings, "KUMO_SCHEDULER_BATCH", DEFAULT_BATCH)))
+
+
+class _TimePerBoot:
+    """Seconds a batch of this process takes per boot it took, from its task's start: an
+    exponentially weighted mean of the batches timed. A batch's fixed part (its queries, its
+    commit) is shared by its boots, so the sizes it gives settle where a batch takes the budget:
+    a batch of n that took t gives t / n; the next takes budget / (t / n)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.seconds = _FIRST_GUESS
+
+    def note(self, seconds: float, boots: int) -> None:
+        with self._lock:
+            self.seconds += _WEIGHT * (seconds / max(1, boots) - self.seconds)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.seconds = _FIRST_GUESS
+
+
+time_per_boot = _TimePerBoot()
+
+
+def take_size() -> int:
+    """How many boots the next batch takes (its leader included): as many as fit in the time
+    budget by the time per boot measured, at least MIN_TAKE, at most batch_size()."""
+    most = batch_size()
+    budget = float(getattr(settings, "KUMO_SCHEDULER_BATCH_BUDGET_MS", DEFAULT_BUDGET_MS)) / 1000
+    if budget <= 0:
+        return most
+    return max(min(most, MIN_TAKE), min(most, int(budget / time_per_boot.seconds)))
 
 
 def applies(instance: Instance, spec: RequestSpec, weighers: list[HostWeigher]) -> bool:
@@ -122,11 +172,13 @@ class Placed:
 
 
 def place(leader: Instance, spec: RequestSpec, request_id: str, filters: list[HostFilter],
-          weighers: list[HostWeigher]) -> Placed | None:
+          weighers: list[HostWeigher], *, since: float | None = None) -> Placed | None:
     """Place the leader and the boots waiting like it, all that can be, in one transaction.
     None: the leader no longer waits (another scheduler placed it, or it was deleted); with
-    `leader` False it still waits, and the caller goes on alone."""
+    `leader` False it still waits, and the caller goes on alone. `since`: when the leader's task
+    started (time.perf_counter()), which the batch's time per boot counts from."""
     started = time.perf_counter()
+    since = started if since is None else since
     with transaction.atomic():
         taken = _take(leader, spec)
         if not taken or taken[0][0].pk != leader.pk:
@@ -158,6 +210,7 @@ def place(leader: Instance, spec: RequestSpec, request_id: str, filters: list[Ho
             hosts = [h for h in hosts if h.node_id not in lost]
             hosts = run_filters(filters, hosts, spec).passed
         if not placed:
+            time_per_boot.note(time.perf_counter() - since, len(taken))
             return Placed(leader=False, count=0)
         action_records.record_successes(
             action_records.EVENT_SCHEDULE, {uuid: h.host for uuid, h in placed.items()})
@@ -170,12 +223,16 @@ def place(leader: Instance, spec: RequestSpec, request_id: str, filters: list[Ho
             for uuid, host in placed.items()])
     leader_placed = str(leader.pk) in placed
     others = len(placed) - leader_placed
-    for uuid, host in placed.items():
-        log.info("instance %s claimed on %s%s", uuid, host.host,
-                 "" if uuid == str(leader.pk) else f" (decided with {leader.pk})")
+    if log.isEnabledFor(logging.INFO):
+        for uuid, host in placed.items():
+            log.info("instance %s claimed on %s%s", uuid, host.host,
+                     "" if uuid == str(leader.pk) else f" (decided with {leader.pk})")
     if leader_placed:
         decision_metrics.placed()
     decision_metrics.placed_alongside(others, time.perf_counter() - started)
+    # Counted once its spawn messages are published (after the commit): every boot of the batch
+    # waited for that too.
+    time_per_boot.note(time.perf_counter() - since, len(taken))
     return Placed(leader=leader_placed, count=len(placed))
 
 
@@ -189,7 +246,7 @@ def _take(leader: Instance, spec: RequestSpec) -> list[tuple[Instance, str | Non
         # The same image too: filters read its properties (a container image goes to container
         # hosts only, ImagePropertiesFilter), so boots of two images are decided apart.
         "image": leader.image_ref,
-        "more": batch_size() - 1,
+        "more": take_size() - 1,
     }
     taken = []
     for instance in Instance.objects.raw(_TAKE, params):
@@ -205,18 +262,36 @@ def _choose(filters: list[HostFilter], weighers: list[HostWeigher], spec: Reques
     """The best host for each request in turn, each choice counted against the host's room
     before the next (on copies: a claim that does not land must not leave its mark)."""
     room = [replace(h) for h in hosts]
+    by_node = {h.node_id: h for h in hosts}
     chosen: dict[str, HostState] = {}
     for uuid in uuids:
         own = replace(spec, instance_uuid=uuid)
-        ordered = order_hosts(weighers, room, own)
-        if not ordered:
+        best = _best(weighers, room, own)
+        if best is None:
             break
-        best = ordered[0]
-        chosen[uuid] = next(h for h in hosts if h.node_id == best.node_id)
+        chosen[uuid] = by_node[best.node_id]
         _use(best, own)
         if not run_filters(filters, [best], own).passed:
             room.remove(best)
     return chosen
+
+
+def _best(weighers: list[HostWeigher], hosts: list[HostState],
+          spec: RequestSpec) -> HostState | None:
+    """order_hosts(weighers, hosts, spec)[0], without weighing every host into a record and
+    sorting them all for one choice per boot: the same scaled scores, summed in the same order,
+    the same tie to the host name."""
+    if not hosts:
+        return None
+    parts: list[dict[str, float]] = [{} for _ in hosts]
+    for weigher in weighers:
+        scores = [weigher.weigh(h, spec) for h in hosts]
+        low, high = min(scores), max(scores)
+        name = type(weigher).__name__
+        for i, score in enumerate(scores):
+            parts[i][name] = weigher.multiplier * (0.0 if high == low else
+                                                   (score - low) / (high - low))
+    return min(zip(hosts, parts), key=lambda hp: (-sum(hp[1].values()), hp[0].host))[0]
 
 
 def _use(host: HostState, spec: RequestSpec) -> None:
