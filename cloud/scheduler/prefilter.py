@@ -118,7 +118,9 @@ def _host_kind(spec: RequestSpec, now: datetime) -> Where:
     if wanted == image_properties.LXC:
         return "UPPER(n.hypervisor_type) = 'LXC'", []
     if wanted == image_properties.QEMU:
-        return "UPPER(n.hypervisor_type) <> 'LXC'", []
+        # Agents report libvirt's own spelling; another spelling of lxc is left for the filter to
+        # remove (looser), so that the common request costs no function call per host.
+        return "n.hypervisor_type <> 'LXC'", []
     return "1 = 0", []
 
 
@@ -190,8 +192,12 @@ def load_candidates(filters: list[HostFilter], weighers: list[HostWeigher], spec
         if found is not None:
             conditions.append(f"({found[0]})")
             params.extend(found[1])
+    # A host's CPU architecture is read only for an image that names one: taking it out of each
+    # row's cpu_info costs every host of the scan, and None is what a host that does not say
+    # gets (the filter then holds it to no architecture, which this request asks none of).
+    select = _SELECT if image_properties.arch_wanted(spec) else _SELECT_NO_ARCH
     sql = (
-        f"SELECT {', '.join(_SELECT)}, ({_ZONE_OF_NODE}) "
+        f"SELECT {select}, ({_ZONE_OF_NODE}) "
         f"FROM {_NODE} n JOIN {_SERVICE} s ON s.id = n.service_id "
         f"WHERE {' AND '.join(conditions)}"
     )
@@ -205,13 +211,15 @@ def load_candidates(filters: list[HostFilter], weighers: list[HostWeigher], spec
 
 
 # HOST_COLUMNS, as columns of n and s.
-_SELECT = [
+_COLUMNS = [
     "n.id", "n.host", "n.hypervisor_hostname", "n.vcpus", "n.memory_mb", "n.local_gb",
     "n.vcpus_used", "n.memory_mb_used", "n.local_gb_used", "n.cpu_allocation_ratio",
     "n.ram_allocation_ratio", "n.disk_allocation_ratio", "s.disabled", "s.forced_down",
     "s.last_seen_up", "n.hypervisor_type", "n.cpu_info ->> 'arch'",
 ]
-assert len(_SELECT) == len(HOST_COLUMNS)
+assert len(_COLUMNS) == len(HOST_COLUMNS)
+_SELECT = ", ".join(_COLUMNS)
+_SELECT_NO_ARCH = ", ".join([*_COLUMNS[:-1], "NULL"])
 _ZONE_OF_NODE = (f"SELECT a.availability_zone FROM {_AGGREGATE_HOST} ah JOIN {_AGGREGATE} a "
                  "ON a.id = ah.aggregate_id WHERE ah.host = n.host "
                  "AND a.availability_zone IS NOT NULL LIMIT 1")

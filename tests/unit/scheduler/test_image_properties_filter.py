@@ -158,10 +158,15 @@ def both_kinds(db):
 @pytest.mark.django_db
 def test_hosts_kind_and_cpu_come_with_their_rows(both_kinds):
     every = {h.host: (h.hypervisor_type, h.cpu_arch) for h in load_host_states()}
+    arm = replace(SPEC, image_properties={"hw_architecture": "aarch64"})
     listed = {h.host: (h.hypervisor_type, h.cpu_arch) for h in prefilter.load_candidates(
-        [], load_weighers(), SPEC, timezone.now())}
+        [], load_weighers(), arm, timezone.now())}
     assert every == listed == {"compute-1": ("QEMU", "x86_64"), "lxc-1": ("LXC", "x86_64"),
                                "new-1": (None, None)}
+    # The shortlist takes the architecture out of cpu_info only for an image that names one.
+    plain = prefilter.load_candidates([], load_weighers(), SPEC, timezone.now())
+    assert {h.host: (h.hypervisor_type, h.cpu_arch) for h in plain} == {
+        "compute-1": ("QEMU", None), "lxc-1": ("LXC", None), "new-1": (None, None)}
 
 
 @pytest.mark.django_db
