@@ -30,6 +30,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from compute_agent.drivers.base import DriverError
@@ -136,21 +137,38 @@ def ensure_mounted(files: InstanceFiles, cache: ImageCache, instance_uuid: str) 
     return mount_overlay(files, instance_uuid, tree)
 
 
-def archive(tree: Path, target: Path) -> int:
+def archive(tree: Path, target: Path, then: Callable[[], None] | None = None) -> int:
     """Write `tree` as a gzip'd tar to `target` (an image that base_tree extracts again); its
-    size. The caller keeps the tree still (the container frozen or stopped): a file changing
-    while it is read fails the archive rather than leave a torn copy in an image."""
+    size. The caller keeps the tree still (the container frozen or stopped) until `then` is
+    called, once the tree has been read and before the compression, which needs it no more: a
+    container is frozen for the read only. A file changing while it is read fails the archive
+    rather than leave a torn copy in an image."""
     # GNU tar rather than tarfile: it is C, stores hard links, long names and sparse files, and
     # says "file changed as we read it" (status 1), which a consistent copy must not see.
     # Numeric owners, as base_tree extracts them: the container's uids are not the host's names.
-    done = subprocess.run(
-        ["tar", "-C", os.fspath(tree), "--numeric-owner", "--sort=name", "-czf",
-         os.fspath(target), "."],
-        capture_output=True, text=True, check=False)
-    if done.returncode != 0:
+    plain = target.with_name(target.name + ".tar-partial")
+    try:
+        done = subprocess.run(
+            ["tar", "-C", os.fspath(tree), "--numeric-owner", "--sort=name", "-cf",
+             os.fspath(plain), "."],
+            capture_output=True, text=True, check=False)
+        if then is not None:
+            then()
+        if done.returncode != 0:
+            raise RootfsError(f"cannot archive the root filesystem {tree}: "
+                              f"{done.stderr.strip()[-500:] or done.returncode}")
+        # -n: no name or time in the header, so the same tree gives the same bytes.
+        with target.open("wb") as out:
+            zipped = subprocess.run(["gzip", "-n", "-c", os.fspath(plain)], stdout=out,
+                                    stderr=subprocess.PIPE, text=True, check=False)
+        if zipped.returncode != 0:
+            raise RootfsError(f"cannot compress the archive of {tree}: "
+                              f"{zipped.stderr.strip()[-500:] or zipped.returncode}")
+    except BaseException:
         target.unlink(missing_ok=True)
-        raise RootfsError(f"cannot archive the root filesystem {tree}: "
-                          f"{done.stderr.strip()[-500:] or done.returncode}")
+        raise
+    finally:
+        plain.unlink(missing_ok=True)
     return target.stat().st_size
 
 

@@ -4,8 +4,6 @@ libvirt's LXC driver holds the container frozen in its freezer cgroup)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import libvirt
 
 from compute_agent import container_rootfs, qemu_img
@@ -42,19 +40,24 @@ class SnapshotMixin(LibvirtBase):
             return False
 
         paused_here = self._act("snapshot", instance_uuid, pause_if_running)
+
+        def resume() -> None:  # once, whichever asks first: the archive or the way out
+            nonlocal paused_here
+            if paused_here:
+                paused_here = False
+                self._act("snapshot", instance_uuid, lambda d: d.resume())
+
         try:
             if self.is_container:
-                return self._archive_rootfs(instance_uuid, target_path)
+                root = container_rootfs.ensure_mounted(self.files, self.image_cache,
+                                                       instance_uuid)
+                # Frozen while its tree is read, running again while the tar is compressed.
+                container_rootfs.archive(root, target_path, then=resume)
+                return "raw"  # a tar, registered raw/compressed (compute_agent/container_rootfs.py)
             disk = self.files.disk(instance_uuid)
             if not disk.is_file():
                 raise DriverError(f"instance {instance_uuid} has no root disk on this host")
             qemu_img.convert(disk, "qcow2", target_path, "qcow2", force_share=True)
         finally:
-            if paused_here:
-                self._act("snapshot", instance_uuid, lambda d: d.resume())
+            resume()
         return "qcow2"
-
-    def _archive_rootfs(self, instance_uuid: str, target: Path) -> str:
-        root = container_rootfs.ensure_mounted(self.files, self.image_cache, instance_uuid)
-        container_rootfs.archive(root, target)
-        return "raw"  # a tar, registered raw/compressed (compute_agent/container_rootfs.py)

@@ -77,9 +77,35 @@ def test_a_socket_in_the_tree_is_left_out(tmp_path):
 
 def test_an_unreadable_tree_fails_and_leaves_no_archive(tmp_path):
     target = tmp_path / "out.tar.gz"
+    thawed = []
     with pytest.raises(container_rootfs.RootfsError, match="cannot archive"):
-        container_rootfs.archive(tmp_path / "missing", target)
+        container_rootfs.archive(tmp_path / "missing", target, then=lambda: thawed.append(1))
     assert not target.exists()
+    assert thawed == [1]  # a failed read still lets the container run again
+    assert list(tmp_path.iterdir()) == []  # nor is the uncompressed tar left behind
+
+
+def test_the_container_runs_again_once_its_tree_is_read_before_the_compression(tmp_path):
+    """The tree is needed still only while tar reads it: `then` (the snapshot's resume) is called
+    with the whole tree in the uncompressed tar and the compressed image not written yet."""
+    tree = _tree(tmp_path / "merged")
+    target = tmp_path / "out.tar.gz"
+    seen = []
+
+    def then() -> None:
+        (partial,) = tmp_path.glob("out.tar.gz.tar-partial")
+        with tarfile.open(partial) as read:
+            seen.append("./etc/note" in read.getnames())
+        seen.append(target.exists() and target.stat().st_size > 0)
+        (tree / "etc" / "note").write_text("changed after the read\n")
+
+    container_rootfs.archive(tree, target, then=then)
+
+    assert seen == [True, False]
+    with tarfile.open(target, "r:gz") as archive:
+        note = archive.extractfile("./etc/note")
+        assert note is not None and note.read() == b"written in the container\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged", "out.tar.gz"]
 
 
 def test_a_container_with_no_root_filesystem_here_is_not_archived(tmp_path):
