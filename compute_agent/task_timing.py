@@ -67,8 +67,9 @@ class TaskTimes:
     def give_back(self, runs: list[Run], waits: list[Wait]) -> None:
         """Put unsent timings back before the ones that finished since (oldest first)."""
         with self._lock:
-            self._runs.extendleft(reversed(runs))
-            self._waits.extendleft(reversed(waits))
+            # A bounded deque built anew keeps its newest entries (extendleft would drop them).
+            self._runs = deque([*runs, *self._runs], maxlen=self._runs.maxlen)
+            self._waits = deque([*waits, *self._waits], maxlen=self._waits.maxlen)
 
 
 _process_times: TaskTimes | None = None
@@ -81,7 +82,6 @@ def process_times() -> TaskTimes:
         # Imported here, not at the top: the worker imports celery lean first (boundary.py),
         # and a module-level import would load celery's full set (Django's fixup among them).
         from celery.signals import task_postrun, task_prerun
-
 
         _process_times = TaskTimes()
         task_prerun.connect(_process_times.started, weak=False, dispatch_uid="kumo-agent-started")

@@ -120,7 +120,8 @@ def record(report: msg.GuestStatsReport) -> list[str]:
     runs after it moved (or one it should not have) never writes over the real one's history.
     """
     # The agent's own task timings ride on the report (a host with no guests still has tasks).
-    task_timing.record_agent_tasks(report.task_runs, report.task_waits)
+    task_timing.record_agent_tasks(msg.compute_queue(report.host), report.task_runs,
+                                   report.task_waits)
     reported = {g.uuid: g for g in report.guests}
     if not reported:
         return []

@@ -63,21 +63,21 @@ def connect() -> None:
     task_postrun.connect(finished, weak=False, dispatch_uid="kumo-metrics-finished")
 
 
-def record_agent_tasks(runs: list[list[Any]], waits: list[list[Any]]) -> None:
+def record_agent_tasks(queue: str, runs: object, waits: object) -> None:
     """Count an agent's task timings (GuestStatsReport.task_runs and task_waits) as this module
-    counts a control-plane worker's, in one batch. Entries of a shape this version does not know
-    are skipped: a report is never refused for its timings."""
+    counts a control-plane worker's, in one batch, under `queue`: the sending host's own, whatever
+    the entries say, so that a host cannot count into another queue's series. Entries of a shape
+    this version does not know are skipped: a report is never refused for its timings."""
     with batch():
-        for entry in runs:
+        for entry in runs if isinstance(runs, list) else ():
             try:
-                queue, name, outcome, seconds = entry
-                observe(TASK_SECONDS, max(0.0, float(seconds)), str(queue), str(name),
-                        str(outcome))
+                _, name, outcome, seconds = entry
+                observe(TASK_SECONDS, max(0.0, float(seconds)), queue, str(name), str(outcome))
             except (TypeError, ValueError):
                 continue
-        for entry in waits:
+        for entry in waits if isinstance(waits, list) else ():
             try:
-                queue, seconds = entry
-                observe(TASK_WAIT_SECONDS, max(0.0, float(seconds)), str(queue))
+                _, seconds = entry
+                observe(TASK_WAIT_SECONDS, max(0.0, float(seconds)), queue)
             except (TypeError, ValueError):
                 continue

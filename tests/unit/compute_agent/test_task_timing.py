@@ -88,5 +88,8 @@ def test_a_long_outage_keeps_only_the_newest_timings() -> None:
     for n in range(5):
         times._runs.append(["q", f"t{n}", "success", 0.1])
     runs, _ = times.drain()
+    assert [r[1] for r in runs] == ["t2", "t3", "t4"]
+    # Unsent, then two more finish before they are given back: the oldest go.
+    times._runs.extend([["q", "t5", "success", 0.1], ["q", "t6", "success", 0.1]])
     times.give_back(runs, [])
-    assert [r[1] for r in times.drain()[0]] == ["t2", "t3", "t4"]
+    assert [r[1] for r in times.drain()[0]] == ["t4", "t5", "t6"]

@@ -93,7 +93,9 @@ def test_an_agent_s_task_timings_count_when_its_guest_statistics_arrive(db, gues
         host="compute-a", collected_at=time.time(), interval=10.0, guests=[],
         task_runs=[["compute.compute-a", "compute.spawn", "success", 0.3],
                    ["compute.compute-a", "compute.stop", "failure", 0.02],
-                   ["compute.compute-a", "a newer sender's shape"]],
+                   ["compute.compute-a", "a newer sender's shape"],
+                   # Counted under the sender's own queue, whatever the entry says.
+                   ["scheduler", "compute.reboot", "success", 0.1]],
         task_waits=[["compute.compute-a", 0.004]])
     # As the conductor gets it: through the message's wire format.
     guest_stats.record(msg.GuestStatsReport.from_dict(report.to_dict()))
@@ -108,3 +110,11 @@ def test_an_agent_s_task_timings_count_when_its_guest_statistics_arrive(db, gues
                        outcome="failure") == 1
     assert after.value("kumo_task_queue_wait_seconds_count", queue=queue) == 1
     assert after.value("kumo_task_queue_wait_seconds_bucket", queue=queue, le="0.005") == 1
+    assert after.value("kumo_task_duration_seconds_count", queue=queue,
+                       task="compute.reboot") == 1
+    assert after.value("kumo_task_duration_seconds_count", queue="scheduler") == 0
+
+    # Timings of a shape this version does not know leave the report's statistics alone.
+    odd = msg.GuestStatsReport(host="compute-a", collected_at=time.time(), interval=10.0)
+    odd.task_runs = 7  # type: ignore[assignment]
+    guest_stats.record(odd)
