@@ -258,7 +258,7 @@ def run_instances(call: Call) -> dict[str, Any]:
 
 
 def _refusal(exc: errors.KumoError, request: ServerRequest) -> Ec2Error:
-    if isinstance(exc, errors.OverLimit) and "metadata" in exc.message.lower():
+    if isinstance(exc, errors.OverLimit) and "metadata_items" in exc.resources:
         return Ec2Error("TagLimitExceeded", exc.message)
     if isinstance(exc, errors.BadRequest) and "availability zone" in exc.message.lower():
         return invalid("Placement.AvailabilityZone", request.availability_zone, exc.message)

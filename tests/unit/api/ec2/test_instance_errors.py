@@ -210,3 +210,16 @@ def test_a_key_pair_over_its_quota_is_resource_limit_exceeded(ec2_as, member, se
         client.create_key_pair(KeyName="one-too-many")
     assert refused.value.response["Error"]["Code"] == "ResourceLimitExceeded"
     assert "key_pairs" in refused.value.response["Error"]["Message"]
+
+
+def test_a_launch_with_more_tags_than_the_metadata_quota_is_tag_limit_exceeded(
+        ec2_as, member, tiny, image, sent):
+    quotas.update_limits(member.project.id, {"metadata_items": 2})
+    client = ec2_as(member)
+    with pytest.raises(client.exceptions.ClientError) as refused:
+        client.run_instances(
+            ImageId=ec2_id("ami", image.id), InstanceType="m1.tiny", MinCount=1, MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": f"k{n}", "Value": "v"} for n in range(3)]}])
+    assert refused.value.response["Error"]["Code"] == "TagLimitExceeded"
+    assert not Instance.objects.exists() and sent == []
