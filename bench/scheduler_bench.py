@@ -37,6 +37,7 @@ import os
 import secrets
 import statistics
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -143,10 +144,10 @@ def _populate(hosts: int, decisions: int) -> None:
         cursor.execute("ANALYZE")
 
 
-def _decide(uuids: list[str]) -> list[tuple[float, int]]:
+def _decide(uuids: list[str]) -> list[tuple[float, int, float]]:
     """Run each instance's schedule task in turn, as one scheduler thread does: the time of each
     and how many instances it placed (a task may place the boots waiting alongside its own,
-    cloud/scheduler/batch.py, and then theirs find nothing to do)."""
+    cloud/scheduler/batch.py, and then theirs find nothing to do), and when it started."""
     from django.db import connection
 
     from cloud import metrics
@@ -160,10 +161,18 @@ def _decide(uuids: list[str]) -> list[tuple[float, int]]:
             with metrics.batch():
                 placed = schedule_instance(instance_uuid, f"req-{instance_uuid[:8]}",
                                            wait_for_hosts=False)
-            samples.append((time.perf_counter() - start, placed))
+            samples.append((time.perf_counter() - start, placed, start))
     finally:
         connection.close()
     return samples
+
+
+def _connect(all_connected: threading.Barrier) -> None:
+    """Open this thread's database connection, and wait for the other threads to open theirs."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    all_connected.wait()
 
 
 def _commit_baseline(repeat: int = 50) -> float:
@@ -236,6 +245,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--batch", type=int, default=None,
                         help="KUMO_SCHEDULER_BATCH: boots one task may place (default: the setting's)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="KUMO_SCHEDULER_BATCH_BUDGET_MS: the time a batch aims at, which "
+                        "sets how many boots it takes (0: always --batch; default: the setting's)")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
 
@@ -262,38 +274,60 @@ def main() -> int:
         uuids = uuids[1:]
         commit = _commit_baseline()
         connection.close()
-        load_before = os.getloadavg()[0]
-        cpu = time.process_time()
-        start = time.perf_counter()
         shares = [uuids[i::args.threads] for i in range(args.threads)]
         from django.conf import settings
 
         if args.batch is not None:
             settings.KUMO_SCHEDULER_BATCH = args.batch
+        if args.budget is not None:
+            settings.KUMO_SCHEDULER_BATCH_BUDGET_MS = args.budget
+        from cloud.scheduler import batch
+
+        # The batches time themselves from here on (the warm-up's was a batch of one, cold).
+        batch.time_per_boot.reset()
+        # Each thread opens its own connection before the timing, as the warm-up did for this
+        # one: a scheduler worker's threads keep theirs (CONN_MAX_AGE), so no decision pays for
+        # one. (Unwarmed, the threads' first batches took 100-160 ms, about 1% of 1,000
+        # decisions: the p99.)
         with ThreadPoolExecutor(args.threads) as pool:
+            # (Each waits at the barrier for all: one call per thread.)
+            list(pool.map(_connect, [threading.Barrier(args.threads)] * args.threads))
+            load_before = os.getloadavg()[0]
+            cpu = time.process_time()
+            start = time.perf_counter()
             calls = [s for part in pool.map(_decide, shares) for s in part]
         wall = time.perf_counter() - start
         cpu = time.process_time() - cpu
         # A decision takes as long as the task that made it: a task that placed n instances
         # counts n times; one that found its instance placed already made no decision.
-        samples = sorted(seconds for seconds, placed in calls for _ in range(placed or 0))
+        samples = sorted(seconds for seconds, placed, _ in calls for _ in range(placed or 0))
         decisions = len(samples)
         p50 = statistics.median(samples) * 1000
         p99 = samples[min(decisions - 1, int(decisions * 0.99))] * 1000
-        tasks = sorted(seconds for seconds, _ in calls)
+        tasks = sorted(seconds for seconds, _, _ in calls)
         task_p99 = tasks[min(len(tasks) - 1, int(len(tasks) * 0.99))] * 1000
         print(f"scheduler at {args.hosts} hosts, {args.threads} thread(s): "
               f"{decisions / wall:.1f} decisions/s with claims, p50 {p50:.1f} ms, "
               f"p99 {p99:.1f} ms (load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}; "
               f"baseline: one durable commit {commit * 1000:.1f} ms)")
         print(f"{len(calls)} tasks placed {decisions} instances, "
-              f"{decisions / max(1, sum(1 for _, p in calls if p)):.1f} per task that placed any; "
-              f"p99 of a task {task_p99:.1f} ms")
+              f"{decisions / max(1, sum(1 for _, p, _ in calls if p)):.1f} per task that placed any; "
+              f"p99 of a task {task_p99:.1f} ms (batches of at most {batch.batch_size()}, "
+              f"budget {getattr(settings, 'KUMO_SCHEDULER_BATCH_BUDGET_MS', batch.DEFAULT_BUDGET_MS)}"
+              f" ms, {batch.time_per_boot.seconds * 1000:.2f} ms per boot measured at the end)")
+        # Where the slowest decisions come from: when their tasks started, how long they took,
+        # how many each placed.
+        slowest = sorted(((sec, n, at - start) for sec, n, at in calls if n), reverse=True)[:8]
+        print("slowest tasks that placed any (started at s: ms, placed): " + ", ".join(
+            f"{at:.2f}: {sec * 1000:.0f}, {n}" for sec, n, at in slowest))
         print(f"scheduler CPU per decision (this process, not the database's): "
               f"{cpu / decisions * 1000:.2f} ms")
         problems = _check(args.decisions)
         _record(args.hosts, {
-            "threads": args.threads, "batch": getattr(settings, "KUMO_SCHEDULER_BATCH", None), "decisions_per_s": decisions / wall, "p50_ms": p50,
+            "threads": args.threads, "batch": batch.batch_size(),
+            "budget_ms": getattr(settings, "KUMO_SCHEDULER_BATCH_BUDGET_MS",
+                                 batch.DEFAULT_BUDGET_MS),
+            "decisions_per_s": decisions / wall, "p50_ms": p50,
             "p99_ms": p99, "task_p99_ms": task_p99, "cpu_ms_per_decision": cpu / decisions * 1000,
             "commit_baseline_ms": commit * 1000, "load_average": load_before,
             "zero_overcommit": not problems,
