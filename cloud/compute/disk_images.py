@@ -37,9 +37,8 @@ def disk_image(
         "min_ram": base_image.min_ram if base_image else 0,
         "min_disk": max(base_image.min_disk if base_image else 0, instance.root_gb),
         "image_type": image_type, "instance_uuid": str(instance.uuid), "base_image_ref": base,
-        **{k: v for k, v in (properties or {}).items() if k not in image_services.CORE},
         # qcow2 of a VM's disk, or a container's root filesystem as a tar (hypervisor_type).
-        **guest_kinds.saved_image_fields(instance),
+        **guest_kinds.saved_image_fields(instance, properties),
     })
     offer_to_owner(ctx, image, instance)
     return image

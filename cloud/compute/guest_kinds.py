@@ -14,9 +14,11 @@ with a 409 before anything is sent to a host, instead of the host failing the ta
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from cloud import errors
 from cloud.ids import parse_uuid
+from cloud.images import images as image_services
 from cloud.images.models import Image
 
 from .models import ComputeNode, Instance
@@ -124,11 +126,28 @@ def refuse_for_container(instance: Instance, action: str, shown: str | None = No
     raise errors.Conflict(f"Cannot '{shown or action}' instance {instance.uuid}: {reason}.")
 
 
-def saved_image_fields(instance: Instance) -> dict[str, str]:
-    """The formats (and, for a container, the hypervisor_type) of an image its host uploads the
-    server's root into; applied after any user metadata, which must not make a container's tar
-    look like a disk."""
-    return dict(_CONTAINER_IMAGE if is_container(instance) else _VM_IMAGE)
+# Image properties that decide which kind of host an image boots on (the scheduler's
+# ImagePropertiesFilter reads them, with these values for containers).
+KIND_PROPERTIES = frozenset({"hypervisor_type", "img_hv_type", "hw_vm_mode", "vm_mode"})
+_CONTAINER_VALUES = {"hypervisor_type": LXC, "img_hv_type": LXC, "hw_vm_mode": "exe",
+                     "vm_mode": "exe"}
+
+
+def saved_image_fields(instance: Instance, metadata: dict[str, Any] | None = None
+                       ) -> dict[str, Any]:
+    """What an image its host uploads the server's root into is registered with, beyond its
+    name and origin: the user's `metadata` (less Glance's core fields), then the formats and,
+    for a container, hypervisor_type. A user's kind-deciding properties stay only on a VM's
+    image and only when none asks for containers: a user can neither make a container's tar look
+    like a disk (or contradict its kind, leaving it no host) nor send a VM's disk to container
+    hosts."""
+    fields = {k: v for k, v in (metadata or {}).items() if k not in image_services.CORE}
+    container = is_container(instance)
+    if container or any(str(fields.get(k) or "").lower() == v
+                         for k, v in _CONTAINER_VALUES.items()):
+        fields = {k: v for k, v in fields.items() if k not in KIND_PROPERTIES}
+    fields.update(_CONTAINER_IMAGE if container else _VM_IMAGE)
+    return fields
 
 
 def ensure_image_fits(instance: Instance, image: Image) -> None:

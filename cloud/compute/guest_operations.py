@@ -260,9 +260,8 @@ def create_image(
             "min_ram": base_image.min_ram if base_image else 0,
             "min_disk": max(base_image.min_disk if base_image else 0, row.root_gb),
             "image_type": "snapshot", "instance_uuid": str(row.uuid), "base_image_ref": base,
-            **{k: v for k, v in (metadata or {}).items() if k not in image_services.CORE},
             # qcow2 of a VM's disk, or a container's root filesystem as a tar (hypervisor_type).
-            **guest_kinds.saved_image_fields(row),
+            **guest_kinds.saved_image_fields(row, metadata),
         })
         disk_images.offer_to_owner(ctx, image, row)
         issued = tokens.issue(row.user, row.project, ["token"], ttl=SNAPSHOT_TOKEN_TTL)

@@ -101,3 +101,24 @@ def test_a_shelved_container_is_saved_as_its_root_filesystems_tar(member, api_as
     ((name, (payload,), queue),) = sent
     assert (name, queue, payload["image_id"]) == (msg.TASK_SHELVE, "compute.lxc-1",
                                                   str(image.id))
+
+
+@pytest.mark.parametrize(("server", "metadata"), [
+    ("vm", {"hypervisor_type": "lxc"}), ("vm", {"hw_vm_mode": "exe"}),
+    ("container", {"hw_vm_mode": "hvm"}), ("container", {"hypervisor_type": "qemu"})])
+def test_a_user_cannot_give_a_saved_image_the_other_kind(member, api_as, vm, container, sent,
+                                                         server, metadata):
+    """Its kind is the server's: a VM's disk never goes to container hosts, and a container's
+    tar is not left with contradicting properties that no host would take."""
+    target = {"vm": vm, "container": container}[server]
+    response = api_as(member).post(
+        f"{V}/servers/{target.uuid}/action",
+        {"createImage": {"name": "kinded", "metadata": {**metadata, "purpose": "kept"}}},
+        version="2.45")
+    assert response.status_code == 202, response.content
+    image = Image.objects.get(pk=response.json()["image_id"])
+    assert image.properties["purpose"] == "kept"
+    kind_props = {k: image.properties.get(k) for k in
+                  ("hypervisor_type", "img_hv_type", "hw_vm_mode", "vm_mode")}
+    expected = {"hypervisor_type": "lxc"} if server == "container" else {}
+    assert {k: v for k, v in kind_props.items() if v is not None} == expected
