@@ -9,7 +9,7 @@ has the figures). Request and response bodies stream through bounded queues, so 
 downloads do not sit in memory.
 
 The access log is written here, without query strings (console tokens travel in them); the server
-(cloud/web_worker.py) has its own access log turned off.
+(cloud/web_uvicorn.py) has its own access log turned off.
 """
 
 from __future__ import annotations

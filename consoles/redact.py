@@ -2,7 +2,7 @@
 
 The token is the only credential a console URL carries, and servers log request paths: uvicorn's
 websocket lines and websockify's handler include the query string. Every log handler of the
-processes that see console URLs gets this filter (cloud/settings.py LOGGING, cloud/web_worker.py,
+processes that see console URLs gets this filter (cloud/settings.py LOGGING, cloud/web_uvicorn.py,
 consoles/proxy.py). Nothing here imports Django: Celery workers load the same logging settings.
 """
 
