@@ -237,6 +237,37 @@ def image(member):
     )
 
 
+# --- issue 19: a container on its LXC host and a VM on its qemu host, as the database holds them
+
+
+@pytest.fixture
+def ct_image(member):
+    """A container image (a root filesystem's tar) private to the member's project."""
+    from cloud.images.models import Image
+
+    return Image.objects.create(
+        name="kumo-tiny-ct", status="active", disk_format="raw", container_format="compressed",
+        owner=member.project, visibility="private", size=1, properties={"hypervisor_type": "lxc"})
+
+
+@pytest.fixture
+def container(member, ct_image):
+    """The member's container ct1 on lxc-1, a host that reported hypervisor_type LXC."""
+    from tests.factories import make_node, make_server
+
+    make_node("lxc-1", hypervisor_type="LXC")
+    return make_server(member, "ct1", image_ref=str(ct_image.id), host="lxc-1", node="lxc-1")
+
+
+@pytest.fixture
+def vm(member, image):
+    """The member's VM vm1 on compute1, a QEMU host, with a VNC console."""
+    from tests.factories import make_node, make_server
+
+    make_node("compute1", hypervisor_type="QEMU")
+    return make_server(member, "vm1", image_ref=str(image.id), console_port=5900)
+
+
 @pytest.fixture
 def nets(admin, member, other):
     """Networks of every kind: an external one and a shared one of a services project, and one

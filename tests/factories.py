@@ -39,6 +39,7 @@ def make_node(
     disk_ratio: float = 1.0,
     last_seen_up: datetime | None = None,
     disabled: bool = False,
+    hypervisor_type: str | None = None,
 ) -> ComputeNode:
     service = Service.objects.create(
         host=host,
@@ -57,6 +58,7 @@ def make_node(
         cpu_allocation_ratio=cpu_ratio,
         ram_allocation_ratio=ram_ratio,
         disk_allocation_ratio=disk_ratio,
+        **({"hypervisor_type": hypervisor_type} if hypervisor_type else {}),
     )
 
 

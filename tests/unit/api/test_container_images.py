@@ -6,36 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.compute.models import ComputeNode
 from cloud.images.models import Image
 from compute_agent import messages as msg
-from tests.factories import V, host_up, make_server
-
-
-def _node(host: str, hypervisor_type: str) -> None:
-    ComputeNode.objects.create(service=host_up(host), host=host, hypervisor_hostname=host,
-                               hypervisor_type=hypervisor_type, vcpus=4, memory_mb=4096,
-                               local_gb=100)
-
-
-@pytest.fixture
-def ct_image(member):
-    return Image.objects.create(
-        name="kumo-tiny-ct", status="active", disk_format="raw", container_format="compressed",
-        owner=member.project, visibility="private", size=1, properties={"hypervisor_type": "lxc"})
-
-
-@pytest.fixture
-def container(member, ct_image):
-    _node("lxc-1", "LXC")
-    return make_server(member, "ct1", image_ref=str(ct_image.id), host="lxc-1", node="lxc-1")
-
-
-@pytest.fixture
-def vm(member, image):
-    _node("compute1", "QEMU")
-    return make_server(member, "vm1", image_ref=str(image.id))
-
+from tests.factories import V
 
 BODIES = {
     "createImage": ({"createImage": {"name": "snap", "metadata": {

@@ -6,35 +6,10 @@ from __future__ import annotations
 import pytest
 
 from cloud.compute import guest_kinds
-from cloud.compute.models import ComputeNode, ConsoleToken, InstanceAction
+from cloud.compute.models import ConsoleToken, InstanceAction
 from cloud.images.models import Image
 from compute_agent import messages as msg
-from tests.factories import V, host_up, make_server
-
-
-def _node(host: str, hypervisor_type: str) -> ComputeNode:
-    return ComputeNode.objects.create(service=host_up(host), host=host, hypervisor_hostname=host,
-                                      hypervisor_type=hypervisor_type, vcpus=4, memory_mb=4096,
-                                      local_gb=100)
-
-
-@pytest.fixture
-def ct_image(member):
-    return Image.objects.create(
-        name="kumo-tiny-ct", status="active", disk_format="raw", container_format="compressed",
-        owner=member.project, visibility="private", size=1, properties={"hypervisor_type": "lxc"})
-
-
-@pytest.fixture
-def container(member, ct_image):
-    _node("lxc-1", "LXC")
-    return make_server(member, "ct1", image_ref=str(ct_image.id), host="lxc-1", node="lxc-1")
-
-
-@pytest.fixture
-def vm(member, image):
-    _node("compute1", "QEMU")
-    return make_server(member, "vm1", image_ref=str(image.id))
+from tests.factories import V, make_node, make_server
 
 
 def _act(api, server, body, version="2.60"):
@@ -131,8 +106,8 @@ def test_a_server_on_no_host_yet_is_what_its_image_asks_for(member, api_as, ct_i
 
 def test_the_host_decides_once_there_is_one(member, ct_image, image):
     """A placed server is what its host runs, even if its image says otherwise or is gone."""
-    _node("lxc-1", "LXC")
-    _node("compute1", "QEMU")
+    make_node("lxc-1", hypervisor_type="LXC")
+    make_node("compute1", hypervisor_type="QEMU")
     on_lxc = make_server(member, "a", image_ref=str(image.id), host="lxc-1", node="lxc-1")
     on_qemu = make_server(member, "b", image_ref=str(ct_image.id))
     ct_image.delete()

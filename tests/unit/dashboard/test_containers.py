@@ -5,44 +5,18 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from django.core.cache import cache
 
 from cloud import rpc
 from cloud.compute.guest_operations import console_key
-from cloud.compute.models import ComputeNode, ConsoleToken
-from cloud.images.models import Image
-from tests.factories import host_up, make_server
+from cloud.compute.models import ConsoleToken
+from tests.factories import make_server
 from tests.unit.dashboard.conftest import signed_in
 
 # What a container refuses (409) and so is never offered; what it can do and so is.
 HIDDEN = ["migrate", "live_migrate", "rescue", "suspend"]
 SHOWN = ["stop", "reboot", "reboot_hard", "pause", "rebuild", "resize", "snapshot", "backup",
          "shelve", "delete"]
-
-
-def _node(host: str, hypervisor_type: str) -> None:
-    ComputeNode.objects.create(service=host_up(host), host=host, hypervisor_hostname=host,
-                               hypervisor_type=hypervisor_type)
-
-
-@pytest.fixture
-def ct_image(db) -> Image:
-    return Image.objects.create(name="kumo-tiny-ct", status="active", disk_format="raw",
-                                container_format="compressed", visibility="public", size=1,
-                                properties={"hypervisor_type": "lxc"})
-
-
-@pytest.fixture
-def container(member, ct_image):
-    _node("lxc-1", "LXC")
-    return make_server(member, "ct1", image_ref=str(ct_image.id), host="lxc-1", node="lxc-1")
-
-
-@pytest.fixture
-def vm(member, image):
-    _node("compute1", "QEMU")
-    return make_server(member, "vm1", image_ref=str(image.id), console_port=5900)
 
 
 def _offered(page: str, instance) -> set[str]:
