@@ -133,8 +133,12 @@ def ensure_mounted(files: InstanceFiles, cache: ImageCache, instance_uuid: str) 
     marker = files.path(instance_uuid, BASE_MARKER_NAME)
     if not marker.exists():
         raise RootfsError(f"container {instance_uuid} has no root filesystem on this host")
-    tree = cache.directory / ROOTFS_DIR_NAME / marker.read_text().strip()
-    return mount_overlay(files, instance_uuid, tree)
+    return mount_overlay(files, instance_uuid, tree_of_marker(cache, marker))
+
+
+def tree_of_marker(cache: ImageCache, marker: Path) -> Path:
+    """The extracted tree an instance's base marker names."""
+    return cache.directory / ROOTFS_DIR_NAME / marker.read_text().strip()
 
 
 def archive(tree: Path, target: Path, then: Callable[[], None] | None = None) -> int:

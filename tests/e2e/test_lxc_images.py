@@ -206,6 +206,27 @@ def test_a_shelved_container_comes_back_with_its_changes_and_its_shelve_image_go
         FIGURES["container unshelve to banner (s)"] = round(time.monotonic() - started, 2)
         assert f"kumo-note: {NOTE}" in text  # it booted from its own tar, not its image
         assert api.get(f"/image/v2/images/{shelved['id']}").status_code == 404
+
+        # Resized afterwards, it is defined again over the same tree: its changes stay, and its
+        # base is still its shelve image's tree (were it the original image's, the cache sweep
+        # would remove the tree it runs on, and the next mount would drop its changes).
+        marker = host.dir / "instances" / ct / "base"
+        assert marker.read_text().startswith(f"{shelved['id']}-")
+        flavor = api.post(f"{V}/flavors", {"flavor": {"name": "ct-shelf-bigger", "ram": 192,
+                                                       "vcpus": 1, "disk": 1}})
+        assert flavor.status_code == 200, flavor.text
+        flavor_id = flavor.json()["flavor"]["id"]
+        try:
+            action(api, ct, {"resize": {"flavorRef": flavor_id}})
+            found = api.wait_for(ct, {"VERIFY_RESIZE", "ERROR"}, timeout=TIMEOUT)
+            assert found["status"] == "VERIFY_RESIZE", found.get("fault")
+            text = wait_console(api, ct, rf"kumo-tiny-ct: ct-shelf {ct} up", count=2)
+            assert text.count(f"kumo-note: {NOTE}") == 2
+            assert marker.read_text().startswith(f"{shelved['id']}-")
+            assert api.post(f"{V}/servers/{ct}/action",
+                            {"confirmResize": None}).status_code == 204
+        finally:
+            api.delete(f"{V}/flavors/{flavor_id}")
     finally:
         api.delete(f"{V}/servers/{ct}")
         api.wait_gone(ct, timeout=TIMEOUT)

@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import libvirt
 
@@ -48,16 +49,30 @@ class ContainerMixin(LibvirtBase):
             raise DriverError("a container needs an image of its root filesystem; it cannot "
                               "boot from a volume")
         instance_uuid = canonical_uuid(request.instance_uuid)
-        cached = self.image_cache.fetch(image)
-        tree = container_rootfs.base_tree(self.image_cache, cached)
-        self.files.make_instance_dir(instance_uuid)
-        self.files.record_base(instance_uuid, cached.path)
-        rootfs = container_rootfs.mount_overlay(self.files, instance_uuid, tree)
+        rootfs = self._existing_rootfs(instance_uuid)
+        if rootfs is None:
+            cached = self.image_cache.fetch(image)
+            tree = container_rootfs.base_tree(self.image_cache, cached)
+            self.files.make_instance_dir(instance_uuid)
+            self.files.record_base(instance_uuid, cached.path)
+            rootfs = container_rootfs.mount_overlay(self.files, instance_uuid, tree)
         try:
             return build_container_xml(request, rootfs=os.fspath(rootfs),
                                        nics=self.nics(request.networks))
         except ValueError as exc:
             raise DriverError(f"container {instance_uuid}: {exc}") from exc
+
+    def _existing_rootfs(self, instance_uuid: str) -> Path | None:
+        """The root filesystem a spawn here already made, mounted: a resize, its revert or a
+        retried spawn defines the container again over the same tree and changes, never over
+        the request's image (after an unshelve that is not the tree it runs on, and recording it
+        as the base would let the cache sweep remove the tree still in use). None when there is
+        none (a first spawn, a rebuild: its destroy removed the directory)."""
+        marker = self.files.path(instance_uuid, BASE_MARKER_NAME)
+        if not marker.exists() or not container_rootfs.tree_of_marker(
+                self.image_cache, marker).is_dir():
+            return None
+        return container_rootfs.ensure_mounted(self.files, self.image_cache, instance_uuid)
 
     def _container_starting(self, instance_uuid: str) -> None:
         """Before a stopped container starts again: its root filesystem mounted."""

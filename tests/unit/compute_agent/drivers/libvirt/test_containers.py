@@ -48,3 +48,37 @@ def test_a_vms_start_runs_none_of_the_container_hooks(tmp_path, spawn_request, m
     driver.reboot(request.instance_uuid, hard=True, timeout=0)
     driver.destroy(request.instance_uuid)
     assert started == []
+
+
+def test_a_container_defined_again_keeps_the_tree_it_was_made_on(tmp_path, spawn_request,
+                                                                  monkeypatch):
+    """A resize, its revert or a retried spawn defines the container again over the tree its base
+    marker names (after an unshelve: its shelve image's, not the request's image), and leaves the
+    marker as it is, so the cache sweep keeps that tree; a first spawn fetches the image."""
+    from compute_agent import container_rootfs
+
+    driver = LibvirtDriver("lxc:///system?socket=/nonexistent", instances_dir=tmp_path)
+    mounted: list[str] = []
+    monkeypatch.setattr(container_rootfs, "mount_overlay",
+                        lambda files, uuid, lower: mounted.append(lower.name) or tmp_path / "m")
+    fetched: list[str] = []
+
+    def fetch(image):
+        fetched.append(image.id)
+        raise DriverError("not reachable in this test")
+
+    monkeypatch.setattr(driver.image_cache, "fetch", fetch)
+    request = spawn_request()
+    driver.files.make_instance_dir(request.instance_uuid)
+    (driver.image_cache.directory / container_rootfs.ROOTFS_DIR_NAME / "shelved-abc").mkdir(
+        parents=True)
+    driver.files.record_base(request.instance_uuid, tmp_path / "shelved-abc")
+
+    assert "<filesystem" in driver._container_xml(request)
+
+    assert mounted == ["shelved-abc"] and fetched == []
+    marker = driver.files.path(request.instance_uuid, "base")
+    assert marker.read_text() == "shelved-abc\n"
+    with pytest.raises(DriverError, match="not reachable"):
+        driver._container_xml(spawn_request())  # a new container: its image is fetched
+    assert fetched == ["img-1"]
