@@ -107,7 +107,6 @@ class GuestStatsReport(Message):
         return report
 
 
-
 _NESTED_FIELDS = frozenset({"guests", "disks", "nics"})
 
 
