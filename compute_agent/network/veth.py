@@ -6,8 +6,12 @@ and the removal of a port's leftovers. A VM's tap is created with that name (the
 <target dev>); a container's host-side veth is named by libvirt's LXC driver, which takes the
 <target dev> the definition asks for but falls back to a name of its own (vnetN) where it does
 not. The agent then renames the veth after the start (compute_agent.drivers.libvirt.containers),
-in the host's network namespace: down, renamed, back in its bridge, up. Until it is renamed no
-Kumo rule names it, so it carries nothing of the port's rules.
+in the host's network namespace: down, renamed, back in its bridge, up; again when the container
+starts anew without the agent (its init rebooted it: compute_agent.drivers.libvirt.events). Until
+it is renamed no rule of its port names it, and the host's rules drop everything of a vnetN veth
+(fail closed: compute_agent.network.secgroups). libvirt 9.0's LXC driver (Debian 12) takes the
+<target dev> it is given, at the first start and when it restarts the container, so there the
+renaming finds nothing to do.
 """
 
 from __future__ import annotations
