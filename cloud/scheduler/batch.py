@@ -56,15 +56,17 @@ log = logging.getLogger(__name__)
 # How many boots one decision may place at most; 1: one at a time (manager.py alone).
 DEFAULT_BATCH = 16
 # How long a batch should take, from its task's start to its end (KUMO_SCHEDULER_BATCH_BUDGET_MS;
-# 0: always up to KUMO_SCHEDULER_BATCH). Every boot of a batch waits for the whole batch, so its
-# size is what a decision's latency is made of: each boot adds its spawn message, its publish
-# and its weighing (about a millisecond and a half of Python), more when other threads hold the
-# GIL or PostgreSQL the CPU. A batch takes as many boots as the time per boot the batches of
-# this process measured lately fits in the budget.
-DEFAULT_BUDGET_MS = 20.0
-# The time per boot assumed before any batch was timed (a cold process's first batches must not
-# be the longest).
-_FIRST_GUESS = 0.002
+# 0, the default: always up to KUMO_SCHEDULER_BATCH). Every boot of a batch waits for the whole
+# batch, so its size is what a decision's latency is made of: each boot adds its spawn message,
+# its publish and its weighing (about a millisecond and a half of Python), more when other
+# threads hold the GIL or PostgreSQL the CPU. With a budget, a batch takes as many boots as the
+# time per boot the batches of this process measured lately fits in it. Off by default: on the
+# 2-CPU development machine a 20 ms budget gave batches of about 4 and p99 58-96 ms at 190-240
+# decisions/s, against 350/s and p99 122 ms for batches of 16 (bench/README.md, Scheduler).
+DEFAULT_BUDGET_MS = 0.0
+# The time per boot assumed before any batch was timed: what batches of MIN_TAKE measured on that
+# machine (a cold process's first batches must not be its longest).
+_FIRST_GUESS = 0.005
 # The fewest boots a batch takes whatever its time, when that many wait: a batch's queries and
 # commit take their time however few boots share them, and on a busy machine they alone may pass
 # the budget; smaller batches would then only cut the decisions per second, not the latency.

@@ -18,14 +18,14 @@ from tests.factories import make_instance, make_node
 def test_the_size_is_what_fits_in_the_budget_at_the_time_per_boot_measured(settings):
     settings.KUMO_SCHEDULER_BATCH = 16
     settings.KUMO_SCHEDULER_BATCH_BUDGET_MS = 20
-    # Before any batch was timed: the first guess, 2 ms a boot.
-    assert batch.take_size() == 10
-    # Batches of 10 that took 40 ms (4 ms a boot): the estimate moves a fifth of the way at a
-    # time, and the size follows it down to what fits.
+    # Before any batch was timed: the first guess, 5 ms a boot.
+    assert batch.take_size() == 4
+    # Batches of 10 that took 19 ms (1.9 ms a boot): the estimate moves a fifth of the way at a
+    # time, and the size follows it up to what fits.
     for _ in range(30):
-        batch.time_per_boot.note(0.040, 10)
-    assert batch.time_per_boot.seconds == pytest.approx(0.004, rel=0.01)
-    assert batch.take_size() == 5
+        batch.time_per_boot.note(0.019, 10)
+    assert batch.time_per_boot.seconds == pytest.approx(0.0019, rel=0.01)
+    assert batch.take_size() == 10
     # Very slow: still MIN_TAKE (4); fewer would share the batch's queries and commit among
     # fewer boots without making it much shorter.
     for _ in range(30):
@@ -42,13 +42,16 @@ def test_the_size_is_what_fits_in_the_budget_at_the_time_per_boot_measured(setti
 
 def test_no_budget_takes_the_whole_batch_size(settings):
     settings.KUMO_SCHEDULER_BATCH = 16
-    settings.KUMO_SCHEDULER_BATCH_BUDGET_MS = 0
+    # No budget is the default.
+    del settings.KUMO_SCHEDULER_BATCH_BUDGET_MS
     for _ in range(30):
         batch.time_per_boot.note(0.100, 1)
     assert batch.take_size() == 16
 
 
-def test_a_fixed_cost_shared_by_the_boots_settles_where_a_batch_takes_the_budget():
+def test_a_fixed_cost_shared_by_the_boots_settles_where_a_batch_takes_the_budget(settings):
+    settings.KUMO_SCHEDULER_BATCH = 16
+    settings.KUMO_SCHEDULER_BATCH_BUDGET_MS = 20
     # A batch of n taking 6 ms plus 1 ms a boot: from any start the sizes settle at 13 or 14 (a batch
     # of 14 takes 20 ms), neither shrinking to one nor growing past the budget.
     for start in (1, 16):
