@@ -116,3 +116,23 @@ def set_enabled(api: ApiClient, host: str, enabled: bool) -> None:
     (service,) = api.get(f"{V}/os-services?binary=nova-compute&host={host}").json()["services"]
     body = {"status": "enabled"} if enabled else {"status": "disabled", "disabled_reason": "test"}
     assert api.put(f"{V}/os-services/{service['id']}", body).status_code == 200
+
+
+def lxc_host(stack: Stack):
+    return next(h for h in stack.hosts if h.name == "lxc-1")
+
+
+def in_host_mounts(stack: Stack, script: str) -> str:
+    """Run `script` in lxc-1's mount namespace (its libvirtd's: the cgroup v1 hierarchy LXC
+    uses is mounted there only)."""
+    pid = lxc_host(stack).libvirtd_pid()
+    assert pid, "lxc-1's libvirtd is not running"
+    done = subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=20, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def cgroup_value(stack: Stack, controller: str, server_id: str, name: str) -> str:
+    return in_host_mounts(
+        stack, f"cat /sys/fs/cgroup/{controller}/machine/lxc-*-{server_id}.libvirt-lxc/{name}")

@@ -24,7 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.lxc import FIGURES, TIMEOUT, V, action, host_of, wait_console
+from tests.e2e.lxc import (
+    FIGURES,
+    TIMEOUT,
+    V,
+    action,
+    cgroup_value,
+    host_of,
+    lxc_host,
+    wait_console,
+)
 from tests.stack import ApiClient, Stack
 
 libvirt = pytest.importorskip("libvirt")
@@ -96,29 +105,9 @@ def _delete(api: ApiClient, server_id: str) -> None:
     api.wait_gone(server_id, timeout=TIMEOUT)
 
 
-def _lxc_host(stack: Stack):
-    return next(h for h in stack.hosts if h.name == "lxc-1")
-
-
-def _in_host_mounts(stack: Stack, script: str) -> str:
-    """Run `script` in lxc-1's mount namespace (its libvirtd's: the cgroup v1 hierarchy LXC
-    uses is mounted there only)."""
-    pid = _lxc_host(stack).libvirtd_pid()
-    assert pid, "lxc-1's libvirtd is not running"
-    done = subprocess.run(["nsenter", "-t", str(pid), "-m", "--", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=20, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def _cgroup_value(stack: Stack, controller: str, server_id: str, name: str) -> str:
-    return _in_host_mounts(
-        stack, f"cat /sys/fs/cgroup/{controller}/machine/lxc-*-{server_id}.libvirt-lxc/{name}")
-
-
 def _domain_running(stack: Stack, server_id: str) -> tuple[bool, int]:
     """(running, its libvirt_lxc controller's pid), through lxc-1's libvirtd."""
-    conn = libvirt.open(_lxc_host(stack).uri)
+    conn = libvirt.open(lxc_host(stack).uri)
     try:
         domain = conn.lookupByUUIDString(server_id)
         return bool(domain.isActive()), domain.ID()
@@ -132,7 +121,7 @@ def test_a_process_above_the_flavors_memory_is_killed_inside_the_container_only(
     try:
         assert api.wait_for(server, {"ACTIVE", "ERROR"}, timeout=TIMEOUT)["status"] == "ACTIVE"
         assert host_of(api, server) == "lxc-1"
-        libvirtd = _lxc_host(stack).libvirtd_pid()
+        libvirtd = lxc_host(stack).libvirtd_pid()
         started = time.monotonic()
         text = wait_console(api, server, r"HOG exit \d+")
         FIGURES["user data's hog to its OOM kill (s)"] = round(time.monotonic() - started, 2)
@@ -140,17 +129,17 @@ def test_a_process_above_the_flavors_memory_is_killed_inside_the_container_only(
         running, domain_id = _domain_running(stack, server)
         assert running
         # The cgroup's limits are the flavor's, and it is its OOM killer that struck.
-        assert int(_cgroup_value(stack, "memory", server, "memory.limit_in_bytes")) == \
+        assert int(cgroup_value(stack, "memory", server, "memory.limit_in_bytes")) == \
             RAM_MB * 1024 * 1024
-        assert int(_cgroup_value(stack, "cpu", server, "cpu.shares")) == 1024 * VCPUS
-        oom = _cgroup_value(stack, "memory", server, "memory.oom_control")
+        assert int(cgroup_value(stack, "cpu", server, "cpu.shares")) == 1024 * VCPUS
+        oom = cgroup_value(stack, "memory", server, "memory.oom_control")
         assert re.search(r"^oom_kill [1-9]", oom, re.MULTILINE), oom
         # The container goes on: its processes beat, the server stays ACTIVE in the same run.
         wait_console(api, server, r"ALIVE \d", count=3)
         assert api.get(f"{V}/servers/{server}").json()["server"]["status"] == "ACTIVE"
         assert _domain_running(stack, server) == (True, domain_id)
         # The host is unaffected: the same libvirtd answered above and is still there.
-        assert _lxc_host(stack).libvirtd_pid() == libvirtd and Path(f"/proc/{libvirtd}").exists()
+        assert lxc_host(stack).libvirtd_pid() == libvirtd and Path(f"/proc/{libvirtd}").exists()
     finally:
         _delete(api, server)
 
@@ -161,7 +150,7 @@ def _tap_of(api: ApiClient, server_id: str) -> tuple[str, str]:
 
 
 def _bridge_members(stack: Stack, bridge: str) -> list[str]:
-    out = subprocess.run(["ip", "-n", _lxc_host(stack).netns, "-o", "link", "show", "master",
+    out = subprocess.run(["ip", "-n", lxc_host(stack).netns, "-o", "link", "show", "master",
                           bridge], capture_output=True, text=True, check=False).stdout
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
 

@@ -5,12 +5,11 @@ lxc-1's mount namespace, where the cgroup v1 hierarchy LXC uses is mounted."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.lxc import TIMEOUT, V, action, host_of, wait_console
+from tests.e2e.lxc import TIMEOUT, V, action, cgroup_value, host_of, wait_console
 from tests.stack import ApiClient, Stack
 
 pytest.importorskip("libvirt")
@@ -32,16 +31,8 @@ def flavors(lxc_cloud) -> Iterator[tuple[str, str]]:
 
 def limits(stack: Stack, server_id: str) -> tuple[int, int]:
     """(memory limit in MiB, CPU shares) of the container's cgroup on lxc-1."""
-    host = next(h for h in stack.hosts if h.name == "lxc-1")
-    values = []
-    for controller, name in (("memory", "memory.limit_in_bytes"), ("cpu", "cpu.shares")):
-        done = subprocess.run(
-            ["nsenter", "-t", str(host.libvirtd_pid()), "-m", "--", "sh", "-c",
-             f"cat /sys/fs/cgroup/{controller}/machine/lxc-*-{server_id}.libvirt-lxc/{name}"],
-            capture_output=True, text=True, timeout=20, check=False)
-        assert done.returncode == 0, done.stderr
-        values.append(int(done.stdout.strip()))
-    return values[0] // 2**20, values[1]
+    return (int(cgroup_value(stack, "memory", server_id, "memory.limit_in_bytes")) // 2**20,
+            int(cgroup_value(stack, "cpu", server_id, "cpu.shares")))
 
 
 def resize(api: ApiClient, server_id: str, flavor_id: str) -> None:
