@@ -16,7 +16,7 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -136,6 +136,15 @@ class Cloud:
 
 def ticks(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"TICK (\d+)\r?\n", text)]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float) -> float:
+    """Seconds until `check()` holds, polled every 0.2 s; fails saying `what` after `timeout`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def wait_for_text(path: Path, needle: str, timeout: float = BOOT_TIMEOUT) -> str:

@@ -24,7 +24,7 @@ import pytest
 
 import simhosts
 from simhosts.hosts import outside_ns
-from tests.e2e.multihost import BOOT_TIMEOUT, Cloud, V, figure, wait_for_text
+from tests.e2e.multihost import BOOT_TIMEOUT, Cloud, V, figure, wait_for_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -138,14 +138,6 @@ def _pings(cloud: Cloud, address: str) -> bool:
     return _outside(cloud, "busybox", "ping", "-c1", "-W1", address).returncode == 0
 
 
-def _wait_until(check, what: str, timeout: float) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
 def test_tenant_networks_routers_floating_ips_and_security_groups_carry_real_packets(
         multihost: Cloud, net: Net, tmp_path: Path) -> None:
     cloud = multihost
@@ -210,7 +202,7 @@ def test_tenant_networks_routers_floating_ips_and_security_groups_carry_real_pac
             return result.returncode == 0 and result.stdout.strip() == "net-a"
 
         try:
-            _wait_until(ssh_hostname, f"ssh root@{fip} hostname = net-a", timeout=BOOT_TIMEOUT)
+            wait_until(ssh_hostname, f"ssh root@{fip} hostname = net-a", timeout=BOOT_TIMEOUT)
         except AssertionError:
             print(_diagnosis(cloud, fip))
             raise
@@ -246,14 +238,14 @@ def test_tenant_networks_routers_floating_ips_and_security_groups_carry_real_pac
 
         # The outside reaches a only where its groups allow: ICMP rule removed, ping stops
         # within 10 s; added again, it is back.
-        assert _wait_until(lambda: _pings(cloud, fip), "ping of the floating IP", 30) < 30
+        assert wait_until(lambda: _pings(cloud, fip), "ping of the floating IP", 30) < 30
         net.delete("security_group_rule", icmp["id"])
-        gone = _wait_until(lambda: not _pings(cloud, fip), "ping to stop", timeout=10)
+        gone = wait_until(lambda: not _pings(cloud, fip), "ping to stop", timeout=10)
         figure("security group rule removal reaching a running guest (s)", round(gone, 1))
         net.create("security_group_rule", {
             "security_group_id": edge["id"], "direction": "ingress", "ethertype": "IPv4",
             "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"})
-        back = _wait_until(lambda: _pings(cloud, fip), "ping to come back", timeout=10)
+        back = wait_until(lambda: _pings(cloud, fip), "ping to come back", timeout=10)
         figure("security group rule addition reaching a running guest (s)", round(back, 1))
     finally:
         if floating:

@@ -13,6 +13,7 @@ import pytest
 
 from simhosts.hosts import outside_ns
 from tests.e2e.lxc import TIMEOUT, V, host_of, wait_console
+from tests.e2e.multihost import wait_until
 from tests.stack import ApiClient, Stack
 
 pytest.importorskip("libvirt")
@@ -32,14 +33,6 @@ def pings(stack: Stack, address: str) -> bool:
     done = subprocess.run(["ip", "netns", "exec", outside_ns(stack.host_tag), "busybox", "ping",
                            "-c1", "-W1", address], capture_output=True, timeout=15, check=False)
     return done.returncode == 0
-
-
-def wait_until(check, what: str, timeout: float) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        time.sleep(0.3)
-    return time.monotonic() - started
 
 
 def test_a_container_answers_on_its_floating_ip_only_as_its_security_group_allows(lxc_cloud):
