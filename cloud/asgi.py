@@ -30,13 +30,13 @@ optional_imports.import_rest_framework()
 # Sets Django up (apps, logging) before anything below imports models.
 _django_asgi = get_asgi_application()
 
-from a2wsgi import WSGIMiddleware
 from channels.routing import ProtocolTypeRouter, URLRouter
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 from cloud.dashboard.routing import websocket_urlpatterns as dashboard_routes
 from cloud.logcontext import request_id_var
+from cloud.wsgi_bridge import BufferingWSGIMiddleware
 from consoles.redact import RedactTokens
 from consoles.routing import websocket_urlpatterns as console_routes
 
@@ -151,7 +151,7 @@ class StrictRequestBody:
 
 
 http_application = StrictRequestBody(
-    WSGIMiddleware(get_wsgi_application(), workers=settings.KUMO_WEB_THREADS),
+    BufferingWSGIMiddleware(get_wsgi_application(), workers=settings.KUMO_WEB_THREADS),
     idle_timeout=float(getattr(settings, "KUMO_REQUEST_BODY_TIMEOUT", 300)),
 )
 
