@@ -49,7 +49,7 @@ from . import decision_metrics, prefilter
 from .filters import HostFilter, run_filters
 from .host_state import HostState, RequestSpec
 from .prefilter import load_candidates, sql_order
-from .weighers import HostWeigher
+from .weighers import HostWeigher, best_host
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _choose(filters: list[HostFilter], weighers: list[HostWeigher], spec: Reques
     chosen: dict[str, HostState] = {}
     for uuid in uuids:
         own = replace(spec, instance_uuid=uuid)
-        best = _best(weighers, room, own)
+        best = best_host(weighers, room, own)
         if best is None:
             break
         chosen[uuid] = by_node[best.node_id]
@@ -276,24 +276,6 @@ def _choose(filters: list[HostFilter], weighers: list[HostWeigher], spec: Reques
         if not run_filters(filters, [best], own).passed:
             room.remove(best)
     return chosen
-
-
-def _best(weighers: list[HostWeigher], hosts: list[HostState],
-          spec: RequestSpec) -> HostState | None:
-    """order_hosts(weighers, hosts, spec)[0], without weighing every host into a record and
-    sorting them all for one choice per boot: the same scaled scores, summed in the same order,
-    the same tie to the host name."""
-    if not hosts:
-        return None
-    parts: list[dict[str, float]] = [{} for _ in hosts]
-    for weigher in weighers:
-        scores = [weigher.weigh(h, spec) for h in hosts]
-        low, high = min(scores), max(scores)
-        name = type(weigher).__name__
-        for i, score in enumerate(scores):
-            parts[i][name] = weigher.multiplier * (0.0 if high == low else
-                                                   (score - low) / (high - low))
-    return min(zip(hosts, parts), key=lambda hp: (-sum(hp[1].values()), hp[0].host))[0]
 
 
 def _use(host: HostState, spec: RequestSpec) -> None:

@@ -43,13 +43,31 @@ def weigh_hosts(
     same on every run."""
     if not hosts:
         return []
+    weighed = [Weighed(h, sum(p.values()), p)
+               for h, p in zip(hosts, _parts(weighers, hosts, spec))]
+    return sorted(weighed, key=lambda w: (-w.total, w.host.host))
+
+
+def best_host(weighers: list[HostWeigher], hosts: list[HostState],
+              spec: RequestSpec) -> HostState | None:
+    """weigh_hosts(...)[0].host without building every host's record and sorting them all: a
+    batch picks one host per boot (cloud/scheduler/batch.py)."""
+    if not hosts:
+        return None
+    parts = _parts(weighers, hosts, spec)
+    return min(zip(hosts, parts), key=lambda hp: (-sum(hp[1].values()), hp[0].host))[0]
+
+
+def _parts(weighers: list[HostWeigher], hosts: list[HostState],
+           spec: RequestSpec) -> list[dict[str, float]]:
+    """Each host's weigher parts: each weigher's scores scaled to 0..1 over `hosts`, times its
+    multiplier, in the weighers' order (the sum of a host's parts is its total)."""
     parts: list[dict[str, float]] = [{} for _ in hosts]
     for weigher in weighers:
         scores = _normalised([weigher.weigh(h, spec) for h in hosts])
         for i, score in enumerate(scores):
             parts[i][type(weigher).__name__] = weigher.multiplier * score
-    weighed = [Weighed(h, sum(p.values()), p) for h, p in zip(hosts, parts)]
-    return sorted(weighed, key=lambda w: (-w.total, w.host.host))
+    return parts
 
 
 def order_hosts(
