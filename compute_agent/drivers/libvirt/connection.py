@@ -77,6 +77,16 @@ class LiveMigrationJob:
     paused_to_converge: bool = False
 
 
+def running_domains(conn: libvirt.virConnect, what: str) -> list[libvirt.virDomain]:
+    """The domains running on `conn`; none, said in the log with `what` they were listed for,
+    when libvirt cannot list them (the checks on a new connection: the next one looks again)."""
+    try:
+        return conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+    except libvirt.libvirtError as exc:
+        LOG.warning("cannot list the running containers %s: %s", what, exc)
+        return []
+
+
 class LibvirtBase(Driver):
     """One libvirt connection shared by all worker threads, guarded by a lock and reopened when
     it dies (libvirtd restarted, remote link lost), and the host's configuration."""

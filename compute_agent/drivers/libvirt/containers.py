@@ -33,7 +33,7 @@ from compute_agent import messages as msg
 from compute_agent.container_xml import build_container_xml, veths_to_name
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import DriverError
-from compute_agent.drivers.libvirt.connection import LibvirtBase
+from compute_agent.drivers.libvirt.connection import LibvirtBase, running_domains
 from compute_agent.instance_files import BASE_MARKER_NAME
 from compute_agent.network.base import NetworkError
 
@@ -113,12 +113,7 @@ class ContainerMixin(LibvirtBase):
     def _name_running_veths(self, conn: libvirt.virConnect) -> None:
         """Every running container's veths, named again where they are not (on a new
         connection: a start may have happened without its renaming)."""
-        try:
-            domains = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        except libvirt.libvirtError as exc:
-            LOG.warning("cannot list the running containers to check their NICs: %s", exc)
-            return
-        for domain in domains:
+        for domain in running_domains(conn, "to check their NICs"):
             try:
                 self._name_veths(domain)
             except (NetworkError, libvirt.libvirtError) as exc:

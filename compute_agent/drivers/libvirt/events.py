@@ -37,7 +37,7 @@ from typing import Any
 import libvirt
 
 from compute_agent.drivers.libvirt import peers
-from compute_agent.drivers.libvirt.connection import LibvirtBase
+from compute_agent.drivers.libvirt.connection import LibvirtBase, running_domains
 
 LOG = logging.getLogger(__name__)
 
@@ -153,12 +153,7 @@ class GuestEventsMixin(LibvirtBase):
         except libvirt.libvirtError as exc:
             # The connection's check below and the next one's still catch up, only later.
             LOG.warning("cannot watch containers restarting on %s: %s", self.uri, exc)
-        try:
-            running = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        except libvirt.libvirtError as exc:
-            LOG.warning("cannot list the running containers: %s", exc)
-            return
-        for domain in running:
+        for domain in running_domains(conn, "to check for restarts"):
             self._queue_restart(domain)
 
     def _reboot_event(self, _conn: Any, domain: libvirt.virDomain, _opaque: Any) -> None:
