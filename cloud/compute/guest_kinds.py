@@ -24,14 +24,18 @@ from cloud.images.models import Image
 from .models import ComputeNode, Instance
 
 CONTAINER, VM = "container", "vm"
-# The host's hypervisor_type as libvirt names the LXC driver, and the image property's value.
-LXC = "lxc"
+# The host's hypervisor_type as libvirt names the LXC driver, and the image property's value;
+# QEMU is what every other host runs (the fake and test drivers count as such).
+LXC, QEMU = "lxc", "qemu"
+# Names an image may give for a virtual machine host (Nova's hv_type aliases for the same thing).
+_VM_NAMES = frozenset({"qemu", "kvm"})
+# Nova's vm modes: a container's (exe) and a virtual machine's with full virtualization (hvm).
+_MODES = {"exe": LXC, "hvm": QEMU}
 
 _NO_DISK = ("it has no disk image: its root filesystem is an overlay of its image's files on "
             "the host")
 # Operation name (cloud/compute/operations.py) -> why a container cannot do it.
 REFUSED: dict[str, str] = {
-    # A resize moves the server when its host has no room (cloud/scheduler/moves.py).
     # A resize is not here: a container is resized on its own host, its limits redefined (its
     # root filesystem has no size to grow); with no room there, cloud/scheduler/moves.py answers
     # 409 instead of moving it.
@@ -69,9 +73,34 @@ def _host_kinds(hosts: set[str]) -> dict[str, bool]:
     }
 
 
+def image_property(properties: dict | None, *names: str) -> str:
+    """The first of `names` an image's properties give, lower-case; empty when none does."""
+    for name in names:
+        value = (properties or {}).get(name)
+        if value:
+            return str(value).strip().lower()
+    return ""
+
+
+def kind_wanted(properties: dict | None) -> str:
+    """The kind of host an image's properties ask for: LXC, QEMU (also when they say nothing: a
+    disk), or else one no host is — a name this cloud has no host of, or a hypervisor type and a
+    vm mode that contradict each other, worded as the image gives them. Glance's
+    `hypervisor_type` (Nova's `img_hv_type`, of which it is the legacy name) or `hw_vm_mode`
+    (`vm_mode`) say it; the scheduler's ImagePropertiesFilter places by it."""
+    named = image_property(properties, "img_hv_type", "hypervisor_type")
+    mode = image_property(properties, "hw_vm_mode", "vm_mode")
+    if not named:
+        return _MODES.get(mode, f"hw_vm_mode={mode}") if mode else QEMU
+    kind = QEMU if named in _VM_NAMES else named
+    if mode and _MODES.get(mode) != kind:
+        return f"hypervisor_type={kind}, hw_vm_mode={mode}"
+    return kind
+
+
 def image_is_for_containers(properties: dict | None) -> bool:
-    """Whether an image's properties ask for a container host (hypervisor_type=lxc)."""
-    return str((properties or {}).get("hypervisor_type") or "").lower() == LXC
+    """Whether an image's properties ask for a container host."""
+    return kind_wanted(properties) == LXC
 
 
 def _container_images(refs: Iterable[str]) -> set[str]:
@@ -126,11 +155,8 @@ def refuse_for_container(instance: Instance, action: str, shown: str | None = No
     raise errors.Conflict(f"Cannot '{shown or action}' instance {instance.uuid}: {reason}.")
 
 
-# Image properties that decide which kind of host an image boots on (the scheduler's
-# ImagePropertiesFilter reads them, with these values for containers).
+# Image properties that decide which kind of host an image boots on (kind_wanted).
 KIND_PROPERTIES = frozenset({"hypervisor_type", "img_hv_type", "hw_vm_mode", "vm_mode"})
-_CONTAINER_VALUES = {"hypervisor_type": LXC, "img_hv_type": LXC, "hw_vm_mode": "exe",
-                     "vm_mode": "exe"}
 
 
 def saved_image_fields(instance: Instance, metadata: dict[str, Any] | None = None
@@ -138,13 +164,12 @@ def saved_image_fields(instance: Instance, metadata: dict[str, Any] | None = Non
     """What an image its host uploads the server's root into is registered with, beyond its
     name and origin: the user's `metadata` (less Glance's core fields), then the formats and,
     for a container, hypervisor_type. A user's kind-deciding properties stay only on a VM's
-    image and only when none asks for containers: a user can neither make a container's tar look
+    image and only when they ask for a VM host: a user can neither make a container's tar look
     like a disk (or contradict its kind, leaving it no host) nor send a VM's disk to container
     hosts."""
     fields = {k: v for k, v in (metadata or {}).items() if k not in image_services.CORE}
     container = is_container(instance)
-    if container or any(str(fields.get(k) or "").lower() == v
-                         for k, v in _CONTAINER_VALUES.items()):
+    if container or kind_wanted(fields) != QEMU:
         fields = {k: v for k, v in fields.items() if k not in KIND_PROPERTIES}
     fields.update(_CONTAINER_IMAGE if container else _VM_IMAGE)
     return fields

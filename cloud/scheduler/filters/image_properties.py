@@ -1,10 +1,10 @@
 """Which kind of guest a host runs against which kind the image is for (Nova's ImagePropertiesFilter).
 
 A host runs either virtual machines (qemu; the fake and test drivers count as such) or system
-containers (libvirt's LXC driver), as its agent reports in hypervisor_type. An image says which it
-is for in Glance's `hypervisor_type` property (Nova's `img_hv_type`, of which it is the legacy
-name) or by its `hw_vm_mode` (`vm_mode`): `exe`, a container's, or `hvm`, a virtual machine's. An
-image that says neither, and a server booted from a volume, is a virtual machine's disk, so it
+containers (libvirt's LXC driver), as its agent reports in hypervisor_type. What an image is for
+is the domain's answer (cloud/compute/guest_kinds.kind_wanted: Glance's `hypervisor_type`, Nova's
+`img_hv_type`, or `hw_vm_mode`: `exe` a container's, `hvm` a virtual machine's), the same one the
+API goes by for a server not yet placed. An image that says neither, and a server booted from a volume, is a virtual machine's disk, so it
 never lands on a container host (where Nova would let it pass: Nova has no hosts that cannot run
 a disk), and a container's root filesystem never lands on a qemu host.
 
@@ -19,13 +19,9 @@ other kind is named here when no host fits (a fault, the dry run: explain.py).
 
 from __future__ import annotations
 
+from cloud.compute.guest_kinds import LXC, QEMU, image_property, kind_wanted
 from cloud.scheduler.host_state import HostState, RequestSpec
 
-LXC, QEMU = "lxc", "qemu"
-# Names an image may give for a virtual machine host (Nova's hv_type aliases for the same thing).
-_VM_NAMES = frozenset({"qemu", "kvm"})
-# Nova's vm modes: a container's (exe) and a virtual machine's with full virtualization (hvm).
-_MODES = {"exe": LXC, "hvm": QEMU}
 # Spellings of one architecture (Nova's obj.fields.Architecture.canonicalize, in part).
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "i386": "i686", "i486": "i686",
                  "i586": "i686", "x86": "i686", "arm64": "aarch64", "armv8": "aarch64",
@@ -37,27 +33,10 @@ def host_kind(host: HostState) -> str:
     return LXC if (host.hypervisor_type or "").lower() == LXC else QEMU
 
 
-def _prop(props: dict, *names: str) -> str:
-    for name in names:
-        value = props.get(name)
-        if value:
-            return str(value).strip().lower()
-    return ""
-
-
 def host_kind_wanted(spec: RequestSpec) -> str:
-    """The kind of host the request's image needs: `lxc`, `qemu`, or else one no host is (a name
-    this cloud has no host of, or a hypervisor type and a vm mode that contradict each other,
-    worded as the image gives them)."""
-    props = spec.image_properties or {}
-    named = _prop(props, "img_hv_type", "hypervisor_type")
-    mode = _prop(props, "hw_vm_mode", "vm_mode")
-    if not named:
-        return _MODES.get(mode, f"hw_vm_mode={mode}") if mode else QEMU
-    kind = QEMU if named in _VM_NAMES else named
-    if mode and _MODES.get(mode) != kind:
-        return f"hypervisor_type={kind}, hw_vm_mode={mode}"
-    return kind
+    """The kind of host the request's image needs (guest_kinds.kind_wanted: `lxc`, `qemu`, or
+    else one no host is)."""
+    return kind_wanted(spec.image_properties)
 
 
 def _arch(value: str | None) -> str:
@@ -67,7 +46,7 @@ def _arch(value: str | None) -> str:
 
 def arch_wanted(spec: RequestSpec) -> str:
     """The CPU architecture the image is for; empty: any."""
-    return _arch(_prop(spec.image_properties or {}, "hw_architecture", "architecture"))
+    return _arch(image_property(spec.image_properties, "hw_architecture", "architecture"))
 
 
 # The last request's answer, by its properties' identity (the memo holds them, so the identity is
