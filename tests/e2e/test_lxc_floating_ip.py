@@ -9,14 +9,10 @@ import re
 import subprocess
 import time
 
-import pytest
-
 from simhosts.hosts import outside_ns
 from tests.e2e.lxc import TIMEOUT, V, host_of, wait_console
 from tests.e2e.multihost import wait_until
 from tests.stack import ApiClient, Stack
-
-pytest.importorskip("libvirt")
 
 N = "/network/v2.0"
 NET = "192.168.78"

@@ -12,8 +12,6 @@ import pytest
 from tests.e2e.lxc import TIMEOUT, V, action, cgroup_value, host_of, wait_console
 from tests.stack import ApiClient, Stack
 
-pytest.importorskip("libvirt")
-
 
 @pytest.fixture(scope="module")
 def flavors(lxc_cloud) -> Iterator[tuple[str, str]]:
