@@ -13,7 +13,7 @@ import pytest
 from celery import Celery, signals
 from django.db import connection
 
-from cloud.conductor.beat import AdvisoryLock, BeatLeader, FileLock, enabled
+from cloud.conductor.beat import AdvisoryLock, BeatLeader, BeatThread, FileLock, enabled
 
 
 def wait_until(check, timeout: float = 10) -> None:
@@ -118,3 +118,26 @@ def test_the_advisory_lock_is_held_by_one_session_and_freed_when_it_ends() -> No
     finally:
         first.release()
         second.release()
+
+
+def test_beat_sleeps_until_the_next_entry_is_due_and_stops_at_once(tmp_path: Path) -> None:
+    """An idle conductor's beat wakes only to send (Celery's threaded beat woke every second), and
+    a stop still ends its sleep at once."""
+    app = Celery("beat-test", broker="memory://", set_as_current=False)
+    app.conf.beat_schedule = {"slow": {"task": "conductor.slow", "schedule": 30.0}}
+    beat = BeatThread(app, schedule_filename=str(tmp_path / "schedule"))
+    ticks: list[float] = []
+    tick = beat.service.scheduler.tick
+
+    def counted_tick() -> float:
+        ticks.append(time.monotonic())
+        return tick()
+
+    beat.service.scheduler.tick = counted_tick
+    beat.start()
+    time.sleep(2.5)
+    assert len(ticks) == 1  # the first pass, which finds the entry due in 30 s
+    started = time.monotonic()
+    beat.stop()
+    assert not beat.is_alive()
+    assert time.monotonic() - started < 1.0
