@@ -26,6 +26,7 @@ from django.conf import settings
 
 from compute_agent import messages as msg
 
+from . import uncredentialed
 from .host_credentials import secret_of
 from .models import HostCredential
 
@@ -84,9 +85,21 @@ def accepts(request: TaskRequest, task_name: str, payload: dict[str, Any], host:
     if settings.KUMO_REQUIRE_HOST_CREDENTIALS:
         return _refuse(task_name, host, "sent without a host credential, and "
                                         "KUMO_REQUIRE_HOST_CREDENTIALS is on")
-    if HostCredential.objects.filter(host=host).exists():
+    if _has_credential(host):
         return _refuse(task_name, host, "sent without the credential this host joined with")
     return True
+
+
+def _has_credential(host: str) -> bool:
+    # A host seen without one a moment ago, with no credential written anywhere since, still has
+    # none: one read of the shared cache instead of a query per message (uncredentialed.py).
+    generation = uncredentialed.current_generation()
+    if uncredentialed.known_without(host, generation):
+        return False
+    if HostCredential.objects.filter(host=host).exists():
+        return True
+    uncredentialed.remember_without(host, generation)
+    return False
 
 
 def _refuse(task_name: str, host: str, reason: str) -> bool:

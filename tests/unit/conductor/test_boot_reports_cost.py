@@ -19,6 +19,7 @@ from cloud import events
 from cloud.compute import states
 from cloud.compute.models import ComputeNode, Instance
 from cloud.conductor import tasks
+from cloud.enrollment import uncredentialed
 from cloud.network.models import Port
 from compute_agent import messages as msg
 from tests.factories import claim, give_address, host_state, make_instance, make_node
@@ -26,18 +27,29 @@ from tests.factories import claim, give_address, host_state, make_instance, make
 pytestmark = pytest.mark.django_db
 
 HOST = "compute-1"
-# Is the host's credential needed (report_senders); the state move, which returns the project and
-# whether anything else is to do; the action's event with the action finished (one statement).
+# Is the host's credential needed (report_senders: asked of the database for a host's first
+# message only, then remembered under the shared credential generation); the state move, which
+# returns the project and whether anything else is to do; the action's event with the action
+# finished (one statement).
 SPAWNED = 3
-# Is the host's credential needed; the listed domains that are the host's live instances (console
-# ports, power sync and the orphan check all start from them); the new guest's console port.
-DOMAINS_CHANGED = 3
-# A heartbeat (HostReport): is the host's credential needed; the service's row written and read
-# back; the host's live instances, once for console ports, power sync and the orphan check; the
-# node's address and data plane, then the node written.
-HEARTBEAT = 6
+# After that first message: the listed domains that are the host's live instances (console ports,
+# power sync and the orphan check all start from them); the new guest's console port.
+DOMAINS_CHANGED = 2
+# A heartbeat (HostReport): the service's row written and read back; the host's live instances,
+# once for console ports, power sync and the orphan check; the node's address and data plane,
+# then the node written.
+HEARTBEAT = 5
 # Before (2026-12-06): spawned 8 (and the live update's read of the project after the commit: 9),
-# DomainsChanged 5, heartbeat 8.
+# DomainsChanged 5, heartbeat 8. Before the credential memo (the same day): 3, 3 and 6, each
+# message with its own credential query.
+
+
+@pytest.fixture(autouse=True)
+def _no_host_remembered():
+    # Each test starts as a conductor that has not heard from the host yet.
+    uncredentialed.clear_local()
+    yield
+    uncredentialed.clear_local()
 
 
 @pytest.fixture
