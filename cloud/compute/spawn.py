@@ -3,13 +3,16 @@
 The agent downloads the image itself, from the image API at KUMO_INTERNAL_URL, with a token issued
 here for the instance's own user and project: it can read exactly what that user could, and it
 expires soon after the build. The token is a secret like any other: it is never logged, and the
-contract dataclass keeps it out of its repr.
+contract dataclass keeps it out of its repr. The boots of one user and project share one while
+nothing identity holds changes (cloud/identity/transfer_tokens.py says why that is as safe).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -17,7 +20,7 @@ from django.db import connection
 from cloud.compute import network_plane, server_volumes, states
 from cloud.compute.models import BlockDeviceMapping, Instance
 from cloud.compute.servers import hostname_for
-from cloud.identity import tokens
+from cloud.identity import tokens, transfer_tokens
 from cloud.ids import canonical_uuid
 from cloud.images.models import Image
 from cloud.network.models import Port
@@ -25,8 +28,8 @@ from compute_agent import messages as msg
 
 LOG = logging.getLogger(__name__)
 
-# Long enough for the message to wait in the host's queue and the download to start; a retried
-# or rescheduled build gets a new request, hence a new token.
+# Long enough for the message to wait in the host's queue and the download to start (a token kept
+# for reuse is handed out with at least two thirds of it left: transfer_tokens.REUSE_WHILE_LEFT).
 IMAGE_TOKEN_TTL = 900
 
 
@@ -95,15 +98,71 @@ def _image_ref(instance: Instance) -> msg.ImageRef | None:
     image_ref = instance.image_ref
     if not image_ref:
         return None
-    ref = msg.ImageRef(id=image_ref)
-    try:
-        image = Image.objects.filter(id=uuid.UUID(image_ref)).first()
-    except ValueError:
-        # Not a UUID: no Image row can match, the agent gets the bare id.
-        image = None
+    known, image = joined_image(instance)
+    if not known:
+        try:
+            image = Image.objects.filter(id=uuid.UUID(image_ref)).first()
+        except ValueError:
+            # Not a UUID: no Image row can match, the agent gets the bare id.
+            image = None
     if image is not None:
         return download_ref(image, instance)
-    return ref
+    return msg.ImageRef(id=image_ref)
+
+
+# The scheduler reads an instance together with its image's row (a LEFT JOIN: its read of the
+# instance, cloud/scheduler/manager.py), so that neither the request spec (the image's properties,
+# which filters read) nor the spawn request (the download's figures) reads the image again: one
+# query each per decision. The image's columns it reads, as `_image_<name>` on the instance.
+JOINED_IMAGE_FIELDS = ("id", "disk_format", "size", "checksum", "properties")  # the model's order
+_JOINED = "_joined_image"
+# Image references the web writes are canonical UUIDs (servers.py); only those are joined (their
+# key is the reference itself), others are looked up as before.
+_CANONICAL = "'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'"
+
+
+def image_join(instance_alias: str, image_alias: str = "img") -> tuple[str, str]:
+    """The select list and the LEFT JOIN that read an instance's image with it, for this
+    database; keep_joined_image then puts it on the instance read."""
+    columns = ", ".join(f"{image_alias}.{name} AS _image_{name}" for name in JOINED_IMAGE_FIELDS)
+    ref = f"{instance_alias}.image_ref"
+    if connection.vendor == "postgresql":
+        key = f"CASE WHEN {ref} ~ {_CANONICAL} THEN CAST({ref} AS uuid) END"
+    else:  # Django keeps a UUID elsewhere as its 32 hex digits
+        key = f"REPLACE({ref}, '-', '')"
+    return columns, f"LEFT JOIN {Image._meta.db_table} {image_alias} ON {image_alias}.id = {key}"
+
+
+def keep_joined_image(instance: Instance) -> None:
+    """Keep the image the instance's read joined (image_join's columns) as its image: an Image
+    with those fields, or None when the reference names no image."""
+    values = [instance.__dict__.pop(f"_image_{name}", None) for name in JOINED_IMAGE_FIELDS]
+    ref = instance.image_ref
+    if not ref or canonical_uuid(ref) != ref:
+        return  # the join cannot have found it; _image_ref looks it up by its spelling
+    image_id, disk_format, size, checksum, properties = values
+    if image_id is None:
+        instance.__dict__[_JOINED] = None
+        return
+    if isinstance(properties, str):
+        properties = json.loads(properties)
+    instance.__dict__[_JOINED] = Image.from_db(
+        connection.alias, list(JOINED_IMAGE_FIELDS),
+        [uuid.UUID(str(image_id)), disk_format, size, checksum, properties or {}])
+
+
+def joined_image(instance: Instance) -> tuple[bool, Any]:
+    """(True, the Image or None) when the instance was read with its image; (False, None) when
+    it was not (then ask the database)."""
+    if _JOINED in instance.__dict__:
+        return True, instance.__dict__[_JOINED]
+    return False, None
+
+
+def share_joined_image(source: Instance, target: Instance) -> None:
+    """Give `target`, which boots the same image as `source`, the image `source` was read with."""
+    if _JOINED in source.__dict__ and target.image_ref == source.image_ref:
+        target.__dict__[_JOINED] = source.__dict__[_JOINED]
 
 
 def download_ref(image: Image, instance: Instance) -> msg.ImageRef:
@@ -117,15 +176,13 @@ def download_ref(image: Image, instance: Instance) -> msg.ImageRef:
 
 def _download_token(instance: Instance) -> str:
     try:
-        issued = tokens.issue(
-            instance.user, instance.project, ["token"], ttl=IMAGE_TOKEN_TTL
-        )
+        return transfer_tokens.token_for(instance.user_id, instance.project_id,
+                                         ttl=IMAGE_TOKEN_TTL)
     except tokens.AuthenticationError as exc:
         # The user lost access since the request was accepted: the download will be refused and
         # the build fails with that reason, which is the truth.
         LOG.warning("no image token for instance %s: %s", instance.uuid, exc)
         return ""
-    return issued.token
 
 
 def networks_of(instance: Instance, host: str = "", *, hostname: str = "") -> list[msg.NetworkInfo]:

@@ -42,7 +42,7 @@ from cloud.compute.models import (
     InstanceAction,
     ServerGroupMember,
 )
-from cloud.compute.spawn import build_spawn_request
+from cloud.compute.spawn import build_spawn_request, share_joined_image
 from cloud.network.models import Port
 
 from . import decision_metrics, prefilter
@@ -254,6 +254,8 @@ def _take(leader: Instance, spec: RequestSpec) -> list[tuple[Instance, str | Non
     for instance in Instance.objects.raw(_TAKE, params):
         # None of them is in a group (the leader was checked; the others by the query).
         Instance.group_member.related.set_cached_value(instance, None)
+        # And they boot the leader's image (the query says so): the one it was read with.
+        share_joined_image(leader, instance)
         taken.append((instance, instance._request_id,
                       (bool(instance._has_ports), bool(instance._has_volumes))))
     return taken

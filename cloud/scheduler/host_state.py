@@ -6,7 +6,6 @@ The snapshot may be stale by the time a host is chosen; the claim re-checks capa
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -15,12 +14,9 @@ from django.utils import timezone
 
 from cloud.compute import availability_zones, server_groups, states
 from cloud.compute.models import ComputeNode, Instance
+from cloud.compute.spawn import joined_image
 from cloud.ids import parse_uuid
 from cloud.images.models import Image
-
-# The name a raw read of the instance gives its image's properties (a LEFT JOIN of the image on
-# its key), so that building the request spec needs no query of its own.
-IMAGE_PROPERTIES_COLUMN = "_image_properties"
 
 
 @dataclass
@@ -124,12 +120,12 @@ def request_spec_for(instance: Instance) -> RequestSpec:
 
 
 def _image_properties(instance: Instance) -> dict:
-    # Taken from the instance's row when its read joined the image's (IMAGE_PROPERTIES_COLUMN);
-    # otherwise one query by the image's key. A deleted image, like a volume boot, asks for
-    # nothing.
-    if IMAGE_PROPERTIES_COLUMN in instance.__dict__:
-        joined = instance.__dict__[IMAGE_PROPERTIES_COLUMN]
-        return dict(json.loads(joined) if isinstance(joined, str) else joined or {})
+    # Taken from the image the instance was read with, when its read joined it (the scheduler's:
+    # spawn.image_join); otherwise one query by the image's key. A deleted image, like a volume
+    # boot, asks for nothing.
+    known, image = joined_image(instance)
+    if known:
+        return dict(image.properties or {}) if image is not None else {}
     if not instance.image_ref:
         return {}
     ref = parse_uuid(instance.image_ref)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from cloud import events, rpc
 from cloud.compute import action_records, boot_metrics, claims, states
 from cloud.compute.models import Instance, InstanceFault, ServerGroupMember
-from cloud.compute.spawn import build_spawn_request
+from cloud.compute.spawn import build_spawn_request, image_join, keep_joined_image
 
 from . import batch, decision_metrics
 from .filters import HostFilter, run_filters
@@ -25,16 +25,20 @@ log = logging.getLogger(__name__)
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 
-# The instance with its group membership, so request_spec_for and the claim need no query for a
-# server in no group, if it still waits to be scheduled. Written out: the ORM compiled this
-# 55-column join anew for every decision, at more CPU than running it (about 1 ms against 0.2).
-# The waiting is checked in the query: most schedule tasks find their instance placed already by
-# another task's batch (batch.py), and building the row into a model only to drop it cost them
-# more CPU than the query, CPU the batches running beside them waited for.
+# The instance with its group membership and its image, so request_spec_for, the claim and the
+# spawn request need no query for a server in no group, nor for its image's properties and
+# download figures, if it still waits to be scheduled (cloud/compute/spawn.py: image_join).
+# Written out: the ORM compiled this 55-column join anew for every decision, at more CPU than
+# running it (about 1 ms against 0.2). The waiting is checked in the query: most schedule tasks
+# find their instance placed already by another task's batch (batch.py), and building the row
+# into a model only to drop it cost them more CPU than the query, CPU the batches running beside
+# them waited for.
+_IMAGE_COLUMNS, _IMAGE_JOIN = image_join("i")
 _READ_INSTANCE = (
-    f"SELECT i.*, m.id AS _member_id, m.group_id AS _member_group_id "
+    f"SELECT i.*, m.id AS _member_id, m.group_id AS _member_group_id, {_IMAGE_COLUMNS} "
     f"FROM {Instance._meta.db_table} i "
     f"LEFT JOIN {ServerGroupMember._meta.db_table} m ON m.instance_id = i.uuid "
+    f"{_IMAGE_JOIN} "
     "WHERE i.uuid = %s AND NOT i.deleted AND i.task_state = %s "
     "AND (i.host IS NULL OR i.host = '')"
 )
@@ -51,6 +55,7 @@ def _read_instance(instance_uuid: str) -> Instance | None:
         connection.alias, ["id", "group_id", "instance_id"],
         [member_id, instance._member_group_id, instance.pk])
     Instance.group_member.related.set_cached_value(instance, member)
+    keep_joined_image(instance)
     return instance
 
 

@@ -23,9 +23,9 @@ from django.db import transaction
 from django.db.models import QuerySet, Sum
 
 from cloud import errors, rpc
-from cloud.identity import tokens
+from cloud.identity import tokens, transfer_tokens
 from cloud.identity.context import RequestContext
-from cloud.identity.models import Project, User
+from cloud.identity.models import Project
 from cloud.ids import parse_uuid
 from cloud.images import images as image_service
 from cloud.images.models import Image
@@ -58,14 +58,12 @@ def _request_id(ctx: RequestContext) -> str:
 
 def _image_ref(ctx: RequestContext, image: Image, url: str, project: Project) -> msg.ImageRef:
     """How the volume host reaches `image`'s data: the image API at KUMO_INTERNAL_URL with a token
-    of the caller's own, so it can read (or write) exactly what the caller could."""
-    user = User.objects.filter(pk=ctx.user_id).first()
-    token = ""
-    if user is not None:
-        try:
-            token = tokens.issue(user, project, ["token"], ttl=IMAGE_TOKEN_TTL).token
-        except tokens.AuthenticationError:
-            token = ""
+    of the caller's own, so it can read (or write) exactly what the caller could (one the process
+    issued lately while nothing identity holds changed since: transfer_tokens.py)."""
+    try:
+        token = transfer_tokens.token_for(ctx.user_id, project.id, ttl=IMAGE_TOKEN_TTL)
+    except tokens.AuthenticationError:
+        token = ""
     return msg.ImageRef(id=str(image.id), checksum=image.checksum or "",
                         disk_format=image.disk_format or "raw", size=image.size or 0,
                         url=url, token=token)

@@ -1,5 +1,6 @@
 """The image part of a spawn request: where the agent downloads the image and the short-lived token
-it downloads with, which acts for the instance's own user and project and is never logged."""
+it downloads with, which acts for the instance's own user and project and is never logged, and is
+shared by the boots of one user and project only while nothing identity holds has changed."""
 
 from __future__ import annotations
 
@@ -7,16 +8,24 @@ import logging
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from cloud.compute.models import Instance
 from cloud.compute.spawn import IMAGE_TOKEN_TTL, build_spawn_request
-from cloud.identity import tokens
-from cloud.identity.models import Role, RoleAssignment
+from cloud.identity import token_cache, tokens, transfer_tokens
+from cloud.identity.models import Project, Role, RoleAssignment
 from cloud.images.models import Image
 from tests.factories import make_instance, owner
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_token_kept_from_another_test() -> None:
+    transfer_tokens.forget()
 
 
 @pytest.fixture
@@ -54,11 +63,89 @@ def test_the_download_token_acts_for_the_instances_user_and_project_briefly(
     assert record.expires_at <= timezone.now() + timedelta(seconds=IMAGE_TOKEN_TTL)
 
 
-def test_every_spawn_request_gets_a_fresh_token(image: Image, member: None) -> None:
+def _token(instance: Instance) -> str:
+    return build_spawn_request(instance, "r").image.token
+
+
+def test_a_second_boot_of_the_same_user_and_project_reuses_the_token(
+    image: Image, member: None
+) -> None:
+    first = _token(make_instance("a", image_ref=str(image.id)))
+    another = make_instance("b", image_ref=str(image.id))
+    with CaptureQueriesContext(connection) as queries:
+        second = _token(another)
+
+    assert first and second == first
+    assert [q["sql"] for q in queries.captured_queries if '"identity_' in q["sql"]] == []
+
+
+def test_a_token_revoked_is_not_handed_out_again(image: Image, member: None) -> None:
     instance = make_instance(image_ref=str(image.id))
-    first = build_spawn_request(instance, "r1").image.token
-    second = build_spawn_request(instance, "r2").image.token
-    assert first and second and first != second
+    first = _token(instance)
+    assert tokens.revoke(first)
+
+    second = _token(instance)
+
+    assert second and second != first
+    assert tokens.validate(second) is not None
+
+
+def test_a_role_removed_means_a_token_issued_afresh_with_the_roles_left(
+    image: Image, member: None
+) -> None:
+    project, user = owner()
+    reader = Role.objects.get_or_create(name="reader")[0]
+    RoleAssignment.objects.create(user=user, project=project, role=reader)
+    instance = make_instance(image_ref=str(image.id))
+    first = _token(instance)
+
+    RoleAssignment.objects.filter(user=user, project=project, role__name="member").delete()
+    second = _token(instance)
+
+    assert second and second != first
+    assert tokens.validate(second).roles == ("reader",)
+    RoleAssignment.objects.filter(user=user, project=project).delete()
+    assert _token(instance) == ""  # no role left: no token at all, not the one kept
+
+
+def test_any_identity_change_elsewhere_means_a_token_issued_afresh(
+    image: Image, member: None
+) -> None:
+    instance = make_instance(image_ref=str(image.id))
+    first = _token(instance)
+
+    token_cache.before_change()  # what another process's change does to the shared generation
+    token_cache.after_change()
+
+    assert _token(instance) not in ("", first)
+
+
+def test_a_token_past_a_third_of_its_life_or_of_another_project_is_not_reused(
+    image: Image, member: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    instance = make_instance(image_ref=str(image.id))
+    there = make_instance("there", image_ref=str(image.id))
+    elsewhere = Project.objects.create(name="elsewhere")
+    RoleAssignment.objects.create(user=instance.user, project=elsewhere,
+                                  role=Role.objects.get(name="member"))
+    there.project = elsewhere
+    first = _token(instance)
+
+    assert _token(there) not in ("", first)
+    soon = timezone.now() + timedelta(seconds=IMAGE_TOKEN_TTL / 3 - 5)
+    monkeypatch.setattr(transfer_tokens.timezone, "now", lambda: soon)
+    assert _token(instance) == first
+    later = soon + timedelta(seconds=10)
+    monkeypatch.setattr(transfer_tokens.timezone, "now", lambda: later)
+    assert _token(instance) not in ("", first)
+
+
+def test_nothing_is_reused_when_the_identity_generation_cannot_be_read(
+    image: Image, member: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(token_cache, "current_generation", lambda: None)
+    instance = make_instance(image_ref=str(image.id))
+    assert _token(instance) != _token(instance)
 
 
 def test_a_user_without_access_gets_no_token_and_the_build_fails_on_download(

@@ -19,7 +19,6 @@ from cloud.scheduler.explain import explain
 from cloud.scheduler.filters import run_filters
 from cloud.scheduler.filters.image_properties import ImagePropertiesFilter
 from cloud.scheduler.host_state import (
-    IMAGE_PROPERTIES_COLUMN,
     HostState,
     RequestSpec,
     load_host_states,
@@ -212,13 +211,17 @@ def test_the_request_spec_carries_the_image_properties():
     gone = make_instance("gone", image_ref="6f1b43a0-0000-4000-8000-00000000c7c7")
     assert request_spec_for(gone).image_properties == {}
 
-    # An instance read with its image's properties (a join) costs no query for them.
-    joined = make_instance("joined", image_ref=str(_image().id))
-    setattr(joined, IMAGE_PROPERTIES_COLUMN, '{"hypervisor_type": "lxc", "hw_vm_mode": "exe"}')
+    # An instance read by the scheduler comes with its image (a join): no query for it, whether
+    # the image is there or gone.
+    image = _image(hypervisor_type="lxc", hw_vm_mode="exe")
+    joined = manager._read_instance(str(make_instance("joined", image_ref=str(image.id)).pk))
+    joined_gone = manager._read_instance(str(gone.pk))
     with CaptureQueriesContext(connection) as queries:
         spec = request_spec_for(joined)
+        spec_gone = request_spec_for(joined_gone)
     assert spec.image_properties == {"hypervisor_type": "lxc", "hw_vm_mode": "exe"}
-    assert _image_reads([q["sql"] for q in queries.captured_queries]) == []
+    assert spec_gone.image_properties == {}
+    assert [q["sql"] for q in queries.captured_queries if "images_image" in q["sql"]] == []
 
 
 def _decide(instance: Instance) -> list[str]:
@@ -236,11 +239,11 @@ def test_the_filter_adds_no_query_to_a_decision(sent, both_kinds, settings):
     without = _decide(make_instance("vm-2", image_ref=image))
 
     assert len(with_it) == len(without)
-    # The hosts once (the shortlist); the image's properties with the instance's row when the
-    # scheduler's read of it joins them (manager._READ_INSTANCE), else in one query by its key.
+    # The hosts once (the shortlist); the image (its properties, and its figures for the spawn
+    # request) with the instance's row, which the scheduler's read of it joins
+    # (manager._READ_INSTANCE): no query of the image's own.
     assert len([s for s in with_it if "FROM compute_computenode n" in s]) == 1
-    joined = IMAGE_PROPERTIES_COLUMN in manager._READ_INSTANCE
-    assert len(_image_reads(with_it)) == (0 if joined else 1)
+    assert [s for s in with_it if 'FROM "images_image"' in s] == []
     # A boot from no image (as in tests/unit/scheduler/test_query_counts.py's guards, which run
     # with the filter too) reads none.
     assert not [s for s in _decide(make_instance("vol", image_ref="")) if 'FROM "images_image"' in s]

@@ -10,15 +10,19 @@ from django.test.utils import CaptureQueriesContext
 
 from cloud.compute import states
 from cloud.compute.models import Aggregate, AggregateHost
+from cloud.identity import transfer_tokens
+from cloud.identity.models import Role, RoleAssignment
+from cloud.images.models import Image
 from cloud.outbox import relay
 from cloud.scheduler.manager import schedule_instance
-from tests.factories import make_instance, make_node
+from tests.factories import make_instance, make_node, owner
 
 pytestmark = pytest.mark.django_db
 
-# Read the instance and its group membership; read the shortlist; claim; record the schedule event
-# (one INSERT that finds the action); ask whether it has ports or volumes for the spawn message (it
-# has neither here, or each would be one more query); write the message to the outbox. The claim
+# Read the instance with its group membership and its image; read the shortlist; claim; record
+# the schedule event (one INSERT that finds the action); ask whether it has ports or volumes for
+# the spawn message (it has neither here, or each would be one more query); write the message to
+# the outbox. The claim
 # is one statement on PostgreSQL (take the node's row lock unless another claim holds it, UPDATE
 # the node, INSERT the allocation, UPDATE the instance) and three elsewhere (no row locks: UPDATE,
 # INSERT, UPDATE). The outbox row's removal, once handed to the broker, is left to the process's
@@ -91,6 +95,29 @@ def test_a_zone_asked_for_is_filtered_in_the_shortlist_query_itself(sent):
     assert len(sql) == QUERIES_PER_DECISION
     shortlist = next(s for s in sql if s.startswith("SELECT") and "compute_computenode" in s)
     assert "availability_zone = 'edge'" in shortlist
+
+
+def test_a_boot_from_an_image_costs_no_more_once_its_users_download_token_is_kept(sent):
+    # The image's properties (for the filters) and its download figures (for the spawn request)
+    # come with the instance's row; the download token is the one issued for the same user and
+    # project's last boot while no identity row changed since (cloud/identity/transfer_tokens.py).
+    _hosts(3)
+    project, user = owner()
+    RoleAssignment.objects.create(user=user, project=project,
+                                  role=Role.objects.get_or_create(name="member")[0])
+    image = Image.objects.create(name="tiny", status="active", disk_format="qcow2", size=4096,
+                                 checksum="a" * 32, properties={"hw_architecture": "x86_64"})
+    transfer_tokens.forget()
+    first = _decide(image_ref=str(image.id))
+
+    sql = _decide(image_ref=str(image.id))
+
+    assert len(sql) == QUERIES_PER_DECISION, "\n".join(sql)
+    assert [s for s in first if "identity_token" in s]  # the first boot's token was issued
+    assert not [s for s in sql if '"identity_' in s or 'FROM "images_image"' in s]
+    spawned = [m for m in sent if m.name.endswith("spawn")]
+    assert len(spawned) == 2 and spawned[0].args[0]["image"]["token"]
+    assert spawned[1].args[0]["image"]["token"] == spawned[0].args[0]["image"]["token"]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="batches are PostgreSQL's")
