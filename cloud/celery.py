@@ -14,6 +14,7 @@ from django.db import close_old_connections
 
 from cloud import tracing
 from cloud.metrics import task_timing
+from compute_agent import redis_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cloud.settings")
 # Celery's Django fixup runs Django's system checks in every worker, and those import the whole URL
@@ -32,6 +33,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 # count the fixup closes them only every that many tasks, which is never in practice; instead the
 # worker keeps them as Django's own request cycle does (_reuse_connections below).
 app.conf.CELERY_DB_REUSE_MAX = 2**31
+# On a redis:// broker, kombu's Redis transport with one client per channel instead of a new one
+# for every publish, delivery and acknowledgement (the module says why).
+if _transport := redis_transport.transport_for(str(app.conf.broker_url or "")):
+    app.conf.broker_transport = _transport
 app.autodiscover_tasks()
 # Beat's schedule runs inside a conductor worker (one at a time, under a lock), not in a process of
 # its own; the module wires itself to the worker's start and stop.

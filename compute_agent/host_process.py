@@ -76,6 +76,8 @@ def create_app(config: WorkerConfig) -> Celery:
     from celery import Celery
     from kombu import Queue
 
+    from compute_agent import redis_transport
+
     # fixups=[]: Celery's default Django fixup imports Django whenever DJANGO_SETTINGS_MODULE is
     # set in the environment, which would break the agent's no-Django boundary on a shared host.
     app = Celery("compute_agent", broker=config.broker_url, fixups=[], set_as_current=False)
@@ -101,6 +103,8 @@ def create_app(config: WorkerConfig) -> Celery:
         # host, so it stays well above that. The control plane's reconciler re-drives stuck work
         # sooner anyway (RabbitMQ redelivers at once on a dropped connection).
         broker_transport_options=_transport_options(config),
+        # kombu's Redis transport with one client per channel, not one per message and ack.
+        broker_transport=redis_transport.transport_for(config.broker_url),
         task_queues=[Queue(config.queue)],
         task_default_queue=config.queue,
         # Only the host queue: no pidbox broadcast queue, no events.
