@@ -97,17 +97,21 @@ def test_a_zone_asked_for_is_filtered_in_the_shortlist_query_itself(sent):
     assert "availability_zone = 'edge'" in shortlist
 
 
+def _image_of_a_member() -> Image:
+    project, user = owner()
+    RoleAssignment.objects.create(user=user, project=project,
+                                  role=Role.objects.get_or_create(name="member")[0])
+    transfer_tokens.forget()
+    return Image.objects.create(name="tiny", status="active", disk_format="qcow2", size=4096,
+                                checksum="a" * 32, properties={"hw_architecture": "x86_64"})
+
+
 def test_a_boot_from_an_image_costs_no_more_once_its_users_download_token_is_kept(sent):
     # The image's properties (for the filters) and its download figures (for the spawn request)
     # come with the instance's row; the download token is the one issued for the same user and
     # project's last boot while no identity row changed since (cloud/identity/transfer_tokens.py).
     _hosts(3)
-    project, user = owner()
-    RoleAssignment.objects.create(user=user, project=project,
-                                  role=Role.objects.get_or_create(name="member")[0])
-    image = Image.objects.create(name="tiny", status="active", disk_format="qcow2", size=4096,
-                                 checksum="a" * 32, properties={"hw_architecture": "x86_64"})
-    transfer_tokens.forget()
+    image = _image_of_a_member()
     first = _decide(image_ref=str(image.id))
 
     sql = _decide(image_ref=str(image.id))
@@ -131,6 +135,26 @@ def test_boots_waiting_alike_are_placed_together_for_the_queries_of_one(sent):
     sql = _decide()
 
     assert len(sql) == QUERIES_PER_DECISION, "\n".join(sql)
+    for other in others:
+        other.refresh_from_db()
+        assert other.task_state == states.SPAWNING
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="batches are PostgreSQL's")
+def test_boots_alike_from_an_image_share_the_image_the_leader_was_read_with(sent):
+    _hosts(60)
+    image = _image_of_a_member()
+    _decide(image_ref=str(image.id))  # its user's download token is kept from now on
+    others = [make_instance(f"vm-{i}", image_ref=str(image.id)) for i in range(7)]
+
+    sql = _decide(image_ref=str(image.id))
+
+    assert len(sql) == QUERIES_PER_DECISION, "\n".join(sql)
+    assert not [s for s in sql if '"identity_' in s or 'FROM "images_image"' in s]
+    spawned = [m.args[0] for m in sent if m.name.endswith("spawn")]
+    assert len(spawned) == 9
+    assert {(r["image"]["id"], r["image"]["checksum"], r["image"]["size"]) for r in spawned} == {
+        (str(image.id), "a" * 32, 4096)}
     for other in others:
         other.refresh_from_db()
         assert other.task_state == states.SPAWNING
