@@ -224,6 +224,30 @@ def test_a_claim_whose_instance_is_deleted_is_released_and_counters_follow_the_c
     assert list(Allocation.objects.values_list("instance_id", flat=True)) == [kept.uuid]
 
 
+def test_counters_are_checked_in_one_query_whatever_the_hosts_and_each_drift_is_found(sent):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from cloud.compute.claims import correct_usage
+
+    nodes = [make_node(f"compute-{i}", vcpus=8, memory_mb=8192) for i in range(6)]
+    for node in nodes[:3]:
+        placed(node, vcpus=1, memory_mb=512, task_state=None, vm_state=states.ACTIVE)
+    with CaptureQueriesContext(connection) as queries:
+        assert correct_usage() == 0
+    assert len(queries) == 1  # an idle pass: no query per node
+    # Drift in each counter, on nodes with claims and without.
+    ComputeNode.objects.filter(pk=nodes[0].pk).update(vcpus_used=5)
+    ComputeNode.objects.filter(pk=nodes[1].pk).update(memory_mb_used=1)
+    ComputeNode.objects.filter(pk=nodes[4].pk).update(local_gb_used=3)
+    assert correct_usage() == 3
+    assert correct_usage() == 0
+    got = {n.host: (n.vcpus_used, n.memory_mb_used, n.local_gb_used)
+           for n in ComputeNode.objects.filter(pk__in=[n.pk for n in nodes])}
+    assert got["compute-0"] == got["compute-1"] == (1, 512, 10)
+    assert got["compute-4"] == (0, 0, 0)
+
+
 def test_beat_runs_the_reconciler_on_the_conductor():
     entries = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == TASK_RECONCILE]
     assert [e["options"]["queue"] for e in entries] == [msg.CONDUCTOR_QUEUE]
