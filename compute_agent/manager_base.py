@@ -106,6 +106,10 @@ class ManagerBase:
         self.cancelled_migrations = RecentIds(MIGRATION_IDS_LIMIT)
         self.forced_migrations = RecentIds(MIGRATION_IDS_LIMIT)
         self._locks = KeyedLocks()
+        # When the host booted (host_load.boot_time): read from /proc by each heartbeat, and
+        # reused by the reports after every task in between (a file read per spawn otherwise).
+        # The host cannot reboot under a running agent.
+        self._boot_time = 0.0
 
     def _event(
         self, request_id: str, instance_uuid: str, event: str, **fields: str
@@ -216,10 +220,14 @@ class ManagerBase:
             cpu_info=info["cpu_info"],
             domains=self.driver.list_domains(),
             migration_uri=self.migration_uri,
-            boot_time=host_load.boot_time(),
+            boot_time=self._read_boot_time(),
             load_average=host_load.load_average(),
             network_driver=self.network.name,
         )
+
+    def _read_boot_time(self) -> float:
+        self._boot_time = host_load.boot_time()
+        return self._boot_time
 
     def send_host_report(self) -> msg.HostReport | None:
         """Build and send a host report; on failure log it and return None.
@@ -242,7 +250,7 @@ class ManagerBase:
         try:
             return msg.DomainsChanged(host=self.host,
                                       domains=self.driver.domain_states(instance_uuids),
-                                      boot_time=host_load.boot_time())
+                                      boot_time=self._boot_time or self._read_boot_time())
         except Exception:
             LOG.exception("could not read domains %s of %s", ", ".join(instance_uuids), self.host)
             return None

@@ -278,6 +278,28 @@ def test_the_hosts_boot_time_and_load_come_from_proc(tmp_path) -> None:
     assert (host_load.boot_time(empty), host_load.load_average(empty)) == (0.0, [])
 
 
+def test_the_reports_after_tasks_reuse_the_boot_time_the_heartbeat_read(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/proc is read by the heartbeat, not again after every task: the host cannot reboot under
+    a running agent."""
+    reads: list[float] = []
+
+    def boot_time() -> float:
+        reads.append(time.time() - 3600)
+        return reads[-1]
+
+    monkeypatch.setattr(host_load, "boot_time", boot_time)
+    first = manager.spawn(spawn_request()).domains_changed  # before any heartbeat: read once
+    manager.host_report()
+    second = manager.spawn(spawn_request()).domains_changed
+
+    assert first is not None and second is not None
+    assert len(reads) == 2 and (first.boot_time, second.boot_time) == (reads[0], reads[1])
+    manager.spawn(spawn_request())
+    assert len(reads) == 2
+
+
 def test_sending_the_host_report_never_raises(
     manager: ComputeManager, reporter: RecordingReporter
 ) -> None:
