@@ -130,13 +130,17 @@ def _uuid_param(instance_uuid: str) -> object:
 
 
 def record_action(ctx: RequestContext, instance: Instance, action: str) -> InstanceAction:
-    return InstanceAction.objects.create(
-        instance=instance,
-        action=action,
-        request_id=ctx.request_id,
-        user_id=ctx.user_id,
-        project_id=ctx.project_id or "",
-    )
+    return InstanceAction.objects.create(**_action_fields(ctx, instance, action))
+
+
+def new_action(ctx: RequestContext, instance: Instance, action: str) -> InstanceAction:
+    """record_action's row, not saved yet (a boot writes it with its instance: boot_sql.py)."""
+    return InstanceAction(**_action_fields(ctx, instance, action))
+
+
+def _action_fields(ctx: RequestContext, instance: Instance, action: str) -> dict[str, object]:
+    return {"instance": instance, "action": action, "request_id": ctx.request_id,
+            "user_id": ctx.user_id, "project_id": ctx.project_id or ""}
 
 
 def server_with_history(ctx: RequestContext, server_id: str, *, include_deleted: bool) -> Instance:

@@ -113,31 +113,49 @@ def _user_rows(project_id: str, user_id: str) -> dict[str, int]:
     return dict(rows.values_list("resource", "hard_limit"))
 
 
-def _limits_and_user_rows(project_id: str | None,
-                          user_id: str | None) -> tuple[dict[str, int], dict[str, int]]:
+_NONE = "CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"  # typed, so a union with the sums holds
+_LIMIT_ROWS = (
+    f"SELECT 0, resource, hard_limit, {_NONE} FROM {QuotaClass._meta.db_table} WHERE name = %s"
+    f" UNION ALL SELECT 1, resource, hard_limit, {_NONE} FROM {Quota._meta.db_table}"
+    " WHERE project_id = %s"
+    f" UNION ALL SELECT 2, resource, hard_limit, {_NONE} FROM {UserQuota._meta.db_table}"
+    " WHERE project_id = %s AND user_id = %s")
+# usage()'s count of the project's servers, as one more row of the same statement.
+_SERVER_ROW = (" UNION ALL SELECT 3, '', COUNT(*), SUM(vcpus), SUM(memory_mb)"
+               f" FROM {Instance._meta.db_table} WHERE project_id = %s AND NOT deleted")
+
+
+def _limits_and_user_rows(
+    project_id: str | None, user_id: str | None, *, count_servers: bool = False,
+) -> tuple[dict[str, int], dict[str, int], dict[str, int] | None]:
     """limits_for(project_id) and _user_rows(project_id, user_id), in one statement: a boot reads
     all three kinds of limit rows (the default class's, the project's, the user's) and each
-    query was a round trip and an ORM compile on the web's hottest path."""
-    sql = (f"SELECT 0, resource, hard_limit FROM {QuotaClass._meta.db_table} WHERE name = %s"
-           f" UNION ALL SELECT 1, resource, hard_limit FROM {Quota._meta.db_table}"
-           f" WHERE project_id = %s"
-           f" UNION ALL SELECT 2, resource, hard_limit FROM {UserQuota._meta.db_table}"
-           f" WHERE project_id = %s AND user_id = %s")
+    query was a round trip and an ORM compile on the web's hottest path. With `count_servers`
+    (and a project), the same statement counts the project's servers, cores and RAM as usage()
+    does (else None): reserve() needs both, after its lock."""
+    sql, params = _LIMIT_ROWS, [DEFAULT_CLASS, project_id, project_id, user_id]
+    if count_servers and project_id:
+        sql += _SERVER_ROW
+        params.append(str(project_id))
     with connection.cursor() as cursor:
-        cursor.execute(sql, [DEFAULT_CLASS, project_id, project_id, user_id])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
+    servers = None
+    for which, _, count, cores, ram in rows:
+        if which == 3:
+            servers = {"instances": count or 0, "cores": cores or 0, "ram": ram or 0}
     configured = getattr(settings, "KUMO_DEFAULT_QUOTAS", {}) or {}
     limits = {**ENFORCED, **REPORTED_ONLY}
     limits.update({k: int(v) for k, v in configured.items() if k in limits})
     user: dict[str, int] = {}
     # The class's rows over the defaults, then the project's over those (as limits_for).
     for kind in (0, 1):
-        limits.update({resource: hard_limit for which, resource, hard_limit in rows
+        limits.update({resource: hard_limit for which, resource, hard_limit, *_ in rows
                        if which == kind and resource in limits})
     if project_id and user_id:
-        user = {resource: hard_limit for which, resource, hard_limit in rows
+        user = {resource: hard_limit for which, resource, hard_limit, *_ in rows
                 if which == 2 and resource in RESOURCES}
-    return limits, user
+    return limits, user, servers
 
 
 _SERVER_TOTALS = frozenset({"instances", "cores", "ram"})
@@ -152,9 +170,19 @@ def usage(
     user's own limits count). Per-server and per-group resources report 0, as Nova does. With
     `only`, just those resources are counted (the others report 0): a boot asks nothing about key
     pairs or server groups."""
+    return _usage(project_id, user_id, users_servers=users_servers, only=only)
+
+
+def _usage(project_id: str | None, user_id: str | None, *, users_servers: bool = False,
+           only: Iterable[str] | None = None,
+           servers: dict[str, int] | None = None) -> dict[str, int]:
+    """usage(), given the project's server totals when already counted (`servers`)."""
     wanted = set(RESOURCES if only is None else only)
     used = dict.fromkeys(RESOURCES, 0)
-    if project_id and wanted & _SERVER_TOTALS:
+    if servers is not None and not users_servers:
+        if wanted & _SERVER_TOTALS:
+            used.update(servers)
+    elif project_id and wanted & _SERVER_TOTALS:
         # Written out: every boot counts these, and the ORM's aggregate() spent more CPU copying
         # and compiling its expressions than the database spent counting.
         sql = (f"SELECT COUNT(*), SUM(vcpus), SUM(memory_mb) FROM {Instance._meta.db_table}"
@@ -207,7 +235,7 @@ def reserve(
     # but does not block the KEY SHARE locks PostgreSQL's deferred foreign-key checks take at
     # COMMIT. A plain FOR UPDATE here deadlocked a scheduler that, holding the group's lock for a
     # claim, committed a token referencing this project (tests/unit/compute/test_group_boot_race.py).
-    list(Project.objects.select_for_update(no_key=True).filter(pk=project_id).values_list("pk"))
+    _lock_project(project_id)
     if wanted.get("key_pairs"):
         if not user_id:
             raise ValueError("a key_pairs reservation needs the owner's user_id")
@@ -217,12 +245,15 @@ def reserve(
             raise ValueError("a server_group_members reservation needs the group")
         list(type(group).objects.select_for_update(no_key=True).filter(pk=group.pk).values_list("pk"))
 
-    limits, user_limits = _limits_and_user_rows(project_id, user_id)
+    # The limits and, when asked for, the project's server totals: one statement, after the
+    # lock (in its own snapshot, so it counts what a boot that held the lock before committed).
+    limits, user_limits, servers = _limits_and_user_rows(
+        project_id, user_id, count_servers=bool(wanted.keys() & _SERVER_TOTALS))
     if "metadata_items" in wanted:
         check_metadata_items(project_id, wanted.pop("metadata_items"), limits=limits)
     if not wanted:
         return
-    used = usage(project_id, user_id, only=wanted)
+    used = _usage(project_id, user_id, only=wanted, servers=servers)
     if "server_group_members" in wanted:
         if group is None:
             raise ValueError("server_group_members are counted against a group: pass group=")
@@ -237,6 +268,21 @@ def reserve(
                               resources=tuple(over))
     if user_id and project_id:
         _check_user_limits(project_id, user_id, wanted, user_limits)
+
+
+def _lock_project(project_id: str | None) -> None:
+    """The project's row lock that serialises reservations (see reserve). Written out where the
+    database has FOR NO KEY UPDATE: every boot takes it, and the ORM compiled it every time."""
+    if connection.vendor != "postgresql":
+        list(Project.objects.select_for_update(no_key=True).filter(pk=project_id)
+             .values_list("pk"))
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_PROJECT, [Project._meta.pk.get_db_prep_value(project_id, connection)])
+
+
+_LOCK_PROJECT = (f"SELECT {Project._meta.pk.column} FROM {Project._meta.db_table}"
+                 f" WHERE {Project._meta.pk.column} = %s FOR NO KEY UPDATE")
 
 
 def _check_user_limits(project_id: str, user_id: str, wanted: dict[str, int],

@@ -17,17 +17,19 @@ from tests.factories import V, boot, give_address, make_server
 
 VERSION = "2.100"
 
-# Read the flavor, the image; lock the project; read the default limits, the project's limits and
-# the user's own limits (one statement); count the project's servers, cores and RAM; write the instance, its
-# create action and the scheduler's message to the outbox; remove the message once handed to the
-# broker. Nothing about key pairs or server groups when none is asked for, and no second read of
-# the project for the dashboard's live update (the boot passes it along).
-BOOT = 9
+# Read the flavor and the image, with the caller's access to them (one statement:
+# compute/boot_sql.py); lock the project; read the default limits, the project's and the user's own
+# limits, and count the project's servers, cores and RAM (one statement, after the lock); write the
+# instance and its create action (one statement); write the scheduler's message to the outbox;
+# remove the message once handed to the broker. Nothing about key pairs or server groups when none
+# is asked for, and no second read of the project for the dashboard's live update (the boot passes
+# it along).
+BOOT = 6
 # As above, and: read the network; its subnets and the addresses in use; check the MAC is free;
 # write the port; add it to the project's default security group (read it; read and write the
 # port's groups); tell the hosts of the group's ports (the groups that name it as remote; their
 # ports; lock and re-number them; read them with their networks and their guests' hosts).
-BOOT_ON_A_NETWORK = 24
+BOOT_ON_A_NETWORK = 21
 # Read the servers; their ports with their networks and floating IPs (one join); the hosts' zones;
 # the hosts' services; the servers' tags and groups (2.71), their volumes, and their images'
 # properties (2.98).
@@ -37,7 +39,9 @@ SHOW = 1  # one statement: the row and all of the above for one server (server_s
 # Before (2026-12-05), each with 2 more while the token was validated on every request: boot 16,
 # boot on a network 31 with one other member in its group and 2 more for each further member,
 # list 8, show 7. Then (2026-12-06) boot 11, boot on a network 26, show 7 through the ORM; the
-# limits in one statement took 2 off a boot, and show became one statement (server_show.py).
+# limits in one statement took 2 off a boot, and show became one statement (server_show.py). Then
+# boot 9 and 24; the flavor and image read together, the count folded into the limits' statement
+# and the action written with the instance took 3 more off each.
 
 
 def _sql(request) -> tuple[object, list[str]]:
