@@ -77,6 +77,13 @@ class AdvisoryLock:
 
     def release(self) -> None:
         try:
+            # Unlocked first: a closed session frees its locks only once its backend has exited,
+            # which a standby asking at once could still find held.
+            with self._conn.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock_all()")
+        except Exception:  # a broken session holds nothing any more
+            LOG.debug("beat: unlocking before closing the lock's session failed", exc_info=True)
+        try:
             self._conn.close()  # the session ends, and with it the lock
         except Exception:  # a broken session is as good as closed
             LOG.debug("beat: closing the lock's session failed", exc_info=True)
