@@ -114,7 +114,9 @@ def _statements() -> dict[str, Any]:
         f" CASE WHEN NOT f.is_public THEN EXISTS (SELECT 1 FROM {access} a"
         "  WHERE a.flavor_id = f.id AND a.project_id = %(project)s) END,"
         f" {image.select},"
-        f" CASE WHEN i.visibility = 'shared' THEN EXISTS (SELECT 1 FROM {members} m"
+        # Only for someone else's shared image: its owner sees it without being a member.
+        " CASE WHEN i.visibility = 'shared' AND i.owner_id IS DISTINCT FROM %(project)s"
+        f" THEN EXISTS (SELECT 1 FROM {members} m"
         "  WHERE m.image_id = i.id AND m.project_id = %(project)s) END"
         f" FROM (SELECT 1) one"
         f" LEFT JOIN {Flavor._meta.db_table} f ON f.flavorid = %(flavorid)s"
