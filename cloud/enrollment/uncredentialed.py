@@ -28,14 +28,10 @@ cloud/identity/token_cache.py, which this follows:
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 
-from django.core.cache import cache
-from django.db import transaction
-
-from cloud import errors
+from cloud.identity.generation import SharedGeneration
 
 log = logging.getLogger(__name__)
 
@@ -49,19 +45,16 @@ _memo: dict[str, tuple[int, float]] = {}  # host -> (generation, kept until, mon
 _lock = threading.Lock()
 
 
+_generation = SharedGeneration(
+    GENERATION_KEY, forget_local=_memo.clear, unreadable="checking hosts in the database",
+    refused="The new host credential could not be announced to the conductors (the shared cache "
+            "is unreachable), so it was not made. Try again when the cache is back.")
+
+
 def current_generation() -> int | None:
     """The shared credential generation, or None when it cannot be known (then nothing is
     remembered)."""
-    try:
-        value = cache.get(GENERATION_KEY)
-        if value is None:
-            cache.add(GENERATION_KEY, secrets.randbelow(2**62) + 1, timeout=None)
-            value = cache.get(GENERATION_KEY)
-        return None if value is None else int(value)
-    except Exception:  # the shared cache is away: ask the database every time
-        log.warning("credential generation unreadable; checking hosts in the database",
-                    exc_info=True)
-        return None
+    return _generation.current()
 
 
 def known_without(host: str, generation: int | None) -> bool:
@@ -85,38 +78,12 @@ def remember_without(host: str, generation: int | None) -> None:
 def before_change() -> None:
     """A credential is about to be written: make every process's memo stale. Raises (refusing the
     write) if the shared cache cannot be reached."""
-    _memo.clear()
-    try:
-        _increment()
-    except Exception as exc:
-        log.exception("could not bump the credential generation; the join is refused")
-        raise errors.ServiceUnavailable(
-            "The new host credential could not be announced to the conductors (the shared cache "
-            "is unreachable), so it was not made. Try again when the cache is back.") from exc
+    _generation.before_change()
 
 
 def after_change() -> None:
-    """The credential is written: bump again once its transaction commits (at once outside one)."""
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(_increment_after_commit)
-    else:
-        _increment_after_commit()
-
-
-def _increment() -> None:
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:  # missing: a new random start is as good as a bump
-        cache.add(GENERATION_KEY, secrets.randbelow(2**62) + 1, timeout=None)
-        cache.incr(GENERATION_KEY)
-
-
-def _increment_after_commit() -> None:
-    _memo.clear()
-    try:
-        _increment()
-    except Exception:  # committed already; the first bump made the old memos stale
-        log.exception("could not bump the credential generation after commit")
+    """The credential is written: bump again once its transaction commits."""
+    _generation.after_change()
 
 
 def clear_local() -> None:

@@ -35,20 +35,16 @@ request in every process. Why that is safe:
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
-from cloud import errors
-
 from .context import RequestContext
+from .generation import SharedGeneration
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +65,16 @@ _entries: dict[str, _Entry] = {}
 _lock = threading.Lock()
 
 
+_generation = SharedGeneration(
+    GENERATION_KEY, forget_local=_entries.clear,
+    unreadable="validating tokens from the database",
+    refused="The change could not be announced to the token caches (the shared cache is "
+            "unreachable), so it was not made. Try again when the cache is back.")
+
+
 def current_generation() -> int | None:
     """The shared identity generation, or None when it cannot be known (then nothing is cached)."""
-    try:
-        value = cache.get(GENERATION_KEY)
-        if value is None:
-            # Missing (first use, or evicted): start it at a random value, never 0, so an entry
-            # tagged with an older counter cannot match by chance.
-            cache.add(GENERATION_KEY, secrets.randbelow(2**62) + 1, timeout=None)
-            value = cache.get(GENERATION_KEY)
-        return None if value is None else int(value)
-    except Exception:  # the shared cache is away: validate from the database
-        log.warning("identity generation unreadable; validating tokens from the database",
-                    exc_info=True)
-        return None
+    return _generation.current()
 
 
 def get(token_hash: str, generation: int | None) -> RequestContext | None:
@@ -118,39 +110,13 @@ def before_change() -> None:
     """Something a validation depends on is about to change: make every process's entries stale.
     Raises if the shared cache cannot be reached, before the change is written, so the change is
     refused rather than applied while caches keep the old answer."""
-    _entries.clear()
-    try:
-        _increment()
-    except Exception as exc:
-        log.exception("could not bump the identity generation; the change is refused")
-        raise errors.ServiceUnavailable(
-            "The change could not be announced to the token caches (the shared cache is "
-            "unreachable), so it was not made. Try again when the cache is back.") from exc
+    _generation.before_change()
 
 
 def after_change() -> None:
-    """The change is written: bump again once its transaction commits (at once outside one), so
-    an entry refilled from the old rows meanwhile goes stale too."""
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(_increment_after_commit)
-    else:
-        _increment_after_commit()
-
-
-def _increment() -> None:
-    try:
-        cache.incr(GENERATION_KEY)
-    except ValueError:  # missing: a new random start is as good as a bump
-        cache.add(GENERATION_KEY, secrets.randbelow(2**62) + 1, timeout=None)
-        cache.incr(GENERATION_KEY)
-
-
-def _increment_after_commit() -> None:
-    _entries.clear()
-    try:
-        _increment()
-    except Exception:  # committed already; the first bump made the old entries stale
-        log.exception("could not bump the identity generation after commit")
+    """The change is written: bump again once its transaction commits, so an entry refilled from
+    the old rows meanwhile goes stale too."""
+    _generation.after_change()
 
 
 def clear_local() -> None:
