@@ -184,19 +184,7 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
     devices = req.block_devices
     from_volume = boot_volumes.boot_device(devices) is not None
     written_out = boot_sql.available()
-    if written_out:  # the flavor and the image in one round trip, the same rules applied
-        image_id = None if from_volume else canonical_uuid(req.image_id)
-        flavor, seen = boot_sql.flavor_and_image(ctx, ref_id(req.flavor_ref), image_id)
-    else:
-        flavor = find_flavor(req.flavor_ref, ctx)
-    if flavor is None or flavor.disabled:
-        raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
-    if from_volume:
-        image = None
-    elif written_out:
-        image = _bootable(seen, req.image_id, flavor)
-    else:
-        image = image_for_boot(ctx, req.image_id, flavor)
+    flavor, image = _flavor_and_image(ctx, req, from_volume, written_out)
     if image is not None and volume_images.is_volume_snapshot(image):
         # A volume-backed server's snapshot: it boots from new volumes made from the snapshots.
         devices, image, from_volume = volume_images.devices_from(image, devices), None, True
@@ -284,6 +272,27 @@ def create_servers(ctx: RequestContext, req: ServerRequest) -> list[Instance]:
             rpc.schedule_instance(str(instance.uuid), ctx.request_id)
             created.append(instance)
     return created
+
+
+def _flavor_and_image(
+    ctx: RequestContext, req: ServerRequest, from_volume: bool, written_out: bool
+) -> tuple[Flavor, Image | None]:
+    """The flavor and the image (None for a boot from a volume) the request names, each checked
+    as usable by the caller: read in one round trip (boot_sql.py) where the database takes it,
+    else through the ORM, by the same rules."""
+    seen = None
+    if written_out:
+        image_id = None if from_volume else canonical_uuid(req.image_id)
+        flavor, seen = boot_sql.flavor_and_image(ctx, ref_id(req.flavor_ref), image_id)
+    else:
+        flavor = find_flavor(req.flavor_ref, ctx)
+    if flavor is None or flavor.disabled:
+        raise errors.BadRequest(f"Flavor {req.flavor_ref} could not be found.")
+    if from_volume:
+        return flavor, None
+    if written_out:
+        return flavor, _bootable(seen, req.image_id, flavor)
+    return flavor, image_for_boot(ctx, req.image_id, flavor)
 
 
 def _write_instance(ctx: RequestContext, instance: Instance, written_out: bool) -> None:
