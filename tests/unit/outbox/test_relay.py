@@ -157,3 +157,57 @@ def test_the_broker_sees_an_instance_id_not_the_whole_request_in_its_argument_su
         task=msg.TASK_SPAWN, queue="compute.c1",
         args=[{"instance_uuid": "i-1", "image": {"token": token}}]))
     assert seen["argsrepr"] == "['i-1']" and token not in seen["argsrepr"]
+
+
+def _spawns(n: int, monkeypatch) -> list:
+    from tests.broker import CommitsRun
+
+    CommitsRun().install(monkeypatch)  # on-commit callbacks run as a real commit runs them
+    with transaction.atomic():
+        return relay.enqueue_many([(msg.TASK_SPAWN, [{"instance_uuid": f"i-{i}"}], f"compute.c{i}")
+                                   for i in range(n)])
+
+
+def test_a_batch_of_messages_leaves_through_one_producer_in_order(monkeypatch):
+    from cloud.celery import app
+
+    calls: list = []
+    monkeypatch.setattr(app, "send_task", lambda name, **k: calls.append((k["queue"],
+                                                                          k["producer"])))
+    _spawns(3, monkeypatch)
+    assert [queue for queue, _ in calls] == ["compute.c0", "compute.c1", "compute.c2"]
+    producers = {id(producer) for _, producer in calls}
+    # One producer taken from the pool for all three, not one each (send_task's own acquire).
+    assert len(producers) == 1 and calls[0][1] is not None
+    relay.forget_published()
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_when_the_broker_refuses_one_of_a_batch_the_rest_wait_in_the_outbox_and_are_relayed(
+    monkeypatch
+):
+    from cloud.celery import app
+
+    calls: list = []
+
+    def send_task(name, args=None, queue="", **_):
+        calls.append(queue)
+        if queue == "compute.c1" and len(calls) == 2:
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(app, "send_task", send_task)
+    stored = _spawns(3, monkeypatch)
+    # The first left; the second was refused; the third was not tried (the broker is away).
+    assert calls == ["compute.c0", "compute.c1"]
+    relay.forget_published()
+    kept = {m.queue: m for m in OutboxMessage.objects.all()}
+    assert sorted(kept) == ["compute.c1", "compute.c2"]
+    assert "Connection refused" in kept["compute.c1"].last_error
+    assert kept["compute.c2"].attempts == 1 and "not tried" in kept["compute.c2"].last_error
+    assert {m.pk for m in stored[1:]} == {m.pk for m in kept.values()}
+
+    _age(5)
+    assert relay.relay_pending() == 2
+    assert calls[2:] == ["compute.c1", "compute.c2"]
+    relay.forget_published()
+    assert OutboxMessage.objects.count() == 0
