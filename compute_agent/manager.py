@@ -74,13 +74,11 @@ class ComputeManager(MigrationTasks, GuestTasks, VolumeTasks, NetworkTasks):
 
     @host_task(msg.TASK_SPAWN)
     def spawn(self, request: msg.SpawnRequest) -> msg.InstanceEvent:
-        """Make the instance run here, report the outcome, then its domain."""
+        """Make the instance run here, report the outcome with its domain."""
         key = instance_key(request.instance_uuid)
-        with request_context(request.request_id):
-            with self._locks.hold(key):
-                event = self._spawn_locked(request, key)
-                self.reporter.instance_event(event)
-            self.send_domains_changed([request.instance_uuid])
+        with request_context(request.request_id), self._locks.hold(key):
+            event = self._spawn_locked(request, key)
+            self.reporter.instance_event(self.with_domains(event))
         return event
 
     def _spawn_locked(self, request: msg.SpawnRequest, key: str) -> msg.InstanceEvent:
@@ -129,24 +127,22 @@ class ComputeManager(MigrationTasks, GuestTasks, VolumeTasks, NetworkTasks):
     @host_task(msg.TASK_DESTROY, retry_for=(DriverError, NetworkError, ReportError),
                max_retries=8)
     def destroy(self, request: msg.DestroyRequest) -> msg.InstanceEvent:
-        """Remove the instance's domain (a missing one is success), report it, report the domain gone.
+        """Remove the instance's domain (a missing one is success), report it with the domain gone.
 
         A DriverError (or a NetworkError of unplugging its ports) propagates so that the caller
         can retry: there is no "destroy failed" event in the contract, and destroying again is
         always safe.
         """
         key = instance_key(request.instance_uuid)
-        with request_context(request.request_id):
-            with self._locks.hold(key):
-                # Tombstone first: even if the hypervisor fails now, no later spawn may recreate it.
-                self.tombstones.add(key)
-                LOG.info("destroying instance %s", key)
-                self.driver.destroy(request.instance_uuid)
-                # After the domain: its taps are gone, so nothing is cut off that still runs.
-                self.network.unplug(request.instance_uuid)
-                event = self._event(request.request_id, request.instance_uuid, msg.EVENT_DESTROYED)
-                self.reporter.instance_event(event)
-            self.send_domains_changed([request.instance_uuid])
+        with request_context(request.request_id), self._locks.hold(key):
+            # Tombstone first: even if the hypervisor fails now, no later spawn may recreate it.
+            self.tombstones.add(key)
+            LOG.info("destroying instance %s", key)
+            self.driver.destroy(request.instance_uuid)
+            # After the domain: its taps are gone, so nothing is cut off that still runs.
+            self.network.unplug(request.instance_uuid)
+            event = self._event(request.request_id, request.instance_uuid, msg.EVENT_DESTROYED)
+            self.reporter.instance_event(self.with_domains(event))
         return event
 
     # --- instance actions -------------------------------------------------------------------

@@ -106,6 +106,10 @@ class ManagerBase:
         self.cancelled_migrations = RecentIds(MIGRATION_IDS_LIMIT)
         self.forced_migrations = RecentIds(MIGRATION_IDS_LIMIT)
         self._locks = KeyedLocks()
+        # When the host booted (host_load.boot_time): read from /proc by each heartbeat, and
+        # reused by the reports after every task in between (a file read per spawn otherwise).
+        # The host cannot reboot under a running agent.
+        self._boot_time = 0.0
 
     def _event(
         self, request_id: str, instance_uuid: str, event: str, **fields: str
@@ -141,21 +145,19 @@ class ManagerBase:
         `action_failed` carries besides the action and why (the port a failed plug was for).
         """
         key = instance_key(instance_uuid)
-        with request_context(request_id):
-            with self._locks.hold(key):
-                if revive:
-                    self.tombstones.discard(key)
-                if key in self.tombstones:
-                    event = self._event(
-                        request_id, instance_uuid, msg.EVENT_ACTION_FAILED, action=action,
-                        message="the instance was deleted from this host", **(on_failure or {}),
-                    )
-                else:
-                    event = self._run_action(request_id, instance_uuid, action, success, operation,
-                                             on_failure or {})
-                event.migration_id = migration_id
-                self.reporter.instance_event(event)
-            self.send_domains_changed([instance_uuid])
+        with request_context(request_id), self._locks.hold(key):
+            if revive:
+                self.tombstones.discard(key)
+            if key in self.tombstones:
+                event = self._event(
+                    request_id, instance_uuid, msg.EVENT_ACTION_FAILED, action=action,
+                    message="the instance was deleted from this host", **(on_failure or {}),
+                )
+            else:
+                event = self._run_action(request_id, instance_uuid, action, success, operation,
+                                         on_failure or {})
+            event.migration_id = migration_id
+            self.reporter.instance_event(self.with_domains(event))
         return event
 
     def _run_action(
@@ -218,10 +220,14 @@ class ManagerBase:
             cpu_info=info["cpu_info"],
             domains=self.driver.list_domains(),
             migration_uri=self.migration_uri,
-            boot_time=host_load.boot_time(),
+            boot_time=self._read_boot_time(),
             load_average=host_load.load_average(),
             network_driver=self.network.name,
         )
+
+    def _read_boot_time(self) -> float:
+        self._boot_time = host_load.boot_time()
+        return self._boot_time
 
     def send_host_report(self) -> msg.HostReport | None:
         """Build and send a host report; on failure log it and return None.
@@ -237,14 +243,32 @@ class ManagerBase:
             return None
         return report
 
-    def send_domains_changed(self, instance_uuids: Sequence[str]) -> msg.DomainsChanged | None:
-        """After a task (or guests stopping by themselves), report only the domains it touched:
-        what a task costs does not grow with the guests the host runs. The heartbeat's whole
-        HostReport still follows. Never raises, as send_host_report."""
+    def domains_changed(self, instance_uuids: Sequence[str]) -> msg.DomainsChanged | None:
+        """The domains a task (or guests stopping by themselves) touched, as the host's report
+        would list them: what a task costs does not grow with the guests the host runs. The
+        heartbeat's whole HostReport still follows. None when they cannot be read (logged)."""
         try:
-            report = msg.DomainsChanged(host=self.host,
-                                        domains=self.driver.domain_states(instance_uuids),
-                                        boot_time=host_load.boot_time())
+            return msg.DomainsChanged(host=self.host,
+                                      domains=self.driver.domain_states(instance_uuids),
+                                      boot_time=self._boot_time or self._read_boot_time())
+        except Exception:
+            LOG.exception("could not read domains %s of %s", ", ".join(instance_uuids), self.host)
+            return None
+
+    def with_domains(self, event: msg.InstanceEvent) -> msg.InstanceEvent:
+        """The event that ends a task, carrying the domain it touched (contract 1.12): one report
+        instead of the event and a DomainsChanged right after it. Read under the instance's lock,
+        so it is the state the task left, not one a later task made."""
+        event.domains_changed = self.domains_changed([event.instance_uuid])
+        return event
+
+    def send_domains_changed(self, instance_uuids: Sequence[str]) -> msg.DomainsChanged | None:
+        """Report the domains alone (guests that stopped by themselves; no event goes with them).
+        Never raises, as send_host_report."""
+        report = self.domains_changed(instance_uuids)
+        if report is None:
+            return None
+        try:
             self.reporter.domains_changed(report)
         except Exception:
             LOG.exception("could not report domains %s of %s", ", ".join(instance_uuids),

@@ -81,8 +81,9 @@ def own_instances(report: Report) -> list[Instance]:
 
 def apply_domains_changed(report: msg.DomainsChanged, own: list[Instance] | None = None) -> None:
     """The console ports of the domains a task touched; nothing of the others, nor of the node.
-    `own`: own_instances(report), if already read."""
-    with transaction.atomic():
+    `own`: own_instances(report), if already read. No savepoint inside the event's transaction
+    (conductor.tasks): nothing here catches an error."""
+    with transaction.atomic(savepoint=False):
         _record_console_ports(report, own)
 
 

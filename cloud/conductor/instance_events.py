@@ -8,6 +8,7 @@ conditional UPDATEs from the state the event expects, and anything else is a no-
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from cloud.compute import (
 from cloud.compute.claims import release
 from cloud.compute.models import Instance, InstanceFault
 from cloud.compute.servers import complete_delete
+from cloud.ids import canonical_uuid
 from compute_agent import messages as msg
 
 from . import migration_events, operation_events
@@ -33,8 +35,10 @@ from . import migration_events, operation_events
 log = logging.getLogger(__name__)
 
 
-def apply_instance_event(event: msg.InstanceEvent) -> None:
-    handlers = {
+def apply_instance_event(event: msg.InstanceEvent) -> bool:
+    """Apply the event; True when its handler also applied the domains it carries (contract 1.12)
+    so that nothing of them is left to do."""
+    handlers: dict[str, Callable[[msg.InstanceEvent], bool | None]] = {
         msg.EVENT_SPAWNED: _spawned,
         msg.EVENT_SPAWN_FAILED: _spawn_failed,
         msg.EVENT_DESTROYED: _destroyed,
@@ -49,8 +53,8 @@ def apply_instance_event(event: msg.InstanceEvent) -> None:
     handler = handlers.get(event.event)
     if handler is None:
         log.warning("ignoring unknown instance event %r for %s", event.event, event.instance_uuid)
-        return
-    handler(event)
+        return False
+    return bool(handler(event))
 
 
 # The spawned event's state move, and in the same statement what the rest of the handler needs to
@@ -61,7 +65,9 @@ def apply_instance_event(event: msg.InstanceEvent) -> None:
 _SPAWNED_SQL = """
 UPDATE compute_instance i
    SET vm_state = %(active)s, task_state = NULL, power_state = %(power)s,
-       launched_at = %(now)s, updated_at = %(now)s
+       launched_at = %(now)s, updated_at = %(now)s,
+       console_port = CASE WHEN %(console)s THEN %(port)s ELSE i.console_port END,
+       console_socket = CASE WHEN %(console)s THEN %(socket)s ELSE i.console_socket END
  WHERE i.uuid = %(uuid)s AND NOT i.deleted AND i.task_state = %(spawning)s AND i.host = %(host)s
 RETURNING i.project_id, i.shelved_image_id,
   EXISTS (SELECT 1 FROM network_port p
@@ -70,14 +76,31 @@ RETURNING i.project_id, i.shelved_image_id,
            WHERE b.instance_id = i.uuid AND b.attachment_id IS NOT NULL)"""
 
 
-def _became_active(event: msg.InstanceEvent, now: datetime) -> tuple[str, bool, bool, bool] | None:
-    """Move a SPAWNING instance of this host to ACTIVE; None when it was not one. Else its
-    project, and whether it has a shelve image, ports to mark and attached volumes."""
+def _own_console(event: msg.InstanceEvent) -> tuple[int | None, str] | None:
+    """The console port and socket of the spawned domain, when the domains the event carries are
+    that domain alone (a spawn's): then the state move sets them, and nothing else of the domains
+    is left to do (see _spawned). None otherwise."""
+    changed = event.domains_changed
+    if changed is None or len(changed.domains) != 1 or changed.host != event.host:
+        return None
+    [domain] = changed.domains
+    if canonical_uuid(domain.uuid) != canonical_uuid(event.instance_uuid):
+        return None
+    return (domain.vnc_port if domain.vnc_port > 0 else None), domain.vnc_socket
+
+
+def _became_active(event: msg.InstanceEvent, now: datetime,
+                   console: tuple[int | None, str] | None) -> tuple[str, bool, bool, bool] | None:
+    """Move a SPAWNING instance of this host to ACTIVE (with its console, if given); None when it
+    was not one. Else its project, and whether it has a shelve image, ports to mark and attached
+    volumes."""
     if connection.vendor != "postgresql":  # SQLite (the laptop demo): the same through the ORM
+        extra = {} if console is None else {"console_port": console[0],
+                                            "console_socket": console[1]}
         moved = Instance.objects.filter(
             uuid=event.instance_uuid, deleted=False, task_state=states.SPAWNING, host=event.host,
         ).update(vm_state=states.ACTIVE, task_state=None, power_state=event.power_state,
-                 launched_at=now, updated_at=now)
+                 launched_at=now, updated_at=now, **extra)
         if not moved:
             return None
         project_id, shelved = Instance.objects.filter(uuid=event.instance_uuid).values_list(
@@ -88,6 +111,8 @@ def _became_active(event: msg.InstanceEvent, now: datetime) -> tuple[str, bool, 
             "active": states.ACTIVE, "power": event.power_state, "now": now,
             "uuid": event.instance_uuid, "spawning": states.SPAWNING, "host": event.host,
             "device": str(event.instance_uuid), "port_active": server_interfaces.PORT_ACTIVE,
+            "console": console is not None, "port": console[0] if console else None,
+            "socket": console[1] if console else "",
         })
         row = cursor.fetchone()
     if row is None:
@@ -96,9 +121,16 @@ def _became_active(event: msg.InstanceEvent, now: datetime) -> tuple[str, bool, 
     return str(project_id), bool(shelved), bool(ports_to_mark), bool(volumes)
 
 
-def _spawned(event: msg.InstanceEvent) -> None:
-    with transaction.atomic():
-        became_active = _became_active(event, timezone.now())
+def _spawned(event: msg.InstanceEvent) -> bool:
+    """True when the spawned domain the event carries was applied here too: a boot's spawned event
+    with its own domain alone (contract 1.12). Its console is set by the state move; the rest of
+    what a DomainsChanged does has nothing to do for it: the power sync leaves a row changed just
+    now alone (KUMO_POWER_SYNC_GRACE), and a domain of the host's own live instance is no orphan."""
+    console = _own_console(event)
+    # No savepoint inside the transaction that also applies the spawn's domains (conductor.tasks):
+    # nothing here catches an error, so a failure undoes the whole of it either way.
+    with transaction.atomic(savepoint=False):
+        became_active = _became_active(event, timezone.now(), console)
         if became_active is not None:
             project_id, shelved, ports_to_mark, volumes = became_active
             # An offloaded server unshelved: it runs from its own disk now.
@@ -119,7 +151,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
                 host=event.host,
                 finish_action=True,
             )
-            return
+            return console is not None
         instance = Instance.objects.filter(uuid=event.instance_uuid).first()
         if (
             instance is not None
@@ -129,7 +161,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
         ):
             # A redelivered event for an instance already running there (or one a timeout put in
             # ERROR on this host, which a delete will clean up): nothing to do.
-            return
+            return False
         # The instance is gone, going, or lives elsewhere now: the new domain has no owner.
         log.info("destroying domain %s on %s: its instance no longer wants it",
                  event.instance_uuid, event.host)
@@ -137,6 +169,7 @@ def _spawned(event: msg.InstanceEvent) -> None:
             event.host,
             msg.DestroyRequest(request_id=event.request_id, instance_uuid=event.instance_uuid),
         )
+        return False
 
 
 def _spawn_failed(event: msg.InstanceEvent) -> None:

@@ -135,7 +135,8 @@ __all__ = [
 # 1.9: block storage (compute_agent/messages/volumes.py).
 # 1.10: DomainsChanged (TASK_DOMAINS_CHANGED) after an instance task, instead of a whole HostReport.
 # 1.11: GuestStatsReport carries the agent's task timings (task_runs, task_waits).
-CONTRACT_VERSION = "1.11"
+# 1.12: InstanceEvent.domains_changed: the DomainsChanged of the task it ends, in the same message.
+CONTRACT_VERSION = "1.12"
 
 # Queues
 SCHEDULER_QUEUE = "scheduler"

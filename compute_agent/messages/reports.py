@@ -98,7 +98,15 @@ class InstanceEvent(Message):
     progress: dict[str, int] = field(default_factory=dict)
     port_id: str = ""  # EVENT_INTERFACE_*: the port plugged in or out
     volume_id: str = ""  # EVENT_VOLUME_* and their failures: the volume plugged in or out
+    # The domains the task that ends with this event touched (contract 1.12), sent with it rather
+    # than as a DomainsChanged of its own right after: one message, one conductor task and one
+    # transaction per spawn, destroy or action instead of two. None: not read (an agent older
+    # than 1.12 sends its DomainsChanged separately, which the conductor still takes). A
+    # conductor older than 1.12 ignores the field, and its hosts' changes wait for the heartbeat:
+    # upgrade the control plane before the agents.
+    domains_changed: DomainsChanged | None = None
 
 
 _NESTED[("HostReport", "domains")] = DomainState
 _NESTED[("DomainsChanged", "domains")] = DomainState
+_NESTED[("InstanceEvent", "domains_changed")] = DomainsChanged

@@ -11,13 +11,18 @@ class RecordingReporter:
     def __init__(self) -> None:
         self.events: list[msg.InstanceEvent] = []
         self.reports: list[msg.HostReport] = []
+        # Every DomainsChanged the conductor got, whether alone or with an event (contract 1.12);
+        # `alone`: those sent as messages of their own.
         self.changes: list[msg.DomainsChanged] = []
+        self.alone: list[msg.DomainsChanged] = []
         self.fail_with: Exception | None = None
 
     def instance_event(self, event: msg.InstanceEvent) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.events.append(event)
+        if event.domains_changed is not None:
+            self.changes.append(event.domains_changed)
 
     def host_report(self, report: msg.HostReport) -> None:
         if self.fail_with is not None:
@@ -28,3 +33,4 @@ class RecordingReporter:
         if self.fail_with is not None:
             raise self.fail_with
         self.changes.append(report)
+        self.alone.append(report)

@@ -65,19 +65,51 @@ def test_spawn_starts_the_domain_and_reports_spawned_then_its_domain(
     event = manager.spawn(request)
 
     assert reporter.events == [event]
+    # Only the new domain goes with the event (contract 1.12), not every domain of the host:
+    # that is the heartbeat's. One message: no DomainsChanged of its own follows.
+    changed = event.domains_changed
+    assert changed is not None and not reporter.alone and not reporter.reports
     assert event == msg.InstanceEvent(
         request_id=request.request_id,
         instance_uuid=request.instance_uuid,
         host="host-a",
         event=msg.EVENT_SPAWNED,
         power_state=msg.POWER_RUNNING,
+        domains_changed=changed,
     )
     assert manager.driver.power_state(request.instance_uuid) == msg.POWER_RUNNING
-    # Only the new domain follows, not every domain of the host: that is the heartbeat's.
-    [changed] = reporter.changes
-    assert changed.host == "host-a" and not reporter.reports
+    assert changed.host == "host-a" and changed.boot_time > 0
     assert changed.domains == [msg.DomainState(request.instance_uuid, msg.POWER_RUNNING)]
-    assert msg.DomainsChanged.from_dict(changed.to_dict()) == changed
+    assert msg.InstanceEvent.from_dict(event.to_dict()) == event
+
+
+def test_an_action_reports_its_domain_with_its_event_in_one_message(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory
+) -> None:
+    request = spawn_request()
+    manager.spawn(request)
+    event = manager.stop(msg.PowerRequest(request_id="req-stop",
+                                          instance_uuid=request.instance_uuid, timeout=0))
+
+    assert reporter.events[-1] == event and not reporter.alone
+    assert event.domains_changed is not None
+    assert event.domains_changed.domains == [
+        msg.DomainState(request.instance_uuid, msg.POWER_SHUTDOWN)]
+
+
+def test_an_event_whose_domain_cannot_be_read_still_goes(
+    manager: ComputeManager, reporter: RecordingReporter, spawn_request: SpawnRequestFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The domains are a courtesy (the heartbeat lists them again); the event is what must go."""
+    def unreadable(uuids: object) -> list[msg.DomainState]:
+        raise DriverError("injected: libvirtd is not answering")
+
+    monkeypatch.setattr(manager.driver, "domain_states", unreadable)
+    event = manager.spawn(spawn_request())
+
+    assert reporter.events == [event]
+    assert event.event == msg.EVENT_SPAWNED and event.domains_changed is None
 
 
 def test_spawning_twice_reports_success_twice_and_keeps_one_domain(
@@ -244,6 +276,28 @@ def test_the_hosts_boot_time_and_load_come_from_proc(tmp_path) -> None:
     assert host_load.load_average(tmp_path) == [0.1, 0.2, 0.3]
     empty = tmp_path / "none"
     assert (host_load.boot_time(empty), host_load.load_average(empty)) == (0.0, [])
+
+
+def test_the_reports_after_tasks_reuse_the_boot_time_the_heartbeat_read(
+    manager: ComputeManager, spawn_request: SpawnRequestFactory, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/proc is read by the heartbeat, not again after every task: the host cannot reboot under
+    a running agent."""
+    reads: list[float] = []
+
+    def boot_time() -> float:
+        reads.append(time.time() - 3600)
+        return reads[-1]
+
+    monkeypatch.setattr(host_load, "boot_time", boot_time)
+    first = manager.spawn(spawn_request()).domains_changed  # before any heartbeat: read once
+    manager.host_report()
+    second = manager.spawn(spawn_request()).domains_changed
+
+    assert first is not None and second is not None
+    assert len(reads) == 2 and (first.boot_time, second.boot_time) == (reads[0], reads[1])
+    manager.spawn(spawn_request())
+    assert len(reads) == 2
 
 
 def test_sending_the_host_report_never_raises(

@@ -35,13 +35,19 @@ SPAWNED = 3
 # After that first message: the listed domains that are the host's live instances (console ports,
 # power sync and the orphan check all start from them); the new guest's console port.
 DOMAINS_CHANGED = 2
+# The spawned event carrying the new domain (contract 1.12), the host's credential check
+# remembered: the state move, which sets the console port too; the action's event. One message and
+# one transaction instead of two of each, and nothing else for the domain to do (see
+# instance_events._spawned).
+SPAWNED_WITH_DOMAINS = 2
 # A heartbeat (HostReport): the service's row written and read back; the host's live instances,
 # once for console ports, power sync and the orphan check; the node's address and data plane,
 # then the node written.
 HEARTBEAT = 5
 # Before (2026-12-06): spawned 8 (and the live update's read of the project after the commit: 9),
-# DomainsChanged 5, heartbeat 8. Before the credential memo (the same day): 3, 3 and 6, each
-# message with its own credential query.
+# DomainsChanged 5, heartbeat 8. Before the credential memo and contract 1.12 (the same day): a
+# boot's spawned event and DomainsChanged 3 + 3, each with its own credential query, task and
+# transaction; heartbeat 6.
 
 
 @pytest.fixture(autouse=True)
@@ -75,10 +81,22 @@ def spawned(instance: Instance) -> None:
         event=msg.EVENT_SPAWNED, power_state=msg.POWER_RUNNING).to_dict())
 
 
-def domains_changed(instance: Instance, port: int = 5901) -> None:
-    tasks.domains_changed(msg.DomainsChanged(host=HOST, boot_time=time.time() - 3600, domains=[
+def the_domain(instance: Instance, port: int = 5901, host: str = HOST) -> msg.DomainsChanged:
+    return msg.DomainsChanged(host=host, boot_time=time.time() - 3600, domains=[
         msg.DomainState(uuid=str(instance.uuid), power_state=msg.POWER_RUNNING, vnc_port=port),
-    ]).to_dict())
+    ])
+
+
+def domains_changed(instance: Instance, port: int = 5901) -> None:
+    tasks.domains_changed(the_domain(instance, port).to_dict())
+
+
+def spawned_with_domain(instance: Instance, port: int = 5901, host: str = HOST) -> None:
+    """What an agent of contract 1.12 sends after a spawn: one message."""
+    tasks.instance_event(msg.InstanceEvent(
+        request_id="req-1", instance_uuid=str(instance.uuid), host=HOST,
+        event=msg.EVENT_SPAWNED, power_state=msg.POWER_RUNNING,
+        domains_changed=the_domain(instance, port, host)).to_dict())
 
 
 def test_a_plain_boots_spawned_event_costs_a_fixed_few_queries(node, sent):
@@ -167,3 +185,97 @@ def test_a_heartbeat_costs_a_fixed_few_queries_however_many_guests(node, sent):
 
     assert len(sql) == HEARTBEAT, "\n".join(sql)
     assert [Instance.objects.get(pk=g.pk).console_port for g in guests] == [5901, 5902, 5903]
+
+
+def test_a_spawned_event_with_its_domain_costs_a_fixed_few_queries_in_one_transaction(
+        node, sent):
+    spawned_with_domain(spawning(node))  # the host's first message: its credential checked
+    instance = spawning(node)
+
+    with CaptureQueriesContext(connection) as captured:
+        spawned_with_domain(instance)
+    sql = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+    savepoints = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" in q["sql"]]
+
+    instance.refresh_from_db()
+    assert (instance.vm_state, instance.task_state, instance.power_state) == (
+        states.ACTIVE, None, msg.POWER_RUNNING)
+    assert instance.console_port == 5901
+    assert instance.actions.get().finish_time is not None
+    assert sent == []
+    # One transaction for both (a savepoint here, inside the test's own) and none inside it.
+    assert len(savepoints) == 2, "\n".join(savepoints)
+    assert len(sql) == SPAWNED_WITH_DOMAINS, "\n".join(sql)
+
+
+def test_an_older_agents_event_then_domains_still_work(node, sent):
+    """An agent older than 1.12 sends its spawned event and its DomainsChanged as two messages
+    (rolling upgrade): both tasks still take them, with the same outcome as one message."""
+    instance = spawning(node)
+
+    spawned(instance)
+    domains_changed(instance, port=5902)
+
+    instance.refresh_from_db()
+    assert (instance.vm_state, instance.task_state, instance.console_port) == (
+        states.ACTIVE, None, 5902)
+    assert instance.actions.get().finish_time is not None
+
+
+def test_the_event_is_applied_even_if_its_domains_fail(node, sent, monkeypatch):
+    """The domains are a courtesy (the next heartbeat lists them); a spawned event lost with them
+    would leave the server BUILDING until its build timeout."""
+    instance = spawning(node)
+
+    def broken(report: object, own: object = None) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(tasks.host_reports, "apply_domains_changed", broken)
+    # Through the domains' own steps, as any event but a boot's spawned goes.
+    monkeypatch.setattr(tasks.instance_events, "_own_console", lambda event: None)
+    spawned_with_domain(instance)
+
+    instance.refresh_from_db()
+    assert (instance.vm_state, instance.task_state, instance.console_port) == (
+        states.ACTIVE, None, None)
+
+
+def test_domains_of_another_host_sent_with_an_event_are_ignored(node, sent):
+    """The event was accepted for its own host; the domains it carries may speak for no other."""
+    instance = spawning(node)
+    make_node("compute-2")
+
+    spawned_with_domain(instance, host="compute-2")
+
+    instance.refresh_from_db()
+    assert (instance.vm_state, instance.console_port) == (states.ACTIVE, None)
+
+
+def test_a_redelivered_spawned_event_with_its_domain_applies_the_domain_through_its_steps(
+        node, sent):
+    """Already ACTIVE (a redelivery): the state move does nothing, so the domain goes through the
+    DomainsChanged steps, which still record a console port that moved."""
+    instance = spawning(node)
+    spawned_with_domain(instance, port=5901)
+
+    spawned_with_domain(instance, port=5909)
+
+    instance.refresh_from_db()
+    assert (instance.vm_state, instance.console_port) == (states.ACTIVE, 5909)
+    assert sent == []
+
+
+def test_a_spawned_event_carrying_other_domains_too_applies_them_through_their_steps(node, sent):
+    instance, other = spawning(node), spawning(node)
+    spawned(other)
+    event = msg.InstanceEvent(
+        request_id="req-1", instance_uuid=str(instance.uuid), host=HOST,
+        event=msg.EVENT_SPAWNED, power_state=msg.POWER_RUNNING,
+        domains_changed=msg.DomainsChanged(host=HOST, boot_time=time.time() - 3600, domains=[
+            msg.DomainState(uuid=str(i.uuid), power_state=msg.POWER_RUNNING, vnc_port=port)
+            for i, port in ((instance, 5901), (other, 5902))]))
+
+    tasks.instance_event(event.to_dict())
+
+    assert [Instance.objects.get(pk=i.pk).console_port for i in (instance, other)] == [5901, 5902]
+    assert Instance.objects.get(pk=instance.pk).vm_state == states.ACTIVE
