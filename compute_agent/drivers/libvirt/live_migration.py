@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import libvirt
 
@@ -28,6 +30,8 @@ from compute_agent.drivers.libvirt.states import domain_power_state
 from compute_agent.instance_disks import prepare_for_migration
 
 LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 PROGRESS_INTERVAL = 1.0
 # A copy still running after this long is aborted (Nova's completion timeout, for small guests);
@@ -259,7 +263,7 @@ class LiveMigrationMixin(LibvirtBase):
             return True
 
         try:
-            return self._act("abort of the migration", instance_uuid, abort)
+            return self._on_migrating("abort of the migration", instance_uuid, abort)
         except NoSuchInstance:
             return False
 
@@ -280,6 +284,25 @@ class LiveMigrationMixin(LibvirtBase):
                 return True
 
             try:
-                return self._act("force-complete of the migration", instance_uuid, pause)
+                return self._on_migrating("force-complete of the migration", instance_uuid,
+                                          pause)
             except NoSuchInstance:
                 return False
+
+    def _on_migrating(
+        self, what: str, instance_uuid: str, fn: Callable[[libvirt.virDomain], T]
+    ) -> T:
+        """Run fn(domain) on a domain whose migration may be running, outside the connection lock
+        (as the copy's own calls are): libvirtd may keep a call on it waiting for seconds while
+        the migration job starts or ends, and under the lock the heartbeat, the statistics and
+        every task of the host would wait as long. Only the lookup takes the lock."""
+        instance_uuid = canonical_uuid(instance_uuid)
+        domain = self._call(f"{what} of {instance_uuid}",
+                            lambda conn: self._lookup(conn, instance_uuid))
+        if domain is None:
+            raise NoSuchInstance(f"instance {instance_uuid} has no domain on this host")
+        try:
+            return fn(domain)
+        except libvirt.libvirtError as exc:
+            raise DriverError(f"{what} of {instance_uuid} failed: "
+                              f"{exc.get_error_message() or exc}") from exc

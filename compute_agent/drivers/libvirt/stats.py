@@ -166,8 +166,13 @@ class StatsMixin(LibvirtBase):
         def collect(conn: libvirt.virConnect) -> list[msg.GuestStats]:
             devices = getattr(self, "_stats_devices", {})
             found: dict[str, msg.GuestStats] = {}
+            # NOWAIT: a guest whose domain has a job that admits no query (an incoming live
+            # migration's, for as long as the copy lasts) gives what it can without one, rather
+            # than have this call wait for the job, up to libvirt's 30 s, under the connection
+            # lock that the heartbeat and every task need too.
             records = conn.getAllDomainStats(
-                STATS_GROUPS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+                STATS_GROUPS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+                | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
             for domain, record in records:
                 name = domain.name()
                 if not _is_instance_domain_name(name):

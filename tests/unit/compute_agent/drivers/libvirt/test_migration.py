@@ -75,6 +75,36 @@ def test_abort_and_force_complete_find_nothing_to_act_on(
     assert driver.power_state(request.instance_uuid) == msg.POWER_RUNNING
 
 
+def test_abort_and_force_complete_ask_libvirt_outside_the_connection_lock(
+    driver: LibvirtDriver, spawn_request: SpawnRequestFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libvirtd may keep a call on a migrating domain waiting for seconds: under the connection
+    # lock it would hold up the heartbeat and every task of the host for as long.
+    from compute_agent.drivers.libvirt import live_migration
+
+    request = spawn_request()
+    driver.spawn(request)
+    lock_free: list[bool] = []
+
+    def job_active(_domain: libvirt.virDomain) -> bool:
+        def try_lock() -> None:
+            got = driver._lock.acquire(blocking=False)
+            if got:
+                driver._lock.release()
+            lock_free.append(got)
+
+        other = threading.Thread(target=try_lock)
+        other.start()
+        other.join()
+        return False
+
+    monkeypatch.setattr(live_migration, "_job_active", job_active)
+    driver._migrations[request.instance_uuid] = live_migration.LiveMigrationJob()
+    assert driver.abort_migration(request.instance_uuid) is False
+    assert driver.force_complete_migration(request.instance_uuid) is False
+    assert lock_free == [True, True]
+
+
 def test_init_host_on_the_test_driver_defines_no_pool(tmp_path: Path) -> None:
     driver = LibvirtDriver("test:///default", instances_dir=tmp_path, takes_migrations=True)
     try:
