@@ -413,6 +413,10 @@ def placement_query(hosts: int, requests_: int) -> dict[str, Any]:
             "queries_per_s": float(found[3]), "loadavg": loadavg}
 
 
+# As the Procfile's scheduler worker (-c 2).
+SCHEDULER_THREADS = 2
+
+
 def kumo_scheduler(hosts: int, decisions: int, threads: int) -> dict[str, Any]:
     log(f"Kumo: scheduler decisions at {hosts} hosts (bench/scheduler_bench.py)")
     done = subprocess.run([sys.executable, "-m", "bench.scheduler_bench", "--hosts", str(hosts),
@@ -520,7 +524,7 @@ def main() -> int:
         kumo.stop()
         if not args.keep_nova:
             stop_nova()
-    result["scheduler"] = kumo_scheduler(args.scheduler_hosts, args.decisions, 4)
+    result["scheduler"] = kumo_scheduler(args.scheduler_hosts, args.decisions, SCHEDULER_THREADS)
     result["summary"] = summary(result["rounds"], result["idle_cpu_per_s"])
     result["ended"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     result["loadavg_at_end"] = list(os.getloadavg())

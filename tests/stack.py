@@ -335,8 +335,11 @@ class Stack:
     # --- helpers
 
     def _celery_worker(self, queue: str, name: str) -> list[str]:
+        # The Procfile's thread counts: the scheduler 2, the conductor 4.
+        threads = "2" if queue == "scheduler" else "4"
         return [PYTHON, "-m", "cloud.worker", "-Q", queue, "-n", f"{name}@it",
-                "--pool", "threads", "-c", "4", "-l", "info", "--without-gossip", "--without-mingle"]
+                "--pool", "threads", "-c", threads, "-l", "info", "--without-gossip",
+                "--without-mingle"]
 
     def _volumes_dir(self, number: int) -> Path:
         return self.workdir / "volumes" / f"volume-{number}"
