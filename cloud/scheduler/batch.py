@@ -34,6 +34,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cloud import rpc
+from cloud.dbbackend.base import never_prepare
 from cloud.compute import action_records, claims, states
 from cloud.compute.models import (
     Allocation,
@@ -86,7 +87,11 @@ _ACTION, _PORT, _BDM = (InstanceAction._meta.db_table, Port._meta.db_table,
 _WAITING = "NOT i.deleted AND i.task_state = %(scheduling)s AND i.host IS NULL"
 # The leader (waiting for its lock, then re-checking it still waits) and the boots like it that
 # no other scheduler holds, each with its latest action's request id and whether it has ports or
-# volumes (what its spawn message needs). Written out, as manager.py's read of one instance.
+# volumes (what its spawn message needs). Written out, as manager.py's read of one instance. Never
+# prepared (cloud/dbbackend): the waiting boots and the claims it looks at grow and shrink by
+# thousands within minutes, faster than PostgreSQL analyzes them, so a plan kept from a run
+# before goes stale; planned for each run it finds the boots by the index of the waiting ones and
+# each claim by its key.
 _TAKE = f"""
 WITH leader AS MATERIALIZED (
     SELECT i.* FROM {_I} i WHERE i.uuid = %(leader)s AND {_WAITING} FOR NO KEY UPDATE
@@ -112,6 +117,7 @@ SELECT b.*,
 FROM (SELECT *, 0 AS _leader FROM leader UNION ALL SELECT *, 1 FROM alike) b
 ORDER BY b._leader, b.created_at
 """
+never_prepare(_TAKE)
 
 
 def batch_size() -> int:
