@@ -34,7 +34,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from cloud import rpc
-from cloud.dbbackend.base import never_prepare
 from cloud.compute import action_records, claims, states
 from cloud.compute.models import (
     Allocation,
@@ -44,6 +43,7 @@ from cloud.compute.models import (
     ServerGroupMember,
 )
 from cloud.compute.spawn import build_spawn_request, share_joined_image
+from cloud.dbbackend.base import never_prepare
 from cloud.network.models import Port
 
 from . import decision_metrics, prefilter
