@@ -43,7 +43,6 @@ from cloud.compute.models import (
     ServerGroupMember,
 )
 from cloud.compute.spawn import build_spawn_request, share_joined_image
-from cloud.dbbackend.base import never_prepare
 from cloud.network.models import Port
 
 from . import decision_metrics, prefilter
@@ -84,14 +83,21 @@ _I, _MEMBER, _ALLOCATION = (Instance._meta.db_table, ServerGroupMember._meta.db_
                             Allocation._meta.db_table)
 _ACTION, _PORT, _BDM = (InstanceAction._meta.db_table, Port._meta.db_table,
                         BlockDeviceMapping._meta.db_table)
-_WAITING = "NOT i.deleted AND i.task_state = %(scheduling)s AND i.host IS NULL"
+# The state is written into the statement rather than passed: the statement is prepared on the
+# server (cloud/settings.py), and a plan made for any value of a parameter could not use the
+# partial index of the waiting boots (Instance.Meta, instance_waiting_idx), whose condition names
+# the state.
+assert states.SCHEDULING.isidentifier()  # nothing to escape between the quotes
+_WAITING = f"NOT i.deleted AND i.task_state = '{states.SCHEDULING}' AND i.host IS NULL"
 # The leader (waiting for its lock, then re-checking it still waits) and the boots like it that
 # no other scheduler holds, each with its latest action's request id and whether it has ports or
-# volumes (what its spawn message needs). Written out, as manager.py's read of one instance. Never
-# prepared (cloud/dbbackend): the waiting boots and the claims it looks at grow and shrink by
-# thousands within minutes, faster than PostgreSQL analyzes them, so a plan kept from a run
-# before goes stale; planned for each run it finds the boots by the index of the waiting ones and
-# each claim by its key.
+# volumes (what its spawn message needs). Written out, as manager.py's read of one instance. It does
+# not look for a claim of each boot: a boot waiting to be scheduled has none (a claim moves it to
+# its host in the same statement, a reschedule releases it), and claims.claim_many, which checks
+# the few boots taken, refuses one that has. Asked here of every waiting boot, under a plan
+# PostgreSQL prepared while the claims table was nearly empty, it scanned every claim for every
+# waiting boot: 30 ms a batch at 2,000 claims, and decisions slowed with the backlog (2,000
+# waiting: 74-94/s; 3,000: 103/s).
 _TAKE = f"""
 WITH leader AS MATERIALIZED (
     SELECT i.* FROM {_I} i WHERE i.uuid = %(leader)s AND {_WAITING} FOR NO KEY UPDATE
@@ -105,7 +111,6 @@ WITH leader AS MATERIALIZED (
         AND i.requested_host IS NULL AND i.requested_node IS NULL AND NOT i.force_destination
         AND i.tried_hosts = '[]'::jsonb
         AND NOT EXISTS (SELECT 1 FROM {_MEMBER} m WHERE m.instance_id = i.uuid)
-        AND NOT EXISTS (SELECT 1 FROM {_ALLOCATION} a WHERE a.instance_id = i.uuid)
     ORDER BY i.created_at LIMIT %(more)s
     FOR NO KEY UPDATE SKIP LOCKED
 )
@@ -117,7 +122,6 @@ SELECT b.*,
 FROM (SELECT *, 0 AS _leader FROM leader UNION ALL SELECT *, 1 FROM alike) b
 ORDER BY b._leader, b.created_at
 """
-never_prepare(_TAKE)
 
 
 def batch_size() -> int:
@@ -250,7 +254,7 @@ def _take(leader: Instance, spec: RequestSpec) -> list[tuple[Instance, str | Non
     """The leader (first, if it still waits) and the boots taken with it, each with its request
     id and whether it has ports and volumes; all locked until the transaction ends."""
     params = {
-        "leader": leader.pk, "scheduling": states.SCHEDULING, "building": states.BUILDING,
+        "leader": leader.pk, "building": states.BUILDING,
         "vcpus": spec.vcpus, "memory_mb": spec.memory_mb, "root_gb": spec.root_gb,
         "ephemeral_gb": spec.ephemeral_gb, "zone": spec.availability_zone,
         # The same image too: filters read its properties (a container image goes to container

@@ -26,21 +26,3 @@ def test_a_statement_a_connection_runs_again_is_prepared_on_the_server() -> None
     prepared = [s for s in _prepared() if '"compute_flavor"' in s]
     assert prepared, "the flavor read was not prepared"
     assert "$1" in prepared[0]  # its parameter bound by the server, not written into the text
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL prepares; SQLite does not")
-def test_a_statement_named_never_to_prepare_is_planned_for_its_values_every_time() -> None:
-    from cloud.dbbackend.base import never_prepare
-
-    # The scheduler's take of the waiting boots is one (cloud/scheduler/batch.py).
-    take = "SELECT count(*) FROM compute_flavor WHERE flavorid <> %s AND vcpus >= 0"
-    other = "SELECT count(*) FROM compute_flavor WHERE flavorid <> %s AND vcpus >= 1"
-    never_prepare(take)
-    with connection.cursor() as cursor:
-        for flavorid in ("a", "b", "c", "d", "e", "f"):
-            cursor.execute(take, [flavorid])
-            cursor.execute(other, [flavorid])
-
-    prepared = _prepared()
-    assert any("vcpus >= 1" in s for s in prepared)  # the same statement otherwise is prepared
-    assert not any("vcpus >= 0" in s for s in prepared)
