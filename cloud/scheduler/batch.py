@@ -36,7 +36,6 @@ from django.utils import timezone
 from cloud import rpc
 from cloud.compute import action_records, claims, states
 from cloud.compute.models import (
-    Allocation,
     BlockDeviceMapping,
     Instance,
     InstanceAction,
@@ -79,8 +78,7 @@ _WEIGHT = 0.2
 # the best hosts left.
 _ROUNDS = 3
 
-_I, _MEMBER, _ALLOCATION = (Instance._meta.db_table, ServerGroupMember._meta.db_table,
-                            Allocation._meta.db_table)
+_I, _MEMBER = Instance._meta.db_table, ServerGroupMember._meta.db_table
 _ACTION, _PORT, _BDM = (InstanceAction._meta.db_table, Port._meta.db_table,
                         BlockDeviceMapping._meta.db_table)
 # The state is written into the statement rather than passed: the statement is prepared on the
