@@ -48,8 +48,8 @@ def on_guest_stats_recorded(sender: object, host: str, instance_uuids: list[str]
     try:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(
-                group_for(host), {"type": EVENT_TYPE, "uuids": instance_uuids})
+            # As instance changes: on the process's one loop, and only if a chart is open.
+            live.group_send(layer, group_for(host), {"type": EVENT_TYPE, "uuids": instance_uuids})
     except Exception:  # a missed chart point is logged, never fatal to the report
         log.warning("could not publish the statistics of host %s", host, exc_info=True)
 

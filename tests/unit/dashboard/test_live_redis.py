@@ -42,3 +42,30 @@ def test_every_change_reaches_the_listener_through_one_loop_of_the_process(redis
                             {"type": live.EVENT_TYPE, "uuid": "u-2"}]
     finally:
         async_to_sync(redis_layer.group_discard)(group, channel)
+
+
+def test_a_change_nobody_watches_sends_nothing_and_a_watched_one_still_arrives(redis_layer,
+                                                                              monkeypatch):
+    sent: list[str] = []
+    layer_send = redis_layer.group_send
+
+    async def counting_send(group, message):
+        sent.append(group)
+        await layer_send(group, message)
+
+    monkeypatch.setattr(redis_layer, "group_send", counting_send)
+    live.publish("u-1", "p-nobody")
+    assert sent == []  # no group: not handed to the loop, nothing asked of Redis but EXISTS
+
+    group = live.group_for("p-1")
+    channel = async_to_sync(redis_layer.new_channel)()
+    async_to_sync(redis_layer.group_add)(group, channel)
+    try:
+        live.publish("u-2", "p-1")
+        assert sent == [group]
+        assert async_to_sync(redis_layer.receive)(channel) == {"type": live.EVENT_TYPE,
+                                                                "uuid": "u-2"}
+    finally:
+        async_to_sync(redis_layer.group_discard)(group, channel)
+    live.publish("u-3", "p-1")  # the last member left: the group is gone from Redis
+    assert sent == [group]
