@@ -41,6 +41,7 @@ from cloud.compute.models import (
     InstanceAction,
     ServerGroupMember,
 )
+from cloud.compute.raw_rows import raw_models
 from cloud.compute.spawn import build_spawn_request, share_joined_image
 from cloud.network.models import Port
 
@@ -261,7 +262,7 @@ def _take(leader: Instance, spec: RequestSpec) -> list[tuple[Instance, str | Non
         "more": take_size() - 1,
     }
     taken = []
-    for instance in Instance.objects.raw(_TAKE, params):
+    for instance in raw_models(Instance, _TAKE, params):
         # None of them is in a group (the leader was checked; the others by the query).
         Instance.group_member.related.set_cached_value(instance, None)
         # And they boot the leader's image (the query says so): the one it was read with.

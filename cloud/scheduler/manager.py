@@ -11,6 +11,7 @@ from django.utils import timezone
 from cloud import events, rpc
 from cloud.compute import action_records, boot_metrics, claims, states
 from cloud.compute.models import Instance, InstanceFault, ServerGroupMember
+from cloud.compute.raw_rows import raw_models
 from cloud.compute.spawn import build_spawn_request, image_join, keep_joined_image
 
 from . import batch, decision_metrics
@@ -47,9 +48,12 @@ _READ_INSTANCE = (
 def _read_instance(instance_uuid: str) -> Instance | None:
     """The instance if it waits to be scheduled (not deleted, in `scheduling`, on no host)."""
     key = Instance._meta.pk.get_db_prep_value(instance_uuid, connection)
-    instance = next(iter(Instance.objects.raw(_READ_INSTANCE, [key, states.SCHEDULING])), None)
-    if instance is None:
+    # raw_models, not Instance.objects.raw: most tasks of a batch find no row (their boot was
+    # placed with another's), and RawQuerySet read the columns of the result even then.
+    found = raw_models(Instance, _READ_INSTANCE, [key, states.SCHEDULING])
+    if not found:
         return None
+    instance = found[0]
     member_id = getattr(instance, "_member_id", None)
     member = None if member_id is None else ServerGroupMember.from_db(
         connection.alias, ["id", "group_id", "instance_id"],
