@@ -25,6 +25,7 @@ from compute_agent import messages as msg
 from compute_agent.domain_xml import canonical_uuid
 from compute_agent.drivers.base import Driver, DriverError
 from compute_agent.drivers.libvirt import peers
+from compute_agent.drivers.libvirt.errors import error_text
 from compute_agent.image_cache import ImageCache
 from compute_agent.instance_files import InstanceFiles
 
@@ -54,10 +55,6 @@ def default_domain_type(uri: str) -> str:
     if scheme in ("test", "qemu", "lxc"):
         return scheme
     raise DriverError(f"no default domain type for libvirt URI {uri!r}; pass one explicitly")
-
-
-def _error_text(exc: libvirt.libvirtError) -> str:
-    return exc.get_error_message() or str(exc)
 
 
 QEMU_GROUP = "libvirt-qemu"
@@ -205,7 +202,7 @@ class LibvirtBase(Driver):
             try:
                 self._conn = libvirt.open(self.uri)
             except libvirt.libvirtError as exc:
-                raise DriverError(f"cannot connect to {self.uri}: {_error_text(exc)}") from exc
+                raise DriverError(f"cannot connect to {self.uri}: {error_text(exc)}") from exc
             self._connected(self._conn)
         return self._conn
 
@@ -245,7 +242,7 @@ class LibvirtBase(Driver):
                         LOG.warning("%s: libvirt connection lost (%s), retrying", what, exc)
                         self._drop_connection()
                         continue
-                    raise DriverError(f"{what} failed: {_error_text(exc)}") from exc
+                    raise DriverError(f"{what} failed: {error_text(exc)}") from exc
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import libvirt
 
@@ -24,14 +23,19 @@ from compute_agent import messages as msg
 from compute_agent.domain_xml import canonical_uuid, local_disk_targets
 from compute_agent.drivers.base import DriverError, MigrationCancelled, ProgressCallback
 from compute_agent.drivers.libvirt import peers
-from compute_agent.drivers.libvirt.connection import LibvirtBase, LiveMigrationJob, NoSuchInstance
+from compute_agent.drivers.libvirt.connection import (
+    LibvirtBase,
+    LiveMigrationJob,
+    NoSuchInstance,
+    T,
+)
+from compute_agent.drivers.libvirt.errors import error_text
 from compute_agent.drivers.libvirt.power import WrongState
 from compute_agent.drivers.libvirt.states import domain_power_state
 from compute_agent.instance_disks import prepare_for_migration
 
 LOG = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 PROGRESS_INTERVAL = 1.0
 # A copy still running after this long is aborted (Nova's completion timeout, for small guests);
@@ -163,8 +167,7 @@ class LiveMigrationMixin(LibvirtBase):
                                   f"{self.migration_timeout:.0f} s and was cancelled")
             if failure[0].get_error_code() == libvirt.VIR_ERR_OPERATION_ABORTED:
                 raise MigrationCancelled(CANCELLED)
-            raise DriverError(f"live migration to {dest_uri} failed: "
-                              f"{failure[0].get_error_message() or failure[0]}")
+            raise DriverError(f"live migration to {dest_uri} failed: {error_text(failure[0])}")
         LOG.info("instance %s live-migrated to %s in %.1f s", instance_uuid, dest_uri,
                  time.monotonic() - started)
         # libvirt runs it there as it ran here (a pause of ours to converge ends with the copy).
@@ -304,5 +307,4 @@ class LiveMigrationMixin(LibvirtBase):
         try:
             return fn(domain)
         except libvirt.libvirtError as exc:
-            raise DriverError(f"{what} of {instance_uuid} failed: "
-                              f"{exc.get_error_message() or exc}") from exc
+            raise DriverError(f"{what} of {instance_uuid} failed: {error_text(exc)}") from exc

@@ -19,6 +19,7 @@ import libvirt
 
 from compute_agent import messages as msg
 from compute_agent.drivers.base import DriverError
+from compute_agent.drivers.libvirt.errors import error_text
 from compute_agent.drivers.libvirt.states import domain_power_state
 
 LOG = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def open_peer(uri: str, timeout: float = CONNECT_TIMEOUT) -> libvirt.virConnect:
             raise DriverError(f"cannot reach {uri}: no answer within {timeout:.0f} s")
         result = outcome[0]
     if isinstance(result, libvirt.libvirtError):
-        raise DriverError(f"cannot connect to {uri}: {result.get_error_message() or result}")
+        raise DriverError(f"cannot connect to {uri}: {error_text(result)}")
     try:
         result.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
     except libvirt.libvirtError as exc:
@@ -143,5 +144,4 @@ def power_state_on(conn: libvirt.virConnect, uri: str, instance_uuid: str) -> st
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return msg.POWER_NOSTATE
-        raise DriverError(f"cannot ask {uri} about {instance_uuid}: "
-                          f"{exc.get_error_message() or exc}") from exc
+        raise DriverError(f"cannot ask {uri} about {instance_uuid}: {error_text(exc)}") from exc
