@@ -85,6 +85,16 @@ class AgentSpec:
     libvirt_uri: str | None = None
 
 
+def procfile_threads(queue: str) -> str:
+    """The thread count (`-c`) the Procfile gives the worker of this queue: the stacks run the
+    scheduler and conductor as a deployment does, and the Procfile is the one place that says how."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        words = line.split()
+        if "-Q" in words and words[words.index("-Q") + 1] == queue and "-c" in words:
+            return words[words.index("-c") + 1]
+    raise LookupError(f"the Procfile runs no worker of queue {queue!r} with -c")
+
+
 @dataclass
 class Stack:
     name: str
@@ -335,8 +345,7 @@ class Stack:
     # --- helpers
 
     def _celery_worker(self, queue: str, name: str) -> list[str]:
-        # The Procfile's thread counts: the scheduler 2, the conductor 4.
-        threads = "2" if queue == "scheduler" else "4"
+        threads = procfile_threads(queue)
         return [PYTHON, "-m", "cloud.worker", "-Q", queue, "-n", f"{name}@it",
                 "--pool", "threads", "-c", threads, "-l", "info", "--without-gossip",
                 "--without-mingle"]
