@@ -43,6 +43,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -167,6 +168,13 @@ def _decide(uuids: list[str]) -> list[tuple[float, int, float]]:
     return samples
 
 
+def _warm_batches(settings: Any) -> int:
+    """Batches each thread runs before the timed ones: enough for its connection to have
+    prepared every statement of a batch."""
+    options = settings.DATABASES["default"].get("OPTIONS", {})
+    return int(options.get("prepare_threshold") or 0) + 1
+
+
 def _connect(all_connected: threading.Barrier, warm_up: list[str]) -> None:
     """Open this thread's database connection and make one decision of the batch size on it (not
     counted), then wait for the other threads to do the same."""
@@ -266,7 +274,7 @@ def main() -> int:
         if args.budget is not None:
             settings.KUMO_SCHEDULER_BATCH_BUDGET_MS = args.budget
         # The threads' warm-up decisions (below) place this many more, not counted.
-        warm = args.threads * batch.take_size()
+        warm = args.threads * batch.take_size() * _warm_batches(settings)
         start = time.perf_counter()
         _populate(args.hosts, args.decisions + warm)
         print(f"{args.hosts} hosts and {args.decisions} (+ {warm} to warm up) instances to place, "
@@ -281,18 +289,21 @@ def main() -> int:
         uuids = uuids[1:]
         commit = _commit_baseline()
         connection.close()
-        # Each thread first opens its connection and makes one decision of the batch size on it,
+        # Each thread first opens its connection and makes decisions of the batch size on it,
         # not counted, as a scheduler worker that has been running does not pay for them: its
         # threads keep their connections (CONN_MAX_AGE), on which PostgreSQL prepared the batch's
-        # statements (cloud/settings.py), and Celery's producer pool is filled. (Unwarmed, the
-        # threads' first batches took 100-160 ms, about 1% of 1,000 decisions: the p99.) The
-        # instances they place are a whole batch each: the oldest waiting, as the batch takes
-        # them, so the timed tasks of those find them placed and make no decision.
+        # statements (cloud/settings.py), and Celery's producer pool is filled. A statement is
+        # prepared at its (prepare_threshold + 1)th run, so that many batches each; with one,
+        # the first two timed batches of each thread still ran their statements unprepared and
+        # took 50-80 ms, about 2% of 1,000 decisions: the p99. (Unwarmed at all, 100-160 ms.)
+        # Each warm-up task's own boot is the newest of its share, and the others it takes are
+        # the oldest waiting, as the batch takes them: every warm-up task places a whole batch,
+        # and the timed tasks of those find them placed and make no decision.
         shares = [uuids[i::args.threads] for i in range(args.threads)]
+        warm_up = [[share.pop() for _ in range(_warm_batches(settings))] for share in shares]
         with ThreadPoolExecutor(args.threads) as pool:
             # (Each waits at the barrier for all: one call per thread.)
-            list(pool.map(_connect, [threading.Barrier(args.threads)] * args.threads,
-                          [[share.pop(0)] for share in shares]))
+            list(pool.map(_connect, [threading.Barrier(args.threads)] * args.threads, warm_up))
             # The batches time themselves from here on.
             batch.time_per_boot.reset()
             load_before = os.getloadavg()[0]
