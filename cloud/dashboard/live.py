@@ -63,7 +63,9 @@ def _listened(layer: BaseChannelLayer, group: str) -> bool:
             return True  # sentinels, keyword hosts: not worth a second way to reach them
         probe = _probes.get((os.getpid(), address))
         if probe is None:
-            probe = _probes[(os.getpid(), address)] = redis.Redis.from_url(address)
+            # Never waits longer than the send it stands before (future.result's 5 s).
+            probe = _probes[(os.getpid(), address)] = redis.Redis.from_url(
+                address, socket_timeout=5, socket_connect_timeout=5)
         return bool(probe.exists(key))
     except Exception:  # noqa: BLE001 - the layer will say what is wrong; the caller logs it
         return True
