@@ -176,8 +176,8 @@ def _warm_batches(settings: Any) -> int:
 
 
 def _connect(all_connected: threading.Barrier, warm_up: list[str]) -> None:
-    """Open this thread's database connection and make one decision of the batch size on it (not
-    counted), then wait for the other threads to do the same."""
+    """Open this thread's database connection and make a decision of the batch size on it for
+    each boot of `warm_up` (not counted), then wait for the other threads to do the same."""
     _decide(warm_up)
     all_connected.wait()
 
