@@ -54,8 +54,9 @@ from .weighers import HostWeigher, best_host
 log = logging.getLogger(__name__)
 
 # How many boots one decision may place at most; 1: one at a time (manager.py alone). Every boot
-# of a batch waits for the whole batch: 8 kept the p99 of a decision at 35-41 ms at 503-646
-# decisions/s (1,000 hosts, the Procfile's 2 threads), where 16 gave 777/s at p99 60 ms.
+# of a batch waits for the whole batch: 8 kept the p99 of a decision at 35-46 ms at 444-646
+# decisions/s (1,000 hosts, the Procfile's 2 threads), where 16 gave 777/s at p99 60 ms; 6 was
+# no better on a slower machine (300-314/s at p99 45-61 ms, against 8's 370-450/s at 45-54 ms).
 DEFAULT_BATCH = 8
 # How long a batch should take, from its task's start to its end (KUMO_SCHEDULER_BATCH_BUDGET_MS;
 # 0, the default: always up to KUMO_SCHEDULER_BATCH). Every boot of a batch waits for the whole
