@@ -353,8 +353,7 @@ def one_round(stack: str, label: str, env: dict[str, str], pids: Any, boots: int
     memory = _memory(pids())
     log(f"{tag}: deletes; {boots} boots from {clients} clients; deletes")
     b = _harness(stack, env, f"{tag}-b", "--phases", "delete")
-    c = _harness(stack, env, f"{tag}-c", "--n", str(boots), "--concurrency", str(clients),
-                 "--phases", "conc", "--tag", f"{tag}c")
+    c, retried = _concurrent(stack, env, tag, boots, clients)
     d = _harness(stack, env, f"{tag}-d", "--phases", "delete", "--delete-concurrency", str(clients))
     seq, conc = a["seq"], c["conc"]
     figures = {
@@ -366,6 +365,7 @@ def one_round(stack: str, label: str, env: dict[str, str], pids: Any, boots: int
         "list_servers": a["list"]["servers_in_list"],
         "list_p50_s": a["list"]["latency_s"]["p50"],
         "cpu_s_per_delete": b["delete"]["stack_cpu_s"]["TOTAL"] / max(1, b["delete"]["servers"]),
+        "concurrent_phase_retried": retried,
         **memory,
         "phases": {"seq": seq, "list": a["list"], "delete": b["delete"], "conc": conc,
                    "delete_conc": d["delete"]},
@@ -375,6 +375,31 @@ def one_round(stack: str, label: str, env: dict[str, str], pids: Any, boots: int
         f"{figures['boots_per_s_concurrent']:.2f}/s; list p50 {figures['list_p50_s'] * 1000:.0f} "
         f"ms; RSS {figures['rss_mib']:.0f} MiB")
     return figures
+
+
+def _concurrent(stack: str, env: dict[str, str], tag: str, boots: int,
+                clients: int) -> tuple[dict[str, Any], int]:
+    """The concurrent phase, and how many times it was started again. Nova's may be started
+    again once: under the 10-client burst a scheduler's pooled connection to Placement sometimes
+    meets the server's close at the end of gunicorn's 2 s keep-alive ("Connection reset by peer"
+    on GET /allocation_candidates, so no candidates and a server in ERROR), a flake of the
+    reference's set-up that 30-start.sh explains, not a cost of Nova's. Its servers are deleted
+    first; the retry is kept in the figures. Kumo's phase is never started again."""
+    attempts = 2 if stack == "nova" else 1
+    for attempt in range(attempts):
+        try:
+            # (The failed attempt's lines are kept under its own name.)
+            name = f"{tag}-c" if attempt == 0 else f"{tag}-c-retry"
+            return _harness(stack, env, name, "--n", str(boots), "--concurrency",
+                            str(clients), "--phases", "conc", "--tag", f"{tag}c"), attempt
+        except RuntimeError as failed:
+            if attempt + 1 == attempts or "went to ERROR" not in str(failed):
+                raise
+            log(f"{tag}: a server of the concurrent phase went to ERROR; deleting and "
+                "starting the phase again")
+            _harness(stack, env, f"{tag}-c-retry-delete", "--phases", "delete",
+                     "--delete-concurrency", str(clients))
+    raise AssertionError("unreachable")
 
 
 # --- the scheduler at 1,000 hosts: Placement's query beside Kumo's decision
