@@ -297,6 +297,19 @@ def idle_rate(pids: list[int], seconds: float) -> float:
     return (cpu_seconds(pids) - cpu0) / (time.perf_counter() - start)
 
 
+def settle(name: str, pids: list[int], idle: float, *, most: float = 60.0) -> float:
+    """Wait until the other stack has gone quiet (its CPU rate over 2 s at most twice its idle
+    rate, or 0.02 CPU-s/s over it) before a round: a stack still busy with the work of its own
+    round (Nova's deletes and allocations go on after its servers are gone) would otherwise
+    share the machine with the next round of the other. At most `most` seconds; how long."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < most:
+        if idle_rate(pids, 2.0) <= max(2 * idle, idle + 0.02):
+            return time.perf_counter() - start
+    log(f"{name} did not go quiet in {most:.0f} s; going on")
+    return time.perf_counter() - start
+
+
 def _free_port() -> int:
     import socket
 
@@ -522,10 +535,12 @@ def main() -> int:
         def nova_pids() -> list[int]:
             return _pid_roots(BASE / "pids", NOVA_INFRA)
 
+        def nova_whole() -> list[int]:
+            # As the harness counts each stack's CPU: Nova with its MariaDB and RabbitMQ.
+            return _pid_roots(BASE / "pids", {"rabbitmq-wrapper"})
+
         time.sleep(10)  # the starts' own work settles first
-        # As the harness counts each stack's CPU: Nova with its MariaDB and RabbitMQ.
-        result["idle_cpu_per_s"] = {"nova": idle_rate(_pid_roots(BASE / "pids", {"rabbitmq-wrapper"}),
-                                                      args.idle_seconds),
+        result["idle_cpu_per_s"] = {"nova": idle_rate(nova_whole(), args.idle_seconds),
                                     "kumo": idle_rate(kumo.all_pids(), args.idle_seconds)}
         log("idle: Nova {nova:.3f}, Kumo {kumo:.3f} CPU-s per second".format(
             **result["idle_cpu_per_s"]))
@@ -535,8 +550,18 @@ def main() -> int:
             entry: dict[str, Any] = {}
             for stack in order:
                 env, pids = (nova_env, nova_pids) if stack == "nova" else (kumo.env, kumo.own_pids)
+                other = "kumo" if stack == "nova" else "nova"
+                others = kumo.all_pids() if other == "kumo" else nova_whole()
+                waited = settle(other, others, result["idle_cpu_per_s"][other])
+                before = cpu_seconds(others), time.perf_counter()
                 entry[stack] = one_round(stack, f"r{number}", env, pids, args.boots, args.clients,
                                          args.list_requests)
+                entry[stack]["waited_for_other_stack_s"] = waited
+                entry[stack]["other_stack_cpu_per_s"] = (
+                    (cpu_seconds(others) - before[0]) / (time.perf_counter() - before[1]))
+                log(f"{stack}r{number}: started after {waited:.0f} s waiting for {other} to go "
+                    f"quiet; {other} spent {entry[stack]['other_stack_cpu_per_s']:.3f} CPU-s/s "
+                    "during it")
             result["rounds"].append(entry)
             OUT.write_text(json.dumps(result, indent=2))  # what a later failure would lose
         kumo.stop()
