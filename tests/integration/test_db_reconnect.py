@@ -6,6 +6,8 @@ requests and boots must go through as if nothing happened."""
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 
@@ -31,9 +33,18 @@ def _boot(api, image_id: str, name: str) -> dict:
 def _end_every_session(db_name: str) -> int:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = %s AND pid <> pg_backend_pid()", (db_name,)).fetchall()
-    return sum(1 for (ended,) in rows if ended)
+        ended = [pid for pid, signalled in rows if signalled]
+        # pg_terminate_backend only signals: a backend still there answers a health check and
+        # then dies under the next query, a race a restarted database never poses (its
+        # sessions are gone). Wait until they are.
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)",
+                           (ended,)).fetchone()[0]:
+            assert time.monotonic() < deadline, "the sessions did not end"
+            time.sleep(0.05)
+    return len(ended)
 
 
 def _log_tail(stack: Stack, name: str, offset: int) -> str:
