@@ -133,6 +133,9 @@ def test_a_configured_origin_may_open_a_console(member, server, vnc, settings):
     async def scenario():
         comm = communicator(f"/console/ws?token={token}", origin=b"https://portal.example")
         assert (await comm.connect(timeout=5))[0]
+        # The guest's banner: the fake guest has counted the connection by then (its accept runs
+        # on a thread of its own, which the count read just after the disconnect could outrun).
+        assert await comm.receive_from(timeout=5) == RFB_BANNER
         await comm.disconnect()
 
     run(scenario())
